@@ -1,0 +1,242 @@
+/**
+ * Op constructors with shape inference. Each returns the output value(s) and throws, naming the op and
+ * the argument, when shapes or dtypes do not fit. Semantics are ONNX opset 17 (numpy broadcasting).
+ * Shapes in docstrings: `[..., m, k]` means any leading dims.
+ */
+import { type Dim, type DType, type TensorData, type Value, fail, numel, shapeStr } from './ir.js';
+
+const isFloat = (t: DType) => t === 'float32' || t === 'float64';
+
+function sameGraph(op: string, ...xs: Value[]): void {
+  for (const x of xs) if (x.graph !== xs[0].graph) fail(op, 'inputs belong to different graphs');
+}
+
+/** Numpy broadcast of two shapes; symbolic dims match only themselves (or 1). */
+export function broadcastShapes(op: string, a: readonly Dim[], b: readonly Dim[]): Dim[] {
+  const n = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = i < n - a.length ? 1 : a[i - (n - a.length)];
+    const db = i < n - b.length ? 1 : b[i - (n - b.length)];
+    if (da === db || db === 1) out.push(da);
+    else if (da === 1) out.push(db);
+    else fail(op, `cannot broadcast ${shapeStr(a)} with ${shapeStr(b)}`);
+  }
+  return out;
+}
+
+function binary(op: string, a: Value, b: Value): Value {
+  sameGraph(op, a, b);
+  if (a.dtype !== b.dtype) fail(op, `dtype mismatch ${a.dtype} vs ${b.dtype}`);
+  return a.graph.node(op, [a, b], [{ dtype: a.dtype, shape: broadcastShapes(op, a.shape, b.shape) }])[0];
+}
+
+/** Elementwise a + b with broadcasting. */
+export const add = (a: Value, b: Value) => binary('Add', a, b);
+/** Elementwise a − b with broadcasting. */
+export const sub = (a: Value, b: Value) => binary('Sub', a, b);
+/** Elementwise a · b with broadcasting. */
+export const mul = (a: Value, b: Value) => binary('Mul', a, b);
+/** Elementwise a / b with broadcasting. */
+export const div = (a: Value, b: Value) => binary('Div', a, b);
+/** Elementwise min(a, b) with broadcasting. */
+export const min = (a: Value, b: Value) => binary('Min', a, b);
+
+/** a < b elementwise → bool. */
+export function less(a: Value, b: Value): Value {
+  sameGraph('Less', a, b);
+  return a.graph.node('Less', [a, b], [{ dtype: 'bool', shape: broadcastShapes('Less', a.shape, b.shape) }])[0];
+}
+
+/** where(cond, a, b): a where cond is true, else b (broadcasting over all three). */
+export function where(cond: Value, a: Value, b: Value): Value {
+  sameGraph('Where', cond, a, b);
+  if (cond.dtype !== 'bool') fail('Where', `condition must be bool, got ${cond.dtype}`);
+  if (a.dtype !== b.dtype) fail('Where', `dtype mismatch ${a.dtype} vs ${b.dtype}`);
+  const shape = broadcastShapes('Where', broadcastShapes('Where', cond.shape, a.shape), b.shape);
+  return a.graph.node('Where', [cond, a, b], [{ dtype: a.dtype, shape }])[0];
+}
+
+function unary(op: string, x: Value): Value {
+  if (!isFloat(x.dtype)) fail(op, `expects a float input, got ${x.dtype}`);
+  return x.graph.node(op, [x], [{ dtype: x.dtype, shape: x.shape }])[0];
+}
+export const erf = (x: Value) => unary('Erf', x);
+export const exp = (x: Value) => unary('Exp', x);
+export const abs = (x: Value) => unary('Abs', x);
+export const neg = (x: Value) => unary('Neg', x);
+export const sign = (x: Value) => unary('Sign', x);
+export const sqrt = (x: Value) => unary('Sqrt', x);
+
+/** A scalar constant of x's dtype (float). */
+export function scalar(like: Value, v: number): Value {
+  const data = like.dtype === 'float64' ? Float64Array.of(v) : Float32Array.of(v);
+  return like.graph.constant({ dtype: like.dtype === 'float64' ? 'float64' : 'float32', dims: [], data }, 'scalar');
+}
+
+/**
+ * Numpy matmul: a [..., m, k] × b [..., k, n] → [..., m, n], batch dims broadcast. 1-D operands are
+ * not supported (reshape first).
+ */
+export function matmul(a: Value, b: Value): Value {
+  sameGraph('MatMul', a, b);
+  if (a.shape.length < 2 || b.shape.length < 2) fail('MatMul', `operands need rank ≥ 2, got ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
+  if (a.dtype !== b.dtype) fail('MatMul', `dtype mismatch ${a.dtype} vs ${b.dtype}`);
+  const [m, k] = a.shape.slice(-2);
+  const [k2, n] = b.shape.slice(-2);
+  if (k !== k2) fail('MatMul', `inner dims differ (${shapeStr(a.shape)} x ${shapeStr(b.shape)})`);
+  const batch = broadcastShapes('MatMul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return a.graph.node('MatMul', [a, b], [{ dtype: a.dtype, shape: [...batch, m, n] }])[0];
+}
+
+/**
+ * Reshape to `shape`. At most one dim may be symbolic or -1; it is inferred at run time (emitted as
+ * −1). Static element counts must agree.
+ */
+export function reshape(x: Value, shape: readonly Dim[]): Value {
+  const unknown = shape.filter((d) => typeof d === 'string' || d === -1).length;
+  if (unknown > 1) fail('Reshape', `at most one symbolic or -1 dim allowed in ${shapeStr(shape)}`);
+  const staticIn = x.shape.every((d) => typeof d === 'number');
+  let out = [...shape];
+  if (unknown === 0 && staticIn && numel(x.shape) !== numel(shape)) {
+    fail('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+  }
+  if (unknown === 1 && staticIn) {
+    const known = shape.filter((d) => typeof d === 'number' && d !== -1).reduce<number>((p, d) => p * (d as number), 1);
+    const total = numel(x.shape);
+    if (total % known !== 0) fail('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+    out = shape.map((d) => (d === -1 || typeof d === 'string' ? total / known : d));
+  }
+  const target: TensorData = {
+    dtype: 'int64',
+    dims: [shape.length],
+    data: BigInt64Array.from(shape.map((d) => BigInt(typeof d === 'string' ? -1 : d))),
+  };
+  const s = x.graph.constant(target, 'shape');
+  return x.graph.node('Reshape', [x, s], [{ dtype: x.dtype, shape: out }])[0];
+}
+
+/** Permute dims: out.shape[i] = x.shape[perm[i]]. */
+export function transpose(x: Value, perm: readonly number[]): Value {
+  if (perm.length !== x.shape.length || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
+    fail('Transpose', `perm ${shapeStr(perm)} is not a permutation of rank ${x.shape.length}`);
+  }
+  return x.graph.node('Transpose', [x], [{ dtype: x.dtype, shape: perm.map((p) => x.shape[p]) }], { perm })[0];
+}
+
+/** Swap the last two dims. */
+export function transposeLast2(x: Value): Value {
+  const r = x.shape.length;
+  const perm = [...Array(r).keys()];
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return transpose(x, perm);
+}
+
+const normAxis = (op: string, axis: number, rank: number) => {
+  const a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) fail(op, `axis ${axis} out of range for rank ${rank}`);
+  return a;
+};
+
+/** Softmax over the last axis (the only axis used here). */
+export function softmax(x: Value): Value {
+  if (!isFloat(x.dtype)) fail('Softmax', `expects float, got ${x.dtype}`);
+  return x.graph.node('Softmax', [x], [{ dtype: x.dtype, shape: x.shape }], { axis: -1 })[0];
+}
+
+/**
+ * LayerNormalization over the last axis: (x − mean)/sqrt(var + eps)·scale + bias, with scale and bias
+ * of shape [D]. The node also outputs Mean and InvStdDev ([..., 1]) for the backward pass.
+ */
+export function layerNorm(x: Value, scale: Value, bias: Value, epsilon: number): Value {
+  const d = x.shape[x.shape.length - 1];
+  if (scale.shape.length !== 1 || scale.shape[0] !== d || bias.shape.length !== 1 || bias.shape[0] !== d) {
+    fail('LayerNormalization', `scale/bias must be [${d}], got ${shapeStr(scale.shape)} / ${shapeStr(bias.shape)}`);
+  }
+  const stat = [...x.shape.slice(0, -1), 1];
+  return x.graph.node('LayerNormalization', [x, scale, bias], [
+    { dtype: x.dtype, shape: x.shape },
+    { dtype: x.dtype, shape: stat },
+    { dtype: x.dtype, shape: stat },
+  ], { axis: -1, epsilon })[0];
+}
+
+function reduce(op: string, x: Value, axes: readonly number[], keepdims: boolean): Value {
+  const r = x.shape.length;
+  const ax = axes.map((a) => normAxis(op, a, r));
+  const shape: Dim[] = [];
+  x.shape.forEach((d, i) => {
+    if (!ax.includes(i)) shape.push(d);
+    else if (keepdims) shape.push(1);
+  });
+  return x.graph.node(op, [x], [{ dtype: x.dtype, shape }], { axes: ax, keepdims: keepdims ? 1 : 0 })[0];
+}
+/** Sum over `axes`. */
+export const reduceSum = (x: Value, axes: readonly number[], keepdims = false) => reduce('ReduceSum', x, axes, keepdims);
+/** Mean over `axes`. */
+export const reduceMean = (x: Value, axes: readonly number[], keepdims = false) => reduce('ReduceMean', x, axes, keepdims);
+/** Sum of squares over `axes` (no gradient; used for fixed-point residuals). */
+export const reduceSumSquare = (x: Value, axes: readonly number[], keepdims = false) => reduce('ReduceSumSquare', x, axes, keepdims);
+
+/** Split along `axis` into pieces of the given sizes. */
+export function split(x: Value, axis: number, sizes: readonly number[]): Value[] {
+  const a = normAxis('Split', axis, x.shape.length);
+  const total = sizes.reduce((p, s) => p + s, 0);
+  if (x.shape[a] !== total) fail('Split', `sizes ${shapeStr(sizes)} do not sum to dim ${String(x.shape[a])} of ${shapeStr(x.shape)}`);
+  const s = x.graph.constant({ dtype: 'int64', dims: [sizes.length], data: BigInt64Array.from(sizes.map(BigInt)) }, 'split');
+  return x.graph.node('Split', [x, s], sizes.map((n) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === a ? n : d)) })), { axis: a });
+}
+
+/** Concatenate along `axis`. */
+export function concat(xs: readonly Value[], axis: number): Value {
+  if (xs.length === 0) fail('Concat', 'no inputs');
+  const a = normAxis('Concat', axis, xs[0].shape.length);
+  let total = 0;
+  for (const x of xs) {
+    if (x.shape.length !== xs[0].shape.length || x.shape.some((d, i) => i !== a && d !== xs[0].shape[i])) {
+      fail('Concat', `shapes ${xs.map((v) => shapeStr(v.shape)).join(' ')} differ off axis ${a}`);
+    }
+    const d = x.shape[a];
+    if (typeof d !== 'number') fail('Concat', 'symbolic concat axis');
+    total += d;
+  }
+  return xs[0].graph.node('Concat', xs, [{ dtype: xs[0].dtype, shape: xs[0].shape.map((d, i) => (i === a ? total : d)) }], { axis: a })[0];
+}
+
+/** One-hot of int64 indices [...] → float32 [..., depth]; indices outside [0, depth) give all-zero rows. */
+export function oneHot(indices: Value, depth: number): Value {
+  if (indices.dtype !== 'int64') fail('OneHot', `indices must be int64, got ${indices.dtype}`);
+  const g = indices.graph;
+  const d = g.constant({ dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(depth)) }, 'depth');
+  const values = g.constant({ dtype: 'float32', dims: [2], data: Float32Array.of(0, 1) }, 'onehot_values');
+  return g.node('OneHot', [indices, d, values], [{ dtype: 'float32', shape: [...indices.shape, depth] }], { axis: -1 })[0];
+}
+
+/** Shape of x as an int64 [rank] tensor (for ops whose output shape is only known at run time). */
+export function shapeOf(x: Value): Value {
+  return x.graph.node('Shape', [x], [{ dtype: 'int64', shape: [x.shape.length] }])[0];
+}
+
+/** Broadcast x to the shape of `like` (Expand). */
+export function expandAs(x: Value, like: Value): Value {
+  return x.graph.node('Expand', [x, shapeOf(like)], [{ dtype: x.dtype, shape: like.shape }])[0];
+}
+
+/** Zeros with the shape and dtype of `like`. */
+export function zerosLike(like: Value): Value {
+  const value: TensorData = like.dtype === 'float64'
+    ? { dtype: 'float64', dims: [1], data: Float64Array.of(0) }
+    : { dtype: 'float32', dims: [1], data: Float32Array.of(0) };
+  return like.graph.node('ConstantOfShape', [shapeOf(like)], [{ dtype: like.dtype, shape: like.shape }], { value })[0];
+}
+
+/** Cast to another dtype. */
+export function cast(x: Value, to: DType): Value {
+  return x.graph.node('Cast', [x], [{ dtype: to, shape: x.shape }], { to })[0];
+}
+
+/** Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)), built from Erf (opset 17 has no Gelu). */
+export function gelu(x: Value): Value {
+  const inner = erf(mul(x, scalar(x, Math.SQRT1_2)));
+  return mul(mul(x, scalar(x, 0.5)), add(inner, scalar(x, 1)));
+}

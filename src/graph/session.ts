@@ -1,0 +1,76 @@
+/**
+ * Runs emitted ONNX graphs in onnxruntime-node (CPU here; the CUDA execution provider in GPU images).
+ * Source: onnxruntime `js/common/lib/inference-session.ts` (InferenceSession.create / run).
+ */
+import * as ort from 'onnxruntime-node';
+import type { DType, TensorArray } from './ir.js';
+
+/** A host tensor: row-major data with its dims. */
+export interface HostTensor {
+  readonly dtype: DType;
+  readonly dims: readonly number[];
+  readonly data: TensorArray;
+}
+
+const ortType: Record<DType, 'float32' | 'float64' | 'int64' | 'bool'> = {
+  float32: 'float32',
+  float64: 'float64',
+  int64: 'int64',
+  bool: 'bool',
+};
+
+export interface SessionOptions {
+  /** Intra-op threads; default: all cores of this machine (onnxruntime's default). */
+  readonly threads?: number;
+  /** Execution providers in order of preference; default `['cpu']`. */
+  readonly executionProviders?: readonly string[];
+}
+
+/** An onnxruntime session over one model, fed and read as host tensors. */
+export class OrtSession {
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  /** @throws when onnxruntime rejects the model (the message names the node). */
+  static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<OrtSession> {
+    const session = await ort.InferenceSession.create(model, {
+      executionProviders: [...(opts.executionProviders ?? ['cpu'])],
+      intraOpNumThreads: opts.threads ?? 0,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    });
+    return new OrtSession(session);
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Runs the model; returns every requested output (default: all) as host tensors. */
+  async run(feeds: Readonly<Record<string, HostTensor>>, outputs?: readonly string[]): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) {
+      ortFeeds[name] = new ort.Tensor(ortType[t.dtype], t.data as never, [...t.dims]);
+    }
+    const res = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
+    const out: Record<string, HostTensor> = {};
+    for (const [name, t] of Object.entries(res)) {
+      out[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as TensorArray };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** float32 host tensor helper. */
+export const f32 = (dims: readonly number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims, data });
+/** float64 host tensor helper. */
+export const f64 = (dims: readonly number[], data: Float64Array): HostTensor => ({ dtype: 'float64', dims, data });
+/** int64 host tensor helper. */
+export const i64 = (dims: readonly number[], data: BigInt64Array): HostTensor => ({ dtype: 'int64', dims, data });
