@@ -1,0 +1,118 @@
+/**
+ * Baselines for the held-out L1 of a one-step student (issue 2's report): predicting the per-class
+ * mean teacher image, and a per-class ridge regression from noise to image fitted on the training
+ * pairs. Ridge is solved by conjugate gradients on (XᵀX + λI)W = XᵀY, one column per pixel, with the
+ * products on onnxruntime (a dense 1025² inverse in JS costs ~5 s per class; CG takes well under 1 s).
+ */
+import { matmulF64, transposeF64 } from '../graph/linalg.js';
+
+/** Pairs as flat float32 arrays: noise/image [n, P] with P = C·H·W, labels [n] (all 0 when unconditional). */
+export interface FlatPairs {
+  readonly n: number;
+  readonly pixels: number;
+  readonly noise: Float32Array;
+  readonly image: Float32Array;
+  readonly labels: Int32Array;
+}
+
+/** Mean |a − b| over all elements. */
+export function meanAbs(a: Float32Array | Float64Array, b: Float32Array | Float64Array): number {
+  if (a.length !== b.length) throw new Error(`meanAbs: lengths differ (${a.length} vs ${b.length})`);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
+  return s / a.length;
+}
+
+function byClass(p: FlatPairs, numClasses: number): number[][] {
+  const idx: number[][] = Array.from({ length: Math.max(numClasses, 1) }, () => []);
+  for (let i = 0; i < p.n; i++) idx[p.labels[i]].push(i);
+  return idx;
+}
+
+/** Per-class mean image [numClasses, P] (float64) of the training pairs. */
+export function classMeans(train: FlatPairs, numClasses: number): Float64Array {
+  const P = train.pixels;
+  const means = new Float64Array(Math.max(numClasses, 1) * P);
+  byClass(train, numClasses).forEach((rows, c) => {
+    for (const i of rows) for (let j = 0; j < P; j++) means[c * P + j] += train.image[i * P + j];
+    if (rows.length) for (let j = 0; j < P; j++) means[c * P + j] /= rows.length;
+  });
+  return means;
+}
+
+/** Predictions [n, P] of the class-mean baseline for `test`. */
+export function predictClassMean(means: Float64Array, test: FlatPairs): Float64Array {
+  const P = test.pixels;
+  const out = new Float64Array(test.n * P);
+  for (let i = 0; i < test.n; i++) out.set(means.subarray(test.labels[i] * P, (test.labels[i] + 1) * P), i * P);
+  return out;
+}
+
+/**
+ * Per-class ridge regression image ≈ [noise, 1]·W, λ = `lambdaPerSample`·n_c on the weights (not the bias).
+ * @returns W per class, each [(P+1), P] float64.
+ */
+export async function fitRidge(train: FlatPairs, numClasses: number, lambdaPerSample = 0.1, iterations = 60): Promise<Float64Array[]> {
+  const P = train.pixels;
+  const F = P + 1;
+  const out: Float64Array[] = [];
+  for (const rows of byClass(train, numClasses)) {
+    const n = rows.length;
+    if (n === 0) throw new Error('fitRidge: a class has no training pairs; generate more pairs');
+    const X = new Float64Array(n * F);
+    const Y = new Float64Array(n * P);
+    rows.forEach((i, r) => {
+      for (let j = 0; j < P; j++) X[r * F + j] = train.noise[i * P + j];
+      X[r * F + P] = 1;
+      for (let j = 0; j < P; j++) Y[r * P + j] = train.image[i * P + j];
+    });
+    const Xt = transposeF64(X, n, F);
+    const A = await matmulF64(Xt, X, F, n, F);
+    const lambda = lambdaPerSample * n;
+    for (let j = 0; j < P; j++) A[j * F + j] += lambda; // no penalty on the bias row
+    A[P * F + P] += 1e-6 * n;
+    out.push(await conjugateGradients(A, await matmulF64(Xt, Y, F, n, P), F, P, iterations));
+  }
+  return out;
+}
+
+/** Solves A·W = B for SPD A [F,F] and B [F,R], column-wise CG with the products on onnxruntime. */
+async function conjugateGradients(A: Float64Array, B: Float64Array, F: number, R: number, iterations: number): Promise<Float64Array> {
+  const W = new Float64Array(F * R);
+  const res = B.slice();
+  const dir = B.slice();
+  const rr = colDots(res, res, F, R);
+  for (let it = 0; it < iterations; it++) {
+    const Ad = await matmulF64(A, dir, F, F, R);
+    const dAd = colDots(dir, Ad, F, R);
+    const alpha = rr.map((v, c) => (dAd[c] > 0 ? v / dAd[c] : 0));
+    for (let i = 0; i < F; i++) for (let c = 0; c < R; c++) {
+      W[i * R + c] += alpha[c] * dir[i * R + c];
+      res[i * R + c] -= alpha[c] * Ad[i * R + c];
+    }
+    const rrNew = colDots(res, res, F, R);
+    for (let i = 0; i < F; i++) for (let c = 0; c < R; c++) dir[i * R + c] = res[i * R + c] + (rr[c] > 0 ? rrNew[c] / rr[c] : 0) * dir[i * R + c];
+    rr.set(rrNew);
+  }
+  return W;
+}
+
+function colDots(a: Float64Array, b: Float64Array, F: number, R: number): Float64Array {
+  const d = new Float64Array(R);
+  for (let i = 0; i < F; i++) for (let c = 0; c < R; c++) d[c] += a[i * R + c] * b[i * R + c];
+  return d;
+}
+
+/** Predictions [n, P] of the ridge baseline for `test`. */
+export async function predictRidge(W: Float64Array[], test: FlatPairs): Promise<Float64Array> {
+  const P = test.pixels;
+  const F = P + 1;
+  const out = new Float64Array(test.n * P);
+  for (let i = 0; i < test.n; i++) {
+    const x = new Float64Array(F);
+    for (let j = 0; j < P; j++) x[j] = test.noise[i * P + j];
+    x[P] = 1;
+    out.set(await matmulF64(x, W[test.labels[i]], 1, F, P), i * P);
+  }
+  return out;
+}

@@ -1,0 +1,105 @@
+/**
+ * The ort training engine: GET's forward and its generated backward graph in one onnxruntime session.
+ * Parameters are graph inputs, fed from the flat ParamStore each step; the session returns the loss,
+ * the per-iteration L1 and one gradient per parameter, which are gathered into one flat array for
+ * AdamW. Source: DESIGN.md "Engines".
+ */
+import { Graph } from '../graph/ir.js';
+import { gradients } from '../graph/autodiff.js';
+import { toOnnx } from '../graph/onnx.js';
+import { type HostTensor, OrtSession } from '../graph/session.js';
+import type { GetConfig } from '../get/config.js';
+import { numTokens } from '../get/config.js';
+import { buildGet, trainingObjective, type ParamSpec } from '../get/model.js';
+import type { ParamStore } from './params.js';
+
+/** One mini-batch of pairs. */
+export interface PairBatch {
+  /** N(0, I) noise [B,C,H,W] float32. */
+  readonly noise: Float32Array;
+  /** Teacher image [B,C,H,W] float32. */
+  readonly image: Float32Array;
+  /** Class labels [B] (conditional models). */
+  readonly labels: Int32Array | null;
+}
+
+export interface StepResult {
+  /** Weighted fixed-point-correction loss. */
+  readonly loss: number;
+  /** L1 of each decoded iterate x̂_1 … x̂_K. */
+  readonly l1: readonly number[];
+}
+
+export class OrtTrainingEngine {
+  private constructor(
+    readonly cfg: GetConfig,
+    readonly batch: number,
+    readonly iterations: number,
+    readonly specs: readonly ParamSpec[],
+    private readonly session: OrtSession,
+    /** Floating-point operations of one step (forward + backward), counted from the graph's MatMuls ×3. */
+    readonly flopsPerStep: number,
+  ) {}
+
+  /**
+   * Builds the training graph for a fixed batch size and compiles it.
+   * @throws when the config is inconsistent (see resolveConfig) or onnxruntime rejects the graph.
+   */
+  static async create(cfg: GetConfig, batch: number, iterations = 6, threads?: number): Promise<OrtTrainingEngine> {
+    const g = new Graph('get_train');
+    const m = buildGet(g, cfg, batch);
+    const { loss, l1 } = trainingObjective(m, batch, iterations);
+    const forwardFlops = matmulFlops(g);
+    const grads = gradients(loss, g.params);
+    const outputs: Record<string, (typeof grads)[number]> = { loss };
+    l1.forEach((v, k) => (outputs[`l1_${k + 1}`] = v));
+    g.params.forEach((p, i) => (outputs[`grad:${p.name}`] = grads[i]));
+    const session = await OrtSession.create(toOnnx(g, { outputs }), { threads });
+    return new OrtTrainingEngine(cfg, batch, iterations, m.specs, session, 3 * forwardFlops);
+  }
+
+  /**
+   * Computes loss and gradients at `params` for one batch; writes the flat gradient into `grad`.
+   * @param z0 fixed-point start state [B,N,D] float32, N(0, I).
+   */
+  async step(params: ParamStore, data: PairBatch, z0: Float32Array, grad: Float32Array): Promise<StepResult> {
+    const { channels: C, imageSize: H, hiddenSize: D } = this.cfg;
+    const B = this.batch;
+    const feeds: Record<string, HostTensor> = {
+      noise: { dtype: 'float32', dims: [B, C, H, H], data: data.noise },
+      image: { dtype: 'float32', dims: [B, C, H, H], data: data.image },
+      z0: { dtype: 'float32', dims: [B, numTokens(this.cfg), D], data: z0 },
+    };
+    if (this.cfg.numClasses > 0) {
+      if (!data.labels) throw new Error('a conditional model needs class labels in every batch');
+      feeds.class_labels = { dtype: 'int64', dims: [B], data: BigInt64Array.from(data.labels, (v) => BigInt(v)) };
+    }
+    for (const s of this.specs) feeds[s.name] = { dtype: 'float32', dims: s.shape, data: params.view(s.name) };
+    const out = await this.session.run(feeds);
+    for (const s of this.specs) {
+      const o = params.offsets.get(s.name)!;
+      grad.set(out[`grad:${s.name}`].data as Float32Array, o.offset);
+    }
+    return {
+      loss: (out.loss.data as Float32Array)[0],
+      l1: Array.from({ length: this.iterations }, (_, k) => (out[`l1_${k + 1}`].data as Float32Array)[0]),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** 2·m·k·n summed over the MatMul nodes of a graph with static shapes (the dominant cost of GET). */
+export function matmulFlops(g: Graph): number {
+  let flops = 0;
+  for (const n of g.nodes) {
+    if (n.op !== 'MatMul') continue;
+    const a = n.inputs[0];
+    const out = n.outputs[0].shape as number[];
+    const k = a.shape[a.shape.length - 1] as number;
+    flops += 2 * k * out.reduce((x, y) => x * y, 1);
+  }
+  return flops;
+}
