@@ -22,8 +22,7 @@ export function fmix32(h: number): number {
 /** The xoroshiro128+ state for a seed (four well-mixed, never all-zero words). */
 export function seedState(seed: number): number[] {
   const st = [1, 2, 3, 4].map((k) => fmix32((seed + Math.imul(k, 0x9e3779b9)) | 0));
-  if (st.every((w) => w === 0)) st[0] = 1;
-  return st;
+  return st.some((w) => w !== 0) ? st : [1, 0, 0, 0];
 }
 
 export class Rng {

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/**
+ * `get-distill`: the command line. `distill` runs the whole pipeline on one machine with embedded
+ * defaults (dataset → teacher → pairs → GET → one-step samples → report).
+ * Errors a user can fix print one line and exit 2.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT_USAGE, UsageError } from '../util/errors.js';
+import { distillCommand } from './distill.js';
+
+export function buildProgram(): Command {
+  const program = new Command('get-distill')
+    .description('One-step diffusion distillation with the Generative Equilibrium Transformer (GET)')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  program.addCommand(distillCommand());
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; commander already printed its one-line error otherwise.
+      process.exit(e.exitCode === 0 ? 0 : EXIT_USAGE);
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`get-distill: ${e.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    throw e;
+  }
+}
+
+export { Option };
+await main(process.argv);

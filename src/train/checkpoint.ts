@@ -1,0 +1,115 @@
+/**
+ * Training checkpoints (data contract, docs/data-contracts.md):
+ * - `checkpoint-<step, 9 digits>.safetensors`: float32 tensors `params.<name>`, `ema.<name>`,
+ *   `adam_m.<name>`, `adam_v.<name>` for every GET parameter (names as in locuslab/get
+ *   models/get.py), metadata `format` = `get-distill-checkpoint/1` and `state` = JSON of
+ *   {@link CheckpointState}.
+ * - `latest.json`: {step, file, sha256, bytes}, written last, atomically; rotation keeps the newest K.
+ * A checkpoint is complete when `latest.json` names it; a killed run resumes from there.
+ */
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { decodeSafetensors, encodeSafetensors } from '../data/safetensors.js';
+import type { TensorData } from '../graph/ir.js';
+import { GetConfigSchema } from '../get/config.js';
+import type { ParamSpec } from '../get/model.js';
+import { UsageError } from '../util/errors.js';
+import { sha256Hex, writeFileAtomic } from '../util/fsutil.js';
+import { AdamWConfigSchema, EmaConfigSchema } from './optim.js';
+import { ParamStore } from './params.js';
+
+export const CHECKPOINT_FORMAT = 'get-distill-checkpoint/1';
+
+export const CheckpointStateSchema = z.object({
+  step: z.number().int().nonnegative(),
+  imagesSeen: z.number().int().nonnegative(),
+  adamSteps: z.number().int().nonnegative(),
+  config: GetConfigSchema,
+  optimizer: AdamWConfigSchema,
+  ema: EmaConfigSchema,
+  batch: z.number().int().positive(),
+  iterations: z.number().int().positive(),
+  seed: z.number().int(),
+  /** sha256 of the pair dataset's manifest.json the run trains on. */
+  dataManifestSha256: z.string(),
+  /** Last logged training loss (for progress displays). */
+  loss: z.number().nullable(),
+}).strict();
+export type CheckpointState = z.infer<typeof CheckpointStateSchema>;
+
+const LatestSchema = z.object({ step: z.number().int().nonnegative(), file: z.string().regex(/^checkpoint-\d{9}\.safetensors$/), sha256: z.string(), bytes: z.number().int() }).strict();
+
+export interface Checkpoint {
+  readonly state: CheckpointState;
+  readonly params: ParamStore;
+  readonly ema: ParamStore;
+  readonly adamM: ParamStore;
+  readonly adamV: ParamStore;
+}
+
+const fileFor = (step: number) => `checkpoint-${String(step).padStart(9, '0')}.safetensors`;
+
+/** Writes a checkpoint, then `latest.json`, then removes all but the newest `keep`. */
+export async function saveCheckpoint(dir: string, ck: Checkpoint, keep: number): Promise<string> {
+  const tensors: Record<string, TensorData> = {};
+  const groups: [string, ParamStore][] = [['params', ck.params], ['ema', ck.ema], ['adam_m', ck.adamM], ['adam_v', ck.adamV]];
+  for (const s of ck.params.specs) {
+    for (const [prefix, store] of groups) tensors[`${prefix}.${s.name}`] = { dtype: 'float32', dims: s.shape, data: store.view(s.name) };
+  }
+  const bytes = encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, state: JSON.stringify(ck.state) });
+  const file = fileFor(ck.state.step);
+  await writeFileAtomic(join(dir, file), bytes);
+  await writeFileAtomic(join(dir, 'latest.json'), `${JSON.stringify({ step: ck.state.step, file, sha256: sha256Hex(bytes), bytes: bytes.length }, null, 2)}\n`);
+  const old = (await readdir(dir)).filter((f) => /^checkpoint-\d{9}\.safetensors$/.test(f)).sort().slice(0, -keep);
+  await Promise.all(old.map((f) => rm(join(dir, f), { force: true })));
+  return join(dir, file);
+}
+
+/** True when `dir/latest.json` exists. */
+export async function hasCheckpoint(dir: string): Promise<boolean> {
+  return readFile(join(dir, 'latest.json')).then(() => true, () => false);
+}
+
+/**
+ * Loads the checkpoint named by `dir/latest.json`, verifying its sha256 and that every parameter of
+ * `specs` is present with its shape.
+ * @throws UsageError naming the file when it is missing, truncated, corrupt or of another model.
+ */
+export async function loadLatestCheckpoint(dir: string, specs: readonly ParamSpec[]): Promise<Checkpoint> {
+  const latestPath = join(dir, 'latest.json');
+  let latest: z.infer<typeof LatestSchema>;
+  try {
+    latest = LatestSchema.parse(JSON.parse(await readFile(latestPath, 'utf8')));
+  } catch (e) {
+    throw new UsageError(`${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0]})`);
+  }
+  const path = join(dir, latest.file);
+  const bytes = await readFile(path).catch(() => {
+    throw new UsageError(`${path}: checkpoint named by latest.json is missing`);
+  });
+  if (bytes.length !== latest.bytes || sha256Hex(bytes) !== latest.sha256) {
+    throw new UsageError(`${path}: checkpoint is corrupt or truncated (size/sha256 differ from latest.json); delete it and latest.json to restart, or restore the file`);
+  }
+  let st;
+  try {
+    st = decodeSafetensors(bytes, path);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (st.metadata.format !== CHECKPOINT_FORMAT) throw new UsageError(`${path}: format "${st.metadata.format}" is not ${CHECKPOINT_FORMAT}`);
+  const parsed = CheckpointStateSchema.safeParse(JSON.parse(st.metadata.state ?? 'null'));
+  if (!parsed.success) throw new UsageError(`${path}: invalid checkpoint state (${parsed.error.issues[0]?.message})`);
+  const stores = ['params', 'ema', 'adam_m', 'adam_v'].map((prefix) => {
+    const store = new ParamStore(specs);
+    for (const s of specs) {
+      const t = st.tensors[`${prefix}.${s.name}`];
+      if (!t || t.dtype !== 'float32' || t.dims.join() !== s.shape.join()) {
+        throw new UsageError(`${path}: tensor ${prefix}.${s.name} is missing or not float32 [${s.shape.join(',')}]; the checkpoint belongs to another model`);
+      }
+      store.view(s.name).set(t.data as Float32Array);
+    }
+    return store;
+  });
+  return { state: parsed.data, params: stores[0], ema: stores[1], adamM: stores[2], adamV: stores[3] };
+}

@@ -1,0 +1,56 @@
+/**
+ * Progress bars (cli-progress) on stderr for long stages, and the closing summary. On a terminal
+ * the bars redraw in place; elsewhere (CI, logs) they print a line every few seconds.
+ */
+import cliProgress from 'cli-progress';
+
+export interface Bar {
+  update(value: number, total: number, payload?: Record<string, string>): void;
+  stop(): void;
+}
+
+export class Progress {
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
+
+  /** A bar for one stage; `unit` names what is counted (pairs, steps …). */
+  bar(stage: string, unit: string): Bar {
+    const b = new cliProgress.SingleBar({
+      format: `${stage.padEnd(24)} |{bar}| {value}/{total} ${unit} | {rate}/s | {duration_formatted} elapsed, ETA {eta_formatted}{extra}`,
+      stream: this.stream,
+      noTTYOutput: true,
+      notTTYSchedule: 5000,
+      hideCursor: true,
+      etaBuffer: 50,
+      fps: 5,
+    }, cliProgress.Presets.shades_classic);
+    let started = false;
+    const t0 = performance.now();
+    return {
+      update: (value, total, payload) => {
+        const rate = value / Math.max(1e-9, (performance.now() - t0) / 1000);
+        const extra = payload ? ` | ${Object.entries(payload).map(([k, v]) => `${k} ${v}`).join(' ')}` : '';
+        if (!started) {
+          b.start(total, value, { rate: rate.toFixed(1), extra });
+          started = true;
+        } else {
+          b.setTotal(total);
+          b.update(value, { rate: rate.toFixed(1), extra });
+        }
+      },
+      stop: () => {
+        if (started) b.stop();
+      },
+    };
+  }
+
+  /** One informational line. */
+  note(line: string): void {
+    this.stream.write(`${line}\n`);
+  }
+
+  /** The closing summary: aligned key/value lines. */
+  summary(rows: readonly [string, string][]): void {
+    const w = Math.max(...rows.map(([k]) => k.length));
+    this.stream.write(`\nGET Distill summary\n${rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n`);
+  }
+}
