@@ -1,0 +1,579 @@
+/**
+ * Pair shards, the dataset manifest, and the streaming mini-batch reader used by training.
+ *
+ * DATA CONTRACT (format `get-distill/pairs`, version 1; full text in docs/data-contracts.md):
+ * - Shard: one safetensors file per seed range [start, end), named
+ *   `pairs-<start:10 digits>-<end:10 digits>.safetensors` (zero-padded so name order = seed order), with
+ *   tensors `noise` F32 [n, C, H, W] (the seed's N(0, I) noise, seeds.ts), `image` F32 [n, C, H, W] (the
+ *   teacher's sample from that noise, in [−1, 1]), and `label` I64 [n] for conditional teachers; n = end −
+ *   start and row i belongs to seed start + i. Metadata (strings): `format` = "get-distill/pairs",
+ *   `format_version` = "1", `teacher` (teacher id), `sampler` (canonical JSON: keys sorted),
+ *   `seed_start`, `seed_end` (decimal).
+ * - Manifest `manifest.json` in the same folder, written last: format, formatVersion, dataset, teacher,
+ *   sampler, imageShape, numClasses, conditional, shards [{file, sha256, bytes, seedStart, seedEnd, count}]
+ *   (sorted by seedStart, non-overlapping), totalPairs, createdAt (ISO 8601). A folder without a manifest
+ *   is an unfinished generation. Every file is written to a temporary name in the same folder and renamed.
+ *
+ * Source: DESIGN.md "Data contracts"; get-reference.md §5 (the reference stores pickled noise/image
+ * files per seed block; this project stores safetensors per seed range instead).
+ * File I/O stays in the four small functions under "storage" so it can move behind an object store.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { mersenne } from 'pure-rand/generator/mersenne';
+import { uniformInt } from 'pure-rand/distribution/uniformInt';
+import { z } from 'zod';
+import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
+import { type SampleShape, type SeedRange, SEED_LIMIT, checkSeedRange } from './seeds.js';
+
+export const PAIR_FORMAT = 'get-distill/pairs';
+export const PAIR_FORMAT_VERSION = 1;
+export const MANIFEST_FILE = 'manifest.json';
+
+// ---------------------------------------------------------------------------------------------- storage
+
+async function readBytes(path: string): Promise<Uint8Array> {
+  return new Uint8Array(await readFile(path));
+}
+
+/** Size in bytes, or undefined when the file does not exist. */
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Writes via a temporary file in the same folder + fsync + rename, so readers never see a partial file. */
+async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ shards
+
+/** The pairs of one seed range, in memory. */
+export interface PairShard {
+  /** Teacher id (e.g. `gmm:mnist` or an ONNX model digest). */
+  readonly teacher: string;
+  /** Sampler description, JSON-serialisable (e.g. {name: 'heun', steps: 18, sigmaMin, sigmaMax, rho}). */
+  readonly sampler: Readonly<Record<string, unknown>>;
+  readonly seeds: SeedRange;
+  readonly shape: SampleShape;
+  /** float32 [n, C, H, W], N(0, I) noise of seeds start..end−1. */
+  readonly noise: Float32Array;
+  /** float32 [n, C, H, W], the teacher's image for each noise, in [−1, 1]. */
+  readonly image: Float32Array;
+  /** int32 [n] class labels (stored as I64), present iff the teacher is conditional. */
+  readonly label?: Int32Array;
+}
+
+/** A shard as listed in the manifest. `file` is a bare name inside the dataset folder. */
+export interface ShardEntry {
+  readonly file: string;
+  /** Lowercase hex sha256 of the whole file. */
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly seedStart: number;
+  readonly seedEnd: number;
+  readonly count: number;
+}
+
+/** What `writeShard` returns: the manifest entry plus the seed range. */
+export interface WrittenShard extends ShardEntry {
+  readonly seeds: SeedRange;
+}
+
+/** A shard read back, with the file's digest and size. */
+export interface LoadedShard extends PairShard {
+  readonly sha256: string;
+  readonly bytes: number;
+}
+
+export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** `pairs-0000000000-0000001024.safetensors` for [0, 1024): 10 digits fit every seed < 2^31. */
+export function shardFileName(range: SeedRange): string {
+  checkSeedRange(range);
+  const p = (x: number): string => String(x).padStart(10, '0');
+  return `pairs-${p(range.start)}-${p(range.end)}.safetensors`;
+}
+
+/** JSON with object keys sorted at every level, so equal content serialises identically. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+      : v,
+  );
+}
+
+function checkShardArrays(s: PairShard, where: string): number {
+  checkSeedRange(s.seeds);
+  const n = s.seeds.end - s.seeds.start;
+  const { channels: c, height: h, width: w } = s.shape;
+  if (![c, h, w].every((d) => Number.isInteger(d) && d > 0)) throw new Error(`${where}: invalid image shape [${c},${h},${w}]`);
+  const size = n * c * h * w;
+  if (s.noise.length !== size) throw new Error(`${where}: noise has ${s.noise.length} values, expected ${size} = [${n},${c},${h},${w}]`);
+  if (s.image.length !== size) throw new Error(`${where}: image has ${s.image.length} values, expected ${size} = [${n},${c},${h},${w}]`);
+  if (s.label && s.label.length !== n) throw new Error(`${where}: label has ${s.label.length} values, expected ${n}`);
+  for (let i = 0; i < size; i++) {
+    if (!Number.isFinite(s.noise[i]) || !Number.isFinite(s.image[i])) {
+      throw new Error(`${where}: non-finite value at pair ${Math.floor(i / (c * h * w))} (seed ${s.seeds.start + Math.floor(i / (c * h * w))})`);
+    }
+  }
+  if (s.label) for (let i = 0; i < n; i++) if (s.label[i] < 0) throw new Error(`${where}: negative label ${s.label[i]} at pair ${i}`);
+  return n;
+}
+
+/** Serialises a shard (pure; byte-identical for equal content). @throws Error on inconsistent arrays. */
+export function encodeShard(shard: PairShard): Uint8Array {
+  const n = checkShardArrays(shard, 'encodeShard');
+  const { channels: c, height: h, width: w } = shard.shape;
+  const tensors = {
+    noise: { dtype: 'float32' as const, dims: [n, c, h, w], data: shard.noise },
+    image: { dtype: 'float32' as const, dims: [n, c, h, w], data: shard.image },
+    ...(shard.label ? { label: { dtype: 'int64' as const, dims: [n], data: BigInt64Array.from(shard.label, (v) => BigInt(v)) } } : {}),
+  };
+  return encodeSafetensors(tensors, {
+    format: PAIR_FORMAT,
+    format_version: String(PAIR_FORMAT_VERSION),
+    teacher: shard.teacher,
+    sampler: canonicalJson(shard.sampler),
+    seed_start: String(shard.seeds.start),
+    seed_end: String(shard.seeds.end),
+  });
+}
+
+/**
+ * Parses and validates shard bytes: safetensors structure, format/version, seed range, tensor set
+ * (`noise`, `image`, optional `label`, nothing else), dtypes, shapes agreeing with n = end − start,
+ * finite values, labels in [0, 2^31).
+ * @throws Error `<source>: <problem>`.
+ */
+export function decodeShard(bytes: Uint8Array, source: string): PairShard {
+  const { tensors, metadata: m } = decodeSafetensors(bytes, source);
+  const bad = (msg: string): Error => new Error(`${source}: invalid pair shard: ${msg}`);
+  if (m.format !== PAIR_FORMAT) throw bad(`metadata format is ${JSON.stringify(m.format)}, expected "${PAIR_FORMAT}"`);
+  if (m.format_version !== String(PAIR_FORMAT_VERSION)) {
+    throw bad(`format_version ${JSON.stringify(m.format_version)} is not supported (this build reads ${PAIR_FORMAT_VERSION}); regenerate the shards or upgrade`);
+  }
+  if (!m.teacher) throw bad('metadata teacher is missing');
+  let sampler: unknown;
+  try {
+    sampler = JSON.parse(m.sampler ?? '');
+  } catch {
+    throw bad('metadata sampler is not JSON');
+  }
+  if (typeof sampler !== 'object' || sampler === null || Array.isArray(sampler)) throw bad('metadata sampler is not a JSON object');
+  const seeds = { start: Number(m.seed_start), end: Number(m.seed_end) };
+  try {
+    checkSeedRange(seeds);
+  } catch (e) {
+    throw bad(`metadata seed_start/seed_end: ${(e as Error).message}`);
+  }
+  for (const name of Object.keys(tensors)) if (!['noise', 'image', 'label'].includes(name)) throw bad(`unexpected tensor '${name}'`);
+  const { noise, image, label } = tensors;
+  if (!noise || !image) throw bad(`missing tensor '${noise ? 'image' : 'noise'}'`);
+  const n = seeds.end - seeds.start;
+  for (const [name, t] of [['noise', noise], ['image', image]] as const) {
+    if (t.dtype !== 'float32') throw bad(`${name} is ${t.dtype}, expected float32`);
+    if (t.dims.length !== 4 || t.dims[0] !== n) throw bad(`${name} shape [${t.dims.join(',')}], expected [${n}, C, H, W] for seeds [${seeds.start}, ${seeds.end})`);
+  }
+  if (noise.dims.join(',') !== image.dims.join(',')) throw bad(`noise [${noise.dims.join(',')}] and image [${image.dims.join(',')}] shapes differ`);
+  let labels: Int32Array | undefined;
+  if (label) {
+    if (label.dtype !== 'int64' || label.dims.length !== 1 || label.dims[0] !== n) throw bad(`label is ${label.dtype} [${label.dims.join(',')}], expected int64 [${n}]`);
+    const raw = label.data as BigInt64Array;
+    labels = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      if (raw[i] < 0n || raw[i] >= BigInt(SEED_LIMIT)) throw bad(`label ${raw[i]} at pair ${i} is out of range`);
+      labels[i] = Number(raw[i]);
+    }
+  }
+  const shard: PairShard = {
+    teacher: m.teacher,
+    sampler: sampler as Record<string, unknown>,
+    seeds,
+    shape: { channels: noise.dims[1], height: noise.dims[2], width: noise.dims[3] },
+    noise: noise.data as Float32Array,
+    image: image.data as Float32Array,
+    ...(labels ? { label: labels } : {}),
+  };
+  checkShardArrays(shard, source);
+  return shard;
+}
+
+/**
+ * Writes a shard into `dir` (created if needed) as `shardFileName(shard.seeds)`, atomically.
+ * @returns the manifest entry: bare file name, sha256, size in bytes, pair count, seed range.
+ * @throws Error on inconsistent arrays or I/O failure.
+ */
+export async function writeShard(dir: string, shard: PairShard): Promise<WrittenShard> {
+  const bytes = encodeShard(shard);
+  const file = shardFileName(shard.seeds);
+  await writeAtomic(join(dir, file), bytes);
+  const { start, end } = shard.seeds;
+  return { file, sha256: sha256Hex(bytes), bytes: bytes.length, seedStart: start, seedEnd: end, count: end - start, seeds: { start, end } };
+}
+
+/**
+ * Reads and validates a shard file; when `expectedSha256` is given, the file's digest must match.
+ * @throws Error naming the path: unreadable file, digest mismatch, or any `decodeShard` problem.
+ */
+export async function readShard(path: string, expectedSha256?: string): Promise<LoadedShard> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBytes(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read shard (${(e as Error).message})`);
+  }
+  const sha256 = sha256Hex(bytes);
+  if (expectedSha256 !== undefined && sha256 !== expectedSha256.toLowerCase()) {
+    throw new Error(`${path}: sha256 ${sha256} does not match the manifest's ${expectedSha256} (corrupt or replaced shard; regenerate its seed range)`);
+  }
+  return { ...decodeShard(bytes, path), sha256, bytes: bytes.length };
+}
+
+// ---------------------------------------------------------------------------------------------- manifest
+
+const int = z.number().int();
+const ShardEntrySchema = z.object({
+  file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors$/, 'must be a bare *.safetensors file name'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+  bytes: int.positive(),
+  seedStart: int.min(0).max(SEED_LIMIT - 1),
+  seedEnd: int.min(1).max(SEED_LIMIT),
+  count: int.positive(),
+});
+const ManifestSchema = z.object({
+  format: z.literal(PAIR_FORMAT),
+  formatVersion: z.literal(PAIR_FORMAT_VERSION),
+  dataset: z.string().min(1),
+  teacher: z.string().min(1),
+  sampler: z.record(z.string(), z.unknown()),
+  imageShape: z.object({ channels: int.positive(), height: int.positive(), width: int.positive() }),
+  numClasses: int.min(0),
+  conditional: z.boolean(),
+  shards: z.array(ShardEntrySchema).min(1),
+  totalPairs: int.positive(),
+  createdAt: z.iso.datetime({ offset: true }),
+});
+
+/** The dataset manifest (`manifest.json`). Unknown extra keys are ignored when read. */
+export type DatasetManifest = z.infer<typeof ManifestSchema>;
+
+/** What the writer supplies; format, version, totalPairs and (by default) createdAt are filled in. */
+export interface ManifestInput {
+  /** Source data of the teacher, e.g. `mnist` (free-form id). */
+  readonly dataset: string;
+  readonly teacher: string;
+  readonly sampler: Readonly<Record<string, unknown>>;
+  readonly imageShape: SampleShape;
+  /** Classes of the label space (0 allowed for unconditional data). */
+  readonly numClasses: number;
+  readonly conditional: boolean;
+  /** Entries as returned by `writeShard` (extra keys such as `seeds` are dropped). */
+  readonly shards: readonly ShardEntry[];
+  readonly createdAt?: string;
+}
+
+/** Cross-field rules zod cannot express: counts, totals, seed-range overlap, unique files, classes. */
+function checkManifestRules(m: DatasetManifest): string | undefined {
+  const files = new Set<string>();
+  let total = 0;
+  let prevEnd = -1;
+  for (const s of m.shards) {
+    if (s.seedEnd <= s.seedStart) return `shard ${s.file}: seedEnd ${s.seedEnd} must exceed seedStart ${s.seedStart}`;
+    if (s.count !== s.seedEnd - s.seedStart) return `shard ${s.file}: count ${s.count} does not match its seed range [${s.seedStart}, ${s.seedEnd}) (${s.seedEnd - s.seedStart} seeds)`;
+    if (files.has(s.file)) return `shard ${s.file} is listed twice`;
+    files.add(s.file);
+    if (s.seedStart < prevEnd) return `shard ${s.file}: seed range [${s.seedStart}, ${s.seedEnd}) overlaps the previous shard or is out of order (shards must be sorted by seedStart)`;
+    prevEnd = s.seedEnd;
+    total += s.count;
+  }
+  if (total !== m.totalPairs) return `totalPairs ${m.totalPairs} does not match the sum of shard counts ${total}`;
+  if (m.conditional && m.numClasses < 1) return 'a conditional dataset needs numClasses >= 1';
+  return undefined;
+}
+
+/** Checks that every listed shard exists with the listed size (and digest when `sha256`). */
+async function checkShardFiles(dir: string, m: DatasetManifest, verify: 'size' | 'sha256', where: string): Promise<void> {
+  for (const s of m.shards) {
+    const path = join(dir, s.file);
+    const size = await fileSize(path);
+    if (size === undefined) throw new Error(`${where}: shard ${s.file} is missing (expected at ${path}); regenerate seeds [${s.seedStart}, ${s.seedEnd})`);
+    if (size !== s.bytes) throw new Error(`${where}: shard ${s.file} has ${size} bytes, the manifest lists ${s.bytes} (truncated or replaced)`);
+    if (verify === 'sha256') {
+      const digest = sha256Hex(await readBytes(path));
+      if (digest !== s.sha256) throw new Error(`${where}: shard ${s.file} sha256 ${digest} does not match the manifest's ${s.sha256}`);
+    }
+  }
+}
+
+/**
+ * Writes `manifest.json` into `dir` last and atomically, after checking that every shard exists with its
+ * listed size. Shards are sorted by seedStart; totalPairs is their sum.
+ * @returns the manifest as written.
+ * @throws Error on a schema violation, overlapping seed ranges, count mismatch or a missing shard.
+ */
+export async function writeManifest(dir: string, input: ManifestInput): Promise<DatasetManifest> {
+  const shards = [...input.shards]
+    .map(({ file, sha256, bytes, seedStart, seedEnd, count }) => ({ file, sha256, bytes, seedStart, seedEnd, count }))
+    .sort((a, b) => a.seedStart - b.seedStart);
+  const candidate = {
+    format: PAIR_FORMAT,
+    formatVersion: PAIR_FORMAT_VERSION,
+    dataset: input.dataset,
+    teacher: input.teacher,
+    sampler: { ...input.sampler },
+    imageShape: { channels: input.imageShape.channels, height: input.imageShape.height, width: input.imageShape.width },
+    numClasses: input.numClasses,
+    conditional: input.conditional,
+    shards,
+    totalPairs: shards.reduce((a, s) => a + s.count, 0),
+    createdAt: input.createdAt ?? new Date().toISOString(),
+  };
+  const where = `${join(dir, MANIFEST_FILE)} (writing)`;
+  const m = parseManifest(candidate, where);
+  await checkShardFiles(dir, m, 'size', where);
+  await writeAtomic(join(dir, MANIFEST_FILE), new TextEncoder().encode(JSON.stringify(m, null, 2) + '\n'));
+  return m;
+}
+
+/** Validates a parsed manifest object. @throws Error `<where>: <field path>: <problem>`. */
+export function parseManifest(json: unknown, where: string): DatasetManifest {
+  const r = ManifestSchema.safeParse(json);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new Error(`${where}: invalid manifest: ${issues}`);
+  }
+  const rule = checkManifestRules(r.data);
+  if (rule) throw new Error(`${where}: invalid manifest: ${rule}`);
+  return r.data;
+}
+
+/**
+ * Reads and validates `<dir>/manifest.json`: schema (zod), counts and totals, seed-range order and overlap,
+ * then that each shard exists with its listed size (`verify: 'size'`, default), also its sha256
+ * (`'sha256'`, reads every shard), or neither (`'none'`).
+ * @throws Error naming the manifest path: missing manifest (generation unfinished), invalid JSON, schema
+ *   violation, count mismatch, missing or resized shard.
+ */
+export async function readManifest(dir: string, opts: { verify?: 'none' | 'size' | 'sha256' } = {}): Promise<DatasetManifest> {
+  const path = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await readBytes(path));
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(missing ? `${path}: no manifest (the pair dataset is missing or its generation has not finished)` : `${path}: cannot read manifest (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: manifest is not valid JSON (${(e as Error).message})`);
+  }
+  const m = parseManifest(json, path);
+  const verify = opts.verify ?? 'size';
+  if (verify !== 'none') await checkShardFiles(dir, m, verify, path);
+  return m;
+}
+
+// ------------------------------------------------------------------------------------------ PairStream
+
+/** One mini-batch; b = batch size (the last batch of an epoch may be smaller unless dropLast). */
+export interface PairBatch {
+  readonly size: number;
+  /** float32 [b, C, H, W]. */
+  readonly noise: Float32Array;
+  /** float32 [b, C, H, W]. */
+  readonly image: Float32Array;
+  /** int32 [b], present iff the dataset is conditional. */
+  readonly label?: Int32Array;
+  /** int32 [b], the seed of each pair (for tracing and tests). */
+  readonly seeds: Int32Array;
+}
+
+export interface PairStreamOptions {
+  readonly batchSize: number;
+  /** Shuffle seed: (seed, epoch) fixes the shard order and the in-buffer order. */
+  readonly seed: number;
+  /** Shards loaded together and shuffled as one buffer: 1 or 2 (default 2). */
+  readonly shardsPerBuffer?: 1 | 2;
+  /** Drop the final partial batch of each epoch (default false). */
+  readonly dropLast?: boolean;
+  /** Check each shard's sha256 against the manifest when loading (default true). */
+  readonly verifySha256?: boolean;
+}
+
+/** Memory bookkeeping, for tests and logs. */
+export interface PairStreamStats {
+  shardsLoaded: number;
+  peakLoadedShards: number;
+  /** Peak pairs held by the stream: loaded shards plus the batch being assembled. */
+  peakBufferedPairs: number;
+}
+
+/** murmur3's 32-bit finaliser: decorrelates nearby (seed, epoch) pairs before MT19937 seeding. */
+function mix32(x: number): number {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * Streams shuffled mini-batches of pairs for training, holding at most `shardsPerBuffer` shards plus one
+ * batch in memory, whatever the dataset size.
+ *
+ * Epoch e: shards are permuted (Fisher–Yates, MT19937 seeded with mix32(seed ^ mix32(e + 0x9e3779b9)));
+ * they are loaded `shardsPerBuffer` at a time, and each buffer's pairs are permuted with the same
+ * generator. Pairs left over at the end of a buffer start the next batch, so every pair appears exactly
+ * once per epoch and only the last batch may be short. Pairs are i.i.d. across seeds, so a buffer-local
+ * shuffle is statistically a global one. Deterministic given (manifest, options, epoch).
+ */
+export class PairStream {
+  readonly stats: PairStreamStats = { shardsLoaded: 0, peakLoadedShards: 0, peakBufferedPairs: 0 };
+  private readonly perPair: number;
+  private readonly perBuffer: number;
+
+  constructor(readonly dir: string, readonly manifest: DatasetManifest, readonly options: PairStreamOptions) {
+    const { batchSize, seed } = options;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`PairStream: batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(seed)) throw new Error(`PairStream: seed must be an integer, got ${seed}`);
+    this.perBuffer = options.shardsPerBuffer ?? 2;
+    if (this.perBuffer !== 1 && this.perBuffer !== 2) throw new Error(`PairStream: shardsPerBuffer must be 1 or 2, got ${this.perBuffer}`);
+    const { channels, height, width } = manifest.imageShape;
+    this.perPair = channels * height * width;
+  }
+
+  /** Reads and validates `<dir>/manifest.json`, then makes a stream over it. */
+  static async open(dir: string, options: PairStreamOptions): Promise<PairStream> {
+    return new PairStream(dir, await readManifest(dir), options);
+  }
+
+  /** Batches per epoch: ⌈totalPairs / b⌉, or ⌊totalPairs / b⌋ with dropLast. */
+  get batchesPerEpoch(): number {
+    const { totalPairs } = this.manifest;
+    const b = this.options.batchSize;
+    return this.options.dropLast ? Math.floor(totalPairs / b) : Math.ceil(totalPairs / b);
+  }
+
+  /**
+   * The batches of epoch `epoch`, starting at batch `startBatch` (for resuming mid-epoch: the same
+   * batches as the tail of the full epoch; shards wholly before it are not read).
+   * @throws Error when a shard is missing, corrupt, or disagrees with the manifest.
+   */
+  async *epoch(epoch: number, opts: { startBatch?: number } = {}): AsyncGenerator<PairBatch> {
+    const startBatch = opts.startBatch ?? 0;
+    if (!Number.isInteger(epoch) || epoch < 0) throw new Error(`PairStream.epoch: epoch must be a non-negative integer, got ${epoch}`);
+    if (!Number.isInteger(startBatch) || startBatch < 0) throw new Error(`PairStream.epoch: startBatch must be a non-negative integer, got ${startBatch}`);
+    const b = this.options.batchSize;
+    const D = this.perPair;
+    const cond = this.manifest.conditional;
+    const rng = mersenne(mix32(this.options.seed ^ mix32(epoch + 0x9e3779b9)));
+    const shuffle = (a: Int32Array): Int32Array => {
+      for (let i = a.length - 1; i > 0; i--) {
+        const j = uniformInt(rng, 0, i);
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+      }
+      return a;
+    };
+    const order = shuffle(Int32Array.from(this.manifest.shards.keys()));
+    const skipPairs = startBatch * b;
+    let emitted = 0; // pairs consumed so far this epoch (skipped or copied)
+    let batchIndex = 0;
+    let cur: { noise: Float32Array; image: Float32Array; label?: Int32Array; seeds: Int32Array } | undefined;
+    let fill = 0;
+    for (let g = 0; g < order.length; g += this.perBuffer) {
+      const entries = Array.from(order.subarray(g, g + this.perBuffer), (k) => this.manifest.shards[k]);
+      const m = entries.reduce((a, e) => a + e.count, 0);
+      const perm = shuffle(Int32Array.from({ length: m }, (_, i) => i)); // drawn even when skipped: keeps the rng in step
+      if (emitted + m <= skipPairs) {
+        emitted += m;
+        batchIndex = Math.floor(emitted / b);
+        continue;
+      }
+      const loaded: PairShard[] = [];
+      for (const e of entries) loaded.push(await this.load(e));
+      this.stats.peakLoadedShards = Math.max(this.stats.peakLoadedShards, loaded.length);
+      this.stats.peakBufferedPairs = Math.max(this.stats.peakBufferedPairs, m + b);
+      const first = loaded[0].seeds.end - loaded[0].seeds.start;
+      for (let i = 0; i < m; i++) {
+        if (emitted < skipPairs) {
+          emitted++;
+          if (emitted % b === 0) batchIndex++;
+          continue;
+        }
+        const p = perm[i];
+        const s = p < first ? loaded[0] : loaded[1];
+        const r = p < first ? p : p - first;
+        if (!cur) {
+          cur = { noise: new Float32Array(b * D), image: new Float32Array(b * D), seeds: new Int32Array(b), ...(cond ? { label: new Int32Array(b) } : {}) };
+          fill = 0;
+        }
+        cur.noise.set(s.noise.subarray(r * D, (r + 1) * D), fill * D);
+        cur.image.set(s.image.subarray(r * D, (r + 1) * D), fill * D);
+        if (cur.label) cur.label[fill] = s.label![r];
+        cur.seeds[fill] = s.seeds.start + r;
+        fill++;
+        emitted++;
+        if (fill === b) {
+          yield { size: b, ...cur };
+          batchIndex++;
+          cur = undefined;
+        }
+      }
+    }
+    if (cur && fill > 0 && !this.options.dropLast && batchIndex >= startBatch) {
+      yield {
+        size: fill,
+        noise: cur.noise.slice(0, fill * D),
+        image: cur.image.slice(0, fill * D),
+        ...(cur.label ? { label: cur.label.slice(0, fill) } : {}),
+        seeds: cur.seeds.slice(0, fill),
+      };
+    }
+  }
+
+  /** Loads one shard and checks it against its manifest entry and the dataset's shape and labels. */
+  private async load(e: ShardEntry): Promise<PairShard> {
+    const path = join(this.dir, e.file);
+    const s = await readShard(path, this.options.verifySha256 === false ? undefined : e.sha256);
+    this.stats.shardsLoaded++;
+    const { channels, height, width } = this.manifest.imageShape;
+    const mismatch = (what: string): Error => new Error(`${path}: ${what} disagrees with ${join(this.dir, MANIFEST_FILE)}`);
+    if (s.seeds.start !== e.seedStart || s.seeds.end !== e.seedEnd) throw mismatch(`seed range [${s.seeds.start}, ${s.seeds.end})`);
+    if (s.shape.channels !== channels || s.shape.height !== height || s.shape.width !== width) {
+      throw mismatch(`image shape [${s.shape.channels},${s.shape.height},${s.shape.width}]`);
+    }
+    if (Boolean(s.label) !== this.manifest.conditional) throw mismatch(s.label ? 'a label tensor' : 'a missing label tensor');
+    if (s.label) {
+      for (let i = 0; i < s.label.length; i++) {
+        if (s.label[i] >= this.manifest.numClasses) throw mismatch(`label ${s.label[i]} at pair ${i} (numClasses ${this.manifest.numClasses})`);
+      }
+    }
+    return s;
+  }
+}
