@@ -88,8 +88,11 @@ export function toOnnx(g: Graph, opts: EmitOptions): Uint8Array {
   for (const [, v] of outs) used.add(v);
 
   // Outputs keep their public name; an Identity renames when the value has another name.
+  const taken = new Set<string>([...g.inputs, ...g.params, ...g.consts].filter((v) => used.has(v)).map((v) => v.name));
+  for (const n of nodes) for (const o of n.outputs) taken.add(o.name);
   const renames: onnxProto.onnx.INodeProto[] = [];
   const outputInfos = outs.map(([name, v]) => {
+    if (v.name !== name && taken.has(name)) fail('toOnnx', `output name ${name} is already the name of another value in the graph; choose another output name`);
     if (v.name !== name) renames.push({ opType: 'Identity', input: [v.name], output: [name], name: `out_${name}` });
     return { ...valueInfo(v), name };
   });

@@ -101,11 +101,14 @@ export function reshape(x: Value, shape: readonly Dim[]): Value {
   if (unknown === 0 && staticIn && numel(x.shape) !== numel(shape)) {
     fail('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
   }
+  const known = shape.filter((d) => typeof d === 'number' && d !== -1).reduce<number>((p, d) => p * (d as number), 1);
   if (unknown === 1 && staticIn) {
-    const known = shape.filter((d) => typeof d === 'number' && d !== -1).reduce<number>((p, d) => p * (d as number), 1);
     const total = numel(x.shape);
     if (total % known !== 0) fail('Reshape', `cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
     out = shape.map((d) => (d === -1 || typeof d === 'string' ? total / known : d));
+  } else if (shape.includes(-1)) {
+    // Symbolic input and a -1 target: name the inferred dim (e.g. 'batch*4') rather than declare -1.
+    out = shape.map((d) => (d === -1 ? inferredDimName(x.shape, known) : d));
   }
   const target: TensorData = {
     dtype: 'int64',
@@ -114,6 +117,15 @@ export function reshape(x: Value, shape: readonly Dim[]): Value {
   };
   const s = x.graph.constant(target, 'shape');
   return x.graph.node('Reshape', [x, s], [{ dtype: x.dtype, shape: out }])[0];
+}
+
+/** Symbolic name of numel(shape)/known, e.g. ['batch', 4, 8] with known 8 → 'batch*4'. */
+function inferredDimName(shape: readonly Dim[], known: number): string {
+  const syms = shape.filter((d): d is string => typeof d === 'string');
+  const stat = shape.filter((d): d is number => typeof d === 'number').reduce((p, d) => p * d, 1);
+  const factor = stat % known === 0 ? stat / known : 0;
+  if (factor === 0) return `(${syms.join('*')}*${stat}/${known})`;
+  return factor === 1 ? syms.join('*') : `${syms.join('*')}*${factor}`;
 }
 
 /** Permute dims: out.shape[i] = x.shape[perm[i]]. */
@@ -163,6 +175,8 @@ export function layerNorm(x: Value, scale: Value, bias: Value, epsilon: number):
 
 function reduce(op: string, x: Value, axes: readonly number[], keepdims: boolean): Value {
   const r = x.shape.length;
+  // ONNX reduces over *all* axes when `axes` is empty; refuse rather than declare the wrong shape.
+  if (axes.length === 0) fail(op, `empty axes (ONNX would reduce all axes of ${shapeStr(x.shape)}); pass the axes explicitly`);
   const ax = axes.map((a) => normAxis(op, a, r));
   const shape: Dim[] = [];
   x.shape.forEach((d, i) => {
@@ -203,7 +217,10 @@ export function concat(xs: readonly Value[], axis: number): Value {
   return xs[0].graph.node('Concat', xs, [{ dtype: xs[0].dtype, shape: xs[0].shape.map((d, i) => (i === a ? total : d)) }], { axis: a })[0];
 }
 
-/** One-hot of int64 indices [...] → float32 [..., depth]; indices outside [0, depth) give all-zero rows. */
+/**
+ * One-hot of int64 indices [...] → float32 [..., depth]. As in ONNX, an index i in [−depth, 0) counts
+ * from the back (i + depth); indices outside [−depth, depth) give all-zero rows.
+ */
 export function oneHot(indices: Value, depth: number): Value {
   if (indices.dtype !== 'int64') fail('OneHot', `indices must be int64, got ${indices.dtype}`);
   const g = indices.graph;
@@ -239,4 +256,52 @@ export function cast(x: Value, to: DType): Value {
 export function gelu(x: Value): Value {
   const inner = erf(mul(x, scalar(x, Math.SQRT1_2)));
   return mul(mul(x, scalar(x, 0.5)), add(inner, scalar(x, 1)));
+}
+
+/** Sum of any number of values with broadcasting (ONNX Sum: one node for a fan-in of gradients). */
+export function sum(xs: readonly Value[]): Value {
+  if (xs.length === 0) fail('Sum', 'no inputs');
+  if (xs.length === 1) return xs[0];
+  sameGraph('Sum', ...xs);
+  for (const x of xs) if (x.dtype !== xs[0].dtype) fail('Sum', `dtype mismatch ${xs[0].dtype} vs ${x.dtype}`);
+  const shape = xs.slice(1).reduce<Dim[]>((s, x) => broadcastShapes('Sum', s, x.shape), [...xs[0].shape]);
+  return xs[0].graph.node('Sum', xs, [{ dtype: xs[0].dtype, shape }])[0];
+}
+
+/** Options of `gemm`: ONNX Gemm attributes (defaults 0, 0, 1, 1). */
+export interface GemmOptions {
+  readonly transA?: boolean;
+  readonly transB?: boolean;
+  readonly alpha?: number;
+  readonly beta?: number;
+}
+
+/**
+ * ONNX Gemm: alpha·op(a)·op(b) + beta·c, with op(t) = tᵀ when trans is set. a, b are 2-D
+ * (op(a) [M, K], op(b) [K, N]); c (optional) broadcasts to [M, N]. Used by the backward pass to form
+ * a weight gradient as one 2-D product (xᵀ·g with transA) without materialising a transpose.
+ */
+export function gemm(a: Value, b: Value, opts: GemmOptions = {}, c?: Value): Value {
+  const ins = c ? [a, b, c] : [a, b];
+  sameGraph('Gemm', ...ins);
+  if (a.shape.length !== 2 || b.shape.length !== 2) fail('Gemm', `operands must be 2-D, got ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
+  if (a.dtype !== b.dtype || (c && c.dtype !== a.dtype)) fail('Gemm', 'operand dtypes differ');
+  const [m, k] = opts.transA ? [a.shape[1], a.shape[0]] : a.shape;
+  const [k2, n] = opts.transB ? [b.shape[1], b.shape[0]] : b.shape;
+  if (k !== k2) fail('Gemm', `inner dims differ (${shapeStr(a.shape)}${opts.transA ? 'ᵀ' : ''} x ${shapeStr(b.shape)}${opts.transB ? 'ᵀ' : ''})`);
+  if (c) broadcastShapes('Gemm', [m, n], c.shape);
+  const attrs = { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0, alpha: opts.alpha ?? 1, beta: opts.beta ?? 1 };
+  return a.graph.node('Gemm', ins, [{ dtype: a.dtype, shape: [m, n] }], attrs)[0];
+}
+
+/** Insert size-1 dims at `axes` (positions in the output, ONNX Unsqueeze-13). */
+export function unsqueeze(x: Value, axes: readonly number[]): Value {
+  const r = x.shape.length + axes.length;
+  const ax = axes.map((a) => normAxis('Unsqueeze', a, r));
+  if (new Set(ax).size !== ax.length) fail('Unsqueeze', `repeated axes ${shapeStr(axes)}`);
+  const shape: Dim[] = [];
+  let j = 0;
+  for (let i = 0; i < r; i++) shape.push(ax.includes(i) ? 1 : x.shape[j++]);
+  const a = x.graph.constant({ dtype: 'int64', dims: [ax.length], data: BigInt64Array.from(ax.map(BigInt)) }, 'axes');
+  return x.graph.node('Unsqueeze', [x, a], [{ dtype: x.dtype, shape }])[0];
 }
