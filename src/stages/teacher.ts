@@ -38,7 +38,7 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
   if (o.spec !== 'mixture') {
     if (!(await exists(o.spec))) throw new UsageError(`--teacher ${o.spec}: no such file (give "mixture" or a path to an ONNX network)`);
     try {
-      return { denoiser: await OnnxEdmTeacher.fromFile(o.spec, { threads: o.threads }), kind: 'onnx', cached: false, fitSeconds: 0 };
+      return { denoiser: await OnnxEdmTeacher.load(o.spec, { threads: o.threads }), kind: 'onnx', cached: false, fitSeconds: 0 };
     } catch (e) {
       throw new UsageError(`--teacher ${o.spec}: ${(e as Error).message}`);
     }
