@@ -152,7 +152,8 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   if (expect !== bufferLen) bad(`tensors cover ${expect} bytes but the buffer has ${bufferLen} (trailing bytes or truncation)`);
   const tensors: Record<string, TensorData> = {};
   for (const e of entries) {
-    const copy = bytes.slice(dataStart + e.begin, dataStart + e.end).buffer;
+    // Copy into a fresh, aligned buffer (a Node Buffer's slice() is a view into a shared pool).
+    const copy = new Uint8Array(bytes.subarray(dataStart + e.begin, dataStart + e.end)).buffer;
     const data: TensorArray =
       e.dtype === 'float32' ? new Float32Array(copy)
       : e.dtype === 'float64' ? new Float64Array(copy)

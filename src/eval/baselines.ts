@@ -103,16 +103,22 @@ function colDots(a: Float64Array, b: Float64Array, F: number, R: number): Float6
   return d;
 }
 
-/** Predictions [n, P] of the ridge baseline for `test`. */
+/** Predictions [n, P] of the ridge baseline for `test` (one product per class). */
 export async function predictRidge(W: Float64Array[], test: FlatPairs): Promise<Float64Array> {
   const P = test.pixels;
   const F = P + 1;
   const out = new Float64Array(test.n * P);
-  for (let i = 0; i < test.n; i++) {
-    const x = new Float64Array(F);
-    for (let j = 0; j < P; j++) x[j] = test.noise[i * P + j];
-    x[P] = 1;
-    out.set(await matmulF64(x, W[test.labels[i]], 1, F, P), i * P);
+  const rowsOf = byClass(test, W.length);
+  for (let c = 0; c < rowsOf.length; c++) {
+    const rows = rowsOf[c];
+    if (rows.length === 0) continue;
+    const X = new Float64Array(rows.length * F);
+    rows.forEach((i, r) => {
+      for (let j = 0; j < P; j++) X[r * F + j] = test.noise[i * P + j];
+      X[r * F + P] = 1;
+    });
+    const Y = await matmulF64(X, W[c], rows.length, F, P);
+    rows.forEach((i, r) => out.set(Y.subarray(r * P, (r + 1) * P), i * P));
   }
   return out;
 }

@@ -1,0 +1,101 @@
+/**
+ * End-to-end: the `get-distill distill` CLI as a user runs it (a child process), on a smoke-sized run,
+ * plus its bad-input contract (one line on stderr, exit code 2, nothing already written destroyed).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+
+const root = mkdtempSync(join(tmpdir(), 'get-distill-cli-'));
+const cache = join(root, 'cache');
+const run = join(root, 'run');
+const SMALL = ['--pairs', '256', '--heldout', '40', '--shard-size', '128', '--steps', '20', '--checkpoint-every', '10', '--grid-columns', '4', '--teacher-components', '3', '--teacher-rank', '8', '--cache-dir', cache];
+
+function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', timeout: 240_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(() => {
+  const r = cli(['distill', '--out', run, ...SMALL]);
+  assert.equal(r.code, 0, r.stderr);
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('smoke run writes samples.png, report.json, shards with a manifest, and checkpoints', () => {
+  const files = readdirSync(run).sort();
+  for (const f of ['checkpoints', 'heldout', 'options.json', 'pairs', 'report.json', 'samples.png', 'stats.jsonl']) assert.ok(files.includes(f), `missing ${f}`);
+  const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
+  assert.equal(report.dataset, 'mnist');
+  assert.equal(report.preset, 'GET-CPU-S/4');
+  assert.equal(report.steps, 20);
+  assert.equal(report.pairs.train, 256);
+  assert.equal(report.sampler.nfe, 35);
+  assert.equal(report.parameterCount, report.trainableParameters + 64 * 64); // + frozen pos-embed N·D
+  for (const k of ['student', 'classMean', 'ridge']) assert.ok(report.heldoutL1[k] > 0 && report.heldoutL1[k] < 2, `${k} = ${report.heldoutL1[k]}`);
+  for (const k of ['dataset', 'teacher', 'datagen', 'train', 'sample', 'total']) assert.ok(report.wallSeconds[k] >= 0, k);
+  assert.ok(report.trainImagesPerSecond > 0);
+  const manifest = JSON.parse(readFileSync(join(run, 'pairs', 'manifest.json'), 'utf8'));
+  assert.equal(manifest.totalPairs, 256);
+  assert.equal(manifest.shards.length, 2);
+  const latest = JSON.parse(readFileSync(join(run, 'checkpoints', 'latest.json'), 'utf8'));
+  assert.equal(latest.step, 20);
+  // Two panels of 4 columns × 10 class rows of 32×32 images at 2× scale.
+  const png = PNG.sync.read(readFileSync(join(run, 'samples.png')));
+  assert.ok(png.width > 2 * 4 * 64 && png.height > 10 * 64, `${png.width}×${png.height}`);
+});
+
+test('--resume with more steps continues from the latest checkpoint', () => {
+  const r = cli(['distill', '--out', run, ...SMALL.map((v) => (v === '20' ? '30' : v)), '--resume']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
+  assert.equal(report.resumedFromStep, 20);
+  assert.equal(report.steps, 30);
+});
+
+function expectUsage(args: string[], pattern: RegExp): void {
+  const r = cli(args);
+  assert.equal(r.code, 2, `exit ${r.code}; stderr: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with --help'));
+  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
+  assert.match(lines[0], pattern);
+}
+
+test('bad flags and values exit 2 with one line naming the problem', () => {
+  expectUsage(['distill', '--no-such-flag'], /unknown option '--no-such-flag'/);
+  expectUsage(['distill', '--preset', 'GET-Z/2'], /GET-Z\/2/);
+  expectUsage(['distill', '--pairs', '0'], /--pairs must be an integer ≥ 1, got "0"/);
+  expectUsage(['distill', '--steps', '-3'], /--steps must be an integer ≥ 1/);
+  expectUsage(['distill', '--lr', 'fast'], /--lr must be a number > 0, got "fast"/);
+  expectUsage(['distill', '--patch-size', '5', '--out', join(root, 'p5')], /patch size 5 does not divide the image size 32/);
+});
+
+test('a non-empty --out without --resume is refused and left untouched', () => {
+  const dir = join(root, 'occupied');
+  rmSync(dir, { recursive: true, force: true });
+  spawnSync('mkdir', ['-p', dir]);
+  writeFileSync(join(dir, 'thesis.txt'), 'precious');
+  expectUsage(['distill', '--out', dir, ...SMALL], /--out .* is not empty; pass --resume/);
+  assert.deepEqual(readdirSync(dir), ['thesis.txt']);
+  assert.equal(readFileSync(join(dir, 'thesis.txt'), 'utf8'), 'precious');
+});
+
+test('a truncated checkpoint or shard on --resume exits 2 naming the file, and deletes nothing', () => {
+  const ckDir = join(run, 'checkpoints');
+  const latest = JSON.parse(readFileSync(join(ckDir, 'latest.json'), 'utf8'));
+  const ckPath = join(ckDir, latest.file);
+  const size = statSync(ckPath).size;
+  truncateSync(ckPath, size - 100);
+  expectUsage(['distill', '--out', run, ...SMALL.map((v) => (v === '20' ? '40' : v)), '--resume'], new RegExp(`${latest.file}: checkpoint is corrupt or truncated`));
+  assert.equal(statSync(ckPath).size, size - 100);
+
+  const shard = readdirSync(join(run, 'pairs')).find((f) => f.endsWith('.safetensors'))!;
+  truncateSync(join(run, 'pairs', shard), 1000);
+  rmSync(join(run, 'pairs', 'manifest.json'));
+  expectUsage(['distill', '--out', run, ...SMALL.map((v) => (v === '20' ? '40' : v)), '--resume'], new RegExp(`${shard}.*(truncated|corrupt)`));
+  assert.equal(statSync(join(run, 'pairs', shard)).size, 1000);
+});
