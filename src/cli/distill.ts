@@ -21,24 +21,25 @@ const num = (flag: string, min: number, exclusive = true) => (v: string): number
 export function distillCommand(): Command {
   const cmd = new Command('distill')
     .description('Run the whole pipeline on this machine: fit the teacher, generate pairs with 35-NFE Heun, train GET, sample in one step, write a report.')
+    .optionsGroup('Run:')
     .addOption(new Option('--out <dir>', 'run folder: shards, checkpoints, samples.png, report.json').default('runs/distill'))
     .addOption(new Option('--resume', 'continue the run in --out (reuses verified shards, resumes training from checkpoints/latest.json)').default(false))
     .addOption(new Option('--dry-run', 'print the resolved options as JSON and exit').default(false))
-    // Data and teacher
+    .optionsGroup('Data and teacher:')
     .addOption(new Option('--dataset <name>', 'training images for the embedded teacher').choices(['mnist', 'fashion-mnist']).default('mnist'))
     .addOption(new Option('--teacher <spec>', '"mixture" (embedded Gaussian-mixture teacher fitted to --dataset) or a path to an EDM-preconditioned ONNX network').default('mixture'))
     .addOption(new Option('--teacher-components <k>', 'mixture components per class').argParser(int('--teacher-components', 1)).default(10))
     .addOption(new Option('--teacher-rank <r>', 'factors per mixture component').argParser(int('--teacher-rank', 1)).default(32))
     .addOption(new Option('--sampler-steps <n>', 'Heun steps on the Karras schedule (NFE = 2n − 1)').argParser(int('--sampler-steps', 1)).default(18))
     .addOption(new Option('--cache-dir <dir>', 'where fitted teachers are cached').default(process.env.XDG_CACHE_HOME ? `${process.env.XDG_CACHE_HOME}/get-distill` : '.cache/get-distill'))
-    // Pairs
-    .addOption(new Option('--pairs <n>', 'training pairs (seeds 0 … n−1)').argParser(int('--pairs', 1)).default(16384))
+    .optionsGroup('Pairs (datagen):')
+    .addOption(new Option('--pairs <n>', 'training pairs (seeds 0 … n−1)').argParser(int('--pairs', 1)).default(32768))
     .addOption(new Option('--heldout <n>', 'held-out pairs for the report (seeds from 2^30, never trained on)').argParser(int('--heldout', 1)).default(500))
     .addOption(new Option('--shard-size <n>', 'pairs per shard').argParser(int('--shard-size', 1)).default(2048))
-    // Student
+    .optionsGroup('Student (GET training):')
     .addOption(new Option('--preset <name>', 'GET preset').choices(Object.keys(PRESETS)).default(DEFAULT_CPU_PRESET))
     .addOption(new Option('--patch-size <p>', 'override the preset\'s patch size (must divide the image size)').argParser(int('--patch-size', 1)))
-    .addOption(new Option('--steps <n>', 'training steps').argParser(int('--steps', 1)).default(3000))
+    .addOption(new Option('--steps <n>', 'training steps').argParser(int('--steps', 1)).default(6000))
     .addOption(new Option('--batch <n>', 'batch size').argParser(int('--batch', 1)).default(32))
     .addOption(new Option('--lr <x>', 'AdamW learning rate (reference presets: 1e-4)').argParser(num('--lr', 0)).default(1e-3))
     .addOption(new Option('--ema-halflife-kimg <k>', 'EMA half-life in thousands of images (EDM style, with ramp-up)').argParser(num('--ema-halflife-kimg', 0)).default(20))
@@ -49,8 +50,15 @@ export function distillCommand(): Command {
     .addOption(new Option('--keep <k>', 'checkpoints kept').argParser(int('--keep', 1)).default(3))
     .addOption(new Option('--seed <n>', 'seed for initialisation, batch order and fixed-point start states').argParser(int('--seed', 0)).default(0))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(int('--threads', 1)))
-    // Output
+    .optionsGroup('Output:')
     .addOption(new Option('--grid-columns <n>', 'samples per class in samples.png').argParser(int('--grid-columns', 1)).default(8))
+    .addHelpText('after', `
+Examples:
+  npm run distill                                    # the default run (~15 min on 2 cores)
+  npm run distill -- --out runs/smoke --pairs 256 --steps 20
+  npm run distill -- --out runs/fashion --dataset fashion-mnist
+  npm run distill -- --out runs/smoke --resume --steps 40   # continue a run
+Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it).`)
     .action(async (opts: DistillOptions & { dryRun: boolean }) => {
       if (opts.emaDecay !== undefined && opts.emaDecay > 1) throw new UsageError(`--ema-decay must be in [0, 1], got ${opts.emaDecay}`);
       if (opts.dryRun) {
