@@ -16,14 +16,14 @@
  *
  * Source: DESIGN.md "Data contracts"; get-reference.md §5 (the reference stores pickled noise/image
  * files per seed block; this project stores safetensors per seed range instead).
- * File I/O stays in the four small functions under "storage" so it can move behind an object store.
+ * File I/O stays in the small functions under "storage" so it can move behind an object store.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { mersenne } from 'pure-rand/generator/mersenne';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { z } from 'zod';
+import { sha256Hex, writeFileAtomic } from '../util/fsutil.js';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
 import { type SampleShape, type SeedRange, SEED_LIMIT, checkSeedRange } from './seeds.js';
 
@@ -47,24 +47,6 @@ async function fileSize(path: string): Promise<number | undefined> {
   }
 }
 
-/** Writes via a temporary file in the same folder + fsync + rename, so readers never see a partial file. */
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-}
 
 // ------------------------------------------------------------------------------------------------ shards
 
@@ -106,7 +88,7 @@ export interface LoadedShard extends PairShard {
   readonly bytes: number;
 }
 
-export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+export { sha256Hex };
 
 /** `pairs-0000000000-0000001024.safetensors` for [0, 1024): 10 digits fit every seed < 2^31. */
 export function shardFileName(range: SeedRange): string {
@@ -228,7 +210,7 @@ export function decodeShard(bytes: Uint8Array, source: string): PairShard {
 export async function writeShard(dir: string, shard: PairShard): Promise<WrittenShard> {
   const bytes = encodeShard(shard);
   const file = shardFileName(shard.seeds);
-  await writeAtomic(join(dir, file), bytes);
+  await writeFileAtomic(join(dir, file), bytes);
   const { start, end } = shard.seeds;
   return { file, sha256: sha256Hex(bytes), bytes: bytes.length, seedStart: start, seedEnd: end, count: end - start, seeds: { start, end } };
 }
@@ -353,7 +335,7 @@ export async function writeManifest(dir: string, input: ManifestInput): Promise<
   const where = `${join(dir, MANIFEST_FILE)} (writing)`;
   const m = parseManifest(candidate, where);
   await checkShardFiles(dir, m, 'size', where);
-  await writeAtomic(join(dir, MANIFEST_FILE), new TextEncoder().encode(JSON.stringify(m, null, 2) + '\n'));
+  await writeFileAtomic(join(dir, MANIFEST_FILE), new TextEncoder().encode(JSON.stringify(m, null, 2) + '\n'));
   return m;
 }
 

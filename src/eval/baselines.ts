@@ -4,7 +4,11 @@
  * pairs. Ridge is solved by conjugate gradients on (XᵀX + λI)W = XᵀY, one column per pixel, with the
  * products on onnxruntime (a dense 1025² inverse in JS costs ~5 s per class; CG takes well under 1 s).
  */
-import { matmulF64, transposeF64 } from '../graph/linalg.js';
+import { F64Gemm, mat } from '../graph/linalg.js';
+
+const gemm = new F64Gemm();
+const matmulF64 = async (a: Float64Array, b: Float64Array, m: number, k: number, n: number): Promise<Float64Array> =>
+  (await gemm.mul(mat(m, k, a), mat(k, n, b))).data;
 
 /** Pairs as flat float32 arrays: noise/image [n, P] with P = C·H·W, labels [n] (all 0 when unconditional). */
 export interface FlatPairs {
@@ -66,12 +70,11 @@ export async function fitRidge(train: FlatPairs, numClasses: number, lambdaPerSa
       X[r * F + P] = 1;
       for (let j = 0; j < P; j++) Y[r * P + j] = train.image[i * P + j];
     });
-    const Xt = transposeF64(X, n, F);
-    const A = await matmulF64(Xt, X, F, n, F);
+    const A = (await gemm.mul(mat(n, F, X), mat(n, F, X), true)).data; // XᵀX
     const lambda = lambdaPerSample * n;
     for (let j = 0; j < P; j++) A[j * F + j] += lambda; // no penalty on the bias row
     A[P * F + P] += 1e-6 * n;
-    out.push(await conjugateGradients(A, await matmulF64(Xt, Y, F, n, P), F, P, iterations));
+    out.push(await conjugateGradients(A, (await gemm.mul(mat(n, F, X), mat(n, P, Y), true)).data, F, P, iterations));
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
 import { type ImageShape, sampleSize } from '../edm/denoiser.js';
-import { F64Gemm, type Mat, mat } from './ort-linalg.js';
+import { F64Gemm, type Mat, mat } from '../graph/linalg.js';
 import type { MixtureParams } from './mixture-params.js';
 
 export interface FitOptions {
