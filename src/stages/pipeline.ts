@@ -6,17 +6,16 @@
 import { appendFile, mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadDataset, type DatasetName } from '../data/datasets.js';
-import { type PairBatch as StreamBatch, PairStream, readShard, readManifest } from '../data/shards.js';
-import { writeSampleGrid } from '../data/png.js';
+import { type PairBatch as StreamBatch, PairStream } from '../data/shards.js';
 import { heunNfe } from '../edm/schedule.js';
-import { classMeans, fitRidge, meanAbs, predictClassMean, predictRidge, type FlatPairs } from '../eval/baselines.js';
+import { meanAbs } from '../eval/baselines.js';
 import { resolveConfig, referenceParamCount } from '../get/config.js';
-import { GetSampler } from '../get/sampler.js';
 import { REFERENCE_ADAMW, type EmaConfig } from '../train/optim.js';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
+import { baselineL1, sampleHeldout, writeComparisonGrid } from './report.js';
 import { prepareTeacher } from './teacher.js';
 import { trainStage, type BatchSource } from './train.js';
 
@@ -69,26 +68,6 @@ async function prepareRunFolder(o: DistillOptions): Promise<void> {
   }
   await mkdir(o.out, { recursive: true });
   await writeFileAtomic(join(o.out, 'options.json'), `${JSON.stringify(o, null, 2)}\n`);
-}
-
-/** Loads all pairs of a (small) dataset folder as flat arrays, e.g. the held-out set. */
-async function loadAllPairs(dir: string): Promise<FlatPairs & { seeds: Int32Array }> {
-  const m = await readManifest(dir);
-  const P = m.imageShape.channels * m.imageShape.height * m.imageShape.width;
-  const noise = new Float32Array(m.totalPairs * P);
-  const image = new Float32Array(m.totalPairs * P);
-  const labels = new Int32Array(m.totalPairs);
-  const seeds = new Int32Array(m.totalPairs);
-  let i = 0;
-  for (const e of m.shards) {
-    const s = await readShard(join(dir, e.file), e.sha256);
-    noise.set(s.noise, i * P);
-    image.set(s.image, i * P);
-    if (s.label) labels.set(s.label, i);
-    for (let k = 0; k < e.count; k++) seeds[i + k] = e.seedStart + k;
-    i += e.count;
-  }
-  return { n: m.totalPairs, pixels: P, noise, image, labels, seeds };
 }
 
 /** Adapts a PairStream (epochs, whole batches) to batch-by-step, resuming mid-epoch when asked. */
@@ -181,56 +160,14 @@ export async function runDistill(o: DistillOptions): Promise<void> {
     }));
     trainBar.stop();
 
-    const sample = await timed('sample', async () => {
-      const held = await loadAllPairs(heldDir);
-      const sampler = await GetSampler.create(model, (n) => result.ema.view(n), o.iterations, o.threads);
-      const out = new Float32Array(held.noise.length);
-      const B = 64;
-      for (let i = 0; i < held.n; i += B) {
-        const m = Math.min(B, held.n - i);
-        const r = await sampler.generate(held.noise.subarray(i * held.pixels, (i + m) * held.pixels), conditional ? held.labels.subarray(i, i + m) : null, [...held.seeds.subarray(i, i + m)]);
-        out.set(r.image, i * held.pixels);
-      }
-      await sampler.close();
-      return { held, student: out };
-    });
+    const sample = await timed('sample', () => sampleHeldout(model, (n) => result.ema.view(n), heldDir, o.iterations, o.threads));
 
-    const baselines = await timed('baselines', async () => {
-      const trainPairs = await loadAllPairs(pairsDir);
-      const K = Math.max(1, teacher.denoiser.numClasses);
-      const classMean = meanAbs(predictClassMean(classMeans(trainPairs, K), sample.held), sample.held.image);
-      const ridge = meanAbs(await predictRidge(await fitRidge(trainPairs, K), sample.held), sample.held.image);
-      return { classMean, ridge };
-    });
+    const baselines = await timed('baselines', () => baselineL1(pairsDir, sample.held, teacher.denoiser.numClasses));
     const studentL1 = meanAbs(sample.student, sample.held.image);
 
-    // samples.png: teacher and student side by side for the same noise, one row per class.
-    const pick: number[] = [];
-    const perClass = new Map<number, number>();
-    for (let i = 0; i < sample.held.n; i++) {
-      const c = conditional ? sample.held.labels[i] : 0;
-      if ((perClass.get(c) ?? 0) < o.gridColumns) {
-        pick.push(i);
-        perClass.set(c, (perClass.get(c) ?? 0) + 1);
-      }
-    }
-    const P = sample.held.pixels;
-    const gather = (a: Float32Array) => {
-      const g = new Float32Array(pick.length * P);
-      pick.forEach((i, k) => g.set(a.subarray(i * P, (i + 1) * P), k * P));
-      return g;
-    };
-    const order = pick.map((_, k) => k).sort((a, b) => (sample.held.labels[pick[a]] - sample.held.labels[pick[b]]) || a - b);
-    const sorted = (a: Float32Array) => {
-      const g = new Float32Array(a.length);
-      order.forEach((k, j) => g.set(a.subarray(k * P, (k + 1) * P), j * P));
-      return g;
-    };
-    await writeSampleGrid(join(o.out, 'samples.png'), {
-      panels: [{ title: `teacher (${heunNfe(o.samplerSteps)} NFE)`, images: sorted(gather(sample.held.image)) }, { title: 'student (1 step)', images: sorted(gather(sample.student)) }],
-      shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize },
-      ...(conditional ? { labels: Int32Array.from(order, (k) => sample.held.labels[pick[k]]), classNames: train.classNames } : {}),
-      columns: o.gridColumns,
+    await writeComparisonGrid(join(o.out, 'samples.png'), sample.held, sample.student, {
+      teacherTitle: `teacher (${heunNfe(o.samplerSteps)} NFE)`, columns: o.gridColumns, conditional,
+      shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize }, classNames: train.classNames,
     });
 
     const trainable = result.params.size;

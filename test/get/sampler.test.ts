@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph } from '../../src/graph/ir.js';
+import { Graph, type Value } from '../../src/graph/ir.js';
 import * as op from '../../src/graph/ops.js';
 import { evaluate } from '../../src/graph/reference.js';
 import { resolveConfig, numTokens } from '../../src/get/config.js';
@@ -39,7 +39,7 @@ test('one-step sampler = float64 reference of the same graph, and picks the lowe
   const m = buildGet(g, cfg, B);
   const { image, residual2 } = inferenceOutput(m, B, 6);
   let z = m.inputs.z0;
-  const residuals = [];
+  const residuals: Value[] = [];
   for (let k = 0; k < 6; k++) {
     const fz = m.f(z);
     residuals.push(op.reduceSumSquare(op.sub(fz, z), [1, 2]));

@@ -1,0 +1,103 @@
+/**
+ * The report stage's pieces: one-step samples of the held-out pairs, the baselines' held-out L1, and
+ * the teacher-vs-student grid (samples.png).
+ */
+import { join } from 'node:path';
+import { readManifest, readShard } from '../data/shards.js';
+import { writeSampleGrid } from '../data/png.js';
+import { classMeans, fitRidge, meanAbs, predictClassMean, predictRidge, type FlatPairs } from '../eval/baselines.js';
+import type { GetConfig } from '../get/config.js';
+import { GetSampler } from '../get/sampler.js';
+
+/** Pairs with their seeds, as flat arrays (see FlatPairs). */
+export type SeededPairs = FlatPairs & { readonly seeds: Int32Array };
+
+/**
+ * Loads every pair of a dataset folder, verifying each shard's sha256 (meant for small sets such as
+ * the held-out pairs). @throws Error naming the shard when one is missing or corrupt.
+ */
+export async function loadAllPairs(dir: string): Promise<SeededPairs> {
+  const m = await readManifest(dir);
+  const P = m.imageShape.channels * m.imageShape.height * m.imageShape.width;
+  const noise = new Float32Array(m.totalPairs * P);
+  const image = new Float32Array(m.totalPairs * P);
+  const labels = new Int32Array(m.totalPairs);
+  const seeds = new Int32Array(m.totalPairs);
+  let i = 0;
+  for (const e of m.shards) {
+    const s = await readShard(join(dir, e.file), e.sha256);
+    noise.set(s.noise, i * P);
+    image.set(s.image, i * P);
+    if (s.label) labels.set(s.label, i);
+    for (let k = 0; k < e.count; k++) seeds[i + k] = e.seedStart + k;
+    i += e.count;
+  }
+  return { n: m.totalPairs, pixels: P, noise, image, labels, seeds };
+}
+
+/** The student's one-step images [n, C, H, W] for every held-out pair (z₀ from each pair's seed). */
+export async function sampleHeldout(cfg: GetConfig, weights: (name: string) => Float32Array, heldDir: string, iterations: number, threads?: number): Promise<{ held: SeededPairs; student: Float32Array }> {
+  const held = await loadAllPairs(heldDir);
+  const sampler = await GetSampler.create(cfg, weights, iterations, threads);
+  try {
+    const student = new Float32Array(held.noise.length);
+    const B = 64;
+    for (let i = 0; i < held.n; i += B) {
+      const m = Math.min(B, held.n - i);
+      const labels = cfg.numClasses > 0 ? held.labels.subarray(i, i + m) : null;
+      const r = await sampler.generate(held.noise.subarray(i * held.pixels, (i + m) * held.pixels), labels, [...held.seeds.subarray(i, i + m)]);
+      student.set(r.image, i * held.pixels);
+    }
+    return { held, student };
+  } finally {
+    await sampler.close();
+  }
+}
+
+/** Held-out L1 of the per-class mean teacher image and of per-class ridge regression, fitted on the training pairs. */
+export async function baselineL1(pairsDir: string, held: FlatPairs, numClasses: number): Promise<{ classMean: number; ridge: number }> {
+  const train = await loadAllPairs(pairsDir);
+  const K = Math.max(1, numClasses);
+  const classMean = meanAbs(predictClassMean(classMeans(train, K), held), held.image);
+  const ridge = meanAbs(await predictRidge(await fitRidge(train, K), held), held.image);
+  return { classMean, ridge };
+}
+
+export interface GridOptions {
+  readonly teacherTitle: string;
+  /** Samples per class row. */
+  readonly columns: number;
+  readonly conditional: boolean;
+  readonly shape: { channels: number; height: number; width: number };
+  readonly classNames: readonly string[];
+}
+
+/**
+ * samples.png: teacher and student side by side for the same noise, one row per class (the first
+ * `columns` held-out pairs of each class, in seed order).
+ */
+export async function writeComparisonGrid(path: string, held: SeededPairs, student: Float32Array, o: GridOptions): Promise<void> {
+  const P = held.pixels;
+  const classOf = (i: number) => (o.conditional ? held.labels[i] : 0);
+  const count = new Map<number, number>();
+  const pick: number[] = [];
+  for (let i = 0; i < held.n; i++) {
+    const c = classOf(i);
+    if ((count.get(c) ?? 0) < o.columns) {
+      pick.push(i);
+      count.set(c, (count.get(c) ?? 0) + 1);
+    }
+  }
+  pick.sort((a, b) => classOf(a) - classOf(b) || a - b);
+  const gather = (a: Float32Array) => {
+    const g = new Float32Array(pick.length * P);
+    pick.forEach((i, k) => g.set(a.subarray(i * P, (i + 1) * P), k * P));
+    return g;
+  };
+  await writeSampleGrid(path, {
+    panels: [{ title: o.teacherTitle, images: gather(held.image) }, { title: 'student (1 step)', images: gather(student) }],
+    shape: o.shape,
+    ...(o.conditional ? { labels: Int32Array.from(pick, classOf), classNames: o.classNames } : {}),
+    columns: o.columns,
+  });
+}
