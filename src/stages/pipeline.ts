@@ -15,7 +15,7 @@ import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
-import { baselineL1, sampleHeldout, writeComparisonGrid } from './report.js';
+import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
 import { prepareTeacher } from './teacher.js';
 import { trainStage, type BatchSource } from './train.js';
 
@@ -198,6 +198,7 @@ export async function runDistill(o: DistillOptions): Promise<void> {
         ridge: baselines.ridge,
         studentOverClassMean: studentL1 / baselines.classMean,
         studentOverRidge: studentL1 / baselines.ridge,
+        studentByClass: l1ByClass(sample.student, sample.held, teacher.denoiser.numClasses).map((v) => Math.round(v * 1e4) / 1e4),
       },
       artifacts: { samples: 'samples.png', pairs: 'pairs/manifest.json', heldout: 'heldout/manifest.json', checkpoints: 'checkpoints/latest.json' },
     };

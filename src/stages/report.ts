@@ -63,6 +63,21 @@ export async function baselineL1(pairsDir: string, held: FlatPairs, numClasses: 
   return { classMean, ridge };
 }
 
+/** Mean |pred − target| per class [K] (NaN for a class without samples). */
+export function l1ByClass(pred: Float32Array, held: FlatPairs, numClasses: number): number[] {
+  const P = held.pixels;
+  const sum = new Float64Array(Math.max(1, numClasses));
+  const n = new Float64Array(sum.length);
+  for (let i = 0; i < held.n; i++) {
+    const c = numClasses > 0 ? held.labels[i] : 0;
+    let s = 0;
+    for (let j = i * P; j < (i + 1) * P; j++) s += Math.abs(pred[j] - held.image[j]);
+    sum[c] += s / P;
+    n[c] += 1;
+  }
+  return [...sum].map((v, c) => (n[c] > 0 ? v / n[c] : NaN));
+}
+
 export interface GridOptions {
   readonly teacherTitle: string;
   /** Samples per class row. */
