@@ -59,8 +59,8 @@ export function sinCosPosEmbed(hiddenSize: number, gridSize: number): Float32Arr
   return out;
 }
 
-/** Builds GET's parameters in a graph and records their init specs. */
-class Params {
+/** Declares a model's parameters in a graph and records their init specs. */
+export class ParamBuilder {
   readonly specs: ParamSpec[] = [];
   constructor(private readonly g: Graph) {}
   add(name: string, shape: number[], init: Init): Value {
@@ -76,7 +76,8 @@ class Params {
   }
 }
 
-interface BlockParams {
+/** The parameters of one pre-LN block (names as in locuslab/get: norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2). */
+export interface BlockParams {
   ln1: { scale: Value; bias: Value };
   qkv: { w: Value; b?: Value };
   proj: { w: Value; b?: Value };
@@ -85,7 +86,8 @@ interface BlockParams {
   fc2: { w: Value; b?: Value };
 }
 
-function blockParams(p: Params, name: string, D: number, mlpRatio: number): BlockParams {
+/** Declares one block's parameters under `name` (hidden width D, MLP hidden ⌊D·mlpRatio⌋). */
+export function blockParams(p: ParamBuilder, name: string, D: number, mlpRatio: number): BlockParams {
   const h = Math.floor(D * mlpRatio);
   return {
     ln1: p.layerNorm(`${name}.norm1`, D),
@@ -103,7 +105,7 @@ const affine = (x: Value, l: { w: Value; b?: Value }) => (l.b ? op.add(op.matmul
  * One pre-LN GET block (get-reference.md §2.2): z + Attn(LN₁ z; qkv += inj), then + MLP(LN₂ z).
  * @param z [B,N,D]; @param inj additive QKV injection broadcastable to [B,N,3D], or null.
  */
-function block(cfg: GetConfig, batch: Dim, z: Value, bp: BlockParams, inj: Value | null): Value {
+export function block(cfg: GetConfig, batch: Dim, z: Value, bp: BlockParams, inj: Value | null): Value {
   const D = cfg.hiddenSize;
   const nh = cfg.numHeads;
   const hd = D / nh;
@@ -154,7 +156,7 @@ export function buildGet(g: Graph, cfg: GetConfig, batch: Dim): GetModel {
   const s = H / p; // patches per side
   const N = numTokens(cfg);
   const patchIn = C * p * p;
-  const P = new Params(g);
+  const P = new ParamBuilder(g);
 
   const noise = g.input('noise', 'float32', [batch, C, H, H]);
   const labels = cfg.numClasses > 0 ? g.input('class_labels', 'int64', [batch]) : null;

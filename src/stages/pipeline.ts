@@ -3,7 +3,7 @@
  * one process, with files under one run folder (DESIGN.md "The pipeline"). The run folder describes
  * itself (options.json, stats.jsonl) and resumes from itself (--resume).
  */
-import { appendFile, mkdir, readFile, readdir } from 'node:fs/promises';
+import { appendFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadDataset, type DatasetName } from '../data/datasets.js';
 import { type PairBatch as StreamBatch, PairStream } from '../data/shards.js';
@@ -12,7 +12,7 @@ import { meanAbs } from '../eval/baselines.js';
 import { resolveConfig, referenceParamCount } from '../get/config.js';
 import { REFERENCE_ADAMW, type EmaConfig } from '../train/optim.js';
 import { UsageError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsutil.js';
+import { makeDirs, writeFileAtomic } from '../util/fsutil.js';
 import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
 import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
@@ -55,7 +55,10 @@ export const HELDOUT_SEED_START = 2 ** 30;
 const RESUMABLE = new Set(['steps', 'threads', 'resume', 'out', 'cacheDir']);
 
 async function prepareRunFolder(o: DistillOptions): Promise<void> {
-  const entries = await readdir(o.out).catch(() => null);
+  const entries = await readdir(o.out).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null;
+    throw new UsageError(`--out ${o.out}: cannot read it as a folder (${e.code}); give a folder path`);
+  });
   if (entries && entries.length > 0) {
     if (!o.resume) throw new UsageError(`--out ${o.out} is not empty; pass --resume to continue that run, or choose a new folder (nothing was changed)`);
     const saved = await readFile(join(o.out, 'options.json'), 'utf8').then(JSON.parse, () => null);
@@ -66,7 +69,9 @@ async function prepareRunFolder(o: DistillOptions): Promise<void> {
       }
     }
   }
-  await mkdir(o.out, { recursive: true });
+  await makeDirs(o.out).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`--out ${o.out}: cannot create the run folder (${e.code ?? e.message}); choose a writable path`);
+  });
   await writeFileAtomic(join(o.out, 'options.json'), `${JSON.stringify(o, null, 2)}\n`);
 }
 

@@ -1,0 +1,98 @@
+/**
+ * `npm run bench`: the project's benchmarks (not tests), measured in one run and written with the
+ * machine description to docs/benchmarks.md.
+ *
+ *   matmul   float32 MatMul roofline in onnxruntime via the graph IR (GFLOP/s)
+ *   train    training-step throughput: GET-CPU-S/4 full step and one GET-T block, as % of the roofline
+ *   memory   peak RSS of training (GET-CPU-S/4, GET-T/2 at batch 32), one child process each
+ *   stream   peak RSS of one PairStream epoch over N and 10·N pairs (difference must be < 100 MB)
+ *   teacher  mixture-teacher fit time and Heun (35 NFE) pairs/s (goal ≥ 250)
+ *
+ * Usage: npm run bench -- [--quick] [--only <section>]
+ * `--only` prints its rows and leaves docs/benchmarks.md alone. Exits 1 only when a section throws
+ * (its row then says why); a missed goal is reported, not an error.
+ */
+import { writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cpuSnapshot, machineInfo, otherLoad } from './bench/machine.js';
+import { measureMatmul, runMatmul } from './bench/matmul.js';
+import { runMemory } from './bench/memory.js';
+import { benchmarksMarkdown, resultsTable } from './bench/report.js';
+import { runStream } from './bench/stream.js';
+import { runTeacher } from './bench/teacher.js';
+import { type Roofline, runTrain } from './bench/train.js';
+import { type BenchContext, type Row, fmt } from './bench/util.js';
+
+const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher'] as const;
+type Section = (typeof SECTIONS)[number];
+const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
+
+function parse(): { quick: boolean; only?: Section } {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    console.log(`usage: npm run bench -- [--quick] [--only ${SECTIONS.join('|')}]`);
+    process.exit(0);
+  }
+  if (values.only !== undefined && !SECTIONS.includes(values.only as Section)) {
+    console.error(`bench: unknown section "${values.only}"; choose one of ${SECTIONS.join(', ')}`);
+    process.exit(2);
+  }
+  return { quick: values.quick ?? false, only: values.only as Section | undefined };
+}
+
+async function main(): Promise<number> {
+  const { quick, only } = parse();
+  const machine = machineInfo();
+  console.log(`bench: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, node ${machine.node}, onnxruntime ${machine.onnxruntime}, load ${machine.loadAtStart.toFixed(2)}${quick ? ' (quick)' : ''}`);
+  const idle0 = cpuSnapshot();
+  await new Promise((r) => setTimeout(r, 1000));
+  const busyBefore = otherLoad(idle0, cpuSnapshot());
+  if (busyBefore > 0.3) console.log(`bench: warning: other processes keep ${busyBefore.toFixed(2)} cores busy; the numbers will be low and noisy`);
+  const start = performance.now();
+  const rows: Row[] = [];
+  let failed = false;
+  let roofline: Roofline | undefined;
+  const sectionLoad: Record<string, number> = {};
+  const todo = only ? [only] : [...SECTIONS];
+  for (const [i, name] of todo.entries()) {
+    const t = performance.now();
+    const cpu0 = cpuSnapshot();
+    console.log(`[${i + 1}/${todo.length}] ${name} …`);
+    const ctx: BenchContext = { quick, log: (msg) => console.log(`  ${name}: ${msg}`) };
+    try {
+      if (name === 'matmul') {
+        const r = await runMatmul(ctx);
+        rows.push(...r.rows);
+        roofline = { gflops: r.roofline.gflops, what: `MatMul ${r.roofline.m}³ (${fmt(r.roofline.gflops, 1)} GFLOP/s)` };
+      } else if (name === 'train') {
+        if (!roofline) {
+          // `--only train`: the ratio still needs a roofline measured in this run.
+          const r = await measureMatmul(1024, 1024, 1024, 2, quick ? 5 : 20);
+          roofline = { gflops: r.gflops, what: `MatMul 1024³ (${fmt(r.gflops, 1)} GFLOP/s)` };
+          ctx.log(`roofline for the ratio: ${roofline.what}`);
+        }
+        rows.push(...(await runTrain(ctx, roofline)));
+      } else if (name === 'memory') rows.push(...(await runMemory(ctx)));
+      else if (name === 'stream') rows.push(...(await runStream(ctx)));
+      else rows.push(...(await runTeacher(ctx)));
+    } catch (e) {
+      failed = true;
+      const msg = (e as Error).message;
+      console.error(`  ${name}: ERROR ${msg}`);
+      rows.push({ section: name, what: `${name} section`, value: 'error', note: msg.split('\n')[0] });
+    }
+    sectionLoad[name] = otherLoad(cpu0, cpuSnapshot());
+    console.log(`  ${name}: done in ${fmt((performance.now() - t) / 1000, 1)} s (other processes kept ${sectionLoad[name].toFixed(2)} cores busy)`);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  console.log(`\n${resultsTable(rows)}\n`);
+  if (!only) {
+    await writeFile(DOC, benchmarksMarkdown(machine, rows, { quick, seconds, loadAtEnd: loadavg()[0], sectionLoad }));
+    console.log(`bench: wrote ${DOC} (${fmt(seconds)} s in total)`);
+  } else console.log(`bench: --only ${only}: ${DOC} left unchanged (${fmt(seconds)} s)`);
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,59 @@
+/** Renders bench results as markdown (docs/benchmarks.md) and as console text. */
+import type { MachineInfo } from './machine.js';
+import type { Row } from './util.js';
+
+const cell = (s: string | undefined): string => (s ?? '').replace(/\|/g, '\\|');
+
+/** The results table: one row per measurement. */
+export function resultsTable(rows: readonly Row[]): string {
+  const lines = ['| Section | Measurement | Result | Goal | Conditions |', '|---|---|---|---|---|'];
+  for (const r of rows) lines.push(`| ${cell(r.section)} | ${cell(r.what)} | ${cell(r.value)} | ${cell(r.goal)} | ${cell(r.note)} |`);
+  return lines.join('\n');
+}
+
+/** The whole docs/benchmarks.md: how to run, the machine, the table, how to read it. */
+export function benchmarksMarkdown(m: MachineInfo, rows: readonly Row[], opts: { quick: boolean; seconds: number; loadAtEnd: number; sectionLoad: Readonly<Record<string, number>> }): string {
+  return `# Benchmarks
+
+Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
+beside each other on the same machine. Re-run it to refresh this file; \`--quick\` makes a shorter
+smoke run, \`--only <section>\` (matmul, train, memory, stream, teacher) runs one section and prints
+its table without rewriting this file.
+
+## Machine
+
+| | |
+|---|---|
+| CPU | ${m.cpu} (${m.simd || 'no AVX2'}) |
+| Cores | ${m.cores} |
+| Memory | ${m.memoryGiB.toFixed(1)} GiB |
+| Node | ${m.node} |
+| onnxruntime-node | ${m.onnxruntime} (CPU execution provider, intra-op threads = cores) |
+| Date | ${m.date} |
+| Mode | ${opts.quick ? 'quick (--quick)' : 'full'}, ${Math.round(opts.seconds)} s in total |
+| Other load | cores kept busy by other processes during each section: ${Object.entries(opts.sectionLoad).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')} (0 = the bench had the machine to itself); load average ${m.loadAtStart.toFixed(2)} before, ${opts.loadAtEnd.toFixed(2)} after |
+
+## Results
+
+${resultsTable(rows)}
+
+## How to read it
+
+- The machine may be a shared VM: the **Other load** row gives the cores other processes used during
+  each section. Even with none, steps made of many small kernels (the CPU preset) vary by tens of
+  percent between runs; compare numbers from one run, as the ratios do.
+- **matmul**: float32 MatMul through the project's graph IR → ONNX → onnxruntime, inputs fed each run,
+  best of several runs after warm-up; 2·m·k·n flops. The best size is the roofline the training ratios use.
+- **train**: GFLOP/s count only MatMul flops, ×3 for forward + backward (\`matmulFlops\`, the engine's
+  convention), over the best step time (the same statistic as the roofline; the median is beside it).
+  The rest of the step (LayerNorm, softmax, GELU, transposes, feeding parameters and copying
+  gradients) is the overhead the ratio exposes. Zero-initialised parameters (biases, GET's decoder)
+  are replaced with small random values so no step is degenerate. The block is rebuilt in
+  scripts/bench/block.ts from ops.ts (model.ts keeps its block private); it has no QKV injection.
+- **memory** and **stream**: peak RSS (\`process.resourceUsage().maxRSS\`) of a child process per
+  measurement, which includes Node, tsx and (for training) onnxruntime's arenas. The stream datasets are
+  synthetic pairs written under the OS temp folder and deleted afterwards.
+- **teacher**: the fit is cached under the OS temp folder between runs; pairs/s is steady state after
+  one warm-up batch (the first batch also computes the σ-dependent tensors).
+`;
+}
