@@ -13,7 +13,8 @@ export function buildProgram(): Command {
     .description('One-step diffusion distillation with the Generative Equilibrium Transformer (GET)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  program.addCommand(distillCommand());
+  // addCommand does not inherit settings: each subcommand needs exitOverride to exit 2, not 1.
+  program.addCommand(distillCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;
 }
 

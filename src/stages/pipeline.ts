@@ -84,10 +84,16 @@ function streamSource(stream: PairStream): BatchSource {
       const per = stream.batchesPerEpoch;
       if (per < 1) throw new UsageError(`--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; lower --batch or raise --pairs`);
       if (step !== next || !it) it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
-      let r = await it.next();
-      if (r.done) {
-        it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
+      let r;
+      try {
         r = await it.next();
+        if (r.done) {
+          it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
+          r = await it.next();
+        }
+      } catch (e) {
+        // A shard changed or broke after the manifest was written: the user's data, not a bug.
+        throw new UsageError(`${(e as Error).message}; regenerate the pairs (delete the shard and pairs/manifest.json, then --resume)`);
       }
       next = step + 1;
       if ((step + 1) % per === 0) it = null;
@@ -108,7 +114,12 @@ export async function runDistill(o: DistillOptions): Promise<void> {
       wall[stage] = Math.round((performance.now() - t) / 10) / 100;
     }
   };
-  const cfg = resolveConfig(o.preset, { numClasses: 10, ...(o.patchSize ? { patchSize: o.patchSize } : {}) });
+  let cfg;
+  try {
+    cfg = resolveConfig(o.preset, { numClasses: 10, ...(o.patchSize ? { patchSize: o.patchSize } : {}) });
+  } catch (e) {
+    throw new UsageError(`--preset ${o.preset}${o.patchSize ? ` --patch-size ${o.patchSize}` : ''}: ${(e as Error).message}`);
+  }
   await prepareRunFolder(o);
   const progress = new Progress();
   const log = (rec: Record<string, unknown>) => appendFile(join(o.out, 'stats.jsonl'), `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`);

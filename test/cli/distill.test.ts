@@ -60,9 +60,11 @@ test('--resume with more steps continues from the latest checkpoint', () => {
 function expectUsage(args: string[], pattern: RegExp): void {
   const r = cli(args);
   assert.equal(r.code, 2, `exit ${r.code}; stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with --help'));
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0], pattern);
+  // Progress lines may come first; the error itself is one line, last, with no stack trace.
+  const lines = r.stderr.trim().split('\n').filter((l) => l.trim() !== '' && !l.startsWith('(run with --help'));
+  assert.match(lines[lines.length - 1], pattern);
+  assert.equal(lines.filter((l) => /^(get-distill: |error: )/.test(l)).length, 1, `expected one error line, got:\n${r.stderr}`);
+  assert.ok(!/^\s+at /m.test(r.stderr), `stack trace in:\n${r.stderr}`);
 }
 
 test('bad flags and values exit 2 with one line naming the problem', () => {
