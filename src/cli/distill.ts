@@ -18,20 +18,26 @@ const num = (flag: string, min: number, exclusive = true) => (v: string): number
   return n;
 };
 
+const path = (flag: string) => (v: string): string => {
+  if (v.trim() === '') throw new UsageError(`${flag} must not be empty`);
+  if (v.includes('\0')) throw new UsageError(`${flag} must not contain NUL bytes`);
+  return v;
+};
+
 export function distillCommand(): Command {
   const cmd = new Command('distill')
     .description('Run the whole pipeline on this machine: fit the teacher, generate pairs with 35-NFE Heun, train GET, sample in one step, write a report.')
     .optionsGroup('Run:')
-    .addOption(new Option('--out <dir>', 'run folder: shards, checkpoints, samples.png, report.json').default('runs/distill'))
+    .addOption(new Option('--out <dir>', 'run folder: shards, checkpoints, samples.png, report.json').argParser(path('--out')).default('runs/distill'))
     .addOption(new Option('--resume', 'continue the run in --out (reuses verified shards, resumes training from checkpoints/latest.json)').default(false))
     .addOption(new Option('--dry-run', 'print the resolved options as JSON and exit').default(false))
     .optionsGroup('Data and teacher:')
     .addOption(new Option('--dataset <name>', 'training images for the embedded teacher').choices(['mnist', 'fashion-mnist']).default('mnist'))
-    .addOption(new Option('--teacher <spec>', '"mixture" (embedded Gaussian-mixture teacher fitted to --dataset) or a path to an EDM-preconditioned ONNX network').default('mixture'))
+    .addOption(new Option('--teacher <spec>', '"mixture" (embedded Gaussian-mixture teacher fitted to --dataset) or a path to an EDM-preconditioned ONNX network').argParser(path('--teacher')).default('mixture'))
     .addOption(new Option('--teacher-components <k>', 'mixture components per class').argParser(int('--teacher-components', 1)).default(10))
     .addOption(new Option('--teacher-rank <r>', 'factors per mixture component').argParser(int('--teacher-rank', 1)).default(32))
     .addOption(new Option('--sampler-steps <n>', 'Heun steps on the Karras schedule (NFE = 2n − 1)').argParser(int('--sampler-steps', 1)).default(18))
-    .addOption(new Option('--cache-dir <dir>', 'where fitted teachers are cached').default(process.env.XDG_CACHE_HOME ? `${process.env.XDG_CACHE_HOME}/get-distill` : '.cache/get-distill'))
+    .addOption(new Option('--cache-dir <dir>', 'where fitted teachers are cached').argParser(path('--cache-dir')).default(process.env.XDG_CACHE_HOME ? `${process.env.XDG_CACHE_HOME}/get-distill` : '.cache/get-distill'))
     .optionsGroup('Pairs (datagen):')
     .addOption(new Option('--pairs <n>', 'training pairs (seeds 0 … n−1)').argParser(int('--pairs', 1)).default(32768))
     .addOption(new Option('--heldout <n>', 'held-out pairs for the report (seeds from 2^30, never trained on)').argParser(int('--heldout', 1)).default(500))

@@ -73,6 +73,7 @@ test('bad flags and values exit 2 with one line naming the problem', () => {
   expectUsage(['distill', '--pairs', '0'], /--pairs must be an integer ≥ 1, got "0"/);
   expectUsage(['distill', '--steps', '-3'], /--steps must be an integer ≥ 1/);
   expectUsage(['distill', '--lr', 'fast'], /--lr must be a number > 0, got "fast"/);
+  expectUsage(['distill', '--out', ''], /--out must not be empty/);
   expectUsage(['distill', '--patch-size', '5', '--out', join(root, 'p5')], /patch size 5 does not divide the image size 32/);
 });
 
