@@ -7,22 +7,40 @@ import { PRESETS, DEFAULT_CPU_PRESET } from '../get/config.js';
 import { UsageError } from '../util/errors.js';
 import { type DistillOptions, runDistill } from '../stages/pipeline.js';
 
-const int = (flag: string, min: number) => (v: string): number => {
+/** Integer flag in [min, max]. */
+const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = Number(v);
-  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min}, got "${v}"`);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got "${v}"`);
+  }
   return n;
 };
-const num = (flag: string, min: number, exclusive = true) => (v: string): number => {
+/** Number flag > min (or ≥ min), and < max when given. */
+const num = (flag: string, min: number, exclusive = true, max = Infinity) => (v: string): number => {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (exclusive ? n <= min : n < min)) throw new UsageError(`${flag} must be a number ${exclusive ? '>' : '≥'} ${min}, got "${v}"`);
+  if (v.trim() === '' || !Number.isFinite(n) || (exclusive ? n <= min : n < min) || n >= max) {
+    throw new UsageError(`${flag} must be a number ${exclusive ? '>' : '≥'} ${min}${max < Infinity ? ` and < ${max}` : ''}, got "${v}"`);
+  }
   return n;
 };
+
+/** Training seeds stay below the held-out seeds (2^30), so held-out pairs are never trained on. */
+const MAX_PAIRS = 2 ** 30;
 
 const path = (flag: string) => (v: string): string => {
   if (v.trim() === '') throw new UsageError(`${flag} must not be empty`);
   if (v.includes('\0')) throw new UsageError(`${flag} must not contain NUL bytes`);
   return v;
 };
+
+/**
+ * Checks that need several options together, before anything is written.
+ * @throws UsageError naming the flags.
+ */
+export function validateOptions(o: DistillOptions): void {
+  if (o.batch > o.pairs) throw new UsageError(`--batch ${o.batch} exceeds --pairs ${o.pairs}; lower --batch or raise --pairs`);
+  if (o.teacherRank > 32 * 32) throw new UsageError(`--teacher-rank ${o.teacherRank} exceeds the 1,024 pixels of an image`);
+}
 
 export function distillCommand(): Command {
   const cmd = new Command('distill')
@@ -34,14 +52,14 @@ export function distillCommand(): Command {
     .optionsGroup('Data and teacher:')
     .addOption(new Option('--dataset <name>', 'training images for the embedded teacher').choices(['mnist', 'fashion-mnist']).default('mnist'))
     .addOption(new Option('--teacher <spec>', '"mixture" (embedded Gaussian-mixture teacher fitted to --dataset) or a path to an EDM-preconditioned ONNX network').argParser(path('--teacher')).default('mixture'))
-    .addOption(new Option('--teacher-components <k>', 'mixture components per class').argParser(int('--teacher-components', 1)).default(10))
-    .addOption(new Option('--teacher-rank <r>', 'factors per mixture component').argParser(int('--teacher-rank', 1)).default(32))
-    .addOption(new Option('--sampler-steps <n>', 'Heun steps on the Karras schedule (NFE = 2n − 1)').argParser(int('--sampler-steps', 1)).default(18))
+    .addOption(new Option('--teacher-components <k>', 'mixture components per class').argParser(int('--teacher-components', 1, 1000)).default(10))
+    .addOption(new Option('--teacher-rank <r>', 'factors per mixture component').argParser(int('--teacher-rank', 1, 1024)).default(32))
+    .addOption(new Option('--sampler-steps <n>', 'Heun steps on the Karras schedule (NFE = 2n − 1)').argParser(int('--sampler-steps', 2, 1000)).default(18))
     .addOption(new Option('--cache-dir <dir>', 'where fitted teachers are cached').argParser(path('--cache-dir')).default(process.env.XDG_CACHE_HOME ? `${process.env.XDG_CACHE_HOME}/get-distill` : '.cache/get-distill'))
     .optionsGroup('Pairs (datagen):')
-    .addOption(new Option('--pairs <n>', 'training pairs (seeds 0 … n−1)').argParser(int('--pairs', 1)).default(32768))
-    .addOption(new Option('--heldout <n>', 'held-out pairs for the report (seeds from 2^30, never trained on)').argParser(int('--heldout', 1)).default(500))
-    .addOption(new Option('--shard-size <n>', 'pairs per shard').argParser(int('--shard-size', 1)).default(2048))
+    .addOption(new Option('--pairs <n>', 'training pairs (seeds 0 … n−1)').argParser(int('--pairs', 1, MAX_PAIRS)).default(32768))
+    .addOption(new Option('--heldout <n>', 'held-out pairs for the report (seeds from 2^30, never trained on)').argParser(int('--heldout', 1, 1_000_000)).default(500))
+    .addOption(new Option('--shard-size <n>', 'pairs per shard (training shuffles within two shards at a time, so it shapes the batch order)').argParser(int('--shard-size', 1)).default(2048))
     .optionsGroup('Student (GET training):')
     .addOption(new Option('--preset <name>', 'GET preset').choices(Object.keys(PRESETS)).default(DEFAULT_CPU_PRESET))
     .addOption(new Option('--patch-size <p>', 'override the preset\'s patch size (must divide the image size)').argParser(int('--patch-size', 1)))
@@ -50,23 +68,23 @@ export function distillCommand(): Command {
     .addOption(new Option('--lr <x>', 'AdamW learning rate (reference presets: 1e-4)').argParser(num('--lr', 0)).default(1e-3))
     .addOption(new Option('--ema-halflife-kimg <k>', 'EMA half-life in thousands of images (EDM style, with ramp-up)').argParser(num('--ema-halflife-kimg', 0)).default(20))
     .addOption(new Option('--ema-rampup <r>', 'EMA ramp-up ratio (half-life ≤ images seen × r)').argParser(num('--ema-rampup', 0)).default(0.05))
-    .addOption(new Option('--ema-decay <beta>', 'constant EMA decay instead (the reference: 0.9999)').argParser(num('--ema-decay', 0, false)))
-    .addOption(new Option('--iterations <k>', 'fixed-point iterations in training and sampling').argParser(int('--iterations', 1)).default(6))
-    .addOption(new Option('--checkpoint-every <n>', 'steps between checkpoints').argParser(int('--checkpoint-every', 1)).default(500))
+    .addOption(new Option('--ema-decay <beta>', 'constant EMA decay instead (the reference: 0.9999)').argParser(num('--ema-decay', 0, false, 1)))
+    .addOption(new Option('--iterations <k>', 'fixed-point iterations in training and sampling').argParser(int('--iterations', 1, 100)).default(6))
+    .addOption(new Option('--checkpoint-every <n>', 'steps between checkpoints').argParser(int('--checkpoint-every', 1)).default(200))
     .addOption(new Option('--keep <k>', 'checkpoints kept').argParser(int('--keep', 1)).default(3))
     .addOption(new Option('--seed <n>', 'seed for initialisation, batch order and fixed-point start states').argParser(int('--seed', 0)).default(0))
-    .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(int('--threads', 1)))
+    .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(int('--threads', 1, 256)))
     .optionsGroup('Output:')
-    .addOption(new Option('--grid-columns <n>', 'samples per class in samples.png').argParser(int('--grid-columns', 1)).default(8))
+    .addOption(new Option('--grid-columns <n>', 'samples per class in samples.png').argParser(int('--grid-columns', 1, 64)).default(8))
     .addHelpText('after', `
 Examples:
-  npm run distill                                    # the default run (~15 min on 2 cores)
+  npm run distill                                    # the default run (~18 min on 2 cores)
   npm run distill -- --out runs/smoke --pairs 256 --steps 20
   npm run distill -- --out runs/fashion --dataset fashion-mnist
   npm run distill -- --out runs/smoke --resume --steps 40   # continue a run
 Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it).`)
     .action(async (opts: DistillOptions & { dryRun: boolean }) => {
-      if (opts.emaDecay !== undefined && opts.emaDecay > 1) throw new UsageError(`--ema-decay must be in [0, 1], got ${opts.emaDecay}`);
+      validateOptions(opts);
       if (opts.dryRun) {
         process.stdout.write(`${JSON.stringify(opts, null, 2)}\n`);
         return;

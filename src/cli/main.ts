@@ -7,6 +7,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_USAGE, UsageError } from '../util/errors.js';
 import { distillCommand } from './distill.js';
+import { Interrupted } from '../stages/pipeline.js';
 
 export function buildProgram(): Command {
   const program = new Command('get-distill')
@@ -31,7 +32,15 @@ async function main(argv: string[]): Promise<void> {
       process.stderr.write(`get-distill: ${e.message}\n`);
       process.exit(EXIT_USAGE);
     }
-    throw e;
+    if (e instanceof Interrupted) {
+      process.stderr.write(`get-distill: ${e.message}\n`);
+      process.exit(130);
+    }
+    // A bug or an environment failure: one line, the stack only on request.
+    process.stderr.write(`get-distill: ${(e as Error).message ?? String(e)}\n`);
+    if (process.env.GET_DISTILL_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    else process.stderr.write('(unexpected error; rerun with GET_DISTILL_DEBUG=1 for the stack trace, and report it)\n');
+    process.exit(1);
   }
 }
 

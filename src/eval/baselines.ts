@@ -33,13 +33,22 @@ function byClass(p: FlatPairs, numClasses: number): number[][] {
   return idx;
 }
 
-/** Per-class mean image [numClasses, P] (float64) of the training pairs. */
+/** Mean image [P] (float64) over all training pairs. */
+export function meanImage(train: FlatPairs): Float64Array {
+  const P = train.pixels;
+  const m = new Float64Array(P);
+  for (let i = 0; i < train.n; i++) for (let j = 0; j < P; j++) m[j] += train.image[i * P + j];
+  return m.map((v) => v / Math.max(1, train.n));
+}
+
+/** Per-class mean image [numClasses, P] (float64) of the training pairs; a class without pairs gets the overall mean. */
 export function classMeans(train: FlatPairs, numClasses: number): Float64Array {
   const P = train.pixels;
   const means = new Float64Array(Math.max(numClasses, 1) * P);
+  const overall = meanImage(train);
   byClass(train, numClasses).forEach((rows, c) => {
     for (const i of rows) for (let j = 0; j < P; j++) means[c * P + j] += train.image[i * P + j];
-    if (rows.length) for (let j = 0; j < P; j++) means[c * P + j] /= rows.length;
+    for (let j = 0; j < P; j++) means[c * P + j] = rows.length ? means[c * P + j] / rows.length : overall[j];
   });
   return means;
 }
@@ -54,15 +63,18 @@ export function predictClassMean(means: Float64Array, test: FlatPairs): Float64A
 
 /**
  * Per-class ridge regression image ≈ [noise, 1]·W, λ = `lambdaPerSample`·n_c on the weights (not the bias).
- * @returns W per class, each [(P+1), P] float64.
+ * @returns W per class, each [(P+1), P] float64, or null for a class without training pairs.
  */
-export async function fitRidge(train: FlatPairs, numClasses: number, lambdaPerSample = 0.1, iterations = 60): Promise<Float64Array[]> {
+export async function fitRidge(train: FlatPairs, numClasses: number, lambdaPerSample = 0.1, iterations = 60): Promise<(Float64Array | null)[]> {
   const P = train.pixels;
   const F = P + 1;
-  const out: Float64Array[] = [];
+  const out: (Float64Array | null)[] = [];
   for (const rows of byClass(train, numClasses)) {
     const n = rows.length;
-    if (n === 0) throw new Error('fitRidge: a class has no training pairs; generate more pairs');
+    if (n === 0) {
+      out.push(null); // no training pairs of this class: its predictions fall back to the mean image
+      continue;
+    }
     const X = new Float64Array(n * F);
     const Y = new Float64Array(n * P);
     rows.forEach((i, r) => {
@@ -106,21 +118,29 @@ function colDots(a: Float64Array, b: Float64Array, F: number, R: number): Float6
   return d;
 }
 
-/** Predictions [n, P] of the ridge baseline for `test` (one product per class). */
-export async function predictRidge(W: Float64Array[], test: FlatPairs): Promise<Float64Array> {
+/**
+ * Predictions [n, P] of the ridge baseline for `test` (one product per class); a class without a fit
+ * predicts `fallback` [P] (e.g. the mean training image), or zeros.
+ */
+export async function predictRidge(W: readonly (Float64Array | null)[], test: FlatPairs, fallback?: Float64Array): Promise<Float64Array> {
   const P = test.pixels;
   const F = P + 1;
   const out = new Float64Array(test.n * P);
   const rowsOf = byClass(test, W.length);
   for (let c = 0; c < rowsOf.length; c++) {
     const rows = rowsOf[c];
+    const w = W[c];
     if (rows.length === 0) continue;
+    if (!w) {
+      for (const i of rows) if (fallback) out.set(fallback, i * P);
+      continue;
+    }
     const X = new Float64Array(rows.length * F);
     rows.forEach((i, r) => {
       for (let j = 0; j < P; j++) X[r * F + j] = test.noise[i * P + j];
       X[r * F + P] = 1;
     });
-    const Y = await matmulF64(X, W[c], rows.length, F, P);
+    const Y = await matmulF64(X, w, rows.length, F, P);
     rows.forEach((i, r) => out.set(Y.subarray(r * P, (r + 1) * P), i * P));
   }
   return out;

@@ -39,11 +39,18 @@ export function samplerInfo(steps: number): Record<string, unknown> {
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
+export interface DatagenResult {
+  readonly manifest: DatasetManifest;
+  /** Pairs sampled by this call (the rest were reused from verified shards). */
+  readonly generated: number;
+}
+
 /**
  * Generates (or reuses) every shard of `seeds`, then writes the manifest.
- * @throws UsageError when an existing shard was made by another teacher or sampler, or is corrupt.
+ * @throws UsageError when an existing shard was made by another teacher or sampler, or is corrupt, or
+ *   when the teacher returns non-finite images.
  */
-export async function datagenStage(o: DatagenOptions): Promise<DatasetManifest> {
+export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
   await mkdir(o.outDir, { recursive: true });
   const sampler = samplerInfo(o.samplerSteps);
   const subBatch = o.subBatch ?? 256;
@@ -54,10 +61,11 @@ export async function datagenStage(o: DatagenOptions): Promise<DatasetManifest> 
   if (existing && existing.teacher === o.teacher.id && canonicalJson(existing.sampler) === canonicalJson(sampler) &&
       existing.shards[0]?.seedStart === o.seeds.start && existing.shards.at(-1)?.seedEnd === o.seeds.end && existing.totalPairs === total) {
     o.onProgress?.(total, total);
-    return existing; // complete and matching: nothing to do
+    return { manifest: existing, generated: 0 }; // complete and matching: nothing to do
   }
   const entries: ShardEntry[] = [];
   let done = 0;
+  let generated = 0;
   for (const range of splitSeedRange(o.seeds, o.shardSize)) {
     const path = join(o.outDir, shardFileName(range));
     if (await exists(path)) {
@@ -84,13 +92,16 @@ export async function datagenStage(o: DatagenOptions): Promise<DatasetManifest> 
       const m = Math.min(subBatch, n - b);
       const x = Float64Array.from(noise.subarray(b * per, (b + m) * per)); // the teacher sees exactly the stored noise
       const y = await heunSample(o.teacher, x, label ? label.subarray(b, b + m) : null, m, { steps: o.samplerSteps });
+      const bad = y.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new UsageError(`teacher ${o.teacher.id} returned a non-finite image for seed ${range.start + b + Math.floor(bad / per)}; check the teacher network`);
       image.set(y, b * per);
       done += m;
+      generated += m;
       o.onProgress?.(done, total);
     }
     entries.push(await writeShard(o.outDir, { teacher: o.teacher.id, sampler, seeds: range, shape, noise, image, label }));
   }
-  return writeManifest(o.outDir, {
+  const manifest = await writeManifest(o.outDir, {
     dataset: o.dataset,
     teacher: o.teacher.id,
     sampler,
@@ -99,6 +110,7 @@ export async function datagenStage(o: DatagenOptions): Promise<DatasetManifest> 
     conditional: o.teacher.numClasses > 0,
     shards: entries,
   });
+  return { manifest, generated };
 }
 
 /** Digest of a dataset's content (its shard list with sha256s), recorded in checkpoints. */

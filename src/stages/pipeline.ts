@@ -52,27 +52,47 @@ export interface DistillOptions {
 export const HELDOUT_SEED_START = 2 ** 30;
 
 /** Options that may change when resuming a run (everything else must match options.json). */
-const RESUMABLE = new Set(['steps', 'threads', 'resume', 'out', 'cacheDir']);
+const RESUMABLE = new Set(['steps', 'threads', 'resume', 'out', 'cacheDir', 'gridColumns', 'keep', 'checkpointEvery']);
 
-async function prepareRunFolder(o: DistillOptions): Promise<void> {
+/**
+ * Checks --out before anything is written: a fresh run needs an absent or empty folder, --resume
+ * needs a run folder whose options.json matches (except RESUMABLE options).
+ * @returns true when the run resumes.
+ */
+async function checkRunFolder(o: DistillOptions): Promise<boolean> {
   const entries = await readdir(o.out).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return null;
     throw new UsageError(`--out ${o.out}: cannot read it as a folder (${e.code}); give a folder path`);
   });
-  if (entries && entries.length > 0) {
-    if (!o.resume) throw new UsageError(`--out ${o.out} is not empty; pass --resume to continue that run, or choose a new folder (nothing was changed)`);
-    const saved = await readFile(join(o.out, 'options.json'), 'utf8').then(JSON.parse, () => null);
-    if (!saved) throw new UsageError(`--out ${o.out} holds files but no options.json; it is not a get-distill run folder (nothing was changed)`);
-    for (const [k, v] of Object.entries(saved)) {
-      if (!RESUMABLE.has(k) && JSON.stringify((o as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v)) {
-        throw new UsageError(`--resume: option ${k} is ${JSON.stringify((o as unknown as Record<string, unknown>)[k])} but the run in ${o.out} used ${JSON.stringify(v)}; pass the run's original options`);
-      }
+  const empty = !entries || entries.length === 0;
+  if (!o.resume) {
+    if (!empty) throw new UsageError(`--out ${o.out} is not empty; pass --resume to continue that run, or choose a new folder (nothing was changed)`);
+    return false;
+  }
+  if (empty) throw new UsageError(`--resume: --out ${o.out} holds no run to resume; check the path, or drop --resume to start one`);
+  let saved: Record<string, unknown> | null;
+  try {
+    saved = JSON.parse(await readFile(join(o.out, 'options.json'), 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--out ${o.out}: options.json is missing or unreadable (${(e as Error).message.split('\n')[0]}); it is not a get-distill run folder`);
+  }
+  for (const [k, v] of Object.entries(saved ?? {})) {
+    const now = (o as unknown as Record<string, unknown>)[k];
+    if (!RESUMABLE.has(k) && JSON.stringify(now) !== JSON.stringify(v)) {
+      throw new UsageError(`--resume: option ${k} is ${JSON.stringify(now)} but the run in ${o.out} used ${JSON.stringify(v)}; pass the run's original options, or remove the folder to start over`);
     }
   }
-  await makeDirs(o.out).catch((e: NodeJS.ErrnoException) => {
-    throw new UsageError(`--out ${o.out}: cannot create the run folder (${e.code ?? e.message}); choose a writable path`);
-  });
-  await writeFileAtomic(join(o.out, 'options.json'), `${JSON.stringify(o, null, 2)}\n`);
+  return true;
+}
+
+/** Wraps data errors of a stage (a shard that broke after it was written) as usage errors. */
+async function userData<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`${(e as Error).message}; regenerate the pairs (delete the shard and its manifest.json, then --resume)`);
+  }
 }
 
 /** Adapts a PairStream (epochs, whole batches) to batch-by-step, resuming mid-epoch when asked. */
@@ -84,16 +104,10 @@ function streamSource(stream: PairStream): BatchSource {
       const per = stream.batchesPerEpoch;
       if (per < 1) throw new UsageError(`--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; lower --batch or raise --pairs`);
       if (step !== next || !it) it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
-      let r;
-      try {
-        r = await it.next();
-        if (r.done) {
-          it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
-          r = await it.next();
-        }
-      } catch (e) {
-        // A shard changed or broke after the manifest was written: the user's data, not a bug.
-        throw new UsageError(`${(e as Error).message}; regenerate the pairs (delete the shard and pairs/manifest.json, then --resume)`);
+      let r = await userData(() => it!.next());
+      if (r.done) {
+        it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
+        r = await userData(() => it!.next());
       }
       next = step + 1;
       if ((step + 1) % per === 0) it = null;
@@ -103,6 +117,13 @@ function streamSource(stream: PairStream): BatchSource {
   };
 }
 
+/** Raised when SIGINT/SIGTERM stopped training after a checkpoint; the CLI exits 130. */
+export class Interrupted extends Error {
+  override readonly name = 'Interrupted';
+}
+
+const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+
 export async function runDistill(o: DistillOptions): Promise<void> {
   const t0 = performance.now();
   const wall: Record<string, number> = {};
@@ -111,7 +132,7 @@ export async function runDistill(o: DistillOptions): Promise<void> {
     try {
       return await f();
     } finally {
-      wall[stage] = Math.round((performance.now() - t) / 10) / 100;
+      wall[stage] = round((performance.now() - t) / 1000, 2);
     }
   };
   let cfg;
@@ -120,7 +141,15 @@ export async function runDistill(o: DistillOptions): Promise<void> {
   } catch (e) {
     throw new UsageError(`--preset ${o.preset}${o.patchSize ? ` --patch-size ${o.patchSize}` : ''}: ${(e as Error).message}`);
   }
-  await prepareRunFolder(o);
+  if (o.teacher === 'mixture' && (cfg.channels !== 1 || cfg.imageSize !== 32)) {
+    throw new UsageError(`--preset ${o.preset} is for ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize} images, the embedded teacher makes 1×32×32 (${o.dataset}); pick a CPU preset (GET-CPU-*) or an ONNX teacher`);
+  }
+  const resuming = await checkRunFolder(o);
+  await makeDirs(o.out).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`--out ${o.out}: cannot create the run folder (${e.code ?? e.message}); choose a writable path`);
+  });
+  const saveOptions = () => writeFileAtomic(join(o.out, 'options.json'), `${JSON.stringify(o, null, 2)}\n`);
+  if (!resuming) await saveOptions(); // a resumed run records its new --steps only once it has trained
   const progress = new Progress();
   const log = (rec: Record<string, unknown>) => appendFile(join(o.out, 'stats.jsonl'), `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`);
 
@@ -133,99 +162,116 @@ export async function runDistill(o: DistillOptions): Promise<void> {
     onFitGroup: (g, n) => teacherBar.update(g + 1, n),
   }, train));
   teacherBar.stop();
-  progress.note(`teacher ${teacher.denoiser.id} (${teacher.cached ? 'cached' : `fitted in ${teacher.fitSeconds.toFixed(1)} s`})`);
-  if (teacher.denoiser.shape.height !== cfg.imageSize || teacher.denoiser.shape.channels !== cfg.channels) {
-    throw new UsageError(`teacher images are ${teacher.denoiser.shape.channels}×${teacher.denoiser.shape.height}, preset ${cfg.name} expects ${cfg.channels}×${cfg.imageSize}`);
-  }
-  const conditional = teacher.denoiser.numClasses > 0;
-  const model = { ...cfg, numClasses: teacher.denoiser.numClasses };
-
+  progress.note(`teacher ${teacher.denoiser.id} (${teacher.kind === 'onnx' ? 'ONNX network' : teacher.cached ? 'cached fit' : `fitted in ${teacher.fitSeconds.toFixed(1)} s`})`);
   try {
+    if (teacher.denoiser.shape.height !== cfg.imageSize || teacher.denoiser.shape.channels !== cfg.channels) {
+      throw new UsageError(`teacher images are ${teacher.denoiser.shape.channels}×${teacher.denoiser.shape.height}×${teacher.denoiser.shape.width}, preset ${cfg.name} expects ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize}`);
+    }
+    const conditional = teacher.denoiser.numClasses > 0;
+    const model = { ...cfg, numClasses: teacher.denoiser.numClasses };
+
     const pairsDir = join(o.out, 'pairs');
     const genBar = progress.bar(`pairs (Heun, ${heunNfe(o.samplerSteps)} NFE)`, 'pairs');
-    const manifest = await timed('datagen', () => datagenStage({
+    const gen = await timed('datagen', () => datagenStage({
       teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: 0, end: o.pairs }, shardSize: o.shardSize, outDir: pairsDir,
       samplerSteps: o.samplerSteps, onProgress: (d, n) => genBar.update(d, n),
     }));
     genBar.stop();
     const heldBar = progress.bar('held-out pairs', 'pairs');
     const heldDir = join(o.out, 'heldout');
-    await timed('heldout', () => datagenStage({
+    const held = await timed('heldout', () => datagenStage({
       teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: HELDOUT_SEED_START, end: HELDOUT_SEED_START + o.heldout },
       shardSize: o.shardSize, outDir: heldDir, samplerSteps: o.samplerSteps, onProgress: (d, n) => heldBar.update(d, n),
     }));
     heldBar.stop();
-    const pairsPerSecond = (o.pairs + o.heldout) / Math.max(1e-9, (wall.datagen ?? 0) + (wall.heldout ?? 0));
+    const generated = gen.generated + held.generated;
 
     const ema: EmaConfig = o.emaDecay !== undefined
       ? { kind: 'constant', decay: o.emaDecay }
       : { kind: 'halflife', halflifeImages: o.emaHalflifeKimg * 1000, rampupRatio: o.emaRampup };
     const stream = await PairStream.open(pairsDir, { batchSize: o.batch, seed: o.seed, dropLast: true });
     const trainBar = progress.bar(`train ${cfg.name}`, 'steps');
-    let lastLoss = NaN;
-    const result = await timed('train', () => trainStage(streamSource(stream), {
-      config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
-      optimizer: { ...REFERENCE_ADAMW, lr: o.lr }, ema, seed: o.seed,
-      checkpointDir: join(o.out, 'checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: o.resume,
-      dataManifestSha256: datasetDigest(manifest), threads: o.threads,
-      onStep: (s) => {
-        lastLoss = s.loss;
-        trainBar.update(s.step, o.steps, { loss: s.l1Last.toFixed(4) });
-        if (s.step % 100 === 0) void log({ stage: 'train', step: s.step, loss: s.loss, l1_last: s.l1Last, step_seconds: s.stepSeconds });
-      },
-    }));
-    trainBar.stop();
+    let stop: string | null = null;
+    const onSignal = (sig: string) => {
+      stop = sig;
+      progress.note(`\n${sig}: stopping after this step and writing a checkpoint …`);
+    };
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    let result;
+    try {
+      result = await timed('train', () => trainStage(streamSource(stream), {
+        config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
+        optimizer: { ...REFERENCE_ADAMW, lr: o.lr }, ema, seed: o.seed,
+        checkpointDir: join(o.out, 'checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: resuming,
+        dataManifestSha256: datasetDigest(gen.manifest), threads: o.threads,
+        onStep: (s) => {
+          trainBar.update(s.step, o.steps, { l1: s.l1Last.toFixed(4) });
+          if (s.step % 10 === 0) void log({ stage: 'train', step: s.step, loss: s.loss, l1_last: s.l1Last, step_seconds: s.stepSeconds });
+        },
+        shouldStop: () => stop !== null,
+      }));
+    } finally {
+      process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
+      trainBar.stop();
+    }
+    if (resuming) await saveOptions();
+    if (stop) throw new Interrupted(`${stop} at step ${result.step}: checkpoint saved in ${join(o.out, 'checkpoints')}; continue with --resume`);
 
-    const sample = await timed('sample', () => sampleHeldout(model, (n) => result.ema.view(n), heldDir, o.iterations, o.threads));
-
-    const baselines = await timed('baselines', () => baselineL1(pairsDir, sample.held, teacher.denoiser.numClasses));
+    progress.note('sampling the held-out seeds in one step …');
+    const sample = await timed('sample', () => userData(() => sampleHeldout(model, (n) => result.ema.view(n), heldDir, o.iterations, o.threads)));
+    progress.note('fitting the baselines (class mean, ridge) …');
+    const baselines = await timed('baselines', () => userData(() => baselineL1(pairsDir, sample.held, teacher.denoiser.numClasses)));
     const studentL1 = meanAbs(sample.student, sample.held.image);
-
-    await writeComparisonGrid(join(o.out, 'samples.png'), sample.held, sample.student, {
-      teacherTitle: `teacher (${heunNfe(o.samplerSteps)} NFE)`, columns: o.gridColumns, conditional,
-      shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize }, classNames: train.classNames,
-    });
-
-    const trainable = result.params.size;
+    const trained = result.step - result.resumedFrom;
     const report = {
       format: 'get-distill-report/1',
       dataset: o.dataset,
-      teacher: { id: teacher.denoiser.id, kind: teacher.kind, cached: teacher.cached, components: o.teacherComponents, rank: o.teacherRank },
-      sampler: { name: 'edm-heun', steps: o.samplerSteps, nfe: heunNfe(o.samplerSteps), sigmaMin: 0.002, sigmaMax: 80, rho: 7 },
+      teacher: teacher.kind === 'onnx'
+        ? { id: teacher.denoiser.id, kind: teacher.kind, path: o.teacher }
+        : { id: teacher.denoiser.id, kind: teacher.kind, cached: teacher.cached, components: o.teacherComponents, rank: o.teacherRank },
+      sampler: { name: 'edm-heun', heunSteps: o.samplerSteps, nfe: heunNfe(o.samplerSteps), sigmaMin: 0.002, sigmaMax: 80, rho: 7 },
       preset: cfg.name,
       config: model,
       parameterCount: referenceParamCount(model),
-      trainableParameters: trainable,
-      pairs: { train: o.pairs, heldout: o.heldout, trainSeeds: [0, o.pairs], heldoutSeeds: [HELDOUT_SEED_START, HELDOUT_SEED_START + o.heldout] },
+      trainableParameters: result.params.size,
+      pairs: { train: o.pairs, heldout: o.heldout, trainSeeds: [0, o.pairs], heldoutSeeds: [HELDOUT_SEED_START, HELDOUT_SEED_START + o.heldout], generatedThisRun: generated },
       steps: result.step,
       resumedFromStep: result.resumedFrom,
       batch: o.batch,
+      seed: o.seed,
       optimizer: { ...REFERENCE_ADAMW, lr: o.lr },
       ema,
       iterations: o.iterations,
-      finalTrainLoss: Number.isFinite(lastLoss) ? lastLoss : result.lastLoss,
-      wallSeconds: { ...wall, total: Math.round((performance.now() - t0) / 10) / 100 },
-      datagenPairsPerSecond: Math.round(pairsPerSecond * 10) / 10,
-      trainImagesPerSecond: Math.round(result.imagesPerSecond * 10) / 10,
-      trainGflopsPerSecond: result.imagesPerSecond > 0 ? Math.round((result.flopsPerStep / o.batch) * result.imagesPerSecond / 1e8) / 10 : 0,
+      /** Σ_k 0.8^(K−k)·L1(x̂_k, x) of the last step, and its last-iterate L1 (what the progress bar shows). */
+      finalTrainLoss: result.lastLoss,
+      wallSeconds: { ...wall, total: round((performance.now() - t0) / 1000, 2) },
+      // Rates only when this invocation did the work (a resumed run may reuse everything).
+      datagenPairsPerSecond: generated > 0 ? round(generated / Math.max(1e-9, wall.datagen + wall.heldout), 1) : null,
+      trainImagesPerSecond: trained > 0 ? round(result.imagesPerSecond, 1) : null,
+      trainGflopsPerSecond: trained > 0 ? round((result.flopsPerStep / o.batch) * result.imagesPerSecond / 1e9, 1) : null,
       heldoutL1: {
         student: studentL1,
         classMean: baselines.classMean,
         ridge: baselines.ridge,
         studentOverClassMean: studentL1 / baselines.classMean,
         studentOverRidge: studentL1 / baselines.ridge,
-        studentByClass: l1ByClass(sample.student, sample.held, teacher.denoiser.numClasses).map((v) => Math.round(v * 1e4) / 1e4),
+        studentByClass: l1ByClass(sample.student, sample.held, teacher.denoiser.numClasses).map((v) => round(v, 4)),
       },
       artifacts: { samples: 'samples.png', pairs: 'pairs/manifest.json', heldout: 'heldout/manifest.json', checkpoints: 'checkpoints/latest.json' },
     };
     await writeFileAtomic(join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeComparisonGrid(join(o.out, 'samples.png'), sample.held, sample.student, {
+      teacherTitle: `teacher (${heunNfe(o.samplerSteps)} NFE)`, columns: o.gridColumns, conditional,
+      shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize }, classNames: train.classNames,
+    });
     await log({ stage: 'report', ...report.heldoutL1 });
+    const rate = (v: number | null, unit: string) => (v === null ? 'reused' : `${v} ${unit}`);
     progress.summary([
       ['run folder', o.out],
       ['teacher', `${teacher.denoiser.id}, ${heunNfe(o.samplerSteps)} NFE`],
-      ['pairs', `${o.pairs} train + ${o.heldout} held-out (${report.datagenPairsPerSecond} pairs/s)`],
-      ['student', `${cfg.name}, ${trainable.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${report.trainImagesPerSecond} images/s)`],
-      ['held-out L1', `student ${studentL1.toFixed(4)} | class mean ${baselines.classMean.toFixed(4)} (×${report.heldoutL1.studentOverClassMean.toFixed(2)}) | ridge ${baselines.ridge.toFixed(4)} (×${report.heldoutL1.studentOverRidge.toFixed(2)})`],
+      ['pairs', `${o.pairs} train + ${o.heldout} held-out (${rate(report.datagenPairsPerSecond, 'pairs/s')})`],
+      ['student', `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')})`],
+      ['held-out L1', `student ${studentL1.toFixed(4)} | class mean ${baselines.classMean.toFixed(4)} (student ×${report.heldoutL1.studentOverClassMean.toFixed(2)}) | ridge ${baselines.ridge.toFixed(4)} (student ×${report.heldoutL1.studentOverRidge.toFixed(2)}); below ×1 the student wins`],
       ['wall time', `${report.wallSeconds.total} s (${Object.entries(wall).map(([k, v]) => `${k} ${v}`).join(', ')})`],
       ['outputs', 'samples.png, report.json, pairs/, heldout/, checkpoints/'],
     ]);

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { readManifest, readShard } from '../data/shards.js';
 import { writeSampleGrid } from '../data/png.js';
-import { classMeans, fitRidge, meanAbs, predictClassMean, predictRidge, type FlatPairs } from '../eval/baselines.js';
+import { classMeans, fitRidge, meanAbs, meanImage, predictClassMean, predictRidge, type FlatPairs } from '../eval/baselines.js';
 import type { GetConfig } from '../get/config.js';
 import { GetSampler } from '../get/sampler.js';
 
@@ -59,7 +59,7 @@ export async function baselineL1(pairsDir: string, held: FlatPairs, numClasses: 
   const train = await loadAllPairs(pairsDir);
   const K = Math.max(1, numClasses);
   const classMean = meanAbs(predictClassMean(classMeans(train, K), held), held.image);
-  const ridge = meanAbs(await predictRidge(await fitRidge(train, K), held), held.image);
+  const ridge = meanAbs(await predictRidge(await fitRidge(train, K), held, meanImage(train)), held.image);
   return { classMean, ridge };
 }
 

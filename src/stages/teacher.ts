@@ -2,13 +2,14 @@
  * The teacher stage: the embedded Gaussian-mixture teacher fitted to a dataset's training split
  * (cached on disk, keyed by dataset and fit options), or an EDM-preconditioned ONNX network.
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageDataset } from '../data/datasets.js';
 import type { Denoiser } from '../edm/denoiser.js';
 import { MixtureDenoiser, fitMixtureTeacher, loadMixture, saveMixture } from '../teacher/mixture.js';
 import { OnnxEdmTeacher } from '../teacher/onnx-teacher.js';
 import { UsageError } from '../util/errors.js';
+import { sha256Hex, writeFileAtomic } from '../util/fsutil.js';
 
 export interface TeacherOptions {
   /** `mixture` or a path to an ONNX network F (see OnnxEdmTeacher for its inputs and outputs). */
@@ -46,22 +47,33 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
   const t0 = performance.now();
   await mkdir(o.cacheDir, { recursive: true });
   const path = join(o.cacheDir, `mixture-${train.name}-n${train.n}-K${o.components}-r${o.rank}.safetensors`);
+  // The cache is trusted only when its sha256 sidecar matches; anything else is refitted.
+  const digestPath = `${path}.sha256`;
   let params;
   let cached = false;
   if (await exists(path)) {
     try {
-      params = await loadMixture(path);
-      cached = true;
+      const [bytes, digest] = await Promise.all([readFile(path), readFile(digestPath, 'utf8')]);
+      if (sha256Hex(bytes) === digest.trim()) {
+        params = await loadMixture(path);
+        cached = true;
+      }
     } catch {
-      params = undefined; // a corrupt cache is refitted and rewritten
+      params = undefined;
     }
   }
   if (!params) {
     const shape = { channels: train.channels, height: train.height, width: train.width };
-    params = await fitMixtureTeacher(train.images, train.labels, {
-      shape, numClasses: train.numClasses, componentsPerClass: o.components, rank: o.rank, seed: 0, threads: o.threads, onGroup: o.onFitGroup,
-    });
+    try {
+      params = await fitMixtureTeacher(train.images, train.labels, {
+        shape, numClasses: train.numClasses, componentsPerClass: o.components, rank: o.rank, seed: 0, threads: o.threads, onGroup: o.onFitGroup,
+      });
+    } catch (e) {
+      if (e instanceof RangeError) throw new UsageError(`--teacher-components ${o.components} --teacher-rank ${o.rank}: ${e.message}`);
+      throw e;
+    }
     await saveMixture(params, path);
+    await writeFileAtomic(digestPath, `${sha256Hex(await readFile(path))}\n`);
   }
   const denoiser = await MixtureDenoiser.create(params, { threads: o.threads });
   return { denoiser, kind: 'mixture', cached, fitSeconds: (performance.now() - t0) / 1000 };

@@ -8,7 +8,7 @@ import { numTokens, type GetConfig } from '../get/config.js';
 import { OrtTrainingEngine, type PairBatch } from '../train/engine.js';
 import { AdamW, type AdamWConfig, type EmaConfig, emaDecay, emaUpdate } from '../train/optim.js';
 import { initParams, ParamStore } from '../train/params.js';
-import { type CheckpointState, hasCheckpoint, loadLatestCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { type CheckpointState, hasCheckpoint, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { Rng, fmix32 } from '../util/rng.js';
 import { UsageError } from '../util/errors.js';
 
@@ -64,8 +64,14 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
     let step = 0;
     let imagesSeen = 0;
     let lastLoss: number | null = null;
+    if (o.resume && !(await hasCheckpoint(o.checkpointDir)) && (await listCheckpoints(o.checkpointDir)).length > 0) {
+      throw new UsageError(`${o.checkpointDir} holds checkpoints but no latest.json; restore latest.json, or delete the folder to train from step 0`);
+    }
     if (o.resume && (await hasCheckpoint(o.checkpointDir))) {
       const ck = await loadLatestCheckpoint(o.checkpointDir, engine.specs);
+      if (ck.state.step > o.steps) {
+        throw new UsageError(`--steps ${o.steps} is below the checkpoint's step ${ck.state.step} in ${o.checkpointDir}; pass --steps ≥ ${ck.state.step}`);
+      }
       if (ck.state.dataManifestSha256 !== o.dataManifestSha256) {
         throw new UsageError(`${o.checkpointDir}: checkpoint was trained on another pair dataset (manifest sha256 differs); use a new --out`);
       }
@@ -97,7 +103,7 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
       const ts = performance.now();
       const data = await source.batch(step, o.batch);
       const r = await engine.step(params, data, trainZ0(o.seed, step, z0Size), grad);
-      if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${step} (loss ${r.loss}); lower --lr`);
+      if (!Number.isFinite(r.loss)) throw new UsageError(`training diverged at step ${step + 1} (loss ${r.loss}); lower --lr (now ${o.optimizer.lr})`);
       adam.step(params.flat, grad);
       step += 1;
       imagesSeen += o.batch;

@@ -61,9 +61,19 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint, keep: number):
   const file = fileFor(ck.state.step);
   await writeFileAtomic(join(dir, file), bytes);
   await writeFileAtomic(join(dir, 'latest.json'), `${JSON.stringify({ step: ck.state.step, file, sha256: sha256Hex(bytes), bytes: bytes.length }, null, 2)}\n`);
-  const old = (await readdir(dir)).filter((f) => /^checkpoint-\d{9}\.safetensors$/.test(f)).sort().slice(0, -keep);
-  await Promise.all(old.map((f) => rm(join(dir, f), { force: true })));
+  // Keep this checkpoint and the newest keep−1 before it; files of later steps belong to an abandoned
+  // timeline (a restart from an earlier step) and go too, so they can never outrank this one.
+  const all = await listCheckpoints(dir);
+  const older = all.filter((f) => f < file);
+  const kept = new Set([file, ...(keep > 1 ? older.slice(-(keep - 1)) : [])]);
+  await Promise.all(all.filter((f) => !kept.has(f)).map((f) => rm(join(dir, f), { force: true })));
   return join(dir, file);
+}
+
+/** Checkpoint file names in `dir`, oldest step first ([] when the folder does not exist). */
+export async function listCheckpoints(dir: string): Promise<string[]> {
+  const files = await readdir(dir).catch(() => [] as string[]);
+  return files.filter((f) => /^checkpoint-\d{9}\.safetensors$/.test(f)).sort();
 }
 
 /** True when `dir/latest.json` exists. */
@@ -82,7 +92,7 @@ export async function loadLatestCheckpoint(dir: string, specs: readonly ParamSpe
   try {
     latest = LatestSchema.parse(JSON.parse(await readFile(latestPath, 'utf8')));
   } catch (e) {
-    throw new UsageError(`${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0]})`);
+    throw new UsageError(`${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0].slice(0, 120)}); delete the checkpoints folder to train from step 0`);
   }
   const path = join(dir, latest.file);
   const bytes = await readFile(path).catch(() => {

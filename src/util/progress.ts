@@ -48,9 +48,9 @@ export class Progress {
     this.stream.write(`${line}\n`);
   }
 
-  /** The closing summary: aligned key/value lines. */
-  summary(rows: readonly [string, string][]): void {
+  /** The closing summary: aligned key/value lines, on stdout (the result; progress stays on stderr). */
+  summary(rows: readonly [string, string][], out: NodeJS.WriteStream = process.stdout): void {
     const w = Math.max(...rows.map(([k]) => k.length));
-    this.stream.write(`\nGET Distill summary\n${rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n`);
+    out.write(`\nGET Distill summary\n${rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n`);
   }
 }

@@ -4,7 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,11 +70,22 @@ function expectUsage(args: string[], pattern: RegExp): void {
 test('bad flags and values exit 2 with one line naming the problem', () => {
   expectUsage(['distill', '--no-such-flag'], /unknown option '--no-such-flag'/);
   expectUsage(['distill', '--preset', 'GET-Z/2'], /GET-Z\/2/);
-  expectUsage(['distill', '--pairs', '0'], /--pairs must be an integer ≥ 1, got "0"/);
+  expectUsage(['distill', '--pairs', '0'], /--pairs must be an integer in \[1, 1073741824\], got "0"/);
   expectUsage(['distill', '--steps', '-3'], /--steps must be an integer ≥ 1/);
   expectUsage(['distill', '--lr', 'fast'], /--lr must be a number > 0, got "fast"/);
   expectUsage(['distill', '--out', ''], /--out must not be empty/);
+  expectUsage(['distill', '--sampler-steps', '1'], /--sampler-steps must be an integer in \[2, 1000\]/);
+  expectUsage(['distill', '--pairs', '3000000000'], /--pairs must be an integer in \[1, 1073741824\]/);
+  expectUsage(['distill', '--ema-decay', '1'], /--ema-decay must be a number ≥ 0 and < 1/);
+  expectUsage(['distill', '--batch', '64', '--pairs', '32', '--out', join(root, 'b')], /--batch 64 exceeds --pairs 32/);
+  expectUsage(['distill', '--preset', 'GET-T/2', '--out', join(root, 't2')], /GET-T\/2 is for 3×32×32 images, the embedded teacher makes 1×32×32/);
+  expectUsage(['distill', '--resume', '--out', join(root, 'nothing-here')], /holds no run to resume/);
+  for (const d of ['b', 't2', 'nothing-here']) assert.throws(() => statSync(join(root, d)), /ENOENT/, `${d} was created`);
   expectUsage(['distill', '--patch-size', '5', '--out', join(root, 'p5')], /patch size 5 does not divide the image size 32/);
+});
+
+test('--resume with fewer --steps than the checkpoint is refused', () => {
+  expectUsage(['distill', '--out', run, ...SMALL.map((v) => (v === '20' ? '5' : v)), '--resume'], /--steps 5 is below the checkpoint's step 30/);
 });
 
 test('a non-empty --out without --resume is refused and left untouched', () => {
@@ -101,4 +112,25 @@ test('a truncated checkpoint or shard on --resume exits 2 naming the file, and d
   rmSync(join(run, 'pairs', 'manifest.json'));
   expectUsage(['distill', '--out', run, ...SMALL.map((v) => (v === '20' ? '40' : v)), '--resume'], new RegExp(`${shard}.*(truncated|corrupt)`));
   assert.equal(statSync(join(run, 'pairs', shard)).size, 1000);
+});
+
+test('SIGINT during training writes a checkpoint, exits 130, and --resume finishes the run', async () => {
+  const dir = join(root, 'interrupted');
+  const args = ['distill', '--out', dir, ...SMALL.map((v) => (v === '20' ? '3000' : v)), '--checkpoint-every', '1000'];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    if (/train GET-CPU-S\/4/.test(stderr) && !child.killed) child.kill('SIGINT');
+  });
+  const code = await new Promise<number | null>((res) => child.on('exit', res));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /SIGINT at step \d+: checkpoint saved in .*; continue with --resume/);
+  const latest = JSON.parse(readFileSync(join(dir, 'checkpoints', 'latest.json'), 'utf8'));
+  assert.ok(latest.step > 0 && latest.step < 3000, `checkpoint at step ${latest.step}`);
+  const r = cli(['distill', '--out', dir, ...SMALL.map((v) => (v === '20' ? String(latest.step + 5) : v)), '--checkpoint-every', '1000', '--resume']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+  assert.equal(report.resumedFromStep, latest.step);
+  assert.equal(report.steps, latest.step + 5);
 });

@@ -24,7 +24,7 @@ test('ridge recovers an exact per-class linear map (P 8, 2 classes, λ→0)', as
   const W = [0, 1].map(() => rng.fillNormal(new Float64Array((P + 1) * P)));
   const train = linearPairs(400, P, 2, rng, W);
   const fitted = await fitRidge(train, 2, 1e-9, 40);
-  for (let c = 0; c < 2; c++) for (let i = 0; i < W[c].length; i++) assert.ok(Math.abs(fitted[c][i] - W[c][i]) < 1e-4, `class ${c} entry ${i}`);
+  for (let c = 0; c < 2; c++) for (let i = 0; i < W[c].length; i++) assert.ok(Math.abs(fitted[c]![i] - W[c][i]) < 1e-4, `class ${c} entry ${i}`);
   const testPairs = linearPairs(20, P, 2, rng, W);
   assert.ok(meanAbs(await predictRidge(fitted, testPairs), testPairs.image) < 1e-4);
 });
@@ -40,4 +40,13 @@ test('class-mean baseline predicts the exact per-class mean', () => {
   assert.deepEqual([...means], [2, 3, -0.5, -0.5]);
   assert.deepEqual([...predictClassMean(means, { ...pairs, n: 1, labels: Int32Array.of(1) })], [-0.5, -0.5]);
   assert.equal(meanAbs(Float32Array.of(1, -1), Float32Array.of(0, 0)), 1);
+});
+
+test('a class without training pairs falls back to the overall mean image in both baselines', async () => {
+  const train: FlatPairs = { n: 2, pixels: 2, noise: Float32Array.of(1, 0, 0, 1), image: Float32Array.of(1, 3, 3, 5), labels: Int32Array.of(0, 0) };
+  const test1: FlatPairs = { n: 1, pixels: 2, noise: Float32Array.of(1, 1), image: Float32Array.of(0, 0), labels: Int32Array.of(1) };
+  assert.deepEqual([...predictClassMean(classMeans(train, 2), test1)], [2, 4]);
+  const W = await fitRidge(train, 2);
+  assert.equal(W[1], null);
+  assert.deepEqual([...(await predictRidge(W, test1, Float64Array.of(2, 4)))], [2, 4]);
 });

@@ -21,7 +21,8 @@ test('shards are byte-identical whether one worker writes a seed range or two wo
     const common = { teacher, dataset: 'mnist', shardSize: 16, samplerSteps: 18, subBatch: 8 };
     const one = join(root, 'one');
     const two = join(root, 'two');
-    const m = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, outDir: one });
+    const { manifest: m, generated } = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, outDir: one });
+    assert.equal(generated, 48);
     // Two "workers", the second range first.
     await datagenStage({ ...common, seeds: { start: 16, end: 48 }, outDir: two });
     await datagenStage({ ...common, seeds: { start: 0, end: 16 }, outDir: two });
@@ -38,7 +39,8 @@ test('shards are byte-identical whether one worker writes a seed range or two wo
     assert.ok(Math.abs(img.reduce((a, b) => a + b, 0) / img.length - -0.75) < 0.3, 'MNIST-like images are mostly background (−1)');
     // Resume: a second call reuses every shard (same manifest).
     const again = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, outDir: one });
-    assert.deepEqual(again.shards, m.shards);
+    assert.deepEqual(again.manifest.shards, m.shards);
+    assert.equal(again.generated, 0);
   } finally {
     await teacher.close();
     rmSync(root, { recursive: true, force: true });

@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../../src/get/config.js';
+import { Graph } from '../../src/graph/ir.js';
+import { buildGet } from '../../src/get/model.js';
+import { REFERENCE_ADAMW } from '../../src/train/optim.js';
+import { initParams } from '../../src/train/params.js';
+import { type CheckpointState, loadLatestCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
+
+const cfg = resolveConfig('GET-CPU-XS/8', { numClasses: 10 });
+const specs = buildGet(new Graph(), cfg, 1).specs;
+const state = (step: number): CheckpointState => ({
+  step, imagesSeen: step * 4, adamSteps: step, config: cfg, optimizer: REFERENCE_ADAMW, ema: { kind: 'constant', decay: 0.9999 },
+  batch: 4, iterations: 6, seed: 0, dataManifestSha256: 'x', loss: null,
+});
+
+test('rotation keeps the new checkpoint and the newest older ones, and drops stale later ones', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'get-ck-'));
+  try {
+    const p = initParams(specs, 0);
+    const ck = (step: number) => ({ state: state(step), params: p, ema: p, adamM: p, adamV: p });
+    for (const s of [40, 50, 60]) await saveCheckpoint(dir, ck(s), 3);
+    // A restart from step 0 (latest.json deleted) must not lose its own checkpoint to the stale 40–60.
+    await saveCheckpoint(dir, ck(10), 2);
+    assert.deepEqual(readdirSync(dir).sort(), ['checkpoint-000000010.safetensors', 'latest.json']);
+    await saveCheckpoint(dir, ck(20), 2);
+    await saveCheckpoint(dir, ck(30), 2);
+    assert.deepEqual(readdirSync(dir).sort(), ['checkpoint-000000020.safetensors', 'checkpoint-000000030.safetensors', 'latest.json']);
+    const back = await loadLatestCheckpoint(dir, specs);
+    assert.equal(back.state.step, 30);
+    assert.deepEqual(back.params.flat, p.flat);
+    writeFileSync(join(dir, 'latest.json'), 'garbage');
+    await assert.rejects(loadLatestCheckpoint(dir, specs), /latest.json: not a valid checkpoint pointer .*delete the checkpoints folder/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
