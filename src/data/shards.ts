@@ -14,7 +14,7 @@
  *   (sorted by seedStart, non-overlapping), totalPairs, createdAt (ISO 8601). A folder without a manifest
  *   is an unfinished generation. Every file is written to a temporary name in the same folder and renamed.
  *
- * Source: DESIGN.md "Data contracts"; get-reference.md §5 (the reference stores pickled noise/image
+ * Source: docs/data-contracts.md; the GET paper's data pipeline (locuslab/get data/generate.py) (the reference stores pickled noise/image
  * files per seed block; this project stores safetensors per seed range instead).
  * File I/O stays in the small functions under "storage" so it can move behind an object store.
  */

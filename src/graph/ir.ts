@@ -4,7 +4,7 @@
  * ONNX for onnxruntime (training: forward + generated backward; export: forward with weights as
  * initializers) and can be interpreted in float64 by `reference.ts` as an independent oracle.
  *
- * Source: DESIGN.md "The model core"; ONNX operator semantics from onnx/docs/Operators.md (opset 17).
+ * Design: docs/architecture.md; ONNX operator semantics from onnx/docs/Operators.md (opset 17).
  */
 
 /** Element type of a value. `float32` is the model dtype; `float64` is used by the teacher. */

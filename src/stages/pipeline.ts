@@ -1,6 +1,6 @@
 /**
  * The local executor: runs dataset → teacher → pairs → GET training → one-step samples → report in
- * one process, with files under one run folder (DESIGN.md "The pipeline"). The run folder describes
+ * one process, with files under one run folder (docs/architecture.md). The run folder describes
  * itself (options.json, stats.jsonl) and resumes from itself (--resume).
  */
 import { appendFile, readFile, readdir } from 'node:fs/promises';
@@ -22,7 +22,7 @@ import { trainStage, type BatchSource } from './train.js';
 /** Options of `get-distill distill` (see src/cli/distill.ts for their meaning and defaults). */
 export interface DistillOptions {
   out: string;
-  resume: boolean;
+  resume?: boolean;
   dataset: DatasetName;
   teacher: string;
   teacherComponents: number;

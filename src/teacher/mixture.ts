@@ -4,7 +4,7 @@
  * is an exact diffusion teacher with no network. Each call groups the batch by class and evaluates only
  * that class's K components, as float64 Gemms on onnxruntime; the σ-dependent tensors (D⁻¹, M⁻¹,
  * log-determinants) are computed once per (σ, class) and cached.
- * Source: DESIGN.md "The teacher"; Tipping & Bishop 1999 (PPCA) for the factor model.
+ * Source: docs/architecture.md; Tipping & Bishop 1999 (PPCA) for the factor model.
  */
 import { type Denoiser, type ImageShape, checkDenoiseArgs, sampleSize } from '../edm/denoiser.js';
 import { OrtSession, f64 } from '../graph/session.js';

@@ -2,7 +2,7 @@
  * The ort training engine: GET's forward and its generated backward graph in one onnxruntime session.
  * Parameters are graph inputs, fed from the flat ParamStore each step; the session returns the loss,
  * the per-iteration L1 and one gradient per parameter, which are gathered into one flat array for
- * AdamW. Source: DESIGN.md "Engines".
+ * AdamW. See docs/architecture.md.
  */
 import { Graph } from '../graph/ir.js';
 import { gradients } from '../graph/autodiff.js';
