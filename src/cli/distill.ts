@@ -78,7 +78,7 @@ export function distillCommand(): Command {
     .addOption(new Option('--grid-columns <n>', 'samples per class in samples.png').argParser(int('--grid-columns', 1, 64)).default(8))
     .addHelpText('after', `
 Examples:
-  npm run distill                                    # the default run (~18 min on 2 cores)
+  npm run distill                                    # the default run (~15 min on 2 cores)
   npm run distill -- --out runs/smoke --pairs 256 --steps 20
   npm run distill -- --out runs/fashion --dataset fashion-mnist
   npm run distill -- --out runs/smoke --resume --steps 40   # continue a run
