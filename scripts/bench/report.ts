@@ -48,8 +48,14 @@ ${resultsTable(rows)}
   convention), over the best step time (the same statistic as the roofline; the median is beside it).
   The rest of the step (LayerNorm, softmax, GELU, transposes, feeding parameters and copying
   gradients) is the overhead the ratio exposes. Zero-initialised parameters (biases, GET's decoder)
-  are replaced with small random values so no step is degenerate. The block is rebuilt in
-  scripts/bench/block.ts from ops.ts (model.ts keeps its block private); it has no QKV injection.
+  are replaced with small random values so no step is degenerate. The block is the model's own
+  \`block\` (src/get/model.ts), without a QKV injection.
+- **Why the CPU preset misses 60%**: its matrices are small (D 64, 64 tokens; its largest GEMM shape
+  reaches ~60% of the large MatMul by itself), and an onnxruntime profile of one step (2,538 nodes)
+  puts ~42% of kernel time in Gemm/MatMul (which run at ~270 GFLOP/s there) and the rest in
+  elementwise and layout kernels: Mul 14%, ReduceSum (bias and LayerNorm gradients) 11%, Transpose
+  (attention heads) 8%, Add 6%, LayerNorm 4%. Reaching 60% of the large MatMul would need those
+  fused into the GEMMs; the GET-T-width block, with 4× wider matrices, meets the goal.
 - **memory** and **stream**: peak RSS (\`process.resourceUsage().maxRSS\`) of a child process per
   measurement, which includes Node, tsx and (for training) onnxruntime's arenas. The stream datasets are
   synthetic pairs written under the OS temp folder and deleted afterwards.
