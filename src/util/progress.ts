@@ -24,13 +24,15 @@ export class Progress {
       fps: 5,
     }, cliProgress.Presets.shades_classic);
     let started = false;
+    let first = 0; // the value at the first update (a resumed stage starts past 0)
     const t0 = performance.now();
     return {
       update: (value, total, payload) => {
-        const rate = value / Math.max(1e-9, (performance.now() - t0) / 1000);
+        if (!started) first = value;
+        const rate = (value - first) / Math.max(1e-9, (performance.now() - t0) / 1000);
         const extra = payload ? ` | ${Object.entries(payload).map(([k, v]) => `${k} ${v}`).join(' ')}` : '';
         if (!started) {
-          b.start(total, value, { rate: rate.toFixed(1), extra });
+          b.start(total, value, { rate: '…', extra });
           started = true;
         } else {
           b.setTotal(total);
