@@ -1,0 +1,288 @@
+/**
+ * S3 object store (@aws-sdk/client-s3; multipart uploads through @aws-sdk/lib-storage above a
+ * threshold). Works against AWS and S3-compatible servers (Ceph RADOS Gateway in tests).
+ *
+ * Configuration: the standard AWS chain for credentials and region (env vars, shared config and
+ * credentials files, AWS_PROFILE, …), plus GET_DISTILL_S3_ENDPOINT (e.g. http://127.0.0.1:7480)
+ * and GET_DISTILL_S3_FORCE_PATH_STYLE (default true when an endpoint is set). Transient failures
+ * are retried by the SDK's standard retry strategy (GET_DISTILL_S3_MAX_ATTEMPTS, default 4).
+ */
+import { createHash } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  S3Client,
+  paginateListObjectsV2,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { parseUri } from './uri.js';
+import { StoreError, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
+
+const MiB = 1024 * 1024;
+
+/** Options of {@link S3Store}; every field falls back to the environment / AWS chain. */
+export interface S3StoreOptions {
+  /** S3-compatible endpoint URL; default GET_DISTILL_S3_ENDPOINT, else AWS. */
+  endpoint?: string;
+  /** Path-style addressing (http://host/bucket/key); default GET_DISTILL_S3_FORCE_PATH_STYLE, else true iff endpoint is set. */
+  forcePathStyle?: boolean;
+  /** Default: the AWS chain (AWS_REGION, profile). */
+  region?: string;
+  /** Default: the AWS credential chain. Tests pass explicit (e.g. wrong) keys. */
+  credentials?: S3ClientConfig['credentials'];
+  /** Attempts per request including the first (SDK standard retry, exponential backoff with jitter). Default 4. */
+  maxAttempts?: number;
+  /** TCP connect timeout per attempt, ms. Default 3000 (an unreachable endpoint fails in seconds). */
+  connectionTimeoutMs?: number;
+  /** Socket idle timeout per attempt, ms. Default 120000. */
+  requestTimeoutMs?: number;
+  /** Objects of at least this many bytes are uploaded in parts. Default 16 MiB (S3 minimum part: 5 MiB). */
+  multipartThresholdBytes?: number;
+  /** Part size of multipart uploads, bytes (≥ 5 MiB). Default 8 MiB. */
+  partSizeBytes?: number;
+  /** Parts uploaded concurrently. Default 4. */
+  queueSize?: number;
+}
+
+/** Resolved endpoint settings (from options, then env), also used to name the endpoint in errors. */
+function endpointSettings(opts: S3StoreOptions): { endpoint?: string; forcePathStyle: boolean } {
+  const endpoint = opts.endpoint ?? (process.env.GET_DISTILL_S3_ENDPOINT || undefined);
+  const envPath = process.env.GET_DISTILL_S3_FORCE_PATH_STYLE;
+  const forcePathStyle = opts.forcePathStyle ?? (envPath !== undefined && envPath !== '' ? /^(1|true|yes)$/i.test(envPath) : endpoint !== undefined);
+  return { endpoint, forcePathStyle };
+}
+
+/**
+ * An S3Client configured as the store uses it (endpoint, path style, retry, timeouts, and checksum
+ * headers only when an operation requires them, since S3-compatible servers such as Ceph Pacific
+ * reject the SDK's default CRC32 trailers).
+ * @throws StoreError 'Config' for a non-integer maxAttempts.
+ */
+export function createS3Client(opts: S3StoreOptions = {}): S3Client {
+  const { endpoint, forcePathStyle } = endpointSettings(opts);
+  const maxAttempts = opts.maxAttempts ?? Number(process.env.GET_DISTILL_S3_MAX_ATTEMPTS || 4);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new StoreError('Config', 'GET_DISTILL_S3_MAX_ATTEMPTS', `must be an integer ≥ 1, got ${maxAttempts}`);
+  }
+  return new S3Client({
+    ...(endpoint !== undefined && { endpoint }),
+    ...(opts.region !== undefined && { region: opts.region }),
+    ...(opts.credentials !== undefined && { credentials: opts.credentials }),
+    forcePathStyle,
+    maxAttempts,
+    retryMode: 'standard',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: { connectionTimeout: opts.connectionTimeoutMs ?? 3000, requestTimeout: opts.requestTimeoutMs ?? 120_000 },
+  });
+}
+
+export class S3Store implements ObjectStore {
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Key prefix of the root ('' for a whole bucket). */
+  readonly rootKey: string;
+  /** The endpoint as named in error messages. */
+  readonly endpointName: string;
+  private readonly threshold: number;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+  private readonly knownBuckets = new Set<string>();
+
+  /**
+   * @param root s3://bucket[/prefix] this store is rooted at.
+   * @throws StoreError 'BadUri' / 'UnknownScheme' for a bad root, 'Config' for bad options.
+   */
+  constructor(readonly root: string, opts: S3StoreOptions = {}) {
+    const p = parseUri(root);
+    if (p.scheme !== 's3') throw new StoreError('UnknownScheme', root, 'not an s3:// URI; use storeFor() for local paths');
+    this.bucket = p.bucket;
+    this.rootKey = p.key;
+    this.client = createS3Client(opts);
+    const { endpoint } = endpointSettings(opts);
+    this.endpointName = endpoint ?? `AWS S3${opts.region ?? process.env.AWS_REGION ? ` (${opts.region ?? process.env.AWS_REGION})` : ''}`;
+    this.threshold = opts.multipartThresholdBytes ?? 16 * MiB;
+    this.partSize = opts.partSizeBytes ?? 8 * MiB;
+    this.queueSize = opts.queueSize ?? 4;
+    if (this.partSize < 5 * MiB) throw new StoreError('Config', root, `part size ${this.partSize} B is below the S3 minimum of 5 MiB`);
+  }
+
+  /**
+   * Bucket and key of `uri`, which must lie under the root.
+   * @throws StoreError 'OutsideRoot' for another bucket or a key outside the root prefix.
+   */
+  locate(uri: string): { bucket: string; key: string } {
+    const p = parseUri(uri);
+    if (p.scheme !== 's3') throw new StoreError('UnknownScheme', uri, `not an s3:// URI; this store is rooted at ${this.root}`);
+    const r = this.rootKey;
+    const inside = p.bucket === this.bucket && (r === '' || p.key === r || p.key.startsWith(r.endsWith('/') ? r : `${r}/`));
+    if (!inside) throw new StoreError('OutsideRoot', uri, `is outside the store root ${this.root}`);
+    return { bucket: p.bucket, key: p.key };
+  }
+
+  async get(uri: string): Promise<Uint8Array> {
+    const { bucket, key } = this.locate(uri);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      if (!out.Body) throw new StoreError('Io', uri, `${this.endpointName} returned no body`);
+      return await out.Body.transformToByteArray();
+    } catch (e) {
+      throw this.error(uri, e, 'get');
+    }
+  }
+
+  /**
+   * Below the threshold: one PutObject with Content-MD5 (the server rejects a corrupted body).
+   * Above: a multipart upload, which S3 makes visible only on completion; on failure or abort the
+   * upload is aborted so no parts linger, and on success the size is checked with HeadObject
+   * (Ceph returns an empty ETag from CompleteMultipartUpload, so the ETag cannot be used).
+   */
+  async put(uri: string, bytes: Uint8Array, opts: PutOptions = {}): Promise<void> {
+    const { bucket, key } = this.locate(uri);
+    if (key === '' || key.endsWith('/')) throw new StoreError('BadUri', uri, 'names a prefix, not an object');
+    if (opts.signal?.aborted) throw new StoreError('Aborted', uri, 'write aborted before it started; nothing was written');
+    if (bytes.byteLength < this.threshold) {
+      try {
+        const md5 = createHash('md5').update(bytes).digest('base64');
+        await this.client.send(
+          new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength, ContentMD5: md5 }),
+          { abortSignal: opts.signal },
+        );
+      } catch (e) {
+        throw this.error(uri, e, 'put');
+      }
+      return;
+    }
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+    });
+    const onAbort = () => void upload.abort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await upload.done();
+    } catch (e) {
+      await this.abortPendingUploads(bucket, key).catch(() => undefined);
+      throw this.error(uri, e, 'put');
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+    const info = await this.head(uri);
+    if (info?.size !== bytes.byteLength) {
+      throw new StoreError('Io', uri, `multipart upload finished but the object has ${info?.size ?? 'no'} bytes, expected ${bytes.byteLength}`);
+    }
+  }
+
+  async head(uri: string): Promise<ObjectInfo | null> {
+    const { bucket, key } = this.locate(uri);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return { size: out.ContentLength ?? 0 };
+    } catch (e) {
+      if (status(e) !== 404) throw this.error(uri, e, 'head');
+    }
+    // HEAD answers carry no error code: a 404 is a missing key or a missing bucket.
+    await this.checkBucket(uri, bucket);
+    return null;
+  }
+
+  /** Every object URI under the prefix, in key order, following continuation tokens (1,000 keys a page). */
+  async list(prefixUri: string): Promise<string[]> {
+    const { bucket, key } = this.locate(prefixUri);
+    const out: string[] = [];
+    try {
+      for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: bucket, Prefix: key })) {
+        for (const o of page.Contents ?? []) if (o.Key !== undefined) out.push(`s3://${bucket}/${o.Key}`);
+      }
+    } catch (e) {
+      throw this.error(prefixUri, e, 'list');
+    }
+    return out;
+  }
+
+  async delete(uri: string): Promise<void> {
+    const { bucket, key } = this.locate(uri);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    } catch (e) {
+      throw this.error(uri, e, 'delete');
+    }
+  }
+
+  /** Creates the root's bucket if it does not exist (tests, first runs). @throws StoreError. */
+  async ensureBucket(): Promise<void> {
+    try {
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw this.error(`s3://${this.bucket}`, e, 'create bucket');
+    }
+    this.knownBuckets.add(this.bucket);
+  }
+
+  /** Aborts unfinished multipart uploads of exactly this key (left by a failed or aborted put). */
+  async abortPendingUploads(bucket: string, key: string): Promise<number> {
+    const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }));
+    const mine = (res.Uploads ?? []).filter((u) => u.Key === key && u.UploadId);
+    for (const u of mine) await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: u.UploadId }));
+    return mine.length;
+  }
+
+  private async checkBucket(uri: string, bucket: string): Promise<void> {
+    if (this.knownBuckets.has(bucket)) return;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: bucket }));
+      this.knownBuckets.add(bucket);
+    } catch (e) {
+      throw this.error(uri, status(e) === 404 ? Object.assign(e as Error, { name: 'NoSuchBucket' }) : e, 'head');
+    }
+  }
+
+  /** Maps an SDK error to a one-line StoreError naming the URI, the endpoint and the fix. */
+  private error(uri: string, e: unknown, op: string): StoreError {
+    if (e instanceof StoreError) return e;
+    const err = e as Error & { code?: string; $metadata?: { attempts?: number; httpStatusCode?: number } };
+    const name = err?.name ?? '';
+    const code = err?.code ?? (err?.cause as { code?: string } | undefined)?.code ?? '';
+    const attempts = err?.$metadata?.attempts;
+    const at = this.endpointName;
+    const opts = { cause: e };
+    if (name === 'NoSuchKey' || (op === 'get' && status(e) === 404 && name !== 'NoSuchBucket')) {
+      return new StoreError('NotFound', uri, `no such object at ${at}`, opts);
+    }
+    if (name === 'NoSuchBucket') {
+      return new StoreError('NoSuchBucket', uri, `bucket "${this.bucket}" does not exist at ${at}; create it or fix the s3:// URI`, opts);
+    }
+    if (status(e) === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden'].includes(name)) {
+      return new StoreError('AccessDenied', uri, `access denied by ${at} (${name || 403}) on ${op}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the bucket policy`, opts);
+    }
+    if (name === 'AbortError') return new StoreError('Aborted', uri, `${op} aborted; the object was left as it was`, opts);
+    const net = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'];
+    if (net.includes(code) || name === 'TimeoutError' || name === 'RequestTimeout') {
+      const tries = attempts ? ` after ${attempts} attempt${attempts > 1 ? 's' : ''}` : '';
+      return new StoreError('Unreachable', uri, `cannot reach S3 endpoint ${at} (${code || name})${tries}; start the server or fix GET_DISTILL_S3_ENDPOINT`, opts);
+    }
+    if (name === 'CredentialsProviderError' || /credential/i.test(err?.message ?? '')) {
+      return new StoreError('Config', uri, 'no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE', opts);
+    }
+    if (/region is missing/i.test(err?.message ?? '')) {
+      return new StoreError('Config', uri, 'no AWS region configured; set AWS_REGION (any value for an S3-compatible endpoint)', opts);
+    }
+    return new StoreError('Io', uri, `${op} failed at ${at}: ${name}${code ? ` ${code}` : ''}: ${err?.message ?? String(e)}`, opts);
+  }
+}
+
+/** HTTP status of an SDK error, if it got an answer. */
+function status(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}

@@ -1,0 +1,76 @@
+/**
+ * Parsing and joining of object URIs: `s3://bucket/key`, `file:///abs/path`, or a plain path
+ * (relative paths resolve against the working directory).
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StoreError } from './types.js';
+
+/** A parsed object URI. For `file`, `path` is absolute and normalized (no '.'/'..'). */
+export type ParsedUri =
+  | { scheme: 'file'; path: string; style: 'path' | 'url' }
+  | { scheme: 's3'; bucket: string; key: string };
+
+const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
+// S3 bucket naming rules (3–63 chars, lowercase letters, digits, '.', '-'; starts/ends alphanumeric).
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/**
+ * Splits a URI into scheme and location.
+ * @throws StoreError 'UnknownScheme' for any scheme other than file/s3, 'BadUri' for a malformed
+ *   file URL, an invalid bucket name, or a '.'/'..' segment in an S3 key (S3 would store it
+ *   literally, while HTTP clients may collapse it, so it can never be what was meant).
+ */
+export function parseUri(uri: string): ParsedUri {
+  if (uri.includes('\0')) throw new StoreError('BadUri', JSON.stringify(uri), 'URI contains a NUL byte');
+  const m = SCHEME.exec(uri);
+  if (!m) {
+    if (uri === '') throw new StoreError('BadUri', '""', 'empty URI; give a path, file:///… or s3://bucket/prefix');
+    return { scheme: 'file', path: resolve(uri), style: 'path' };
+  }
+  const scheme = m[1]!.toLowerCase();
+  if (scheme === 'file') {
+    let path: string;
+    try {
+      path = fileURLToPath(uri); // normalizes dot segments, decodes %XX
+      if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1); // same as resolve() for plain paths
+    } catch (e) {
+      throw new StoreError('BadUri', uri, `not a valid file URL (${(e as Error).message}); use file:///absolute/path`, { cause: e });
+    }
+    return { scheme: 'file', path, style: 'url' };
+  }
+  if (scheme === 's3') {
+    const rest = uri.slice(m[0].length);
+    const slash = rest.indexOf('/');
+    const bucket = slash < 0 ? rest : rest.slice(0, slash);
+    const key = slash < 0 ? '' : rest.slice(slash + 1);
+    if (!BUCKET.test(bucket)) {
+      throw new StoreError('BadUri', uri, `"${bucket}" is not a valid S3 bucket name (3–63 lowercase letters, digits, '.', '-')`);
+    }
+    if (key.split('/').some((s) => s === '.' || s === '..')) {
+      throw new StoreError('BadUri', uri, "S3 keys may not contain '.' or '..' segments; name the object directly");
+    }
+    return { scheme: 's3', bucket, key };
+  }
+  throw new StoreError('UnknownScheme', uri, `unknown URI scheme "${scheme}://"; use s3://bucket/prefix, file:///path or a plain path`);
+}
+
+/**
+ * Appends relative key segments to a URI: joinUri('s3://b/run1', 'shards/0001.bin') →
+ * 's3://b/run1/shards/0001.bin'. Works for plain paths and file:// URLs the same way.
+ * @throws StoreError 'BadUri' for an absolute part or a '..' segment (a key must stay under its base).
+ */
+export function joinUri(base: string, ...parts: string[]): string {
+  let out = base;
+  for (const part of parts) {
+    if (part === '') continue;
+    if (part.startsWith('/') || isAbsolute(part) || SCHEME.test(part)) {
+      throw new StoreError('BadUri', `${base} + ${part}`, 'expected a relative key, got an absolute path or URI');
+    }
+    if (part.split('/').some((s) => s === '..')) {
+      throw new StoreError('OutsideRoot', `${base} + ${part}`, "a key may not contain '..'; it would escape its base");
+    }
+    out = out.endsWith('/') ? out + part : `${out}/${part}`;
+  }
+  return out;
+}
