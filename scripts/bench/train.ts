@@ -6,7 +6,7 @@
  */
 import { numTokens, resolveConfig, type GetConfig } from '../../src/get/config.js';
 import { OrtSession, type HostTensor } from '../../src/graph/session.js';
-import { OrtTrainingEngine, type PairBatch } from '../../src/train/engine.js';
+import { OrtTrainingEngine, type TrainBatch } from '../../src/train/engine.js';
 import { initParams, type ParamStore } from '../../src/train/params.js';
 import { buildBlockTrainGraph } from './block.js';
 import { type BenchContext, type Row, best, fmt, median, perturbZeroInits, randn, timeRuns } from './util.js';
@@ -15,7 +15,7 @@ import { type BenchContext, type Row, best, fmt, median, perturbZeroInits, randn
 export interface TrainingSetup {
   readonly engine: OrtTrainingEngine;
   readonly params: ParamStore;
-  readonly data: PairBatch;
+  readonly data: TrainBatch;
   /** z_0 [B,N,D] float32, N(0, I). */
   readonly z0: Float32Array;
   /** Flat gradient buffer, same size as params. */
@@ -35,7 +35,7 @@ export async function prepareTraining(cfg: GetConfig, batch: number, iterations 
   const params = initParams(engine.specs, 0);
   perturbZeroInits(params, 1);
   const P = cfg.channels * cfg.imageSize ** 2;
-  const data: PairBatch = {
+  const data: TrainBatch = {
     noise: randn(batch * P, 2),
     image: randn(batch * P, 3, 0.5),
     labels: cfg.numClasses > 0 ? Int32Array.from({ length: batch }, (_, i) => i % cfg.numClasses) : null,

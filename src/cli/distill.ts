@@ -4,8 +4,9 @@
  */
 import { Command, Option } from 'commander';
 import { PRESETS, DEFAULT_CPU_PRESET } from '../get/config.js';
+import { REFERENCE_EMA } from '../train/optim.js';
 import { UsageError } from '../util/errors.js';
-import { type DistillOptions, runDistill } from '../stages/pipeline.js';
+import { type DistillOptions, HELDOUT_SEED_START, runDistill } from '../stages/pipeline.js';
 
 /** Integer flag in [min, max]. */
 const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
@@ -24,8 +25,8 @@ const num = (flag: string, min: number, exclusive = true, max = Infinity) => (v:
   return n;
 };
 
-/** Training seeds stay below the held-out seeds (2^30), so held-out pairs are never trained on. */
-const MAX_PAIRS = 2 ** 30;
+/** Training seeds stay below the held-out seeds, so held-out pairs are never trained on. */
+const MAX_PAIRS = HELDOUT_SEED_START;
 
 const path = (flag: string) => (v: string): string => {
   if (v.trim() === '') throw new UsageError(`${flag} must not be empty`);
@@ -68,7 +69,7 @@ export function distillCommand(): Command {
     .addOption(new Option('--lr <x>', 'AdamW learning rate (reference presets: 1e-4)').argParser(num('--lr', 0)).default(1e-3))
     .addOption(new Option('--ema-halflife-kimg <k>', 'EMA half-life in thousands of images (EDM style, with ramp-up)').argParser(num('--ema-halflife-kimg', 0)).default(20))
     .addOption(new Option('--ema-rampup <r>', 'EMA ramp-up ratio (half-life ≤ images seen × r)').argParser(num('--ema-rampup', 0)).default(0.05))
-    .addOption(new Option('--ema-decay <beta>', 'constant EMA decay instead (the reference: 0.9999)').argParser(num('--ema-decay', 0, false, 1)))
+    .addOption(new Option('--ema-decay <beta>', `constant EMA decay instead (the reference: ${REFERENCE_EMA.decay})`).argParser(num('--ema-decay', 0, false, 1)))
     .addOption(new Option('--iterations <k>', 'fixed-point iterations in training and sampling').argParser(int('--iterations', 1, 100)).default(6))
     .addOption(new Option('--checkpoint-every <n>', 'steps between checkpoints').argParser(int('--checkpoint-every', 1)).default(200))
     .addOption(new Option('--keep <k>', 'checkpoints kept').argParser(int('--keep', 1)).default(3))

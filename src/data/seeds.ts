@@ -145,8 +145,6 @@ export function seedRange(start: number, end: number): SeedRange {
   return checkSeedRange({ start, end });
 }
 
-/** Number of seeds in a range. */
-export const seedCount = (r: SeedRange): number => r.end - r.start;
 
 /**
  * Splits a range into consecutive shards of `shardSize` seeds, aligned to `range.start`; the last one may

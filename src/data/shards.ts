@@ -24,6 +24,7 @@ import { mersenne } from 'pure-rand/generator/mersenne';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { z } from 'zod';
 import { sha256Hex, writeFileAtomic } from '../util/fsutil.js';
+import { fmix32 } from '../util/rng.js';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
 import { type SampleShape, type SeedRange, SEED_LIMIT, checkSeedRange } from './seeds.js';
 
@@ -414,14 +415,8 @@ export interface PairStreamStats {
   peakBufferedPairs: number;
 }
 
-/** murmur3's 32-bit finaliser: decorrelates nearby (seed, epoch) pairs before MT19937 seeding. */
-function mix32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  return (x ^ (x >>> 16)) >>> 0;
-}
+/** murmur3's 32-bit finaliser as an unsigned 32-bit integer (decorrelates nearby (seed, epoch) pairs). */
+const mix32 = (x: number): number => fmix32(x) >>> 0;
 
 /**
  * Streams shuffled mini-batches of pairs for training, holding at most `shardsPerBuffer` shards plus one
@@ -435,6 +430,7 @@ function mix32(x: number): number {
  */
 export class PairStream {
   readonly stats: PairStreamStats = { shardsLoaded: 0, peakLoadedShards: 0, peakBufferedPairs: 0 };
+  private readonly verified = new Set<string>();
   private readonly perPair: number;
   private readonly perBuffer: number;
 
@@ -542,7 +538,10 @@ export class PairStream {
   /** Loads one shard and checks it against its manifest entry and the dataset's shape and labels. */
   private async load(e: ShardEntry): Promise<PairShard> {
     const path = join(this.dir, e.file);
-    const s = await readShard(path, this.options.verifySha256 === false ? undefined : e.sha256);
+    // sha256 is checked on a shard's first load only: later epochs re-read bytes already verified.
+    const verify = this.options.verifySha256 !== false && !this.verified.has(e.file);
+    const s = await readShard(path, verify ? e.sha256 : undefined);
+    this.verified.add(e.file);
     this.stats.shardsLoaded++;
     const { channels, height, width } = this.manifest.imageShape;
     const mismatch = (what: string): Error => new Error(`${path}: ${what} disagrees with ${join(this.dir, MANIFEST_FILE)}`);

@@ -55,7 +55,8 @@ export class F64Gemm {
   }
 
   async release(): Promise<void> {
-    for (const s of this.sessions.values()) await (await s).release();
+    const all = [...this.sessions.values()];
     this.sessions.clear();
+    await Promise.allSettled(all.map(async (s) => (await s).release()));
   }
 }

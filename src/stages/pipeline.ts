@@ -104,11 +104,8 @@ function streamSource(stream: PairStream): BatchSource {
       const per = stream.batchesPerEpoch;
       if (per < 1) throw new UsageError(`--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; lower --batch or raise --pairs`);
       if (step !== next || !it) it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
-      let r = await userData(() => it!.next());
-      if (r.done) {
-        it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
-        r = await userData(() => it!.next());
-      }
+      const r = await userData(() => it!.next());
+      if (r.done) throw new Error(`PairStream ended before batch ${step % per} of ${per} in epoch ${Math.floor(step / per)}`);
       next = step + 1;
       if ((step + 1) % per === 0) it = null;
       const b = r.value;
@@ -151,7 +148,12 @@ export async function runDistill(o: DistillOptions): Promise<void> {
   const saveOptions = () => writeFileAtomic(join(o.out, 'options.json'), `${JSON.stringify(o, null, 2)}\n`);
   if (!resuming) await saveOptions(); // a resumed run records its new --steps only once it has trained
   const progress = new Progress();
-  const log = (rec: Record<string, unknown>) => appendFile(join(o.out, 'stats.jsonl'), `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`);
+  // stats.jsonl appends are chained (ordered) and a failed write warns instead of killing the run.
+  let logQueue: Promise<void> = Promise.resolve();
+  const log = (rec: Record<string, unknown>): Promise<void> =>
+    (logQueue = logQueue
+      .then(() => appendFile(join(o.out, 'stats.jsonl'), `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`))
+      .catch((e: Error) => progress.note(`warning: cannot write stats.jsonl (${e.message})`)));
 
   const train = await timed('dataset', () => loadDataset(o.dataset, 'train'));
   progress.note(`dataset ${o.dataset}: ${train.n} training images, ${train.channels}×${train.height}×${train.width}, ${train.numClasses} classes`);
@@ -215,7 +217,7 @@ export async function runDistill(o: DistillOptions): Promise<void> {
       trainBar.stop();
     }
     if (resuming) await saveOptions();
-    if (stop) throw new Interrupted(`${stop} at step ${result.step}: checkpoint saved in ${join(o.out, 'checkpoints')}; continue with --resume`);
+    if (result.interrupted) throw new Interrupted(`${stop} at step ${result.step}: checkpoint saved in ${join(o.out, 'checkpoints')}; continue with --resume`);
 
     progress.note('sampling the held-out seeds in one step …');
     const sample = await timed('sample', () => userData(() => sampleHeldout(model, (n) => result.ema.view(n), heldDir, o.iterations, o.threads)));

@@ -5,53 +5,74 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { numTokens, type GetConfig } from '../get/config.js';
-import { OrtTrainingEngine, type PairBatch } from '../train/engine.js';
+import { OrtTrainingEngine, type TrainBatch } from '../train/engine.js';
 import { AdamW, type AdamWConfig, type EmaConfig, emaDecay, emaUpdate } from '../train/optim.js';
 import { initParams, ParamStore } from '../train/params.js';
 import { type CheckpointState, hasCheckpoint, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { Rng, fmix32 } from '../util/rng.js';
 import { UsageError } from '../util/errors.js';
 
-/** Where batches come from: batch `step` of a deterministic stream (a pure function of seed and step). */
+/**
+ * Where batches come from: batch `step` of a deterministic stream (a pure function of seed and step),
+ * `size` pairs: noise and image float32 [size, C, H, W], labels int32 [size] or null.
+ */
 export interface BatchSource {
-  batch(step: number, size: number): Promise<PairBatch>;
+  batch(step: number, size: number): Promise<TrainBatch>;
 }
 
 export interface TrainOptions {
   readonly config: GetConfig;
+  /** Total optimizer steps to reach (a resumed run continues up to it). */
   readonly steps: number;
+  /** Pairs per step. */
   readonly batch: number;
+  /** Unrolled fixed-point iterations K (6 in the reference). */
   readonly iterations: number;
   readonly optimizer: AdamWConfig;
   readonly ema: EmaConfig;
+  /** Seed of the initialisation and of every step's z_0. */
   readonly seed: number;
   readonly checkpointDir: string;
+  /** Steps between checkpoints (one is always written at the last step). */
   readonly checkpointEvery: number;
+  /** Checkpoints kept. */
   readonly keep: number;
   /** Resume from `checkpointDir/latest.json` when it exists. */
   readonly resume: boolean;
+  /** Digest of the pair dataset (datasetDigest of its manifest); a resume must match it. */
   readonly dataManifestSha256: string;
   readonly threads?: number;
   /** Called after every step. */
   readonly onStep?: (s: { step: number; loss: number; l1Last: number; stepSeconds: number }) => void;
-  /** Polled between steps; when true the stage checkpoints and returns early. */
+  /** Polled after every step before the last; when true the stage checkpoints and returns early. */
   readonly shouldStop?: () => boolean;
 }
 
 export interface TrainResult {
   readonly params: ParamStore;
+  /** EMA of the weights (what sampling uses). */
   readonly ema: ParamStore;
+  /** Steps done in total, and the step this invocation started from. */
   readonly step: number;
   readonly resumedFrom: number;
+  /** True when `shouldStop` ended training before `steps` (a checkpoint was written). */
+  readonly interrupted: boolean;
+  /** Weighted fixed-point-correction loss of the last step. */
   readonly lastLoss: number | null;
+  /** Seconds of this invocation's loop, including batch loading and checkpoint writes. */
   readonly trainSeconds: number;
+  /** Training images per second of this invocation (0 when it did no step). */
   readonly imagesPerSecond: number;
+  /** MatMul flops of one step (forward ×3), for GFLOP/s. */
   readonly flopsPerStep: number;
 }
 
-/** z_0 ~ N(0, I) [B,N,D] for training step `step`. */
-export function trainZ0(seed: number, step: number, size: number): Float32Array {
-  return new Rng(fmix32(fmix32(seed) ^ step)).fillNormal(new Float32Array(size));
+/**
+ * Fills `out` (float32 [B·N·D]) with the fixed-point start state z_0 ~ N(0, I) of training step
+ * `step`: a pure function of (seed, step), independent of the sampling stream of src/get/sampler.ts.
+ */
+export function trainZ0(seed: number, step: number, out: Float32Array): Float32Array {
+  return new Rng(fmix32(fmix32(seed) ^ step)).fillNormal(out);
 }
 
 export async function trainStage(source: BatchSource, o: TrainOptions): Promise<TrainResult> {
@@ -73,10 +94,12 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
         throw new UsageError(`--steps ${o.steps} is below the checkpoint's step ${ck.state.step} in ${o.checkpointDir}; pass --steps ≥ ${ck.state.step}`);
       }
       if (ck.state.dataManifestSha256 !== o.dataManifestSha256) {
-        throw new UsageError(`${o.checkpointDir}: checkpoint was trained on another pair dataset (manifest sha256 differs); use a new --out`);
+        throw new UsageError(`${o.checkpointDir}: checkpoint was trained on another pair dataset (its shard digests differ); use a new --out`);
       }
-      if (JSON.stringify(ck.state.config) !== JSON.stringify(o.config) || ck.state.batch !== o.batch) {
-        throw new UsageError(`${o.checkpointDir}: checkpoint has another model config or batch size; resume with the original options or use a new --out`);
+      const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+      if (!same(ck.state.config, o.config) || ck.state.batch !== o.batch || ck.state.seed !== o.seed || ck.state.iterations !== o.iterations ||
+          !same(ck.state.optimizer, o.optimizer) || !same(ck.state.ema, o.ema)) {
+        throw new UsageError(`${o.checkpointDir}: checkpoint has another model config, batch size, seed, iteration count, optimizer or EMA; resume with the original options or use a new --out`);
       }
       ({ params, ema } = ck);
       adam = new AdamW(o.optimizer, params.size, { m: ck.adamM.flat, v: ck.adamV.flat, t: ck.state.adamSteps });
@@ -98,11 +121,13 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
       };
       return saveCheckpoint(o.checkpointDir, { state, params, ema, adamM: new ParamStore(params.specs, adam.m), adamV: new ParamStore(params.specs, adam.v) }, o.keep);
     };
+    let interrupted = false;
+    const z0 = new Float32Array(z0Size);
     const t0 = performance.now();
     while (step < o.steps) {
       const ts = performance.now();
       const data = await source.batch(step, o.batch);
-      const r = await engine.step(params, data, trainZ0(o.seed, step, z0Size), grad);
+      const r = await engine.step(params, data, trainZ0(o.seed, step, z0), grad);
       if (!Number.isFinite(r.loss)) throw new UsageError(`training diverged at step ${step + 1} (loss ${r.loss}); lower --lr (now ${o.optimizer.lr})`);
       adam.step(params.flat, grad);
       step += 1;
@@ -110,15 +135,17 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
       emaUpdate(ema.flat, params.flat, emaDecay(o.ema, imagesSeen, o.batch));
       lastLoss = r.loss;
       o.onStep?.({ step, loss: r.loss, l1Last: r.l1[r.l1.length - 1], stepSeconds: (performance.now() - ts) / 1000 });
-      if (step % o.checkpointEvery === 0 || step === o.steps) await save();
-      if (o.shouldStop?.()) {
-        if (step % o.checkpointEvery !== 0) await save();
+      const saved = step % o.checkpointEvery === 0 || step === o.steps;
+      if (saved) await save();
+      if (step < o.steps && o.shouldStop?.()) {
+        if (!saved) await save();
+        interrupted = true;
         break;
       }
     }
     const trainSeconds = (performance.now() - t0) / 1000;
     const done = step - resumedFrom;
-    return { params, ema, step, resumedFrom, lastLoss, trainSeconds, imagesPerSecond: done > 0 ? (done * o.batch) / trainSeconds : 0, flopsPerStep: engine.flopsPerStep };
+    return { params, ema, step, resumedFrom, interrupted, lastLoss, trainSeconds, imagesPerSecond: done > 0 ? (done * o.batch) / trainSeconds : 0, flopsPerStep: engine.flopsPerStep };
   } finally {
     await engine.close();
   }

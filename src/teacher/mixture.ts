@@ -75,7 +75,14 @@ export class MixtureDenoiser implements Denoiser {
     const r = Math.max(1, c.rank);
     const P = sampleSize(c.shape);
     const so = { threads: opts.threads };
-    const [main, prep] = await Promise.all([OrtSession.create(buildDenoiseGraph(K, r, P), so), OrtSession.create(buildPrepGraph(K, r, P), so)]);
+    const made = await Promise.allSettled([OrtSession.create(buildDenoiseGraph(K, r, P), so), OrtSession.create(buildPrepGraph(K, r, P), so)]);
+    const failed = made.find((m) => m.status === 'rejected');
+    if (failed) {
+      // Release whichever session was created before rethrowing.
+      await Promise.allSettled(made.map((m) => (m.status === 'fulfilled' ? m.value.release() : undefined)));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const [main, prep] = made.map((m) => (m as PromiseFulfilledResult<OrtSession>).value);
     return new MixtureDenoiser(params, main, prep, opts.sigmaCacheSize ?? 64);
   }
 
@@ -159,8 +166,7 @@ export class MixtureDenoiser implements Denoiser {
 
   async close(): Promise<void> {
     this.cache.clear();
-    await this.main.release();
-    await this.prep.release();
+    await Promise.allSettled([this.main.release(), this.prep.release()]);
   }
 }
 

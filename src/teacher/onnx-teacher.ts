@@ -143,6 +143,9 @@ export class OnnxEdmTeacher implements Denoiser {
       throw new Error(`${source}: onnxruntime rejected the model (${(e as Error).message})`);
     }
     const id = opts.id ?? `onnx-edm-${createHash('sha256').update(bytes).digest('hex').slice(0, 12)}`;
+    if (opts.maxBatch !== undefined && !(Number.isInteger(opts.maxBatch) && opts.maxBatch > 0)) {
+      throw new RangeError(`OnnxEdmTeacher: maxBatch must be a positive integer, got ${opts.maxBatch}`);
+    }
     const chunk = sig.fixedBatch ?? opts.maxBatch ?? Infinity;
     return new OnnxEdmTeacher(id, sig.shape, numClasses, sigmaData, session, chunk, sig.fixedBatch);
   }

@@ -31,7 +31,7 @@ export const CheckpointStateSchema = z.object({
   batch: z.number().int().positive(),
   iterations: z.number().int().positive(),
   seed: z.number().int(),
-  /** sha256 of the pair dataset's manifest.json the run trains on. */
+  /** Digest of the pair dataset the run trains on: sha256 of its manifest's shard list (datasetDigest). */
   dataManifestSha256: z.string(),
   /** Last logged training loss (for progress displays). */
   loss: z.number().nullable(),

@@ -13,8 +13,8 @@ import { numTokens } from '../get/config.js';
 import { buildGet, trainingObjective, type ParamSpec } from '../get/model.js';
 import type { ParamStore } from './params.js';
 
-/** One mini-batch of pairs. */
-export interface PairBatch {
+/** One training mini-batch of pairs. */
+export interface TrainBatch {
   /** N(0, I) noise [B,C,H,W] float32. */
   readonly noise: Float32Array;
   /** Teacher image [B,C,H,W] float32. */
@@ -26,7 +26,7 @@ export interface PairBatch {
 export interface StepResult {
   /** Weighted fixed-point-correction loss. */
   readonly loss: number;
-  /** L1 of each decoded iterate x̂_1 … x̂_K. */
+  /** L1 of each decoded iterate x̂_1 … x̂_K (length K = iterations). */
   readonly l1: readonly number[];
 }
 
@@ -59,10 +59,12 @@ export class OrtTrainingEngine {
   }
 
   /**
-   * Computes loss and gradients at `params` for one batch; writes the flat gradient into `grad`.
+   * Computes loss and gradients at `params` for one batch; writes the flat gradient into `grad`
+   * (float32, length params.size).
    * @param z0 fixed-point start state [B,N,D] float32, N(0, I).
+   * @throws Error when a conditional model gets no labels, or onnxruntime rejects the feeds.
    */
-  async step(params: ParamStore, data: PairBatch, z0: Float32Array, grad: Float32Array): Promise<StepResult> {
+  async step(params: ParamStore, data: TrainBatch, z0: Float32Array, grad: Float32Array): Promise<StepResult> {
     const { channels: C, imageSize: H, hiddenSize: D } = this.cfg;
     const B = this.batch;
     const feeds: Record<string, HostTensor> = {
@@ -91,7 +93,7 @@ export class OrtTrainingEngine {
   }
 }
 
-/** 2·m·k·n summed over the MatMul nodes of a graph with static shapes (the dominant cost of GET). */
+/** 2·m·k·n summed over the MatMul nodes of a graph with static shapes (the dominant cost of GET); NaN with symbolic dims. */
 export function matmulFlops(g: Graph): number {
   let flops = 0;
   for (const n of g.nodes) {

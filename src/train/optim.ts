@@ -59,11 +59,13 @@ export const EmaConfigSchema = z.discriminatedUnion('kind', [
 ]);
 export type EmaConfig = z.infer<typeof EmaConfigSchema>;
 
-export const REFERENCE_EMA: EmaConfig = { kind: 'constant', decay: 0.9999 };
+export const REFERENCE_EMA = { kind: 'constant', decay: 0.9999 } as const satisfies EmaConfig;
 
 /**
  * EMA decay β for the step that has just seen `imagesSeen` images in batches of `batch`.
- * Half-life form: β = 0.5^(batch / min(halflife, imagesSeen·rampup)).
+ * Half-life form: β = 0.5^(batch / min(halflife, imagesSeen·rampup)). EDM evaluates the ramp-up
+ * with the images seen before the step (β = 0 on the first step); counting the step's own batch, as
+ * here, gives β ≈ 1e-6 there instead: the same within float32 after the first step.
  */
 export function emaDecay(cfg: EmaConfig, imagesSeen: number, batch: number): number {
   if (cfg.kind === 'constant') return cfg.decay;

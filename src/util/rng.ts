@@ -26,24 +26,13 @@ export function seedState(seed: number): number[] {
 }
 
 export class Rng {
-  private gen: RandomGenerator;
+  private readonly gen: RandomGenerator;
   private spare: number | null = null;
 
   /** @throws when seed is not an integer in [−2^31, 2^31). */
   constructor(seed: number) {
     if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 31) throw new Error(`Rng: seed must be a 32-bit integer, got ${seed}`);
     this.gen = xoroshiro128plusFromState(seedState(seed));
-  }
-
-  /** Generator state, for checkpoints (restore with `Rng.fromState`). */
-  state(): number[] {
-    return [...this.gen.getState()];
-  }
-
-  static fromState(state: readonly number[]): Rng {
-    const r = new Rng(0);
-    r.gen = xoroshiro128plusFromState(state);
-    return r;
   }
 
   /** Uniform in [0, 1). */
@@ -74,16 +63,5 @@ export class Rng {
   fillNormal<T extends Float32Array | Float64Array>(out: T, std = 1): T {
     for (let i = 0; i < out.length; i++) out[i] = this.normal() * std;
     return out;
-  }
-
-  /** In-place Fisher–Yates shuffle. */
-  shuffle<T extends { length: number; [i: number]: number }>(a: T): T {
-    for (let i = a.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      const t = a[i];
-      a[i] = a[j];
-      a[j] = t;
-    }
-    return a;
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/get/config.js';
@@ -54,11 +54,28 @@ test('3 steps + resume to 6 equals 6 straight steps (step, weights, EMA)', async
   }
 });
 
-test('resuming with another batch size is refused with a message naming the checkpoint folder', async () => {
+test('resuming with another batch size, seed, iteration count or optimizer is refused with a message naming the checkpoint folder', async () => {
   const root = mkdtempSync(join(tmpdir(), 'get-resume-'));
   try {
     await trainStage(source, options(root, 3, false));
-    await assert.rejects(trainStage(source, { ...options(root, 6, true), batch: 2 }), /another model config or batch size/);
+    for (const change of [{ batch: 2 }, { seed: 8 }, { iterations: 2 }, { optimizer: { ...REFERENCE_ADAMW, lr: 5e-4 } }]) {
+      await assert.rejects(trainStage(source, { ...options(root, 6, true), ...change }), /another model config, batch size, seed, iteration count, optimizer or EMA/, JSON.stringify(change));
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('shouldStop checkpoints once and reports interrupted, unless the last step was reached', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'get-resume-'));
+  try {
+    const stopped = await trainStage(source, { ...options(join(root, 'a'), 3, false), checkpointEvery: 10, shouldStop: () => true });
+    assert.equal(stopped.step, 1);
+    assert.equal(stopped.interrupted, true);
+    assert.deepEqual(readdirSync(join(root, 'a')).sort(), ['checkpoint-000000001.safetensors', 'latest.json']);
+    const finished = await trainStage(source, { ...options(join(root, 'b'), 1, false), checkpointEvery: 10, shouldStop: () => true });
+    assert.equal(finished.step, 1);
+    assert.equal(finished.interrupted, false);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
