@@ -4,7 +4,7 @@
  * defaults (dataset → teacher → pairs → GET → one-step samples → report).
  * Errors a user can fix print one line and exit 2.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE, UsageError } from '../util/errors.js';
 import { distillCommand } from './distill.js';
 import { Interrupted } from '../stages/pipeline.js';
@@ -44,5 +44,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-export { Option };
 await main(process.argv);

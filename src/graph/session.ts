@@ -12,13 +12,6 @@ export interface HostTensor {
   readonly data: TensorArray;
 }
 
-const ortType: Record<DType, 'float32' | 'float64' | 'int64' | 'bool'> = {
-  float32: 'float32',
-  float64: 'float64',
-  int64: 'int64',
-  bool: 'bool',
-};
-
 export interface SessionOptions {
   /** Intra-op threads; default: all cores of this machine (onnxruntime's default). */
   readonly threads?: number;
@@ -52,11 +45,14 @@ export class OrtSession {
     return this.session.outputNames;
   }
 
-  /** Runs the model; returns every requested output (default: all) as host tensors. */
+  /**
+   * Runs the model; returns every requested output (default: all) as host tensors.
+   * @throws onnxruntime's error (it names the input or node) for a missing feed or a wrong shape/dtype.
+   */
   async run(feeds: Readonly<Record<string, HostTensor>>, outputs?: readonly string[]): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
-      ortFeeds[name] = new ort.Tensor(ortType[t.dtype], t.data as never, [...t.dims]);
+      ortFeeds[name] = new ort.Tensor(t.dtype, t.data as never, [...t.dims]); // our DType names are onnxruntime's
     }
     const res = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
     const out: Record<string, HostTensor> = {};

@@ -17,7 +17,7 @@ import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
 import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
 import { prepareTeacher } from './teacher.js';
-import { trainStage, type BatchSource } from './train.js';
+import { trainStage, type BatchSource, type TrainResult } from './train.js';
 
 /** Options of `get-distill distill` (see src/cli/distill.ts for their meaning and defaults). */
 export interface DistillOptions {
@@ -199,7 +199,7 @@ export async function runDistill(o: DistillOptions): Promise<void> {
       progress.note(`\n${sig}: stopping after this step and writing a checkpoint …`);
     };
     process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-    let result;
+    let result: TrainResult;
     try {
       result = await timed('train', () => trainStage(streamSource(stream), {
         config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
