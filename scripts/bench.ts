@@ -7,6 +7,7 @@
  *   memory   peak RSS of training (GET-CPU-S/4, GET-T/2 at batch 32), one child process each
  *   stream   peak RSS of one PairStream epoch over N and 10·N pairs (difference must be < 100 MB)
  *   teacher  mixture-teacher fit time and Heun (35 NFE) pairs/s (goal ≥ 250)
+ *   s3       upload/download MB/s of a shard-sized object: file:// vs the local Ceph gateway (single, multipart)
  *
  * Usage: npm run bench -- [--quick] [--only <section>]
  * `--only` prints its rows and leaves docs/benchmarks.md alone. Exits 1 only when a section throws
@@ -19,13 +20,14 @@ import { parseArgs } from 'node:util';
 import { cpuSnapshot, machineInfo, otherLoad } from './bench/machine.js';
 import { measureMatmul, runMatmul } from './bench/matmul.js';
 import { runMemory } from './bench/memory.js';
+import { runS3 } from './bench/s3.js';
 import { benchmarksMarkdown, resultsTable } from './bench/report.js';
 import { runStream } from './bench/stream.js';
 import { runTeacher } from './bench/teacher.js';
 import { type Roofline, runTrain } from './bench/train.js';
 import { type BenchContext, type Row, fmt } from './bench/util.js';
 
-const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher'] as const;
+const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3'] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
@@ -76,6 +78,7 @@ async function main(): Promise<number> {
         rows.push(...(await runTrain(ctx, roofline)));
       } else if (name === 'memory') rows.push(...(await runMemory(ctx)));
       else if (name === 'stream') rows.push(...(await runStream(ctx)));
+      else if (name === 's3') rows.push(...(await runS3(ctx)));
       else rows.push(...(await runTeacher(ctx)));
     } catch (e) {
       failed = true;

@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     await s.engine.close();
   } else if (task === 'stream') {
     const { PairStream } = await import('../../src/data/shards.js');
-    const stream = await PairStream.open(String(args.dir), { batchSize: Number(args.batch), seed: 0 });
+    const { storeFor } = await import('../../src/store/index.js');
+    const stream = await PairStream.open(storeFor(String(args.dir)), String(args.dir), { batchSize: Number(args.batch), seed: 0 });
     const t = performance.now();
     let pairs = 0;
     let checksum = 0;

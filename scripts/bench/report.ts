@@ -17,7 +17,7 @@ export function benchmarksMarkdown(m: MachineInfo, rows: readonly Row[], opts: {
 
 Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
 beside each other on the same machine. Re-run it to refresh this file; \`--quick\` makes a shorter
-smoke run, \`--only <section>\` (matmul, train, memory, stream, teacher) runs one section and prints
+smoke run, \`--only <section>\` (matmul, train, memory, stream, teacher, s3) runs one section and prints
 its table without rewriting this file.
 
 ## Machine
@@ -61,5 +61,11 @@ ${resultsTable(rows)}
   synthetic pairs written under the OS temp folder and deleted afterwards.
 - **teacher**: the fit is cached under the OS temp folder between runs; pairs/s is steady state after
   one warm-up batch (the first batch also computes the σ-dependent tensors).
+- **s3**: one shard-sized object (2048 pairs, 16.8 MB) through src/store, MB = 10^6 bytes, best and
+  median of several round trips after a verified warm-up. The gateway is Ceph RADOS Gateway with an
+  in-memory OSD on this machine (started by the section when it is not running), so the numbers are
+  the protocol's cost (HTTP, SigV4, MD5, the gateway's CPU on the same cores), not a network's.
+  file:// uploads fsync; its downloads come from the page cache and alternate between fast reads and
+  slower ones that fault in a fresh 16.8 MB buffer, so compare medians (S3/file is given for both).
 `;
 }

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ShardEntry, writeManifest, writeShard } from '../../src/data/shards.js';
+import { storeFor } from '../../src/store/index.js';
 import { runChild } from './spawn.js';
 import { type BenchContext, type Row, fmt, mb } from './util.js';
 
@@ -29,6 +30,7 @@ export async function writeSyntheticPairs(dir: string, pairs: number): Promise<v
     x ^= x << 5;
     return (x >>> 0) / 4294967296;
   };
+  const store = storeFor(dir);
   const entries: ShardEntry[] = [];
   for (let start = 0; start < pairs; start += SHARD) {
     const end = Math.min(pairs, start + SHARD);
@@ -40,9 +42,9 @@ export async function writeSyntheticPairs(dir: string, pairs: number): Promise<v
       image[i] = 2 * next() - 1;
     }
     const label = Int32Array.from({ length: n }, () => Math.floor(next() * 10));
-    entries.push(await writeShard(dir, { teacher: 'synthetic-bench', sampler: { name: 'none' }, seeds: { start, end }, shape: SHAPE, noise, image, label }));
+    entries.push(await writeShard(store, dir, { teacher: 'synthetic-bench', sampler: { name: 'none' }, seeds: { start, end }, shape: SHAPE, noise, image, label }));
   }
-  await writeManifest(dir, { dataset: 'synthetic', teacher: 'synthetic-bench', sampler: { name: 'none' }, imageShape: SHAPE, numClasses: 10, conditional: true, shards: entries });
+  await writeManifest(store, dir, { dataset: 'synthetic', teacher: 'synthetic-bench', sampler: { name: 'none' }, imageShape: SHAPE, numClasses: 10, conditional: true, shards: entries });
 }
 
 /** Runs the section. */

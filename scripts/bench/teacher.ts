@@ -4,8 +4,7 @@
  * from the seed contract (src/data/seeds.ts). Goal ≥ 250 pairs/s on this machine.
  *
  * The fitted parameters are cached in os.tmpdir() (with the fit time beside them) so a second bench run
- * skips the fit; delete `<tmpdir>/get-distill-bench/` to refit. src/teacher/mixture.ts is loaded
- * dynamically: while it does not exist yet, the section is skipped with a message.
+ * skips the fit; delete `<tmpdir>/get-distill-bench/` to refit.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,15 +13,9 @@ import { loadDataset } from '../../src/data/datasets.js';
 import { labelsForSeedRange, noiseForSeed, seedRange } from '../../src/data/seeds.js';
 import type { Denoiser } from '../../src/edm/denoiser.js';
 import { heunSample } from '../../src/edm/heun.js';
+import { storeFor } from '../../src/store/index.js';
+import { type MixtureParams, MixtureDenoiser, fitMixtureTeacher, loadMixture, saveMixture } from '../../src/teacher/mixture.js';
 import { type BenchContext, type Row, fmt } from './util.js';
-
-/** The part of src/teacher/mixture.ts this bench uses. */
-interface MixtureModule {
-  fitMixtureTeacher(images: Float32Array, labels: Int32Array | null, opts: { shape: Denoiser['shape']; numClasses: number; componentsPerClass: number; rank: number }): Promise<unknown>;
-  saveMixture(params: unknown, path: string): Promise<void>;
-  loadMixture(path: string): Promise<unknown>;
-  MixtureDenoiser: { create(params: unknown): Promise<Denoiser> };
-}
 
 const K = 10;
 const RANK = 32;
@@ -30,25 +23,13 @@ const BATCH = 256;
 const GOAL = 250;
 const CACHE_DIR = join(tmpdir(), 'get-distill-bench');
 
-/** Loads the teacher module, or returns why it cannot. */
-async function loadTeacherModule(): Promise<MixtureModule | string> {
-  const path = '../../src/teacher/mixture.js'; // a variable: the bench must typecheck before the teacher lands
-  let m: Partial<MixtureModule>;
-  try {
-    m = (await import(path)) as Partial<MixtureModule>;
-  } catch (e) {
-    return `src/teacher/mixture.ts cannot be loaded (${(e as Error).message.split('\n')[0]})`;
-  }
-  const missing = (['fitMixtureTeacher', 'MixtureDenoiser', 'saveMixture', 'loadMixture'] as const).filter((k) => !m[k]);
-  return missing.length ? `src/teacher/mixture.ts does not export ${missing.join(', ')} yet` : (m as MixtureModule);
-}
-
 /** Fitted parameters from the cache, or a fresh fit (then cached). @returns params and the fit seconds. */
-async function fittedTeacher(mod: MixtureModule, ctx: BenchContext): Promise<{ params: unknown; fitS: number; cached: boolean }> {
+async function fittedTeacher(ctx: BenchContext): Promise<{ params: MixtureParams; fitS: number; cached: boolean }> {
+  const store = storeFor(CACHE_DIR);
   const file = join(CACHE_DIR, `mixture-mnist-K${K}-r${RANK}.safetensors`);
   const meta = `${file}.fit.json`;
   try {
-    const params = await mod.loadMixture(file);
+    const params = await loadMixture(store, file);
     const { fitSeconds } = JSON.parse(await readFile(meta, 'utf8')) as { fitSeconds: number };
     ctx.log(`loaded cached fit ${file}`);
     return { params, fitS: fitSeconds, cached: true };
@@ -58,9 +39,9 @@ async function fittedTeacher(mod: MixtureModule, ctx: BenchContext): Promise<{ p
   const ds = await loadDataset('mnist', 'train');
   ctx.log(`fitting K ${K}, r ${RANK} on ${fmt(ds.n)} MNIST train images …`);
   const t = performance.now();
-  const params = await mod.fitMixtureTeacher(ds.images, ds.labels, { shape: { channels: 1, height: 32, width: 32 }, numClasses: 10, componentsPerClass: K, rank: RANK });
+  const params = await fitMixtureTeacher(ds.images, ds.labels, { shape: { channels: 1, height: 32, width: 32 }, numClasses: 10, componentsPerClass: K, rank: RANK });
   const fitS = (performance.now() - t) / 1000;
-  await mod.saveMixture(params, file);
+  await saveMixture(params, store, file);
   await writeFile(meta, JSON.stringify({ fitSeconds: fitS, fittedAt: new Date().toISOString() }));
   return { params, fitS, cached: false };
 }
@@ -73,15 +54,10 @@ function seedBatch(start: number, n: number): { noise: Float64Array; labels: Int
   return { noise, labels: labelsForSeedRange(seedRange(start, start + n), 10) };
 }
 
-/** Runs the section; a missing teacher gives one "skipped" row. */
+/** Runs the section. */
 export async function runTeacher(ctx: BenchContext): Promise<Row[]> {
-  const mod = await loadTeacherModule();
-  if (typeof mod === 'string') {
-    ctx.log(`SKIPPED: ${mod}`);
-    return [{ section: 'teacher', what: 'Mixture teacher Heun pairs/s', value: 'skipped', note: mod }];
-  }
-  const { params, fitS, cached } = await fittedTeacher(mod, ctx);
-  const denoiser = await mod.MixtureDenoiser.create(params);
+  const { params, fitS, cached } = await fittedTeacher(ctx);
+  const denoiser = await MixtureDenoiser.create(params);
   const total = ctx.quick ? 512 : 1024;
   try {
     // Cold batch: the σ-dependent tensors of all 18 σ × 10 classes are computed and cached here.

@@ -7,6 +7,7 @@ import { PRESETS, DEFAULT_CPU_PRESET } from '../get/config.js';
 import { REFERENCE_EMA } from '../train/optim.js';
 import { UsageError } from '../util/errors.js';
 import { type DistillOptions, HELDOUT_SEED_START, runDistill } from '../stages/pipeline.js';
+import { parseUri } from '../store/index.js';
 
 /** Integer flag in [min, max]. */
 const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
@@ -28,9 +29,15 @@ const num = (flag: string, min: number, exclusive = true, max = Infinity) => (v:
 /** Training seeds stay below the held-out seeds, so held-out pairs are never trained on. */
 const MAX_PAIRS = HELDOUT_SEED_START;
 
-const path = (flag: string) => (v: string): string => {
+/** A location flag: a plain path, file:///… or s3://bucket/prefix (checked by the store's URI parser). */
+const location = (flag: string) => (v: string): string => {
   if (v.trim() === '') throw new UsageError(`${flag} must not be empty`);
   if (v.includes('\0')) throw new UsageError(`${flag} must not contain NUL bytes`);
+  try {
+    parseUri(v);
+  } catch (e) {
+    throw new UsageError(`${flag} ${(e as Error).message}`);
+  }
   return v;
 };
 
@@ -47,16 +54,17 @@ export function distillCommand(): Command {
   const cmd = new Command('distill')
     .description('Run the whole pipeline on this machine: fit the teacher, generate pairs with 35-NFE Heun, train GET, sample in one step, write a report.')
     .optionsGroup('Run:')
-    .addOption(new Option('--out <dir>', 'run folder: shards, checkpoints, samples.png, report.json').argParser(path('--out')).default('runs/distill'))
+    .addOption(new Option('--out <uri>', 'where the run lives: a folder, file:///… or s3://bucket/prefix (shards, checkpoints, samples.png, report.json)').argParser(location('--out')).default('runs/distill'))
+    .addOption(new Option('--store <uri>', 'same as --out (reads better for s3://bucket/prefix)').argParser(location('--store')))
     .addOption(new Option('--resume', 'continue the run in --out (reuses verified shards, resumes training from checkpoints/latest.json; --steps may be raised)'))
     .addOption(new Option('--dry-run', 'print the resolved options as JSON and exit'))
     .optionsGroup('Data and teacher:')
     .addOption(new Option('--dataset <name>', 'training images for the embedded teacher').choices(['mnist', 'fashion-mnist']).default('mnist'))
-    .addOption(new Option('--teacher <spec>', '"mixture" (embedded Gaussian-mixture teacher fitted to --dataset) or a path to an EDM-preconditioned ONNX network').argParser(path('--teacher')).default('mixture'))
+    .addOption(new Option('--teacher <spec>', '"mixture" (embedded Gaussian-mixture teacher fitted to --dataset) or the path / s3:// URI of an EDM-preconditioned ONNX network').argParser(location('--teacher')).default('mixture'))
     .addOption(new Option('--teacher-components <k>', 'mixture components per class').argParser(int('--teacher-components', 1, 1000)).default(10))
     .addOption(new Option('--teacher-rank <r>', 'factors per mixture component').argParser(int('--teacher-rank', 1, 1024)).default(32))
     .addOption(new Option('--sampler-steps <n>', 'Heun steps on the Karras schedule (NFE = 2n − 1)').argParser(int('--sampler-steps', 2, 1000)).default(18))
-    .addOption(new Option('--cache-dir <dir>', 'where fitted teachers are cached').argParser(path('--cache-dir')).default(process.env.XDG_CACHE_HOME ? `${process.env.XDG_CACHE_HOME}/get-distill` : '.cache/get-distill'))
+    .addOption(new Option('--cache-dir <dir>', 'where fitted teachers are cached (a folder or s3:// prefix)').argParser(location('--cache-dir')).default(process.env.XDG_CACHE_HOME ? `${process.env.XDG_CACHE_HOME}/get-distill` : '.cache/get-distill'))
     .optionsGroup('Pairs (datagen):')
     .addOption(new Option('--pairs <n>', 'training pairs (seeds 0 … n−1)').argParser(int('--pairs', 1, MAX_PAIRS)).default(32768))
     .addOption(new Option('--heldout <n>', 'held-out pairs for the report (seeds from 2^30, never trained on)').argParser(int('--heldout', 1, 1_000_000)).default(500))
@@ -83,8 +91,14 @@ Examples:
   npm run distill -- --out runs/smoke --pairs 256 --steps 20
   npm run distill -- --out runs/fashion --dataset fashion-mnist
   npm run distill -- --out runs/smoke --resume --steps 40   # continue a run
-Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it).`)
-    .action(async (opts: DistillOptions & { dryRun: boolean }) => {
+  npm run distill -- --store s3://my-bucket/run1          # everything in S3 (AWS chain; GET_DISTILL_S3_ENDPOINT for S3-compatible servers)
+Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it), 130 interrupted (checkpoint saved).`)
+    .action(async (opts: DistillOptions & { dryRun: boolean; store?: string }, command: Command) => {
+      if (opts.store !== undefined) {
+        if (command.getOptionValueSource('out') === 'cli') throw new UsageError('--store and --out name the same thing; give one of them');
+        opts.out = opts.store;
+      }
+      delete opts.store;
       validateOptions(opts);
       if (opts.dryRun) {
         process.stdout.write(`${JSON.stringify(opts, null, 2)}\n`);

@@ -4,7 +4,6 @@
  * Conversion source: EDM `generate.py` / GET evaluation, `(x * 127.5 + 128).clip(0, 255).to(torch.uint8)`
  * on float32 tensors (get-reference.md "Quantization"); the +128 makes truncation round half up.
  */
-import { writeFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
 import { GLYPH_HEIGHT, type Raster, drawText, textWidth } from './font.js';
 
@@ -129,16 +128,6 @@ function blit(img: Raster, u8: Uint8Array, off: number, C: number, H: number, W:
       img.data[o + 3] = 255;
     }
   }
-}
-
-/**
- * Renders the grid (see `renderSampleGrid`) and writes it to `path` as PNG.
- * @returns the image size in pixels.
- */
-export async function writeSampleGrid(path: string, opts: SampleGridOptions): Promise<{ width: number; height: number }> {
-  const { png, width, height } = renderSampleGrid(opts);
-  await writeFile(path, png);
-  return { width, height };
 }
 
 /** The panel titles the pipeline uses for teacher/student comparisons. */

@@ -12,18 +12,17 @@
  * - Manifest `manifest.json` in the same folder, written last: format, formatVersion, dataset, teacher,
  *   sampler, imageShape, numClasses, conditional, shards [{file, sha256, bytes, seedStart, seedEnd, count}]
  *   (sorted by seedStart, non-overlapping), totalPairs, createdAt (ISO 8601). A folder without a manifest
- *   is an unfinished generation. Every file is written to a temporary name in the same folder and renamed.
+ *   is an unfinished generation. Every object is written atomically (src/store), the manifest last.
  *
  * Source: docs/data-contracts.md; the GET paper's data pipeline (locuslab/get data/generate.py) (the reference stores pickled noise/image
  * files per seed block; this project stores safetensors per seed range instead).
- * File I/O stays in the small functions under "storage" so it can move behind an object store.
+ * All I/O goes through an ObjectStore (src/store): a dataset folder is a URI (plain path, file://, s3://).
  */
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { mersenne } from 'pure-rand/generator/mersenne';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
 import { z } from 'zod';
-import { sha256Hex, writeFileAtomic } from '../util/fsutil.js';
+import { type ObjectStore, StoreError, joinUri } from '../store/index.js';
+import { sha256Hex } from '../util/fsutil.js';
 import { fmix32 } from '../util/rng.js';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
 import { type SampleShape, type SeedRange, SEED_LIMIT, checkSeedRange } from './seeds.js';
@@ -31,23 +30,6 @@ import { type SampleShape, type SeedRange, SEED_LIMIT, checkSeedRange } from './
 export const PAIR_FORMAT = 'get-distill/pairs';
 export const PAIR_FORMAT_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
-
-// ---------------------------------------------------------------------------------------------- storage
-
-async function readBytes(path: string): Promise<Uint8Array> {
-  return new Uint8Array(await readFile(path));
-}
-
-/** Size in bytes, or undefined when the file does not exist. */
-async function fileSize(path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
-
 
 // ------------------------------------------------------------------------------------------------ shards
 
@@ -204,34 +186,30 @@ export function decodeShard(bytes: Uint8Array, source: string): PairShard {
 }
 
 /**
- * Writes a shard into `dir` (created if needed) as `shardFileName(shard.seeds)`, atomically.
+ * Writes a shard under the dataset URI `dir` as `shardFileName(shard.seeds)`, atomically.
  * @returns the manifest entry: bare file name, sha256, size in bytes, pair count, seed range.
- * @throws Error on inconsistent arrays or I/O failure.
+ * @throws Error on inconsistent arrays; StoreError on a failed write (nothing partial is left).
  */
-export async function writeShard(dir: string, shard: PairShard): Promise<WrittenShard> {
+export async function writeShard(store: ObjectStore, dir: string, shard: PairShard): Promise<WrittenShard> {
   const bytes = encodeShard(shard);
   const file = shardFileName(shard.seeds);
-  await writeFileAtomic(join(dir, file), bytes);
+  await store.put(joinUri(dir, file), bytes);
   const { start, end } = shard.seeds;
   return { file, sha256: sha256Hex(bytes), bytes: bytes.length, seedStart: start, seedEnd: end, count: end - start, seeds: { start, end } };
 }
 
 /**
- * Reads and validates a shard file; when `expectedSha256` is given, the file's digest must match.
- * @throws Error naming the path: unreadable file, digest mismatch, or any `decodeShard` problem.
+ * Reads and validates the shard object `uri`; when `expectedSha256` is given, its digest must match.
+ * @throws StoreError when it cannot be read (absent, access denied, …); Error naming the URI on a
+ *   digest mismatch or any `decodeShard` problem (a truncated shard fails its safetensors checks).
  */
-export async function readShard(path: string, expectedSha256?: string): Promise<LoadedShard> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readBytes(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read shard (${(e as Error).message})`);
-  }
+export async function readShard(store: ObjectStore, uri: string, expectedSha256?: string): Promise<LoadedShard> {
+  const bytes = await store.get(uri);
   const sha256 = sha256Hex(bytes);
   if (expectedSha256 !== undefined && sha256 !== expectedSha256.toLowerCase()) {
-    throw new Error(`${path}: sha256 ${sha256} does not match the manifest's ${expectedSha256} (corrupt or replaced shard; regenerate its seed range)`);
+    throw new Error(`${uri}: sha256 ${sha256} does not match the manifest's ${expectedSha256} (corrupt or replaced shard; regenerate its seed range)`);
   }
-  return { ...decodeShard(bytes, path), sha256, bytes: bytes.length };
+  return { ...decodeShard(bytes, uri), sha256, bytes: bytes.length };
 }
 
 // ---------------------------------------------------------------------------------------------- manifest
@@ -297,26 +275,27 @@ function checkManifestRules(m: DatasetManifest): string | undefined {
 }
 
 /** Checks that every listed shard exists with the listed size (and digest when `sha256`). */
-async function checkShardFiles(dir: string, m: DatasetManifest, verify: 'size' | 'sha256', where: string): Promise<void> {
+async function checkShardFiles(store: ObjectStore, dir: string, m: DatasetManifest, verify: 'size' | 'sha256', where: string): Promise<void> {
   for (const s of m.shards) {
-    const path = join(dir, s.file);
-    const size = await fileSize(path);
-    if (size === undefined) throw new Error(`${where}: shard ${s.file} is missing (expected at ${path}); regenerate seeds [${s.seedStart}, ${s.seedEnd})`);
-    if (size !== s.bytes) throw new Error(`${where}: shard ${s.file} has ${size} bytes, the manifest lists ${s.bytes} (truncated or replaced)`);
+    const uri = joinUri(dir, s.file);
+    const info = await store.head(uri);
+    if (info === null) throw new Error(`${where}: shard ${s.file} is missing (expected at ${uri}); regenerate seeds [${s.seedStart}, ${s.seedEnd})`);
+    if (info.size !== s.bytes) throw new Error(`${where}: shard ${s.file} has ${info.size} bytes, the manifest lists ${s.bytes} (truncated or replaced)`);
     if (verify === 'sha256') {
-      const digest = sha256Hex(await readBytes(path));
+      const digest = sha256Hex(await store.get(uri));
       if (digest !== s.sha256) throw new Error(`${where}: shard ${s.file} sha256 ${digest} does not match the manifest's ${s.sha256}`);
     }
   }
 }
 
 /**
- * Writes `manifest.json` into `dir` last and atomically, after checking that every shard exists with its
- * listed size. Shards are sorted by seedStart; totalPairs is their sum.
+ * Writes `manifest.json` under the dataset URI `dir` last and atomically, after checking that every
+ * shard exists with its listed size. Shards are sorted by seedStart; totalPairs is their sum.
  * @returns the manifest as written.
- * @throws Error on a schema violation, overlapping seed ranges, count mismatch or a missing shard.
+ * @throws Error on a schema violation, overlapping seed ranges, count mismatch or a missing shard;
+ *   StoreError when the store fails.
  */
-export async function writeManifest(dir: string, input: ManifestInput): Promise<DatasetManifest> {
+export async function writeManifest(store: ObjectStore, dir: string, input: ManifestInput): Promise<DatasetManifest> {
   const shards = [...input.shards]
     .map(({ file, sha256, bytes, seedStart, seedEnd, count }) => ({ file, sha256, bytes, seedStart, seedEnd, count }))
     .sort((a, b) => a.seedStart - b.seedStart);
@@ -333,10 +312,11 @@ export async function writeManifest(dir: string, input: ManifestInput): Promise<
     totalPairs: shards.reduce((a, s) => a + s.count, 0),
     createdAt: input.createdAt ?? new Date().toISOString(),
   };
-  const where = `${join(dir, MANIFEST_FILE)} (writing)`;
+  const uri = joinUri(dir, MANIFEST_FILE);
+  const where = `${uri} (writing)`;
   const m = parseManifest(candidate, where);
-  await checkShardFiles(dir, m, 'size', where);
-  await writeFileAtomic(join(dir, MANIFEST_FILE), new TextEncoder().encode(JSON.stringify(m, null, 2) + '\n'));
+  await checkShardFiles(store, dir, m, 'size', where);
+  await store.put(uri, new TextEncoder().encode(JSON.stringify(m, null, 2) + '\n'));
   return m;
 }
 
@@ -356,17 +336,17 @@ export function parseManifest(json: unknown, where: string): DatasetManifest {
  * Reads and validates `<dir>/manifest.json`: schema (zod), counts and totals, seed-range order and overlap,
  * then that each shard exists with its listed size (`verify: 'size'`, default), also its sha256
  * (`'sha256'`, reads every shard), or neither (`'none'`).
- * @throws Error naming the manifest path: missing manifest (generation unfinished), invalid JSON, schema
- *   violation, count mismatch, missing or resized shard.
+ * @throws Error naming the manifest URI: missing manifest (generation unfinished), invalid JSON, schema
+ *   violation, count mismatch, missing or resized shard; StoreError when the store fails otherwise.
  */
-export async function readManifest(dir: string, opts: { verify?: 'none' | 'size' | 'sha256' } = {}): Promise<DatasetManifest> {
-  const path = join(dir, MANIFEST_FILE);
+export async function readManifest(store: ObjectStore, dir: string, opts: { verify?: 'none' | 'size' | 'sha256' } = {}): Promise<DatasetManifest> {
+  const path = joinUri(dir, MANIFEST_FILE);
   let text: string;
   try {
-    text = new TextDecoder().decode(await readBytes(path));
+    text = new TextDecoder().decode(await store.get(path));
   } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new Error(missing ? `${path}: no manifest (the pair dataset is missing or its generation has not finished)` : `${path}: cannot read manifest (${(e as Error).message})`);
+    if (e instanceof StoreError && e.code === 'NotFound') throw new Error(`${path}: no manifest (the pair dataset is missing or its generation has not finished)`);
+    throw e;
   }
   let json: unknown;
   try {
@@ -376,7 +356,7 @@ export async function readManifest(dir: string, opts: { verify?: 'none' | 'size'
   }
   const m = parseManifest(json, path);
   const verify = opts.verify ?? 'size';
-  if (verify !== 'none') await checkShardFiles(dir, m, verify, path);
+  if (verify !== 'none') await checkShardFiles(store, dir, m, verify, path);
   return m;
 }
 
@@ -434,7 +414,8 @@ export class PairStream {
   private readonly perPair: number;
   private readonly perBuffer: number;
 
-  constructor(readonly dir: string, readonly manifest: DatasetManifest, readonly options: PairStreamOptions) {
+  /** @param dir the dataset URI in `store` (the folder of manifest.json). */
+  constructor(readonly store: ObjectStore, readonly dir: string, readonly manifest: DatasetManifest, readonly options: PairStreamOptions) {
     const { batchSize, seed } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`PairStream: batchSize must be a positive integer, got ${batchSize}`);
     if (!Number.isInteger(seed)) throw new Error(`PairStream: seed must be an integer, got ${seed}`);
@@ -445,8 +426,8 @@ export class PairStream {
   }
 
   /** Reads and validates `<dir>/manifest.json`, then makes a stream over it. */
-  static async open(dir: string, options: PairStreamOptions): Promise<PairStream> {
-    return new PairStream(dir, await readManifest(dir), options);
+  static async open(store: ObjectStore, dir: string, options: PairStreamOptions): Promise<PairStream> {
+    return new PairStream(store, dir, await readManifest(store, dir), options);
   }
 
   /** Batches per epoch: ⌈totalPairs / b⌉, or ⌊totalPairs / b⌋ with dropLast. */
@@ -537,14 +518,14 @@ export class PairStream {
 
   /** Loads one shard and checks it against its manifest entry and the dataset's shape and labels. */
   private async load(e: ShardEntry): Promise<PairShard> {
-    const path = join(this.dir, e.file);
+    const path = joinUri(this.dir, e.file);
     // sha256 is checked on a shard's first load only: later epochs re-read bytes already verified.
     const verify = this.options.verifySha256 !== false && !this.verified.has(e.file);
-    const s = await readShard(path, verify ? e.sha256 : undefined);
+    const s = await readShard(this.store, path, verify ? e.sha256 : undefined);
     this.verified.add(e.file);
     this.stats.shardsLoaded++;
     const { channels, height, width } = this.manifest.imageShape;
-    const mismatch = (what: string): Error => new Error(`${path}: ${what} disagrees with ${join(this.dir, MANIFEST_FILE)}`);
+    const mismatch = (what: string): Error => new Error(`${path}: ${what} disagrees with ${joinUri(this.dir, MANIFEST_FILE)}`);
     if (s.seeds.start !== e.seedStart || s.seeds.end !== e.seedEnd) throw mismatch(`seed range [${s.seeds.start}, ${s.seeds.end})`);
     if (s.shape.channels !== channels || s.shape.height !== height || s.shape.width !== width) {
       throw mismatch(`image shape [${s.shape.channels},${s.shape.height},${s.shape.width}]`);

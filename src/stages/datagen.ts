@@ -5,15 +5,15 @@
  *
  * A shard is a pure function of its seed range and the teacher: it is sampled in fixed sub-batches
  * aligned to the shard start, so any worker that generates the same seed range (in any order, in any
- * process) writes byte-identical files. Existing shards that verify are kept (resume).
+ * process) writes byte-identical objects. Existing shards that verify are kept, the others are
+ * regenerated (resume). All I/O goes through the object store (src/store).
  */
-import { mkdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Denoiser } from '../edm/denoiser.js';
 import { heunSample } from '../edm/heun.js';
 import { heunNfe } from '../edm/schedule.js';
 import { type SeedRange, labelsForSeedRange, noiseForSeedRange, splitSeedRange } from '../data/seeds.js';
-import { type DatasetManifest, type ShardEntry, canonicalJson, readManifest, readShard, shardFileName, writeManifest, writeShard } from '../data/shards.js';
+import { type DatasetManifest, type LoadedShard, type ShardEntry, canonicalJson, readManifest, readShard, shardFileName, writeManifest, writeShard } from '../data/shards.js';
+import { type ObjectStore, StoreError, joinUri } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
 import { sha256Hex } from '../util/fsutil.js';
 
@@ -23,6 +23,8 @@ export interface DatagenOptions {
   readonly dataset: string;
   readonly seeds: SeedRange;
   readonly shardSize: number;
+  /** Where shards and manifest.json go, and the dataset URI in it (a plain path, file:// or s3://). */
+  readonly store: ObjectStore;
   readonly outDir: string;
   /** Heun steps (NFE = 2·steps − 1). */
   readonly samplerSteps: number;
@@ -30,14 +32,14 @@ export interface DatagenOptions {
   readonly subBatch?: number;
   /** Called as pairs complete (generated or reused). */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Called once for every existing shard that failed verification and is being regenerated. */
+  readonly onRegenerate?: (uri: string, problem: string) => void;
 }
 
 /** Sampler description stored in every shard and the manifest. */
 export function samplerInfo(steps: number): Record<string, unknown> {
   return { name: 'edm-heun', deterministic: true, steps, nfe: heunNfe(steps), sigmaMin: 0.002, sigmaMax: 80, rho: 7, sChurn: 0 };
 }
-
-const exists = (p: string) => stat(p).then(() => true, () => false);
 
 export interface DatagenResult {
   readonly manifest: DatasetManifest;
@@ -47,41 +49,61 @@ export interface DatagenResult {
 
 /**
  * Generates (or reuses) every shard of `seeds`, then writes the manifest.
- * @throws UsageError when an existing shard was made by another teacher or sampler, or is corrupt, or
- *   when the teacher returns non-finite images.
+ *
+ * Resume: a shard that exists is kept when it decodes as a valid shard of its seed range (and, when a
+ * previous manifest lists it, matches that manifest's sha256 and size); a truncated or corrupt one is
+ * regenerated in place (the write is atomic, so a failure leaves the old object).
+ * @throws UsageError when an existing valid shard was made by another teacher or sampler (another
+ *   run's folder), or when the teacher returns non-finite images; StoreError when the store fails.
  */
 export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
-  await mkdir(o.outDir, { recursive: true });
+  const { store } = o;
   const sampler = samplerInfo(o.samplerSteps);
   const subBatch = o.subBatch ?? 256;
   const { channels, height, width } = o.teacher.shape;
   const shape = { channels, height, width };
   const total = o.seeds.end - o.seeds.start;
-  const existing = await readManifest(o.outDir, { verify: 'size' }).catch(() => null);
+  const existing = await readManifest(store, o.outDir, { verify: 'size' }).catch(() => null);
   if (existing && existing.teacher === o.teacher.id && canonicalJson(existing.sampler) === canonicalJson(sampler) &&
       existing.shards[0]?.seedStart === o.seeds.start && existing.shards.at(-1)?.seedEnd === o.seeds.end && existing.totalPairs === total) {
     o.onProgress?.(total, total);
     return { manifest: existing, generated: 0 }; // complete and matching: nothing to do
   }
+  // A previous manifest (complete or of another range) still vouches for the digests it lists.
+  const listed = new Map((await readManifest(store, o.outDir, { verify: 'none' }).catch(() => null))?.shards.map((e) => [e.file, e]) ?? []);
   const entries: ShardEntry[] = [];
   let done = 0;
   let generated = 0;
   for (const range of splitSeedRange(o.seeds, o.shardSize)) {
-    const path = join(o.outDir, shardFileName(range));
-    if (await exists(path)) {
-      let s;
-      try {
-        s = await readShard(path);
-      } catch (e) {
-        throw new UsageError(`${(e as Error).message}; delete the file to regenerate it`);
+    const file = shardFileName(range);
+    const uri = joinUri(o.outDir, file);
+    const info = await store.head(uri);
+    if (info !== null) {
+      let s: LoadedShard | undefined;
+      const entry = listed.get(file);
+      if (entry && entry.bytes !== info.size) {
+        o.onRegenerate?.(uri, `${info.size} bytes, the manifest lists ${entry.bytes} (truncated or replaced)`);
+      } else {
+        try {
+          s = await readShard(store, uri, entry?.sha256);
+        } catch (e) {
+          if (e instanceof StoreError) throw e; // the store failed, not the shard
+          o.onRegenerate?.(uri, (e as Error).message.replace(`${uri}: `, ''));
+        }
       }
-      if (s.teacher !== o.teacher.id || canonicalJson(s.sampler) !== canonicalJson(sampler)) {
-        throw new UsageError(`${path}: made by teacher ${s.teacher} with another sampler config; use a new --out`);
+      if (s && (s.seeds.start !== range.start || s.seeds.end !== range.end)) {
+        o.onRegenerate?.(uri, `holds seeds [${s.seeds.start}, ${s.seeds.end}), its name says [${range.start}, ${range.end})`);
+        s = undefined;
       }
-      entries.push({ file: shardFileName(range), sha256: s.sha256, bytes: s.bytes, seedStart: range.start, seedEnd: range.end, count: range.end - range.start });
-      done += range.end - range.start;
-      o.onProgress?.(done, total);
-      continue;
+      if (s) {
+        if (s.teacher !== o.teacher.id || canonicalJson(s.sampler) !== canonicalJson(sampler)) {
+          throw new UsageError(`${uri}: made by teacher ${s.teacher} with another sampler config; use a new --out`);
+        }
+        entries.push({ file, sha256: s.sha256, bytes: s.bytes, seedStart: range.start, seedEnd: range.end, count: range.end - range.start });
+        done += range.end - range.start;
+        o.onProgress?.(done, total);
+        continue;
+      }
     }
     const n = range.end - range.start;
     const noise = noiseForSeedRange(range, shape); // float32 [n,C,H,W], the stored student input
@@ -99,9 +121,9 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
       generated += m;
       o.onProgress?.(done, total);
     }
-    entries.push(await writeShard(o.outDir, { teacher: o.teacher.id, sampler, seeds: range, shape, noise, image, label }));
+    entries.push(await writeShard(store, o.outDir, { teacher: o.teacher.id, sampler, seeds: range, shape, noise, image, label }));
   }
-  const manifest = await writeManifest(o.outDir, {
+  const manifest = await writeManifest(store, o.outDir, {
     dataset: o.dataset,
     teacher: o.teacher.id,
     sampler,

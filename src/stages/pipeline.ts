@@ -1,18 +1,16 @@
 /**
  * The local executor: runs dataset → teacher → pairs → GET training → one-step samples → report in
- * one process, with files under one run folder (docs/architecture.md). The run folder describes
- * itself (options.json, stats.jsonl) and resumes from itself (--resume).
+ * one process, with every artifact under one run URI (a folder, file:// or s3://; docs/architecture.md).
+ * The run describes itself (options.json, stats.jsonl) and resumes from itself (--resume).
  */
-import { appendFile, readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { loadDataset, type DatasetName } from '../data/datasets.js';
 import { type PairBatch as StreamBatch, PairStream } from '../data/shards.js';
 import { heunNfe } from '../edm/schedule.js';
 import { meanAbs } from '../eval/baselines.js';
 import { resolveConfig, referenceParamCount } from '../get/config.js';
 import { REFERENCE_ADAMW, type EmaConfig } from '../train/optim.js';
+import { type ObjectStore, StoreError, joinUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
-import { makeDirs, writeFileAtomic } from '../util/fsutil.js';
 import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
 import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
@@ -55,16 +53,19 @@ export const HELDOUT_SEED_START = 2 ** 30;
 const RESUMABLE = new Set(['steps', 'threads', 'resume', 'out', 'cacheDir', 'gridColumns', 'keep', 'checkpointEvery']);
 
 /**
- * Checks --out before anything is written: a fresh run needs an absent or empty folder, --resume
- * needs a run folder whose options.json matches (except RESUMABLE options).
+ * Checks --out before anything is written: a fresh run needs an absent or empty folder (prefix), --resume
+ * needs a run whose options.json matches (except RESUMABLE options).
  * @returns true when the run resumes.
+ * @throws UsageError (StoreError for a missing bucket, denied access, an unreachable endpoint).
  */
-async function checkRunFolder(o: DistillOptions): Promise<boolean> {
-  const entries = await readdir(o.out).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return null;
-    throw new UsageError(`--out ${o.out}: cannot read it as a folder (${e.code}); give a folder path`);
+async function checkRunFolder(store: ObjectStore, o: DistillOptions): Promise<boolean> {
+  // A listing first: unlike HEAD, its error answers carry the S3 error code (e.g. SignatureDoesNotMatch).
+  const entries = await store.list(o.out.endsWith('/') ? o.out : `${o.out}/`).catch((e: unknown) => {
+    if (e instanceof StoreError && e.code === 'Io') throw new UsageError(`--out ${o.out}: cannot read it as a folder (${e.message}); give a folder path`);
+    throw e;
   });
-  const empty = !entries || entries.length === 0;
+  if ((await store.head(o.out)) !== null) throw new UsageError(`--out ${o.out} is a file (an object), not a folder; give a folder path or prefix`);
+  const empty = entries.length === 0;
   if (!o.resume) {
     if (!empty) throw new UsageError(`--out ${o.out} is not empty; pass --resume to continue that run, or choose a new folder (nothing was changed)`);
     return false;
@@ -72,8 +73,9 @@ async function checkRunFolder(o: DistillOptions): Promise<boolean> {
   if (empty) throw new UsageError(`--resume: --out ${o.out} holds no run to resume; check the path, or drop --resume to start one`);
   let saved: Record<string, unknown> | null;
   try {
-    saved = JSON.parse(await readFile(join(o.out, 'options.json'), 'utf8'));
+    saved = JSON.parse(new TextDecoder().decode(await store.get(joinUri(o.out, 'options.json'))));
   } catch (e) {
+    if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw new UsageError(`--out ${o.out}: options.json is missing or unreadable (${(e as Error).message.split('\n')[0]}); it is not a get-distill run folder`);
   }
   for (const [k, v] of Object.entries(saved ?? {})) {
@@ -121,6 +123,36 @@ export class Interrupted extends Error {
 
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
+/**
+ * stats.jsonl as an object: object stores cannot append, so the lines are kept in memory and the whole
+ * object is rewritten behind the run (at most one write in flight; lines logged meanwhile go with the
+ * next). A failed write warns instead of stopping the run. A resumed run continues the existing lines.
+ * @returns `log(record)`, which resolves when the record is stored (or its write failed).
+ */
+async function statsLog(store: ObjectStore, uri: string, resuming: boolean, warn: (msg: string) => void): Promise<(rec: Record<string, unknown>) => Promise<void>> {
+  let lines = '';
+  if (resuming) {
+    lines = await store.get(uri).then((b) => new TextDecoder().decode(b), (e: unknown) => {
+      if (e instanceof StoreError && e.code === 'NotFound') return '';
+      throw e;
+    });
+  }
+  let pending: Promise<void> | null = null; // the write in flight
+  let dirty = false;
+  const flush = async (): Promise<void> => {
+    while (dirty) {
+      dirty = false;
+      await store.put(uri, new TextEncoder().encode(lines)).catch((e: Error) => warn(`warning: cannot write ${uri} (${e.message})`));
+    }
+  };
+  return (rec) => {
+    lines += `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`;
+    dirty = true;
+    pending ??= flush().finally(() => { pending = null; });
+    return pending;
+  };
+}
+
 export async function runDistill(o: DistillOptions): Promise<void> {
   const t0 = performance.now();
   const wall: Record<string, number> = {};
@@ -141,19 +173,14 @@ export async function runDistill(o: DistillOptions): Promise<void> {
   if (o.teacher === 'mixture' && (cfg.channels !== 1 || cfg.imageSize !== 32)) {
     throw new UsageError(`--preset ${o.preset} is for ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize} images, the embedded teacher makes 1×32×32 (${o.dataset}); pick a CPU preset (GET-CPU-*) or an ONNX teacher`);
   }
-  const resuming = await checkRunFolder(o);
-  await makeDirs(o.out).catch((e: NodeJS.ErrnoException) => {
-    throw new UsageError(`--out ${o.out}: cannot create the run folder (${e.code ?? e.message}); choose a writable path`);
-  });
-  const saveOptions = () => writeFileAtomic(join(o.out, 'options.json'), `${JSON.stringify(o, null, 2)}\n`);
+  const store = storeFor(o.out);
+  const at = (key: string) => joinUri(o.out, key);
+  const resuming = await checkRunFolder(store, o);
+  const text = (s: string) => new TextEncoder().encode(s);
+  const saveOptions = () => store.put(at('options.json'), text(`${JSON.stringify(o, null, 2)}\n`));
   if (!resuming) await saveOptions(); // a resumed run records its new --steps only once it has trained
   const progress = new Progress();
-  // stats.jsonl appends are chained (ordered) and a failed write warns instead of killing the run.
-  let logQueue: Promise<void> = Promise.resolve();
-  const log = (rec: Record<string, unknown>): Promise<void> =>
-    (logQueue = logQueue
-      .then(() => appendFile(join(o.out, 'stats.jsonl'), `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`))
-      .catch((e: Error) => progress.note(`warning: cannot write stats.jsonl (${e.message})`)));
+  const log = await statsLog(store, at('stats.jsonl'), resuming, (msg) => progress.note(msg));
 
   const train = await timed('dataset', () => loadDataset(o.dataset, 'train'));
   progress.note(`dataset ${o.dataset}: ${train.n} training images, ${train.channels}×${train.height}×${train.width}, ${train.numClasses} classes`);
@@ -172,18 +199,19 @@ export async function runDistill(o: DistillOptions): Promise<void> {
     const conditional = teacher.denoiser.numClasses > 0;
     const model = { ...cfg, numClasses: teacher.denoiser.numClasses };
 
-    const pairsDir = join(o.out, 'pairs');
+    const pairsDir = at('pairs');
+    const onRegenerate = (uri: string, problem: string) => progress.note(`regenerating ${uri}: ${problem}`);
     const genBar = progress.bar(`pairs (Heun, ${heunNfe(o.samplerSteps)} NFE)`, 'pairs');
     const gen = await timed('datagen', () => datagenStage({
-      teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: 0, end: o.pairs }, shardSize: o.shardSize, outDir: pairsDir,
-      samplerSteps: o.samplerSteps, onProgress: (d, n) => genBar.update(d, n),
+      teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: 0, end: o.pairs }, shardSize: o.shardSize, store, outDir: pairsDir,
+      samplerSteps: o.samplerSteps, onProgress: (d, n) => genBar.update(d, n), onRegenerate,
     }));
     genBar.stop();
     const heldBar = progress.bar('held-out pairs', 'pairs');
-    const heldDir = join(o.out, 'heldout');
+    const heldDir = at('heldout');
     const held = await timed('heldout', () => datagenStage({
       teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: HELDOUT_SEED_START, end: HELDOUT_SEED_START + o.heldout },
-      shardSize: o.shardSize, outDir: heldDir, samplerSteps: o.samplerSteps, onProgress: (d, n) => heldBar.update(d, n),
+      shardSize: o.shardSize, store, outDir: heldDir, samplerSteps: o.samplerSteps, onProgress: (d, n) => heldBar.update(d, n), onRegenerate,
     }));
     heldBar.stop();
     const generated = gen.generated + held.generated;
@@ -191,7 +219,7 @@ export async function runDistill(o: DistillOptions): Promise<void> {
     const ema: EmaConfig = o.emaDecay !== undefined
       ? { kind: 'constant', decay: o.emaDecay }
       : { kind: 'halflife', halflifeImages: o.emaHalflifeKimg * 1000, rampupRatio: o.emaRampup };
-    const stream = await PairStream.open(pairsDir, { batchSize: o.batch, seed: o.seed, dropLast: true });
+    const stream = await PairStream.open(store, pairsDir, { batchSize: o.batch, seed: o.seed, dropLast: true });
     const trainBar = progress.bar(`train ${cfg.name}`, 'steps');
     let stop: string | null = null;
     const onSignal = (sig: string) => {
@@ -204,7 +232,7 @@ export async function runDistill(o: DistillOptions): Promise<void> {
       result = await timed('train', () => trainStage(streamSource(stream), {
         config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
         optimizer: { ...REFERENCE_ADAMW, lr: o.lr }, ema, seed: o.seed,
-        checkpointDir: join(o.out, 'checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: resuming,
+        store, checkpointDir: at('checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: resuming,
         dataManifestSha256: datasetDigest(gen.manifest), threads: o.threads,
         onStep: (s) => {
           trainBar.update(s.step, o.steps, { l1: s.l1Last.toFixed(4) });
@@ -217,12 +245,12 @@ export async function runDistill(o: DistillOptions): Promise<void> {
       trainBar.stop();
     }
     if (resuming) await saveOptions();
-    if (result.interrupted) throw new Interrupted(`${stop} at step ${result.step}: checkpoint saved in ${join(o.out, 'checkpoints')}; continue with --resume`);
+    if (result.interrupted) throw new Interrupted(`${stop} at step ${result.step}: checkpoint saved in ${at('checkpoints')}; continue with --resume`);
 
     progress.note('sampling the held-out seeds in one step …');
-    const sample = await timed('sample', () => userData(() => sampleHeldout(model, (n) => result.ema.view(n), heldDir, o.iterations, o.threads)));
+    const sample = await timed('sample', () => userData(() => sampleHeldout(model, (n) => result.ema.view(n), store, heldDir, o.iterations, o.threads)));
     progress.note('fitting the baselines (class mean, ridge) …');
-    const baselines = await timed('baselines', () => userData(() => baselineL1(pairsDir, sample.held, teacher.denoiser.numClasses)));
+    const baselines = await timed('baselines', () => userData(() => baselineL1(store, pairsDir, sample.held, teacher.denoiser.numClasses)));
     const studentL1 = meanAbs(sample.student, sample.held.image);
     const trained = result.step - result.resumedFrom;
     const report = {
@@ -261,15 +289,15 @@ export async function runDistill(o: DistillOptions): Promise<void> {
       },
       artifacts: { samples: 'samples.png', pairs: 'pairs/manifest.json', heldout: 'heldout/manifest.json', checkpoints: 'checkpoints/latest.json' },
     };
-    await writeFileAtomic(join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-    await writeComparisonGrid(join(o.out, 'samples.png'), sample.held, sample.student, {
+    await store.put(at('report.json'), text(`${JSON.stringify(report, null, 2)}\n`));
+    await writeComparisonGrid(store, at('samples.png'), sample.held, sample.student, {
       teacherTitle: `teacher (${heunNfe(o.samplerSteps)} NFE)`, columns: o.gridColumns, conditional,
       shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize }, classNames: train.classNames,
     });
     await log({ stage: 'report', ...report.heldoutL1 });
     const rate = (v: number | null, unit: string) => (v === null ? 'reused' : `${v} ${unit}`);
     progress.summary([
-      ['run folder', o.out],
+      ['run', o.out],
       ['teacher', `${teacher.denoiser.id}, ${heunNfe(o.samplerSteps)} NFE`],
       ['pairs', `${o.pairs} train + ${o.heldout} held-out (${rate(report.datagenPairsPerSecond, 'pairs/s')})`],
       ['student', `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')})`],

@@ -2,23 +2,24 @@
  * The report stage's pieces: one-step samples of the held-out pairs, the baselines' held-out L1, and
  * the teacher-vs-student grid (samples.png).
  */
-import { join } from 'node:path';
 import { readManifest, readShard } from '../data/shards.js';
-import { writeSampleGrid } from '../data/png.js';
+import { renderSampleGrid } from '../data/png.js';
 import { classMeans, fitRidge, meanAbs, meanImage, predictClassMean, predictRidge, type FlatPairs } from '../eval/baselines.js';
 import type { GetConfig } from '../get/config.js';
 import { GetSampler } from '../get/sampler.js';
+import { type ObjectStore, joinUri } from '../store/index.js';
 
 /** Pairs with their seeds, as flat arrays (see FlatPairs). */
 export type SeededPairs = FlatPairs & { readonly seeds: Int32Array };
 
 /**
- * Loads every pair of a dataset folder into memory, verifying each shard's sha256: the held-out set,
- * and the training set for the baselines (~268 MB of float32 at the default 32,768 pairs).
- * @throws Error naming the shard when one is missing or corrupt.
+ * Loads every pair of a dataset (folder URI `dir` in `store`) into memory, verifying each shard's
+ * sha256: the held-out set, and the training set for the baselines (~268 MB of float32 at the
+ * default 32,768 pairs).
+ * @throws Error naming the shard's URI when one is missing or corrupt.
  */
-export async function loadAllPairs(dir: string): Promise<SeededPairs> {
-  const m = await readManifest(dir);
+export async function loadAllPairs(store: ObjectStore, dir: string): Promise<SeededPairs> {
+  const m = await readManifest(store, dir);
   const P = m.imageShape.channels * m.imageShape.height * m.imageShape.width;
   const noise = new Float32Array(m.totalPairs * P);
   const image = new Float32Array(m.totalPairs * P);
@@ -26,7 +27,7 @@ export async function loadAllPairs(dir: string): Promise<SeededPairs> {
   const seeds = new Int32Array(m.totalPairs);
   let i = 0;
   for (const e of m.shards) {
-    const s = await readShard(join(dir, e.file), e.sha256);
+    const s = await readShard(store, joinUri(dir, e.file), e.sha256);
     noise.set(s.noise, i * P);
     image.set(s.image, i * P);
     if (s.label) labels.set(s.label, i);
@@ -37,8 +38,8 @@ export async function loadAllPairs(dir: string): Promise<SeededPairs> {
 }
 
 /** The student's one-step images [n, C, H, W] for every held-out pair (z₀ from each pair's seed). */
-export async function sampleHeldout(cfg: GetConfig, weights: (name: string) => Float32Array, heldDir: string, iterations: number, threads?: number): Promise<{ held: SeededPairs; student: Float32Array }> {
-  const held = await loadAllPairs(heldDir);
+export async function sampleHeldout(cfg: GetConfig, weights: (name: string) => Float32Array, store: ObjectStore, heldDir: string, iterations: number, threads?: number): Promise<{ held: SeededPairs; student: Float32Array }> {
+  const held = await loadAllPairs(store, heldDir);
   const sampler = await GetSampler.create(cfg, weights, iterations, threads);
   try {
     const student = new Float32Array(held.noise.length);
@@ -56,8 +57,8 @@ export async function sampleHeldout(cfg: GetConfig, weights: (name: string) => F
 }
 
 /** Held-out L1 of the per-class mean teacher image and of per-class ridge regression, fitted on the training pairs. */
-export async function baselineL1(pairsDir: string, held: FlatPairs, numClasses: number): Promise<{ classMean: number; ridge: number }> {
-  const train = await loadAllPairs(pairsDir);
+export async function baselineL1(store: ObjectStore, pairsDir: string, held: FlatPairs, numClasses: number): Promise<{ classMean: number; ridge: number }> {
+  const train = await loadAllPairs(store, pairsDir);
   const K = Math.max(1, numClasses);
   const classMean = meanAbs(predictClassMean(classMeans(train, K), held), held.image);
   const ridge = meanAbs(await predictRidge(await fitRidge(train, K), held, meanImage(train)), held.image);
@@ -90,9 +91,9 @@ export interface GridOptions {
 
 /**
  * samples.png: teacher and student side by side for the same noise, one row per class (the first
- * `columns` held-out pairs of each class, in seed order).
+ * `columns` held-out pairs of each class, in seed order), written to the object `uri`.
  */
-export async function writeComparisonGrid(path: string, held: SeededPairs, student: Float32Array, o: GridOptions): Promise<void> {
+export async function writeComparisonGrid(store: ObjectStore, uri: string, held: SeededPairs, student: Float32Array, o: GridOptions): Promise<void> {
   const P = held.pixels;
   const classOf = (i: number) => (o.conditional ? held.labels[i] : 0);
   const count = new Map<number, number>();
@@ -110,10 +111,11 @@ export async function writeComparisonGrid(path: string, held: SeededPairs, stude
     pick.forEach((i, k) => g.set(a.subarray(i * P, (i + 1) * P), k * P));
     return g;
   };
-  await writeSampleGrid(path, {
+  const { png } = renderSampleGrid({
     panels: [{ title: o.teacherTitle, images: gather(held.image) }, { title: 'student (1 step)', images: gather(student) }],
     shape: o.shape,
     ...(o.conditional ? { labels: Int32Array.from(pick, classOf), classNames: o.classNames } : {}),
     columns: o.columns,
   });
+  await store.put(uri, png);
 }

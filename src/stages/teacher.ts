@@ -1,21 +1,21 @@
 /**
  * The teacher stage: the embedded Gaussian-mixture teacher fitted to a dataset's training split
- * (cached on disk, keyed by dataset and fit options), or an EDM-preconditioned ONNX network.
+ * (cached in an object store, keyed by dataset and fit options), or an EDM-preconditioned ONNX network.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { ImageDataset } from '../data/datasets.js';
 import type { Denoiser } from '../edm/denoiser.js';
 import { MixtureDenoiser, fitMixtureTeacher, loadMixture, saveMixture } from '../teacher/mixture.js';
 import { OnnxEdmTeacher } from '../teacher/onnx-teacher.js';
+import { StoreError, joinUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
-import { sha256Hex, writeFileAtomic } from '../util/fsutil.js';
+import { sha256Hex } from '../util/fsutil.js';
 
 export interface TeacherOptions {
-  /** `mixture` or a path to an ONNX network F (see OnnxEdmTeacher for its inputs and outputs). */
+  /** `mixture` or the URI of an ONNX network F (see OnnxEdmTeacher for its inputs and outputs). */
   readonly spec: string;
   readonly components: number;
   readonly rank: number;
+  /** Folder URI of the fitted-teacher cache (a path, file:// or s3://). */
   readonly cacheDir: string;
   readonly threads?: number;
   readonly onFitGroup?: (group: number, groups: number) => void;
@@ -29,36 +29,37 @@ export interface PreparedTeacher {
   readonly fitSeconds: number;
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
-
 /**
  * @param train the training split (used by the mixture teacher only).
- * @throws UsageError when the ONNX file is missing or does not have the teacher's inputs/outputs.
+ * @throws UsageError when the ONNX model is missing or does not have the teacher's inputs/outputs;
+ *   StoreError when the cache's store fails.
  */
 export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Promise<PreparedTeacher> {
   if (o.spec !== 'mixture') {
-    if (!(await exists(o.spec))) throw new UsageError(`--teacher ${o.spec}: no such file (give "mixture" or a path to an ONNX network)`);
     try {
       return { denoiser: await OnnxEdmTeacher.load(o.spec, { threads: o.threads }), kind: 'onnx', cached: false, fitSeconds: 0 };
     } catch (e) {
+      if (e instanceof StoreError && e.code === 'NotFound') throw new UsageError(`--teacher ${o.spec}: no such file or object (give "mixture" or the URI of an ONNX network)`);
+      if (e instanceof UsageError) throw e;
       throw new UsageError(`--teacher ${o.spec}: ${(e as Error).message}`);
     }
   }
   const t0 = performance.now();
-  await mkdir(o.cacheDir, { recursive: true });
-  const path = join(o.cacheDir, `mixture-${train.name}-n${train.n}-K${o.components}-r${o.rank}.safetensors`);
+  const store = storeFor(o.cacheDir);
+  const path = joinUri(o.cacheDir, `mixture-${train.name}-n${train.n}-K${o.components}-r${o.rank}.safetensors`);
   // The cache is trusted only when its sha256 sidecar matches; anything else is refitted.
   const digestPath = `${path}.sha256`;
   let params;
   let cached = false;
-  if (await exists(path)) {
+  if ((await store.head(path)) !== null) {
     try {
-      const [bytes, digest] = await Promise.all([readFile(path), readFile(digestPath, 'utf8')]);
-      if (sha256Hex(bytes) === digest.trim()) {
-        params = await loadMixture(path);
+      const [bytes, digest] = await Promise.all([store.get(path), store.get(digestPath)]);
+      if (sha256Hex(bytes) === new TextDecoder().decode(digest).trim()) {
+        params = await loadMixture(store, path);
         cached = true;
       }
-    } catch {
+    } catch (e) {
+      if (e instanceof StoreError && e.code !== 'NotFound') throw e;
       params = undefined;
     }
   }
@@ -72,8 +73,8 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
       if (e instanceof RangeError) throw new UsageError(`--teacher-components ${o.components} --teacher-rank ${o.rank}: ${e.message}`);
       throw e;
     }
-    await saveMixture(params, path);
-    await writeFileAtomic(digestPath, `${sha256Hex(await readFile(path))}\n`);
+    await saveMixture(params, store, path);
+    await store.put(digestPath, new TextEncoder().encode(`${sha256Hex(await store.get(path))}\n`));
   }
   const denoiser = await MixtureDenoiser.create(params, { threads: o.threads });
   return { denoiser, kind: 'mixture', cached, fitSeconds: (performance.now() - t0) / 1000 };

@@ -3,12 +3,12 @@
  * (locuslab/get train.py; get-reference.md §4). Batches and z_0 are pure functions of (seed, step),
  * so N steps + kill + resume equals one straight run.
  */
-import { mkdir } from 'node:fs/promises';
 import { numTokens, type GetConfig } from '../get/config.js';
 import { OrtTrainingEngine, type TrainBatch } from '../train/engine.js';
 import { AdamW, type AdamWConfig, type EmaConfig, emaDecay, emaUpdate } from '../train/optim.js';
 import { initParams, ParamStore } from '../train/params.js';
 import { type CheckpointState, hasCheckpoint, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import type { ObjectStore } from '../store/index.js';
 import { Rng, fmix32 } from '../util/rng.js';
 import { UsageError } from '../util/errors.js';
 
@@ -32,6 +32,8 @@ export interface TrainOptions {
   readonly ema: EmaConfig;
   /** Seed of the initialisation and of every step's z_0. */
   readonly seed: number;
+  /** The store of the checkpoint folder, and the folder's URI in it. */
+  readonly store: ObjectStore;
   readonly checkpointDir: string;
   /** Steps between checkpoints (one is always written at the last step). */
   readonly checkpointEvery: number;
@@ -76,7 +78,6 @@ export function trainZ0(seed: number, step: number, out: Float32Array): Float32A
 }
 
 export async function trainStage(source: BatchSource, o: TrainOptions): Promise<TrainResult> {
-  await mkdir(o.checkpointDir, { recursive: true });
   const engine = await OrtTrainingEngine.create(o.config, o.batch, o.iterations, o.threads);
   try {
     let params: ParamStore;
@@ -85,11 +86,12 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
     let step = 0;
     let imagesSeen = 0;
     let lastLoss: number | null = null;
-    if (o.resume && !(await hasCheckpoint(o.checkpointDir)) && (await listCheckpoints(o.checkpointDir)).length > 0) {
+    const hasLatest = o.resume && (await hasCheckpoint(o.store, o.checkpointDir));
+    if (o.resume && !hasLatest && (await listCheckpoints(o.store, o.checkpointDir)).length > 0) {
       throw new UsageError(`${o.checkpointDir} holds checkpoints but no latest.json; restore latest.json, or delete the folder to train from step 0`);
     }
-    if (o.resume && (await hasCheckpoint(o.checkpointDir))) {
-      const ck = await loadLatestCheckpoint(o.checkpointDir, engine.specs);
+    if (hasLatest) {
+      const ck = await loadLatestCheckpoint(o.store, o.checkpointDir, engine.specs);
       if (ck.state.step > o.steps) {
         throw new UsageError(`--steps ${o.steps} is below the checkpoint's step ${ck.state.step} in ${o.checkpointDir}; pass --steps ≥ ${ck.state.step}`);
       }
@@ -119,7 +121,7 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
         step, imagesSeen, adamSteps: adam.t, config: o.config, optimizer: o.optimizer, ema: o.ema, batch: o.batch,
         iterations: o.iterations, seed: o.seed, dataManifestSha256: o.dataManifestSha256, loss: lastLoss,
       };
-      return saveCheckpoint(o.checkpointDir, { state, params, ema, adamM: new ParamStore(params.specs, adam.m), adamV: new ParamStore(params.specs, adam.v) }, o.keep);
+      return saveCheckpoint(o.store, o.checkpointDir, { state, params, ema, adamM: new ParamStore(params.specs, adam.m), adamV: new ParamStore(params.specs, adam.v) }, o.keep);
     };
     let interrupted = false;
     const z0 = new Float32Array(z0Size);

@@ -10,7 +10,7 @@ import type { ObjectStore } from './types.js';
 
 export { FileStore } from './file.js';
 export { S3Store, createS3Client, type S3StoreOptions } from './s3.js';
-export { parseUri, joinUri, type ParsedUri } from './uri.js';
+export { parseUri, joinUri, parentUri, type ParsedUri } from './uri.js';
 export { StoreError, type ObjectStore, type ObjectInfo, type PutOptions, type StoreErrorCode } from './types.js';
 
 /**

@@ -264,7 +264,8 @@ export class S3Store implements ObjectStore {
       return new StoreError('NoSuchBucket', uri, `bucket "${this.bucket}" does not exist at ${at}; create it or fix the s3:// URI`, opts);
     }
     if (status(e) === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden'].includes(name)) {
-      return new StoreError('AccessDenied', uri, `access denied by ${at} (${name || 403}) on ${op}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the bucket policy`, opts);
+      const why = name && name !== 'Unknown' ? name : 'HTTP 403, no error code: a HEAD answer has no body';
+      return new StoreError('AccessDenied', uri, `access denied by ${at} (${why}) on ${op}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the bucket policy`, opts);
     }
     if (name === 'AbortError') return new StoreError('Aborted', uri, `${op} aborted; the object was left as it was`, opts);
     const net = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'];

@@ -2,8 +2,8 @@
  * Parsing and joining of object URIs: `s3://bucket/key`, `file:///abs/path`, or a plain path
  * (relative paths resolve against the working directory).
  */
-import { isAbsolute, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { StoreError } from './types.js';
 
 /** A parsed object URI. For `file`, `path` is absolute and normalized (no '.'/'..'). */
@@ -73,4 +73,21 @@ export function joinUri(base: string, ...parts: string[]): string {
     out = out.endsWith('/') ? out + part : `${out}/${part}`;
   }
   return out;
+}
+
+/**
+ * The folder (prefix) URI holding an object URI: parentUri('s3://b/run1/model.onnx') →
+ * 's3://b/run1', parentUri('/data/t.onnx') → '/data'. Used to root a store at a single object.
+ * @throws StoreError 'BadUri' when the URI has no parent (a bucket or file-system root).
+ */
+export function parentUri(uri: string): string {
+  const p = parseUri(uri);
+  if (p.scheme === 'file') {
+    if (p.path === '/') throw new StoreError('BadUri', uri, 'names the file-system root, not an object');
+    return p.style === 'url' ? pathToFileURL(dirname(p.path)).href : dirname(uri.replace(/\/+$/, ''));
+  }
+  const key = p.key.replace(/\/+$/, '');
+  if (key === '') throw new StoreError('BadUri', uri, 'names a bucket, not an object');
+  const cut = key.lastIndexOf('/');
+  return `s3://${p.bucket}${cut < 0 ? '' : `/${key.slice(0, cut)}`}`;
 }

@@ -1,22 +1,21 @@
 /**
  * Mixture-teacher parameters on disk: one safetensors file (float64 tensors `weights` [G, K],
  * `means` [G, K, P], `factors` [G, K, r, P], `psi` [G, K, P]; metadata `format` and `config` (JSON of
- * `MixtureConfig`)). Written to a temporary name and renamed, so a reader never sees a partial file.
+ * `MixtureConfig`)), stored as one object through the object store (atomic: absent or complete).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { decodeSafetensors, encodeSafetensors } from '../data/safetensors.js';
 import type { TensorData } from '../graph/ir.js';
+import type { ObjectStore } from '../store/index.js';
 import { type MixtureConfig, type MixtureParams, groupCount, validateMixture } from './mixture-params.js';
 
 /** `format` metadata value of a mixture-teacher file. */
 export const MIXTURE_FORMAT = 'get-distill/mixture-teacher@1';
 
 /**
- * Writes the parameters to `path` (parent folders are created).
- * @throws RangeError when the parameters are inconsistent; file-system errors name the path.
+ * Writes the parameters as the object `uri` of `store`.
+ * @throws RangeError when the parameters are inconsistent; StoreError naming the URI when the write fails.
  */
-export async function saveMixture(params: MixtureParams, path: string): Promise<void> {
+export async function saveMixture(params: MixtureParams, store: ObjectStore, uri: string): Promise<void> {
   validateMixture(params);
   const c = params.config;
   const G = groupCount(c);
@@ -32,19 +31,16 @@ export async function saveMixture(params: MixtureParams, path: string): Promise<
     },
     { format: MIXTURE_FORMAT, config: JSON.stringify(c) },
   );
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, path);
+  await store.put(uri, bytes);
 }
 
 /**
- * Reads parameters written by `saveMixture`.
- * @throws Error `<path>: ...` when the file is not a mixture-teacher safetensors file, a tensor is
- *   missing or not float64, or the parameters are inconsistent.
+ * Reads parameters written by `saveMixture` from the object `path` of `store`.
+ * @throws StoreError when it cannot be read; Error `<path>: ...` when it is not a mixture-teacher
+ *   safetensors file, a tensor is missing or not float64, or the parameters are inconsistent.
  */
-export async function loadMixture(path: string): Promise<MixtureParams> {
-  const st = decodeSafetensors(new Uint8Array(await readFile(path)), path);
+export async function loadMixture(store: ObjectStore, path: string): Promise<MixtureParams> {
+  const st = decodeSafetensors(await store.get(path), path);
   if (st.metadata.format !== MIXTURE_FORMAT) {
     throw new Error(`${path}: not a mixture-teacher file (metadata format ${JSON.stringify(st.metadata.format)}, expected ${MIXTURE_FORMAT})`);
   }

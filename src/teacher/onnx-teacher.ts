@@ -15,7 +15,7 @@
  * to it). The class count comes from the option `numClasses` or the model metadata key `num_classes`.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { parentUri, storeFor } from '../store/index.js';
 import onnxProto from 'onnx-proto';
 import { type Denoiser, type ImageShape, checkDenoiseArgs, sampleSize } from '../edm/denoiser.js';
 import { OrtSession, f32, i64 } from '../graph/session.js';
@@ -115,15 +115,12 @@ export class OnnxEdmTeacher implements Denoiser {
     private readonly fixedBatch: number | null,
   ) {}
 
-  /** Loads a model file. @throws Error naming the path when it cannot be read or breaks the I/O contract. */
-  static async load(path: string, opts: OnnxEdmTeacherOptions = {}): Promise<OnnxEdmTeacher> {
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await readFile(path));
-    } catch (e) {
-      throw new Error(`${path}: cannot read the ONNX teacher (${(e as Error).message})`);
-    }
-    return OnnxEdmTeacher.fromBytes(bytes, opts, path);
+  /**
+   * Loads the model object `uri` (a path, file:// or s3:// URI) through the object store.
+   * @throws StoreError naming the URI when it cannot be read; Error when it breaks the I/O contract.
+   */
+  static async load(uri: string, opts: OnnxEdmTeacherOptions = {}): Promise<OnnxEdmTeacher> {
+    return OnnxEdmTeacher.fromBytes(await storeFor(parentUri(uri)).get(uri), opts, uri);
   }
 
   /** Builds the teacher from model bytes; `source` names the model in errors. */

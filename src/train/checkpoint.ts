@@ -5,17 +5,17 @@
  *   models/get.py), metadata `format` = `get-distill-checkpoint/1` and `state` = JSON of
  *   {@link CheckpointState}.
  * - `latest.json`: {step, file, sha256, bytes}, written last, atomically; rotation keeps the newest K.
- * A checkpoint is complete when `latest.json` names it; a killed run resumes from there.
+ * A checkpoint is complete when `latest.json` names it; a killed run resumes from there. The
+ * checkpoint folder is a URI in an object store (src/store): a plain path, file:// or s3://.
  */
-import { readFile, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { decodeSafetensors, encodeSafetensors } from '../data/safetensors.js';
 import type { TensorData } from '../graph/ir.js';
 import { GetConfigSchema } from '../get/config.js';
 import type { ParamSpec } from '../get/model.js';
 import { UsageError } from '../util/errors.js';
-import { sha256Hex, writeFileAtomic } from '../util/fsutil.js';
+import { type ObjectStore, StoreError, joinUri } from '../store/index.js';
+import { sha256Hex } from '../util/fsutil.js';
 import { AdamWConfigSchema, EmaConfigSchema } from './optim.js';
 import { ParamStore } from './params.js';
 
@@ -50,8 +50,14 @@ export interface Checkpoint {
 
 const fileFor = (step: number) => `checkpoint-${String(step).padStart(9, '0')}.safetensors`;
 
-/** Writes a checkpoint, then `latest.json`, then removes all but the newest `keep`. */
-export async function saveCheckpoint(dir: string, ck: Checkpoint, keep: number): Promise<string> {
+const CHECKPOINT_NAME = /^checkpoint-\d{9}\.safetensors$/;
+
+/**
+ * Writes a checkpoint object under the folder URI `dir`, then `latest.json`, then removes all but the
+ * newest `keep`. Each write is atomic, and `latest.json` only ever names a complete checkpoint.
+ * @returns the checkpoint's URI. @throws StoreError when a write fails.
+ */
+export async function saveCheckpoint(store: ObjectStore, dir: string, ck: Checkpoint, keep: number): Promise<string> {
   const tensors: Record<string, TensorData> = {};
   const groups: [string, ParamStore][] = [['params', ck.params], ['ema', ck.ema], ['adam_m', ck.adamM], ['adam_v', ck.adamV]];
   for (const s of ck.params.specs) {
@@ -59,43 +65,48 @@ export async function saveCheckpoint(dir: string, ck: Checkpoint, keep: number):
   }
   const bytes = encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, state: JSON.stringify(ck.state) });
   const file = fileFor(ck.state.step);
-  await writeFileAtomic(join(dir, file), bytes);
-  await writeFileAtomic(join(dir, 'latest.json'), `${JSON.stringify({ step: ck.state.step, file, sha256: sha256Hex(bytes), bytes: bytes.length }, null, 2)}\n`);
+  await store.put(joinUri(dir, file), bytes);
+  const latest = `${JSON.stringify({ step: ck.state.step, file, sha256: sha256Hex(bytes), bytes: bytes.length }, null, 2)}\n`;
+  await store.put(joinUri(dir, 'latest.json'), new TextEncoder().encode(latest));
   // Keep this checkpoint and the newest keep−1 before it; files of later steps belong to an abandoned
   // timeline (a restart from an earlier step) and go too, so they can never outrank this one.
-  const all = await listCheckpoints(dir);
+  const all = await listCheckpoints(store, dir);
   const older = all.filter((f) => f < file);
   const kept = new Set([file, ...(keep > 1 ? older.slice(-(keep - 1)) : [])]);
-  await Promise.all(all.filter((f) => !kept.has(f)).map((f) => rm(join(dir, f), { force: true })));
-  return join(dir, file);
+  await Promise.all(all.filter((f) => !kept.has(f)).map((f) => store.delete(joinUri(dir, f))));
+  return joinUri(dir, file);
 }
 
-/** Checkpoint file names in `dir`, oldest step first ([] when the folder does not exist). */
-export async function listCheckpoints(dir: string): Promise<string[]> {
-  const files = await readdir(dir).catch(() => [] as string[]);
-  return files.filter((f) => /^checkpoint-\d{9}\.safetensors$/.test(f)).sort();
+/** Checkpoint object names directly under the folder URI `dir`, oldest step first ([] when none). */
+export async function listCheckpoints(store: ObjectStore, dir: string): Promise<string[]> {
+  const prefix = joinUri(dir, '');
+  const uris = await store.list(prefix.endsWith('/') ? prefix : `${prefix}/`);
+  return uris.map((u) => u.slice(u.lastIndexOf('/') + 1)).filter((f) => CHECKPOINT_NAME.test(f)).sort();
 }
 
-/** True when `dir/latest.json` exists. */
-export async function hasCheckpoint(dir: string): Promise<boolean> {
-  return readFile(join(dir, 'latest.json')).then(() => true, () => false);
+/** True when `<dir>/latest.json` exists. @throws StoreError when the store cannot be asked. */
+export async function hasCheckpoint(store: ObjectStore, dir: string): Promise<boolean> {
+  return (await store.head(joinUri(dir, 'latest.json'))) !== null;
 }
 
 /**
- * Loads the checkpoint named by `dir/latest.json`, verifying its sha256 and that every parameter of
- * `specs` is present with its shape.
- * @throws UsageError naming the file when it is missing, truncated, corrupt or of another model.
+ * Loads the checkpoint named by `<dir>/latest.json`, verifying its size, sha256 and that every
+ * parameter of `specs` is present with its shape.
+ * @throws UsageError naming the URI when it is missing, truncated, corrupt or of another model;
+ *   StoreError when the store fails.
  */
-export async function loadLatestCheckpoint(dir: string, specs: readonly ParamSpec[]): Promise<Checkpoint> {
-  const latestPath = join(dir, 'latest.json');
+export async function loadLatestCheckpoint(store: ObjectStore, dir: string, specs: readonly ParamSpec[]): Promise<Checkpoint> {
+  const latestPath = joinUri(dir, 'latest.json');
   let latest: z.infer<typeof LatestSchema>;
   try {
-    latest = LatestSchema.parse(JSON.parse(await readFile(latestPath, 'utf8')));
+    latest = LatestSchema.parse(JSON.parse(new TextDecoder().decode(await store.get(latestPath))));
   } catch (e) {
+    if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw new UsageError(`${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0].slice(0, 120)}); delete the checkpoints folder to train from step 0`);
   }
-  const path = join(dir, latest.file);
-  const bytes = await readFile(path).catch(() => {
+  const path = joinUri(dir, latest.file);
+  const bytes = await store.get(path).catch((e: unknown) => {
+    if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw new UsageError(`${path}: checkpoint named by latest.json is missing`);
   });
   if (bytes.length !== latest.bytes || sha256Hex(bytes) !== latest.sha256) {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import { FASHION_CLASS_NAMES, MNIST_CLASS_NAMES } from '../../src/data/datasets.js';
 import { glyphRows, textWidth } from '../../src/data/font.js';
-import { STUDENT_TITLE, TEACHER_TITLE, renderSampleGrid, toUint8, writeSampleGrid } from '../../src/data/png.js';
+import { STUDENT_TITLE, TEACHER_TITLE, renderSampleGrid, toUint8 } from '../../src/data/png.js';
 
 describe('toUint8', () => {
   test('exact reference values: clip(x·127.5 + 128, 0, 255) truncated, float32 arithmetic', () => {
@@ -36,7 +36,7 @@ describe('font', () => {
   });
 });
 
-describe('writeSampleGrid', () => {
+describe('renderSampleGrid', () => {
   test('writes a valid PNG of the expected size; teacher and student panels side by side', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'png-test-'));
     try {
@@ -47,13 +47,14 @@ describe('writeSampleGrid', () => {
       const student = new Float32Array(n * per).fill(1); // white
       teacher[5 * per] = 1; // sample 5 (class 5, column 0): top-left pixel white
       const path = join(dir, 'grid.png');
-      const size = await writeSampleGrid(path, {
+      const { png: encoded, ...size } = renderSampleGrid({
         panels: [{ title: TEACHER_TITLE, images: teacher }, { title: STUDENT_TITLE, images: student }],
         shape: { channels: 1, height: 32, width: 32 }, labels, classNames: MNIST_CLASS_NAMES,
       });
       // margin 6 + label column (5·2 + 6) + 2 panels of 3·64 + 2·2 px + panel gap 24 + margin 6;
       // title band 6 + 14 + 6, then 10 rows of 64 px with 2 px gaps, margin 6.
       assert.deepEqual(size, { width: 444, height: 690 });
+      await writeFile(path, encoded);
       const bytes = await readFile(path);
       assert.deepEqual(Array.from(bytes.subarray(0, 8)), [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
       const png = PNG.sync.read(bytes);

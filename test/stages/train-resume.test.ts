@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/get/config.js';
 import { REFERENCE_ADAMW } from '../../src/train/optim.js';
+import { storeFor } from '../../src/store/index.js';
 import { trainStage, type BatchSource, type TrainOptions } from '../../src/stages/train.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -28,7 +29,7 @@ function options(dir: string, steps: number, resume: boolean): TrainOptions {
   return {
     config: cfg, steps, batch: B, iterations: 3, optimizer: { ...REFERENCE_ADAMW, lr: 1e-3 },
     ema: { kind: 'halflife', halflifeImages: 100, rampupRatio: 0.05 }, seed: 7,
-    checkpointDir: dir, checkpointEvery: 3, keep: 2, resume, dataManifestSha256: 'test', threads: 1,
+    store: storeFor(dir), checkpointDir: dir, checkpointEvery: 3, keep: 2, resume, dataManifestSha256: 'test', threads: 1,
   };
 }
 

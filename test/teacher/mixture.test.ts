@@ -9,6 +9,7 @@ import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import type { Denoiser } from '../../src/edm/denoiser.js';
 import { heunSample } from '../../src/edm/heun.js';
 import { type MixtureParams, MixtureDenoiser, loadMixture, saveMixture } from '../../src/teacher/mixture.js';
+import { storeFor } from '../../src/store/index.js';
 
 const rng = xoroshiro128plus(42);
 const uni = (lo: number, hi: number) => lo + (hi - lo) * uniformFloat64(rng);
@@ -149,12 +150,12 @@ test('saveMixture/loadMixture round-trip exactly; a foreign file is refused', as
   try {
     const p = randomParams(2, 3, 2);
     const path = join(dir, 'sub', 'teacher.safetensors');
-    await saveMixture(p, path);
-    const q = await loadMixture(path);
+    await saveMixture(p, storeFor(dir), path);
+    const q = await loadMixture(storeFor(dir), path);
     assert.deepEqual(q.config, p.config);
     for (const k of ['weights', 'means', 'factors', 'psi'] as const) assert.deepEqual(q[k], p[k]);
     await writeFile(join(dir, 'bad.safetensors'), new Uint8Array(4));
-    await assert.rejects(loadMixture(join(dir, 'bad.safetensors')), /corrupt safetensors file: truncated/);
+    await assert.rejects(loadMixture(storeFor(dir), join(dir, 'bad.safetensors')), /corrupt safetensors file: truncated/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import { buildGet } from '../../src/get/model.js';
 import { REFERENCE_ADAMW } from '../../src/train/optim.js';
 import { initParams } from '../../src/train/params.js';
 import { type CheckpointState, loadLatestCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
+import { storeFor } from '../../src/store/index.js';
 
 const cfg = resolveConfig('GET-CPU-XS/8', { numClasses: 10 });
 const specs = buildGet(new Graph(), cfg, 1).specs;
@@ -22,18 +23,18 @@ test('rotation keeps the new checkpoint and the newest older ones, and drops sta
   try {
     const p = initParams(specs, 0);
     const ck = (step: number) => ({ state: state(step), params: p, ema: p, adamM: p, adamV: p });
-    for (const s of [40, 50, 60]) await saveCheckpoint(dir, ck(s), 3);
+    for (const s of [40, 50, 60]) await saveCheckpoint(storeFor(dir), dir, ck(s), 3);
     // A restart from step 0 (latest.json deleted) must not lose its own checkpoint to the stale 40–60.
-    await saveCheckpoint(dir, ck(10), 2);
+    await saveCheckpoint(storeFor(dir), dir, ck(10), 2);
     assert.deepEqual(readdirSync(dir).sort(), ['checkpoint-000000010.safetensors', 'latest.json']);
-    await saveCheckpoint(dir, ck(20), 2);
-    await saveCheckpoint(dir, ck(30), 2);
+    await saveCheckpoint(storeFor(dir), dir, ck(20), 2);
+    await saveCheckpoint(storeFor(dir), dir, ck(30), 2);
     assert.deepEqual(readdirSync(dir).sort(), ['checkpoint-000000020.safetensors', 'checkpoint-000000030.safetensors', 'latest.json']);
-    const back = await loadLatestCheckpoint(dir, specs);
+    const back = await loadLatestCheckpoint(storeFor(dir), dir, specs);
     assert.equal(back.state.step, 30);
     assert.deepEqual(back.params.flat, p.flat);
     writeFileSync(join(dir, 'latest.json'), 'garbage');
-    await assert.rejects(loadLatestCheckpoint(dir, specs), /latest.json: not a valid checkpoint pointer .*delete the checkpoints folder/);
+    await assert.rejects(loadLatestCheckpoint(storeFor(dir), dir, specs), /latest.json: not a valid checkpoint pointer .*delete the checkpoints folder/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

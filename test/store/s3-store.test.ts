@@ -7,8 +7,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { S3Store, StoreError, joinUri, storeFor } from '../src/store/index.js';
-import { loadS3Env, pattern, uniqueBucket } from './env.js';
+import { S3Store, StoreError, joinUri, storeFor } from '../../src/store/index.js';
+import { loadS3Env, pattern, uniqueBucket } from './s3-env.js';
 
 const MiB = 1024 * 1024;
 let env: ReturnType<typeof loadS3Env>;

@@ -8,8 +8,8 @@ import { mkdtemp, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FileStore, StoreError, joinUri, parseUri, storeFor } from '../src/store/index.js';
-import { pattern } from './env.js';
+import { FileStore, StoreError, joinUri, parseUri, storeFor } from '../../src/store/index.js';
+import { pattern } from './s3-env.js';
 
 let dir: string;
 before(async () => { dir = await mkdtemp(join(tmpdir(), 'get-distill-store-')); });

@@ -1,5 +1,5 @@
 /**
- * Test setup for test-s3/: loads the env file written by `scripts/s3-server.sh start` (the local
+ * Test setup for the S3 tests: loads the env file written by `scripts/s3-server.sh start` (the local
  * Ceph RADOS Gateway's endpoint and test keys) into process.env, and names unique buckets.
  */
 import { readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ export function loadS3Env(): { endpoint: string; accessKeyId: string; secretAcce
   try {
     text = readFileSync(envFile, 'utf8');
   } catch {
-    throw new Error(`${envFile} missing: run 'bash scripts/s3-server.sh start' first (npm run test:s3 does)`);
+    throw new Error(`${envFile} missing: run 'bash scripts/s3-server.sh start' first (npm test does)`);
   }
   for (const line of text.split('\n')) {
     const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
