@@ -71,6 +71,8 @@ export function createS3Client(opts: S3StoreOptions = {}): S3Client {
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new StoreError('Config', 'GET_DISTILL_S3_MAX_ATTEMPTS', `must be an integer ≥ 1, got ${maxAttempts}`);
   }
+  // The SDK warns on Node 20 that its releases after January 2027 need Node 22; ours is pinned (package.json).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new S3Client({
     ...(endpoint !== undefined && { endpoint }),
     ...(opts.region !== undefined && { region: opts.region }),
@@ -255,6 +257,7 @@ export class S3Store implements ObjectStore {
     const name = err?.name ?? '';
     const code = err?.code ?? (err?.cause as { code?: string } | undefined)?.code ?? '';
     const attempts = err?.$metadata?.attempts;
+    const tries = attempts ? ` after ${attempts} attempt${attempts > 1 ? 's' : ''}` : '';
     const at = this.endpointName;
     const opts = { cause: e };
     if (name === 'NoSuchKey' || (op === 'get' && status(e) === 404 && name !== 'NoSuchBucket')) {
@@ -270,7 +273,6 @@ export class S3Store implements ObjectStore {
     if (name === 'AbortError') return new StoreError('Aborted', uri, `${op} aborted; the object was left as it was`, opts);
     const net = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'];
     if (net.includes(code) || name === 'TimeoutError' || name === 'RequestTimeout') {
-      const tries = attempts ? ` after ${attempts} attempt${attempts > 1 ? 's' : ''}` : '';
       return new StoreError('Unreachable', uri, `cannot reach S3 endpoint ${at} (${code || name})${tries}; start the server or fix GET_DISTILL_S3_ENDPOINT`, opts);
     }
     if (name === 'CredentialsProviderError' || /credential/i.test(err?.message ?? '')) {
@@ -279,7 +281,13 @@ export class S3Store implements ObjectStore {
     if (/region is missing/i.test(err?.message ?? '')) {
       return new StoreError('Config', uri, 'no AWS region configured; set AWS_REGION (any value for an S3-compatible endpoint)', opts);
     }
-    return new StoreError('Io', uri, `${op} failed at ${at}: ${name}${code ? ` ${code}` : ''}: ${err?.message ?? String(e)}`, opts);
+    // Throttling and 5xx answers were already retried by the SDK: say how often, and what to do.
+    const http = status(e);
+    const busy = http === 429 || (http !== undefined && http >= 500) ? '; the server is overloaded or failing: retry later, or raise GET_DISTILL_S3_MAX_ATTEMPTS' : '';
+    const msg = (err?.message ?? String(e)).replace(/\s+/g, ' ').trim().replace(/\.$/, '');
+    // A HEAD answer has no body, so the SDK only knows the status ('Unknown' / 'UnknownError').
+    const what = name === 'Unknown' && http !== undefined ? `HTTP ${http}, no error code` : `${name}${http !== undefined ? ` (${http})` : ''}${code ? ` ${code}` : ''}: ${msg}`;
+    return new StoreError('Io', uri, `${op} failed at ${at}${attempts && attempts > 1 ? tries : ''}: ${what}${busy}`, opts);
   }
 }
 

@@ -69,6 +69,11 @@ test(`N=${N} steps + SIGKILL + --resume to 2N equals 2N straight, in S3 (a delet
   for (const key of ['options.json', 'stats.jsonl', 'samples.png', 'pairs/manifest.json', 'heldout/manifest.json', 'checkpoints/latest.json']) {
     assert.notEqual(await store.head(joinUri(straight, key)), null, `missing ${key}`);
   }
+  for (const key of ['options.json', 'stats.jsonl', 'report.json']) {
+    const text = new TextDecoder().decode(await store.get(joinUri(straight, key)));
+    assert.ok(!text.includes(env.secretAccessKey) && !text.includes(env.accessKeyId), `${key} holds a credential`);
+  }
+  assert.ok(!r0.stderr.includes(env.secretAccessKey), 'the secret is never printed');
 
   // The same run, killed with SIGKILL once checkpoint N is in S3.
   const child = spawn(process.execPath, [...CLI, ...args(killed)], { stdio: ['ignore', 'ignore', 'pipe'] });
