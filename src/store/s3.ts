@@ -43,7 +43,11 @@ export interface S3StoreOptions {
   connectionTimeoutMs?: number;
   /** Socket idle timeout per attempt, ms. Default 120000. */
   requestTimeoutMs?: number;
-  /** Objects of at least this many bytes are uploaded in parts. Default 16 MiB (S3 minimum part: 5 MiB). */
+  /**
+   * Objects of at least this many bytes are uploaded in parts. Default 32 MiB, so a default 2,048-pair
+   * shard (16.8 MB) goes in one PUT with Content-MD5: against the local gateway a single PUT of that
+   * size ran at 198 MB/s, a multipart one at 147 MB/s (docs/benchmarks.md). S3 minimum part: 5 MiB.
+   */
   multipartThresholdBytes?: number;
   /** Part size of multipart uploads, bytes (≥ 5 MiB). Default 8 MiB. */
   partSizeBytes?: number;
@@ -110,7 +114,7 @@ export class S3Store implements ObjectStore {
     this.client = createS3Client(opts);
     const { endpoint } = endpointSettings(opts);
     this.endpointName = endpoint ?? `AWS S3${opts.region ?? process.env.AWS_REGION ? ` (${opts.region ?? process.env.AWS_REGION})` : ''}`;
-    this.threshold = opts.multipartThresholdBytes ?? 16 * MiB;
+    this.threshold = opts.multipartThresholdBytes ?? 32 * MiB;
     this.partSize = opts.partSizeBytes ?? 8 * MiB;
     this.queueSize = opts.queueSize ?? 4;
     if (this.partSize < 5 * MiB) throw new StoreError('Config', root, `part size ${this.partSize} B is below the S3 minimum of 5 MiB`);
