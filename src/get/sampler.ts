@@ -18,12 +18,15 @@ export function z0ForSeed(seed: number, size: number): Float32Array {
   return new Rng(fmix32(seed ^ 0x5eed0000)).fillNormal(new Float32Array(size));
 }
 
-/** Builds the inference ONNX model with weights as initialisers; `weights(name)` returns each parameter. */
-export function inferenceModel(cfg: GetConfig, weights: (name: string) => Float32Array, iterations = 6): Uint8Array {
+/**
+ * Builds the inference ONNX model with weights as initialisers; `weights(name)` returns each parameter.
+ * `metadata` goes into the model's metadata_props (see src/get/export.ts for the exported contract).
+ */
+export function inferenceModel(cfg: GetConfig, weights: (name: string) => Float32Array, iterations = 6, metadata?: Record<string, string>): Uint8Array {
   const g = new Graph('get_sample');
   const m = buildGet(g, cfg, 'batch');
   const { image, residual2 } = inferenceOutput(m, 'batch', iterations);
-  return toOnnx(g, { outputs: { image, residual2 }, paramValues: (p) => weights(p.name) });
+  return toOnnx(g, { outputs: { image, residual2 }, paramValues: (p) => weights(p.name), ...(metadata && { metadata }) });
 }
 
 export class GetSampler {
