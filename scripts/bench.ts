@@ -8,6 +8,8 @@
  *   stream   peak RSS of one PairStream epoch over N and 10·N pairs (difference must be < 100 MB)
  *   teacher  mixture-teacher fit time and Heun (35 NFE) pairs/s (goal ≥ 250)
  *   s3       upload/download MB/s of a shard-sized object: file:// vs the local Ceph gateway (single, multipart)
+ *   export   raw onnxruntime images/s of the exported one-step model (GET-CPU-S/4) at batch 1, 8, 32, 64
+ *   onestep  one-step GET vs 35-NFE Heun with an ONNX teacher of similar size, images/s (goal ≥ 10×)
  *
  * Usage: npm run bench -- [--quick] [--only <section>]
  * `--only` prints its rows and leaves docs/benchmarks.md alone. Exits 1 only when a section throws
@@ -19,7 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuSnapshot, machineInfo, otherLoad } from './bench/machine.js';
 import { measureMatmul, runMatmul } from './bench/matmul.js';
+import { runExport } from './bench/export.js';
 import { runMemory } from './bench/memory.js';
+import { runOnestep } from './bench/onestep.js';
 import { runS3 } from './bench/s3.js';
 import { benchmarksMarkdown, resultsTable } from './bench/report.js';
 import { runStream } from './bench/stream.js';
@@ -27,7 +31,7 @@ import { runTeacher } from './bench/teacher.js';
 import { type Roofline, runTrain } from './bench/train.js';
 import { type BenchContext, type Row, fmt } from './bench/util.js';
 
-const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3'] as const;
+const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep'] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
@@ -79,6 +83,8 @@ async function main(): Promise<number> {
       } else if (name === 'memory') rows.push(...(await runMemory(ctx)));
       else if (name === 'stream') rows.push(...(await runStream(ctx)));
       else if (name === 's3') rows.push(...(await runS3(ctx)));
+      else if (name === 'export') rows.push(...(await runExport(ctx)));
+      else if (name === 'onestep') rows.push(...(await runOnestep(ctx)));
       else rows.push(...(await runTeacher(ctx)));
     } catch (e) {
       failed = true;

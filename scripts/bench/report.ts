@@ -17,7 +17,8 @@ export function benchmarksMarkdown(m: MachineInfo, rows: readonly Row[], opts: {
 
 Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
 beside each other on the same machine. Re-run it to refresh this file; \`--quick\` makes a shorter
-smoke run, \`--only <section>\` (matmul, train, memory, stream, teacher, s3) runs one section and prints
+smoke run, \`--only <section>\` (matmul, train, memory, stream, teacher, s3, export,
+onestep) runs one section and prints
 its table without rewriting this file.
 
 ## Machine
@@ -67,5 +68,18 @@ ${resultsTable(rows)}
   the protocol's cost (HTTP, SigV4, MD5, the gateway's CPU on the same cores), not a network's.
   file:// uploads fsync; its downloads come from the page cache and alternate between fast reads and
   slower ones that fault in a fresh 16.8 MB buffer, so compare medians (S3/file is given for both).
+- **export**: the model \`get-distill export\` writes (src/get/export.ts: K = 6 fixed-point iterations
+  unrolled, weights baked in) with initial weights, in one onnxruntime session (intra-op threads =
+  cores); feeds are built once and only \`session.run\` is timed: the ceiling a service can approach.
+  GFLOP/s count the MatMuls of the whole inference graph at the best run.
+- **onestep**: the exported GET at batch 32 against EDM Heun (18 steps, 35 NFE) through
+  \`OnnxEdmTeacher\`, as datagen runs a teacher (Heun's float64 updates and the preconditioning
+  included). The teacher is an untrained ViT denoiser (patch embedding, σ and class embedding added to
+  every token, GET's own blocks, linear decoder; scripts/bench/timing-teacher.ts) sized within ±20% of
+  GET's parameters: a timing stand-in, so its images are not images, but its cost per evaluation is
+  that of a trained network of this size. Each round times 5 GET batches (their mean) then one Heun
+  batch, so both sides see the same load and get as many samples; the ratio is best round over best
+  round, with the median of the per-round ratios beside it. FLOPs are MatMul FLOPs per image: GET's whole
+  inference graph, the teacher's one evaluation × 35.
 `;
 }

@@ -29,8 +29,11 @@ const num = (flag: string, min: number, exclusive = true, max = Infinity) => (v:
 /** Training seeds stay below the held-out seeds, so held-out pairs are never trained on. */
 const MAX_PAIRS = HELDOUT_SEED_START;
 
-/** A location flag: a plain path, file:///… or s3://bucket/prefix (checked by the store's URI parser). */
-const location = (flag: string) => (v: string): string => {
+/**
+ * A location flag's parser: a plain path, file:///… or s3://bucket/prefix (checked by the store's URI parser).
+ * @throws UsageError naming the flag for an empty value, a NUL byte or an unknown scheme.
+ */
+export const location = (flag: string) => (v: string): string => {
   if (v.trim() === '') throw new UsageError(`${flag} must not be empty`);
   if (v.includes('\0')) throw new UsageError(`${flag} must not contain NUL bytes`);
   try {

@@ -203,26 +203,54 @@ export function buildGet(g: Graph, cfg: GetConfig, batch: Dim): GetModel {
 }
 
 /**
+ * The parameter specs (names, shapes, inits) of a config, in declaration order: what a checkpoint
+ * must hold. Builds a throwaway graph; cheap (no weights are allocated).
+ * @throws Error when the config is inconsistent (e.g. hidden size not divisible by 4).
+ */
+export function paramSpecs(cfg: GetConfig): readonly ParamSpec[] {
+  return buildGet(new Graph('get_specs'), cfg, 1).specs;
+}
+
+/** The training graph's values (see {@link trainingObjective}). */
+export interface TrainingObjective {
+  /** Weighted fixed-point-correction loss, scalar float32. */
+  readonly loss: Value;
+  /** mean|x̂_k − x| for k = 1..K, each a scalar. */
+  readonly l1: Value[];
+  /** The target input `image` [B,C,H,W] float32. */
+  readonly image: Value;
+  /** The states z_1..z_K [B,N,D] (z_k = f(z_{k−1}); z_0 is the input). */
+  readonly states: Value[];
+  /** Their decodings x̂_1..x̂_K [B,C,H,W]. */
+  readonly decoded: Value[];
+}
+
+/**
  * Training graph: K differentiable fixed-point iterations from z_0 (backprop through all of them, as
  * torchdeq's phantom gradient with τ = 1 and sup_gap 1 reduces to), each state decoded, loss
- * Σ_k γ^(K−k)·mean|x̂_k − x| (get-reference.md §3.1).
- * @returns loss (scalar), per-iteration L1 values, and the target input `image` [B,C,H,W].
+ * Σ_k γ^(K−k)·mean|x̂_k − x| (get-reference.md §3.1). States and decodings are returned for callers
+ * that want them as extra outputs (tests); unused values are not emitted.
  */
-export function trainingObjective(m: GetModel, batch: number, iterations = 6): { loss: Value; l1: Value[]; image: Value } {
+export function trainingObjective(m: GetModel, batch: number, iterations = 6): TrainingObjective {
   const { channels: C, imageSize: H } = m.cfg;
   const image = m.graph.input('image', 'float32', [batch, C, H, H]);
   const weights = correctionWeights(iterations);
   let z = m.inputs.z0;
   let loss: Value | null = null;
   const l1: Value[] = [];
+  const states: Value[] = [];
+  const decoded: Value[] = [];
   for (let k = 0; k < iterations; k++) {
     z = m.f(z); // z_{k+1} [B,N,D]
-    const err = op.reduceMean(op.abs(op.sub(m.decode(z), image)), [0, 1, 2, 3]); // scalar L1
+    const x = m.decode(z); // x̂_{k+1} [B,C,H,W]
+    states.push(z);
+    decoded.push(x);
+    const err = op.reduceMean(op.abs(op.sub(x, image)), [0, 1, 2, 3]); // scalar L1
     l1.push(err);
     const term = op.mul(err, op.scalar(err, weights[k]));
     loss = loss ? op.add(loss, term) : term;
   }
-  return { loss: loss as Value, l1, image };
+  return { loss: loss as Value, l1, image, states, decoded };
 }
 
 /**

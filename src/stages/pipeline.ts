@@ -1,6 +1,7 @@
 /**
- * The local executor: runs dataset → teacher → pairs → GET training → one-step samples → report in
- * one process, with every artifact under one run URI (a folder, file:// or s3://; docs/architecture.md).
+ * The local executor: runs dataset → teacher → pairs → GET training → one-step samples → export
+ * (model.onnx + model.json) → report in one process, with every artifact under one run URI (a folder,
+ * file:// or s3://; docs/architecture.md).
  * The run describes itself (options.json, stats.jsonl) and resumes from itself (--resume).
  */
 import { loadDataset, type DatasetName } from '../data/datasets.js';
@@ -13,6 +14,7 @@ import { type ObjectStore, StoreError, joinUri, storeFor } from '../store/index.
 import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
+import { exportStage } from './export.js';
 import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
 import { prepareTeacher } from './teacher.js';
 import { trainStage, type BatchSource, type TrainResult } from './train.js';
@@ -252,6 +254,10 @@ export async function runDistill(o: DistillOptions): Promise<void> {
     progress.note('fitting the baselines (class mean, ridge) …');
     const baselines = await timed('baselines', () => userData(() => baselineL1(store, pairsDir, sample.held, teacher.denoiser.numClasses)));
     const studentL1 = meanAbs(sample.student, sample.held.image);
+    // The served artifact: the latest checkpoint's EMA (= result.ema, saved at the last step), exported
+    // before report.json so the report never names a model that is not there.
+    progress.note('exporting model.onnx …');
+    const exported = await timed('export', () => exportStage({ checkpoint: at('checkpoints'), out: o.out }));
     const trained = result.step - result.resumedFrom;
     const report = {
       format: 'get-distill-report/1',
@@ -287,7 +293,10 @@ export async function runDistill(o: DistillOptions): Promise<void> {
         studentOverRidge: studentL1 / baselines.ridge,
         studentByClass: l1ByClass(sample.student, sample.held, teacher.denoiser.numClasses).map((v) => round(v, 4)),
       },
-      artifacts: { samples: 'samples.png', pairs: 'pairs/manifest.json', heldout: 'heldout/manifest.json', checkpoints: 'checkpoints/latest.json' },
+      artifacts: {
+        samples: 'samples.png', pairs: 'pairs/manifest.json', heldout: 'heldout/manifest.json', checkpoints: 'checkpoints/latest.json',
+        model: 'model.onnx', modelCard: 'model.json',
+      },
     };
     await store.put(at('report.json'), text(`${JSON.stringify(report, null, 2)}\n`));
     await writeComparisonGrid(store, at('samples.png'), sample.held, sample.student, {
@@ -303,7 +312,8 @@ export async function runDistill(o: DistillOptions): Promise<void> {
       ['student', `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')})`],
       ['held-out L1', `student ${studentL1.toFixed(4)} | class mean ${baselines.classMean.toFixed(4)} (student ×${report.heldoutL1.studentOverClassMean.toFixed(2)}) | ridge ${baselines.ridge.toFixed(4)} (student ×${report.heldoutL1.studentOverRidge.toFixed(2)}); below ×1 the student wins`],
       ['wall time', `${report.wallSeconds.total} s (${Object.entries(wall).map(([k, v]) => `${k} ${v}`).join(', ')})`],
-      ['outputs', 'samples.png, report.json, pairs/, heldout/, checkpoints/'],
+      ['model', `${exported.modelUri} (sha256 ${exported.card.sha256.slice(0, 12)}…, ${(exported.card.bytes / 2 ** 20).toFixed(2)} MiB, step ${exported.card.step})`],
+      ['outputs', 'model.onnx, model.json, samples.png, report.json, pairs/, heldout/, checkpoints/'],
     ]);
   } finally {
     await teacher.denoiser.close?.();

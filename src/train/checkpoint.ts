@@ -89,13 +89,16 @@ export async function hasCheckpoint(store: ObjectStore, dir: string): Promise<bo
   return (await store.head(joinUri(dir, 'latest.json'))) !== null;
 }
 
+/** The parameters a checkpoint must hold: fixed, or derived from its own state (e.g. paramSpecs(state.config)). */
+export type SpecsFor = readonly ParamSpec[] | ((state: CheckpointState) => readonly ParamSpec[]);
+
 /**
  * Loads the checkpoint named by `<dir>/latest.json`, verifying its size, sha256 and that every
  * parameter of `specs` is present with its shape.
  * @throws UsageError naming the URI when it is missing, truncated, corrupt or of another model;
  *   StoreError when the store fails.
  */
-export async function loadLatestCheckpoint(store: ObjectStore, dir: string, specs: readonly ParamSpec[]): Promise<Checkpoint> {
+export async function loadLatestCheckpoint(store: ObjectStore, dir: string, specs: SpecsFor): Promise<Checkpoint> {
   const latestPath = joinUri(dir, 'latest.json');
   let latest: z.infer<typeof LatestSchema>;
   try {
@@ -104,26 +107,48 @@ export async function loadLatestCheckpoint(store: ObjectStore, dir: string, spec
     if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw new UsageError(`${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0].slice(0, 120)}); delete the checkpoints folder to train from step 0`);
   }
-  const path = joinUri(dir, latest.file);
+  return loadCheckpoint(store, joinUri(dir, latest.file), specs, latest);
+}
+
+/**
+ * Loads one checkpoint object (`checkpoint-*.safetensors`) by URI. With `expect` (from latest.json)
+ * its size and sha256 are verified; without, the safetensors structure, format, state and every
+ * tensor's dtype and shape are (a flipped weight byte would go unnoticed).
+ * @throws UsageError naming the URI when it is missing, not a checkpoint, truncated, corrupt or of
+ *   another model; StoreError when the store fails.
+ */
+export async function loadCheckpoint(store: ObjectStore, path: string, specs: SpecsFor, expect?: { bytes: number; sha256: string }): Promise<Checkpoint> {
   const bytes = await store.get(path).catch((e: unknown) => {
     if (e instanceof StoreError && e.code !== 'NotFound') throw e;
-    throw new UsageError(`${path}: checkpoint named by latest.json is missing`);
+    throw new UsageError(`${path}: checkpoint ${expect ? 'named by latest.json ' : ''}is missing`);
   });
-  if (bytes.length !== latest.bytes || sha256Hex(bytes) !== latest.sha256) {
+  if (expect && (bytes.length !== expect.bytes || sha256Hex(bytes) !== expect.sha256)) {
     throw new UsageError(`${path}: checkpoint is corrupt or truncated (size/sha256 differ from latest.json); delete it and latest.json to restart, or restore the file`);
   }
   let st;
   try {
     st = decodeSafetensors(bytes, path);
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError(`${(e as Error).message}; not a ${CHECKPOINT_FORMAT} file`);
   }
   if (st.metadata.format !== CHECKPOINT_FORMAT) throw new UsageError(`${path}: format "${st.metadata.format}" is not ${CHECKPOINT_FORMAT}`);
-  const parsed = CheckpointStateSchema.safeParse(JSON.parse(st.metadata.state ?? 'null'));
+  let state: unknown = null;
+  try {
+    state = JSON.parse(st.metadata.state ?? 'null');
+  } catch {
+    // reported below as an invalid state
+  }
+  const parsed = CheckpointStateSchema.safeParse(state);
   if (!parsed.success) throw new UsageError(`${path}: invalid checkpoint state (${parsed.error.issues[0]?.message})`);
+  let want: readonly ParamSpec[];
+  try {
+    want = typeof specs === 'function' ? specs(parsed.data) : specs;
+  } catch (e) {
+    throw new UsageError(`${path}: checkpoint config cannot be built (${(e as Error).message})`);
+  }
   const stores = ['params', 'ema', 'adam_m', 'adam_v'].map((prefix) => {
-    const store = new ParamStore(specs);
-    for (const s of specs) {
+    const store = new ParamStore(want);
+    for (const s of want) {
       const t = st.tensors[`${prefix}.${s.name}`];
       if (!t || t.dtype !== 'float32' || t.dims.join() !== s.shape.join()) {
         throw new UsageError(`${path}: tensor ${prefix}.${s.name} is missing or not float32 [${s.shape.join(',')}]; the checkpoint belongs to another model`);

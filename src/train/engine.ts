@@ -30,6 +30,19 @@ export interface StepResult {
   readonly l1: readonly number[];
 }
 
+/** The forward pass of one batch with every iterate (an engine created with `iterates: true`). */
+export interface ForwardResult extends StepResult {
+  /** z_1..z_K, each float32 [B,N,D] (z_0 is the caller's input). */
+  readonly states: readonly Float32Array[];
+  /** x̂_k = decode(z_k) for k = 1..K, each float32 [B,C,H,W]. */
+  readonly images: readonly Float32Array[];
+}
+
+export interface EngineOptions {
+  /** Also emit z_k and x̂_k as outputs (for {@link OrtTrainingEngine.forward}); off for training. */
+  readonly iterates?: boolean;
+}
+
 export class OrtTrainingEngine {
   private constructor(
     readonly cfg: GetConfig,
@@ -39,32 +52,31 @@ export class OrtTrainingEngine {
     private readonly session: OrtSession,
     /** Floating-point operations of one step (forward + backward), counted from the graph's MatMuls ×3. */
     readonly flopsPerStep: number,
+    private readonly iterates: boolean,
   ) {}
 
   /**
    * Builds the training graph for a fixed batch size and compiles it.
    * @throws when the config is inconsistent (see resolveConfig) or onnxruntime rejects the graph.
    */
-  static async create(cfg: GetConfig, batch: number, iterations = 6, threads?: number): Promise<OrtTrainingEngine> {
+  static async create(cfg: GetConfig, batch: number, iterations = 6, threads?: number, opts: EngineOptions = {}): Promise<OrtTrainingEngine> {
     const g = new Graph('get_train');
     const m = buildGet(g, cfg, batch);
-    const { loss, l1 } = trainingObjective(m, batch, iterations);
+    const { loss, l1, states, decoded } = trainingObjective(m, batch, iterations);
     const forwardFlops = matmulFlops(g);
     const grads = gradients(loss, g.params);
     const outputs: Record<string, (typeof grads)[number]> = { loss };
     l1.forEach((v, k) => (outputs[`l1_${k + 1}`] = v));
     g.params.forEach((p, i) => (outputs[`grad:${p.name}`] = grads[i]));
+    if (opts.iterates) {
+      states.forEach((v, k) => (outputs[`z_${k + 1}`] = v));
+      decoded.forEach((v, k) => (outputs[`x_hat_${k + 1}`] = v));
+    }
     const session = await OrtSession.create(toOnnx(g, { outputs }), { threads });
-    return new OrtTrainingEngine(cfg, batch, iterations, m.specs, session, 3 * forwardFlops);
+    return new OrtTrainingEngine(cfg, batch, iterations, m.specs, session, 3 * forwardFlops, opts.iterates ?? false);
   }
 
-  /**
-   * Computes loss and gradients at `params` for one batch; writes the flat gradient into `grad`
-   * (float32, length params.size).
-   * @param z0 fixed-point start state [B,N,D] float32, N(0, I).
-   * @throws Error when a conditional model gets no labels, or onnxruntime rejects the feeds.
-   */
-  async step(params: ParamStore, data: TrainBatch, z0: Float32Array, grad: Float32Array): Promise<StepResult> {
+  private feeds(params: ParamStore, data: TrainBatch, z0: Float32Array): Record<string, HostTensor> {
     const { channels: C, imageSize: H, hiddenSize: D } = this.cfg;
     const B = this.batch;
     const feeds: Record<string, HostTensor> = {
@@ -77,14 +89,45 @@ export class OrtTrainingEngine {
       feeds.class_labels = { dtype: 'int64', dims: [B], data: BigInt64Array.from(data.labels, (v) => BigInt(v)) };
     }
     for (const s of this.specs) feeds[s.name] = { dtype: 'float32', dims: s.shape, data: params.view(s.name) };
-    const out = await this.session.run(feeds);
+    return feeds;
+  }
+
+  private stepResult(out: Record<string, HostTensor>): StepResult {
+    return {
+      loss: (out.loss.data as Float32Array)[0],
+      l1: Array.from({ length: this.iterations }, (_, k) => (out[`l1_${k + 1}`].data as Float32Array)[0]),
+    };
+  }
+
+  /**
+   * Computes loss and gradients at `params` for one batch; writes the flat gradient into `grad`
+   * (float32, length params.size).
+   * @param z0 fixed-point start state [B,N,D] float32, N(0, I).
+   * @throws Error when a conditional model gets no labels, or onnxruntime rejects the feeds.
+   */
+  async step(params: ParamStore, data: TrainBatch, z0: Float32Array, grad: Float32Array): Promise<StepResult> {
+    const out = await this.session.run(this.feeds(params, data, z0));
     for (const s of this.specs) {
       const o = params.offsets.get(s.name)!;
       grad.set(out[`grad:${s.name}`].data as Float32Array, o.offset);
     }
+    return this.stepResult(out);
+  }
+
+  /**
+   * The training graph's forward pass at `params`: loss, per-iteration L1, and every state z_k and
+   * decoding x̂_k (k = 1..K). Gradients are not fetched. Feeds as in {@link step}.
+   * @throws Error when the engine was created without `iterates: true`, or as {@link step}.
+   */
+  async forward(params: ParamStore, data: TrainBatch, z0: Float32Array): Promise<ForwardResult> {
+    if (!this.iterates) throw new Error('OrtTrainingEngine.forward needs an engine created with { iterates: true }');
+    const K = this.iterations;
+    const names = ['loss', ...Array.from({ length: K }, (_, k) => [`l1_${k + 1}`, `z_${k + 1}`, `x_hat_${k + 1}`]).flat()];
+    const out = await this.session.run(this.feeds(params, data, z0), names);
     return {
-      loss: (out.loss.data as Float32Array)[0],
-      l1: Array.from({ length: this.iterations }, (_, k) => (out[`l1_${k + 1}`].data as Float32Array)[0]),
+      ...this.stepResult(out),
+      states: Array.from({ length: K }, (_, k) => out[`z_${k + 1}`].data as Float32Array),
+      images: Array.from({ length: K }, (_, k) => out[`x_hat_${k + 1}`].data as Float32Array),
     };
   }
 

@@ -27,9 +27,9 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-test('smoke run writes samples.png, report.json, shards with a manifest, and checkpoints', () => {
+test('smoke run writes samples.png, report.json, shards with a manifest, checkpoints, and model.onnx + model.json', () => {
   const files = readdirSync(run).sort();
-  for (const f of ['checkpoints', 'heldout', 'options.json', 'pairs', 'report.json', 'samples.png', 'stats.jsonl']) assert.ok(files.includes(f), `missing ${f}`);
+  for (const f of ['checkpoints', 'heldout', 'model.json', 'model.onnx', 'options.json', 'pairs', 'report.json', 'samples.png', 'stats.jsonl']) assert.ok(files.includes(f), `missing ${f}`);
   const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
   assert.equal(report.dataset, 'mnist');
   assert.equal(report.preset, 'GET-CPU-S/4');
@@ -45,6 +45,12 @@ test('smoke run writes samples.png, report.json, shards with a manifest, and che
   assert.equal(manifest.shards.length, 2);
   const latest = JSON.parse(readFileSync(join(run, 'checkpoints', 'latest.json'), 'utf8'));
   assert.equal(latest.step, 20);
+  const card = JSON.parse(readFileSync(join(run, 'model.json'), 'utf8'));
+  assert.equal(card.step, report.steps);
+  assert.equal(card.parameterCount, report.parameterCount);
+  assert.equal(card.sha256, createHash('sha256').update(readFileSync(join(run, 'model.onnx'))).digest('hex'));
+  assert.equal(report.artifacts.model, 'model.onnx');
+  assert.ok(report.wallSeconds.export >= 0);
   // Two panels of 4 columns × 10 class rows of 32×32 images at 2× scale.
   const png = PNG.sync.read(readFileSync(join(run, 'samples.png')));
   assert.ok(png.width > 2 * 4 * 64 && png.height > 10 * 64, `${png.width}×${png.height}`);
@@ -56,6 +62,7 @@ test('--resume with more steps continues from the latest checkpoint', () => {
   const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
   assert.equal(report.resumedFromStep, 20);
   assert.equal(report.steps, 30);
+  assert.equal(JSON.parse(readFileSync(join(run, 'model.json'), 'utf8')).step, 30, 'the model is re-exported from the new checkpoint');
 });
 
 function expectUsage(args: string[], pattern: RegExp): void {
