@@ -2,12 +2,13 @@
 /**
  * `get-distill`: the command line. `distill` runs the whole pipeline on one machine with embedded
  * defaults (dataset → teacher → pairs → GET → one-step samples → report → model.onnx); `export`
- * turns a checkpoint into model.onnx + model.json. Errors a user can fix print one line and exit 2.
+ * turns a checkpoint into model.onnx + model.json; `serve` runs the one-step generation service. Errors a user can fix print one line and exit 2.
  */
 import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE, UsageError } from '../util/errors.js';
 import { distillCommand } from './distill.js';
 import { exportCommand } from './export.js';
+import { serveCommand } from './serve.js';
 import { Interrupted } from '../stages/pipeline.js';
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   // addCommand does not inherit settings: each subcommand needs exitOverride to exit 2, not 1.
   program.addCommand(distillCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
   program.addCommand(exportCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
+  program.addCommand(serveCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;
 }
 

@@ -116,6 +116,23 @@ export function renderSampleGrid(opts: SampleGridOptions): { png: Uint8Array; wi
   return { png: new Uint8Array(PNG.sync.write(png)), width, height };
 }
 
+/**
+ * One image as PNG bytes: 8-bit grey (C = 1) or RGB (C = 3), pixels converted with {@link toUint8},
+ * each pixel drawn as a scale × scale block (nearest-neighbour upscaling, so browsers show small images
+ * sharp). Deterministic: the same floats give the same bytes.
+ * @param image float32 [C, H, W], planar, in [−1, 1] (one sample of the model's `image` output).
+ * @throws Error when image.length ≠ C·H·W, C is not 1 or 3, or scale is not a positive integer.
+ */
+export function encodeImagePng(image: Float32Array, shape: { readonly channels: number; readonly height: number; readonly width: number }, scale = 1): Uint8Array {
+  const { channels: C, height: H, width: W } = shape;
+  if (C !== 1 && C !== 3) throw new Error(`encodeImagePng: channels must be 1 or 3, got ${C}`);
+  if (image.length !== C * H * W) throw new Error(`encodeImagePng: ${image.length} values, expected ${C}×${H}×${W}`);
+  if (!Number.isInteger(scale) || scale < 1) throw new Error(`encodeImagePng: scale must be a positive integer, got ${scale}`);
+  const png = new PNG({ width: W * scale, height: H * scale });
+  blit({ width: W * scale, height: H * scale, data: png.data }, toUint8(image), 0, C, H, W, 0, 0, scale);
+  return new Uint8Array(PNG.sync.write(png, { colorType: C === 1 ? 0 : 2 }));
+}
+
 /** Copies one uint8 [C, H, W] image at `off`, upscaled by `scale`, with its top-left at (x0, y0). */
 function blit(img: Raster, u8: Uint8Array, off: number, C: number, H: number, W: number, x0: number, y0: number, scale: number): void {
   for (let y = 0; y < H * scale; y++) {

@@ -1,0 +1,116 @@
+/**
+ * The inference service's configuration: ONE zod schema for flags, environment variables and
+ * programmatic use. Each option has a flag (`--max-batch-size`) and an environment variable
+ * (`GET_DISTILL_MAX_BATCH_SIZE`; the model also as `GET_DISTILL_MODEL`); a flag wins over the
+ * environment, the environment over the default. Strings from flags and env are coerced; numbers
+ * given in code pass through the same checks.
+ */
+import { z } from 'zod';
+import { LOG_LEVELS } from '../service/logging.js';
+import { parseUri } from '../store/index.js';
+import { UsageError } from '../util/errors.js';
+
+/** Parses a byte size: `8mb`, `512kb`, `1gb`, `1048576` (1024-based, as body-parser's `limit`). */
+export function parseBytes(v: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$/i.exec(v);
+  if (!m) return null;
+  const mult = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(m[2] ?? 'b').toLowerCase() as 'b'];
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** Integer strings → numbers (other strings stay strings, so the number check names them). */
+const intString = (v: unknown): unknown => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v);
+const int = (lo: number, hi: number) => {
+  const msg = `must be an integer in [${lo}, ${hi}]`;
+  return z.preprocess(intString, z.number({ error: msg }).int({ error: msg }).min(lo, { error: msg }).max(hi, { error: msg }));
+};
+
+const uri = z.string({ error: 'is required: a path, file:///… or s3://bucket/key of a model.onnx exported by `get-distill export`' }).superRefine((v, ctx) => {
+  try {
+    if (v.trim() === '') throw new Error('must not be empty');
+    parseUri(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+export const ServeConfigSchema = z
+  .object({
+    /** Where model.onnx is: a path, file:///… or s3://bucket/key. */
+    model: uri,
+    /** The model's name in URLs (`/v2/models/{name}`) and in `model` of OpenAI requests. */
+    modelName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { error: 'must be 1–64 letters, digits, "_", "." or "-", starting with a letter or digit' }).default('get'),
+    /** Address to bind: 127.0.0.1 on a workstation, 0.0.0.0 in a container. */
+    host: z.string().min(1, { error: 'must not be empty' }).default('127.0.0.1'),
+    /** TCP port; 0 picks a free one (logged). */
+    port: int(0, 65535).default(8080),
+    /** Most images in one onnxruntime run. */
+    maxBatchSize: int(1, 4096).default(32),
+    /** Longest a request waits for others to fill its batch, in ms (Triton's max_queue_delay). */
+    maxQueueDelayMs: int(0, 60_000).default(5),
+    /** Requests waiting beyond this are refused with 429 and Retry-After. */
+    maxQueueSize: int(1, 1_000_000).default(256),
+    /** `n` cap of `POST /v1/images/generations`; at most maxBatchSize. */
+    maxImagesPerRequest: int(1, 4096).default(16),
+    /** Deadline of a request from arrival, in ms: past it the client gets 504. */
+    requestTimeoutMs: int(1, 3_600_000).default(30_000),
+    /** onnxruntime sessions (each in its own worker thread with floor(cores / sessions) intra-op threads). */
+    sessions: int(1, 256).default(1),
+    /** Largest JSON body (`8mb`, `512kb`, bytes). */
+    bodyLimit: z
+      .preprocess((v) => (typeof v === 'string' ? (parseBytes(v) ?? v) : v), z.number({ error: 'must be a size such as 8mb, 512kb or a byte count' }).int().min(1024, { error: 'must be at least 1kb' }).max(1024 ** 3, { error: 'must be at most 1gb' }))
+      .default(8 * 1024 ** 2),
+    /** Milliseconds SIGTERM waits for queued and running requests before cutting connections. */
+    shutdownGraceMs: int(0, 3_600_000).default(30_000),
+    logLevel: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.maxImagesPerRequest > c.maxBatchSize) {
+      ctx.addIssue({ code: 'custom', path: ['maxImagesPerRequest'], message: `exceeds --max-batch-size ${c.maxBatchSize}: one request must fit in one onnxruntime run` });
+    }
+  });
+
+/** The resolved configuration (defaults applied, values checked). */
+export type ServeConfig = z.infer<typeof ServeConfigSchema>;
+/** What callers may give: any subset, strings or numbers, `model` required. */
+export type ServeConfigInput = z.input<typeof ServeConfigSchema>;
+
+/** Option key → flag name (`maxBatchSize` → `--max-batch-size`). */
+export const flagOf = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+/** Option key → environment variable (`maxBatchSize` → `GET_DISTILL_MAX_BATCH_SIZE`). */
+export const envOf = (key: string): string => `GET_DISTILL_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
+/** Every option key, in schema order. */
+export const SERVE_OPTION_KEYS = Object.keys(ServeConfigSchema.shape) as (keyof ServeConfig)[];
+
+/**
+ * Resolves flags over environment over defaults and validates everything.
+ * @param flags option values by key (commander's camelCase), strings or numbers; undefined = not given.
+ * @param env usually `process.env`.
+ * @throws UsageError, one line naming the flag or variable, the problem and the value given.
+ */
+export function resolveServeConfig(flags: Readonly<Record<string, unknown>>, env: Readonly<Record<string, string | undefined>> = {}): ServeConfig {
+  const raw: Record<string, unknown> = {};
+  const source: Record<string, string> = {};
+  for (const key of SERVE_OPTION_KEYS) {
+    if (flags[key] !== undefined) {
+      raw[key] = flags[key];
+      source[key] = flagOf(key);
+    } else if (env[envOf(key)] !== undefined) {
+      raw[key] = env[envOf(key)];
+      source[key] = envOf(key);
+    }
+  }
+  for (const key of Object.keys(flags)) {
+    if (!(SERVE_OPTION_KEYS as string[]).includes(key) && flags[key] !== undefined) throw new UsageError(`unknown option ${flagOf(key)}`);
+  }
+  const r = ServeConfigSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const key = String(issue.path[0] ?? '');
+  const where = source[key] ?? `${flagOf(key)} (or ${envOf(key)})`;
+  // The store's URI errors already quote the URI.
+  const given = raw[key] !== undefined && key !== 'model' ? ` (got ${JSON.stringify(raw[key])})` : '';
+  throw new UsageError(`${where} ${issue.message}${given}`);
+}

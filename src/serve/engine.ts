@@ -1,0 +1,81 @@
+/**
+ * The generation engine: the session pool (worker threads) behind the dynamic batcher, for one loaded
+ * model. Routes hand it {@link Samples}; it merges concurrent requests into one onnxruntime run and
+ * hands each request its share of the outputs.
+ */
+import type { Logger } from '../service/logging.js';
+import { DynamicBatcher } from './batcher.js';
+import type { InferenceMetrics } from './metrics.js';
+import type { LoadedModel } from './model.js';
+import { OrtWorkerPool } from './pool.js';
+import { mergeSamples, samplesFromSeeds, splitOutputs, type SampleOutputs, type Samples } from './samples.js';
+
+export interface EngineOptions {
+  readonly sessions: number;
+  readonly threadsPerSession: number;
+  readonly maxBatchSize: number;
+  readonly maxQueueDelayMs: number;
+  readonly maxQueueSize: number;
+  readonly requestTimeoutMs: number;
+}
+
+export class Engine {
+  private constructor(
+    readonly model: LoadedModel,
+    private readonly pool: OrtWorkerPool,
+    readonly batcher: DynamicBatcher<Samples, SampleOutputs>,
+  ) {}
+
+  /**
+   * Starts the sessions and warms each one up with a one-image run (the first run of a session pays
+   * for allocations that later runs reuse), so the service is fast from its first request.
+   * @throws Error when onnxruntime rejects the model.
+   */
+  static async start(model: LoadedModel, o: EngineOptions, metrics: InferenceMetrics, logger: Logger): Promise<Engine> {
+    const pool = await OrtWorkerPool.create(model.bytes, { sessions: o.sessions, threads: o.threadsPerSession, logger });
+    const info = model.info;
+    try {
+      const t0 = performance.now();
+      const warm = samplesFromSeeds(info, 0, 1, info.config.numClasses > 0 ? [0] : null);
+      // One job per session: the pool hands each idle worker one of them.
+      await Promise.all(Array.from({ length: pool.size }, () => pool.run(mergeSamples(info, [warm]))));
+      logger.info({ sessions: pool.size, ms: Math.round(performance.now() - t0) }, 'warm-up done');
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    const batcher = new DynamicBatcher<Samples, SampleOutputs>(
+      { ...o, concurrency: pool.size },
+      async (items) => {
+        const t0 = performance.now();
+        const out = await pool.run(mergeSamples(info, items));
+        metrics.inferenceDuration.observe((performance.now() - t0) / 1000);
+        return splitOutputs(info, out, items.map((s) => s.n));
+      },
+      {
+        onQueueDepth: (d) => metrics.queueDepth.set(d),
+        onRun: (images, requests, seconds, ok) => {
+          metrics.batchSize.observe(images);
+          if (ok) metrics.imagesGenerated.inc(images);
+          logger.debug({ images, requests, ms: seconds * 1000, ok }, 'run');
+        },
+      },
+    );
+    return new Engine(model, pool, batcher);
+  }
+
+  /** Queues one request's samples (see DynamicBatcher.submit for the errors). */
+  generate(samples: Samples, signal?: AbortSignal): Promise<SampleOutputs> {
+    return this.batcher.submit(samples, samples.n, signal);
+  }
+
+  /** Refuses new work and finishes what is queued and running. */
+  drain(): Promise<void> {
+    return this.batcher.drain();
+  }
+
+  /** Stops the worker threads. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}

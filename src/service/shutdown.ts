@@ -1,0 +1,95 @@
+/**
+ * Graceful shutdown on SIGTERM (Kubernetes' stop signal) and SIGINT: mark not ready, stop accepting
+ * connections, let accepted work finish, release resources, exit 0. Past the grace period (Kubernetes'
+ * terminationGracePeriodSeconds defaults to 30 s), open connections are cut and the exit code is 1.
+ *
+ * The listener closes at once, so new connections are refused: on Kubernetes, give the pod a short
+ * preStop sleep so the endpoint is removed before SIGTERM arrives.
+ */
+import type { Server } from 'node:http';
+import type { ServiceState } from './app.js';
+import type { Logger } from './logging.js';
+
+export interface GracefulShutdownOptions {
+  readonly server: Server;
+  readonly state: ServiceState;
+  readonly logger: Logger;
+  /** Finishes accepted work (e.g. a batcher's queue); runs after the listener has closed. */
+  readonly drain?: () => Promise<void>;
+  /** Releases resources (worker threads, sessions) once every response has been sent. */
+  readonly close?: () => Promise<void>;
+  /** Milliseconds before open connections are cut (default 30,000). */
+  readonly graceMs?: number;
+  /** Default `process.exit`; tests pass a spy. */
+  readonly exit?: (code: number) => void;
+  /** Default SIGTERM and SIGINT. A second signal during shutdown exits at once with code 1. */
+  readonly signals?: readonly NodeJS.Signals[];
+}
+
+export interface GracefulShutdown {
+  /** Runs the shutdown (idempotent); resolves with the exit code after calling `exit`. */
+  shutdown(reason: string): Promise<number>;
+  /** Removes the signal handlers (for tests and embedders). */
+  dispose(): void;
+}
+
+/** Installs the signal handlers; see the file header for the sequence. */
+export function installGracefulShutdown(o: GracefulShutdownOptions): GracefulShutdown {
+  const exit = o.exit ?? ((code: number) => process.exit(code));
+  const graceMs = o.graceMs ?? 30_000;
+  const signals = o.signals ?? ['SIGTERM', 'SIGINT'];
+  let running: Promise<number> | null = null;
+
+  const shutdown = (reason: string): Promise<number> => {
+    if (running) return running;
+    running = (async () => {
+      const t0 = Date.now();
+      o.state.markDraining();
+      o.logger.info({ reason, graceMs }, 'shutting down: not ready, listener closed, draining');
+      const closed = new Promise<void>((resolve) => o.server.close(() => resolve()));
+      // Keep-alive sockets that go idle after their last response would hold close() open until their
+      // keep-alive timeout; close them as soon as they are idle.
+      const sweep = setInterval(() => o.server.closeIdleConnections(), 50);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        o.logger.error({ graceMs }, 'grace period over: closing open connections');
+        o.server.closeAllConnections();
+      }, graceMs);
+      timer.unref();
+      let code = 0;
+      try {
+        await o.drain?.();
+        await closed;
+        await o.close?.();
+      } catch (err) {
+        o.logger.error({ err }, 'error while shutting down');
+        code = 1;
+      } finally {
+        clearInterval(sweep);
+        clearTimeout(timer);
+      }
+      if (timedOut) code = 1;
+      o.logger.info({ code, ms: Date.now() - t0 }, 'shut down');
+      exit(code);
+      return code;
+    })();
+    return running;
+  };
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (running) {
+      o.logger.warn({ signal }, 'second signal during shutdown: exiting now');
+      exit(1);
+      return;
+    }
+    void shutdown(signal);
+  };
+  for (const s of signals) process.on(s, onSignal);
+  return {
+    shutdown,
+    dispose: () => {
+      for (const s of signals) process.off(s, onSignal);
+    },
+  };
+}
