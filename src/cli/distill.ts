@@ -95,7 +95,8 @@ Examples:
   npm run distill -- --out runs/fashion --dataset fashion-mnist
   npm run distill -- --out runs/smoke --resume --steps 40   # continue a run
   npm run distill -- --store s3://my-bucket/run1          # everything in S3 (AWS chain; GET_DISTILL_S3_ENDPOINT for S3-compatible servers)
-Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it), 130 interrupted (checkpoint saved).`)
+With --resume, options not given on the command line are the run's (its options.json).
+Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it), 130 interrupted by SIGINT/SIGTERM (finished work kept; --resume continues).`)
     .action(async (opts: DistillOptions & { dryRun: boolean; store?: string }, command: Command) => {
       if (opts.store !== undefined) {
         if (command.getOptionValueSource('out') === 'cli') throw new UsageError('--store and --out name the same thing; give one of them');
@@ -103,11 +104,14 @@ Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it)
       }
       delete opts.store;
       validateOptions(opts);
-      if (opts.dryRun) {
-        process.stdout.write(`${JSON.stringify(opts, null, 2)}\n`);
+      const { dryRun, ...options } = opts;
+      if (dryRun) {
+        process.stdout.write(`${JSON.stringify(options, null, 2)}\n`);
         return;
       }
-      await runDistill(opts);
+      // With --resume, options not given here come from the run's options.json.
+      const explicit = new Set(Object.keys(options).filter((k) => command.getOptionValueSource(k) === 'cli'));
+      await runDistill(options, explicit);
     });
   return cmd;
 }

@@ -215,7 +215,7 @@ export async function readShard(store: ObjectStore, uri: string, expectedSha256?
 // ---------------------------------------------------------------------------------------------- manifest
 
 const int = z.number().int();
-const ShardEntrySchema = z.object({
+export const ShardEntrySchema = z.object({
   file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors$/, 'must be a bare *.safetensors file name'),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
   bytes: int.positive(),

@@ -12,9 +12,10 @@ import type { Denoiser } from '../edm/denoiser.js';
 import { heunSample } from '../edm/heun.js';
 import { heunNfe } from '../edm/schedule.js';
 import { type SeedRange, labelsForSeedRange, noiseForSeedRange, splitSeedRange } from '../data/seeds.js';
-import { type DatasetManifest, type LoadedShard, type ShardEntry, canonicalJson, readManifest, readShard, shardFileName, writeManifest, writeShard } from '../data/shards.js';
+import { type DatasetManifest, type LoadedShard, type ShardEntry, ShardEntrySchema, canonicalJson, readManifest, readShard, shardFileName, writeManifest, writeShard } from '../data/shards.js';
 import { type ObjectStore, StoreError, joinUri } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
+import { z } from 'zod';
 import { sha256Hex } from '../util/fsutil.js';
 
 export interface DatagenOptions {
@@ -34,7 +35,13 @@ export interface DatagenOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** Called once for every existing shard that failed verification and is being regenerated. */
   readonly onRegenerate?: (uri: string, problem: string) => void;
+  /** Polled between sub-batches; when true the stage returns early with `interrupted` (finished shards stay). */
+  readonly shouldStop?: () => boolean;
 }
+
+/** The generation journal: shards finished so far, each with its digest (removed once the manifest exists). */
+export const PROGRESS_FILE = 'progress.json';
+const PROGRESS_FORMAT = 'get-distill/pairs-progress';
 
 /** Sampler description stored in every shard and the manifest. */
 export function samplerInfo(steps: number): Record<string, unknown> {
@@ -42,9 +49,12 @@ export function samplerInfo(steps: number): Record<string, unknown> {
 }
 
 export interface DatagenResult {
-  readonly manifest: DatasetManifest;
+  /** The written (or verified) manifest; null when interrupted. */
+  readonly manifest: DatasetManifest | null;
   /** Pairs sampled by this call (the rest were reused from verified shards). */
   readonly generated: number;
+  /** True when `shouldStop` ended the stage early; `manifest` is then null. */
+  readonly interrupted: boolean;
 }
 
 /**
@@ -63,15 +73,20 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
   const { channels, height, width } = o.teacher.shape;
   const shape = { channels, height, width };
   const total = o.seeds.end - o.seeds.start;
-  const existing = await readManifest(store, o.outDir, { verify: 'size' }).catch(() => null);
+  const existing = await readManifest(store, o.outDir, { verify: 'sha256' }).catch(rethrowStore);
   if (existing && existing.teacher === o.teacher.id && canonicalJson(existing.sampler) === canonicalJson(sampler) &&
       existing.shards[0]?.seedStart === o.seeds.start && existing.shards.at(-1)?.seedEnd === o.seeds.end && existing.totalPairs === total) {
     o.onProgress?.(total, total);
-    return { manifest: existing, generated: 0 }; // complete and matching: nothing to do
+    return { manifest: existing, generated: 0, interrupted: false }; // complete, matching and verified
   }
-  // A previous manifest (complete or of another range) still vouches for the digests it lists.
-  const listed = new Map((await readManifest(store, o.outDir, { verify: 'none' }).catch(() => null))?.shards.map((e) => [e.file, e]) ?? []);
+  // A shard is trusted only when a record vouches for its digest: a previous manifest, or the journal
+  // of an interrupted generation. An unrecorded shard (killed before its record) is regenerated.
+  const listed = new Map<string, ShardEntry>();
+  for (const e of (await readManifest(store, o.outDir, { verify: 'none' }).catch(rethrowStore))?.shards ?? []) listed.set(e.file, e);
+  for (const e of await readProgress(store, o.outDir)) listed.set(e.file, e);
+  const progressUri = joinUri(o.outDir, PROGRESS_FILE);
   const entries: ShardEntry[] = [];
+  const record = () => store.put(progressUri, new TextEncoder().encode(`${JSON.stringify({ format: PROGRESS_FORMAT, shards: entries }, null, 1)}\n`));
   let done = 0;
   let generated = 0;
   for (const range of splitSeedRange(o.seeds, o.shardSize)) {
@@ -81,11 +96,13 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
     if (info !== null) {
       let s: LoadedShard | undefined;
       const entry = listed.get(file);
-      if (entry && entry.bytes !== info.size) {
+      if (!entry) {
+        o.onRegenerate?.(uri, 'no digest on record (the run that wrote it stopped before recording it)');
+      } else if (entry.bytes !== info.size) {
         o.onRegenerate?.(uri, `${info.size} bytes, the manifest lists ${entry.bytes} (truncated or replaced)`);
       } else {
         try {
-          s = await readShard(store, uri, entry?.sha256);
+          s = await readShard(store, uri, entry.sha256);
         } catch (e) {
           if (e instanceof StoreError) throw e; // the store failed, not the shard
           o.onRegenerate?.(uri, (e as Error).message.replace(`${uri}: `, ''));
@@ -111,6 +128,7 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
     const image = new Float32Array(noise.length);
     const per = channels * height * width;
     for (let b = 0; b < n; b += subBatch) {
+      if (o.shouldStop?.()) return { manifest: null, generated, interrupted: true }; // this shard is not written
       const m = Math.min(subBatch, n - b);
       const x = Float64Array.from(noise.subarray(b * per, (b + m) * per)); // the teacher sees exactly the stored noise
       const y = await heunSample(o.teacher, x, label ? label.subarray(b, b + m) : null, m, { steps: o.samplerSteps });
@@ -121,7 +139,9 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
       generated += m;
       o.onProgress?.(done, total);
     }
-    entries.push(await writeShard(store, o.outDir, { teacher: o.teacher.id, sampler, seeds: range, shape, noise, image, label }));
+    const { seeds: _written, ...entry } = await writeShard(store, o.outDir, { teacher: o.teacher.id, sampler, seeds: range, shape, noise, image, label });
+    entries.push(entry);
+    await record();
   }
   const manifest = await writeManifest(store, o.outDir, {
     dataset: o.dataset,
@@ -132,7 +152,25 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
     conditional: o.teacher.numClasses > 0,
     shards: entries,
   });
-  return { manifest, generated };
+  await store.delete(progressUri);
+  return { manifest, generated, interrupted: false };
+}
+
+/** A missing or unreadable manifest is "none yet"; a failing store is an error. */
+function rethrowStore(e: unknown): null {
+  if (e instanceof StoreError && e.code !== 'NotFound') throw e;
+  return null;
+}
+
+const ProgressSchema = z.object({ format: z.literal(PROGRESS_FORMAT), shards: z.array(ShardEntrySchema) });
+
+/** The journal's entries ([] when absent or unreadable: its shards are then regenerated). */
+async function readProgress(store: ObjectStore, dir: string): Promise<ShardEntry[]> {
+  try {
+    return ProgressSchema.parse(JSON.parse(new TextDecoder().decode(await store.get(joinUri(dir, PROGRESS_FILE))))).shards;
+  } catch (e) {
+    return rethrowStore(e) ?? [];
+  }
 }
 
 /** Digest of a dataset's content (its shard list with sha256s), recorded in checkpoints. */

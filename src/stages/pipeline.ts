@@ -55,14 +55,15 @@ export const HELDOUT_SEED_START = 2 ** 30;
 const RESUMABLE = new Set(['steps', 'threads', 'resume', 'out', 'cacheDir', 'gridColumns', 'keep', 'checkpointEvery']);
 
 /**
- * Checks --out before anything is written: a fresh run needs an absent or empty folder (prefix), --resume
- * needs a run whose options.json matches (except RESUMABLE options).
+ * Checks --out before anything is written: a fresh run needs an absent or empty folder (prefix). With
+ * --resume the run's options.json supplies every option not given on the command line (`explicit`);
+ * an explicit option must match it unless it is RESUMABLE. Mutates `o` accordingly.
  * @returns true when the run resumes.
  * @throws UsageError (StoreError for a missing bucket, denied access, an unreachable endpoint).
  */
-async function checkRunFolder(store: ObjectStore, o: DistillOptions): Promise<boolean> {
+async function checkRunFolder(store: ObjectStore, o: DistillOptions, explicit: ReadonlySet<string>): Promise<boolean> {
   // A listing first: unlike HEAD, its error answers carry the S3 error code (e.g. SignatureDoesNotMatch).
-  const entries = await store.list(o.out.endsWith('/') ? o.out : `${o.out}/`).catch((e: unknown) => {
+  const entries = await store.list(o.out.endsWith('/') ? o.out : `${o.out}/`, { limit: 1 }).catch((e: unknown) => {
     if (e instanceof StoreError && e.code === 'Io') throw new UsageError(`--out ${o.out}: cannot read it as a folder (${e.message}); give a folder path`);
     throw e;
   });
@@ -80,10 +81,17 @@ async function checkRunFolder(store: ObjectStore, o: DistillOptions): Promise<bo
     if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw new UsageError(`--out ${o.out}: options.json is missing or unreadable (${(e as Error).message.split('\n')[0]}); it is not a get-distill run folder`);
   }
-  for (const [k, v] of Object.entries(saved ?? {})) {
-    const now = (o as unknown as Record<string, unknown>)[k];
-    if (!RESUMABLE.has(k) && JSON.stringify(now) !== JSON.stringify(v)) {
-      throw new UsageError(`--resume: option ${k} is ${JSON.stringify(now)} but the run in ${o.out} used ${JSON.stringify(v)}; pass the run's original options, or remove the folder to start over`);
+  if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) {
+    throw new UsageError(`--out ${o.out}: options.json does not hold an options object; it is not a get-distill run folder`);
+  }
+  const now = o as unknown as Record<string, unknown>;
+  for (const k of new Set([...Object.keys(saved), ...explicit])) {
+    if (k === 'out' || k === 'resume') continue;
+    if (!explicit.has(k)) {
+      if (k in saved) now[k] = saved[k];
+      else delete now[k];
+    } else if (!RESUMABLE.has(k) && JSON.stringify(now[k]) !== JSON.stringify(saved[k])) {
+      throw new UsageError(`--resume: option ${k} is ${JSON.stringify(now[k])} but the run in ${o.out} used ${JSON.stringify(saved[k] ?? null)}; drop the option to keep the run's value, or remove the folder to start over`);
     }
   }
   return true;
@@ -155,7 +163,13 @@ async function statsLog(store: ObjectStore, uri: string, resuming: boolean, warn
   };
 }
 
-export async function runDistill(o: DistillOptions): Promise<void> {
+/**
+ * Runs the whole pipeline into the run URI `o.out`.
+ * @param explicit the options given on the command line; with --resume the others come from the run's
+ *   options.json.
+ * @throws UsageError (exit 2) for bad input, Interrupted (exit 130) after SIGINT/SIGTERM.
+ */
+export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string> = new Set()): Promise<void> {
   const t0 = performance.now();
   const wall: Record<string, number> = {};
   const timed = async <T>(stage: string, f: () => Promise<T>): Promise<T> => {
@@ -166,7 +180,7 @@ export async function runDistill(o: DistillOptions): Promise<void> {
       wall[stage] = round((performance.now() - t) / 1000, 2);
     }
   };
-  let cfg;
+  let cfg: ReturnType<typeof resolveConfig>;
   try {
     cfg = resolveConfig(o.preset, { numClasses: 10, ...(o.patchSize ? { patchSize: o.patchSize } : {}) });
   } catch (e) {
@@ -177,145 +191,169 @@ export async function runDistill(o: DistillOptions): Promise<void> {
   }
   const store = storeFor(o.out);
   const at = (key: string) => joinUri(o.out, key);
-  const resuming = await checkRunFolder(store, o);
+  const resuming = await checkRunFolder(store, o, explicit);
   const text = (s: string) => new TextEncoder().encode(s);
-  const saveOptions = () => store.put(at('options.json'), text(`${JSON.stringify(o, null, 2)}\n`));
-  if (!resuming) await saveOptions(); // a resumed run records its new --steps only once it has trained
+  const { resume: _resume, ...recorded } = o;
+  const saveOptions = () => store.put(at('options.json'), text(`${JSON.stringify(recorded, null, 2)}\n`));
   const progress = new Progress();
   const log = await statsLog(store, at('stats.jsonl'), resuming, (msg) => progress.note(msg));
-
-  const train = await timed('dataset', () => loadDataset(o.dataset, 'train'));
-  progress.note(`dataset ${o.dataset}: ${train.n} training images, ${train.channels}×${train.height}×${train.width}, ${train.numClasses} classes`);
-
-  const teacherBar = progress.bar('teacher fit', 'classes');
-  const teacher = await timed('teacher', () => prepareTeacher({
-    spec: o.teacher, components: o.teacherComponents, rank: o.teacherRank, cacheDir: o.cacheDir, threads: o.threads,
-    onFitGroup: (g, n) => teacherBar.update(g + 1, n),
-  }, train));
-  teacherBar.stop();
-  progress.note(`teacher ${teacher.denoiser.id} (${teacher.kind === 'onnx' ? 'ONNX network' : teacher.cached ? 'cached fit' : `fitted in ${teacher.fitSeconds.toFixed(1)} s`})`);
-  try {
-    if (teacher.denoiser.shape.height !== cfg.imageSize || teacher.denoiser.shape.channels !== cfg.channels) {
-      throw new UsageError(`teacher images are ${teacher.denoiser.shape.channels}×${teacher.denoiser.shape.height}×${teacher.denoiser.shape.width}, preset ${cfg.name} expects ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize}`);
+  // SIGINT/SIGTERM: the stage in progress stops at its next safe point (a sub-batch of pairs, a training
+  // step + checkpoint); a second signal exits at once.
+  let stop: string | null = null;
+  const onSignal = (sig: string) => {
+    if (stop) {
+      progress.note(`\nsecond ${sig}: exiting now; finished shards and checkpoints are kept, continue with --resume`);
+      process.exit(130);
     }
-    const conditional = teacher.denoiser.numClasses > 0;
-    const model = { ...cfg, numClasses: teacher.denoiser.numClasses };
+    stop = sig;
+    progress.note(`\n${sig}: stopping at the next safe point (press again to exit at once) …`);
+  };
+  const stopped = (where: string) => {
+    if (stop) throw new Interrupted(`${stop} ${where}; continue with --resume`);
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  try {
+    await runStages();
+  } finally {
+    process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
+  }
 
-    const pairsDir = at('pairs');
-    const onRegenerate = (uri: string, problem: string) => progress.note(`regenerating ${uri}: ${problem}`);
-    const genBar = progress.bar(`pairs (Heun, ${heunNfe(o.samplerSteps)} NFE)`, 'pairs');
-    const gen = await timed('datagen', () => datagenStage({
-      teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: 0, end: o.pairs }, shardSize: o.shardSize, store, outDir: pairsDir,
-      samplerSteps: o.samplerSteps, onProgress: (d, n) => genBar.update(d, n), onRegenerate,
-    }));
-    genBar.stop();
-    const heldBar = progress.bar('held-out pairs', 'pairs');
-    const heldDir = at('heldout');
-    const held = await timed('heldout', () => datagenStage({
-      teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: HELDOUT_SEED_START, end: HELDOUT_SEED_START + o.heldout },
-      shardSize: o.shardSize, store, outDir: heldDir, samplerSteps: o.samplerSteps, onProgress: (d, n) => heldBar.update(d, n), onRegenerate,
-    }));
-    heldBar.stop();
-    const generated = gen.generated + held.generated;
+  async function runStages(): Promise<void> {
+    const train = await timed('dataset', () => loadDataset(o.dataset, 'train'));
+    progress.note(`dataset ${o.dataset}: ${train.n} training images, ${train.channels}×${train.height}×${train.width}, ${train.numClasses} classes`);
 
-    const ema: EmaConfig = o.emaDecay !== undefined
-      ? { kind: 'constant', decay: o.emaDecay }
-      : { kind: 'halflife', halflifeImages: o.emaHalflifeKimg * 1000, rampupRatio: o.emaRampup };
-    const stream = await PairStream.open(store, pairsDir, { batchSize: o.batch, seed: o.seed, dropLast: true });
-    const trainBar = progress.bar(`train ${cfg.name}`, 'steps');
-    let stop: string | null = null;
-    const onSignal = (sig: string) => {
-      stop = sig;
-      progress.note(`\n${sig}: stopping after this step and writing a checkpoint …`);
-    };
-    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-    let result: TrainResult;
+    const teacherBar = progress.bar('teacher fit', 'classes');
+    const teacher = await timed('teacher', () => prepareTeacher({
+      spec: o.teacher, components: o.teacherComponents, rank: o.teacherRank, cacheDir: o.cacheDir, threads: o.threads,
+      onFitGroup: (g, n) => teacherBar.update(g + 1, n),
+    }, train));
+    teacherBar.stop();
+    progress.note(`teacher ${teacher.denoiser.id} (${teacher.kind === 'onnx' ? 'ONNX network' : teacher.cached ? 'cached fit' : `fitted in ${teacher.fitSeconds.toFixed(1)} s`})`);
     try {
-      result = await timed('train', () => trainStage(streamSource(stream), {
-        config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
-        optimizer: { ...REFERENCE_ADAMW, lr: o.lr }, ema, seed: o.seed,
-        store, checkpointDir: at('checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: resuming,
-        dataManifestSha256: datasetDigest(gen.manifest), threads: o.threads,
-        onStep: (s) => {
-          trainBar.update(s.step, o.steps, { l1: s.l1Last.toFixed(4) });
-          if (s.step % 10 === 0) void log({ stage: 'train', step: s.step, loss: s.loss, l1_last: s.l1Last, step_seconds: s.stepSeconds });
-        },
+      stopped('after the teacher stage');
+      // Written once the teacher works, so a run that fails to start leaves nothing behind; a resumed
+      // run records its new --steps only once it has trained.
+      if (!resuming) await saveOptions();
+      if (teacher.denoiser.shape.height !== cfg.imageSize || teacher.denoiser.shape.channels !== cfg.channels) {
+        throw new UsageError(`teacher images are ${teacher.denoiser.shape.channels}×${teacher.denoiser.shape.height}×${teacher.denoiser.shape.width}, preset ${cfg.name} expects ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize}`);
+      }
+      const conditional = teacher.denoiser.numClasses > 0;
+      const model = { ...cfg, numClasses: teacher.denoiser.numClasses };
+
+      const pairsDir = at('pairs');
+      const onRegenerate = (uri: string, problem: string) => progress.note(`regenerating ${uri}: ${problem}`);
+      const genBar = progress.bar(`pairs (Heun, ${heunNfe(o.samplerSteps)} NFE)`, 'pairs');
+      const gen = await timed('datagen', () => datagenStage({
+        teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: 0, end: o.pairs }, shardSize: o.shardSize, store, outDir: pairsDir,
+        samplerSteps: o.samplerSteps, onProgress: (d, n) => genBar.update(d, n), onRegenerate, shouldStop: () => stop !== null,
+      }));
+      genBar.stop();
+      if (gen.interrupted || !gen.manifest) throw new Interrupted(`${stop} during pair generation: finished shards are kept in ${pairsDir}; continue with --resume`);
+      const heldBar = progress.bar('held-out pairs', 'pairs');
+      const heldDir = at('heldout');
+      const held = await timed('heldout', () => datagenStage({
+        teacher: teacher.denoiser, dataset: o.dataset, seeds: { start: HELDOUT_SEED_START, end: HELDOUT_SEED_START + o.heldout },
+        shardSize: o.shardSize, store, outDir: heldDir, samplerSteps: o.samplerSteps, onProgress: (d, n) => heldBar.update(d, n), onRegenerate,
         shouldStop: () => stop !== null,
       }));
-    } finally {
-      process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
-      trainBar.stop();
-    }
-    if (resuming) await saveOptions();
-    if (result.interrupted) throw new Interrupted(`${stop} at step ${result.step}: checkpoint saved in ${at('checkpoints')}; continue with --resume`);
+      heldBar.stop();
+      if (held.interrupted) throw new Interrupted(`${stop} during held-out pair generation: finished shards are kept in ${heldDir}; continue with --resume`);
+      const generated = gen.generated + held.generated;
 
-    progress.note('sampling the held-out seeds in one step …');
-    const sample = await timed('sample', () => userData(() => sampleHeldout(model, (n) => result.ema.view(n), store, heldDir, o.iterations, o.threads)));
-    progress.note('fitting the baselines (class mean, ridge) …');
-    const baselines = await timed('baselines', () => userData(() => baselineL1(store, pairsDir, sample.held, teacher.denoiser.numClasses)));
-    const studentL1 = meanAbs(sample.student, sample.held.image);
-    // The served artifact: the latest checkpoint's EMA (= result.ema, saved at the last step), exported
-    // before report.json so the report never names a model that is not there.
-    progress.note('exporting model.onnx …');
-    const exported = await timed('export', () => exportStage({ checkpoint: at('checkpoints'), out: o.out }));
-    const trained = result.step - result.resumedFrom;
-    const report = {
-      format: 'get-distill-report/1',
-      dataset: o.dataset,
-      teacher: teacher.kind === 'onnx'
-        ? { id: teacher.denoiser.id, kind: teacher.kind, path: o.teacher }
-        : { id: teacher.denoiser.id, kind: teacher.kind, cached: teacher.cached, components: o.teacherComponents, rank: o.teacherRank },
-      sampler: { name: 'edm-heun', heunSteps: o.samplerSteps, nfe: heunNfe(o.samplerSteps), sigmaMin: 0.002, sigmaMax: 80, rho: 7 },
-      preset: cfg.name,
-      config: model,
-      parameterCount: referenceParamCount(model),
-      trainableParameters: result.params.size,
-      pairs: { train: o.pairs, heldout: o.heldout, trainSeeds: [0, o.pairs], heldoutSeeds: [HELDOUT_SEED_START, HELDOUT_SEED_START + o.heldout], generatedThisRun: generated },
-      steps: result.step,
-      resumedFromStep: result.resumedFrom,
-      batch: o.batch,
-      seed: o.seed,
-      optimizer: { ...REFERENCE_ADAMW, lr: o.lr },
-      ema,
-      iterations: o.iterations,
-      /** Σ_k 0.8^(K−k)·L1(x̂_k, x) of the last step, and its last-iterate L1 (what the progress bar shows). */
-      finalTrainLoss: result.lastLoss,
-      wallSeconds: { ...wall, total: round((performance.now() - t0) / 1000, 2) },
-      // Rates only when this invocation did the work (a resumed run may reuse everything).
-      datagenPairsPerSecond: generated > 0 ? round(generated / Math.max(1e-9, wall.datagen + wall.heldout), 1) : null,
-      trainImagesPerSecond: trained > 0 ? round(result.imagesPerSecond, 1) : null,
-      trainGflopsPerSecond: trained > 0 ? round((result.flopsPerStep / o.batch) * result.imagesPerSecond / 1e9, 1) : null,
-      heldoutL1: {
-        student: studentL1,
-        classMean: baselines.classMean,
-        ridge: baselines.ridge,
-        studentOverClassMean: studentL1 / baselines.classMean,
-        studentOverRidge: studentL1 / baselines.ridge,
-        studentByClass: l1ByClass(sample.student, sample.held, teacher.denoiser.numClasses).map((v) => round(v, 4)),
-      },
-      artifacts: {
-        samples: 'samples.png', pairs: 'pairs/manifest.json', heldout: 'heldout/manifest.json', checkpoints: 'checkpoints/latest.json',
-        model: 'model.onnx', modelCard: 'model.json',
-      },
-    };
-    await store.put(at('report.json'), text(`${JSON.stringify(report, null, 2)}\n`));
-    await writeComparisonGrid(store, at('samples.png'), sample.held, sample.student, {
-      teacherTitle: `teacher (${heunNfe(o.samplerSteps)} NFE)`, columns: o.gridColumns, conditional,
-      shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize }, classNames: train.classNames,
-    });
-    await log({ stage: 'report', ...report.heldoutL1 });
-    const rate = (v: number | null, unit: string) => (v === null ? 'reused' : `${v} ${unit}`);
-    progress.summary([
-      ['run', o.out],
-      ['teacher', `${teacher.denoiser.id}, ${heunNfe(o.samplerSteps)} NFE`],
-      ['pairs', `${o.pairs} train + ${o.heldout} held-out (${rate(report.datagenPairsPerSecond, 'pairs/s')})`],
-      ['student', `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')})`],
-      ['held-out L1', `student ${studentL1.toFixed(4)} | class mean ${baselines.classMean.toFixed(4)} (student ×${report.heldoutL1.studentOverClassMean.toFixed(2)}) | ridge ${baselines.ridge.toFixed(4)} (student ×${report.heldoutL1.studentOverRidge.toFixed(2)}); below ×1 the student wins`],
-      ['wall time', `${report.wallSeconds.total} s (${Object.entries(wall).map(([k, v]) => `${k} ${v}`).join(', ')})`],
-      ['model', `${exported.modelUri} (sha256 ${exported.card.sha256.slice(0, 12)}…, ${(exported.card.bytes / 2 ** 20).toFixed(2)} MiB, step ${exported.card.step})`],
-      ['outputs', 'model.onnx, model.json, samples.png, report.json, pairs/, heldout/, checkpoints/'],
-    ]);
-  } finally {
-    await teacher.denoiser.close?.();
+      const ema: EmaConfig = o.emaDecay !== undefined
+        ? { kind: 'constant', decay: o.emaDecay }
+        : { kind: 'halflife', halflifeImages: o.emaHalflifeKimg * 1000, rampupRatio: o.emaRampup };
+      const stream = await PairStream.open(store, pairsDir, { batchSize: o.batch, seed: o.seed, dropLast: true });
+      const trainBar = progress.bar(`train ${cfg.name}`, 'steps');
+      let result: TrainResult;
+      try {
+        result = await timed('train', () => trainStage(streamSource(stream), {
+          config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
+          optimizer: { ...REFERENCE_ADAMW, lr: o.lr }, ema, seed: o.seed,
+          store, checkpointDir: at('checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: resuming,
+          dataManifestSha256: datasetDigest(gen.manifest!), threads: o.threads,
+          onStep: (s) => {
+            trainBar.update(s.step, o.steps, { l1: s.l1Last.toFixed(4) });
+            if (s.step % 10 === 0) void log({ stage: 'train', step: s.step, loss: s.loss, l1_last: s.l1Last, step_seconds: s.stepSeconds });
+          },
+          shouldStop: () => stop !== null,
+        }));
+      } finally {
+        trainBar.stop();
+      }
+      if (resuming) await saveOptions();
+      if (result.interrupted) throw new Interrupted(`${stop} at step ${result.step}: checkpoint saved in ${at('checkpoints')}; continue with --resume`);
+
+      stopped('after training');
+      progress.note('sampling the held-out seeds in one step …');
+      const sample = await timed('sample', () => userData(() => sampleHeldout(model, (n) => result.ema.view(n), store, heldDir, o.iterations, o.threads)));
+      progress.note('fitting the baselines (class mean, ridge) …');
+      const baselines = await timed('baselines', () => userData(() => baselineL1(store, pairsDir, sample.held, teacher.denoiser.numClasses)));
+      const studentL1 = meanAbs(sample.student, sample.held.image);
+      // The served artifact: the latest checkpoint's EMA (= result.ema, saved at the last step), exported
+      // before report.json so the report never names a model that is not there.
+      progress.note('exporting model.onnx …');
+      const exported = await timed('export', () => exportStage({ checkpoint: at('checkpoints'), out: o.out }));
+      const trained = result.step - result.resumedFrom;
+      const report = {
+        format: 'get-distill-report/1',
+        dataset: o.dataset,
+        teacher: teacher.kind === 'onnx'
+          ? { id: teacher.denoiser.id, kind: teacher.kind, path: o.teacher }
+          : { id: teacher.denoiser.id, kind: teacher.kind, cached: teacher.cached, components: o.teacherComponents, rank: o.teacherRank },
+        sampler: { name: 'edm-heun', heunSteps: o.samplerSteps, nfe: heunNfe(o.samplerSteps), sigmaMin: 0.002, sigmaMax: 80, rho: 7 },
+        preset: cfg.name,
+        config: model,
+        parameterCount: referenceParamCount(model),
+        trainableParameters: result.params.size,
+        pairs: { train: o.pairs, heldout: o.heldout, trainSeeds: [0, o.pairs], heldoutSeeds: [HELDOUT_SEED_START, HELDOUT_SEED_START + o.heldout], generatedThisRun: generated },
+        steps: result.step,
+        resumedFromStep: result.resumedFrom,
+        batch: o.batch,
+        seed: o.seed,
+        optimizer: { ...REFERENCE_ADAMW, lr: o.lr },
+        ema,
+        iterations: o.iterations,
+        /** Σ_k 0.8^(K−k)·L1(x̂_k, x) of the last step, and its last-iterate L1 (what the progress bar shows). */
+        finalTrainLoss: result.lastLoss,
+        wallSeconds: { ...wall, total: round((performance.now() - t0) / 1000, 2) },
+        // Rates only when this invocation did the work (a resumed run may reuse everything).
+        datagenPairsPerSecond: generated > 0 ? round(generated / Math.max(1e-9, wall.datagen + wall.heldout), 1) : null,
+        trainImagesPerSecond: trained > 0 ? round(result.imagesPerSecond, 1) : null,
+        trainGflopsPerSecond: trained > 0 ? round((result.flopsPerStep / o.batch) * result.imagesPerSecond / 1e9, 1) : null,
+        heldoutL1: {
+          student: studentL1,
+          classMean: baselines.classMean,
+          ridge: baselines.ridge,
+          studentOverClassMean: studentL1 / baselines.classMean,
+          studentOverRidge: studentL1 / baselines.ridge,
+          studentByClass: l1ByClass(sample.student, sample.held, teacher.denoiser.numClasses).map((v) => round(v, 4)),
+        },
+        artifacts: {
+          samples: 'samples.png', pairs: 'pairs/manifest.json', heldout: 'heldout/manifest.json', checkpoints: 'checkpoints/latest.json',
+          model: 'model.onnx', modelCard: 'model.json',
+        },
+      };
+      await store.put(at('report.json'), text(`${JSON.stringify(report, null, 2)}\n`));
+      await writeComparisonGrid(store, at('samples.png'), sample.held, sample.student, {
+        teacherTitle: `teacher (${heunNfe(o.samplerSteps)} NFE)`, columns: o.gridColumns, conditional,
+        shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize }, classNames: train.classNames,
+      });
+      await log({ stage: 'report', ...report.heldoutL1 });
+      const rate = (v: number | null, unit: string) => (v === null ? 'reused' : `${v} ${unit}`);
+      progress.summary([
+        ['run', o.out],
+        ['teacher', `${teacher.denoiser.id}, ${heunNfe(o.samplerSteps)} NFE`],
+        ['pairs', `${o.pairs} train + ${o.heldout} held-out (${rate(report.datagenPairsPerSecond, 'pairs/s')})`],
+        ['student', `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')})`],
+        ['held-out L1', `student ${studentL1.toFixed(4)} | class mean ${baselines.classMean.toFixed(4)} (student ×${report.heldoutL1.studentOverClassMean.toFixed(2)}) | ridge ${baselines.ridge.toFixed(4)} (student ×${report.heldoutL1.studentOverRidge.toFixed(2)}); below ×1 the student wins`],
+        ['wall time', `${report.wallSeconds.total} s (${Object.entries(wall).map(([k, v]) => `${k} ${v}`).join(', ')})`],
+        ['model', `${exported.modelUri} (sha256 ${exported.card.sha256.slice(0, 12)}…, ${(exported.card.bytes / 2 ** 20).toFixed(2)} MiB, step ${exported.card.step})`],
+        ['outputs', 'model.onnx, model.json, samples.png, report.json, pairs/, heldout/, checkpoints/'],
+      ]);
+    } finally {
+      await teacher.denoiser.close?.();
+    }
   }
+
 }

@@ -40,12 +40,14 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
       return { denoiser: await OnnxEdmTeacher.load(o.spec, { threads: o.threads }), kind: 'onnx', cached: false, fitSeconds: 0 };
     } catch (e) {
       if (e instanceof StoreError && e.code === 'NotFound') throw new UsageError(`--teacher ${o.spec}: no such file or object (give "mixture" or the URI of an ONNX network)`);
+      if (e instanceof StoreError) throw new UsageError(`--teacher ${e.message}`);
       if (e instanceof UsageError) throw e;
       throw new UsageError(`--teacher ${o.spec}: ${(e as Error).message}`);
     }
   }
   const t0 = performance.now();
   const store = storeFor(o.cacheDir);
+  if ((await store.head(o.cacheDir)) !== null) throw new UsageError(`--cache-dir ${o.cacheDir} is a file (an object), not a folder; give a folder path or prefix`);
   const path = joinUri(o.cacheDir, `mixture-${train.name}-n${train.n}-K${o.components}-r${o.rank}.safetensors`);
   // The cache is trusted only when its sha256 sidecar matches; anything else is refitted.
   const digestPath = `${path}.sha256`;

@@ -86,12 +86,16 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  /** Files whose path starts with the prefix (a trailing '/' limits it to that folder), sorted. */
-  async list(prefixUri: string): Promise<string[]> {
+  /**
+   * Files whose path starts with the prefix (a trailing '/' limits it to that folder), sorted. With
+   * `limit`, the walk stops after that many (then not necessarily the first in order).
+   */
+  async list(prefixUri: string, opts: { limit?: number } = {}): Promise<string[]> {
     let prefix = this.pathOf(prefixUri);
-    if (/[\\/]$/.test(prefixUri) && prefix !== this.rootPath) prefix += sep;
-    if (prefix === this.rootPath) prefix += sep;
-    const start = prefix.endsWith(sep) ? prefix.slice(0, -1) : dirname(prefix);
+    const folder = /[\\/]$/.test(prefixUri) || prefix === this.rootPath;
+    if (folder && !prefix.endsWith(sep)) prefix += sep;
+    const start = !prefix.endsWith(sep) ? dirname(prefix) : prefix.length > 1 ? prefix.slice(0, -1) : prefix;
+    const limit = opts.limit ?? Infinity;
     const found: string[] = [];
     const walk = async (dir: string): Promise<void> => {
       let entries;
@@ -102,6 +106,7 @@ export class FileStore implements ObjectStore {
         throw fsError(prefixUri, e, 'list');
       }
       for (const ent of entries) {
+        if (found.length >= limit) return;
         const p = join(dir, ent.name);
         if (ent.isDirectory()) {
           if (p.startsWith(prefix) || prefix.startsWith(p + sep)) await walk(p);

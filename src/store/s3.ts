@@ -41,8 +41,13 @@ export interface S3StoreOptions {
   maxAttempts?: number;
   /** TCP connect timeout per attempt, ms. Default 3000 (an unreachable endpoint fails in seconds). */
   connectionTimeoutMs?: number;
-  /** Socket idle timeout per attempt, ms. Default 120000. */
+  /** Whole-request limit per attempt (until the answer's headers), ms. Default 300000. */
   requestTimeoutMs?: number;
+  /**
+   * Socket inactivity limit per attempt, ms. Default 20000: an endpoint that accepts connections but
+   * never answers then fails after maxAttempts × 20 s instead of hanging.
+   */
+  socketTimeoutMs?: number;
   /**
    * Objects of at least this many bytes are uploaded in parts. Default 32 MiB, so a default 2,048-pair
    * shard (16.8 MB) goes in one PUT with Content-MD5: against the local gateway a single PUT of that
@@ -55,11 +60,27 @@ export interface S3StoreOptions {
   queueSize?: number;
 }
 
-/** Resolved endpoint settings (from options, then env), also used to name the endpoint in errors. */
+/**
+ * Resolved endpoint settings (from options, then env), also used to name the endpoint in errors.
+ * @throws StoreError 'Config' naming the variable: an endpoint that is not an http(s) URL, a path-style
+ *   flag that is not true/false.
+ */
 function endpointSettings(opts: S3StoreOptions): { endpoint?: string; forcePathStyle: boolean } {
   const endpoint = opts.endpoint ?? (process.env.GET_DISTILL_S3_ENDPOINT || undefined);
+  if (endpoint !== undefined) {
+    let ok = false;
+    try {
+      ok = ['http:', 'https:'].includes(new URL(endpoint).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new StoreError('Config', 'GET_DISTILL_S3_ENDPOINT', `${JSON.stringify(endpoint)} is not an http(s) URL; write it like http://127.0.0.1:7480`);
+  }
   const envPath = process.env.GET_DISTILL_S3_FORCE_PATH_STYLE;
-  const forcePathStyle = opts.forcePathStyle ?? (envPath !== undefined && envPath !== '' ? /^(1|true|yes)$/i.test(envPath) : endpoint !== undefined);
+  if (envPath && !/^(1|0|true|false|yes|no)$/i.test(envPath)) {
+    throw new StoreError('Config', 'GET_DISTILL_S3_FORCE_PATH_STYLE', `must be true or false, got ${JSON.stringify(envPath)}`);
+  }
+  const forcePathStyle = opts.forcePathStyle ?? (envPath ? /^(1|true|yes)$/i.test(envPath) : endpoint !== undefined);
   return { endpoint, forcePathStyle };
 }
 
@@ -71,9 +92,10 @@ function endpointSettings(opts: S3StoreOptions): { endpoint?: string; forcePathS
  */
 export function createS3Client(opts: S3StoreOptions = {}): S3Client {
   const { endpoint, forcePathStyle } = endpointSettings(opts);
-  const maxAttempts = opts.maxAttempts ?? Number(process.env.GET_DISTILL_S3_MAX_ATTEMPTS || 4);
+  const raw = process.env.GET_DISTILL_S3_MAX_ATTEMPTS;
+  const maxAttempts = opts.maxAttempts ?? (raw ? (/^\d+$/.test(raw.trim()) ? Number(raw) : NaN) : 4);
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-    throw new StoreError('Config', 'GET_DISTILL_S3_MAX_ATTEMPTS', `must be an integer ≥ 1, got ${maxAttempts}`);
+    throw new StoreError('Config', 'GET_DISTILL_S3_MAX_ATTEMPTS', `must be an integer ≥ 1, got ${JSON.stringify(opts.maxAttempts ?? raw)}`);
   }
   // The SDK warns on Node 20 that its releases after January 2027 need Node 22; ours is pinned (package.json).
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -86,7 +108,12 @@ export function createS3Client(opts: S3StoreOptions = {}): S3Client {
     retryMode: 'standard',
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: { connectionTimeout: opts.connectionTimeoutMs ?? 3000, requestTimeout: opts.requestTimeoutMs ?? 120_000 },
+    requestHandler: {
+      connectionTimeout: opts.connectionTimeoutMs ?? 3000,
+      requestTimeout: opts.requestTimeoutMs ?? 300_000,
+      throwOnRequestTimeout: true,
+      socketTimeout: opts.socketTimeoutMs ?? 20_000,
+    },
   });
 }
 
@@ -191,6 +218,10 @@ export class S3Store implements ObjectStore {
 
   async head(uri: string): Promise<ObjectInfo | null> {
     const { bucket, key } = this.locate(uri);
+    if (key === '' || key.endsWith('/')) {
+      await this.checkBucket(uri, bucket);
+      return null; // a bucket or a prefix, never an object
+    }
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
       return { size: out.ContentLength ?? 0 };
@@ -203,12 +234,15 @@ export class S3Store implements ObjectStore {
   }
 
   /** Every object URI under the prefix, in key order, following continuation tokens (1,000 keys a page). */
-  async list(prefixUri: string): Promise<string[]> {
+  async list(prefixUri: string, opts: { limit?: number } = {}): Promise<string[]> {
     const { bucket, key } = this.locate(prefixUri);
+    const limit = opts.limit ?? Infinity;
     const out: string[] = [];
     try {
-      for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: bucket, Prefix: key })) {
-        for (const o of page.Contents ?? []) if (o.Key !== undefined) out.push(`s3://${bucket}/${o.Key}`);
+      const pageSize = Number.isFinite(limit) ? Math.max(1, Math.min(1000, limit)) : undefined;
+      for await (const page of paginateListObjectsV2({ client: this.client, ...(pageSize && { pageSize }) }, { Bucket: bucket, Prefix: key })) {
+        for (const o of page.Contents ?? []) if (o.Key !== undefined && out.length < limit) out.push(`s3://${bucket}/${o.Key}`);
+        if (out.length >= limit) break;
       }
     } catch (e) {
       throw this.error(prefixUri, e, 'list');

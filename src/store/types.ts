@@ -26,8 +26,11 @@ export interface ObjectStore {
   put(uri: string, bytes: Uint8Array, opts?: PutOptions): Promise<void>;
   /** Size of the object, or null when it does not exist (a missing bucket still throws). */
   head(uri: string): Promise<ObjectInfo | null>;
-  /** URIs of all objects whose URI starts with `prefixUri`, sorted; paginates S3 listings. */
-  list(prefixUri: string): Promise<string[]>;
+  /**
+   * URIs of all objects whose URI starts with `prefixUri`, sorted; paginates S3 listings. `limit`
+   * stops early (an emptiness check lists one).
+   */
+  list(prefixUri: string, opts?: { limit?: number }): Promise<string[]>;
   /** Removes the object; deleting an absent object is not an error. */
   delete(uri: string): Promise<void>;
 }

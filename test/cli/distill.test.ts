@@ -56,8 +56,8 @@ test('smoke run writes samples.png, report.json, shards with a manifest, checkpo
   assert.ok(png.width > 2 * 4 * 64 && png.height > 10 * 64, `${png.width}×${png.height}`);
 });
 
-test('--resume with more steps continues from the latest checkpoint', () => {
-  const r = cli(['distill', '--out', run, ...SMALL.map((v) => (v === '20' ? '30' : v)), '--resume']);
+test('--resume with more steps continues from the latest checkpoint, taking the other options from the run', () => {
+  const r = cli(['distill', '--out', run, '--resume', '--steps', '30']);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
   assert.equal(report.resumedFromStep, 20);
@@ -104,6 +104,7 @@ test('a non-empty --out without --resume is refused and left untouched', () => {
   expectUsage(['distill', '--out', dir, ...SMALL], /--out .* is not empty; pass --resume/);
   assert.deepEqual(readdirSync(dir), ['thesis.txt']);
   assert.equal(readFileSync(join(dir, 'thesis.txt'), 'utf8'), 'precious');
+  expectUsage(['distill', '--out', '/', ...SMALL], /--out \/ is not empty/); // the file-system root is a folder like any other
 });
 
 test('--resume regenerates a truncated shard byte-identically, then continues', () => {

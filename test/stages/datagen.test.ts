@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from '../../src/data/datasets.js';
@@ -10,7 +10,7 @@ import { MixtureDenoiser, fitMixtureTeacher } from '../../src/teacher/mixture.js
 import { datagenStage } from '../../src/stages/datagen.js';
 import { storeFor } from '../../src/store/index.js';
 
-test('shards are byte-identical whether one worker writes a seed range or two workers split it, in any order', async () => {
+test('shards are byte-identical for any split of a seed range; resume reuses recorded shards and regenerates bad or unrecorded ones', async () => {
   const mnist = await loadDataset('mnist', 'train');
   const n = 600;
   const params = await fitMixtureTeacher(mnist.images.subarray(0, n * 1024), mnist.labels.subarray(0, n), {
@@ -22,8 +22,9 @@ test('shards are byte-identical whether one worker writes a seed range or two wo
     const common = { teacher, dataset: 'mnist', shardSize: 16, samplerSteps: 18, subBatch: 8 };
     const one = join(root, 'one');
     const two = join(root, 'two');
-    const { manifest: m, generated } = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, store: storeFor(one), outDir: one });
+    const { manifest, generated } = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, store: storeFor(one), outDir: one });
     assert.equal(generated, 48);
+    const m = manifest!;
     // Two "workers", the second range first.
     await datagenStage({ ...common, seeds: { start: 16, end: 48 }, store: storeFor(two), outDir: two });
     await datagenStage({ ...common, seeds: { start: 0, end: 16 }, store: storeFor(two), outDir: two });
@@ -40,8 +41,38 @@ test('shards are byte-identical whether one worker writes a seed range or two wo
     assert.ok(Math.abs(img.reduce((a, b) => a + b, 0) / img.length - -0.75) < 0.3, 'MNIST-like images are mostly background (−1)');
     // Resume: a second call reuses every shard (same manifest).
     const again = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, store: storeFor(one), outDir: one });
-    assert.deepEqual(again.manifest.shards, m.shards);
+    assert.deepEqual(again.manifest!.shards, m.shards);
     assert.equal(again.generated, 0);
+
+    // Interrupted after the first shard: the journal records it, the next call reuses it.
+    const three = join(root, 'three');
+    let subBatches = 0;
+    const cut = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, store: storeFor(three), outDir: three, shouldStop: () => ++subBatches > 2 });
+    assert.equal(cut.interrupted, true);
+    assert.equal(cut.manifest, null);
+    assert.deepEqual(JSON.parse(readFileSync(join(three, 'progress.json'), 'utf8')).shards, [m.shards[0]]);
+    const notes: string[] = [];
+    const resumed = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, store: storeFor(three), outDir: three, onRegenerate: (u, why) => notes.push(`${u}: ${why}`) });
+    assert.equal(resumed.generated, 32);
+    assert.equal(notes.length, 0, notes.join("\n"));
+    assert.deepEqual(resumed.manifest!.shards, m.shards);
+    assert.ok(!readdirSync(three).includes('progress.json'), 'the journal goes once the manifest exists');
+
+    // A same-size bit flip in a shard of a complete dataset is caught by its sha256 and regenerated.
+    const flipped = readFileSync(join(three, shards[2]));
+    flipped[flipped.length - 5] ^= 0x01;
+    writeFileSync(join(three, shards[2]), flipped);
+    const healed = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, store: storeFor(three), outDir: three, onRegenerate: (u, why) => notes.push(`${u}: ${why}`) });
+    assert.equal(healed.generated, 16);
+    assert.equal(notes.length, 1);
+    assert.match(notes[0], new RegExp(`${shards[2]}: sha256 [0-9a-f]{64} does not match the manifest's ${m.shards[2].sha256}`));
+    assert.deepEqual(readFileSync(join(three, shards[2])), readFileSync(join(one, shards[2])));
+
+    // A shard no record vouches for (its run died before the journal write) is regenerated.
+    rmSync(join(three, 'manifest.json'));
+    const unrecorded = await datagenStage({ ...common, seeds: { start: 0, end: 48 }, store: storeFor(three), outDir: three, onRegenerate: (u, why) => notes.push(`${u}: ${why}`) });
+    assert.equal(unrecorded.generated, 48);
+    assert.match(notes[1], /no digest on record/);
   } finally {
     await teacher.close();
     rmSync(root, { recursive: true, force: true });

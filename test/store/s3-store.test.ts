@@ -170,6 +170,39 @@ test('an unreachable endpoint fails fast, after retries, naming the endpoint', a
   assert.ok(!e.message.includes('\n'));
 });
 
+test('an endpoint that accepts connections but never answers fails after the socket timeout, naming it', async () => {
+  const silent = createServer(() => undefined).listen(0, '127.0.0.1');
+  await new Promise((r) => silent.once('listening', r));
+  const endpoint = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+  try {
+    const s = new S3Store(root, { endpoint, maxAttempts: 2, socketTimeoutMs: 500 });
+    const t0 = performance.now();
+    await rejectsWith(s.list(joinUri(root, 'x/')), 'Unreachable', new RegExp(`cannot reach S3 endpoint ${endpoint} \\(TimeoutError\\) after 2 attempts`));
+    const ms = performance.now() - t0;
+    assert.ok(ms >= 1000 && ms < 5000, `took ${ms} ms`);
+  } finally {
+    silent.close();
+  }
+});
+
+test('bad endpoint settings are Config errors naming the variable', () => {
+  const saved = { ...process.env };
+  try {
+    for (const [k, v, re] of [
+      ['GET_DISTILL_S3_ENDPOINT', '127.0.0.1:7480', /GET_DISTILL_S3_ENDPOINT: "127.0.0.1:7480" is not an http\(s\) URL/],
+      ['GET_DISTILL_S3_FORCE_PATH_STYLE', 'maybe', /GET_DISTILL_S3_FORCE_PATH_STYLE: must be true or false, got "maybe"/],
+      ['GET_DISTILL_S3_MAX_ATTEMPTS', 'abc', /GET_DISTILL_S3_MAX_ATTEMPTS: must be an integer ≥ 1, got "abc"/],
+    ] as const) {
+      process.env[k] = v;
+      assert.throws(() => new S3Store(root), (e: unknown) => e instanceof StoreError && e.code === 'Config' && re.test(e.message), k);
+      process.env[k] = saved[k];
+      if (saved[k] === undefined) delete process.env[k];
+    }
+  } finally {
+    Object.assign(process.env, saved);
+  }
+});
+
 test('URIs outside the root, with dot segments or unknown schemes are rejected', async () => {
   await rejectsWith(store.get('s3://other-bucket/run1/x'), 'OutsideRoot', /outside the store root/);
   await rejectsWith(store.get(root.replace('run1', 'run10') + '/x'), 'OutsideRoot');

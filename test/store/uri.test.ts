@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
-import { StoreError, joinUri, parentUri } from '../../src/store/index.js';
+import { StoreError, joinUri, parentUri, parseUri } from '../../src/store/index.js';
 
 test('parentUri gives the folder or prefix holding an object, in the style it was given', () => {
   assert.equal(parentUri('s3://bkt/run1/model.onnx'), 's3://bkt/run1');
@@ -24,4 +24,17 @@ test('joinUri appends keys and refuses absolute parts and ".." segments', () => 
   assert.throws(() => joinUri('runs/a', '../b'), (e: unknown) => e instanceof StoreError && e.code === 'OutsideRoot');
   assert.throws(() => joinUri('runs/a', '/etc/passwd'), (e: unknown) => e instanceof StoreError && e.code === 'BadUri');
   assert.throws(() => joinUri('runs/a', 's3://other/x'), (e: unknown) => e instanceof StoreError && e.code === 'BadUri');
+});
+
+test('scheme typos, invalid bucket names and empty key segments are refused, naming the URI', () => {
+  const bad = (uri: string, re: RegExp) =>
+    assert.throws(() => parseUri(uri), (e: unknown) => e instanceof StoreError && e.code === 'BadUri' && e.message.startsWith(uri) && re.test(e.message), uri);
+  bad('s3:/bucket/x', /has the scheme "s3:" but no '\/\/'/);
+  bad('s3:bucket/x', /has the scheme "s3:"/);
+  bad('file:/tmp/x', /has the scheme "file:"/);
+  for (const b of ['1.2.3.4', 'a..b', 'xn--abc', 'Bucket', 'ab', 'my_bucket']) bad(`s3://${b}/x`, /is not a valid S3 bucket name/);
+  bad('s3://bucket//x', /empty segments/);
+  bad(`s3://bucket/${'k'.repeat(1000)}`, /the key is 1000 bytes/);
+  assert.deepEqual(parseUri('s3://bucket/x/'), { scheme: 's3', bucket: 'bucket', key: 'x/' });
+  assert.equal(parseUri('./s3:x').scheme, 'file'); // a local name with a colon stays possible
 });
