@@ -1,9 +1,12 @@
 /**
  * Baselines for the held-out L1 of a one-step student (issue 2's report): predicting the per-class
  * mean teacher image, and a per-class ridge regression from noise to image fitted on the training
- * pairs. Ridge is solved by conjugate gradients on (XᵀX + λI)W = XᵀY, one column per pixel, with the
- * products on onnxruntime (a dense 1025² inverse in JS costs ~5 s per class; CG takes well under 1 s).
+ * pairs. With more pairs than features, ridge is solved by conjugate gradients on (XᵀX + λI)W = XᵀY, one
+ * column per pixel, with the products on onnxruntime (a dense 1025² inverse in JS costs ~5 s per class;
+ * CG takes well under 1 s). With fewer (smoke runs), in the dual: W = Xcᵀ(XcXcᵀ + λI)⁻¹Yc on centred
+ * data, an n×n Cholesky solve (ml-matrix), with the unpenalised bias ȳ − x̄W.
  */
+import { CholeskyDecomposition, Matrix } from 'ml-matrix';
 import { F64Gemm, mat } from '../graph/linalg.js';
 
 const gemm = new F64Gemm();
@@ -75,6 +78,10 @@ export async function fitRidge(train: FlatPairs, numClasses: number, lambdaPerSa
       out.push(null); // no training pairs of this class: its predictions fall back to the mean image
       continue;
     }
+    if (n <= F) {
+      out.push(await fitRidgeDual(train, rows, lambdaPerSample * n));
+      continue;
+    }
     const X = new Float64Array(n * F);
     const Y = new Float64Array(n * P);
     rows.forEach((i, r) => {
@@ -89,6 +96,46 @@ export async function fitRidge(train: FlatPairs, numClasses: number, lambdaPerSa
     out.push(await conjugateGradients(A, (await gemm.mul(mat(n, F, X), mat(n, P, Y), true)).data, F, P, iterations));
   }
   return out;
+}
+
+/**
+ * Ridge in the dual for n ≤ P + 1 pairs: W [(P+1), P] with rows 0..P−1 = Xcᵀ(XcXcᵀ + λI)⁻¹Yc and the
+ * last row the bias ȳ − x̄·W (not penalised), Xc, Yc the centred noise and images of `rows`.
+ */
+async function fitRidgeDual(train: FlatPairs, rows: readonly number[], lambda: number): Promise<Float64Array> {
+  const P = train.pixels;
+  const n = rows.length;
+  const xMean = new Float64Array(P);
+  const yMean = new Float64Array(P);
+  for (const i of rows) for (let j = 0; j < P; j++) {
+    xMean[j] += train.noise[i * P + j] / n;
+    yMean[j] += train.image[i * P + j] / n;
+  }
+  const Xc = new Float64Array(n * P);
+  const Yc = new Float64Array(n * P);
+  rows.forEach((i, r) => {
+    for (let j = 0; j < P; j++) {
+      Xc[r * P + j] = train.noise[i * P + j] - xMean[j];
+      Yc[r * P + j] = train.image[i * P + j] - yMean[j];
+    }
+  });
+  const K = (await gemm.mul(mat(n, P, Xc), mat(n, P, Xc), false, true)).data; // XcXcᵀ [n, n]
+  const Km = new Matrix(n, n);
+  for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) Km.set(a, b, K[a * n + b] + (a === b ? Math.max(lambda, 1e-9) : 0));
+  const Ym = new Matrix(n, P);
+  for (let a = 0; a < n; a++) for (let j = 0; j < P; j++) Ym.set(a, j, Yc[a * P + j]);
+  const alpha = new CholeskyDecomposition(Km).solve(Ym); // [n, P]
+  const A = new Float64Array(n * P);
+  for (let a = 0; a < n; a++) for (let j = 0; j < P; j++) A[a * P + j] = alpha.get(a, j);
+  const Wtop = (await gemm.mul(mat(n, P, Xc), mat(n, P, A), true)).data; // Xcᵀα [P, P]
+  const W = new Float64Array((P + 1) * P);
+  W.set(Wtop);
+  for (let c = 0; c < P; c++) {
+    let b = yMean[c];
+    for (let j = 0; j < P; j++) b -= xMean[j] * Wtop[j * P + c];
+    W[P * P + c] = b;
+  }
+  return W;
 }
 
 /** Solves A·W = B for SPD A [F,F] and B [F,R], column-wise CG with the products on onnxruntime. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classMeans, fitRidge, meanAbs, predictClassMean, predictRidge, type FlatPairs } from '../../src/eval/baselines.js';
+import { Matrix, solve } from 'ml-matrix';
 import { Rng } from '../../src/util/rng.js';
 
 function linearPairs(n: number, P: number, classes: number, rng: Rng, W: Float64Array[]): FlatPairs {
@@ -27,6 +28,30 @@ test('ridge recovers an exact per-class linear map (P 8, 2 classes, λ→0)', as
   for (let c = 0; c < 2; c++) for (let i = 0; i < W[c].length; i++) assert.ok(Math.abs(fitted[c]![i] - W[c][i]) < 1e-4, `class ${c} entry ${i}`);
   const testPairs = linearPairs(20, P, 2, rng, W);
   assert.ok(meanAbs(await predictRidge(fitted, testPairs), testPairs.image) < 1e-4);
+});
+
+test('with fewer pairs than features, the dual fit equals the primal ridge solution on centred data (P 8, n 6)', async () => {
+  const P = 8;
+  const rng = new Rng(5);
+  const train: FlatPairs = { n: 6, pixels: P, noise: rng.fillNormal(new Float32Array(6 * P)), image: rng.fillNormal(new Float32Array(6 * P)), labels: new Int32Array(6) };
+  const lambdaPerSample = 0.1;
+  const [W] = await fitRidge(train, 1, lambdaPerSample);
+  // Primal reference in float64: (XcᵀXc + λI)W = XcᵀYc, bias = ȳ − x̄W.
+  const mean = (a: Float32Array, j: number) => [...Array(6).keys()].reduce((s, i) => s + a[i * P + j], 0) / 6;
+  const xc = new Matrix(6, P);
+  const yc = new Matrix(6, P);
+  for (let i = 0; i < 6; i++) for (let j = 0; j < P; j++) {
+    xc.set(i, j, train.noise[i * P + j] - mean(train.noise, j));
+    yc.set(i, j, train.image[i * P + j] - mean(train.image, j));
+  }
+  const lhs = xc.transpose().mmul(xc).add(Matrix.eye(P).mul(lambdaPerSample * 6));
+  const ref = solve(lhs, xc.transpose().mmul(yc));
+  for (let j = 0; j < P; j++) for (let c = 0; c < P; c++) assert.ok(Math.abs(W![j * P + c] - ref.get(j, c)) < 1e-9, `W[${j},${c}]`);
+  for (let c = 0; c < P; c++) {
+    let b = mean(train.image, c);
+    for (let j = 0; j < P; j++) b -= mean(train.noise, j) * ref.get(j, c);
+    assert.ok(Math.abs(W![P * P + c] - b) < 1e-9, `bias ${c}`);
+  }
 });
 
 test('class-mean baseline predicts the exact per-class mean', () => {
