@@ -16,6 +16,7 @@ import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
 import { exportStage } from './export.js';
 import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
+import { StatsLog } from './stats-log.js';
 import { prepareTeacher } from './teacher.js';
 import { trainStage, type BatchSource, type TrainResult } from './train.js';
 
@@ -134,36 +135,6 @@ export class Interrupted extends Error {
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /**
- * stats.jsonl as an object: object stores cannot append, so the lines are kept in memory and the whole
- * object is rewritten behind the run (at most one write in flight; lines logged meanwhile go with the
- * next). A failed write warns instead of stopping the run. A resumed run continues the existing lines.
- * @returns `log(record)`, which resolves when the record is stored (or its write failed).
- */
-async function statsLog(store: ObjectStore, uri: string, resuming: boolean, warn: (msg: string) => void): Promise<(rec: Record<string, unknown>) => Promise<void>> {
-  let lines = '';
-  if (resuming) {
-    lines = await store.get(uri).then((b) => new TextDecoder().decode(b), (e: unknown) => {
-      if (e instanceof StoreError && e.code === 'NotFound') return '';
-      throw e;
-    });
-  }
-  let pending: Promise<void> | null = null; // the write in flight
-  let dirty = false;
-  const flush = async (): Promise<void> => {
-    while (dirty) {
-      dirty = false;
-      await store.put(uri, new TextEncoder().encode(lines)).catch((e: Error) => warn(`warning: cannot write ${uri} (${e.message})`));
-    }
-  };
-  return (rec) => {
-    lines += `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`;
-    dirty = true;
-    pending ??= flush().finally(() => { pending = null; });
-    return pending;
-  };
-}
-
-/**
  * Runs the whole pipeline into the run URI `o.out`.
  * @param explicit the options given on the command line; with --resume the others come from the run's
  *   options.json.
@@ -196,7 +167,8 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
   const { resume: _resume, ...recorded } = o;
   const saveOptions = () => store.put(at('options.json'), text(`${JSON.stringify(recorded, null, 2)}\n`));
   const progress = new Progress();
-  const log = await statsLog(store, at('stats.jsonl'), resuming, (msg) => progress.note(msg));
+  const stats = await StatsLog.open(store, at('stats.jsonl'), resuming, (msg) => progress.note(msg));
+  const log = (rec: Record<string, unknown>) => stats.log(rec);
   // SIGINT/SIGTERM: the stage in progress stops at its next safe point (a sub-batch of pairs, a training
   // step + checkpoint); a second signal exits at once.
   let stop: string | null = null;
@@ -266,6 +238,7 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
       const stream = await PairStream.open(store, pairsDir, { batchSize: o.batch, seed: o.seed, dropLast: true });
       const trainBar = progress.bar(`train ${cfg.name}`, 'steps');
       let result: TrainResult;
+      let firstStep: number | null = null;
       try {
         result = await timed('train', () => trainStage(streamSource(stream), {
           config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
@@ -273,6 +246,8 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
           store, checkpointDir: at('checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: resuming,
           dataManifestSha256: datasetDigest(gen.manifest!), threads: o.threads,
           onStep: (s) => {
+            firstStep ??= s.step;
+            if (s.step === firstStep) stats.forgetTrainStepsFrom(s.step); // logged by the run that was killed
             trainBar.update(s.step, o.steps, { l1: s.l1Last.toFixed(4) });
             if (s.step % 10 === 0) void log({ stage: 'train', step: s.step, loss: s.loss, l1_last: s.l1Last, step_seconds: s.stepSeconds });
           },

@@ -73,6 +73,7 @@ export class FileStore implements ObjectStore {
       await unlink(tmp).catch(() => undefined);
       throw fsError(uri, e, 'write');
     }
+    await sweepStaleTemporaries(path);
   }
 
   async head(uri: string): Promise<ObjectInfo | null> {
@@ -132,6 +133,31 @@ export class FileStore implements ObjectStore {
   private inside(path: string): boolean {
     const root = this.rootPath.endsWith(sep) ? this.rootPath : this.rootPath + sep;
     return path === this.rootPath || path.startsWith(root);
+  }
+}
+
+/**
+ * Removes temporary files of earlier writes of `path` whose writer process is gone (a SIGKILL between
+ * open and rename leaves one behind). Best effort: errors are ignored.
+ */
+async function sweepStaleTemporaries(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(TMP_SUFFIX)) continue;
+    const pid = Number(name.slice(prefix.length).split('.')[0]);
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    await unlink(join(dirname(path), name)).catch(() => undefined);
+  }
+}
+
+/** True when a process with this PID exists (EPERM: it exists but is not ours). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

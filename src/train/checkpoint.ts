@@ -123,7 +123,7 @@ export async function loadCheckpoint(store: ObjectStore, path: string, specs: Sp
     throw new UsageError(`${path}: checkpoint ${expect ? 'named by latest.json ' : ''}is missing`);
   });
   if (expect && (bytes.length !== expect.bytes || sha256Hex(bytes) !== expect.sha256)) {
-    throw new UsageError(`${path}: checkpoint is corrupt or truncated (size/sha256 differ from latest.json); delete it and latest.json to restart, or restore the file`);
+    throw new UsageError(`${path}: checkpoint is corrupt or truncated (size/sha256 differ from latest.json); restore the file, or delete the checkpoints folder to train again from step 0 (the pairs are kept)`);
   }
   let st;
   try {

@@ -110,3 +110,18 @@ test('list with a limit stops early, also at the file-system root', async () => 
   assert.ok(one[0].startsWith('/') && !one[0].startsWith('//'), one[0]);
   assert.ok(performance.now() - t0 < 2000, 'a limited listing must not walk the whole tree');
 });
+
+test('a temporary file left by a killed writer is removed by the next write of that object', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'file-store-sweep-'));
+  try {
+    const store = new FileStore(dir);
+    // PID 2^22 + 1 is above Linux's pid_max ceiling (2^22), so no process has it.
+    const stale = `.shard.bin.${2 ** 22 + 1}.0badf00d.get-distill-tmp`;
+    await writeFile(join(dir, stale), 'half a shard');
+    await writeFile(join(dir, '.other.bin.4194305.0badf00d.get-distill-tmp'), 'another object');
+    await store.put(join(dir, 'shard.bin'), Uint8Array.of(1, 2, 3));
+    assert.deepEqual((await readdir(dir)).sort(), ['.other.bin.4194305.0badf00d.get-distill-tmp', 'shard.bin']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
