@@ -64,6 +64,8 @@ export interface InferRequest {
 }
 
 const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
+/** Largest finite float32; JSON numbers beyond it (or 1e999 = Infinity) would become ±Infinity. */
+const FP32_MAX = 3.4028234663852886e38;
 
 /**
  * Flattens flat or fully nested row-major data of `shape` (nested arrays must match the shape exactly).
@@ -71,7 +73,9 @@ const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b
  */
 export function flattenData(data: readonly unknown[], shape: readonly number[], field: string): number[] {
   const want = product(shape);
-  if (data.every((v) => typeof v === 'number')) {
+  if (!data.some((v) => Array.isArray(v))) {
+    const bad = data.findIndex((v) => typeof v !== 'number');
+    if (bad >= 0) throw badRequest(`${field}[${bad}]`, `must be a number, got ${JSON.stringify(data[bad])?.slice(0, 40)}`);
     if (data.length !== want) throw badRequest(field, `holds ${data.length} values; shape [${shape.join(', ')}] needs ${want}`);
     return data as number[];
   }
@@ -123,6 +127,10 @@ export function parseInferRequest(body: unknown, model: LoadedModel, maxBatchSiz
     if (batch && batch.n !== n) throw badRequest(`${field}.shape`, `batch ${n} of ${t.name} differs from batch ${batch.n} of ${batch.from}`);
     batch ??= { n, from: t.name };
     const values = flattenData(t.data, t.shape, `${field}.data`);
+    if (sig.dtype === 'float32') {
+      const bad = values.findIndex((v) => !(Math.abs(v) <= FP32_MAX));
+      if (bad >= 0) throw badRequest(`${field}.data[${bad}]`, `must be a finite FP32 value, got ${values[bad]}`);
+    }
     if (sig.dtype === 'int64') {
       const K = model.info.config.numClasses;
       values.forEach((v, j) => {

@@ -164,6 +164,8 @@ export function createServiceApp(o: ServiceAppOptions): ServiceApp {
 const requireJson: RequestHandler = (req, _res, next) => {
   if (req.is('application/json')) return next();
   const got = req.headers['content-type'];
+  // req.is() is null for a request without a body, whatever its Content-Type says.
+  if (got && /^application\/json\b/i.test(got)) throw new HttpError(400, 'bad_request', 'body: is required (a JSON object)');
   throw new HttpError(415, 'unsupported_media_type', `Content-Type must be application/json, got ${got ? JSON.stringify(got) : 'none'}`);
 };
 
@@ -174,7 +176,8 @@ function accessLog(logger: Logger, quiet: ReadonlySet<string>): RequestHandler {
     res.on('finish', () => {
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : undefined;
       const line = { method: req.method, route, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6 };
-      if (res.statusCode >= 500) logger.error(line, 'request failed');
+      if (res.statusCode === 503) logger.info(line, 'not ready'); // probes before warm-up and while draining
+      else if (res.statusCode >= 500) logger.error(line, 'request failed');
       else if (res.statusCode < 400 && route !== undefined && quiet.has(route)) logger.debug(line, 'request');
       else logger.info(line, 'request');
     });

@@ -48,8 +48,10 @@ export function installGracefulShutdown(o: GracefulShutdownOptions): GracefulShu
       o.logger.info({ reason, graceMs }, 'shutting down: not ready, listener closed, draining');
       const closed = new Promise<void>((resolve) => o.server.close(() => resolve()));
       // Keep-alive sockets that go idle after their last response would hold close() open until their
-      // keep-alive timeout; close them as soon as they are idle.
-      const sweep = setInterval(() => o.server.closeIdleConnections(), 50);
+      // keep-alive timeout, so idle ones are closed, but only once the queue has drained: Node counts a
+      // connection whose request has arrived but is not parsed yet as idle, and closing it then would
+      // reset a request the client already sent (while draining it gets an answer: 200 or 503).
+      let sweep: NodeJS.Timeout | undefined;
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
@@ -60,6 +62,8 @@ export function installGracefulShutdown(o: GracefulShutdownOptions): GracefulShu
       let code = 0;
       try {
         await o.drain?.();
+        o.server.closeIdleConnections();
+        sweep = setInterval(() => o.server.closeIdleConnections(), 50);
         await closed;
         await o.close?.();
       } catch (err) {

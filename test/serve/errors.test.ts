@@ -97,7 +97,9 @@ test('OIP infer: wrong name, datatype, shape, length, batch, label, output → 4
     [inferBody(1, { noise: { shape: [0, 1, 32, 32], data: [] } }), /^inputs\[0\]\.shape: /],
     [inferBody(1, { noise: { data: new Array(1000).fill(0) } }), /^inputs\[0\]\.data: holds 1000 values; shape \[1, 1, 32, 32\] needs 1024$/],
     [inferBody(1, { noise: { data: [[1, 2], [3]] } }), /^inputs\[0\]\.data: must be 1 entries long .* got 2$/],
-    [inferBody(1, { noise: { data: ['a', ...new Array(1023).fill(0)] } }), /^inputs\[0\]\.data: must be 1 entries long|^inputs\[0\]\.data: must be an array/],
+    [inferBody(1, { noise: { data: [0, 'a', ...new Array(1022).fill(0)] } }), /^inputs\[0\]\.data\[1\]: must be a number, got "a"$/],
+    [inferBody(1, { noise: { data: [0, 0, null, ...new Array(1021).fill(0)] } }), /^inputs\[0\]\.data\[2\]: must be a number, got null$/],
+    [inferBody(1, { noise: { data: [1e39, ...new Array(1023).fill(0)] } }), /^inputs\[0\]\.data\[0\]: must be a finite FP32 value, got 1e\+39$/],
     [inferBody(1, { z0: { shape: [2, 16, 32], data: new Array(1024).fill(0) } }), /^inputs\[2\]\.shape: batch 2 of z0 differs from batch 1 of noise$/],
     [inferBody(1, { class_labels: { data: [10] } }), /^inputs\[1\]\.data\[0\]: class label 10 is outside \[0, 10\)$/],
     [inferBody(1, { class_labels: { data: [1.5] } }), /^inputs\[1\]\.data\[0\]: must be an integer, got 1\.5$/],
@@ -109,6 +111,10 @@ test('OIP infer: wrong name, datatype, shape, length, batch, label, output → 4
   ];
   for (const [body, re] of cases) expectError(await infer(body), 400, 'bad_request', re);
   expectError(await infer('{"inputs": ['), 400, 'invalid_json', /^body: not valid JSON/);
+  const infinite = JSON.stringify(inferBody()).replace('"data":[0.1', '"data":[1e999');
+  expectError(await infer(infinite), 400, 'bad_request', /^inputs\[0\]\.data\[0\]: must be a finite FP32 value, got Infinity$/);
+  const empty = await fetch(`${cond.url}/v2/models/get/infer`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+  expectError({ status: empty.status, body: await empty.json() }, 400, 'bad_request', /^(body|inputs): is required/);
   const uncondInfer = await postJson(`${uncond.url}/v2/models/get/infer`, inferBody());
   expectError(uncondInfer, 400, 'bad_request', /^inputs\[1\]\.name: unknown input "class_labels"; model get takes noise, z0$/);
 });
