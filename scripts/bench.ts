@@ -10,6 +10,8 @@
  *   s3       upload/download MB/s of a shard-sized object: file:// vs the local Ceph gateway (single, multipart)
  *   export   raw onnxruntime images/s of the exported one-step model (GET-CPU-S/4) at batch 1, 8, 32, 64
  *   onestep  one-step GET vs 35-NFE Heun with an ONNX teacher of similar size, images/s (goal ≥ 10×)
+ *   serve    the inference service under HTTP load (autocannon): images/s and p50/p99 at concurrency 1–64,
+ *            concurrency 32 vs raw onnxruntime (goal ≥ 80%), RSS after 1k vs 10k requests, 2× overload
  *
  * Usage: npm run bench -- [--quick] [--only <section>]
  * `--only` prints its rows and leaves docs/benchmarks.md alone. Exits 1 only when a section throws
@@ -25,13 +27,14 @@ import { runExport } from './bench/export.js';
 import { runMemory } from './bench/memory.js';
 import { runOnestep } from './bench/onestep.js';
 import { runS3 } from './bench/s3.js';
+import { runServe } from './bench/serve.js';
 import { benchmarksMarkdown, resultsTable } from './bench/report.js';
 import { runStream } from './bench/stream.js';
 import { runTeacher } from './bench/teacher.js';
 import { type Roofline, runTrain } from './bench/train.js';
 import { type BenchContext, type Row, fmt } from './bench/util.js';
 
-const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep'] as const;
+const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve'] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
@@ -85,6 +88,7 @@ async function main(): Promise<number> {
       else if (name === 's3') rows.push(...(await runS3(ctx)));
       else if (name === 'export') rows.push(...(await runExport(ctx)));
       else if (name === 'onestep') rows.push(...(await runOnestep(ctx)));
+      else if (name === 'serve') rows.push(...(await runServe(ctx)));
       else rows.push(...(await runTeacher(ctx)));
     } catch (e) {
       failed = true;

@@ -18,7 +18,7 @@ export function benchmarksMarkdown(m: MachineInfo, rows: readonly Row[], opts: {
 Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
 beside each other on the same machine. Re-run it to refresh this file; \`--quick\` makes a shorter
 smoke run, \`--only <section>\` (matmul, train, memory, stream, teacher, s3, export,
-onestep) runs one section and prints
+onestep, serve) runs one section and prints
 its table without rewriting this file.
 
 ## Machine
@@ -81,5 +81,27 @@ ${resultsTable(rows)}
   batch, so both sides see the same load and get as many samples; the ratio is best round over best
   round, with the median of the per-round ratios beside it. FLOPs are MatMul FLOPs per image: GET's whole
   inference graph, the teacher's one evaluation × 35.
+- **serve**: the inference service (services/inference/main.ts) as a child process on 127.0.0.1 with the
+  \`export\` section's model, driven by autocannon in the bench process, so the load generator and the
+  service share the same cores (autocannon itself takes ~0.05–0.1 core). Closed loop: each client sends
+  its next \`POST /v1/images/generations\` {n: 1, seed, class_label} as soon as its answer arrives, with
+  a new seed every request (every answer is a new image); each level runs 8 s after a 2 s warm-up, and
+  its mean batch comes from \`get_batch_size\`. The ratio divides by the raw best-run rate measured at
+  the start of the section (prebuilt feeds, \`session.run\` only). What the service adds per image: seed
+  → noise and z_0 (~0.18 ms) and the PNG (~0.19 ms) in the session's worker thread, HTTP, JSON, base64
+  and logging on the main thread (~0.2 ms), and gaps while a batch's clients are being answered. On 2
+  cores that is ~0.6 core-ms per image beside onnxruntime's own ~1.5 (2 cores / raw images/s), which
+  caps the ratio near 70–75%. With the defaults (one session × 2 threads, max batch 32), 32 closed-loop
+  clients fall into lock-step in one batch of 32 and the session idles while they are answered, or
+  settle in two half batches that leave the spinning onnxruntime threads and the HTTP thread fighting
+  for the cores: between runs the defaults' result at 32 clients flips between ~790 and ~580 images/s.
+  One single-threaded session per core with max batch 16 (the second configuration) keeps both cores
+  busy, has no intra-op threads to spin or synchronise, and is steady (921–953 images/s in three full
+  runs). Memory: VmRSS and VmHWM of /proc/<pid>/status (worker threads included). Single readings land
+  anywhere on the V8 heap's sawtooth (±5–10%), so the later window reports peaks sampled every 200 ms;
+  V8 grows its heaps with the allocation rate over the first tens of thousands of requests (a separate
+  100,000-request run at 64 clients, peaks per 10,000: 311, 331, 332, 335, 339, 321, 345, 335, 337, 336
+  MB), then stays. Overload: twice the requests the service admits (max batch running + 64 queued),
+  clients retrying 429s at once; bounded = the second half's peak RSS within 10% of the first half's.
 `;
 }

@@ -1,14 +1,14 @@
 /**
  * The generation engine: the session pool (worker threads) behind the dynamic batcher, for one loaded
- * model. Routes hand it {@link Samples}; it merges concurrent requests into one onnxruntime run and
- * hands each request its share of the outputs.
+ * model. Routes hand it {@link GenerateJob}s (seeds or tensors, PNGs wanted or not); it merges
+ * concurrent requests into one onnxruntime run and hands each request its share of the outputs.
  */
 import type { Logger } from '../service/logging.js';
 import { DynamicBatcher } from './batcher.js';
 import type { InferenceMetrics } from './metrics.js';
 import type { LoadedModel } from './model.js';
 import { OrtWorkerPool } from './pool.js';
-import { mergeSamples, samplesFromSeeds, splitOutputs, type SampleOutputs, type Samples } from './samples.js';
+import { type GenerateJob, type SampleOutputs, seedSamples } from './samples.js';
 
 export interface EngineOptions {
   readonly sessions: number;
@@ -23,7 +23,7 @@ export class Engine {
   private constructor(
     readonly model: LoadedModel,
     private readonly pool: OrtWorkerPool,
-    readonly batcher: DynamicBatcher<Samples, SampleOutputs>,
+    readonly batcher: DynamicBatcher<GenerateJob, SampleOutputs>,
   ) {}
 
   /**
@@ -32,25 +32,25 @@ export class Engine {
    * @throws Error when onnxruntime rejects the model.
    */
   static async start(model: LoadedModel, o: EngineOptions, metrics: InferenceMetrics, logger: Logger): Promise<Engine> {
-    const pool = await OrtWorkerPool.create(model.bytes, { sessions: o.sessions, threads: o.threadsPerSession, logger });
+    const pool = await OrtWorkerPool.create(model, { sessions: o.sessions, threads: o.threadsPerSession, logger });
     const info = model.info;
     try {
       const t0 = performance.now();
-      const warm = samplesFromSeeds(info, 0, 1, info.config.numClasses > 0 ? [0] : null);
-      // One job per session: the pool hands each idle worker one of them.
-      await Promise.all(Array.from({ length: pool.size }, () => pool.run(mergeSamples(info, [warm]))));
+      const warm: GenerateJob = { samples: seedSamples(0, 1, info.config.numClasses > 0 ? [0] : null), pngScale: 1 };
+      // One batch per session: the pool hands each idle worker one of them.
+      await Promise.all(Array.from({ length: pool.size }, () => pool.run([warm])));
       logger.info({ sessions: pool.size, ms: Math.round(performance.now() - t0) }, 'warm-up done');
     } catch (e) {
       await pool.close();
       throw e;
     }
-    const batcher = new DynamicBatcher<Samples, SampleOutputs>(
+    const batcher = new DynamicBatcher<GenerateJob, SampleOutputs>(
       { ...o, concurrency: pool.size },
-      async (items) => {
+      async (jobs) => {
         const t0 = performance.now();
-        const out = await pool.run(mergeSamples(info, items));
+        const out = await pool.run(jobs);
         metrics.inferenceDuration.observe((performance.now() - t0) / 1000);
-        return splitOutputs(info, out, items.map((s) => s.n));
+        return out;
       },
       {
         onQueueDepth: (d) => metrics.queueDepth.set(d),
@@ -64,9 +64,9 @@ export class Engine {
     return new Engine(model, pool, batcher);
   }
 
-  /** Queues one request's samples (see DynamicBatcher.submit for the errors). */
-  generate(samples: Samples, signal?: AbortSignal): Promise<SampleOutputs> {
-    return this.batcher.submit(samples, samples.n, signal);
+  /** Queues one request (see DynamicBatcher.submit for the errors). */
+  generate(job: GenerateJob, signal?: AbortSignal): Promise<SampleOutputs> {
+    return this.batcher.submit(job, job.samples.n, signal);
   }
 
   /** Refuses new work and finishes what is queued and running. */

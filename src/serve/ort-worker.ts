@@ -3,31 +3,43 @@
  * ort-worker-boot.mjs). onnxruntime-node 1.30 runs `InferenceSession.run` synchronously on the calling
  * thread (its JS wrapper only defers the call with setImmediate), so a run on the main thread would
  * freeze HTTP, probes, metrics and the batcher's timers for the whole run; here it freezes only this
- * worker.
+ * worker. The per-image work around the run (seed → noise and z_0, PNG encoding: ~0.4 ms per
+ * GET-CPU-S/4 image) happens here too, so the main thread keeps only HTTP and JSON.
  *
- * Protocol: workerData {model: Uint8Array, threads: number}; the worker posts {type: 'ready'} or
- * {type: 'failed', message}; then for each {id, feeds, outputs?} it posts {id, outputs} or {id, error}.
- * Tensor buffers travel as transferables in both directions (no copies on the way in).
+ * Protocol: workerData {@link WorkerData}; the worker posts {type: 'ready'} or {type: 'failed',
+ * message}; then for each {id, jobs} it posts {id, outputs} (one per job) or {id, error}. Tensor
+ * buffers travel as transferables in both directions.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type HostTensor, OrtSession } from '../graph/session.js';
+import type { ModelInfo } from '../get/export.js';
+import { OrtSession } from '../graph/session.js';
+import { encodeOutputs, type GenerateJob, mergeSamples, type SampleOutputs, splitOutputs } from './samples.js';
 
-/** A run request from the pool. */
+/** What a worker starts with. */
+export interface WorkerData {
+  /** model.onnx bytes. */
+  readonly model: Uint8Array;
+  /** Its contract (readModelInfo): shapes for merging and splitting. */
+  readonly info: ModelInfo;
+  /** Intra-op threads of the session. */
+  readonly threads: number;
+}
+
+/** A run request from the pool: the jobs of one batch, in order. */
 export interface RunMessage {
   readonly id: number;
-  readonly feeds: Record<string, HostTensor>;
-  readonly outputs?: readonly string[];
+  readonly jobs: readonly GenerateJob[];
 }
 
 /** What the worker posts back. */
 export type WorkerReply =
   | { readonly type: 'ready' }
   | { readonly type: 'failed'; readonly message: string }
-  | { readonly type: 'result'; readonly id: number; readonly outputs: Record<string, HostTensor> }
+  | { readonly type: 'result'; readonly id: number; readonly outputs: SampleOutputs[] }
   | { readonly type: 'error'; readonly id: number; readonly message: string };
 
 const port = parentPort!;
-const { model, threads } = workerData as { model: Uint8Array; threads: number };
+const { model, info, threads } = workerData as WorkerData;
 
 let session: OrtSession;
 try {
@@ -40,14 +52,15 @@ try {
 
 port.on('message', async (m: RunMessage) => {
   try {
-    const res = await session.run(m.feeds, m.outputs);
+    const out = await session.run(mergeSamples(info, m.jobs.map((j) => j.samples)), ['image', 'residual2']);
+    // splitOutputs copies each share out of onnxruntime's buffers, so every share owns its memory.
+    const outputs = encodeOutputs(info, splitOutputs(info, out, m.jobs.map((j) => j.samples.n)), m.jobs);
     const transfer: ArrayBuffer[] = [];
-    const outputs: Record<string, HostTensor> = {};
-    for (const [name, t] of Object.entries(res)) {
-      // onnxruntime may hand out views of memory it owns; copy into our own buffer before transferring.
-      const data = t.data.slice();
-      transfer.push(data.buffer as ArrayBuffer);
-      outputs[name] = { dtype: t.dtype, dims: t.dims, data };
+    for (const o of outputs) {
+      for (const a of [o.image, o.residual2, ...(o.png ?? [])]) {
+        // Only a buffer that holds nothing else may be moved (a pooled one would be cloned whole).
+        if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) transfer.push(a.buffer as ArrayBuffer);
+      }
     }
     port.postMessage({ type: 'result', id: m.id, outputs } satisfies WorkerReply, transfer);
   } catch (e) {

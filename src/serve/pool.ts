@@ -2,7 +2,8 @@
  * A pool of S onnxruntime sessions, each in its own worker thread (see ort-worker.ts for why), with
  * T = floor(cores / S) intra-op threads each, so S·T ≤ cores: every core works and none is
  * oversubscribed (onnxruntime's pool threads spin while they wait for work, so two pools on one core
- * steal each other's time slices).
+ * steal each other's time slices). A worker runs a whole batch of jobs: it expands seeds into noise and
+ * z_0, runs the model and encodes PNGs, so the main thread keeps only HTTP and JSON.
  *
  * Default S = 1: GET's runs are large batched MatMuls that onnxruntime already spreads over all cores,
  * the dynamic batcher keeps that one session fed with full batches, and every extra session costs a
@@ -12,10 +13,11 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { HostTensor } from '../graph/session.js';
+import type { ModelInfo } from '../get/export.js';
 import type { Logger } from '../service/logging.js';
 import { UsageError } from '../util/errors.js';
-import type { RunMessage, WorkerReply } from './ort-worker.js';
+import type { RunMessage, WorkerData, WorkerReply } from './ort-worker.js';
+import { type GenerateJob, isSeedSamples, type SampleOutputs } from './samples.js';
 
 /** The CPU quota of this process's cgroup in whole CPUs (v2 `cpu.max`, v1 `cfs_quota_us`), or null. */
 function cgroupCpus(): number | null {
@@ -55,7 +57,7 @@ export function threadsPerSession(sessions: number, cores: number): number {
 interface Job {
   readonly msg: RunMessage;
   readonly transfer: ArrayBuffer[];
-  resolve(out: Record<string, HostTensor>): void;
+  resolve(out: SampleOutputs[]): void;
   reject(e: Error): void;
 }
 
@@ -68,9 +70,9 @@ interface Slot {
 const BOOT = new URL('./ort-worker-boot.mjs', import.meta.url);
 
 /** Starts one worker and waits for its session. @throws Error with onnxruntime's message. */
-function spawn(model: Uint8Array, threads: number): Promise<Worker> {
+function spawn(data: WorkerData): Promise<Worker> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(BOOT, { workerData: { model, threads } });
+    const worker = new Worker(BOOT, { workerData: data });
     const onReply = (r: WorkerReply): void => {
       if (r.type === 'ready') {
         cleanup();
@@ -107,19 +109,24 @@ export class OrtWorkerPool {
   private closed = false;
 
   private constructor(
-    private readonly model: Uint8Array,
-    readonly threads: number,
+    private readonly data: WorkerData,
     private readonly logger?: Logger,
   ) {}
 
+  /** Intra-op threads of each session. */
+  get threads(): number {
+    return this.data.threads;
+  }
+
   /**
    * Starts `sessions` workers (in parallel) and resolves once every session is loaded.
-   * @param model ONNX bytes (copied into each worker).
+   * @param model ONNX bytes (copied into each worker) and the model's contract (readModelInfo).
    * @throws Error when onnxruntime rejects the model (every started worker is stopped first).
    */
-  static async create(model: Uint8Array, o: { sessions: number; threads: number; logger?: Logger }): Promise<OrtWorkerPool> {
-    const pool = new OrtWorkerPool(model, o.threads, o.logger);
-    const started = await Promise.allSettled(Array.from({ length: o.sessions }, () => spawn(model, o.threads)));
+  static async create(model: { bytes: Uint8Array; info: ModelInfo }, o: { sessions: number; threads: number; logger?: Logger }): Promise<OrtWorkerPool> {
+    const data: WorkerData = { model: model.bytes, info: model.info, threads: o.threads };
+    const pool = new OrtWorkerPool(data, o.logger);
+    const started = await Promise.allSettled(Array.from({ length: o.sessions }, () => spawn(data)));
     for (const s of started) if (s.status === 'fulfilled') pool.adopt(s.value);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
@@ -135,25 +142,29 @@ export class OrtWorkerPool {
   }
 
   /**
-   * Runs the model on a free session (FIFO when all are busy).
-   * @param feeds input tensors; arrays that span their whole ArrayBuffer are transferred to the worker
-   *   (detached here), others are copied.
-   * @returns the requested outputs (default all) as host tensors.
+   * Runs one batch (every job's samples merged, in order) on a free session (FIFO when all are busy).
+   * @param jobs client tensors in them that span their whole ArrayBuffer are transferred to the
+   *   worker (detached here: do not reuse them), others are copied; seed jobs are cloned.
+   * @returns each job's share of the outputs, with PNGs where the job asked for them.
    * @throws Error with onnxruntime's message (a wrong shape or dtype names the input), or when the
    *   worker died or the pool is closed.
    */
-  run(feeds: Readonly<Record<string, HostTensor>>, outputs?: readonly string[]): Promise<Record<string, HostTensor>> {
+  run(jobs: readonly GenerateJob[]): Promise<SampleOutputs[]> {
     if (this.closed) return Promise.reject(new Error('the session pool is closed'));
     const transfer: ArrayBuffer[] = [];
-    const sent: Record<string, HostTensor> = {};
-    for (const [name, t] of Object.entries(feeds)) {
-      const whole = t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength && !(t.data.buffer instanceof SharedArrayBuffer);
-      const data = whole ? t.data : t.data.slice();
-      if (!transfer.includes(data.buffer as ArrayBuffer)) transfer.push(data.buffer as ArrayBuffer);
-      sent[name] = { dtype: t.dtype, dims: t.dims, data };
-    }
+    const move = <T extends Float32Array | BigInt64Array>(a: T): T => {
+      const whole = a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer);
+      const own = whole ? a : (a.slice() as T);
+      if (!transfer.includes(own.buffer as ArrayBuffer)) transfer.push(own.buffer as ArrayBuffer);
+      return own;
+    };
+    // Seed jobs are a few numbers (cloned); client tensors can be megabytes (moved).
+    const sent = jobs.map((j): GenerateJob => {
+      const s = j.samples;
+      return isSeedSamples(s) ? j : { ...j, samples: { ...s, noise: move(s.noise), z0: move(s.z0), labels: s.labels && move(s.labels) } };
+    });
     return new Promise((resolve, reject) => {
-      this.waiting.push({ msg: { id: this.nextId++, feeds: sent, ...(outputs && { outputs }) }, transfer, resolve, reject });
+      this.waiting.push({ msg: { id: this.nextId++, jobs: sent }, transfer, resolve, reject });
       this.dispatch();
     });
   }
@@ -190,7 +201,7 @@ export class OrtWorkerPool {
       slot.job = null;
       if (this.closed) return;
       this.logger?.error({ session: index, why }, 'onnxruntime worker died; starting a new one');
-      spawn(this.model, this.threads).then(
+      spawn(this.data).then(
         (w) => {
           if (this.closed) void w.terminate();
           else {
@@ -207,11 +218,15 @@ export class OrtWorkerPool {
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (this.waiting.length === 0) return;
-      if (!slot.alive || slot.job) continue;
-      const job = this.waiting.shift()!;
-      slot.job = job;
-      slot.worker.postMessage(job.msg, job.transfer);
+      while (this.waiting.length > 0 && slot.alive && !slot.job) {
+        const job = this.waiting.shift()!;
+        try {
+          slot.worker.postMessage(job.msg, job.transfer);
+          slot.job = job;
+        } catch (e) {
+          job.reject(e as Error); // e.g. a tensor whose buffer was already moved: this job fails, the slot stays free
+        }
+      }
     }
   }
 }

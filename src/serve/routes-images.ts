@@ -9,14 +9,13 @@
  */
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
-import { encodeImagePng } from '../data/png.js';
 import { SEED_LIMIT } from '../data/seeds.js';
 import type { RouteKit } from '../service/app.js';
 import { badRequest, zodBadRequest } from '../service/errors.js';
 import type { Engine } from './engine.js';
 import { checkModelName } from './oip.js';
 import { clientGone, type ServeContext } from './routes-oip.js';
-import { perSample, samplesFromSeeds } from './samples.js';
+import { seedSamples } from './samples.js';
 
 /** Largest `scale` of the PNG route (a 32×32 image becomes 512×512). */
 export const MAX_SCALE = 16;
@@ -95,17 +94,16 @@ export function mountImageRoutes(kit: RouteKit, ctx: ServeContext): void {
         checkModelName(b.model ?? ctx.modelName, ctx.modelName);
         const engine: Engine = ctx.engine();
         const info = engine.model.info;
-        const { channels: C, imageSize: H } = info.config;
+        const H = info.config.imageSize;
         if (b.size !== undefined && b.size !== `${H}x${H}`) throw badRequest('size', `this model makes ${H}x${H} images; omit size or give "${H}x${H}"`);
         const labels = resolveLabels(b.class_label, b.n, info.config.numClasses);
         const seed = b.seed ?? randomSeed(b.n);
         checkSeed(seed, b.n);
-        const out = await engine.generate(samplesFromSeeds(info, seed, b.n, labels), clientGone(res));
-        const per = perSample(info).noise;
+        const out = await engine.generate({ samples: seedSamples(seed, b.n, labels), pngScale: 1 }, clientGone(res));
         res.json({
           created: Math.floor(Date.now() / 1000),
-          data: Array.from({ length: b.n }, (_, i) => ({
-            b64_json: Buffer.from(encodeImagePng(out.image.subarray(i * per, (i + 1) * per), { channels: C, height: H, width: H })).toString('base64'),
+          data: out.png!.map((png, i) => ({
+            b64_json: Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString('base64'),
             seed: seed + i,
             class_label: labels ? labels[i] : null,
           })),
@@ -119,10 +117,9 @@ export function mountImageRoutes(kit: RouteKit, ctx: ServeContext): void {
       checkModelName(q.model ?? ctx.modelName, ctx.modelName);
       const engine = ctx.engine();
       const info = engine.model.info;
-      const { channels: C, imageSize: H } = info.config;
       const labels = resolveLabels(q.class_label, 1, info.config.numClasses);
       const seed = q.seed ?? randomSeed(1);
-      const out = await engine.generate(samplesFromSeeds(info, seed, 1, labels), clientGone(res));
+      const out = await engine.generate({ samples: seedSamples(seed, 1, labels), pngScale: q.scale }, clientGone(res));
       res
         .type('image/png')
         .set({
@@ -131,7 +128,7 @@ export function mountImageRoutes(kit: RouteKit, ctx: ServeContext): void {
           'X-Model-Version': engine.model.version,
           'Content-Disposition': `inline; filename="${ctx.modelName}-seed${seed}${labels ? `-class${labels[0]}` : ''}.png"`,
         })
-        .send(Buffer.from(encodeImagePng(out.image, { channels: C, height: H, width: H }, q.scale)));
+        .send(Buffer.from(out.png![0].buffer, out.png![0].byteOffset, out.png![0].byteLength));
     },
   });
 }

@@ -81,7 +81,7 @@ export function mountOipRoutes(kit: RouteKit, ctx: ServeContext): void {
         const engine = engineFor(req);
         const { model } = engine;
         const parsed = parseInferRequest(req.body, model, ctx.maxBatchSize);
-        const out = await engine.generate(parsed.samples, clientGone(res));
+        const out = await engine.generate({ samples: parsed.samples }, clientGone(res));
         const { channels: C, imageSize: H } = model.info.config;
         const n = parsed.samples.n;
         const tensors: Record<string, { shape: number[]; data: Float32Array }> = {
