@@ -25,20 +25,24 @@ export const SEED_CONTRACT = {
   z0: 'z0ForSeed(seed, N·D) from src/get/sampler.ts: Rng(fmix32(seed ^ 0x5eed0000)).fillNormal',
 } as const;
 
-/** The model card written beside model.onnx (`model.json`). */
-export interface ModelCard {
-  readonly format: typeof MODEL_FORMAT;
-  readonly preset: string;
+/** What an exported model says about itself: read from model.onnx, and repeated in its model card. */
+export interface ModelDescription {
   readonly config: GetConfig;
   readonly iterations: number;
-  /** Reference convention: trainable parameters + the frozen positional embedding (N·D). */
-  readonly parameterCount: number;
   /** Training step of the exported EMA weights. */
   readonly step: number;
   /** Digest of the pair dataset the weights were trained on (datasetDigest of its manifest). */
   readonly dataManifestSha256: string;
   readonly inputs: readonly TensorSignature[];
   readonly outputs: readonly TensorSignature[];
+}
+
+/** The model card written beside model.onnx (`model.json`). */
+export interface ModelCard extends ModelDescription {
+  readonly format: typeof MODEL_FORMAT;
+  readonly preset: string;
+  /** Reference convention: trainable parameters + the frozen positional embedding (N·D). */
+  readonly parameterCount: number;
   readonly seedContract: typeof SEED_CONTRACT;
   /** sha256 (lowercase hex) and size in bytes of model.onnx. */
   readonly sha256: string;
@@ -47,14 +51,8 @@ export interface ModelCard {
 }
 
 /** What a loaded model.onnx says about itself (from its signature and metadata_props). */
-export interface ModelInfo {
-  readonly config: GetConfig;
-  readonly iterations: number;
-  readonly step: number;
-  readonly dataManifestSha256: string;
-  readonly inputs: readonly TensorSignature[];
-  readonly outputs: readonly TensorSignature[];
-  /** Tokens N and hidden size D: z0 is [batch, N, D]. */
+export interface ModelInfo extends ModelDescription {
+  /** Tokens N: z0 is [batch, N, D] with D = config.hiddenSize. */
   readonly tokens: number;
 }
 
