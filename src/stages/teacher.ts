@@ -4,7 +4,7 @@
  */
 import type { ImageDataset } from '../data/datasets.js';
 import type { Denoiser } from '../edm/denoiser.js';
-import { MixtureDenoiser, fitMixtureTeacher, loadMixture, saveMixture } from '../teacher/mixture.js';
+import { MixtureDenoiser, decodeMixture, fitMixtureTeacher, saveMixture } from '../teacher/mixture.js';
 import { OnnxEdmTeacher } from '../teacher/onnx-teacher.js';
 import { StoreError, joinUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
@@ -57,7 +57,7 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
     try {
       const [bytes, digest] = await Promise.all([store.get(path), store.get(digestPath)]);
       if (sha256Hex(bytes) === new TextDecoder().decode(digest).trim()) {
-        params = await loadMixture(store, path);
+        params = decodeMixture(bytes, path); // the bytes just verified, not a second download
         cached = true;
       }
     } catch (e) {
@@ -75,8 +75,8 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
       if (e instanceof RangeError) throw new UsageError(`--teacher-components ${o.components} --teacher-rank ${o.rank}: ${e.message}`);
       throw e;
     }
-    await saveMixture(params, store, path);
-    await store.put(digestPath, new TextEncoder().encode(`${sha256Hex(await store.get(path))}\n`));
+    const written = await saveMixture(params, store, path);
+    await store.put(digestPath, new TextEncoder().encode(`${sha256Hex(written)}\n`));
   }
   const denoiser = await MixtureDenoiser.create(params, { threads: o.threads });
   return { denoiser, kind: 'mixture', cached, fitSeconds: (performance.now() - t0) / 1000 };

@@ -12,10 +12,10 @@ import { type MixtureConfig, type MixtureParams, groupCount, validateMixture } f
 export const MIXTURE_FORMAT = 'get-distill/mixture-teacher@1';
 
 /**
- * Writes the parameters as the object `uri` of `store`.
+ * Writes the parameters as the object `uri` of `store`; returns the bytes written (for their digest).
  * @throws RangeError when the parameters are inconsistent; StoreError naming the URI when the write fails.
  */
-export async function saveMixture(params: MixtureParams, store: ObjectStore, uri: string): Promise<void> {
+export async function saveMixture(params: MixtureParams, store: ObjectStore, uri: string): Promise<Uint8Array> {
   validateMixture(params);
   const c = params.config;
   const G = groupCount(c);
@@ -32,6 +32,7 @@ export async function saveMixture(params: MixtureParams, store: ObjectStore, uri
     { format: MIXTURE_FORMAT, config: JSON.stringify(c) },
   );
   await store.put(uri, bytes);
+  return bytes;
 }
 
 /**
@@ -40,7 +41,15 @@ export async function saveMixture(params: MixtureParams, store: ObjectStore, uri
  *   safetensors file, a tensor is missing or not float64, or the parameters are inconsistent.
  */
 export async function loadMixture(store: ObjectStore, path: string): Promise<MixtureParams> {
-  const st = decodeSafetensors(await store.get(path), path);
+  return decodeMixture(await store.get(path), path);
+}
+
+/**
+ * Parses mixture-teacher bytes (as written by `saveMixture`); `path` names them in errors.
+ * @throws Error `<path>: ...` as loadMixture.
+ */
+export function decodeMixture(bytes: Uint8Array, path: string): MixtureParams {
+  const st = decodeSafetensors(bytes, path);
   if (st.metadata.format !== MIXTURE_FORMAT) {
     throw new Error(`${path}: not a mixture-teacher file (metadata format ${JSON.stringify(st.metadata.format)}, expected ${MIXTURE_FORMAT})`);
   }

@@ -13,7 +13,7 @@ import { type MixtureParams, groupCount, mixtureDigest, validateMixture } from '
 import { spdInverse } from './spd.js';
 
 export { fitMixtureTeacher, type FitOptions } from './mixture-fit.js';
-export { loadMixture, saveMixture } from './mixture-io.js';
+export { decodeMixture, loadMixture, saveMixture } from './mixture-io.js';
 export { type MixtureConfig, type MixtureParams, mixtureDigest, validateMixture } from './mixture-params.js';
 
 export interface MixtureDenoiserOptions {
