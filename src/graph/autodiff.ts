@@ -187,6 +187,29 @@ const reduceRule = (kind: 'sum' | 'mean' | 'sumsq'): Rule => (n, gys, _need, e) 
   return [kind === 'sumsq' ? op.mul(g, x) : e.expandTo(g, x)]; // the Mul broadcasts g itself
 };
 
+/**
+ * Gradients of a stride-1, dilation-1, group-1 Conv y = x ⊛ w + b with symmetric pads p:
+ * dx = ConvTranspose(g, w, p); dw = (xᵀ ⊛ gᵀ)ᵀ, a Conv of x with N and C swapped by g with N and O
+ * swapped (channel axis = batch), whose "kernel" is g's spatial extent, so its output is [C, O, kH, kW];
+ * db = Σ_{N,H,W} g.
+ */
+const convRule: Rule = (n, gys, need, e) => {
+  const [x, w, b] = n.inputs;
+  const g = g0(gys);
+  const pads = n.attrs.pads as readonly number[];
+  const p = pads[0];
+  const plain = (k: string) => ((n.attrs[k] as readonly number[] | number | undefined) ?? 1);
+  if (pads.some((v) => v !== p) || [plain('strides'), plain('dilations')].flat().some((v) => v !== 1) || plain('group') !== 1) {
+    fail('gradients', `Conv gradient supports stride 1, dilation 1, group 1 and symmetric pads only (node output ${n.outputs[0].name})`);
+  }
+  const nc = [1, 0, 2, 3];
+  return [
+    when(need[0], () => op.convTranspose2d(g, w, { pads: p })),
+    when(need[1], () => e.transpose(op.conv2d(e.transpose(x, nc), e.transpose(g, nc), undefined, { pads: p }), nc)),
+    when(!!b && need[2], () => op.reduceSum(g, [0, 2, 3])),
+  ];
+};
+
 const RULES: Record<string, Rule> = {
   Add: (n, gys, need, e) => {
     const [a, b] = n.inputs;
@@ -276,6 +299,29 @@ const RULES: Record<string, Rule> = {
     const c = op.scalar(x, Math.log(2 / Math.sqrt(Math.PI)));
     return [op.mul(g0(gys), op.exp(op.sub(c, op.mul(x, x))))];
   },
+  Relu: (n, gys) => {
+    const y = n.outputs[0];
+    const g = g0(gys);
+    return [op.where(op.less(op.scalar(y, 0), y), g, op.scalar(g, 0))]; // 0 at x = 0, as PyTorch
+  },
+  LogSoftmax: (n, gys) => {
+    const y = n.outputs[0];
+    const axis = n.attrs.axis as number;
+    if (axis !== -1 && axis !== y.shape.length - 1) fail('gradients', `LogSoftmax gradient supports only the last axis, got axis ${axis}`);
+    const g = g0(gys);
+    // dx = g − softmax(x)·Σ_last g, softmax(x) = exp(y)
+    return [op.sub(g, op.mul(op.exp(y), op.reduceSum(g, [-1], true)))];
+  },
+  Conv: convRule,
+  AveragePool: (n, gys) => {
+    const k = (n.attrs.kernel_shape as readonly number[])[0];
+    const st = n.attrs.strides as readonly number[] | undefined;
+    if (n.attrs.pads !== undefined || !st || st.some((v) => v !== k) || (n.attrs.kernel_shape as readonly number[]).some((v) => v !== k)) {
+      fail('gradients', `AveragePool gradient supports only square k×k windows with stride k and no pads (node output ${n.outputs[0].name})`);
+    }
+    const g = g0(gys);
+    return [op.upsampleNearest(op.mul(g, op.scalar(g, 1 / (k * k))), k)];
+  },
   Exp: (n, gys) => [op.mul(g0(gys), n.outputs[0])],
   Abs: (n, gys) => [op.mul(g0(gys), op.sign(n.inputs[0]))],
   Neg: (_n, gys) => [op.neg(g0(gys))],
@@ -307,6 +353,8 @@ const RULES: Record<string, Rule> = {
  * - The weight gradient of x [..., m, k] · W [k, n] is one 2-D Gemm (x flattened to [rows, k], transA).
  *
  * - GELU built by `ops.gelu` gets one fused rule (the pattern is matched; semantics are unchanged).
+ * - Conv (stride 1, dilation 1, group 1, symmetric pads) gets ConvTranspose / Conv / ReduceSum backward
+ *   nodes; AveragePool (k×k, stride k) gets a nearest-neighbour Resize of g/k².
  *
  * The graph's nodes at the time of the call are the forward pass; calling it again (another loss or
  * wrt list) appends a separate set of backward nodes.

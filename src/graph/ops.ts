@@ -305,3 +305,102 @@ export function unsqueeze(x: Value, axes: readonly number[]): Value {
   const a = x.graph.constant({ dtype: 'int64', dims: [ax.length], data: BigInt64Array.from(ax.map(BigInt)) }, 'axes');
   return x.graph.node('Unsqueeze', [x, a], [{ dtype: x.dtype, shape }])[0];
 }
+
+/** Rectified linear unit max(x, 0) elementwise (ONNX Relu). */
+export const relu = (x: Value) => unary('Relu', x);
+
+/**
+ * log(softmax(x)) over the last axis (ONNX LogSoftmax-13): x − max − log Σ exp(x − max), stable for
+ * large logits. Used for softmax cross-entropy.
+ */
+export function logSoftmax(x: Value): Value {
+  if (!isFloat(x.dtype)) fail('LogSoftmax', `expects float, got ${x.dtype}`);
+  return x.graph.node('LogSoftmax', [x], [{ dtype: x.dtype, shape: x.shape }], { axis: -1 })[0];
+}
+
+/** Options of `conv2d` / `convTranspose2d`: zero padding added on every side (ONNX pads [p, p, p, p]). */
+export interface Conv2dOptions {
+  readonly pads?: number;
+}
+
+/** Spatial output size of a stride-1 conv (in + 2p − k + 1) or transposed conv (in − 1 + k − 2p). */
+function convDims(op: string, x: Value, w: Value, p: number, transposed: boolean): number[] {
+  if (x.shape.length !== 4 || w.shape.length !== 4) fail(op, `x and w must be 4-D (NCHW), got ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`);
+  if (!Number.isInteger(p) || p < 0) fail(op, `pads must be a non-negative integer, got ${p}`);
+  const sp = [x.shape[2], x.shape[3], w.shape[2], w.shape[3]];
+  if (!sp.every((d): d is number => typeof d === 'number')) fail(op, `spatial dims must be static, got ${shapeStr(x.shape)} and kernel ${shapeStr(w.shape)}`);
+  const [h, wd, kh, kw] = sp as number[];
+  const out = transposed ? [h - 1 + kh - 2 * p, wd - 1 + kw - 2 * p] : [h + 2 * p - kh + 1, wd + 2 * p - kw + 1];
+  if (out[0] < 1 || out[1] < 1) fail(op, `kernel ${kh}×${kw} with pads ${p} does not fit input ${h}×${wd}`);
+  return out;
+}
+
+/**
+ * 2-D convolution (ONNX Conv; cross-correlation as in PyTorch): x [N, C, H, W] ⊛ w [O, C, kH, kW]
+ * (+ b [O]) → [N, O, H + 2p − kH + 1, W + 2p − kW + 1]. Stride 1, dilation 1, group 1, `pads` zeros on
+ * every side. N and C may be symbolic (C must then be the same name in x and w); H, W, kH, kW static.
+ * @throws when ranks, channels, dtypes or the bias shape do not fit, or the kernel exceeds the padded input.
+ */
+export function conv2d(x: Value, w: Value, b?: Value, opts: Conv2dOptions = {}): Value {
+  const ins = b ? [x, w, b] : [x, w];
+  sameGraph('Conv', ...ins);
+  if (!isFloat(x.dtype) || ins.some((v) => v.dtype !== x.dtype)) fail('Conv', `operands must share one float dtype, got ${ins.map((v) => v.dtype).join(', ')}`);
+  const p = opts.pads ?? 0;
+  const [ho, wo] = convDims('Conv', x, w, p, false);
+  if (x.shape[1] !== w.shape[1]) fail('Conv', `input channels differ: x ${shapeStr(x.shape)} vs w ${shapeStr(w.shape)}`);
+  if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[0])) fail('Conv', `bias must be [${String(w.shape[0])}], got ${shapeStr(b.shape)}`);
+  const attrs = { kernel_shape: [w.shape[2] as number, w.shape[3] as number], pads: [p, p, p, p] };
+  return x.graph.node('Conv', ins, [{ dtype: x.dtype, shape: [x.shape[0], w.shape[0], ho, wo] }], attrs)[0];
+}
+
+/**
+ * 2-D transposed convolution (ONNX ConvTranspose), the adjoint of `conv2d` with the same weight:
+ * x [N, O, H, W], w [O, C, kH, kW] → [N, C, H − 1 + kH − 2p, W − 1 + kW − 2p]. Stride 1, no output
+ * padding, group 1. It is the input gradient of Conv in autodiff.ts.
+ * @throws as `conv2d`.
+ */
+export function convTranspose2d(x: Value, w: Value, opts: Conv2dOptions = {}): Value {
+  sameGraph('ConvTranspose', x, w);
+  if (!isFloat(x.dtype) || w.dtype !== x.dtype) fail('ConvTranspose', `operands must share one float dtype, got ${x.dtype}, ${w.dtype}`);
+  const p = opts.pads ?? 0;
+  const [ho, wo] = convDims('ConvTranspose', x, w, p, true);
+  if (x.shape[1] !== w.shape[0]) fail('ConvTranspose', `channels differ: x ${shapeStr(x.shape)} vs w ${shapeStr(w.shape)} (w is [in, out, kH, kW])`);
+  const attrs = { kernel_shape: [w.shape[2] as number, w.shape[3] as number], pads: [p, p, p, p] };
+  return x.graph.node('ConvTranspose', [x, w], [{ dtype: x.dtype, shape: [x.shape[0], w.shape[1], ho, wo] }], attrs)[0];
+}
+
+/** Checks a 4-D NCHW value with static H, W divisible by `k`; returns [N, C, H, W]. */
+function poolDims(op: string, x: Value, k: number): [Dim, Dim, number, number] {
+  if (!Number.isInteger(k) || k < 1) fail(op, `factor must be a positive integer, got ${k}`);
+  if (x.shape.length !== 4) fail(op, `x must be 4-D (NCHW), got ${shapeStr(x.shape)}`);
+  const [n, c, h, w] = x.shape;
+  if (typeof h !== 'number' || typeof w !== 'number' || h % k !== 0 || w % k !== 0) fail(op, `spatial dims ${shapeStr(x.shape)} must be static and divisible by ${k}`);
+  return [n, c, h, w];
+}
+
+/**
+ * k×k average pooling with stride k, no padding (ONNX AveragePool): x [N, C, H, W] → [N, C, H/k, W/k].
+ * Its gradient (autodiff.ts) is `upsampleNearest(g, k) / k²`.
+ * @throws when x is not 4-D or H, W are symbolic or not divisible by k.
+ */
+export function avgPool2d(x: Value, k: number): Value {
+  if (!isFloat(x.dtype)) fail('AveragePool', `expects float, got ${x.dtype}`);
+  const [n, c, h, w] = poolDims('AveragePool', x, k);
+  return x.graph.node('AveragePool', [x], [{ dtype: x.dtype, shape: [n, c, h / k, w / k] }], { kernel_shape: [k, k], strides: [k, k] })[0];
+}
+
+/**
+ * Nearest-neighbour upsampling by an integer factor k (ONNX Resize, mode nearest, asymmetric
+ * coordinates, floor): x [N, C, H, W] → y [N, C, kH, kW] with y[n,c,i,j] = x[n,c,⌊i/k⌋,⌊j/k⌋].
+ * @throws when x is not a 4-D float value with static H, W.
+ */
+export function upsampleNearest(x: Value, k: number): Value {
+  if (!isFloat(x.dtype)) fail('Resize', `expects float, got ${x.dtype}`);
+  const [n, c, h, w] = poolDims('Resize', x, 1);
+  if (!Number.isInteger(k) || k < 1) fail('Resize', `factor must be a positive integer, got ${k}`);
+  const g = x.graph;
+  const roi = g.constant({ dtype: 'float32', dims: [0], data: new Float32Array(0) }, 'roi');
+  const scales = g.constant({ dtype: 'float32', dims: [4], data: Float32Array.of(1, 1, k, k) }, 'scales');
+  const attrs = { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' };
+  return g.node('Resize', [x, roi, scales], [{ dtype: x.dtype, shape: [n, c, h * k, w * k] }], attrs)[0];
+}

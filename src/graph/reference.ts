@@ -172,6 +172,121 @@ function softmax(x: RefTensor, axis: number): RefTensor {
   return { dtype: x.dtype, dims: x.dims, data: out };
 }
 
+function logSoftmax(x: RefTensor, axis: number): RefTensor {
+  const [outer, d, inner] = around(x.dims, normAxis(axis, x.dims.length));
+  const X = floats(x);
+  const out = new Float64Array(X.length);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const at = (j: number) => o * d * inner + j * inner + i;
+      let mx = -Infinity;
+      for (let j = 0; j < d; j++) mx = Math.max(mx, X[at(j)]);
+      let s = 0;
+      for (let j = 0; j < d; j++) s += Math.exp(X[at(j)] - mx);
+      const lse = mx + Math.log(s);
+      for (let j = 0; j < d; j++) out[at(j)] = X[at(j)] - lse;
+    }
+  }
+  return { dtype: x.dtype, dims: x.dims, data: out };
+}
+
+/** Symmetric pads p of a Conv/ConvTranspose node; only stride 1, dilation 1, group 1 are interpreted. */
+function convPads(n: Node): number {
+  const pads = (n.attrs.pads as readonly number[] | undefined) ?? [0, 0, 0, 0];
+  const one = (k: string) => [(n.attrs[k] as readonly number[] | number | undefined) ?? 1].flat().every((v) => v === 1);
+  if (pads.some((v) => v !== pads[0]) || !one('strides') || !one('dilations') || !one('group') || n.attrs.output_padding !== undefined) {
+    fail('reference', `${n.op}: only stride 1, dilation 1, group 1 and symmetric pads are implemented`);
+  }
+  return pads[0];
+}
+
+/**
+ * Conv (transposed = false): y[n,o,i,j] = b[o] + Σ_{c,u,v} x[n,c,i+u−p,j+v−p]·w[o,c,u,v], zero outside x.
+ * ConvTranspose (transposed = true, w [I, O, kH, kW]): y[n,o,i+u−p,j+v−p] += x[n,c,i,j]·w[c,o,u,v]
+ * for every in-range output position (the adjoint of Conv).
+ */
+function conv(x: RefTensor, w: RefTensor, b: RefTensor | undefined, p: number, transposed: boolean): RefTensor {
+  const [N, C, H, W] = x.dims;
+  const [w0, w1, kh, kw] = w.dims;
+  const O = transposed ? w1 : w0;
+  if ((transposed ? w0 : w1) !== C) fail(transposed ? 'ConvTranspose' : 'Conv', `channels of x ${shapeStr(x.dims)} and w ${shapeStr(w.dims)} differ`);
+  const [ho, wo] = transposed ? [H - 1 + kh - 2 * p, W - 1 + kw - 2 * p] : [H + 2 * p - kh + 1, W + 2 * p - kw + 1];
+  const X = floats(x);
+  const Wt = floats(w);
+  const out = new Float64Array(N * O * ho * wo);
+  const B = b ? floats(b) : undefined;
+  for (let nn = 0; nn < N; nn++) {
+    for (let o = 0; o < O; o++) {
+      const ob = (nn * O + o) * ho * wo;
+      if (B) out.fill(B[o], ob, ob + ho * wo);
+      for (let c = 0; c < C; c++) {
+        const xb = (nn * C + c) * H * W;
+        const wb = (transposed ? c * O + o : o * C + c) * kh * kw;
+        for (let u = 0; u < kh; u++) {
+          for (let v = 0; v < kw; v++) {
+            const wv = Wt[wb + u * kw + v];
+            // Conv reads x at (i+u−p, j+v−p) for output (i, j); ConvTranspose writes output (i+u−p, j+v−p) from x (i, j).
+            const [rows, cols] = transposed ? [H, W] : [ho, wo];
+            for (let i = 0; i < rows; i++) {
+              const r = i + u - p;
+              if (r < 0 || r >= (transposed ? ho : H)) continue;
+              for (let j = 0; j < cols; j++) {
+                const q = j + v - p;
+                if (q < 0 || q >= (transposed ? wo : W)) continue;
+                if (transposed) out[ob + r * wo + q] += X[xb + i * W + j] * wv;
+                else out[ob + i * wo + j] += X[xb + r * W + q] * wv;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { dtype: x.dtype, dims: [N, O, ho, wo], data: out };
+}
+
+/** AveragePool with a k×k window and stride k, no pads (what ops.avgPool2d builds). */
+function avgPool(x: RefTensor, n: Node): RefTensor {
+  const k = (n.attrs.kernel_shape as readonly number[])[0];
+  const st = n.attrs.strides as readonly number[] | undefined;
+  if (n.attrs.pads !== undefined || !st || [...st, ...(n.attrs.kernel_shape as readonly number[])].some((v) => v !== k)) {
+    fail('reference', 'AveragePool: only k×k windows with stride k and no pads are implemented');
+  }
+  const [N, C, H, W] = x.dims;
+  const [ho, wo] = [Math.floor(H / k), Math.floor(W / k)];
+  const X = floats(x);
+  const out = new Float64Array(N * C * ho * wo);
+  for (let p = 0; p < N * C; p++) {
+    for (let i = 0; i < ho; i++) {
+      for (let j = 0; j < wo; j++) {
+        let s = 0;
+        for (let u = 0; u < k; u++) for (let v = 0; v < k; v++) s += X[p * H * W + (i * k + u) * W + j * k + v];
+        out[(p * ho + i) * wo + j] = s / (k * k);
+      }
+    }
+  }
+  return { dtype: x.dtype, dims: [N, C, ho, wo], data: out };
+}
+
+/** Resize, nearest mode with integer scales and asymmetric/floor coordinates: y[…, i, j] = x[…, ⌊i/s⌋, ⌊j/s⌋]. */
+function resizeNearest(x: RefTensor, scales: readonly number[], n: Node): RefTensor {
+  const a = n.attrs;
+  if (a.mode !== 'nearest' || a.coordinate_transformation_mode !== 'asymmetric' || a.nearest_mode !== 'floor' || scales.some((s) => !Number.isInteger(s) || s < 1)) {
+    fail('reference', 'Resize: only nearest mode with asymmetric coordinates, floor rounding and integer scales is implemented');
+  }
+  const dims = x.dims.map((d, i) => d * scales[i]);
+  const os = strides(dims);
+  const xs = strides(x.dims);
+  const out = new Float64Array(size(dims));
+  const X = floats(x);
+  for (let f = 0; f < out.length; f++) {
+    let src = 0;
+    for (let i = 0; i < dims.length; i++) src += Math.floor(Math.floor(f / os[i]) % dims[i] / scales[i]) * xs[i];
+    out[f] = X[src];
+  }
+  return { dtype: x.dtype, dims, data: out };
+}
+
 /** LayerNormalization over axes [axis, rank): outputs Y, Mean and InvStdDev (stat dims keep 1s). */
 function layerNorm(x: RefTensor, scale: RefTensor, bias: RefTensor | undefined, axis: number, eps: number): RefTensor[] {
   const a = normAxis(axis, x.dims.length);
@@ -361,6 +476,12 @@ function run(n: Node, ins: readonly (RefTensor | undefined)[]): RefTensor[] {
       return [{ ...x, dims }];
     }
     case 'Softmax': return [softmax(x, (at.axis as number | undefined) ?? -1)];
+    case 'LogSoftmax': return [logSoftmax(x, (at.axis as number | undefined) ?? -1)];
+    case 'Relu': return [unary(x, (v) => Math.max(v, 0))];
+    case 'AveragePool': return [avgPool(x, n)];
+    case 'Resize': return [resizeNearest(x, Array.from(floats(ins[2] as RefTensor)), n)];
+    case 'Conv': return [conv(x, ins[1] as RefTensor, ins[2], convPads(n), false)];
+    case 'ConvTranspose': return [conv(x, ins[1] as RefTensor, ins[2], convPads(n), true)];
     case 'LayerNormalization': return layerNorm(x, ins[1] as RefTensor, ins[2], (at.axis as number | undefined) ?? -1, (at.epsilon as number | undefined) ?? 1e-5);
     case 'ReduceSum':
     case 'ReduceMean':
