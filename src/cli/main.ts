@@ -2,11 +2,12 @@
 /**
  * `get-distill`: the command line. `distill` runs the whole pipeline on one machine with embedded
  * defaults (dataset → teacher → pairs → GET → one-step samples → report → model.onnx); `export`
- * turns a checkpoint into model.onnx + model.json; `serve` runs the one-step generation service. Errors a user can fix print one line and exit 2.
+ * turns a checkpoint into model.onnx + model.json; `eval` scores samples (FID, IS, precision/recall); `serve` runs the one-step generation service. Errors a user can fix print one line and exit 2.
  */
 import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE, UsageError } from '../util/errors.js';
 import { distillCommand } from './distill.js';
+import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { serveCommand } from './serve.js';
 import { Interrupted } from '../stages/pipeline.js';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   // addCommand does not inherit settings: each subcommand needs exitOverride to exit 2, not 1.
   program.addCommand(distillCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
   program.addCommand(exportCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
+  program.addCommand(evalCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
   program.addCommand(serveCommand().exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;
 }
