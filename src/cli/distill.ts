@@ -6,11 +6,15 @@ import { Command, Option } from 'commander';
 import { PRESETS, DEFAULT_CPU_PRESET } from '../get/config.js';
 import { REFERENCE_EMA } from '../train/optim.js';
 import { UsageError } from '../util/errors.js';
+import { FEATURE_NET_ARCH } from '../eval/feature-net.js';
+
+/** Feature dimension of the embedded feature networks (FID needs more samples than this). */
+const EMBEDDED_FEATURE_DIM = FEATURE_NET_ARCH.hidden;
 import { type DistillOptions, HELDOUT_SEED_START, runDistill } from '../stages/pipeline.js';
 import { parseUri } from '../store/index.js';
 
 /** Integer flag in [min, max]. */
-const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
+export const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = Number(v);
   if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
     throw new UsageError(`${flag} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got "${v}"`);
@@ -18,7 +22,7 @@ const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: st
   return n;
 };
 /** Number flag > min (or ≥ min), and < max when given. */
-const num = (flag: string, min: number, exclusive = true, max = Infinity) => (v: string): number => {
+export const num = (flag: string, min: number, exclusive = true, max = Infinity) => (v: string): number => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || (exclusive ? n <= min : n < min) || n >= max) {
     throw new UsageError(`${flag} must be a number ${exclusive ? '>' : '≥'} ${min}${max < Infinity ? ` and < ${max}` : ''}, got "${v}"`);
@@ -50,6 +54,7 @@ export const location = (flag: string) => (v: string): string => {
  */
 export function validateOptions(o: DistillOptions): void {
   if (o.batch > o.pairs) throw new UsageError(`--batch ${o.batch} exceeds --pairs ${o.pairs}; lower --batch or raise --pairs`);
+  if (o.fidSamples > 0 && o.fidSamples <= EMBEDDED_FEATURE_DIM) throw new UsageError(`--fid-samples ${o.fidSamples} is too few for the covariance of ${EMBEDDED_FEATURE_DIM}-d features; give at least ${EMBEDDED_FEATURE_DIM + 1} (10000 is the default), or 0 to skip the FID`);
   if (o.teacherRank > 32 * 32) throw new UsageError(`--teacher-rank ${o.teacherRank} exceeds the 1,024 pixels of an image`);
 }
 
@@ -86,6 +91,8 @@ export function distillCommand(): Command {
     .addOption(new Option('--keep <k>', 'checkpoints kept').argParser(int('--keep', 1)).default(3))
     .addOption(new Option('--seed <n>', 'seed for initialisation, batch order and fixed-point start states').argParser(int('--seed', 0)).default(0))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(int('--threads', 1, 256)))
+    .optionsGroup('Evaluation:')
+    .addOption(new Option('--fid-samples <n>', `teacher and student samples scored against the test split with the embedded feature network (FID, IS, precision/recall; 0 skips; needs more than ${EMBEDDED_FEATURE_DIM}, the feature dimension)`).argParser(int('--fid-samples', 0, 1_000_000)).default(10_000))
     .optionsGroup('Output:')
     .addOption(new Option('--grid-columns <n>', 'samples per class in samples.png').argParser(int('--grid-columns', 1, 64)).default(8))
     .addHelpText('after', `

@@ -14,6 +14,7 @@ import { type ObjectStore, StoreError, joinUri, storeFor } from '../store/index.
 import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
+import { EVAL_SEED_START, compareTeacherStudent, type FidComparison } from './eval.js';
 import { exportStage } from './export.js';
 import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
 import { StatsLog } from './stats-log.js';
@@ -47,13 +48,15 @@ export interface DistillOptions {
   seed: number;
   threads?: number;
   gridColumns: number;
+  /** Teacher and student samples for the FID comparison (0: skip it). */
+  fidSamples: number;
 }
 
 /** First seed of the held-out pairs: far from any training seed range the CLI can make. */
 export const HELDOUT_SEED_START = 2 ** 30;
 
 /** Options that may change when resuming a run (everything else must match options.json). */
-const RESUMABLE = new Set(['steps', 'threads', 'resume', 'out', 'cacheDir', 'gridColumns', 'keep', 'checkpointEvery']);
+const RESUMABLE = new Set(['steps', 'threads', 'resume', 'out', 'cacheDir', 'gridColumns', 'keep', 'checkpointEvery', 'fidSamples']);
 
 /**
  * Checks --out before anything is written: a fresh run needs an absent or empty folder (prefix). With
@@ -269,6 +272,22 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
       // before report.json so the report never names a model that is not there.
       progress.note('exporting model.onnx …');
       const exported = await timed('export', () => exportStage({ checkpoint: at('checkpoints'), out: o.out }));
+      let fid: FidComparison | null = null;
+      if (o.fidSamples > 0) {
+        stopped('after export');
+        const fidBar = progress.bar(`FID teacher samples (${heunNfe(o.samplerSteps)} NFE)`, 'pairs');
+        const fidSeeds = { start: EVAL_SEED_START, end: EVAL_SEED_START + o.fidSamples };
+        const evalPairs = await timed('fid_teacher_samples', () => datagenStage({
+          teacher: teacher.denoiser, dataset: o.dataset, seeds: fidSeeds, shardSize: o.shardSize, store, outDir: at('eval/teacher-samples'),
+          samplerSteps: o.samplerSteps, onProgress: (d, n) => fidBar.update(d, n), onRegenerate, shouldStop: () => stop !== null,
+        }));
+        fidBar.stop();
+        if (evalPairs.interrupted) throw new Interrupted(`${stop} while sampling the teacher for FID: finished shards are kept; continue with --resume`);
+        fid = await timed('fid', () => compareTeacherStudent({
+          teacherPairs: at('eval/teacher-samples'), studentModel: exported.modelUri, dataset: o.dataset, samples: o.fidSamples,
+          seedStart: EVAL_SEED_START, saveReference: at(`eval/${o.dataset}-test.npz`), threads: o.threads, progress,
+        }));
+      }
       const trained = result.step - result.resumedFrom;
       const report = {
         format: 'get-distill-report/1',
@@ -304,6 +323,8 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
           studentOverRidge: studentL1 / baselines.ridge,
           studentByClass: l1ByClass(sample.student, sample.held, teacher.denoiser.numClasses).map((v) => round(v, 4)),
         },
+        /** FID / IS / precision-recall of teacher and student samples on the same seeds, vs the test split. */
+        fid,
         artifacts: {
           samples: 'samples.png', pairs: 'pairs/manifest.json', heldout: 'heldout/manifest.json', checkpoints: 'checkpoints/latest.json',
           model: 'model.onnx', modelCard: 'model.json',
@@ -322,6 +343,7 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
         ['pairs', `${o.pairs} train + ${o.heldout} held-out (${rate(report.datagenPairsPerSecond, 'pairs/s')})`],
         ['student', `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')})`],
         ['held-out L1', `student ${studentL1.toFixed(4)} | class mean ${baselines.classMean.toFixed(4)} (student ×${report.heldoutL1.studentOverClassMean.toFixed(2)}) | ridge ${baselines.ridge.toFixed(4)} (student ×${report.heldoutL1.studentOverRidge.toFixed(2)}); below ×1 the student wins`],
+        ...(fid ? [['FID', `student ${fid.student.fid.toFixed(3)} | teacher ${fid.teacher.fid.toFixed(3)} (student ×${fid.studentOverTeacher.toFixed(2)}) on ${fid.samples} samples vs ${fid.reference}, ${fid.features} features; precision/recall student ${fid.student.precision?.toFixed(3)}/${fid.student.recall?.toFixed(3)}, teacher ${fid.teacher.precision?.toFixed(3)}/${fid.teacher.recall?.toFixed(3)}`] as [string, string]] : []),
         ['wall time', `${report.wallSeconds.total} s (${Object.entries(wall).map(([k, v]) => `${k} ${v}`).join(', ')})`],
         ['model', `${exported.modelUri} (sha256 ${exported.card.sha256.slice(0, 12)}…, ${(exported.card.bytes / 2 ** 20).toFixed(2)} MiB, step ${exported.card.step})`],
         ['outputs', 'model.onnx, model.json, samples.png, report.json, pairs/, heldout/, checkpoints/'],

@@ -21,7 +21,7 @@ let store: S3Store;
 const args = (out: string, extra: string[] = []) => [
   'distill', '--store', out, '--pairs', '256', '--heldout', '40', '--shard-size', '64', '--steps', String(2 * N),
   '--checkpoint-every', String(N), '--grid-columns', '2', '--teacher-components', '3', '--teacher-rank', '8',
-  '--cache-dir', `s3://${bucket}/cache`, ...extra,
+  '--cache-dir', `s3://${bucket}/cache`, '--fid-samples', '150', ...extra,
 ];
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 

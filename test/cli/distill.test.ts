@@ -14,7 +14,7 @@ import { PNG } from 'pngjs';
 const root = mkdtempSync(join(tmpdir(), 'get-distill-cli-'));
 const cache = join(root, 'cache');
 const run = join(root, 'run');
-const SMALL = ['--pairs', '256', '--heldout', '40', '--shard-size', '128', '--steps', '20', '--checkpoint-every', '10', '--grid-columns', '4', '--teacher-components', '3', '--teacher-rank', '8', '--cache-dir', cache];
+const SMALL = ['--fid-samples', '200', '--pairs', '256', '--heldout', '40', '--shard-size', '128', '--steps', '20', '--checkpoint-every', '10', '--grid-columns', '4', '--teacher-components', '3', '--teacher-rank', '8', '--cache-dir', cache];
 
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', timeout: 240_000 });
@@ -51,6 +51,18 @@ test('smoke run writes samples.png, report.json, shards with a manifest, checkpo
   assert.equal(card.sha256, createHash('sha256').update(readFileSync(join(run, 'model.onnx'))).digest('hex'));
   assert.equal(report.artifacts.model, 'model.onnx');
   assert.ok(report.wallSeconds.export >= 0);
+  // FID of teacher and student samples on the same 200 evaluation seeds, against the MNIST test split.
+  assert.equal(report.fid.samples, 200);
+  assert.equal(report.fid.reference, 'mnist:test');
+  assert.equal(report.fid.features, 'mnist');
+  assert.ok(report.fid.teacher.fid > 0 && report.fid.student.fid > report.fid.teacher.fid, `teacher ${report.fid.teacher.fid}, student after 20 steps ${report.fid.student.fid}`);
+  assert.equal(report.fid.studentOverTeacher, report.fid.student.fid / report.fid.teacher.fid);
+  for (const who of ['teacher', 'student']) {
+    assert.ok(report.fid[who].precision >= 0 && report.fid[who].precision <= 1 && report.fid[who].recall >= 0 && report.fid[who].recall <= 1);
+    assert.ok(report.fid[who].inceptionScore.mean >= 1 && report.fid[who].inceptionScore.mean <= 10);
+  }
+  assert.equal(JSON.parse(readFileSync(join(run, 'eval', 'teacher-samples', 'manifest.json'), 'utf8')).totalPairs, 200);
+  assert.ok(readFileSync(join(run, 'eval', 'mnist-test.npz')).length > 128 * 128 * 8);
   // Two panels of 4 columns × 10 class rows of 32×32 images at 2× scale.
   const png = PNG.sync.read(readFileSync(join(run, 'samples.png')));
   assert.ok(png.width > 2 * 4 * 64 && png.height > 10 * 64, `${png.width}×${png.height}`);
