@@ -28,13 +28,14 @@ import { runMemory } from './bench/memory.js';
 import { runOnestep } from './bench/onestep.js';
 import { runS3 } from './bench/s3.js';
 import { runServe } from './bench/serve.js';
+import { runEval } from './bench/eval.js';
 import { benchmarksMarkdown, resultsTable } from './bench/report.js';
 import { runStream } from './bench/stream.js';
 import { runTeacher } from './bench/teacher.js';
 import { type Roofline, runTrain } from './bench/train.js';
 import { type BenchContext, type Row, fmt } from './bench/util.js';
 
-const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve'] as const;
+const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve', 'eval'] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
@@ -89,6 +90,7 @@ async function main(): Promise<number> {
       else if (name === 'export') rows.push(...(await runExport(ctx)));
       else if (name === 'onestep') rows.push(...(await runOnestep(ctx)));
       else if (name === 'serve') rows.push(...(await runServe(ctx)));
+      else if (name === 'eval') rows.push(...(await runEval(ctx)));
       else rows.push(...(await runTeacher(ctx)));
     } catch (e) {
       failed = true;
