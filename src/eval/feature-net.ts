@@ -12,6 +12,7 @@
  * has full rank (FID needs its square root). The input is the GET/EDM evaluation quantisation
  * (get-reference.md §7): u8 = clip(⌊x·127.5 + 128⌋, 0, 255), then u8/255.
  */
+import { toUint8 } from '../data/png.js';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
@@ -86,12 +87,14 @@ export function buildFeatureNet(g: Graph, batch: Dim, a: FeatureNetArch = FEATUR
 }
 
 /**
- * The evaluation quantisation of images in [−1, 1]: u8 = clip(⌊x·127.5 + 128⌋, 0, 255), v = u8/255
- * (get-reference.md §7). For a dataset image x = u8/127.5 − 1 (float32) it gives u8/255 exactly.
+ * The evaluation quantisation of images in [−1, 1]: u8 as section 5 of docs/data-contracts.md
+ * (toUint8, EDM's float32 arithmetic), v = u8/255 (get-reference.md §7). For a dataset image
+ * x = u8/127.5 − 1 (float32) it gives u8/255 exactly.
  * @param x float32 [n·1·32·32]; @returns float32 of the same length in [0, 1] (written into `out`).
  */
 export function toUnitRange(x: Float32Array, out = new Float32Array(x.length)): Float32Array {
-  for (let i = 0; i < x.length; i++) out[i] = Math.min(255, Math.max(0, Math.floor(x[i] * 127.5 + 128))) / 255;
+  const u8 = toUint8(x);
+  for (let i = 0; i < x.length; i++) out[i] = u8[i] / 255;
   return out;
 }
 

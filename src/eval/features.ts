@@ -5,10 +5,11 @@
  * resize, as pytorch-fid does).
  *
  * Images enter as the samplers make them (float32 [n, C, H, W], about [−1, 1]) and are quantised the
- * way GET evaluates (get-reference.md §7): u8 = clip(⌊x·127.5 + 128⌋, 0, 255), v = u8 / 255, then mapped
+ * way GET evaluates (get-reference.md §7): u8 = clip(⌊x·127.5 + 128⌋, 0, 255) in float32 (toUint8), v = u8 / 255, then mapped
  * to the network's input range, channel-replicated (1 → 3) and bilinearly resized when it asks for it.
  */
 import onnxProto from 'onnx-proto';
+import { toUint8 } from '../data/png.js';
 import type { ImageShape } from '../edm/denoiser.js';
 import { readOnnxSignature } from '../graph/onnx-inspect.js';
 import { OrtSession } from '../graph/session.js';
@@ -185,7 +186,7 @@ export class FeatureExtractor {
 }
 
 /**
- * The evaluation's image preprocessing: EDM/GET quantisation to u8 (round half up), /255, the affine
+ * The evaluation's image preprocessing: EDM/GET quantisation to u8 (toUint8, round half up), /255, the affine
  * map to `range`, 1 → 3 channel replication, and a bilinear resize with half-pixel centres (PyTorch's
  * `F.interpolate(mode='bilinear', align_corners=False)`, which pytorch-fid uses for 299×299).
  * @param images float32 [n, C, H, W]; @returns float32 [n, to.channels, to.height, to.width].
@@ -194,11 +195,9 @@ export function preprocess(images: Float32Array, n: number, from: ImageShape, to
   const { channels: C, height: H, width: W } = from;
   const [lo, hi] = range;
   const scale = (hi - lo) / 255;
-  const q = new Float32Array(n * C * H * W);
-  for (let i = 0; i < q.length; i++) {
-    const u8 = Math.min(255, Math.max(0, Math.floor(images[i] * 127.5 + 128)));
-    q[i] = lo + u8 * scale;
-  }
+  const u8 = toUint8(images.subarray(0, n * C * H * W));
+  const q = new Float32Array(u8.length);
+  for (let i = 0; i < q.length; i++) q[i] = lo + u8[i] * scale;
   if (to.height === H && to.width === W && to.channels === C) return q;
   const out = new Float32Array(n * to.channels * to.height * to.width);
   const sy = H / to.height;

@@ -156,20 +156,8 @@ function around(dims: readonly number[], axis: number): [number, number, number]
 const normAxis = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 
 function softmax(x: RefTensor, axis: number): RefTensor {
-  const [outer, d, inner] = around(x.dims, normAxis(axis, x.dims.length));
-  const X = floats(x);
-  const out = new Float64Array(X.length);
-  for (let o = 0; o < outer; o++) {
-    for (let i = 0; i < inner; i++) {
-      const at = (j: number) => o * d * inner + j * inner + i;
-      let mx = -Infinity;
-      for (let j = 0; j < d; j++) mx = Math.max(mx, X[at(j)]);
-      let s = 0;
-      for (let j = 0; j < d; j++) s += (out[at(j)] = Math.exp(X[at(j)] - mx));
-      for (let j = 0; j < d; j++) out[at(j)] /= s;
-    }
-  }
-  return { dtype: x.dtype, dims: x.dims, data: out };
+  const ls = logSoftmax(x, axis);
+  return { dtype: x.dtype, dims: x.dims, data: Float64Array.from(ls.data as Float64Array, Math.exp) };
 }
 
 function logSoftmax(x: RefTensor, axis: number): RefTensor {
