@@ -15,93 +15,44 @@
 # `ms (mon) client mode = crc secure` for clients when auth is none, small pg num / high pg per osd.
 set -euo pipefail
 
+# shellcheck source=lib/daemons.sh source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib/daemons.sh"
+
+SERVER="s3-server"
+STATE_VAR=GET_DISTILL_S3_DIR
 STATE="${GET_DISTILL_S3_DIR:-/tmp/get-distill-s3}"
+MARKER=.get-distill-s3
 CONF="$STATE/ceph.conf"
 ENV_FILE="$STATE/env"
 LOG="$STATE/log/s3-server.log"
+TIMEOUT_VAR=GET_DISTILL_S3_START_TIMEOUT_S
 START_TIMEOUT_S="${GET_DISTILL_S3_START_TIMEOUT_S:-90}"
+POLL_S=0.3 # each poll runs the ceph CLI (a Python process): no faster on 2 cores
 # Fixed test credentials: they only open this throw-away local gateway.
 ACCESS_KEY="GETDISTILLTESTACCESS"
 SECRET_KEY="get-distill-test-secret-key-0123456789abcd"
 RGW_USER="get-distill-test"
 DAEMONS=(mon osd rgw)
+ALIVE_MATCH="$CONF"
+DAEMON_LOGS=.log # ceph's own logs (log file = log/$name.log)
 PACKAGES=(ceph-mon ceph-osd radosgw ceph-common)
+APT_FLAGS=()
+USAGE_COMMANDS="start|stop|status|env"
 
-log() { mkdir -p "$STATE/log"; echo "[s3-server $(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
-die() {
-  echo "s3-server: $*" >&2
-  local f seen_log=0
-  for f in "$LOG" "$STATE"/log/*.log; do
-    [ -f "$f" ] || continue
-    [ "$f" = "$LOG" ] && [ "$seen_log" = 1 ] && continue
-    seen_log=1
-    echo "---- tail of $f" >&2
-    tail -n 15 "$f" >&2
-  done
-  # A failed start leaves no half-started daemons behind.
-  [ "${STARTING:-0}" = 1 ] && STARTING=0 && stop_daemons
-  exit 1
-}
-
-# Is something accepting TCP connections on 127.0.0.1:$1?
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # first free port at or above $1
-  local p="$1"
-  while port_busy "$p"; do p=$((p + 1)); done
-  echo "$p"
-}
-
-pid_of() { [ -f "$STATE/run/$1.pid" ] && cat "$STATE/run/$1.pid" || true; }
-# Alive and really one of ours (a stale PID file may name a recycled PID).
-alive() {
-  local pid; pid="$(pid_of "$1")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$CONF"
-}
-
-rgw_port() { [ -f "$STATE/ports" ] && sed -n 's/^rgw=//p' "$STATE/ports" || true; }
 gateway_answers() {
-  local port; port="$(rgw_port)"
+  local port; port="$(port_of rgw)"
   [ -n "$port" ] && curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/"
 }
 healthy() { alive mon && alive osd && alive rgw && gateway_answers; }
 
-print_env() {
-  [ -f "$ENV_FILE" ] || die "no env file at $ENV_FILE: run '$0 start' first"
-  cat "$ENV_FILE"
-}
-
 install_packages() {
-  local missing=() p
+  local missing=()
   command -v ceph-mon >/dev/null || missing+=(ceph-mon)
   command -v ceph-osd >/dev/null || missing+=(ceph-osd)
   command -v radosgw >/dev/null || missing+=(radosgw)
   command -v ceph >/dev/null && command -v monmaptool >/dev/null || missing+=(ceph-common)
   command -v curl >/dev/null || missing+=(curl)
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" = 0 ] || die "missing ${missing[*]}: run 'sudo apt-get install -y ${PACKAGES[*]} curl'"
-  log "installing ${missing[*]} with apt-get"
-  local t0=$SECONDS
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -q "${missing[@]}" >>"$LOG" 2>&1; then
-    apt-get update -q >>"$LOG" 2>&1 || die "apt-get update failed"
-    apt-get install -y -q "${missing[@]}" >>"$LOG" 2>&1 || die "apt-get install ${missing[*]} failed"
-  fi
-  log "installed in $((SECONDS - t0)) s"
-}
-
-# Kill our daemons by PID (TERM, then KILL after 5 s). Never kills by name.
-stop_daemons() {
-  local d pid i
-  for d in rgw osd mon; do
-    if alive "$d"; then
-      pid="$(pid_of "$d")"
-      kill "$pid" 2>/dev/null || true
-      for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$STATE/run/$d.pid"
-  done
+  apt_install ${missing[@]+"${missing[@]}"}
 }
 
 ceph_cli() { timeout 20 ceph -c "$CONF" "$@"; }
@@ -149,39 +100,11 @@ ms client mode = crc secure
 EOF
 }
 
-# Start "$@" detached (own session, survives this script), PID into run/$name.pid.
-spawn() {
-  local name="$1"; shift
-  setsid nohup "$@" </dev/null >>"$STATE/log/$name.out" 2>&1 &
-  echo $! >"$STATE/run/$name.pid"
-}
-
-wait_for() { # wait_for DESCRIPTION DAEMON COMMAND...: poll until COMMAND succeeds
-  local what="$1" daemon="$2"; shift 2
-  while ! "$@" >/dev/null 2>&1; do
-    alive "$daemon" || die "$what: the $daemon daemon exited"
-    [ $((SECONDS - T0)) -lt "$START_TIMEOUT_S" ] || die "$what: not ready after ${START_TIMEOUT_S} s"
-    sleep 0.3
-  done
-}
-
 osd_up() { ceph_cli osd dump 2>/dev/null | grep -q '^osd\.0 up'; }
 
 start() {
   if healthy; then print_env; return 0; fi
-  mkdir -p "$STATE/log"
-  install_packages
-  T0=$SECONDS
-  STARTING=1
-  # Anything left from an earlier or crashed run: stop it and start over (memstore kept nothing).
-  stop_daemons
-  # Wipe only a folder this script made (GET_DISTILL_S3_DIR could point anywhere).
-  if [ -d "$STATE" ] && [ ! -f "$STATE/.get-distill-s3" ] && [ -n "$(ls -A "$STATE" | grep -vx log)" ]; then
-    die "$STATE is not empty and was not made by this script; set GET_DISTILL_S3_DIR to an empty or new folder"
-  fi
-  find "$STATE" -mindepth 1 -maxdepth 1 ! -name log -exec rm -rf {} +
-  find "$STATE/log" -mindepth 1 ! -name s3-server.log -delete
-  touch "$STATE/.get-distill-s3"
+  begin_cold_start # memstore kept nothing: anything left of an earlier run is stopped and wiped
   mkdir -p "$STATE/mon/a" "$STATE/osd/0" "$STATE/rgw" "$STATE/run" "$STATE/log"
   local fsid mon2 mon1 rgw osd_uuid
   fsid="$(uuidgen)"; osd_uuid="$(uuidgen)"
@@ -215,15 +138,12 @@ start() {
   timeout 30 radosgw-admin -c "$CONF" user create --uid="$RGW_USER" --display-name="get-distill tests" \
     --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >/dev/null 2>>"$LOG" ||
     die "radosgw-admin user create failed"
-  cat >"$ENV_FILE" <<EOF
+  end_cold_start "gateway ready at http://127.0.0.1:$rgw after $((SECONDS - T0)) s" <<EOF
 AWS_ACCESS_KEY_ID=$ACCESS_KEY
 AWS_SECRET_ACCESS_KEY=$SECRET_KEY
 AWS_REGION=us-east-1
 GET_DISTILL_S3_ENDPOINT=http://127.0.0.1:$rgw
 EOF
-  STARTING=0
-  log "gateway ready at http://127.0.0.1:$rgw after $((SECONDS - T0)) s"
-  print_env
 }
 
 status() {
@@ -231,21 +151,13 @@ status() {
     local rss=0 d pid
     for d in "${DAEMONS[@]}"; do
       pid="$(pid_of "$d")"
-      rss=$((rss + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")))
+      rss=$((rss + $(rss_kib "$pid")))
     done
-    echo "s3-server: up at http://127.0.0.1:$(rgw_port) (mon $(pid_of mon), osd $(pid_of osd), rgw $(pid_of rgw); RSS $((rss / 1024)) MiB)"
+    echo "s3-server: up at http://127.0.0.1:$(port_of rgw) (mon $(pid_of mon), osd $(pid_of osd), rgw $(pid_of rgw); RSS $((rss / 1024)) MiB)"
   else
-    local d state=""
-    for d in "${DAEMONS[@]}"; do alive "$d" && state+=" $d:up" || state+=" $d:down"; done
-    echo "s3-server: not serving ($STATE;$state)"
+    echo "s3-server: not serving ($STATE;$(daemon_states))"
     return 1
   fi
 }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop_daemons; rm -f "$ENV_FILE"; echo "s3-server: stopped" ;;
-  status) status ;;
-  env) print_env ;;
-  *) echo "usage: $0 start|stop|status|env   (state: $STATE)" >&2; exit 2 ;;
-esac
+daemon_main "$@"
