@@ -1,0 +1,59 @@
+/**
+ * The contract between the stage services' job machinery (src/jobs: service mode with /v1/jobs, job
+ * mode for Kubernetes Jobs, exit codes, metrics) and the stages it runs (datagen, train, export;
+ * src/jobs/stages/*). A stage job wraps the SAME stage function the local executor
+ * (src/stages/pipeline.ts) calls; it only maps a validated spec onto it.
+ */
+import type { Registry } from 'prom-client';
+import type { z } from 'zod';
+import type { Logger } from '../service/logging.js';
+
+/** The stages that run as services/jobs. */
+export type StageKind = 'datagen' | 'train' | 'export';
+
+/** Job states (service mode's `GET /v1/jobs/{id}` and the `get_job_state` gauge). */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/**
+ * Exit codes of job mode, what a Kubernetes Job's podFailurePolicy keys on:
+ * 0 succeeded; 2 permanent (bad spec, corrupt input, missing teacher/dataset: retrying cannot help);
+ * 75 retryable (EX_TEMPFAIL: store unreachable, SIGTERM/preemption after a checkpoint).
+ */
+export const EXIT_OK = 0;
+export const EXIT_PERMANENT = 2;
+export const EXIT_RETRYABLE = 75;
+
+/** What a stage sees while it runs. */
+export interface JobContext {
+  /** Aborted on DELETE /v1/jobs/{id} or SIGTERM: stop at the next safe point (training: checkpoint). */
+  readonly signal: AbortSignal;
+  /** Progress for GET /v1/jobs/{id} (merged into the job's progress object; numbers and strings). */
+  progress(p: Readonly<Record<string, number | string>>): void;
+  readonly log: Logger;
+  /** The process registry: a stage registers its gauges here once (see StageJob.metrics). */
+  readonly registry: Registry;
+  /** Kubernetes Indexed Job: JOB_COMPLETION_INDEX, when set (datagen maps it to a seed range). */
+  readonly completionIndex?: number;
+}
+
+/** A finished (or stopped) stage run. */
+export interface JobOutcome {
+  /** Artifact URIs by name, e.g. `{ manifest: 's3://b/run/pairs/manifest.json' }`. */
+  readonly artifacts: Readonly<Record<string, string>>;
+  /** True when the signal stopped it at a safe point before the end (state cancelled, or exit 75). */
+  readonly interrupted: boolean;
+  /** Stage-specific facts for the job record (pairs generated, final step, loss …). */
+  readonly summary?: Readonly<Record<string, unknown>>;
+}
+
+/** One stage as a job: its spec schema (strict: unknown fields are errors) and how to run it. */
+export interface StageJob<Spec> {
+  readonly kind: StageKind;
+  readonly schema: z.ZodType<Spec>;
+  /**
+   * Runs the stage once. Resolves `{interrupted: true}` when `ctx.signal` stopped it at a safe point.
+   * @throws UsageError for permanent problems (named field or URI), StoreError for storage ones
+   *   (classified by src/jobs/errors.ts).
+   */
+  run(spec: Spec, ctx: JobContext): Promise<JobOutcome>;
+}
