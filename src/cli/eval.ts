@@ -4,7 +4,8 @@
  * to a Pushgateway when one is configured.
  */
 import { Command, Option } from 'commander';
-import { EVAL_SEED_START, evalStage, type EvalOptions } from '../stages/eval.js';
+import { createLogger } from '../service/logging.js';
+import { EVAL_SEED_START, evalStage, type EvalOptions, saveEvalOutputs } from '../stages/eval.js';
 import { EvalMetrics, parsePushgatewayUrl, pushgatewayFromEnv } from '../eval/metrics.js';
 import { EMBEDDED_FEATURE_NETS } from '../eval/feature-net.js';
 import { UsageError } from '../util/errors.js';
@@ -22,7 +23,11 @@ const range = (flag: string) => (v: string): [number, number] => {
 };
 
 /** A model / reference spec: a dataset split, `teacher`, or a location. */
-const spec = (flag: string) => (v: string): string => (/^(mnist|fashion-mnist):(train|test)$/.test(v) || v === 'teacher' ? v : location(flag)(v));
+const spec = (flag: string) => (v: string): string => {
+  if (/^(mnist|fashion-mnist):(train|test)$/.test(v) || v === 'teacher') return v;
+  if (/^(mnist|fashion-mnist):/i.test(v)) throw new UsageError(`${flag} ${v}: unknown dataset split; use mnist:train, mnist:test, fashion-mnist:train or fashion-mnist:test`);
+  return location(flag)(v);
+};
 
 /** A Pushgateway URL (http/https; the error never echoes credentials), or blank for none. */
 const url = (flag: string) => (v: string): string => {
@@ -41,16 +46,16 @@ export function evalCommand(): Command {
     .addOption(new Option('--samples <n>', 'samples to draw (seeded models use seeds --seed-start … + n − 1)').argParser(int('--samples', 2, 1_000_000)).default(10_000))
     .addOption(new Option('--seed-start <n>', 'first seed of seeded models (noise, label and z₀ per the seed contract)').argParser(int('--seed-start', 0, 2 ** 31 - 1)).default(EVAL_SEED_START))
     .optionsGroup('Feature network:')
-    .addOption(new Option('--features <net>', `embedded classifier (${EMBEDDED_FEATURE_NETS.join(', ')}) or the URI of an ONNX image network`).argParser(spec('--features')).default('mnist'))
+    .addOption(new Option('--features <net>', `embedded classifier (${EMBEDDED_FEATURE_NETS.join(', ')}) or the URI of an ONNX image network (default: the one of --dataset)`).argParser(spec('--features')).default('mnist'))
     .addOption(new Option('--layer <name>', 'with an ONNX URI: the graph value whose activations are the features (e.g. an Inception-v3 pool3 output)'))
     .addOption(new Option('--logits-layer <name>', 'with an ONNX URI: the graph value holding class logits (for the Inception Score)'))
     .addOption(new Option('--input-range <lo,hi>', 'with an ONNX URI: the value range its input expects (images are quantised to u8, then mapped here)').argParser(range('--input-range')))
     .optionsGroup('Reference:')
-    .addOption(new Option('--reference <spec>', 'reference statistics: an .npz of mu and sigma (pytorch-fid layout), a split such as mnist:test, a pair folder or a model').argParser(spec('--reference')).default('mnist:test'))
+    .addOption(new Option('--reference <spec>', 'reference statistics: an .npz of mu and sigma (pytorch-fid layout), a split such as mnist:test, a pair folder or a model (default: the test split of --dataset)').argParser(spec('--reference')).default('mnist:test'))
     .addOption(new Option('--reference-samples <n>', 'images of a computed reference (default: all of a split or pair folder, else --samples)').argParser(int('--reference-samples', 2, 1_000_000)))
     .addOption(new Option('--save-reference <uri>', 'write the reference statistics here as .npz (mu, sigma float64)').argParser(location('--save-reference')))
     .optionsGroup('Teacher (for --model teacher or an ONNX teacher):')
-    .addOption(new Option('--dataset <name>', 'dataset the embedded teacher is fitted to').choices(['mnist', 'fashion-mnist']).default('mnist'))
+    .addOption(new Option('--dataset <name>', 'dataset of the embedded teacher; also picks the default --features and --reference').choices(['mnist', 'fashion-mnist']).default('mnist'))
     .addOption(new Option('--teacher-components <k>', 'mixture components per class').argParser(int('--teacher-components', 1, 1000)).default(10))
     .addOption(new Option('--teacher-rank <r>', 'factors per mixture component').argParser(int('--teacher-rank', 1, 1024)).default(32))
     .addOption(new Option('--sampler-steps <n>', 'Heun steps (NFE = 2n − 1)').argParser(int('--sampler-steps', 2, 1000)).default(18))
@@ -60,8 +65,8 @@ export function evalCommand(): Command {
     .addOption(new Option('--k <n>', 'nearest neighbours of the precision/recall manifolds').argParser(int('--k', 1, 100)).default(3))
     .addOption(new Option('--batch <n>', 'images per feature-network run').argParser(int('--batch', 1, 4096)).default(128))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(int('--threads', 1, 256)))
-    .addOption(new Option('--out <uri>', 'write the report (JSON) here').argParser(location('--out')))
-    .addOption(new Option('--pushgateway <url>', 'push progress and results to this Prometheus Pushgateway').env('GET_DISTILL_PUSHGATEWAY_URL').argParser(url('--pushgateway')))
+    .addOption(new Option('--out <uri>', 'write the report (JSON) here (a file or object name; an existing one is replaced)').argParser(location('--out')))
+    .addOption(new Option('--pushgateway <url>', 'push progress and results to this Prometheus Pushgateway').env('GET_DISTILL_PUSHGATEWAY_URL').argParser(url('--pushgateway (or GET_DISTILL_PUSHGATEWAY_URL)')))
     .addOption(new Option('--metrics-port <port>', 'serve /metrics on this port while running (0: any free port)').argParser(int('--metrics-port', 0, 65535)))
     .addOption(new Option('--metrics-host <host>', 'address for --metrics-port').default('127.0.0.1'))
     .addHelpText('after', `
@@ -74,18 +79,32 @@ Examples:
 Metrics (Prometheus): get_eval_fid{model,reference,features}, get_eval_inception_score, get_eval_precision,
 get_eval_recall, get_eval_samples_per_second, get_eval_duration_seconds, progress gauges (docs/monitoring.md).
 Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it).`)
-    .action(async (opts: Opts) => {
+    .action(async (opts: Opts, command: Command) => {
       const { pushgateway, metricsPort, metricsHost, ...o } = opts;
-      const metrics = new EvalMetrics({ model: o.model, reference: o.reference, features: o.features, pushgateway: pushgateway ?? pushgatewayFromEnv() });
+      // The embedded teacher's dataset picks the feature network and reference unless they are given.
+      const given = (k: string) => command.getOptionValueSource(k) === 'cli';
+      if (!given('features')) o.features = o.dataset;
+      if (!given('reference')) o.reference = `${o.dataset}:test`;
+      const modelLabel = o.model === 'teacher' ? `teacher:mixture-${o.dataset}-K${o.teacherComponents}-r${o.teacherRank}-nfe${2 * o.samplerSteps - 1}` : o.model;
+      const metrics = new EvalMetrics({
+        model: modelLabel, reference: o.reference, features: o.features, pushgateway: pushgateway ?? pushgatewayFromEnv(),
+        logger: createLogger('eval', 'info', { stderr: true }), // stdout carries the result only
+      });
       if (metricsPort !== undefined) {
         const addr = await metrics.serve(metricsPort, metricsHost);
         process.stderr.write(`metrics on ${addr}/metrics\n`);
       }
+      // Ctrl-C / SIGTERM: the gateway must not keep showing "running".
+      const onSignal = (sig: NodeJS.Signals) => {
+        process.stderr.write(`get-distill: ${sig}: evaluation stopped, nothing written\n`);
+        void metrics.fail().finally(() => process.exit(130));
+      };
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
       const progress = new Progress();
       try {
         await metrics.start();
-        const r = await evalStage(o, { progress, metrics });
-        await metrics.succeed(r);
+        const result = await evalStage(o, { progress, metrics });
+        const r = result.report;
         const s = r.scores;
         const f = (v: number | null, d = 4) => (v === null ? 'n/a' : v.toFixed(d));
         process.stdout.write([
@@ -96,13 +115,17 @@ Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it)
           `IS          ${s.inceptionScore ? `${s.inceptionScore.mean.toFixed(4)} ± ${s.inceptionScore.std.toFixed(4)} (${s.inceptionScore.splits} splits)` : 'n/a (no logits layer)'}`,
           `precision   ${f(s.precision)}   recall ${f(s.recall)}${s.k ? ` (k = ${s.k})` : ' (needs the reference\'s features, not an .npz)'}`,
           `speed       ${r.samplesPerSecond.toFixed(1)} samples/s, ${r.wallSeconds.toFixed(1)} s in all`,
-          ...(o.out ? [`report      ${o.out}`] : []),
           '',
         ].join('\n'));
+        await saveEvalOutputs(o, result); // after printing: a failing write does not lose the scores
+        if (o.saveReference) process.stdout.write(`reference statistics saved to ${o.saveReference}\n`);
+        if (o.out) process.stdout.write(`report      ${o.out}\n`);
+        await metrics.succeed(r);
       } catch (e) {
         await metrics.fail();
         throw e;
       } finally {
+        process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
         await metrics.close();
       }
     });

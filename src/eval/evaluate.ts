@@ -91,7 +91,8 @@ export async function scoreFeatures(id: string, set: FeatureSet, ref: Reference,
   const fd = await frechetDistance(stats, ref.stats);
   const t1 = performance.now();
   const splits = o.splits ?? 10;
-  const is = set.logits && set.n >= splits ? inceptionScore(set.logits, set.n, set.classes, splits) : null;
+  if (set.logits && set.n < 2 * splits) throw new UsageError(`--splits ${splits} needs at least ${2 * splits} samples (two per split) for the Inception Score, ${id} has ${set.n}; lower --splits or raise --samples`);
+  const is = set.logits ? inceptionScore(set.logits, set.n, set.classes, splits) : null;
   const k = o.k ?? 3;
   let pr: { precision: number; recall: number } | null = null;
   if (ref.features && set.n > k && ref.features.n > k) {
@@ -102,7 +103,8 @@ export async function scoreFeatures(id: string, set: FeatureSet, ref: Reference,
   }
   const t2 = performance.now();
   return {
-    fid: fd.fid, fidOffsetApplied: fd.offsetApplied,
+    fid: Math.max(0, fd.fid), // identical statistics can give −1e-12 from round-off
+    fidOffsetApplied: fd.offsetApplied,
     inceptionScore: is ? { mean: is.mean, std: is.std, splits } : null,
     precision: pr?.precision ?? null, recall: pr?.recall ?? null, k: pr ? k : null,
     seconds: { fid: (t1 - t0) / 1000, precisionRecall: (t2 - t1) / 1000 },

@@ -53,11 +53,10 @@ export interface FeatureNetOptions {
  */
 export async function resolveFeatureNet(o: FeatureNetOptions): Promise<FeatureNetSpec> {
   if ((EMBEDDED_FEATURE_NETS as readonly string[]).includes(o.features)) {
-    if (o.layer || o.logitsLayer) throw new UsageError(`--layer / --logits-layer apply to an ONNX network given by URI, not to the embedded --features ${o.features}`);
+    if (o.layer || o.logitsLayer || o.range) throw new UsageError(`--layer / --logits-layer / --input-range apply to an ONNX network given by URI, not to the embedded --features ${o.features}`);
     const net = await embeddedFeatureNet(o.features as (typeof EMBEDDED_FEATURE_NETS)[number]);
     return { id: o.features, onnx: net.onnx, featuresOutput: net.card.outputs.features.name, logitsOutput: net.card.outputs.logits.name, range: [0, 1] };
   }
-  if (!o.layer) throw new UsageError(`--features ${o.features}: give --layer <name> (the graph value to take features from), or use an embedded network: ${EMBEDDED_FEATURE_NETS.join(', ')}`);
   let bytes: Uint8Array;
   try {
     bytes = await storeFor(parentUri(o.features)).get(o.features);
@@ -65,6 +64,7 @@ export async function resolveFeatureNet(o: FeatureNetOptions): Promise<FeatureNe
     if (e instanceof StoreError && e.code === 'NotFound') throw new UsageError(`--features ${o.features}: no such file or object (give ${EMBEDDED_FEATURE_NETS.join(', ')} or the URI of an ONNX network)`);
     throw e;
   }
+  if (!o.layer) throw new UsageError(`--features ${o.features}: give --layer <name> (the graph value to take features from), or use an embedded network: ${EMBEDDED_FEATURE_NETS.join(', ')}`);
   const exposed = exposeLayers(bytes, o.features, [o.layer, ...(o.logitsLayer ? [o.logitsLayer] : [])]);
   return {
     id: `${o.features}#${o.layer}`, onnx: exposed, featuresOutput: o.layer,
@@ -91,7 +91,7 @@ export function exposeLayers(bytes: Uint8Array, source: string, layers: readonly
   for (const layer of layers) {
     if (outputs.has(layer)) continue;
     if (!values.has(layer)) {
-      const some = [...outputs, ...[...values].slice(-8)].slice(0, 12);
+      const some = [...new Set([...outputs, ...[...values].slice(-8)])].slice(0, 12);
       throw new UsageError(`--features ${source}: no layer named '${layer}' in the graph; outputs and some layers: ${some.join(', ')}`);
     }
     g.output = [...(g.output ?? []), onnx.ValueInfoProto.create({ name: layer })];

@@ -69,7 +69,7 @@ export interface PushgatewayTarget {
  * @throws UsageError naming the problem and the expected form.
  */
 export function parsePushgatewayUrl(raw: string, source = PUSHGATEWAY_URL_ENV): PushgatewayTarget {
-  const shown = JSON.stringify(withoutUserinfo(raw));
+  const shown = JSON.stringify(withoutUserinfo(raw).replace(/[?#].*$/, '')); // a query may hold a token
   const fix = 'expected e.g. http://pushgateway:9091';
   let u: URL;
   try {
@@ -200,9 +200,10 @@ export class EvalMetrics {
       const target = parsePushgatewayUrl(raw.trim(), o.pushgateway === undefined ? PUSHGATEWAY_URL_ENV : 'pushgateway');
       this.pushTarget = target.display;
       const u = new URL(target.url);
-      for (const part of [u.username, u.password]) {
-        if (part) this.secrets.push(part, decodeURIComponent(part));
-      }
+      // The password is the secret; a username alone only when it looks like a token (a short user
+      // name such as "e" would otherwise mask every "e" of every logged message).
+      const secret = u.password || (u.username.length >= 8 ? u.username : '');
+      if (secret) this.secrets.push(secret, decodeURIComponent(secret));
       this.gateway = new Pushgateway(target.url, { timeout: o.pushTimeoutMs ?? 5000 }, this.registry);
     }
 

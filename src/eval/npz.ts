@@ -10,6 +10,7 @@
  * does (including its 21-digit growth padding after the dict); we read v1.0–3.0, dtypes `<f8` and `<f4`.
  * The zip is written uncompressed (like `np.savez`); deflated members (`np.savez_compressed`) are read too.
  */
+import { crc32 } from 'node:zlib';
 import { strToU8, unzipSync, zipSync } from 'fflate';
 import { UsageError } from '../util/errors.js';
 import type { FidStats } from './fid.js';
@@ -119,11 +120,44 @@ export function decodeNpz(bytes: Uint8Array, source: string): Record<string, Npy
   } catch (e) {
     throw new UsageError(`${source}: not a readable .npz (zip) archive (${(e as Error).message}); write it with numpy.savez`);
   }
+  // fflate does not check CRC-32s; NumPy (zipfile) does, so a flipped byte must not pass here either.
+  const crcs = centralCrcs(bytes);
+  for (const [name, data] of Object.entries(files)) {
+    const want = crcs.get(name);
+    if (want !== undefined && crc32(data) !== want) throw new UsageError(`${source}: member ${name} fails its CRC-32 check (the file is corrupt); recompute it with --save-reference or numpy.savez`);
+  }
   const out: Record<string, NpyArray> = {};
   for (const [name, data] of Object.entries(files)) {
     if (name.endsWith('.npy')) out[name.slice(0, -4)] = decodeNpy(data, `${source}:${name}`);
   }
   if (Object.keys(out).length === 0) throw new UsageError(`${source}: the .npz archive holds no .npy arrays`);
+  return out;
+}
+
+/**
+ * Member name → CRC-32 from the zip's central directory (PKWARE APPNOTE 4.3.12: signature 0x02014b50,
+ * CRC at +16, name length at +28, extra at +30, comment at +32, name at +46). Empty when there is
+ * no end-of-central-directory record (unzipSync has rejected such bytes already).
+ */
+function centralCrcs(bytes: Uint8Array): Map<string, number> {
+  const out = new Map<string, number>();
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let eocd = -1;
+  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65_535); i--) {
+    if (v.getUint32(i, true) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) return out;
+  const count = v.getUint16(eocd + 10, true);
+  let at = v.getUint32(eocd + 16, true);
+  for (let k = 0; k < count && at + 46 <= bytes.length && v.getUint32(at, true) === 0x02014b50; k++) {
+    const nameLen = v.getUint16(at + 28, true);
+    const name = new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLen));
+    out.set(name, v.getUint32(at + 16, true));
+    at += 46 + nameLen + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
+  }
   return out;
 }
 

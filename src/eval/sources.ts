@@ -112,7 +112,7 @@ async function datasetSource(name: DatasetName, split: DatasetSplit): Promise<Im
   return {
     id: `${name}:${split}`, kind: 'dataset', shape, available: d.n, details: { dataset: name, split, images: d.n },
     async *images(n, batch) {
-      if (n > d.n) throw new UsageError(`${name}:${split} holds ${d.n} images, ${n} were asked for; lower --samples`);
+      if (n > d.n) throw new UsageError(`${name}:${split} holds ${d.n} images, ${n} were asked for; ask for ${d.n} or fewer`);
       for (let i = 0; i < n; i += batch) yield d.images.subarray(i * P, Math.min(n, i + batch) * P);
     },
     async close() {},
@@ -127,7 +127,7 @@ async function pairsSource(dir: string): Promise<ImageSource> {
     id: dir, kind: 'pairs', shape: m.imageShape, available: m.totalPairs,
     details: { pairs: m.totalPairs, teacher: m.teacher, sampler: m.sampler, seeds: [m.shards[0]?.seedStart, m.shards.at(-1)?.seedEnd] },
     async *images(n, batch) {
-      if (n > m.totalPairs) throw new UsageError(`${dir} holds ${m.totalPairs} pairs, ${n} were asked for; lower --samples`);
+      if (n > m.totalPairs) throw new UsageError(`${dir} holds ${m.totalPairs} pairs, ${n} were asked for; ask for ${m.totalPairs} or fewer`);
       let left = n;
       for (const e of m.shards) {
         if (left <= 0) break;

@@ -80,35 +80,67 @@ async function featuresOf(source: ImageSource, n: number, net: FeatureExtractor,
 }
 
 /**
- * Runs one evaluation.
+ * Checks, before any work, that `uri` can receive an object: not a folder name (trailing `/`), not an
+ * existing folder or prefix, and its bucket exists and is readable.
+ * @throws UsageError naming `flag`.
+ */
+export async function checkObjectTarget(uri: string, flag: string): Promise<void> {
+  if (uri.endsWith('/')) throw new UsageError(`${flag} ${uri} names a folder; give a file or object name such as ${uri}eval.json`);
+  const parent = parentUri(uri);
+  const store = storeFor(parent);
+  try {
+    await store.list(parent.endsWith('/') ? parent : `${parent}/`, { limit: 1 });
+    await store.head(uri);
+    if ((await store.list(`${uri}/`, { limit: 1 })).length > 0) throw new UsageError(`${flag} ${uri} is a folder (or prefix); give a file or object name inside it`);
+  } catch (e) {
+    if (e instanceof StoreError) throw new UsageError(`${flag} ${e.message}`);
+    throw e;
+  }
+}
+
+/** What {@link evalStage} computed: the report and the reference statistics used. */
+export interface EvalResult {
+  readonly report: EvalReport;
+  readonly reference: Reference;
+}
+
+/**
+ * Runs one evaluation (nothing is written: see {@link saveEvalOutputs}).
  * @throws UsageError (exit 2) for bad specs, a reference of another dimension, non-finite features,
  *   too few samples for a covariance, a layer that does not exist.
  */
-export async function evalStage(o: EvalOptions, x: { progress?: Progress; metrics?: EvalMetrics } = {}): Promise<EvalReport> {
+export async function evalStage(o: EvalOptions, x: { progress?: Progress; metrics?: EvalMetrics } = {}): Promise<EvalResult> {
   const t0 = performance.now();
   const progress = x.progress ?? new Progress();
+  if (o.out) await checkObjectTarget(o.out, '--out');
+  if (o.saveReference) await checkObjectTarget(o.saveReference, '--save-reference');
   const spec = await resolveFeatureNet({ features: o.features, layer: o.layer, logitsLayer: o.logitsLayer, range: o.inputRange });
   const source = await openSource(o.model, '--model', o);
   let net: FeatureExtractor | null = null;
   try {
+    if (source.available !== null && o.samples > source.available) throw new UsageError(`--samples ${o.samples}: ${source.id} holds ${source.available} images; give --samples ${source.available} or fewer`);
     net = await FeatureExtractor.create(spec, source.shape, o.threads);
+    const tooFew = (flag: string, n: number) => new UsageError(`${flag} ${n}: ${n} samples of dimension ${net!.dim} give a singular covariance; give more than ${net!.dim} (FID needs a full-rank covariance)`);
+    if (o.samples <= net.dim) throw tooFew('--samples', o.samples);
+    if (net.classes > 0 && o.samples < 2 * o.splits) throw new UsageError(`--splits ${o.splits} needs at least ${2 * o.splits} samples (two per split) for the Inception Score; lower --splits or raise --samples`);
     let ref: Reference;
     let refSamples: number | null = null;
     if (isNpz(o.reference)) {
       ref = await readReferenceNpz(o.reference);
+      if (ref.stats.mu.length !== net.dim) {
+        throw new UsageError(`--reference ${o.reference} has dimension ${ref.stats.mu.length}, the features of ${spec.id} have ${net.dim}; compute the reference with the same feature network and layer`);
+      }
     } else {
       const refSource = await openSource(o.reference, '--reference', o);
       try {
         refSamples = o.referenceSamples ?? refSource.available ?? o.samples;
+        if (refSource.available !== null && refSamples > refSource.available) throw new UsageError(`--reference-samples ${refSamples}: ${refSource.id} holds ${refSource.available} images; give ${refSource.available} or fewer`);
+        if (refSamples <= net.dim) throw tooFew('--reference-samples', refSamples);
         ref = await referenceFromFeatures(refSource.id, await featuresOf(refSource, refSamples, net, 'reference', { ...o, progress, metrics: x.metrics }));
       } finally {
         await refSource.close();
       }
     }
-    if (ref.stats.mu.length !== net.dim) {
-      throw new UsageError(`--reference ${o.reference} has dimension ${ref.stats.mu.length}, the features of ${spec.id} have ${net.dim}; compute the reference with the same feature network and layer`);
-    }
-    if (o.saveReference) await storeFor(parentUri(o.saveReference)).put(o.saveReference, encodeFidStats(ref.stats));
     const set = await featuresOf(source, o.samples, net, 'sample', { ...o, progress, metrics: x.metrics });
     progress.note('computing FID, IS, precision/recall …');
     const scores = await scoreFeatures(source.id, set, ref, { splits: o.splits, k: o.k });
@@ -122,12 +154,17 @@ export async function evalStage(o: EvalOptions, x: { progress?: Progress; metric
       samplesPerSecond: set.imagesPerSecond,
       wallSeconds: (performance.now() - t0) / 1000,
     };
-    if (o.out) await storeFor(parentUri(o.out)).put(o.out, new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`));
-    return report;
+    return { report, reference: ref };
   } finally {
     await net?.close();
     await source.close();
   }
+}
+
+/** Writes eval.json (`o.out`) and the reference statistics (`o.saveReference`) when asked for. */
+export async function saveEvalOutputs(o: Pick<EvalOptions, 'out' | 'saveReference'>, r: EvalResult): Promise<void> {
+  if (o.saveReference) await storeFor(parentUri(o.saveReference)).put(o.saveReference, encodeFidStats(r.reference.stats));
+  if (o.out) await storeFor(parentUri(o.out)).put(o.out, new TextEncoder().encode(`${JSON.stringify(r.report, null, 2)}\n`));
 }
 
 /** The teacher-vs-student comparison `npm run distill` reports (report.json `fid`). */

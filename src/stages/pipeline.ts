@@ -278,13 +278,13 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
         const fidBar = progress.bar(`FID teacher samples (${heunNfe(o.samplerSteps)} NFE)`, 'pairs');
         const fidSeeds = { start: EVAL_SEED_START, end: EVAL_SEED_START + o.fidSamples };
         const evalPairs = await timed('fid_teacher_samples', () => datagenStage({
-          teacher: teacher.denoiser, dataset: o.dataset, seeds: fidSeeds, shardSize: o.shardSize, store, outDir: at('eval/teacher-samples'),
+          teacher: teacher.denoiser, dataset: o.dataset, seeds: fidSeeds, shardSize: o.shardSize, store, outDir: at(`eval/teacher-${o.fidSamples}`),
           samplerSteps: o.samplerSteps, onProgress: (d, n) => fidBar.update(d, n), onRegenerate, shouldStop: () => stop !== null,
         }));
         fidBar.stop();
         if (evalPairs.interrupted) throw new Interrupted(`${stop} while sampling the teacher for FID: finished shards are kept; continue with --resume`);
         fid = await timed('fid', () => compareTeacherStudent({
-          teacherPairs: at('eval/teacher-samples'), studentModel: exported.modelUri, dataset: o.dataset, samples: o.fidSamples,
+          teacherPairs: at(`eval/teacher-${o.fidSamples}`), studentModel: exported.modelUri, dataset: o.dataset, samples: o.fidSamples,
           seedStart: EVAL_SEED_START, saveReference: at(`eval/${o.dataset}-test.npz`), threads: o.threads, progress,
         }));
       }

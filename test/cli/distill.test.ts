@@ -61,7 +61,7 @@ test('smoke run writes samples.png, report.json, shards with a manifest, checkpo
     assert.ok(report.fid[who].precision >= 0 && report.fid[who].precision <= 1 && report.fid[who].recall >= 0 && report.fid[who].recall <= 1);
     assert.ok(report.fid[who].inceptionScore.mean >= 1 && report.fid[who].inceptionScore.mean <= 10);
   }
-  assert.equal(JSON.parse(readFileSync(join(run, 'eval', 'teacher-samples', 'manifest.json'), 'utf8')).totalPairs, 200);
+  assert.equal(JSON.parse(readFileSync(join(run, 'eval', 'teacher-200', 'manifest.json'), 'utf8')).totalPairs, 200);
   assert.ok(readFileSync(join(run, 'eval', 'mnist-test.npz')).length > 128 * 128 * 8);
   // Two panels of 4 columns × 10 class rows of 32×32 images at 2× scale.
   const png = PNG.sync.read(readFileSync(join(run, 'samples.png')));

@@ -99,14 +99,19 @@ test('bad input: exit 2 with one line naming the problem', () => {
   const wrongDim = join(root, 'dim3.npz');
   writeFileSync(wrongDim, encodeFidStats({ mu: new Float64Array(3), sigma: new Float64Array([1, 0, 0, 0, 1, 0, 0, 0, 1]) }));
   expectUsage(['--model', 'mnist:train', '--samples', '200', '--reference', wrongDim], /dimension 3, the features of mnist have 128/);
-  expectUsage(['--model', 'mnist:train', '--samples', '100', '--reference', 'mnist:test', '--reference-samples', '500'], /100 samples of dimension 128 give a singular covariance/);
+  expectUsage(['--model', 'mnist:train', '--samples', '100', '--reference', 'mnist:test', '--reference-samples', '500'], /--samples 100: 100 samples of dimension 128 give a singular covariance/);
   expectUsage(['--model', 'mnist:train', '--samples', '200', '--features', 'nope.onnx', '--layer', 'x'], /--features nope.onnx: no such file/);
   expectUsage(['--model', 'mnist:train', '--samples', '200', '--features', join(root, 'model.onnx')], /give --layer/);
   expectUsage(['--model', 'mnist:train', '--samples', '200', '--features', join(root, 'model.onnx'), '--layer', 'no_such_layer'], /no layer named 'no_such_layer'/);
-  expectUsage(['--model', 'mnist:val'], /--model mnist:val: has the scheme "mnist:" but no '\/\/'/);
-  expectUsage(['--model', 'mnist:train', '--samples', '70000'], /holds 60000 images, 70000 were asked for/);
+  expectUsage(['--model', 'mnist:val'], /--model mnist:val: unknown dataset split; use mnist:train, mnist:test/);
+  expectUsage(['--model', 'mnist:train', '--samples', '70000'], /--samples 70000: mnist:train holds 60000 images/);
+  expectUsage(['--model', 'mnist:train', '--samples', '200', '--reference-samples', '20000'], /--reference-samples 20000: mnist:test holds 10000 images/);
   expectUsage(['--model', 'mnist:train', '--input-range', '1,0'], /--input-range must be two numbers lo,hi with lo < hi/);
-  expectUsage(['--model', 'mnist:train', '--pushgateway', 'ftp://x'], /--pushgateway: "ftp:\/\/x" uses ftp/);
+  expectUsage(['--model', 'mnist:train', '--pushgateway', 'ftp://x?token=SECRET'], /--pushgateway \(or GET_DISTILL_PUSHGATEWAY_URL\): "ftp:\/\/x" uses ftp/);
+  expectUsage(['--model', 'mnist:train', '--samples', '300', '--splits', '200'], /--splits 200 needs at least 400 samples/);
+  expectUsage(['--model', 'mnist:train', '--samples', '300', '--out', root], /--out .* is a folder/);
+  expectUsage(['--model', 'mnist:train', '--samples', '300', '--out', `${root}/reports/`], /--out .*reports\/ names a folder; give a file or object name/);
+  expectUsage(['--model', 'mnist:train', '--input-range', '0,1'], /--input-range apply to an ONNX network given by URI/);
   expectUsage(['--samples', '10'], /required option '--model <spec>' not specified/);
 });
 
@@ -118,5 +123,5 @@ test('NaN features from a network given by URI: exit 2 naming the sample and fea
   const feats = op.sqrt(op.sub(flat, op.scalar(flat, 2)));
   const net = join(root, 'nan.onnx');
   writeFileSync(net, toOnnx(g, { outputs: { feats } }));
-  expectUsage(['--model', 'mnist:train', '--samples', '200', '--features', net, '--layer', 'feats', '--reference', 'mnist:test', '--reference-samples', '2000'], /sample 0, feature 0 is NaN/);
+  expectUsage(['--model', 'mnist:train', '--samples', '1100', '--features', net, '--layer', 'feats', '--reference', 'mnist:test', '--reference-samples', '1100'], /sample 0, feature 0 is NaN/);
 });

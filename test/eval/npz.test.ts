@@ -115,3 +115,12 @@ test('decodeFidStats errors name the source and the problem', () => {
   });
   assert.throws(() => decodeFidStats(strToU8('hello'), src), (e: Error) => e instanceof UsageError && e.message.startsWith(`${src}: not a readable .npz (zip) archive`));
 });
+
+test('a flipped byte inside a member fails its CRC-32 check, as numpy.load does', () => {
+  const bytes = encodeFidStats({ mu: Float64Array.of(1, 2), sigma: Float64Array.of(1, 0, 0, 1) });
+  const bad = bytes.slice();
+  const at = bytes.length - 200; // inside sigma.npy's data, before the central directory
+  bad[at] ^= 0x01;
+  assert.throws(() => decodeFidStats(bad, 'stats.npz'), /stats.npz: member (mu|sigma).npy fails its CRC-32 check/);
+  assert.deepEqual([...decodeFidStats(bytes, 'stats.npz').mu], [1, 2]);
+});
