@@ -5,11 +5,12 @@
  * --help but applied by that schema, so an environment variable is never masked by a flag default.
  */
 import { Command, Option } from 'commander';
-import { envOf, flagOf, resolveServeConfig, ServeConfigSchema, type ServeConfig } from '../serve/config.js';
+import { resolveServeConfig, ServeConfigSchema, type ServeConfig } from '../serve/config.js';
+import { addConfigOptions, type OptionGroups } from '../service/config.js';
 import { runInferenceService } from '../serve/service.js';
 
 /** Help text per option, grouped as in EDM's train.py. */
-const GROUPS: readonly [string, readonly [keyof ServeConfig, string, string][]][] = [
+const GROUPS: OptionGroups<keyof ServeConfig> = [
   ['Model:', [
     ['model', '<uri>', 'model.onnx exported by `get-distill export`: a path, file:///… or s3://bucket/key'],
     ['modelName', '<name>', 'name in URLs (/v2/models/{name}) and in the `model` field of OpenAI requests'],
@@ -17,7 +18,7 @@ const GROUPS: readonly [string, readonly [keyof ServeConfig, string, string][]][
   ['HTTP:', [
     ['host', '<address>', 'address to bind (0.0.0.0 in a container)'],
     ['port', '<n>', 'TCP port (0 = any free port, logged)'],
-    ['bodyLimit', '<size>', 'largest JSON body, e.g. 8mb, 512kb'],
+    ['bodyLimit', '<size>', 'largest JSON body, e.g. 8mb, 512kb', '8mb'],
     ['requestTimeoutMs', '<ms>', 'deadline of a request; past it the client gets 504'],
     ['maxImagesPerRequest', '<n>', 'largest n of POST /v1/images/generations (≤ --max-batch-size)'],
   ]],
@@ -35,17 +36,10 @@ const GROUPS: readonly [string, readonly [keyof ServeConfig, string, string][]][
 
 /** The `serve` subcommand; its action runs until SIGTERM/SIGINT. */
 export function serveCommand(): Command {
-  const defaults = ServeConfigSchema.parse({ model: 'model.onnx' });
   const cmd = new Command('serve').description(
     'Serve an exported GET model over HTTP: Open Inference Protocol v2 (/v2/…) and OpenAI-style image generation (/v1/images/generations), with dynamic batching, Prometheus metrics (/metrics) and graceful SIGTERM.',
   );
-  for (const [group, options] of GROUPS) {
-    cmd.optionsGroup(group);
-    for (const [key, arg, help] of options) {
-      const dflt = key === 'model' ? 'required' : `default: ${key === 'bodyLimit' ? '8mb' : String(defaults[key])}`;
-      cmd.addOption(new Option(`${flagOf(key)} ${arg}`, `${help} (${dflt}; env ${envOf(key)})`));
-    }
-  }
+  addConfigOptions(cmd, ServeConfigSchema, GROUPS);
   cmd.optionsGroup('Other:');
   cmd.addOption(new Option('--dry-run', 'print the resolved configuration as JSON and exit'));
   cmd.addHelpText('after', `

@@ -2,13 +2,13 @@
  * The inference service's configuration: ONE zod schema for flags, environment variables and
  * programmatic use. Each option has a flag (`--max-batch-size`) and an environment variable
  * (`GET_DISTILL_MAX_BATCH_SIZE`; the model also as `GET_DISTILL_MODEL`); a flag wins over the
- * environment, the environment over the default. Strings from flags and env are coerced; numbers
- * given in code pass through the same checks.
+ * environment, the environment over the default (the service kit's resolveConfig). Strings from
+ * flags and env are coerced; numbers given in code pass through the same checks.
  */
 import { z } from 'zod';
 import { LOG_LEVELS } from '../service/logging.js';
 import { parseUri } from '../store/index.js';
-import { UsageError } from '../util/errors.js';
+import { resolveConfig } from '../service/config.js';
 
 /** Parses a byte size: `8mb`, `512kb`, `1gb`, `1048576` (1024-based, as body-parser's `limit`). */
 export function parseBytes(v: string): number | null {
@@ -76,41 +76,18 @@ export type ServeConfig = z.infer<typeof ServeConfigSchema>;
 /** What callers may give: any subset, strings or numbers, `model` required. */
 export type ServeConfigInput = z.input<typeof ServeConfigSchema>;
 
-/** Option key → flag name (`maxBatchSize` → `--max-batch-size`). */
-export const flagOf = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-/** Option key → environment variable (`maxBatchSize` → `GET_DISTILL_MAX_BATCH_SIZE`). */
-export const envOf = (key: string): string => `GET_DISTILL_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+export { envOf, flagOf } from '../service/config.js';
 
 /** Every option key, in schema order. */
 export const SERVE_OPTION_KEYS = Object.keys(ServeConfigSchema.shape) as (keyof ServeConfig)[];
 
 /**
- * Resolves flags over environment over defaults and validates everything.
+ * Resolves flags over environment over defaults and validates everything (src/service/config.ts).
  * @param flags option values by key (commander's camelCase), strings or numbers; undefined = not given.
  * @param env usually `process.env`.
- * @throws UsageError, one line naming the flag or variable, the problem and the value given.
+ * @throws UsageError, one line naming the flag or variable, the problem and the value given (not for
+ *   `model`: the store's URI errors already quote the URI).
  */
 export function resolveServeConfig(flags: Readonly<Record<string, unknown>>, env: Readonly<Record<string, string | undefined>> = {}): ServeConfig {
-  const raw: Record<string, unknown> = {};
-  const source: Record<string, string> = {};
-  for (const key of SERVE_OPTION_KEYS) {
-    if (flags[key] !== undefined) {
-      raw[key] = flags[key];
-      source[key] = flagOf(key);
-    } else if (env[envOf(key)] !== undefined) {
-      raw[key] = env[envOf(key)];
-      source[key] = envOf(key);
-    }
-  }
-  for (const key of Object.keys(flags)) {
-    if (!(SERVE_OPTION_KEYS as string[]).includes(key) && flags[key] !== undefined) throw new UsageError(`unknown option ${flagOf(key)}`);
-  }
-  const r = ServeConfigSchema.safeParse(raw);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const key = String(issue.path[0] ?? '');
-  const where = source[key] ?? `${flagOf(key)} (or ${envOf(key)})`;
-  // The store's URI errors already quote the URI.
-  const given = raw[key] !== undefined && key !== 'model' ? ` (got ${JSON.stringify(raw[key])})` : '';
-  throw new UsageError(`${where} ${issue.message}${given}`);
+  return resolveConfig(ServeConfigSchema, flags, env, { noEcho: ['model'] });
 }

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'queue_full' // 429: the batcher's queue is at its limit
+  | 'busy' // 409: a stage worker already runs its maximum of jobs (src/jobs/manager.ts)
   | 'not_ready' // 503: loading or warming up
   | 'draining' // 503: shutting down
   | 'deadline_exceeded' // 504: the request waited or ran past its deadline
