@@ -6,7 +6,9 @@
  * A shard is a pure function of its seed range and the teacher: it is sampled in fixed sub-batches
  * aligned to the shard start, so any worker that generates the same seed range (in any order, in any
  * process) writes byte-identical objects. Existing shards that verify are kept, the others are
- * regenerated (resume). All I/O goes through the object store (src/store).
+ * regenerated (resume). Several workers can split one seed range into parts (Kubernetes Indexed
+ * Jobs): each writes its share and a part file, and the last to finish merges them into the manifest.
+ * All I/O goes through the object store (src/store).
  */
 import type { Denoiser } from '../edm/denoiser.js';
 import { heunSample } from '../edm/heun.js';
@@ -31,12 +33,28 @@ export interface DatagenOptions {
   readonly samplerSteps: number;
   /** Samples per denoiser call (memory vs. throughput; part of the shard's determinism). */
   readonly subBatch?: number;
-  /** Called as pairs complete (generated or reused). */
-  readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * Called as pairs complete: `done` of `total` (generated or reused; with `part`, of the part's share),
+   * `generated` of them sampled by this call.
+   */
+  readonly onProgress?: (done: number, total: number, generated: number) => void;
   /** Called once for every existing shard that failed verification and is being regenerated. */
   readonly onRegenerate?: (uri: string, problem: string) => void;
   /** Polled between sub-batches; when true the stage returns early with `interrupted` (finished shards stay). */
   readonly shouldStop?: () => boolean;
+  /**
+   * One worker of `count` (a Kubernetes Indexed Job): generate only share `index` of `seeds` (see
+   * {@link partShardRanges}), journal it in `progress-part-<index>-of-<count>.json`, record its shard entries in
+   * `parts/part-<index>-of-<count>.json` when done, and write the merged manifest.json when all
+   * `count` part files are present (the last part to finish does it).
+   */
+  readonly part?: DatagenPart;
+}
+
+/** Which share of the seed range a worker generates: `index` in [0, count). */
+export interface DatagenPart {
+  readonly index: number;
+  readonly count: number;
 }
 
 /** The generation journal: shards finished so far, each with its digest (removed once the manifest exists). */
@@ -49,8 +67,13 @@ export function samplerInfo(steps: number): Record<string, unknown> {
 }
 
 export interface DatagenResult {
-  /** The written (or verified) manifest; null when interrupted. */
+  /**
+   * The written (or verified) manifest; null when interrupted, or (with `part`) while other parts
+   * have not finished.
+   */
   readonly manifest: DatasetManifest | null;
+  /** With `part`: the URI of the part file this call wrote (absent when interrupted). */
+  readonly partUri?: string;
   /** Pairs sampled by this call (the rest were reused from verified shards). */
   readonly generated: number;
   /** True when `shouldStop` ended the stage early; `manifest` is then null. */
@@ -63,6 +86,10 @@ export interface DatagenResult {
  * Resume: a shard that exists is kept when it decodes as a valid shard of its seed range (and, when a
  * previous manifest lists it, matches that manifest's sha256 and size); a truncated or corrupt one is
  * regenerated in place (the write is atomic, so a failure leaves the old object).
+ *
+ * With `part`, only that share's shards are generated and the manifest is written by whichever part
+ * finishes last (see {@link DatagenOptions.part}); the shards are the same bytes as a single worker's
+ * with the same teacher (same onnxruntime thread count).
  * @throws UsageError when an existing valid shard was made by another teacher or sampler (another
  *   run's folder), or when the teacher returns non-finite images; StoreError when the store fails.
  */
@@ -76,20 +103,25 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
   const existing = await readManifest(store, o.outDir, { verify: 'sha256' }).catch(rethrowStore);
   if (existing && existing.teacher === o.teacher.id && canonicalJson(existing.sampler) === canonicalJson(sampler) &&
       existing.shards[0]?.seedStart === o.seeds.start && existing.shards.at(-1)?.seedEnd === o.seeds.end && existing.totalPairs === total) {
-    o.onProgress?.(total, total);
+    const mine = o.part ? partShardRanges(o.seeds, o.shardSize, o.part).reduce((a, r) => a + r.end - r.start, 0) : total;
+    o.onProgress?.(mine, mine, 0);
     return { manifest: existing, generated: 0, interrupted: false }; // complete, matching and verified
   }
   // A shard is trusted only when a record vouches for its digest: a previous manifest, or the journal
   // of an interrupted generation. An unrecorded shard (killed before its record) is regenerated.
   const listed = new Map<string, ShardEntry>();
   for (const e of (await readManifest(store, o.outDir, { verify: 'none' }).catch(rethrowStore))?.shards ?? []) listed.set(e.file, e);
-  for (const e of await readProgress(store, o.outDir)) listed.set(e.file, e);
-  const progressUri = joinUri(o.outDir, PROGRESS_FILE);
+  const progressUri = joinUri(o.outDir, o.part ? partProgressFile(o.part) : PROGRESS_FILE);
+  const partUri = o.part ? joinUri(o.outDir, partFileName(o.part)) : undefined;
+  if (partUri) for (const e of (await readPart(store, partUri))?.shards ?? []) listed.set(e.file, e);
+  for (const e of await readProgress(store, progressUri)) listed.set(e.file, e);
   const entries: ShardEntry[] = [];
   const record = () => store.put(progressUri, new TextEncoder().encode(`${JSON.stringify({ format: PROGRESS_FORMAT, shards: entries }, null, 1)}\n`));
   let done = 0;
   let generated = 0;
-  for (const range of splitSeedRange(o.seeds, o.shardSize)) {
+  const ranges = o.part ? partShardRanges(o.seeds, o.shardSize, o.part) : splitSeedRange(o.seeds, o.shardSize);
+  const mine = o.part ? ranges.reduce((a, r) => a + r.end - r.start, 0) : total;
+  for (const range of ranges) {
     const file = shardFileName(range);
     const uri = joinUri(o.outDir, file);
     const info = await store.head(uri);
@@ -118,7 +150,7 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
         }
         entries.push({ file, sha256: s.sha256, bytes: s.bytes, seedStart: range.start, seedEnd: range.end, count: range.end - range.start });
         done += range.end - range.start;
-        o.onProgress?.(done, total);
+        o.onProgress?.(done, mine, generated);
         continue;
       }
     }
@@ -137,23 +169,119 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
       image.set(y, b * per);
       done += m;
       generated += m;
-      o.onProgress?.(done, total);
+      o.onProgress?.(done, mine, generated);
     }
     const { seeds: _written, ...entry } = await writeShard(store, o.outDir, { teacher: o.teacher.id, sampler, seeds: range, shape, noise, image, label });
     entries.push(entry);
     await record();
   }
-  const manifest = await writeManifest(store, o.outDir, {
+  const manifestInput = {
     dataset: o.dataset,
     teacher: o.teacher.id,
     sampler,
     imageShape: shape,
     numClasses: o.teacher.numClasses,
     conditional: o.teacher.numClasses > 0,
-    shards: entries,
-  });
+  };
+  if (o.part && partUri) {
+    const part: PartRecord = { format: PART_FORMAT, index: o.part.index, count: o.part.count, seeds: { start: o.seeds.start, end: o.seeds.end }, shardSize: o.shardSize, ...manifestInput, shards: entries };
+    await store.put(partUri, new TextEncoder().encode(`${JSON.stringify(part, null, 1)}\n`));
+    await store.delete(progressUri);
+    const manifest = await mergeParts(store, o.outDir, part);
+    return { manifest, partUri, generated, interrupted: false };
+  }
+  const manifest = await writeManifest(store, o.outDir, { ...manifestInput, shards: entries });
   await store.delete(progressUri);
   return { manifest, generated, interrupted: false };
+}
+
+// ------------------------------------------------------------------------------- parts (Indexed Jobs)
+
+/** Folder (inside the dataset folder) of the part files of a multi-worker generation. */
+export const PARTS_DIR = 'parts';
+const PART_FORMAT = 'get-distill/pairs-part';
+
+/** `parts/part-<index>-of-<count>.json`: a finished part's shard entries. */
+export const partFileName = (p: DatagenPart): string => `${PARTS_DIR}/part-${p.index}-of-${p.count}.json`;
+
+/** `progress-part-<index>-of-<count>.json`: the journal of one unfinished part. */
+export const partProgressFile = (p: DatagenPart): string => `progress-part-${p.index}-of-${p.count}.json`;
+
+/**
+ * The shards of part `index` of `count`: the shards of `seeds` (splitSeedRange by `shardSize`) cut into
+ * `count` contiguous groups whose sizes differ by at most one shard, the larger ones first. A part is
+ * empty when there are fewer shards than parts.
+ * @throws Error for an invalid seed range, shard size, or part (index outside [0, count)).
+ */
+export function partShardRanges(seeds: SeedRange, shardSize: number, part: DatagenPart): SeedRange[] {
+  const { index, count } = part;
+  if (!Number.isInteger(count) || count < 1) throw new Error(`part count must be a positive integer, got ${String(count)}`);
+  if (!Number.isInteger(index) || index < 0 || index >= count) throw new Error(`part index ${String(index)} is outside [0, ${count})`);
+  const all = splitSeedRange(seeds, shardSize);
+  const base = Math.floor(all.length / count);
+  const extra = all.length % count;
+  const first = index * base + Math.min(index, extra);
+  return all.slice(first, first + base + (index < extra ? 1 : 0));
+}
+
+const PartSchema = z.object({
+  format: z.literal(PART_FORMAT),
+  index: z.number().int().min(0),
+  count: z.number().int().positive(),
+  seeds: z.object({ start: z.number().int(), end: z.number().int() }),
+  shardSize: z.number().int().positive(),
+  dataset: z.string(),
+  teacher: z.string(),
+  sampler: z.record(z.string(), z.unknown()),
+  imageShape: z.object({ channels: z.number().int(), height: z.number().int(), width: z.number().int() }),
+  numClasses: z.number().int().min(0),
+  conditional: z.boolean(),
+  shards: z.array(ShardEntrySchema),
+});
+type PartRecord = z.infer<typeof PartSchema>;
+
+/** A part file, or null when absent or unreadable (a failing store throws). */
+async function readPart(store: ObjectStore, uri: string): Promise<PartRecord | null> {
+  try {
+    return PartSchema.parse(JSON.parse(new TextDecoder().decode(await store.get(uri))));
+  } catch (e) {
+    return rethrowStore(e);
+  }
+}
+
+/**
+ * Writes manifest.json when every part of `mine`'s generation has its part file: their shard entries,
+ * sorted by seedStart, must be exactly the shards of the whole seed range. Each part writes its file
+ * before it looks, and S3 reads are read-after-write consistent, so the last part to finish sees them
+ * all; two parts that finish together both write the same manifest (equal apart from createdAt).
+ * @returns the manifest, or null while some part file is missing.
+ * @throws UsageError when a part file belongs to another generation (teacher, sampler, seed range or
+ *   shard size differ) or the parts do not cover the seed range.
+ */
+async function mergeParts(store: ObjectStore, dir: string, mine: PartRecord): Promise<DatasetManifest | null> {
+  const parts: PartRecord[] = [];
+  for (let index = 0; index < mine.count; index++) {
+    if (index === mine.index) {
+      parts.push(mine);
+      continue;
+    }
+    const uri = joinUri(dir, partFileName({ index, count: mine.count }));
+    const p = await readPart(store, uri);
+    if (!p) return null; // not finished yet: its worker merges when it is
+    const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
+    if (p.index !== index || p.count !== mine.count || !same(p.seeds, mine.seeds) || p.shardSize !== mine.shardSize || p.teacher !== mine.teacher ||
+        !same(p.sampler, mine.sampler) || p.dataset !== mine.dataset) {
+      throw new UsageError(`${uri}: part of another generation (teacher, sampler, seed range or shard size differ from part ${mine.index}'s); use a new output folder`);
+    }
+    parts.push(p);
+  }
+  const shards = parts.flatMap((p) => p.shards).sort((a, b) => a.seedStart - b.seedStart);
+  const want = splitSeedRange(mine.seeds, mine.shardSize).map(shardFileName);
+  if (shards.length !== want.length || shards.some((s, i) => s.file !== want[i])) {
+    throw new UsageError(`${joinUri(dir, PARTS_DIR)}: the ${mine.count} part files do not list exactly the shards of seeds [${mine.seeds.start}, ${mine.seeds.end}); delete the parts folder and rerun every part`);
+  }
+  const { dataset, teacher, sampler, imageShape, numClasses, conditional } = mine;
+  return writeManifest(store, dir, { dataset, teacher, sampler, imageShape, numClasses, conditional, shards });
 }
 
 /** A missing or unreadable manifest is "none yet"; a failing store is an error. */
@@ -165,9 +293,9 @@ function rethrowStore(e: unknown): null {
 const ProgressSchema = z.object({ format: z.literal(PROGRESS_FORMAT), shards: z.array(ShardEntrySchema) });
 
 /** The journal's entries ([] when absent or unreadable: its shards are then regenerated). */
-async function readProgress(store: ObjectStore, dir: string): Promise<ShardEntry[]> {
+async function readProgress(store: ObjectStore, uri: string): Promise<ShardEntry[]> {
   try {
-    return ProgressSchema.parse(JSON.parse(new TextDecoder().decode(await store.get(joinUri(dir, PROGRESS_FILE))))).shards;
+    return ProgressSchema.parse(JSON.parse(new TextDecoder().decode(await store.get(uri)))).shards;
   } catch (e) {
     return rethrowStore(e) ?? [];
   }

@@ -5,7 +5,7 @@
  * The run describes itself (options.json, stats.jsonl) and resumes from itself (--resume).
  */
 import { loadDataset, type DatasetName } from '../data/datasets.js';
-import { type PairBatch as StreamBatch, PairStream } from '../data/shards.js';
+import { PairStream } from '../data/shards.js';
 import { heunNfe } from '../edm/schedule.js';
 import { meanAbs } from '../eval/baselines.js';
 import { resolveConfig, referenceParamCount } from '../get/config.js';
@@ -19,7 +19,7 @@ import { exportStage } from './export.js';
 import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
 import { StatsLog } from './stats-log.js';
 import { prepareTeacher } from './teacher.js';
-import { trainStage, type BatchSource, type TrainResult } from './train.js';
+import { streamSource, trainStage, type TrainResult } from './train.js';
 
 /** Options of `get-distill distill` (see src/cli/distill.ts for their meaning and defaults). */
 export interface DistillOptions {
@@ -109,25 +109,6 @@ async function userData<T>(f: () => Promise<T>): Promise<T> {
     if (e instanceof UsageError) throw e;
     throw new UsageError(`${(e as Error).message}; regenerate the pairs (delete the shard and its manifest.json, then --resume)`);
   }
-}
-
-/** Adapts a PairStream (epochs, whole batches) to batch-by-step, resuming mid-epoch when asked. */
-function streamSource(stream: PairStream): BatchSource {
-  let it: AsyncGenerator<StreamBatch> | null = null;
-  let next = -1;
-  return {
-    async batch(step) {
-      const per = stream.batchesPerEpoch;
-      if (per < 1) throw new UsageError(`--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; lower --batch or raise --pairs`);
-      if (step !== next || !it) it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
-      const r = await userData(() => it!.next());
-      if (r.done) throw new Error(`PairStream ended before batch ${step % per} of ${per} in epoch ${Math.floor(step / per)}`);
-      next = step + 1;
-      if ((step + 1) % per === 0) it = null;
-      const b = r.value;
-      return { noise: b.noise, image: b.image, labels: b.label ?? null };
-    },
-  };
 }
 
 /** Raised when SIGINT/SIGTERM stopped training after a checkpoint; the CLI exits 130. */
@@ -243,7 +224,7 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
       let result: TrainResult;
       let firstStep: number | null = null;
       try {
-        result = await timed('train', () => trainStage(streamSource(stream), {
+        result = await timed('train', () => trainStage(streamSource(stream, userData), {
           config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
           optimizer: { ...REFERENCE_ADAMW, lr: o.lr }, ema, seed: o.seed,
           store, checkpointDir: at('checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: resuming,

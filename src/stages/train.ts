@@ -9,6 +9,7 @@ import { AdamW, type AdamWConfig, type EmaConfig, emaDecay, emaUpdate } from '..
 import { initParams, ParamStore } from '../train/params.js';
 import { type CheckpointState, hasCheckpoint, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import type { ObjectStore } from '../store/index.js';
+import type { PairBatch, PairStream } from '../data/shards.js';
 import { Rng, fmix32 } from '../util/rng.js';
 import { UsageError } from '../util/errors.js';
 
@@ -18,6 +19,32 @@ import { UsageError } from '../util/errors.js';
  */
 export interface BatchSource {
   batch(step: number, size: number): Promise<TrainBatch>;
+}
+
+/**
+ * Adapts a PairStream (epochs of whole batches, dropLast) to batch-by-step: step s is batch s mod P of
+ * epoch ⌊s / P⌋ (P = batches per epoch), so a resumed run at any step reads the same batches as a
+ * straight one, starting mid-epoch without reading earlier shards. Used by the local executor and the
+ * train job alike.
+ * @param guard wraps every batch read (callers turn corrupt-shard errors into their own UsageError).
+ * @throws UsageError when the batch size exceeds the dataset; whatever `guard` throws for bad shards.
+ */
+export function streamSource(stream: PairStream, guard: <T>(f: () => Promise<T>) => Promise<T> = (f) => f()): BatchSource {
+  let it: AsyncGenerator<PairBatch> | null = null;
+  let next = -1;
+  return {
+    async batch(step) {
+      const per = stream.batchesPerEpoch;
+      if (per < 1) throw new UsageError(`--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; lower --batch or raise --pairs`);
+      if (step !== next || !it) it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
+      const r = await guard(() => it!.next());
+      if (r.done) throw new Error(`PairStream ended before batch ${step % per} of ${per} in epoch ${Math.floor(step / per)}`);
+      next = step + 1;
+      if ((step + 1) % per === 0) it = null;
+      const b = r.value;
+      return { noise: b.noise, image: b.image, labels: b.label ?? null };
+    },
+  };
 }
 
 export interface TrainOptions {

@@ -1,0 +1,38 @@
+/**
+ * Pieces the stage adapters share: spec field schemas (URIs, integers) and the rewrite of a stage's
+ * CLI-worded errors (`--steps`) into spec field names (`steps`). Metrics: src/jobs/metrics.ts.
+ */
+import { z } from 'zod';
+import { StoreError, parseUri } from '../../store/index.js';
+import { UsageError } from '../../util/errors.js';
+
+/** A location field: a plain path, file:///… or s3://bucket/prefix (checked by the store's URI parser). */
+export function uriField(what: string): z.ZodString {
+  return z.string().min(1, 'must not be empty').superRefine((v, ctx) => {
+    try {
+      parseUri(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: `${(e as Error).message} (${what}: a path, file:///… or s3://bucket/prefix)` });
+    }
+  }).describe(what);
+}
+
+/** An integer field in [min, max]. */
+export const intField = (min: number, max = Number.MAX_SAFE_INTEGER): z.ZodNumber => z.number().int('must be an integer').min(min).max(max);
+
+/** `--teacher-rank` → `teacherRank`. */
+const fieldOf = (flag: string): string => flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+/**
+ * Rewrites the CLI flags a stage names in a UsageError (`--steps 5 is below …`) as spec fields
+ * (`steps 5 is below …`); a StoreError is returned unchanged (its code tells retryable from permanent).
+ * Other errors pass through.
+ */
+export function asSpecError(e: unknown): unknown {
+  if (!(e instanceof UsageError) || e instanceof StoreError) return e;
+  const message = e.message.replace(/--([a-z][a-z-]*)/g, (_m, flag: string) => fieldOf(flag));
+  return message === e.message ? e : new UsageError(message, { cause: e });
+}
+
+/** A permanent error naming a spec field: `field: problem`. */
+export const fieldError = (field: string, problem: string): UsageError => new UsageError(`${field}: ${problem}`);

@@ -1,0 +1,137 @@
+/**
+ * The train stage as a job (services/trainer): GET on a pair folder (manifest.json + shards) with AdamW
+ * and EMA, checkpoints in `<out>/checkpoints` (docs/data-contracts.md §7), by the same `trainStage` and
+ * `streamSource` the local executor runs. A job always resumes from `<out>/checkpoints/latest.json`
+ * when one exists, so a rerun after SIGTERM / DELETE (which checkpoint before stopping) continues
+ * where the last one stopped and reaches the same weights as a straight run.
+ */
+import { z } from 'zod';
+import { type DatasetManifest, PairStream } from '../../data/shards.js';
+import { PRESETS, DEFAULT_CPU_PRESET, resolveConfig } from '../../get/config.js';
+import { datasetDigest } from '../../stages/datagen.js';
+import { streamSource, trainStage } from '../../stages/train.js';
+import { StoreError, joinUri, storeFor } from '../../store/index.js';
+import { REFERENCE_ADAMW, type EmaConfig } from '../../train/optim.js';
+import { UsageError } from '../../util/errors.js';
+import type { JobContext, JobOutcome, StageJob } from '../types.js';
+import { ageGauge, stageGauge } from '../metrics.js';
+import { asSpecError, fieldError, intField, uriField } from './common.js';
+
+const positive = z.number().positive();
+
+/** The train job spec (strict: unknown fields are errors). */
+export const TrainSpecSchema = z.object({
+  pairs: uriField('URI of a pair folder with manifest.json (a datagen job\'s out)'),
+  out: uriField('run folder URI; checkpoints go to <out>/checkpoints'),
+  preset: z.enum(Object.keys(PRESETS) as [string, ...string[]]).default(DEFAULT_CPU_PRESET).describe('GET preset'),
+  patchSize: intField(1).optional().describe('override the preset\'s patch size (must divide the image size)'),
+  steps: intField(1).describe('total optimizer steps to reach (a resumed job continues up to it)'),
+  batch: intField(1).default(32).describe('pairs per step'),
+  lr: positive.default(1e-3).describe('AdamW learning rate'),
+  emaHalflifeKimg: positive.default(20).describe('EMA half-life in thousands of images (with ramp-up)'),
+  emaRampup: positive.default(0.05).describe('EMA ramp-up ratio'),
+  emaDecay: z.number().gt(0).lt(1).optional().describe('constant EMA decay instead of the half-life'),
+  iterations: intField(1, 100).default(6).describe('fixed-point iterations K'),
+  checkpointEvery: intField(1).default(200).describe('steps between checkpoints'),
+  keep: intField(1).default(3).describe('checkpoints kept'),
+  seed: intField(0).default(0).describe('seed of initialisation, batch order and z_0'),
+  threads: intField(1, 256).optional().describe('onnxruntime intra-op threads (default: all cores)'),
+}).strict();
+
+export type TrainSpec = z.output<typeof TrainSpecSchema>;
+
+/**
+ * Opens the pair stream of `spec.pairs`.
+ * @throws UsageError naming `pairs` for a missing or invalid manifest; StoreError when the store fails.
+ */
+async function openPairs(spec: TrainSpec): Promise<PairStream> {
+  try {
+    return await PairStream.open(storeFor(spec.pairs), spec.pairs, { batchSize: spec.batch, seed: spec.seed, dropLast: true });
+  } catch (e) {
+    if (e instanceof StoreError && e.code !== 'NotFound') throw e;
+    throw fieldError('pairs', (e as Error).message);
+  }
+}
+
+/** Wraps a failing batch read (a shard corrupted after its manifest was written) as a permanent error. */
+async function pairData<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw fieldError('pairs', `${(e as Error).message}; regenerate the pairs (rerun the datagen job into a new folder)`);
+  }
+}
+
+async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
+  const stream = await openPairs(spec);
+  const manifest: DatasetManifest = stream.manifest;
+  let cfg: ReturnType<typeof resolveConfig>;
+  try {
+    cfg = resolveConfig(spec.preset, { numClasses: manifest.numClasses, ...(spec.patchSize ? { patchSize: spec.patchSize } : {}) });
+  } catch (e) {
+    throw fieldError(spec.patchSize ? 'patchSize' : 'preset', `${spec.preset}${spec.patchSize ? ` with patch size ${spec.patchSize}` : ''}: ${(e as Error).message}`);
+  }
+  const { channels, height, width } = manifest.imageShape;
+  if (channels !== cfg.channels || height !== cfg.imageSize || width !== cfg.imageSize) {
+    throw fieldError('preset', `${cfg.name} is for ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize} images, the pairs in ${spec.pairs} are ${channels}×${height}×${width}; pick a preset for that size`);
+  }
+  if (spec.batch > manifest.totalPairs) throw fieldError('batch', `${spec.batch} exceeds the ${manifest.totalPairs} pairs in ${spec.pairs}; lower batch`);
+  const model = { ...cfg, numClasses: manifest.numClasses };
+  const ema: EmaConfig = spec.emaDecay !== undefined
+    ? { kind: 'constant', decay: spec.emaDecay }
+    : { kind: 'halflife', halflifeImages: spec.emaHalflifeKimg * 1000, rampupRatio: spec.emaRampup };
+  const checkpointDir = joinUri(spec.out, 'checkpoints');
+
+  const m = {
+    step: stageGauge(ctx.registry, { name: 'get_train_step', help: 'Optimizer steps done by the latest training job (resumed steps included)' }),
+    loss: stageGauge(ctx.registry, { name: 'get_train_loss', help: 'Weighted fixed-point correction loss of the last training step' }),
+    ips: stageGauge(ctx.registry, { name: 'get_train_images_per_second', help: 'Training images per second of the last step' }),
+    stepSeconds: stageGauge(ctx.registry, { name: 'get_train_step_seconds', help: 'Wall seconds of the last training step (batch load included)' }),
+    age: ageGauge(ctx.registry, 'get_train_checkpoint_age_seconds', 'Seconds since the latest training job wrote its last checkpoint (since it started, before its first)'),
+  };
+  m.age.touch(); // a job without a checkpoint yet shows its own age, so a stuck start is visible
+  // A checkpoint is saved right after onStep reports a checkpoint step; the next batch read (or the
+  // return) happens once it is in the store, which is when its age starts.
+  let pending = false;
+  const source = streamSource(stream, pairData);
+  const timedSource = {
+    batch: (step: number, size: number) => {
+      if (pending) { m.age.touch(); pending = false; }
+      return source.batch(step, size);
+    },
+  };
+  ctx.progress({ step: 0, steps: spec.steps });
+  if (ctx.signal.aborted) return { artifacts: {}, interrupted: true, summary: { step: 0 } };
+  let firstStep: number | null = null;
+  const result = await trainStage(timedSource, {
+    config: model, steps: spec.steps, batch: spec.batch, iterations: spec.iterations,
+    optimizer: { ...REFERENCE_ADAMW, lr: spec.lr }, ema, seed: spec.seed,
+    store: storeFor(spec.out), checkpointDir, checkpointEvery: spec.checkpointEvery, keep: spec.keep, resume: true,
+    dataManifestSha256: datasetDigest(manifest), threads: spec.threads,
+    onStep: (s) => {
+      if (firstStep === null) {
+        firstStep = s.step;
+        if (s.step > 1) ctx.log.info({ step: s.step - 1 }, `resumed from the checkpoint at step ${s.step - 1}`);
+      }
+      if (s.step % spec.checkpointEvery === 0 || s.step === spec.steps) pending = true;
+      m.step.set(s.step);
+      m.loss.set(s.loss);
+      m.stepSeconds.set(s.stepSeconds);
+      m.ips.set(spec.batch / s.stepSeconds);
+      ctx.progress({ step: s.step, steps: spec.steps, loss: s.loss, l1Last: s.l1Last });
+    },
+    shouldStop: () => ctx.signal.aborted,
+  }).catch((e: unknown) => { throw asSpecError(e); });
+  m.age.touch(); // the last step, or the stop, was checkpointed before returning
+  m.step.set(result.step);
+  const summary = {
+    step: result.step, resumedFrom: result.resumedFrom, firstStep, loss: result.lastLoss, preset: cfg.name,
+    imagesPerSecond: result.step > result.resumedFrom ? Math.round(result.imagesPerSecond * 10) / 10 : null,
+  };
+  ctx.progress({ step: result.step, steps: spec.steps });
+  return { artifacts: { checkpoints: checkpointDir, latest: joinUri(checkpointDir, 'latest.json') }, interrupted: result.interrupted, summary };
+}
+
+/** The train stage job. */
+export const trainJob: StageJob<TrainSpec> = { kind: 'train', schema: TrainSpecSchema, run };
