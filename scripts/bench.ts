@@ -12,6 +12,9 @@
  *   onestep  one-step GET vs 35-NFE Heun with an ONNX teacher of similar size, images/s (goal ≥ 10×)
  *   serve    the inference service under HTTP load (autocannon): images/s and p50/p99 at concurrency 1–64,
  *            concurrency 32 vs raw onnxruntime (goal ≥ 80%), RSS after 1k vs 10k requests, 2× overload
+ *   eval     feature extraction images/s, FID time at 128-d and 2048-d, precision/recall
+ *   jobs     datagen job pairs/s: 1 worker process vs 2 Indexed-Job workers (goal ≥ 1.8×), and the datagen
+ *            service's overhead per job (POST → first pair, → done) vs datagenStage in-process
  *
  * Usage: npm run bench -- [--quick] [--only <section>]
  * `--only` prints its rows and leaves docs/benchmarks.md alone. Exits 1 only when a section throws
@@ -29,13 +32,14 @@ import { runOnestep } from './bench/onestep.js';
 import { runS3 } from './bench/s3.js';
 import { runServe } from './bench/serve.js';
 import { runEval } from './bench/eval.js';
+import { runJobs } from './bench/jobs.js';
 import { benchmarksMarkdown, resultsTable } from './bench/report.js';
 import { runStream } from './bench/stream.js';
 import { runTeacher } from './bench/teacher.js';
 import { type Roofline, runTrain } from './bench/train.js';
 import { type BenchContext, type Row, fmt } from './bench/util.js';
 
-const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve', 'eval'] as const;
+const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve', 'eval', 'jobs'] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
@@ -91,6 +95,7 @@ async function main(): Promise<number> {
       else if (name === 'onestep') rows.push(...(await runOnestep(ctx)));
       else if (name === 'serve') rows.push(...(await runServe(ctx)));
       else if (name === 'eval') rows.push(...(await runEval(ctx)));
+      else if (name === 'jobs') rows.push(...(await runJobs(ctx)));
       else rows.push(...(await runTeacher(ctx)));
     } catch (e) {
       failed = true;
