@@ -113,6 +113,23 @@ export class JobManager<Spec> {
    * @param o.completionIndex passed to the stage as `ctx.completionIndex` (job mode).
    * @throws HttpError 400 naming the bad or unknown field, 409 `busy`, 503 `draining` after {@link shutdown}.
    */
+  /**
+   * Validates `input` and runs the stage's preflight (inputs exist) before {@link submit}.
+   * @throws HttpError 400 naming the field (schema or a missing input), 503 when the store is unreachable.
+   */
+  async check(input: unknown): Promise<void> {
+    const parsed = this.stage.schema.safeParse(input);
+    if (!parsed.success) throw zodBadRequest(parsed.error, 'body');
+    if (!this.stage.preflight) return;
+    try {
+      await this.stage.preflight(parsed.data);
+    } catch (e) {
+      const c = classifyError(e);
+      if (c.class === 'permanent') throw new HttpError(400, 'bad_request', c.message, {}, { cause: e });
+      throw new HttpError(503, 'unavailable', `cannot check the job's inputs now (${c.message}); retry later`, { 'Retry-After': '5' }, { cause: e });
+    }
+  }
+
   submit(input: unknown, o: { completionIndex?: number } = {}): JobRecord {
     if (this.closed) throw new HttpError(503, 'draining', 'the worker is shutting down and takes no new jobs; submit to another replica');
     const parsed = this.stage.schema.safeParse(input);
@@ -240,8 +257,9 @@ export function mountJobRoutes<Spec>(kit: RouteKit, manager: JobManager<Spec>, s
   kit.route('/v1/jobs', {
     post: [
       ...kit.json,
-      (req, res) => {
+      async (req, res) => {
         if (state?.draining) throw state.notReadyError();
+        await manager.check(req.body);
         const job = manager.submit(req.body);
         res.status(202).location(`/v1/jobs/${job.id}`).json({ job });
       },

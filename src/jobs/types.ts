@@ -56,4 +56,11 @@ export interface StageJob<Spec> {
    *   (classified by src/jobs/errors.ts).
    */
   run(spec: Spec, ctx: JobContext): Promise<JobOutcome>;
+  /**
+   * Cheap checks of what the spec names (the teacher, pairs or checkpoint exists) before a service
+   * accepts the job, so a missing input is a 400, not a job that fails later. Job mode skips it: run()
+   * fails the same way (exit 2).
+   * @throws UsageError naming the field; StoreError when the store cannot be reached.
+   */
+  preflight?(spec: Spec): Promise<void>;
 }

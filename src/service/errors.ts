@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'busy' // 409: a stage worker already runs its maximum of jobs (src/jobs/manager.ts)
   | 'not_ready' // 503: loading or warming up
   | 'draining' // 503: shutting down
+  | 'unavailable' // 503: a dependency (the object store) cannot be reached now; retry
   | 'deadline_exceeded' // 504: the request waited or ran past its deadline
   | 'client_closed' // 499 (nginx's convention): the client went away; nobody reads the response
   | 'internal';

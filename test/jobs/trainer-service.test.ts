@@ -50,8 +50,11 @@ test('bad specs → 400 naming the field; bad inputs fail permanently naming the
     assert.equal(r.status, 400, JSON.stringify(r.body));
     assert.match(r.body.error.message, re);
   }
+  // A pair folder without a manifest is found before the job is accepted (preflight).
+  const noPairs = await call('POST', `${svc.url}/v1/jobs`, spec('bad', { pairs: `s3://${bucket}/no-pairs` }));
+  assert.equal(noPairs.status, 400, JSON.stringify(noPairs.body));
+  assert.match(noPairs.body.error.message, new RegExp(`^pairs: no pair dataset at s3://${bucket}/no-pairs \\(nor its manifest\\.json\\)`));
   const failures: [Record<string, unknown>, RegExp][] = [
-    [spec('bad', { pairs: `s3://${bucket}/no-pairs` }), new RegExp(`^pairs: s3://${bucket}/no-pairs/manifest\\.json: no manifest`)],
     [spec('bad', { batch: 512 }), new RegExp(`^batch: 512 exceeds the 256 pairs in s3://${bucket}/pairs`)],
     [spec('bad', { preset: 'GET-CPU-S/4', patchSize: 3 }), /^patchSize: GET-CPU-S\/4 with patch size 3: /],
   ];

@@ -3,7 +3,7 @@
  * CLI-worded errors (`--steps`) into spec field names (`steps`). Metrics: src/jobs/metrics.ts.
  */
 import { z } from 'zod';
-import { StoreError, parseUri } from '../../store/index.js';
+import { joinUri, parentUri, parseUri, StoreError, storeFor } from '../../store/index.js';
 import { UsageError } from '../../util/errors.js';
 
 /** A location field: a plain path, file:///… or s3://bucket/prefix (checked by the store's URI parser). */
@@ -36,3 +36,15 @@ export function asSpecError(e: unknown): unknown {
 
 /** A permanent error naming a spec field: `field: problem`. */
 export const fieldError = (field: string, problem: string): UsageError => new UsageError(`${field}: ${problem}`);
+
+/**
+ * Preflight: `field` names an input that must exist, as the object `uri` itself or, for a folder, one
+ * of `inside` (e.g. `manifest.json`).
+ * @throws UsageError `field: no … at <uri>`; StoreError when the store cannot be reached.
+ */
+export async function requireInput(field: string, uri: string, what: string, inside: readonly string[] = []): Promise<void> {
+  const store = storeFor(parentUri(uri));
+  if ((await store.head(uri)) !== null) return;
+  for (const name of inside) if ((await store.head(joinUri(uri, name))) !== null) return;
+  throw fieldError(field, `no ${what} at ${uri}${inside.length ? ` (nor its ${inside.join(' or ')})` : ''}`);
+}

@@ -17,7 +17,7 @@ import { MANIFEST_FILE } from '../../data/shards.js';
 import { UsageError } from '../../util/errors.js';
 import type { JobContext, JobOutcome, StageJob } from '../types.js';
 import { stageCounter, stageGauge } from '../metrics.js';
-import { asSpecError, fieldError, intField, uriField } from './common.js';
+import { asSpecError, fieldError, intField, requireInput, uriField } from './common.js';
 
 const seedsField = z.object({
   start: intField(0, SEED_LIMIT - 1).describe('first seed'),
@@ -212,4 +212,9 @@ async function loadTeacher(spec: DatagenSpec): Promise<PreparedTeacher> {
 }
 
 /** The datagen stage job. */
-export const datagenJob: StageJob<DatagenSpec> = { kind: 'datagen', schema: DatagenSpecSchema, run };
+export const datagenJob: StageJob<DatagenSpec> = {
+  kind: 'datagen', schema: DatagenSpecSchema, run,
+  preflight: async (spec) => {
+    if (spec.teacher !== 'mixture') await requireInput('teacher', spec.teacher, 'ONNX teacher network');
+  },
+};

@@ -10,7 +10,7 @@ import { StoreError } from '../../store/index.js';
 import { UsageError } from '../../util/errors.js';
 import type { JobContext, JobOutcome, StageJob } from '../types.js';
 import { stageGauge } from '../metrics.js';
-import { uriField } from './common.js';
+import { requireInput, uriField } from './common.js';
 
 /** The export job spec (strict: unknown fields are errors). */
 export const ExportSpecSchema = z.object({
@@ -45,4 +45,7 @@ async function run(spec: ExportSpec, ctx: JobContext): Promise<JobOutcome> {
 }
 
 /** The export stage job. */
-export const exportJob: StageJob<ExportSpec> = { kind: 'export', schema: ExportSpecSchema, run };
+export const exportJob: StageJob<ExportSpec> = {
+  kind: 'export', schema: ExportSpecSchema, run,
+  preflight: (spec) => requireInput('checkpoint', spec.checkpoint, 'checkpoint', ['latest.json']),
+};

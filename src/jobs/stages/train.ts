@@ -15,7 +15,7 @@ import { REFERENCE_ADAMW, type EmaConfig } from '../../train/optim.js';
 import { UsageError } from '../../util/errors.js';
 import type { JobContext, JobOutcome, StageJob } from '../types.js';
 import { ageGauge, stageGauge } from '../metrics.js';
-import { asSpecError, fieldError, intField, uriField } from './common.js';
+import { asSpecError, fieldError, intField, requireInput, uriField } from './common.js';
 
 const positive = z.number().positive();
 
@@ -134,4 +134,7 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
 }
 
 /** The train stage job. */
-export const trainJob: StageJob<TrainSpec> = { kind: 'train', schema: TrainSpecSchema, run };
+export const trainJob: StageJob<TrainSpec> = {
+  kind: 'train', schema: TrainSpecSchema, run,
+  preflight: (spec) => requireInput('pairs', spec.pairs, 'pair dataset', ['manifest.json']),
+};
