@@ -4,7 +4,7 @@
  * process and a service runs many jobs on one registry: registering a name twice throws in prom-client.
  *
  * Job metrics (this file):
- * - `get_job_state{stage,state}`: one-hot state of the job that changed state last (queued, running,
+ * - `get_job_state{stage,state}`: one-hot state of the job that changed state last (running,
  *   succeeded, failed, cancelled); absent before the first job.
  * - `get_jobs_total{stage,outcome}`: finished jobs, outcome ∈ succeeded, cancelled, failed_permanent,
  *   failed_retryable.
@@ -25,7 +25,7 @@ import type { ErrorClass } from './errors.js';
 import type { JobState, StageKind } from './types.js';
 
 /** Every job state, in life order (the one-hot label values). */
-export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+export const JOB_STATES: readonly JobState[] = ['running', 'succeeded', 'failed', 'cancelled'];
 
 /** How a job ended, for `get_jobs_total{outcome}`. */
 export type JobOutcomeLabel = 'succeeded' | 'cancelled' | `failed_${ErrorClass}`;

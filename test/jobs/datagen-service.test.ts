@@ -46,6 +46,8 @@ test('bad specs and a missing teacher object → 400 naming the field; the servi
     [{ ...spec('bad'), teacher: undefined }, /^teacher: /],
     [{ ...spec('bad'), shardSize: 0 }, /^shardSize: /],
     [{ ...spec('bad'), parallelism: 5 }, /^parallelism: 5 exceeds the 4 shards of seeds \[0, 256\) at shardSize 64/],
+    [{ ...spec('bad'), seeds: { start: 2147483600, end: 2147483649 } }, /^seeds\.end: /],
+    [{ ...spec('bad'), seeds: { start: -1, end: 10 } }, /^seeds\.start: /],
     [{ ...spec('bad'), cacheDir: undefined }, /^cacheDir: is required for the mixture teacher/],
     [{ ...spec('bad'), out: 's3:/no-slashes' }, /^out: /],
   ];
@@ -109,8 +111,11 @@ test('Indexed Job: two workers (JOB_COMPLETION_INDEX 0, 1) in parallel → one m
   const workers = [0, 1].map((i) => startJob('datagen', s2, { JOB_COMPLETION_INDEX: String(i) }));
   const outside = startJob('datagen', s2, { JOB_COMPLETION_INDEX: '2' });
   assert.deepEqual(await Promise.all(workers.map((w) => w.exited)), [0, 0], workers.map((w) => w.stderr()).join('\n'));
+  const noIndex = startJob('datagen', s2, {}); // a non-indexed Job: every pod would make the whole range
   assert.equal(await outside.exited, 2);
   assert.match(outside.stderr(), /^get-distill-datagen: JOB_COMPLETION_INDEX 2 is outside \[0, 2\) \(parallelism 2\): seeds \[0, 256\) are split into 2 parts/);
+  assert.equal(await noIndex.exited, 2);
+  assert.match(noIndex.stderr(), /^get-distill-datagen: parallelism 2 needs JOB_COMPLETION_INDEX \(run it as an Indexed Job/);
   const summaries = workers.map((w) => w.lines.find((l) => l.msg === 'job succeeded')!.summary as Record<string, any>);
   assert.deepEqual(summaries.map((s) => [s.seeds, s.pairs, s.generated]), [[{ start: 0, end: 128 }, 128, 128], [{ start: 128, end: 256 }, 128, 128]]);
   assert.ok(summaries.some((s) => s.merged), 'the last to finish (or both, when they finish together) merges');

@@ -35,7 +35,8 @@ export const DatagenSpecSchema = z.object({
     const r = uriField('teacher').safeParse(v);
     if (!r.success) ctx.addIssue({ code: 'custom', message: `must be "mixture" or the URI of an EDM ONNX network: ${r.error.issues[0].message}` });
   }).describe('"mixture" (the embedded Gaussian-mixture teacher fitted to dataset) or the URI of an EDM-preconditioned ONNX network'),
-  dataset: z.enum(['mnist', 'fashion-mnist']).describe('training images of the mixture teacher; recorded in the manifest'),
+  dataset: z.enum(['mnist', 'fashion-mnist'], { error: (iss) => (iss.input === undefined ? 'is required: mnist or fashion-mnist' : 'must be mnist or fashion-mnist') })
+    .describe('training images of the mixture teacher (mnist or fashion-mnist); recorded in the manifest'),
   teacherComponents: intField(1, 1000).default(10).describe('mixture components per class'),
   teacherRank: intField(1, 1024).default(32).describe('factors per mixture component'),
   cacheDir: uriField('folder URI of the fitted-teacher cache (required for the mixture teacher)').optional(),
@@ -48,7 +49,9 @@ export const DatagenSpecSchema = z.object({
   if (s.teacher === 'mixture' && s.cacheDir === undefined) {
     ctx.addIssue({ code: 'custom', path: ['cacheDir'], message: 'is required for the mixture teacher (where its fit is cached, e.g. s3://bucket/cache)' });
   }
-  if (s.seeds && s.seeds.end > s.seeds.start && s.shardSize > 0) {
+  // The seed and shardSize fields may have failed their own checks: only well-formed ranges are split here.
+  const inRange = (v: unknown, hi: number) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= hi;
+  if (s.seeds && inRange(s.seeds.start, SEED_LIMIT - 1) && inRange(s.seeds.end, SEED_LIMIT) && s.seeds.end > s.seeds.start && Number.isInteger(s.shardSize) && s.shardSize > 0) {
     const shards = splitSeedRange(s.seeds, s.shardSize).length;
     if (s.parallelism > shards) {
       ctx.addIssue({ code: 'custom', path: ['parallelism'], message: `${s.parallelism} exceeds the ${shards} shard${shards > 1 ? 's' : ''} of seeds [${s.seeds.start}, ${s.seeds.end}) at shardSize ${s.shardSize}; lower parallelism or shardSize` });
@@ -59,13 +62,18 @@ export const DatagenSpecSchema = z.object({
 export type DatagenSpec = z.output<typeof DatagenSpecSchema>;
 
 /**
- * Which part this worker generates: none (the whole range) with parallelism 1 or without a completion
- * index; else `{index: completionIndex, count: parallelism}`.
- * @throws UsageError naming the index and the seed range when the index is outside [0, parallelism).
+ * Which part this worker generates: none (the whole range) with parallelism 1; else
+ * `{index: completionIndex, count: parallelism}`.
+ * @throws UsageError naming the index and the seed range when the index is outside [0, parallelism),
+ *   or when parallelism > 1 comes without a completion index.
  */
 export function workerPart(spec: DatagenSpec, completionIndex: number | undefined): DatagenPart | undefined {
   const { parallelism: n, seeds } = spec;
-  if (completionIndex === undefined) return undefined;
+  if (completionIndex === undefined) {
+    // Every pod of a non-indexed Job would generate the whole range: refuse instead.
+    if (n > 1) throw new UsageError(`parallelism ${n} needs JOB_COMPLETION_INDEX (run it as an Indexed Job: completionMode: Indexed, completions = parallelism = ${n}); give parallelism 1 for one worker`);
+    return undefined;
+  }
   if (!Number.isInteger(completionIndex) || completionIndex < 0 || completionIndex >= n) {
     throw new UsageError(`JOB_COMPLETION_INDEX ${completionIndex} is outside [0, ${n}) (parallelism ${n}): seeds [${seeds.start}, ${seeds.end}) are split into ${n} part${n > 1 ? 's' : ''}; give the Indexed Job completions = parallelism = ${n}`);
   }
