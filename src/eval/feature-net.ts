@@ -327,7 +327,9 @@ export async function embeddedFeatureNet(dataset: FeatureNetDataset, dir = featu
       throw new Error(`embedded feature network ${dir}${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`);
     }
   };
-  const [onnx, cardBytes] = await Promise.all([read(`${dataset}.onnx`), read(`${dataset}.json`)]);
+  // One after the other: with both files missing, the error must always name the network first.
+  const onnx = await read(`${dataset}.onnx`);
+  const cardBytes = await read(`${dataset}.json`);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(cardBytes));
