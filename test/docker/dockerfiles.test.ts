@@ -1,0 +1,227 @@
+/**
+ * Static checks of docker/Dockerfile.* and .dockerignore (Docker cannot build on the development
+ * machine, so these are what CI can verify): pinned bases, a non-root numeric user, production
+ * installs, no secrets copied, exec-form entry points, and entry files that exist. docs/images.md.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const DOCKER_DIR = join(ROOT, 'docker');
+
+interface Instruction { readonly op: string; readonly args: string; readonly line: number }
+interface Stage { readonly base: string; readonly name?: string; readonly body: Instruction[] }
+interface Dockerfile { readonly globalArgs: Map<string, string>; readonly stages: Stage[] }
+
+/** Splits a Dockerfile into instructions: comments dropped, `\` continuations joined. */
+function instructions(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  let buf = '';
+  let start = 0;
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (buf === '' && (line === '' || line.startsWith('#'))) return;
+    if (line.startsWith('#')) return; // a comment inside a continued instruction
+    if (buf === '') start = i + 1;
+    if (line.endsWith('\\')) { buf += line.slice(0, -1) + ' '; return; }
+    buf += line;
+    const m = /^(\S+)\s*(.*)$/s.exec(buf)!;
+    out.push({ op: m[1]!.toUpperCase(), args: m[2]!.trim(), line: start });
+    buf = '';
+  });
+  return out;
+}
+
+/** Parses stages; `${VAR}` in FROM resolves against the ARG defaults declared before the first FROM. */
+function parse(text: string): Dockerfile {
+  const globalArgs = new Map<string, string>();
+  const stages: Stage[] = [];
+  for (const ins of instructions(text)) {
+    if (ins.op === 'FROM') {
+      const m = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
+      assert.ok(m, `line ${ins.line}: cannot parse FROM ${ins.args}`);
+      const base = m[1]!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => {
+        const v = globalArgs.get((a ?? b)!);
+        assert.ok(v !== undefined, `line ${ins.line}: FROM uses ${a ?? b}, which has no default ARG before the first FROM`);
+        return v;
+      });
+      stages.push({ base, name: m[2], body: [] });
+    } else if (stages.length === 0) {
+      if (ins.op === 'ARG') {
+        const [k, v] = ins.args.split('=', 2);
+        if (v !== undefined) globalArgs.set(k!.trim(), v.trim());
+      }
+    } else {
+      stages[stages.length - 1]!.body.push(ins);
+    }
+  }
+  return { globalArgs, stages };
+}
+
+/** Problems with a base image reference: it must carry a full x.y.z version tag (a digest may follow). */
+function baseProblem(ref: string): string | undefined {
+  const m = /^([^@]+?)(?::([^:@/]+))?(@sha256:[0-9a-f]{64})?$/.exec(ref);
+  if (!m) return `${ref}: not an image reference`;
+  const tag = m[2];
+  if (tag === undefined) return `${ref}: no tag (means latest); pin an exact version tag`;
+  if (tag === 'latest') return `${ref}: latest is not a version; pin an exact version tag`;
+  if (!/^v?\d+\.\d+\.\d+(?:[-_.][\w.-]+)?$/.test(tag)) return `${ref}: tag ${tag} is not an exact x.y.z version`;
+  return undefined;
+}
+
+/** Problems with the stage's user: the last USER must be numeric and not 0. */
+function userProblem(stage: Stage): string | undefined {
+  const users = stage.body.filter((i) => i.op === 'USER');
+  const last = users[users.length - 1];
+  if (!last) return `stage ${stage.name ?? stage.base}: no USER (runs as root)`;
+  const m = /^(\d+)(?::(\d+))?$/.exec(last.args);
+  if (!m) return `line ${last.line}: USER ${last.args} is not numeric (runAsNonRoot cannot verify a name)`;
+  if (Number(m[1]) === 0) return `line ${last.line}: USER ${last.args} is root`;
+  return undefined;
+}
+
+/** True when ENTRYPOINT/CMD args are a JSON array of strings (exec form: the process gets signals). */
+function isExecForm(args: string): boolean {
+  try {
+    const v: unknown = JSON.parse(args);
+    return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string');
+  } catch {
+    return false;
+  }
+}
+
+const SECRET_SOURCE = /(^|\/)(\.npmrc|\.env(\..*)?|\.aws|\.ssh|id_rsa\S*|\S+\.pem|\S+\.key|credentials)$/;
+
+/** Sources of COPY/ADD from the build context (not --from=stage) that are secrets or the whole context. */
+function copyProblems(df: Dockerfile): string[] {
+  const problems: string[] = [];
+  for (const st of df.stages) {
+    for (const ins of st.body) {
+      if (ins.op !== 'COPY' && ins.op !== 'ADD') continue;
+      const words = ins.args.split(/\s+/);
+      if (words.some((w) => w.startsWith('--from='))) continue;
+      const srcs = words.filter((w) => !w.startsWith('--')).slice(0, -1);
+      for (const s of srcs) {
+        if (SECRET_SOURCE.test(s)) problems.push(`line ${ins.line}: copies ${s} (a secret; pass it at run time)`);
+        if (s === '.' || s === './' || s === '*') problems.push(`line ${ins.line}: copies the whole context; name the folders`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** Stages that run something: the last stage and every stage with an ENTRYPOINT or CMD. */
+function runnableStages(df: Dockerfile): Stage[] {
+  return df.stages.filter((s, i) => i === df.stages.length - 1 || s.body.some((x) => x.op === 'ENTRYPOINT' || x.op === 'CMD'));
+}
+
+const dockerfiles = readdirSync(DOCKER_DIR).filter((f) => f.startsWith('Dockerfile')).sort();
+
+test('the checks reject what they should (so they can fail)', () => {
+  assert.match(baseProblem('node:latest')!, /latest/);
+  assert.match(baseProblem('node')!, /no tag/);
+  assert.match(baseProblem('node:20')!, /not an exact/);
+  assert.match(baseProblem('node:20-bookworm-slim')!, /not an exact/);
+  assert.match(baseProblem('nvidia/cuda:12.8-runtime')!, /not an exact/);
+  assert.equal(baseProblem('node:20.20.2-bookworm-slim'), undefined);
+  assert.equal(baseProblem(`node:20.20.2-bookworm-slim@sha256:${'ab'.repeat(32)}`), undefined);
+  assert.equal(baseProblem('nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04'), undefined);
+  assert.equal(baseProblem('registry.example.com:5000/x/node:20.20.2'), undefined);
+  const bad = parse('FROM node:20.20.2 AS a\nUSER node\nCMD node main.js\nFROM a\nUSER 0:0\nCOPY .env .npmrc ./\nCOPY . .\n');
+  assert.match(userProblem(bad.stages[0]!)!, /not numeric/);
+  assert.match(userProblem(bad.stages[1]!)!, /root/);
+  assert.match(userProblem(parse('FROM node:20.20.2\nRUN true\n').stages[0]!)!, /no USER/);
+  assert.equal(isExecForm('node main.js'), false);
+  assert.equal(isExecForm('["node", "main.js"]'), true);
+  assert.deepEqual(copyProblems(bad).length, 3);
+  assert.throws(() => parse('ARG X\nFROM ${X}\n'), /no default ARG/);
+});
+
+test('there are Dockerfiles to check', () => {
+  assert.deepEqual(dockerfiles, ['Dockerfile.ort', 'Dockerfile.trainer-gpu']);
+});
+
+for (const file of dockerfiles) {
+  const text = readFileSync(join(DOCKER_DIR, file), 'utf8');
+  const df = parse(text);
+  const stageNames = new Set(df.stages.map((s) => s.name).filter((n): n is string => n !== undefined));
+
+  test(`${file}: every base image is pinned to an exact version tag`, () => {
+    const external = df.stages.filter((s) => !stageNames.has(s.base));
+    assert.ok(external.length > 0);
+    assert.deepEqual(external.map((s) => baseProblem(s.base)).filter(Boolean), []);
+    // COPY --from=<image> pulls an image too.
+    for (const st of df.stages) {
+      for (const ins of st.body.filter((i) => i.op === 'COPY')) {
+        const from = /--from=(\S+)/.exec(ins.args)?.[1];
+        if (from && !stageNames.has(from)) assert.equal(baseProblem(from), undefined, `line ${ins.line}`);
+      }
+    }
+  });
+
+  test(`${file}: runnable stages run as a numeric non-root user with an exec-form entry point`, () => {
+    const runnable = runnableStages(df);
+    assert.ok(runnable.length >= 1);
+    for (const st of runnable) {
+      assert.equal(userProblem(st), undefined);
+      const entry = st.body.filter((i) => i.op === 'ENTRYPOINT' || i.op === 'CMD');
+      assert.ok(entry.length > 0, `stage ${st.name}: no ENTRYPOINT or CMD`);
+      for (const e of entry) assert.ok(isExecForm(e.args), `line ${e.line}: ${e.op} ${e.args} is not exec form`);
+      assert.ok(st.body.some((i) => i.op === 'WORKDIR' && i.args === '/app'), `stage ${st.name}: WORKDIR /app`);
+      assert.ok(st.body.some((i) => i.op === 'EXPOSE' && i.args === '8080'), `stage ${st.name}: EXPOSE 8080`);
+      const labels = st.body.filter((i) => i.op === 'LABEL').map((i) => i.args).join(' ');
+      for (const k of ['title', 'version', 'source', 'licenses']) assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${k}=`));
+      const env = st.body.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+      assert.match(env, /HOME=\/tmp/, 'HOME on /tmp, so a read-only root file system works');
+    }
+  });
+
+  test(`${file}: production installs from the lock file`, () => {
+    const runs = df.stages.flatMap((s) => s.body.filter((i) => i.op === 'RUN'));
+    const ci = runs.filter((r) => /\bnpm ci\b/.test(r.args));
+    assert.ok(ci.length > 0, 'no npm ci');
+    for (const r of ci) assert.match(r.args, /npm ci --omit=dev/, `line ${r.line}`);
+    // npm install is allowed only as the documented stopgap of Dockerfile.trainer-gpu (issue 8).
+    for (const r of runs.filter((x) => /\bnpm (install|i)\b/.test(x.args))) {
+      assert.equal(file, 'Dockerfile.trainer-gpu', `line ${r.line}: npm install; use npm ci --omit=dev`);
+      assert.match(r.args, /--omit=dev/);
+      assert.match(r.args, /--no-save/);
+      assert.match(text, /issue 8/);
+    }
+    // The ORT image turns onnxruntime-node's CUDA download on by default; the GPU trainer's ort stays CPU.
+    const cudaDefault = df.stages.flatMap((s) => s.body).some((i) => i.op === 'ARG' && i.args === 'ORT_NODE_INSTALL=cuda12');
+    assert.equal(cudaDefault, file === 'Dockerfile.ort');
+    assert.match(text, /ONNXRUNTIME_NODE_INSTALL=/);
+  });
+
+  test(`${file}: copies no secrets and takes none as build arguments`, () => {
+    assert.deepEqual(copyProblems(df), []);
+    const argsAndEnv = df.stages.flatMap((s) => s.body).filter((i) => i.op === 'ARG' || i.op === 'ENV');
+    for (const i of argsAndEnv) assert.doesNotMatch(i.args, /SECRET|TOKEN|PASSWORD|ACCESS_KEY/i, `line ${i.line}`);
+  });
+}
+
+test('Dockerfile.ort: every documented SERVICE has an existing entry file the build accepts', () => {
+  const text = readFileSync(join(DOCKER_DIR, 'Dockerfile.ort'), 'utf8');
+  const documented = [...text.matchAll(/^#\s{3}(\w+)\s+(\S+\.ts)( eval)?\s/gm)].map((m) => ({ service: m[1]!, entry: m[2]! }));
+  assert.deepEqual(documented.map((d) => d.service), ['inference', 'datagen', 'trainer', 'exporter', 'eval']);
+  const caseArms = [...text.matchAll(/^\s*([\w|]+)\) entry="([^"]+)"/gm)].flatMap((m) =>
+    m[1]!.split('|').map((s) => ({ service: s, entry: m[2]!.replace('$SERVICE', s) })));
+  for (const d of documented) {
+    assert.ok(existsSync(join(ROOT, d.entry)), `${d.service}: ${d.entry} does not exist`);
+    assert.deepEqual(caseArms.find((a) => a.service === d.service), d, `${d.service}: the build's case statement disagrees`);
+  }
+  assert.equal(caseArms.length, documented.length);
+  // Every service folder is buildable (a new service must be added to the Dockerfile).
+  const folders = readdirSync(join(ROOT, 'services'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  for (const f of folders) assert.ok(documented.some((d) => d.service === f), `services/${f} is missing from Dockerfile.ort`);
+});
+
+test('.dockerignore keeps node_modules, .git and secrets out of the build context', () => {
+  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  for (const want of ['node_modules', '.git', '.env', '.npmrc', 'runs', '.cache']) assert.ok(lines.includes(want), `.dockerignore lacks ${want}`);
+  // Folders the images copy must not be ignored.
+  for (const keep of ['src', 'services', 'assets', 'package.json', 'package-lock.json']) assert.ok(!lines.includes(keep), `.dockerignore drops ${keep}`);
+});
