@@ -44,7 +44,7 @@ for (const dataset of names) {
   const onnx = exportFeatureNet(params, dataset);
   const trainRun = await runFeatureNet(onnx, train);
   const testRun = await runFeatureNet(onnx, await loadDataset(dataset, 'test'));
-  const eig = covarianceEigenRange(testRun.features, testRun.n);
+  const eig = await covarianceEigenRange(testRun.features, testRun.n);
   const a = FEATURE_NET_ARCH;
   const card: FeatureNetCard = FeatureNetCardSchema.parse({
     format: FEATURE_NET_FORMAT,

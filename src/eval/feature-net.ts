@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { z } from 'zod';
+import { featureStats } from './stats.js';
 import type { ImageDataset } from '../data/datasets.js';
 import type { ParamSpec } from '../get/model.js';
 import { gradients } from '../graph/autodiff.js';
@@ -253,24 +254,15 @@ export async function runFeatureNet(onnx: Uint8Array, data: ImageDataset, batch 
   return { features, logits, correct, n: data.n };
 }
 
-/** Smallest and largest eigenvalue of the covariance (1/(n−1) normalised, float64) of `rows` [n, d]. */
-export function covarianceEigenRange(rows: Float32Array, n: number): { min: number; max: number } {
+/**
+ * Smallest and largest eigenvalue of the covariance (unbiased, float64; the statistics FID uses,
+ * featureStats) of `rows` float32 [n, d]: FID needs the smallest to be > 0 (no dead feature units).
+ * @throws UsageError as featureStats (non-finite rows, n ≤ d).
+ */
+export async function covarianceEigenRange(rows: Float32Array, n: number): Promise<{ min: number; max: number }> {
   const d = rows.length / n;
-  const mean = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += rows[i * d + j] / n;
-  const cov = new Float64Array(d * d); // upper triangle accumulated, then mirrored
-  const c = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < d; j++) c[j] = rows[i * d + j] - mean[j];
-    for (let j = 0; j < d; j++) {
-      const cj = c[j];
-      for (let k = j; k < d; k++) cov[j * d + k] += cj * c[k];
-    }
-  }
-  for (let j = 0; j < d; j++) {
-    for (let k = j; k < d; k++) cov[k * d + j] = cov[j * d + k] /= n - 1;
-  }
-  const ev = new EigenvalueDecomposition(Matrix.from1DArray(d, d, cov), { assumeSymmetric: true }).realEigenvalues;
+  const { sigma } = await featureStats(rows, n, d, 'feature-net features');
+  const ev = new EigenvalueDecomposition(Matrix.from1DArray(d, d, sigma), { assumeSymmetric: true }).realEigenvalues;
   return { min: Math.min(...ev), max: Math.max(...ev) };
 }
 

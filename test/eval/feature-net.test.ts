@@ -47,7 +47,7 @@ for (const dataset of EMBEDDED_FEATURE_NETS) {
     assert.equal(run.logits.length, run.n * card.outputs.logits.classes);
     assert.ok(run.features.every(Number.isFinite) && run.logits.every(Number.isFinite));
     // FID takes the square root of this covariance: it must be positive definite (no dead units).
-    const eig = covarianceEigenRange(run.features, run.n);
+    const eig = await covarianceEigenRange(run.features, run.n);
     assert.ok(eig.min > 1e-7 * eig.max, `feature covariance eigenvalues ${eig.min} … ${eig.max}`);
     assert.ok(Math.abs(eig.min - card.testFeatureCovariance.minEigenvalue) <= 1e-6 * eig.max);
   });
