@@ -25,8 +25,8 @@ export const EVAL_JOB = 'get_eval';
 /** Longest label value kept; longer ones are cut and tagged with a hash so they stay distinct. */
 export const MAX_LABEL_LENGTH = 200;
 
-/** Eval phases with a progress count: generating samples, their features, the reference set's features. */
-export const EVAL_PHASES = ['sample', 'features', 'reference'] as const;
+/** Eval phases with a progress count: the reference set's features, then samples (drawn and featurised per batch). */
+export const EVAL_PHASES = ['reference', 'sample'] as const;
 export type EvalPhase = (typeof EVAL_PHASES)[number];
 export const EVAL_STATES = ['running', 'succeeded', 'failed'] as const;
 export type EvalState = (typeof EVAL_STATES)[number];

@@ -132,11 +132,11 @@ describe('pushes without a gateway', () => {
       assert.match(got[n - 1]!.body, /^get_eval_samples_done\{model="m",phase="sample"\} 200$/m, 'the last count arrives');
       assert.doesNotMatch(got[0]!.body, /process_cpu|nodejs_/, 'process metrics are not pushed');
       const t1 = performance.now();
-      m.progress('features', 1, 10);
+      m.progress('reference', 1, 10);
       await m.push(); // shares the phase-change push already queued
       assert.equal(got.length, n + 1);
       assert.ok(got[n]!.t - t1 < 100, 'a phase change is not delayed by the rate limit');
-      assert.match(got[n]!.body, /^get_eval_samples_done\{model="m",phase="features"\} 1$/m);
+      assert.match(got[n]!.body, /^get_eval_samples_done\{model="m",phase="reference"\} 1$/m);
     } finally {
       await m.close();
       await new Promise<void>((r) => gw.close(() => r()));
