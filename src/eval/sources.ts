@@ -44,18 +44,25 @@ export interface ImageSource {
 /** Dataset-split specs (`mnist:test` …). */
 const DATASET_SPEC = /^(mnist|fashion-mnist):(train|test)$/;
 
-/** Options for {@link openSource}. */
+/** Options for {@link openSource}. Teacher fields are needed only when the spec is a teacher. */
 export interface SourceOptions {
   /** First seed of seeded sources (students, teachers). */
   readonly seedStart: number;
-  /** For `teacher`: the dataset the embedded mixture teacher is fitted to, and its fit. */
-  readonly dataset: DatasetName;
-  readonly teacherComponents: number;
-  readonly teacherRank: number;
-  readonly cacheDir: string;
-  /** Heun steps for teachers (NFE = 2n − 1). */
-  readonly samplerSteps: number;
   readonly threads?: number;
+  /** Teachers (`teacher`, an EDM ONNX network): Heun steps (NFE = 2n − 1). */
+  readonly samplerSteps?: number;
+  /** For `teacher`: the dataset the embedded mixture teacher is fitted to, its fit and its cache. */
+  readonly dataset?: DatasetName;
+  readonly teacherComponents?: number;
+  readonly teacherRank?: number;
+  readonly cacheDir?: string;
+}
+
+/** An option a teacher source needs. @throws Error (a caller's bug) naming it when absent. */
+function need<K extends keyof SourceOptions>(o: SourceOptions, key: K, spec: string): NonNullable<SourceOptions[K]> {
+  const v = o[key];
+  if (v === undefined) throw new Error(`openSource(${spec}): option ${key} is required for a teacher source`);
+  return v as NonNullable<SourceOptions[K]>;
 }
 
 /**
@@ -67,9 +74,9 @@ export async function openSource(spec: string, flag: string, o: SourceOptions): 
   const ds = DATASET_SPEC.exec(spec);
   if (ds) return datasetSource(ds[1] as DatasetName, ds[2] as DatasetSplit);
   if (spec === 'teacher') {
-    const train = await loadDataset(o.dataset, 'train');
-    const t = await prepareTeacher({ spec: 'mixture', components: o.teacherComponents, rank: o.teacherRank, cacheDir: o.cacheDir, threads: o.threads }, train);
-    return teacherSource(t.denoiser, o);
+    const train = await loadDataset(need(o, 'dataset', spec), 'train');
+    const t = await prepareTeacher({ spec: 'mixture', components: need(o, 'teacherComponents', spec), rank: need(o, 'teacherRank', spec), cacheDir: need(o, 'cacheDir', spec), threads: o.threads }, train);
+    return teacherSource(t.denoiser, o.seedStart, need(o, 'samplerSteps', spec), o);
   }
   const store = storeFor(parentUri(spec));
   if ((await store.head(spec)) === null) {
@@ -91,7 +98,7 @@ export async function openSource(spec: string, flag: string, o: SourceOptions): 
   }
   if (metadata.format === MODEL_FORMAT) return studentSource(bytes, spec, flag, o);
   try {
-    return teacherSource(await OnnxEdmTeacher.fromBytes(bytes, { threads: o.threads }, spec), o);
+    return teacherSource(await OnnxEdmTeacher.fromBytes(bytes, { threads: o.threads }, spec), o.seedStart, need(o, 'samplerSteps', spec), o);
   } catch (e) {
     throw new UsageError(`${flag} ${spec}: neither a get-distill/model@1 student nor an EDM teacher network (${(e as Error).message})`);
   }
@@ -141,10 +148,10 @@ async function pairsSource(dir: string): Promise<ImageSource> {
   };
 }
 
-function teacherSource(denoiser: Denoiser, o: SourceOptions): ImageSource {
+function teacherSource(denoiser: Denoiser, seedStart: number, steps: number, o: SourceOptions): ImageSource {
   return {
     id: `teacher:${denoiser.id}`, kind: 'teacher', shape: denoiser.shape, available: null,
-    details: { teacher: denoiser.id, sampler: 'edm-heun', heunSteps: o.samplerSteps, nfe: heunNfe(o.samplerSteps), seedStart: o.seedStart },
+    details: { teacher: denoiser.id, sampler: 'edm-heun', heunSteps: steps, nfe: heunNfe(steps), seedStart },
     async *images(n, batch) {
       const all = seeds(o, n);
       for (let s = all.start; s < all.end; s += batch) {
@@ -152,7 +159,7 @@ function teacherSource(denoiser: Denoiser, o: SourceOptions): ImageSource {
         const m = r.end - r.start;
         const noise = Float64Array.from(noiseForSeedRange(r, denoiser.shape));
         const labels = denoiser.numClasses > 0 ? labelsForSeedRange(r, denoiser.numClasses) : null;
-        yield Float32Array.from(await heunSample(denoiser, noise, labels, m, { steps: o.samplerSteps }));
+        yield Float32Array.from(await heunSample(denoiser, noise, labels, m, { steps }));
       }
     },
     async close() {

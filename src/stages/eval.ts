@@ -18,7 +18,10 @@ import { Progress } from '../util/progress.js';
 /** First seed of evaluation samples: apart from training seeds (< 2^30) and held-out ones (2^30 + …). */
 export const EVAL_SEED_START = 3 * 2 ** 29;
 
-export interface EvalOptions extends SourceOptions {
+type TeacherField = 'dataset' | 'teacherComponents' | 'teacherRank' | 'cacheDir' | 'samplerSteps';
+
+/** `get-distill eval`'s options (the teacher fields always come with defaults from the CLI). */
+export interface EvalOptions extends Omit<SourceOptions, TeacherField>, Required<Pick<SourceOptions, TeacherField>> {
   /** The evaluated images (see openSource). */
   readonly model: string;
   readonly samples: number;
@@ -190,7 +193,7 @@ export async function compareTeacherStudent(o: {
   saveReference?: string; threads?: number; batch?: number; progress: Progress;
 }): Promise<FidComparison> {
   const spec = await resolveFeatureNet({ features: o.dataset });
-  const src: SourceOptions = { seedStart: o.seedStart, dataset: o.dataset, teacherComponents: 0, teacherRank: 0, cacheDir: '', samplerSteps: 0, threads: o.threads };
+  const src: SourceOptions = { seedStart: o.seedStart, threads: o.threads };
   const refSource = await openSource(`${o.dataset}:test`, 'reference', src);
   const teacher = await openSource(o.teacherPairs, 'teacher samples', src);
   const student = await openSource(o.studentModel, 'student', src);

@@ -87,6 +87,21 @@ test('a student model.onnx: report, and the FID read back through Prometheus', a
   assert.ok(Math.abs(value - rep.scores.fid) <= 1e-9 * Math.max(1, rep.scores.fid), `Prometheus ${value} vs report ${rep.scores.fid}`);
 });
 
+test('the embedded teacher through its Heun sampler: seeded, so two runs give the same FID', () => {
+  const args = ['--model', 'teacher', '--teacher-components', '3', '--teacher-rank', '8', '--cache-dir', join(root, 'cache'), '--sampler-steps', '4', '--samples', '300', '--reference', npz];
+  const out = join(root, 'teacher.json');
+  const r = cli([...args, '--out', out], noPush);
+  assert.equal(r.code, 0, r.stderr);
+  const rep = JSON.parse(readFileSync(out, 'utf8'));
+  assert.equal(rep.model.kind, 'teacher');
+  assert.match(rep.model.id, /^teacher:mixture-K3-r8-/);
+  assert.equal(rep.model.details.nfe, 7); // 2 · 4 − 1
+  assert.ok(rep.scores.fid > 0 && Number.isFinite(rep.scores.fid));
+  const again = cli(args, noPush); // the fit is cached now; the samples are a function of the seeds
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(field(again.stdout, 'FID'), Number(rep.scores.fid.toFixed(4)));
+});
+
 function expectUsage(args: string[], pattern: RegExp): void {
   const r = cli(args, noPush);
   assert.equal(r.code, 2, `exit ${r.code}: ${r.stderr}`);
