@@ -5,10 +5,13 @@
  */
 import { Command, Option } from 'commander';
 import { createLogger } from '../service/logging.js';
-import { EVAL_SEED_START, evalStage, type EvalOptions, saveEvalOutputs } from '../stages/eval.js';
+import { EVAL_SEED_START, evalStage, type EvalOptions, type EvalResult, saveEvalOutputs } from '../stages/eval.js';
+import { Interrupted } from '../stages/pipeline.js';
+import { classifyError } from '../jobs/errors.js';
+import { type TerminationMessage, writeTerminationMessageFromEnv } from '../jobs/termination.js';
 import { EvalMetrics, parsePushgatewayUrl, pushgatewayFromEnv } from '../eval/metrics.js';
 import { EMBEDDED_FEATURE_NETS } from '../eval/feature-net.js';
-import { UsageError } from '../util/errors.js';
+import { EXIT_USAGE, UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { int, location } from './distill.js';
 
@@ -37,6 +40,31 @@ const url = (flag: string) => (v: string): string => {
 };
 
 type Opts = Omit<EvalOptions, 'inputRange'> & { inputRange?: [number, number]; pushgateway?: string; metricsPort?: number; metricsHost: string };
+
+/** The exit code src/cli/main.ts gives an error thrown by the action: 2 usage, 130 interrupted, 1 a bug. */
+const exitCodeOf = (e: unknown): number => (e instanceof UsageError ? EXIT_USAGE : e instanceof Interrupted ? 130 : 1);
+
+/**
+ * The termination message of an eval run (src/jobs/termination.ts; written when
+ * GET_DISTILL_TERMINATION_LOG is set, as the eval Job's pod does): summary {fid, inceptionScore (mean),
+ * precision, recall, samples}, artifacts {report, reference} where written.
+ */
+function evalTermination(o: Pick<Opts, 'out' | 'saveReference'>, end: { result: EvalResult } | { error: unknown } | { signal: NodeJS.Signals }): TerminationMessage {
+  const artifacts: Record<string, string> = {};
+  if ('result' in end) {
+    const r = end.result.report;
+    if (o.out) artifacts.report = o.out;
+    if (o.saveReference) artifacts.reference = o.saveReference;
+    const s = r.scores;
+    return { v: 1, stage: 'eval', outcome: 'done', exitCode: 0, summary: { fid: s.fid, inceptionScore: s.inceptionScore?.mean ?? null, precision: s.precision, recall: s.recall, samples: r.samples }, artifacts };
+  }
+  if ('signal' in end) return { v: 1, stage: 'eval', outcome: 'interrupted', exitCode: 130, summary: {}, artifacts };
+  const c = classifyError(end.error);
+  const code = exitCodeOf(end.error);
+  return { v: 1, stage: 'eval', outcome: code === 130 ? 'interrupted' : 'failed', exitCode: code, summary: {}, artifacts, error: { kind: c.class, message: c.message } };
+}
+const writeTermination = (msg: TerminationMessage): void =>
+  void writeTerminationMessageFromEnv(process.env, msg, (why) => void process.stderr.write(`get-distill: ${why}\n`));
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -78,7 +106,9 @@ Examples:
   get-distill eval --model model.onnx --features inception.onnx --layer pool3 --input-range 0,1 --reference cifar10.train.npz
 Metrics (Prometheus): get_eval_fid{model,reference,features}, get_eval_inception_score, get_eval_precision,
 get_eval_recall, get_eval_samples_per_second, get_eval_duration_seconds, progress gauges (docs/monitoring.md).
-Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it).`)
+Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it).
+GET_DISTILL_TERMINATION_LOG=<file>: also write the result as one JSON object there (a Kubernetes
+termination message: stage, outcome, exitCode, summary {fid, inceptionScore, precision, recall, samples}).`)
     .action(async (opts: Opts, command: Command) => {
       const { pushgateway, metricsPort, metricsHost, ...o } = opts;
       // The embedded teacher's dataset picks the feature network and reference unless they are given.
@@ -91,12 +121,16 @@ Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it)
         logger: createLogger('eval', 'info', { stderr: true }), // stdout carries the result only
       });
       if (metricsPort !== undefined) {
-        const addr = await metrics.serve(metricsPort, metricsHost);
+        const addr = await metrics.serve(metricsPort, metricsHost).catch((e: unknown) => {
+          writeTermination(evalTermination(o, { error: e }));
+          throw e;
+        });
         process.stderr.write(`metrics on ${addr}/metrics\n`);
       }
       // Ctrl-C / SIGTERM: the gateway must not keep showing "running".
       const onSignal = (sig: NodeJS.Signals) => {
         process.stderr.write(`get-distill: ${sig}: evaluation stopped, nothing written\n`);
+        writeTermination(evalTermination(o, { signal: sig }));
         void metrics.fail().finally(() => process.exit(130));
       };
       process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
@@ -121,7 +155,9 @@ Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it)
         if (o.saveReference) process.stdout.write(`reference statistics saved to ${o.saveReference}\n`);
         if (o.out) process.stdout.write(`report      ${o.out}\n`);
         await metrics.succeed(r);
+        writeTermination(evalTermination(o, { result }));
       } catch (e) {
+        writeTermination(evalTermination(o, { error: e }));
         await metrics.fail();
         throw e;
       } finally {

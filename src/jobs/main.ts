@@ -16,6 +16,7 @@ import { EXIT_USAGE, UsageError } from '../util/errors.js';
 import { classifyError } from './errors.js';
 import { runJobMode } from './run-job.js';
 import { startStageService } from './service.js';
+import { writeTerminationMessageFromEnv } from './termination.js';
 import type { StageJob } from './types.js';
 
 /** Process options of every stage entry point (flags `--port`, env GET_DISTILL_PORT, …). */
@@ -146,8 +147,11 @@ export async function stageMain<Spec>(stage: StageJob<Spec>, name: string, o: St
     if (e instanceof CommanderError) return exit(e.exitCode === 0 ? 0 : EXIT_USAGE); // commander printed its line
     // Bad options, an unbindable port, a bug while starting: one line, and the job-mode exit codes.
     const c = classifyError(e);
+    const env = o.env ?? process.env;
     process.stderr.write(`get-distill-${name}: ${c.message}\n`);
-    if (c.reason === 'internal' && (o.env ?? process.env).GET_DISTILL_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    if (c.reason === 'internal' && env.GET_DISTILL_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    // A job pod that fails on its options still tells the operator why (GET_DISTILL_TERMINATION_LOG).
+    writeTerminationMessageFromEnv(env, { v: 1, stage: stage.kind, outcome: 'failed', exitCode: c.exitCode, summary: {}, artifacts: {}, error: { kind: c.class, message: c.message } }, (why) => void process.stderr.write(`get-distill-${name}: ${why}\n`));
     exit(c.exitCode);
   }
 }

@@ -10,7 +10,13 @@
  *   the safe point does not come within the grace period the exit is 75 all the same, and the log says
  *   the checkpoint may be older. A second signal exits 75 at once.
  * Every non-zero exit writes ONE line on stderr (kubectl logs; `terminationMessagePolicy:
- * FallbackToLogsOnError` shows it as the termination message) besides the JSON log line.
+ * FallbackToLogsOnError` shows it as the termination message) besides the JSON log line. When
+ * GET_DISTILL_TERMINATION_LOG names a file (the operator sets /dev/termination-log), every exit first
+ * writes the JSON termination message there (src/jobs/termination.ts: stage, outcome, exit code,
+ * summary, artifacts, error), which Kubernetes shows as `state.terminated.message`.
+ *
+ * onnxruntime's GPU → CPU fallback warning (src/graph/providers.ts) goes to the job's logger; a bad
+ * GET_DISTILL_EXECUTION_PROVIDERS fails the job at once (exit 2).
  *
  * Indexed Jobs (https://kubernetes.io/docs/concepts/workloads/controllers/job/#completion-mode) set
  * JOB_COMPLETION_INDEX per pod; it reaches the stage as `ctx.completionIndex`.
@@ -21,9 +27,11 @@ import { createServiceApp, listen, ServiceState } from '../service/app.js';
 import { HttpError } from '../service/errors.js';
 import type { Logger } from '../service/logging.js';
 import { createRegistry } from '../service/metrics.js';
+import { loggerWarningSink, resolveExecutionProviders, setProviderWarningSink } from '../graph/providers.js';
 import { UsageError } from '../util/errors.js';
-import { classifyError, exitCodeOf } from './errors.js';
+import { classifyError, type ErrorClass, exitCodeOf } from './errors.js';
 import { JobManager, type JobRecord } from './manager.js';
+import { writeTerminationMessageFromEnv } from './termination.js';
 import { EXIT_OK, EXIT_RETRYABLE, type StageJob } from './types.js';
 
 export interface JobModeOptions {
@@ -36,7 +44,7 @@ export interface JobModeOptions {
   readonly graceMs?: number;
   /** Service name for /healthz and the stderr prefix (`get-distill-<name>: …`); default the stage kind. */
   readonly name?: string;
-  /** Where JOB_COMPLETION_INDEX is read; default process.env. */
+  /** Where JOB_COMPLETION_INDEX, GET_DISTILL_TERMINATION_LOG and GET_DISTILL_EXECUTION_PROVIDERS are read; default process.env. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Receives the one-line error (with its newline); default process.stderr. */
   readonly stderr?: (line: string) => void;
@@ -54,28 +62,53 @@ export function parseCompletionIndex(raw: string | undefined): number | undefine
   return Number(raw);
 }
 
+/** What the termination message needs to know about how a job-mode run ended. */
+interface Ending {
+  record?: JobRecord;
+  interrupted: boolean;
+  error?: { kind: ErrorClass; message: string };
+}
+
 /**
  * Runs `stage` once on `input` (the spec, merged from flags, env and GET_DISTILL_JOB_SPEC; validated
- * here) and resolves with the exit code; the entry point calls process.exit with it. Never throws.
+ * here) and resolves with the exit code; the entry point calls process.exit with it. Writes the
+ * termination message first when GET_DISTILL_TERMINATION_LOG is set. Never throws.
  */
 export async function runJobMode<Spec>(stage: StageJob<Spec>, input: unknown, o: JobModeOptions): Promise<number> {
+  const env = o.env ?? process.env;
+  const ending: Ending = { interrupted: false };
+  const code = await runOnce(stage, input, o, ending);
+  const outcome = code === EXIT_OK ? 'done' : ending.interrupted ? 'interrupted' : 'failed';
+  writeTerminationMessageFromEnv(env, {
+    v: 1, stage: stage.kind, outcome, exitCode: code,
+    summary: { ...ending.record?.summary }, artifacts: { ...ending.record?.artifacts },
+    ...(outcome === 'failed' && ending.error ? { error: ending.error } : {}),
+  }, (why) => o.logger.warn(why));
+  return code;
+}
+
+async function runOnce<Spec>(stage: StageJob<Spec>, input: unknown, o: JobModeOptions, ending: Ending): Promise<number> {
   const name = o.name ?? stage.kind;
   const log = o.logger;
+  const env = o.env ?? process.env;
   const stderr = o.stderr ?? ((l: string) => void process.stderr.write(l));
   const graceMs = o.graceMs ?? 30_000;
   const fail = (err: unknown): number => {
     const c = classifyError(err);
     log.error({ err, class: c.class, reason: c.reason, exitCode: c.exitCode }, c.message);
     stderr(`get-distill-${name}: ${c.message}\n`);
+    ending.error = { kind: c.class, message: c.message };
     return c.exitCode;
   };
 
   let completionIndex: number | undefined;
   try {
-    completionIndex = parseCompletionIndex((o.env ?? process.env).JOB_COMPLETION_INDEX);
+    completionIndex = parseCompletionIndex(env.JOB_COMPLETION_INDEX);
+    resolveExecutionProviders(env); // a bad list fails here, before any work
   } catch (e) {
     return fail(e);
   }
+  setProviderWarningSink(loggerWarningSink(log));
   const parsed = stage.schema.safeParse(input);
   if (!parsed.success) return fail(parsed.error);
 
@@ -127,10 +160,15 @@ export async function runJobMode<Spec>(stage: StageJob<Spec>, input: unknown, o:
       const msg = `${signalled}: the stage did not reach its safe point (${end === 'grace' ? `grace period of ${graceMs} ms over` : 'second signal'}); exiting ${EXIT_RETRYABLE}: the retry resumes from the last checkpoint, which may be older`;
       log.warn({ signal: signalled, graceMs }, msg);
       stderr(`get-distill-${name}: ${msg}\n`);
+      ending.interrupted = true;
+      ending.record = manager.get(current.id);
       code = EXIT_RETRYABLE;
     } else if (end.state === 'succeeded') {
+      ending.record = end;
       code = EXIT_OK;
     } else if (end.state === 'cancelled') {
+      ending.record = end;
+      ending.interrupted = true;
       const msg = `${signalled ?? 'stopped'}: the stage stopped at a safe point; exiting ${EXIT_RETRYABLE} so the retry resumes`;
       log.info({ signal: signalled, progress: end.progress }, msg);
       stderr(`get-distill-${name}: ${msg}\n`);
@@ -138,6 +176,8 @@ export async function runJobMode<Spec>(stage: StageJob<Spec>, input: unknown, o:
     } else {
       // The manager has logged the error (with its stack); one line for people.
       stderr(`get-distill-${name}: ${end.error!.message}\n`);
+      ending.record = end;
+      ending.error = { kind: end.error!.code, message: end.error!.message };
       code = exitCodeOf(end.error!.code);
     }
   } catch (e) {

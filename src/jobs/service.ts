@@ -10,6 +10,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Registry } from 'prom-client';
+import { loggerWarningSink, resolveExecutionProviders, setProviderWarningSink } from '../graph/providers.js';
 import { createServiceApp, listen, ServiceState } from '../service/app.js';
 import type { Logger } from '../service/logging.js';
 import { installGracefulShutdown, type GracefulShutdown } from '../service/shutdown.js';
@@ -77,9 +78,13 @@ export interface RunningStageService<Spec> extends StageService<Spec> {
 
 /**
  * Listens and installs the SIGTERM/SIGINT handler (see the file header); resolves once bound.
- * @throws UsageError when the address cannot be bound (names host and port).
+ * onnxruntime's GPU → CPU fallback warning (src/graph/providers.ts) goes to `o.logger`.
+ * @throws UsageError when the address cannot be bound (names host and port), or for a bad
+ *   GET_DISTILL_EXECUTION_PROVIDERS (checked before listening).
  */
 export async function startStageService<Spec>(stage: StageJob<Spec>, o: StageServiceOptions): Promise<RunningStageService<Spec>> {
+  resolveExecutionProviders();
+  setProviderWarningSink(loggerWarningSink(o.logger));
   const s = createStageService(stage, o);
   const host = o.host ?? '127.0.0.1';
   const server = await listen(s.app, o.port ?? 8080, host);

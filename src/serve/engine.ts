@@ -17,6 +17,8 @@ export interface EngineOptions {
   readonly maxQueueDelayMs: number;
   readonly maxQueueSize: number;
   readonly requestTimeoutMs: number;
+  /** onnxruntime execution providers; default GET_DISTILL_EXECUTION_PROVIDERS (src/graph/providers.ts). */
+  readonly executionProviders?: readonly string[];
 }
 
 export class Engine {
@@ -32,7 +34,7 @@ export class Engine {
    * @throws Error when onnxruntime rejects the model.
    */
   static async start(model: LoadedModel, o: EngineOptions, metrics: InferenceMetrics, logger: Logger): Promise<Engine> {
-    const pool = await OrtWorkerPool.create(model, { sessions: o.sessions, threads: o.threadsPerSession, logger });
+    const pool = await OrtWorkerPool.create(model, { sessions: o.sessions, threads: o.threadsPerSession, logger, executionProviders: o.executionProviders });
     const info = model.info;
     try {
       const t0 = performance.now();

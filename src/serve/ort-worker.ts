@@ -6,12 +6,13 @@
  * worker. The per-image work around the run (seed → noise and z_0, PNG encoding: ~0.4 ms per
  * GET-CPU-S/4 image) happens here too, so the main thread keeps only HTTP and JSON.
  *
- * Protocol: workerData {@link WorkerData}; the worker posts {type: 'ready'} or {type: 'failed',
+ * Protocol: workerData {@link WorkerData}; the worker posts {type: 'ready', providers, fallback?} or {type: 'failed',
  * message}; then for each {id, jobs} it posts {id, outputs} (one per job) or {id, error}. Tensor
  * buffers travel as transferables in both directions.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ModelInfo } from '../get/export.js';
+import type { ProviderFallback } from '../graph/providers.js';
 import { OrtSession } from '../graph/session.js';
 import { encodeOutputs, type GenerateJob, mergeSamples, type SampleOutputs, splitOutputs } from './samples.js';
 
@@ -23,6 +24,8 @@ export interface WorkerData {
   readonly info: ModelInfo;
   /** Intra-op threads of the session. */
   readonly threads: number;
+  /** onnxruntime execution providers (resolved once in the main thread: GET_DISTILL_EXECUTION_PROVIDERS). */
+  readonly executionProviders: readonly string[];
 }
 
 /** A run request from the pool: the jobs of one batch, in order. */
@@ -33,18 +36,20 @@ export interface RunMessage {
 
 /** What the worker posts back. */
 export type WorkerReply =
-  | { readonly type: 'ready' }
+  | { readonly type: 'ready'; readonly providers: readonly string[]; readonly fallback?: ProviderFallback }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'result'; readonly id: number; readonly outputs: SampleOutputs[] }
   | { readonly type: 'error'; readonly id: number; readonly message: string };
 
 const port = parentPort!;
-const { model, info, threads } = workerData as WorkerData;
+const { model, info, threads, executionProviders } = workerData as WorkerData;
 
 let session: OrtSession;
 try {
-  session = await OrtSession.create(model, { threads });
-  port.postMessage({ type: 'ready' } satisfies WorkerReply);
+  // A GPU → CPU fallback is reported to the main thread, which logs it once per process.
+  let fallback: ProviderFallback | undefined;
+  session = await OrtSession.create(model, { threads, executionProviders, onProviderFallback: (f) => (fallback = f) });
+  port.postMessage({ type: 'ready', providers: session.executionProviders, fallback } satisfies WorkerReply);
 } catch (e) {
   port.postMessage({ type: 'failed', message: (e as Error).message } satisfies WorkerReply);
   process.exit(1);

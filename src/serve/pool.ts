@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ModelInfo } from '../get/export.js';
+import { loggerWarningSink, resolveExecutionProviders, warnProviderFallback } from '../graph/providers.js';
 import type { Logger } from '../service/logging.js';
 import { UsageError } from '../util/errors.js';
 import type { RunMessage, WorkerData, WorkerReply } from './ort-worker.js';
@@ -69,13 +70,18 @@ interface Slot {
 
 const BOOT = new URL('./ort-worker-boot.mjs', import.meta.url);
 
-/** Starts one worker and waits for its session. @throws Error with onnxruntime's message. */
-function spawn(data: WorkerData): Promise<Worker> {
+/**
+ * Starts one worker and waits for its session; a GPU → CPU fallback in it is warned about once per
+ * process (on `logger` when given).
+ * @throws Error with onnxruntime's message.
+ */
+function spawn(data: WorkerData, logger?: Logger): Promise<Worker> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(BOOT, { workerData: data });
     const onReply = (r: WorkerReply): void => {
       if (r.type === 'ready') {
         cleanup();
+        if (r.fallback) warnProviderFallback(r.fallback, logger && loggerWarningSink(logger));
         resolve(worker);
       } else if (r.type === 'failed') {
         cleanup();
@@ -121,12 +127,15 @@ export class OrtWorkerPool {
   /**
    * Starts `sessions` workers (in parallel) and resolves once every session is loaded.
    * @param model ONNX bytes (copied into each worker) and the model's contract (readModelInfo).
-   * @throws Error when onnxruntime rejects the model (every started worker is stopped first).
+   * @param o.executionProviders default {@link resolveExecutionProviders} (GET_DISTILL_EXECUTION_PROVIDERS).
+   * @throws UsageError for a bad GET_DISTILL_EXECUTION_PROVIDERS; Error when onnxruntime rejects the
+   *   model (every started worker is stopped first).
    */
-  static async create(model: { bytes: Uint8Array; info: ModelInfo }, o: { sessions: number; threads: number; logger?: Logger }): Promise<OrtWorkerPool> {
-    const data: WorkerData = { model: model.bytes, info: model.info, threads: o.threads };
+  static async create(model: { bytes: Uint8Array; info: ModelInfo }, o: { sessions: number; threads: number; logger?: Logger; executionProviders?: readonly string[] }): Promise<OrtWorkerPool> {
+    const executionProviders = o.executionProviders ?? resolveExecutionProviders();
+    const data: WorkerData = { model: model.bytes, info: model.info, threads: o.threads, executionProviders };
     const pool = new OrtWorkerPool(data, o.logger);
-    const started = await Promise.allSettled(Array.from({ length: o.sessions }, () => spawn(data)));
+    const started = await Promise.allSettled(Array.from({ length: o.sessions }, () => spawn(data, o.logger)));
     for (const s of started) if (s.status === 'fulfilled') pool.adopt(s.value);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
@@ -201,7 +210,7 @@ export class OrtWorkerPool {
       slot.job = null;
       if (this.closed) return;
       this.logger?.error({ session: index, why }, 'onnxruntime worker died; starting a new one');
-      spawn(this.data).then(
+      spawn(this.data, this.logger).then(
         (w) => {
           if (this.closed) void w.terminate();
           else {

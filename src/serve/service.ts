@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Registry } from 'prom-client';
+import { resolveExecutionProviders } from '../graph/providers.js';
 import { createServiceApp, listen, ServiceState } from '../service/app.js';
 import { createLogger, type Logger } from '../service/logging.js';
 import { installGracefulShutdown, type GracefulShutdown } from '../service/shutdown.js';
@@ -86,6 +87,7 @@ export function createInferenceService(cfg: ServeConfig, o: { logger?: Logger; c
       const t0 = performance.now();
       const cores = o.cores ?? usableCores();
       const threads = threadsPerSession(cfg.sessions, cores);
+      const executionProviders = resolveExecutionProviders(); // a bad GET_DISTILL_EXECUTION_PROVIDERS fails before the download
       const model = await loadModel(cfg.model, cfg.modelName);
       if (!model.info.outputs.some((x) => x.name === 'residual2')) throw new UsageError(`${cfg.model}: no output 'residual2'; re-export the model with \`get-distill export\``);
       logger.info({ uri: cfg.model, version: model.version, preset: model.info.config.name, numClasses: model.info.config.numClasses, bytes: model.bytes.length, fetchMs: Math.round(model.fetchSeconds * 1000) }, 'model fetched');
@@ -93,7 +95,7 @@ export function createInferenceService(cfg: ServeConfig, o: { logger?: Logger; c
       state.starting('starting onnxruntime sessions and warming up');
       let started: Engine;
       try {
-        started = await Engine.start(model, { sessions: cfg.sessions, threadsPerSession: threads, maxBatchSize: cfg.maxBatchSize, maxQueueDelayMs: cfg.maxQueueDelayMs, maxQueueSize: cfg.maxQueueSize, requestTimeoutMs: cfg.requestTimeoutMs }, metrics, logger);
+        started = await Engine.start(model, { sessions: cfg.sessions, threadsPerSession: threads, maxBatchSize: cfg.maxBatchSize, maxQueueDelayMs: cfg.maxQueueDelayMs, maxQueueSize: cfg.maxQueueSize, requestTimeoutMs: cfg.requestTimeoutMs, executionProviders }, metrics, logger);
       } catch (e) {
         throw new UsageError(`${cfg.model}: ${(e as Error).message}`, { cause: e });
       }
@@ -106,7 +108,7 @@ export function createInferenceService(cfg: ServeConfig, o: { logger?: Logger; c
       metrics.modelLoadSeconds.set(seconds);
       metrics.modelInfo.set({ name: model.name, version: model.version, preset: model.info.config.name }, 1);
       state.markReady();
-      logger.info({ sessions: cfg.sessions, threadsPerSession: threads, cores, seconds }, 'ready');
+      logger.info({ sessions: cfg.sessions, threadsPerSession: threads, cores, requestedProviders: executionProviders, seconds }, 'ready');
     },
     async drain() {
       state.markDraining();

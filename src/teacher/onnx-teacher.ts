@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { parentUri, storeFor } from '../store/index.js';
 import onnxProto from 'onnx-proto';
 import { type Denoiser, type ImageShape, checkDenoiseArgs, sampleSize } from '../edm/denoiser.js';
+import { resolveExecutionProviders } from '../graph/providers.js';
 import { OrtSession, f32, i64 } from '../graph/session.js';
 
 const { onnx } = onnxProto;
@@ -33,7 +34,10 @@ export interface OnnxEdmTeacherOptions {
   /** Largest batch per onnxruntime call (bounds memory); default: the whole batch (or the model's fixed batch). */
   readonly maxBatch?: number;
   readonly threads?: number;
-  /** onnxruntime execution providers, e.g. `['cuda', 'cpu']`; default `['cpu']`. */
+  /**
+   * onnxruntime execution providers, e.g. `['cuda', 'cpu']`; default GET_DISTILL_EXECUTION_PROVIDERS
+   * (src/graph/providers.ts: `['cpu']` when unset; a failed GPU provider falls back to CPU).
+   */
   readonly executionProviders?: readonly string[];
 }
 
@@ -133,9 +137,11 @@ export class OnnxEdmTeacher implements Denoiser {
     if (!sig.conditional && numClasses !== 0) throw new Error(`${source}: numClasses ${numClasses} given, but the model has no class_labels input (unconditional)`);
     const sigmaData = opts.sigmaData ?? 0.5;
     if (!(sigmaData > 0)) throw new RangeError(`${source}: sigmaData must be > 0, got ${sigmaData}`);
+    // Resolved outside the try: a bad GET_DISTILL_EXECUTION_PROVIDERS stays a UsageError (exit 2).
+    const executionProviders = opts.executionProviders ?? resolveExecutionProviders();
     let session: OrtSession;
     try {
-      session = await OrtSession.create(bytes, { threads: opts.threads, executionProviders: opts.executionProviders });
+      session = await OrtSession.create(bytes, { threads: opts.threads, executionProviders });
     } catch (e) {
       throw new Error(`${source}: onnxruntime rejected the model (${(e as Error).message})`);
     }
