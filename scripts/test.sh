@@ -4,7 +4,7 @@
 # missing and started side by side, run every test, and stop the servers by PID at the end when this
 # run started them (a server that was already up is left running).
 #
-#   npm test                              all of test/*/*.test.ts
+#   npm test                              all of test/*/*.test.ts and test/*/*/*.test.ts
 #   npm test -- test/store/*.test.ts      just these files
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,5 +45,5 @@ set -a
 set +a
 # The SDK warns on Node 20 that its releases after January 2027 need Node 22; the pinned one does not.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
-[ $# -gt 0 ] || set -- test/*/*.test.ts
+[ $# -gt 0 ] || set -- test/*/*.test.ts test/*/*/*.test.ts
 node --import tsx --test --test-concurrency=1 "$@"

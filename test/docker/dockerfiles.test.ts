@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseExecutionProviders } from '../../src/graph/providers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCKER_DIR = join(ROOT, 'docker');
@@ -206,7 +207,7 @@ for (const file of dockerfiles) {
 test('Dockerfile.ort: every documented SERVICE has an existing entry file the build accepts', () => {
   const text = readFileSync(join(DOCKER_DIR, 'Dockerfile.ort'), 'utf8');
   const documented = [...text.matchAll(/^#\s{3}(\w+)\s+(\S+\.ts)( eval)?\s/gm)].map((m) => ({ service: m[1]!, entry: m[2]! }));
-  assert.deepEqual(documented.map((d) => d.service), ['inference', 'datagen', 'trainer', 'exporter', 'eval']);
+  assert.deepEqual(documented.map((d) => d.service), ['inference', 'datagen', 'trainer', 'exporter', 'eval', 'operator']);
   const caseArms = [...text.matchAll(/^\s*([\w|]+)\) entry="([^"]+)"/gm)].flatMap((m) =>
     m[1]!.split('|').map((s) => ({ service: s, entry: m[2]!.replace('$SERVICE', s) })));
   for (const d of documented) {
@@ -217,6 +218,21 @@ test('Dockerfile.ort: every documented SERVICE has an existing entry file the bu
   // Every service folder is buildable (a new service must be added to the Dockerfile).
   const folders = readdirSync(join(ROOT, 'services'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
   for (const f of folders) assert.ok(documented.some((d) => d.service === f), `services/${f} is missing from Dockerfile.ort`);
+});
+
+test('Dockerfile.ort: the cuda target prefers the CUDA provider (cuda,cpu), the cpu target uses cpu', () => {
+  const df = parse(readFileSync(join(DOCKER_DIR, 'Dockerfile.ort'), 'utf8'));
+  const providers = (name: string) => {
+    const st = df.stages.find((s) => s.name === name);
+    assert.ok(st, `no stage ${name}`);
+    const env = st.body.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+    return /(?:^|\s)GET_DISTILL_EXECUTION_PROVIDERS=(\S+)/.exec(env)?.[1];
+  };
+  assert.equal(providers('cuda'), 'cuda,cpu');
+  assert.equal(providers('cpu'), 'cpu');
+  // Both values parse as the services will parse them: a typo would fail every start of the image.
+  assert.deepEqual(parseExecutionProviders(providers('cuda')!), ['cuda', 'cpu']);
+  assert.deepEqual(parseExecutionProviders(providers('cpu')!), ['cpu']);
 });
 
 test('.dockerignore keeps node_modules, .git and secrets out of the build context', () => {

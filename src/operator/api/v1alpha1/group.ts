@@ -1,0 +1,39 @@
+/**
+ * The operator's API group, kinds and the label/annotation keys it stamps on children. Group and kind
+ * names follow Kubernetes conventions (a DNS subdomain the project owns; CamelCase singular kinds; an
+ * alpha version while the schema may still change): ../shared/reference/peers.md §2d–2e.
+ */
+export const GROUP = 'distill.getdistill.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** One custom resource type: names as the CRD and the REST paths spell them. */
+export interface KindNames { kind: string; plural: string; singular: string; shortNames: string[]; listKind: string }
+
+export const RUN: KindNames = { kind: 'DistillationRun', plural: 'distillationruns', singular: 'distillationrun', shortNames: ['drun'], listKind: 'DistillationRunList' };
+export const ENDPOINT: KindNames = { kind: 'GenerationEndpoint', plural: 'generationendpoints', singular: 'generationendpoint', shortNames: ['genep'], listKind: 'GenerationEndpointList' };
+
+/** `kubectl get get-distill` lists both kinds. */
+export const CATEGORY = 'get-distill';
+
+/** Labels on every child object (Kubernetes recommended labels + ours). */
+export const LABELS = {
+  name: 'app.kubernetes.io/name',
+  instance: 'app.kubernetes.io/instance',
+  component: 'app.kubernetes.io/component',
+  managedBy: 'app.kubernetes.io/managed-by',
+  run: `${GROUP}/run`,
+  endpoint: `${GROUP}/endpoint`,
+  stage: `${GROUP}/stage`,
+} as const;
+
+/** Annotations the operator reads back from its children. */
+export const ANNOTATIONS = {
+  /** sha256 of the stage spec a Job was built from: a different one means the spec changed mid-run. */
+  specHash: `${GROUP}/spec-hash`,
+  /** The served model's digest on the pod template: a new digest rolls the Deployment. */
+  modelDigest: `${GROUP}/model-digest`,
+} as const;
+
+/** The value of app.kubernetes.io/managed-by on every child. */
+export const MANAGER = 'get-distill-operator';

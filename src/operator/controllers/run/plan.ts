@@ -1,0 +1,66 @@
+/**
+ * A DistillationRun's plan: where each artifact goes under spec.store.uri and the job spec of each
+ * stage service (the same specs services/{datagen,trainer,exporter} take in job mode: src/jobs/stages).
+ * Pure functions of the parsed spec: equal specs give equal plans, so a stage's hash says whether a
+ * Job was built from the current spec.
+ */
+import { splitSeedRange } from '../../../data/seeds.js';
+import type { DatagenSpec } from '../../../jobs/stages/datagen.js';
+import type { TrainSpec } from '../../../jobs/stages/train.js';
+import type { ExportSpec } from '../../../jobs/stages/export.js';
+import type { DistillationRunSpec } from '../../api/v1alpha1/run.js';
+import type { OperatorConfig } from '../../config.js';
+
+/** The stages that run as Jobs, in order. */
+export const JOB_STAGES = ['datagen', 'train', 'export', 'eval'] as const;
+export type JobStage = (typeof JOB_STAGES)[number];
+
+/** Artifact locations of a run (docs/data-contracts.md: pairs folder, run folder, model folder). */
+export interface RunArtifacts { root: string; pairs: string; checkpoints: string; modelDir: string; model: string; eval: string; cache: string }
+
+export function runArtifacts(spec: DistillationRunSpec): RunArtifacts {
+  const root = spec.store.uri.replace(/\/+$/, '');
+  return {
+    root, pairs: `${root}/pairs`, checkpoints: `${root}/checkpoints`, modelDir: `${root}/model`, model: `${root}/model/model.onnx`,
+    eval: `${root}/eval/eval.json`, cache: `${root}/cache`,
+  };
+}
+
+/** Pair shards of the run (= the datagen Indexed Job's completions: one shard per index). */
+export const shardCount = (spec: DistillationRunSpec): number => splitSeedRange(spec.datagen.seeds, spec.datagen.shardSize).length;
+
+/** services/datagen's job spec: parallelism = shards, so JOB_COMPLETION_INDEX i generates shard i. */
+export function datagenJobSpec(spec: DistillationRunSpec): DatagenSpec {
+  const a = runArtifacts(spec);
+  const t = spec.teacher;
+  return {
+    out: a.pairs, teacher: t.uri ?? 'mixture', dataset: t.dataset, teacherComponents: t.components, teacherRank: t.rank,
+    cacheDir: a.cache, samplerSteps: t.samplerSteps, seeds: { ...spec.datagen.seeds }, shardSize: spec.datagen.shardSize,
+    parallelism: shardCount(spec),
+  };
+}
+
+/** services/trainer's job spec (training settings minus the Job's backoffLimit). */
+export function trainJobSpec(spec: DistillationRunSpec): TrainSpec {
+  const a = runArtifacts(spec);
+  const { backoffLimit: _, ...training } = spec.training;
+  return { ...training, pairs: a.pairs, out: a.root } as TrainSpec;
+}
+
+/** services/exporter's job spec: the EMA weights of the latest checkpoint → <root>/model/model.onnx. */
+export function exportJobSpec(spec: DistillationRunSpec): ExportSpec {
+  const a = runArtifacts(spec);
+  return { checkpoint: a.checkpoints, out: a.modelDir };
+}
+
+/** `get-distill eval` arguments of the eval Job (the eval image's entry prepends `eval`). */
+export function evalArgs(spec: DistillationRunSpec, cfg: Pick<OperatorConfig, 'pushgateway'>): string[] {
+  const a = runArtifacts(spec);
+  const e = spec.evaluation;
+  const args = ['--model', a.model, '--samples', String(e.samples), '--dataset', spec.teacher.dataset, '--out', a.eval, '--cache-dir', a.cache];
+  if (e.features) args.push('--features', e.features);
+  if (e.reference) args.push('--reference', e.reference);
+  const push = e.pushgateway ?? cfg.pushgateway;
+  if (push) args.push('--pushgateway', push);
+  return args;
+}

@@ -1,0 +1,221 @@
+/**
+ * Lease-based leader election (coordination.k8s.io/v1), following client-go's
+ * `tools/leaderelection` with the controller-runtime defaults (peers.md §2d): lease 15 s,
+ * renew deadline 10 s, retry period 2 s.
+ * - A candidate takes the Lease when it is absent, has no holder, is already held by this identity,
+ *   or has expired (spec.renewTime + leaseDurationSeconds < now; this compares the holder's clock
+ *   with ours, so clocks must agree to well under the lease duration).
+ * - Writes are optimistic: the read resourceVersion goes back in a PUT (replace); a 409 means
+ *   another candidate won this round and we retry after the retry period. (Typed patch in
+ *   client-node 1.4 defaults to JSON patch, so replace is simpler and exact.)
+ * - The leader renews every retry period; if no renew succeeded for the renew deadline it stops
+ *   leading (signal aborted, onStoppedLeading) and campaigns again.
+ * - stop() while leading releases the Lease as client-go's ReleaseOnCancel: holderIdentity '',
+ *   leaseDurationSeconds 1, so another replica can take over at once.
+ * acquireTime / renewTime are MicroTime (RFC 3339 with microseconds, `V1MicroTime`).
+ */
+import { ApiException, V1MicroTime, type CoordinationV1Api, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
+import { silentLogger, type RuntimeLogger } from './logger.js';
+import type { OperatorMetrics } from './metrics.js';
+
+export interface LeaderElectorOptions {
+  api: CoordinationV1Api;
+  /** Namespace and name of the Lease object. */
+  namespace: string;
+  name: string;
+  /** This candidate's identity (pod name; must be unique per replica). */
+  identity: string;
+  /** Lease duration in ms; written as whole seconds, at least 1 (default 15 000). */
+  leaseDurationMs?: number;
+  /** Give up leadership when renews failed for this many ms (default 10 000). */
+  renewDeadlineMs?: number;
+  /** Interval between acquire / renew attempts in ms (default 2000; candidates add up to 20 % jitter). */
+  retryPeriodMs?: number;
+  /**
+   * Called on becoming leader. `signal` aborts when leadership ends. If it returns a promise,
+   * stop() and a re-campaign wait for it, so resolve it once the leader-only work has drained.
+   */
+  onStartedLeading(signal: AbortSignal): void | Promise<void>;
+  /** Called after leadership ended (lost or released). */
+  onStoppedLeading?(): void;
+  /** Called when the observed holder changes ('' = nobody). */
+  onNewLeader?(identity: string): void;
+  metrics?: OperatorMetrics;
+  log?: RuntimeLogger;
+}
+
+const micro = (ms: number): V1MicroTime => new V1MicroTime(ms);
+/** MicroTime fields come back as strings from client-node 1.4 (no model class); accept both. */
+const timeOf = (t: unknown): number => (t instanceof Date ? t.getTime() : typeof t === 'string' ? Date.parse(t) : NaN);
+const codeOf = (e: unknown): number | undefined => (e instanceof ApiException ? e.code : undefined);
+
+/** See the file header. `start()` campaigns in the background; `await stop()` to end and release. */
+export class LeaderElector {
+  private readonly leaseMs: number;
+  private readonly leaseSeconds: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryMs: number;
+  private readonly log: RuntimeLogger;
+  private leading = false;
+  private stopped = true;
+  private loop?: Promise<void>;
+  private stopping?: Promise<void>;
+  private leaderAbort?: AbortController;
+  private work?: Promise<void>;
+  private observedHolder?: string;
+  private readonly wakers = new Set<() => void>();
+
+  /** @throws RangeError unless leaseDurationMs > renewDeadlineMs > 1.2 × retryPeriodMs > 0. */
+  constructor(private readonly opts: LeaderElectorOptions) {
+    this.leaseMs = opts.leaseDurationMs ?? 15_000;
+    this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
+    this.retryMs = opts.retryPeriodMs ?? 2000;
+    if (!(this.retryMs > 0 && this.renewDeadlineMs > 1.2 * this.retryMs && this.leaseMs > this.renewDeadlineMs)) {
+      throw new RangeError(`LeaderElector: need leaseDurationMs > renewDeadlineMs > 1.2 × retryPeriodMs > 0, got ${this.leaseMs} / ${this.renewDeadlineMs} / ${this.retryMs}`);
+    }
+    this.leaseSeconds = Math.max(1, Math.round(this.leaseMs / 1000));
+    this.log = opts.log ?? silentLogger;
+  }
+
+  /** Whether this candidate currently leads. */
+  isLeader(): boolean { return this.leading; }
+
+  /** Begin campaigning (no-op while running). */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.stopping = undefined;
+    this.loop = this.run();
+  }
+
+  /** Stop campaigning; when leading, abort the signal, wait for onStartedLeading's promise, release the Lease, call onStoppedLeading. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stopped = true;
+      for (const w of [...this.wakers]) w();
+      await this.loop;
+      if (this.leading) {
+        await this.endLeadership('stopping');
+        await this.release();
+      }
+    })();
+    return this.stopping;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (await this.tryAcquireOrRenew()) {
+        // stop() raced with a successful acquire: hand the Lease straight back.
+        if (this.stopped) { await this.release(); return; }
+        await this.lead();
+      } else {
+        await this.sleep(this.retryMs * (1 + 0.2 * Math.random()));
+      }
+    }
+  }
+
+  /** Hold leadership until a renew deadline passes or stop(); returns with `leading` still true on stop. */
+  private async lead(): Promise<void> {
+    this.leading = true;
+    this.opts.metrics?.setLeader(true);
+    this.leaderAbort = new AbortController();
+    this.log.info({ lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity }, 'became leader');
+    this.work = (async () => { await this.opts.onStartedLeading(this.leaderAbort!.signal); })()
+      .catch((err) => this.log.error({ err }, 'onStartedLeading failed'));
+    let lastRenew = Date.now();
+    while (!this.stopped) {
+      await this.sleep(this.retryMs);
+      if (this.stopped) return;
+      const left = this.renewDeadlineMs - (Date.now() - lastRenew);
+      // A hung request must not keep us leading past the deadline.
+      const ok = left > 0 && (await Promise.race([this.tryAcquireOrRenew(), this.sleep(left).then(() => false)]));
+      if (ok) lastRenew = Date.now();
+      else if (Date.now() - lastRenew >= this.renewDeadlineMs) {
+        this.log.warn({ lease: this.opts.name, renewDeadlineMs: this.renewDeadlineMs }, 'failed to renew the lease within the renew deadline; stopping leading');
+        await this.endLeadership('renew deadline exceeded');
+        return;
+      }
+    }
+  }
+
+  private async endLeadership(why: string): Promise<void> {
+    this.leading = false;
+    this.opts.metrics?.setLeader(false);
+    this.leaderAbort?.abort(new Error(`leadership ended: ${why}`));
+    await this.work;
+    this.work = undefined;
+    this.log.info({ lease: this.opts.name, identity: this.opts.identity, why }, 'stopped leading');
+    try { this.opts.onStoppedLeading?.(); } catch (err) { this.log.error({ err }, 'onStoppedLeading threw'); }
+  }
+
+  /** One acquire-or-renew round; true when this identity holds the Lease afterwards. Never throws. */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { api, namespace, name, identity } = this.opts;
+    const now = Date.now();
+    let cur: V1Lease;
+    try {
+      cur = await api.readNamespacedLease({ namespace, name });
+    } catch (e) {
+      if (codeOf(e) !== 404) { this.log.warn({ err: e, lease: name }, 'reading the lease failed'); return false; }
+      try {
+        await api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: {
+          holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0,
+        } } });
+        this.observe(identity);
+        return true;
+      } catch (err) {
+        if (codeOf(err) !== 409) this.log.warn({ err, lease: name }, 'creating the lease failed');
+        return false;
+      }
+    }
+    const spec: V1LeaseSpec = cur.spec ?? {};
+    const holder = spec.holderIdentity ?? '';
+    this.observe(holder);
+    const expired = !(timeOf(spec.renewTime) + (spec.leaseDurationSeconds ?? 0) * 1000 >= now);
+    if (holder && holder !== identity && !expired) return false;
+    const mine = holder === identity;
+    const body: V1Lease = { ...cur, spec: {
+      ...spec, holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, renewTime: micro(now),
+      acquireTime: mine ? spec.acquireTime : micro(now),
+      leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
+    } };
+    try {
+      await api.replaceNamespacedLease({ namespace, name, body });
+      this.observe(identity);
+      return true;
+    } catch (err) {
+      if (codeOf(err) === 409) this.log.debug({ lease: name }, 'lease changed meanwhile (409); retrying later');
+      else this.log.warn({ err, lease: name }, 'updating the lease failed');
+      return false;
+    }
+  }
+
+  /** Clear the holder if it is still us (ReleaseOnCancel); failures only log. */
+  private async release(): Promise<void> {
+    const { api, namespace, name, identity } = this.opts;
+    try {
+      const cur = await api.readNamespacedLease({ namespace, name });
+      if (cur.spec?.holderIdentity !== identity) return;
+      const now = micro(Date.now());
+      await api.replaceNamespacedLease({ namespace, name, body: { ...cur, spec: { ...cur.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now } } });
+      this.log.info({ lease: name, identity }, 'released the lease');
+    } catch (err) {
+      this.log.warn({ err, lease: name }, 'releasing the lease failed; others take over after it expires');
+    }
+  }
+
+  private observe(holder: string): void {
+    if (holder === this.observedHolder) return;
+    this.observedHolder = holder;
+    try { this.opts.onNewLeader?.(holder); } catch (err) { this.log.error({ err }, 'onNewLeader threw'); }
+  }
+
+  /** Sleep `ms`, cut short by stop() (so no timer outlives the elector). */
+  private sleep(ms: number): Promise<false> {
+    return new Promise((resolve) => {
+      const wake = () => { clearTimeout(t); this.wakers.delete(wake); resolve(false); };
+      const t = setTimeout(wake, ms);
+      this.wakers.add(wake);
+    });
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Scenario harness: the in-memory API server (test/k8s/api-server.ts) with our CRDs registered, the
+ * REAL @kubernetes/client-node pointed at it, and Operator instances (src/operator/manager.ts) with
+ * short timings. The test plays the parts a cluster would: the user (creates runs over HTTP with its own
+ * token), the Job controller and kubelet (Job status, pods with termination messages, via test hooks).
+ */
+import { KubeConfig, CustomObjectsApi } from '@kubernetes/client-node';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { FakeApiServer, type KObj, type RecordedRequest } from '../k8s/api-server.js';
+import { ENDPOINT, GROUP, LABELS, MANAGER, RUN, VERSION } from '../../src/operator/api/v1alpha1/group.js';
+import { OperatorConfigSchema, type OperatorConfig } from '../../src/operator/config.js';
+import { Operator } from '../../src/operator/manager.js';
+import { encodeTerminationMessage } from '../../src/jobs/termination.js';
+import { operatorRules, LEADER_ELECTION_RULES } from '../../src/operator/rbac.js';
+
+export const NS = 'team-a';
+export const OPERATOR_TOKEN = 'operator-token';
+
+export function kubeConfig(url: string, token: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
+    users: [{ name: 'u', token }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
+    currentContext: 'fake',
+  });
+  return kc;
+}
+
+export async function startCluster(): Promise<{ srv: FakeApiServer; user: CustomObjectsApi }> {
+  const srv = await FakeApiServer.start();
+  srv.registerCustomResource({ group: GROUP, version: VERSION, plural: RUN.plural, kind: RUN.kind });
+  srv.registerCustomResource({ group: GROUP, version: VERSION, plural: ENDPOINT.plural, kind: ENDPOINT.kind });
+  srv.registerCustomResource({ group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects', kind: 'ScaledObject' });
+  return { srv, user: kubeConfig(srv.url, 'user-token').makeApiClient(CustomObjectsApi) };
+}
+
+export function operatorConfig(over: Partial<Record<keyof OperatorConfig, unknown>> = {}): OperatorConfig {
+  return OperatorConfigSchema.parse({ leaseNamespace: 'get-distill-system', metricsPort: 0, s3Endpoint: 'http://rgw.storage:7480', logLevel: 'silent', ...over });
+}
+
+export function startOperator(srv: FakeApiServer, identity: string, over: Partial<Record<keyof OperatorConfig, unknown>> = {}, progressPort?: number): { op: Operator; started: Promise<void>; registry: Registry } {
+  const registry = new Registry();
+  const op = new Operator({
+    kubeConfig: kubeConfig(srv.url, OPERATOR_TOKEN), cfg: operatorConfig(over), log: pino({ level: 'silent' }), registry, identity,
+    progressPort,
+    timing: { leaseDurationMs: 1000, renewDeadlineMs: 700, retryPeriodMs: 100, informerBackoffInitialMs: 50, informerBackoffMaxMs: 200 },
+  });
+  return { op, started: op.start(), registry };
+}
+
+export async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A run spec as a user would write it (S3 store, small seed range: 4 shards of 256). */
+export function runSpec(over: Record<string, unknown> = {}): KObj {
+  return {
+    store: { uri: 's3://runs/r1', credentialsSecret: 's3-credentials' },
+    teacher: { dataset: 'mnist' },
+    datagen: { seeds: { start: 0, end: 1024 }, shardSize: 256, parallelism: 2 },
+    training: { steps: 600, batch: 32 },
+    evaluation: { samples: 1000 },
+    resources: { gpu: { count: 1 }, nodeSelector: { 'nvidia.com/gpu.present': 'true' }, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] },
+    ...over,
+  };
+}
+
+export async function createRun(user: CustomObjectsApi, name: string, spec: KObj): Promise<void> {
+  await user.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: RUN.plural, body: { apiVersion: `${GROUP}/${VERSION}`, kind: RUN.kind, metadata: { name, namespace: NS }, spec } });
+}
+
+export const getRun = (srv: FakeApiServer, name: string): KObj | undefined => srv.getObject({ group: GROUP, plural: RUN.plural, namespace: NS, name });
+export const condition = (o: KObj | undefined, type: string): KObj | undefined => o?.status?.conditions?.find((c: KObj) => c.type === type);
+export const getJob = (srv: FakeApiServer, name: string): KObj | undefined => srv.getObject({ group: 'batch', plural: 'jobs', namespace: NS, name });
+
+let podSeq = 0;
+/** A pod of `job` as the Job controller + kubelet leave it: template labels, job-name label, a terminated container. */
+export async function addPod(srv: FakeApiServer, job: KObj, phase: 'Running' | 'Succeeded' | 'Failed' | 'Pending', term?: { exitCode: number; message?: unknown }, waiting?: { reason: string; message: string }): Promise<string> {
+  const name = `${job.metadata.name}-${podSeq++}`;
+  const container = job.spec.template.spec.containers[0].name;
+  const state = term ? { terminated: { exitCode: term.exitCode, reason: term.exitCode === 0 ? 'Completed' : 'Error', message: typeof term.message === 'string' ? term.message : JSON.stringify(term.message) } }
+    : waiting ? { waiting } : { running: {} };
+  const core = kubeConfig(srv.url, 'kubelet').makeApiClient((await import('@kubernetes/client-node')).CoreV1Api);
+  await core.createNamespacedPod({ namespace: NS, body: {
+    metadata: { name, namespace: NS, labels: { ...job.spec.template.metadata.labels, 'batch.kubernetes.io/job-name': job.metadata.name, 'job-name': job.metadata.name } },
+    spec: job.spec.template.spec,
+  } });
+  srv.setStatus({ plural: 'pods', namespace: NS, name }, { phase, containerStatuses: [{ name: container, ready: false, restartCount: 0, image: 'x', imageID: '', state }] });
+  return name;
+}
+
+/** The termination message a stage service writes (src/jobs/termination.ts). */
+export const message = (stage: string, outcome: string, exitCode: number, summary: KObj = {}, error?: KObj): string =>
+  encodeTerminationMessage({ v: 1, stage: stage as 'train', outcome: outcome as 'done', exitCode, summary, artifacts: {}, ...(error ? { error: error as { kind: 'permanent'; message: string } } : {}) });
+
+/** Finish a Job successfully as the Job controller would (a Succeeded pod with its message, then Complete). */
+export async function completeJob(srv: FakeApiServer, name: string, summary: KObj = {}): Promise<void> {
+  const job = getJob(srv, name)!;
+  const stage = job.metadata.labels[LABELS.stage];
+  await addPod(srv, job, 'Succeeded', { exitCode: 0, message: message(stage, 'done', 0, summary) });
+  const n = job.spec.completions ?? 1;
+  srv.setStatus({ group: 'batch', plural: 'jobs', namespace: NS, name }, {
+    succeeded: n, ...(job.spec.completionMode === 'Indexed' ? { completedIndexes: n > 1 ? `0-${n - 1}` : '0' } : {}),
+    conditions: [{ type: 'SuccessCriteriaMet', status: 'True' }, { type: 'Complete', status: 'True' }],
+  });
+}
+
+/** Every request the operator made is granted by the chart's RBAC (src/operator/rbac.ts). */
+export function ungranted(requests: readonly RecordedRequest[], keda = false): string[] {
+  const rules = [...operatorRules({ keda }), ...LEADER_ELECTION_RULES];
+  const bad = new Set<string>();
+  for (const r of requests) {
+    if (r.authorization !== `Bearer ${OPERATOR_TOKEN}` || r.verb === 'discovery' || !r.resource) continue;
+    const [verb, sub] = r.verb.split('/');
+    const [group, plural] = [r.resource.slice(0, r.resource.indexOf('/')), r.resource.slice(r.resource.indexOf('/') + 1)];
+    const res = sub ? `${plural}/${sub}` : plural;
+    if (!rules.some((rule) => rule.apiGroups.includes(group) && rule.resources.includes(res) && rule.verbs.includes(verb))) bad.add(`${verb} ${group}/${res}`);
+  }
+  return [...bad];
+}
+
+export { MANAGER };

@@ -1,0 +1,27 @@
+// Shared test helpers: a real client-node KubeConfig pointed at the in-memory FakeApiServer.
+import { KubeConfig } from '@kubernetes/client-node';
+import { FakeApiServer } from '../../k8s/api-server.js';
+
+/** Start a FakeApiServer and a KubeConfig for it (http, skipTLSVerify as client-node 1.4 needs). */
+export async function fakeCluster(): Promise<{ srv: FakeApiServer; kc: KubeConfig }> {
+  const srv = await FakeApiServer.start();
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server: srv.url, skipTLSVerify: true }],
+    users: [{ name: 'tester', token: 't' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'tester' }],
+    currentContext: 'fake',
+  });
+  return { srv, kc };
+}
+
+/** Poll `pred` every 5 ms; throws naming `what` after `ms`. */
+export async function waitFor(pred: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
