@@ -15,6 +15,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { KubeConfig } from '@kubernetes/client-node';
 
 /** A JSON object as stored and served (a Kubernetes object or a Status). */
 export type KObj = Record<string, any>;
@@ -553,4 +554,16 @@ export class FakeApiServer {
     const secs = Number(q.timeoutSeconds);
     if (secs > 0) setTimeout(() => { done(); res.end(); }, secs * 1000).unref();
   }
+}
+
+/** A real client-node KubeConfig for a FakeApiServer URL (plain http, skipTLSVerify as client-node 1.4 needs; `token` is sent as a Bearer token). */
+export function kubeConfigFor(url: string, token = 't'): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
+    users: [{ name: 'tester', token }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'tester' }],
+    currentContext: 'fake',
+  });
+  return kc;
 }

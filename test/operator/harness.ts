@@ -4,10 +4,10 @@
  * short timings. The test plays the parts a cluster would: the user (creates runs over HTTP with its own
  * token), the Job controller and kubelet (Job status, pods with termination messages, via test hooks).
  */
-import { KubeConfig, CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { FakeApiServer, type KObj, type RecordedRequest } from '../k8s/api-server.js';
+import { FakeApiServer, kubeConfigFor, type KObj, type RecordedRequest } from '../k8s/api-server.js';
 import { ENDPOINT, GROUP, LABELS, MANAGER, RUN, VERSION } from '../../src/operator/api/v1alpha1/group.js';
 import { OperatorConfigSchema, type OperatorConfig } from '../../src/operator/config.js';
 import { Operator } from '../../src/operator/manager.js';
@@ -17,22 +17,18 @@ import { operatorRules, LEADER_ELECTION_RULES } from '../../src/operator/rbac.js
 export const NS = 'team-a';
 export const OPERATOR_TOKEN = 'operator-token';
 
-export function kubeConfig(url: string, token: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
-    users: [{ name: 'u', token }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-    currentContext: 'fake',
-  });
-  return kc;
+const kubeConfig = kubeConfigFor;
+
+/** Serves our two kinds and KEDA's ScaledObject, as their installed CRDs would. */
+export function registerOperatorCrds(srv: FakeApiServer): void {
+  srv.registerCustomResource({ group: GROUP, version: VERSION, plural: RUN.plural, kind: RUN.kind });
+  srv.registerCustomResource({ group: GROUP, version: VERSION, plural: ENDPOINT.plural, kind: ENDPOINT.kind });
+  srv.registerCustomResource({ group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects', kind: 'ScaledObject' });
 }
 
 export async function startCluster(): Promise<{ srv: FakeApiServer; user: CustomObjectsApi }> {
   const srv = await FakeApiServer.start();
-  srv.registerCustomResource({ group: GROUP, version: VERSION, plural: RUN.plural, kind: RUN.kind });
-  srv.registerCustomResource({ group: GROUP, version: VERSION, plural: ENDPOINT.plural, kind: ENDPOINT.kind });
-  srv.registerCustomResource({ group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects', kind: 'ScaledObject' });
+  registerOperatorCrds(srv);
   return { srv, user: kubeConfig(srv.url, 'user-token').makeApiClient(CustomObjectsApi) };
 }
 

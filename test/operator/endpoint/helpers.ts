@@ -2,9 +2,10 @@
 // ControllerContext whose clients are the real @kubernetes/client-node talking to the in-memory
 // FakeApiServer and whose caches read the fake's store directly (always fresh, and they send no
 // requests, so srv.requests counts only what the controller does).
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { FakeApiServer, type KObj } from '../../k8s/api-server.js';
+import { FakeApiServer, kubeConfigFor, type KObj } from '../../k8s/api-server.js';
+import { registerOperatorCrds } from '../harness.js';
 import { API_VERSION, ENDPOINT, GROUP, RUN, VERSION } from '../../../src/operator/api/v1alpha1/group.js';
 import { OperatorConfigSchema, type OperatorConfig } from '../../../src/operator/config.js';
 import { makeApis, MERGE_PATCH, type ControllerContext, type ReadCache } from '../../../src/operator/controllers/context.js';
@@ -52,17 +53,8 @@ export interface Harness {
 /** A fake cluster with the CRDs registered and a controller context on it. */
 export async function harness(cfg: OperatorConfig = cfgOf()): Promise<Harness> {
   const srv = await FakeApiServer.start();
-  srv.registerCustomResource({ group: GROUP, version: VERSION, plural: ENDPOINT.plural, kind: ENDPOINT.kind });
-  srv.registerCustomResource({ group: GROUP, version: VERSION, plural: RUN.plural, kind: RUN.kind });
-  srv.registerCustomResource({ group: KEDA.group, version: KEDA.version, plural: KEDA.plural, kind: KEDA.kind });
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: srv.url, skipTLSVerify: true }],
-    users: [{ name: 'tester', token: 't' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'tester' }],
-    currentContext: 'fake',
-  });
-  const apis = makeApis(kc);
+  registerOperatorCrds(srv);
+  const apis = makeApis(kubeConfigFor(srv.url));
   const events: Harness['events'] = [];
   const ctx: ControllerContext = {
     cfg, apis, log: pino({ level: 'silent' }), now: () => new Date('2026-11-30T12:00:00Z'),

@@ -1,18 +1,11 @@
 // Shared test helpers: a real client-node KubeConfig pointed at the in-memory FakeApiServer.
-import { KubeConfig } from '@kubernetes/client-node';
-import { FakeApiServer } from '../../k8s/api-server.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { FakeApiServer, kubeConfigFor } from '../../k8s/api-server.js';
 
 /** Start a FakeApiServer and a KubeConfig for it (http, skipTLSVerify as client-node 1.4 needs). */
 export async function fakeCluster(): Promise<{ srv: FakeApiServer; kc: KubeConfig }> {
   const srv = await FakeApiServer.start();
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: srv.url, skipTLSVerify: true }],
-    users: [{ name: 'tester', token: 't' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'tester' }],
-    currentContext: 'fake',
-  });
-  return { srv, kc };
+  return { srv, kc: kubeConfigFor(srv.url) };
 }
 
 /** Poll `pred` every 5 ms; throws naming `what` after `ms`. */
