@@ -33,13 +33,14 @@ import { runS3 } from './bench/s3.js';
 import { runServe } from './bench/serve.js';
 import { runEval } from './bench/eval.js';
 import { runJobs } from './bench/jobs.js';
+import { runOperator } from './bench/operator.js';
 import { benchmarksMarkdown, resultsTable } from './bench/report.js';
 import { runStream } from './bench/stream.js';
 import { runTeacher } from './bench/teacher.js';
 import { type Roofline, runTrain } from './bench/train.js';
 import { type BenchContext, type Row, fmt } from './bench/util.js';
 
-const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve', 'eval', 'jobs'] as const;
+const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve', 'eval', 'jobs', 'operator'] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
@@ -96,6 +97,7 @@ async function main(): Promise<number> {
       else if (name === 'serve') rows.push(...(await runServe(ctx)));
       else if (name === 'eval') rows.push(...(await runEval(ctx)));
       else if (name === 'jobs') rows.push(...(await runJobs(ctx)));
+      else if (name === 'operator') rows.push(...(await runOperator(ctx)));
       else rows.push(...(await runTeacher(ctx)));
     } catch (e) {
       failed = true;
