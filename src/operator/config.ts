@@ -32,7 +32,7 @@ export const OperatorConfigSchema = z.object({
   resyncSeconds: intIn(10, 86400).default(600).describe('full resync period of the informers'),
   metricsPort: intIn(0, 65535).default(8080).describe('port of /metrics, /healthz and /readyz'),
   host: z.string().min(1).default('0.0.0.0').describe('address of the metrics server'),
-  logLevel: z.enum(LOG_LEVELS).default('info'),
+  logLevel: z.enum(LOG_LEVELS).default('info').describe(`log level: ${LOG_LEVELS.join(', ')}`),
 }).strict();
 
 export type OperatorConfig = z.output<typeof OperatorConfigSchema>;

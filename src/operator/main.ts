@@ -5,6 +5,9 @@
  * on standby replicas too), and SIGTERM: stop the controllers, release the Lease, exit 0.
  */
 import { Command, CommanderError } from 'commander';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { addConfigOptions, resolveConfig, schemaOptionDocs } from '../service/config.js';
 import { createLogger, createServiceApp, listen } from '../service/index.js';
@@ -38,6 +41,28 @@ export async function startOperator(cfg: OperatorConfig, kc: KubeConfig): Promis
   };
 }
 
+/**
+ * The cluster to talk to: in a pod its ServiceAccount, else KUBECONFIG (first existing file of the
+ * list), else ~/.kube/config. client-node would otherwise fall back to http://localhost:8080 without
+ * a word, and the operator would wait for a cluster that is not there.
+ * @throws UsageError naming what is missing and how to give it.
+ */
+export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const kc = new KubeConfig();
+  const files = (env.KUBECONFIG ?? join(env.HOME ?? homedir(), '.kube', 'config')).split(delimiter).filter(Boolean);
+  const inCluster = !!env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+  if (!inCluster && !files.some((f) => existsSync(f))) {
+    throw new UsageError(`no Kubernetes cluster configured: not in a pod with a ServiceAccount, and no kubeconfig at ${files.join(', ') || '~/.kube/config'}; set KUBECONFIG`);
+  }
+  try {
+    kc.loadFromDefault();
+  } catch (e) {
+    throw new UsageError(`cannot read the Kubernetes configuration: ${(e as Error).message}; check KUBECONFIG`);
+  }
+  if (!kc.getCurrentCluster()) throw new UsageError('the kubeconfig names no current cluster: set current-context (kubectl config use-context …)');
+  return kc;
+}
+
 /** `get-distill-operator [options]`; exits 2 with one line on bad options. */
 export async function operatorMain(argv = process.argv, env = process.env): Promise<void> {
   const cmd = new Command('get-distill-operator')
@@ -46,13 +71,7 @@ export async function operatorMain(argv = process.argv, env = process.env): Prom
   addConfigOptions(cmd, OperatorConfigSchema, schemaOptionDocs(OperatorConfigSchema, 'Options (each also as GET_DISTILL_<NAME> env var):'));
   cmd.action(async (opts: Record<string, unknown>) => {
     const cfg = resolveConfig(OperatorConfigSchema, opts, env);
-    const kc = new KubeConfig();
-    try {
-      kc.loadFromDefault();
-    } catch (e) {
-      throw new UsageError(`no Kubernetes configuration: ${(e as Error).message} (run in a pod with a ServiceAccount, or set KUBECONFIG)`);
-    }
-    if (!kc.getCurrentCluster()) throw new UsageError('no Kubernetes cluster configured: run in a pod with a ServiceAccount, or set KUBECONFIG');
+    const kc = loadKubeConfig(env);
     const running = await startOperator(cfg, kc);
     let stopping = false;
     const onSignal = (sig: string) => {

@@ -52,11 +52,13 @@ type Lister<T extends KubernetesObject> = (namespace: string | undefined) => Lis
 /** Informers over one resource in each watched namespace (or cluster-wide), read as one cache. */
 class NamespacedInformers<T extends KubernetesObject> implements ReadCache<T> {
   readonly informers: SupervisedInformer<T>[];
-  constructor(o: OperatorOptions, namespaces: (string | undefined)[], resource: string, path: (ns?: string) => string, list: Lister<T>, labelSelector?: string) {
+  constructor(o: OperatorOptions, metrics: OperatorMetrics, namespaces: (string | undefined)[], resource: string, path: (ns?: string) => string, list: Lister<T>, labelSelector?: string) {
     this.informers = namespaces.map((ns) => new SupervisedInformer<T>({
       kubeConfig: o.kubeConfig, path: path(ns), list: list(ns), labelSelector, resource,
       resyncMs: o.cfg.resyncSeconds * 1000,
       backoffInitialMs: o.timing?.informerBackoffInitialMs, backoffMaxMs: o.timing?.informerBackoffMaxMs,
+      // A 403 (RBAC), a missing CRD or an unreachable API server must show in the logs and metrics.
+      log: o.log, metrics,
     }));
   }
   get(name: string, namespace?: string): T | undefined {
@@ -89,7 +91,7 @@ export class Operator {
     ];
     const core = (group: string, version: string, plural: string) => (ns?: string) => `${group ? `/apis/${group}` : '/api'}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
     const mk = <T extends KubernetesObject>(resource: string, path: (ns?: string) => string, list: Lister<T>, sel?: string) => {
-      const inf = new NamespacedInformers<T>(o, nss, resource, path, list, sel);
+      const inf = new NamespacedInformers<T>(o, this.metrics, nss, resource, path, list, sel);
       this.all.push(inf);
       return inf;
     };

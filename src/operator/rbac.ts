@@ -22,8 +22,8 @@ const BASE_RULES: readonly PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['distillationruns/status', 'generationendpoints/status'], verbs: ['get', 'patch', 'update'] },
   // Setting blockOwnerDeletion on children needs update on the owner's finalizers subresource.
   { apiGroups: [GROUP], resources: ['distillationruns/finalizers', 'generationendpoints/finalizers'], verbs: ['update'] },
-  // A run creates (and keeps in step) the endpoint that serves its model.
-  { apiGroups: [GROUP], resources: ['generationendpoints'], verbs: ['create', 'patch'] },
+  // A run creates, keeps in step and (serve turned off) deletes the endpoint that serves its model.
+  { apiGroups: [GROUP], resources: ['generationendpoints'], verbs: ['create', 'delete', 'patch'] },
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'get', 'list', 'watch'] },
   // Pods: termination messages (stage results) and why a pod cannot start.
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },

@@ -16,6 +16,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { Service, ServiceAccount } from 'kubernetes-models/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { helm } from '../../scripts/helm.js';
 import { LEADER_ELECTION_RULES, operatorRules, type PolicyRule } from '../../src/operator/rbac.js';
 import { OperatorConfigSchema } from '../../src/operator/config.js';
@@ -94,6 +95,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
 };
 const MONITORS = ['ServiceMonitor', 'PodMonitor'];
 
@@ -235,16 +237,21 @@ test('everything on: namespaced Roles, KEDA rule, HA, custom images, env, monito
   assert.ok(!objs.some((o) => o.kind === 'ClusterRoleBinding'), 'no cluster-wide binding with watchNamespaces');
   assert.ok(!objs.some((o) => o.kind === 'ClusterRole' && o.metadata.name === `${FULLNAME}-${NS}`));
   for (const ns of ALL_ON.watchNamespaces) {
-    const role = find(objs, 'Role', FULLNAME, ns);
+    // Named after the release's namespace too: two releases of one name may watch the same namespace.
+    const role = find(objs, 'Role', `${FULLNAME}-${NS}`, ns);
     assert.deepEqual(canon(role.rules), canon(operatorRules({ keda: true })));
-    const rb = find(objs, 'RoleBinding', FULLNAME, ns);
-    assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: FULLNAME });
+    const rb = find(objs, 'RoleBinding', `${FULLNAME}-${NS}`, ns);
+    assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${FULLNAME}-${NS}` });
     assert.deepEqual(rb.subjects, [{ kind: 'ServiceAccount', name: FULLNAME, namespace: NS }]);
   }
   assert.deepEqual(canon(find(objs, 'Role', `${FULLNAME}-leader-election`, NS).rules), canon(LEADER_ELECTION_RULES));
 
   const dep = find(objs, 'Deployment', FULLNAME, NS);
   assert.equal(dep.spec.replicas, 2);
+  // Two replicas: a drain takes one at a time, the standby keeps leading.
+  const pdb = find(objs, 'PodDisruptionBudget', FULLNAME, NS);
+  assert.equal(pdb.spec.maxUnavailable, 1);
+  assert.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
   const c = dep.spec.template.spec.containers[0];
   assert.equal(c.image, 'registry.example.com/ml/get-distill-operator:1.2.3');
   assert.equal(c.imagePullPolicy, 'Always');

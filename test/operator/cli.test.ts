@@ -30,10 +30,14 @@ test('a bad option value exits 2 with one line naming it', () => {
   assert.match(e.stderr, /GET_DISTILL_IMAGE_PULL_POLICY/);
 });
 
-test('no cluster configured: exit 2 saying how to give one', () => {
+test('no cluster configured: exit 2 saying how to give one (KUBECONFIG missing, or no kubeconfig at all)', () => {
   const r = run(['--metrics-port', '0']);
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /^get-distill-operator: no Kubernetes (cluster|configuration).*KUBECONFIG/);
+  assert.match(r.stderr, /^get-distill-operator: no Kubernetes cluster configured: .*no kubeconfig at .*none; set KUBECONFIG\n$/);
+  // Without KUBECONFIG client-node would quietly fall back to http://localhost:8080.
+  const bare = spawnSync(process.execPath, ['--import', 'tsx', MAIN, '--metrics-port', '0'], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH!, HOME: home } });
+  assert.equal(bare.status, 2, bare.stderr);
+  assert.match(bare.stderr, /no kubeconfig at .*\.kube\/config; set KUBECONFIG/);
 });
 
 test('the operator process against the test API server: ready, leads, creates a run\'s Job, SIGTERM releases the Lease and exits 0', async () => {

@@ -43,6 +43,8 @@ test('both CRDs validate as apiextensions.k8s.io/v1, are structural, and carry s
   assert.equal(spec.properties.training.properties.iterations.default, 6); // the trainer's own default (GET: K = 6)
   assert.deepEqual(spec.required, ['store', 'datagen', 'training']);
   assert.equal(runCrd().metadata.name, 'distillationruns.distill.getdistill.dev');
+  assert.equal(run.schema.openAPIV3Schema['x-kubernetes-validations'][0].rule, "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40");
+  assert.match(endpointCrd().spec.versions[0].schema.openAPIV3Schema['x-kubernetes-validations'][0].rule, /size\(self\.metadata\.name\) <= 63$/);
   assert.deepEqual(endpointCrd().spec.names.shortNames, ['genep']);
 });
 
@@ -62,5 +64,13 @@ test('the example run parses, and the schema rejects what the CEL rules reject',
   assert.deepEqual(e1.error!.issues[0].path, ['datagen', 'seeds', 'end']);
   const e2 = bad({ seeds: { start: 0, end: 20_001 }, shardSize: 2 });
   assert.match(e2.error!.issues[0].message, /more than 10000 shards/);
-  assert.equal(DistillationRunSpecSchema.safeParse({ ...example.spec, store: { uri: 'file:///tmp/x' } }).success, false);
+  for (const uri of ['file:///tmp/x', 's3://a..b/x', 's3://bucket//x', 's3://-b/x']) {
+    assert.equal(DistillationRunSpecSchema.safeParse({ ...example.spec, store: { uri } }).success, false, uri);
+  }
+  assert.equal(DistillationRunSpecSchema.safeParse({ ...example.spec, store: { uri: 's3://my-bucket.eu/runs/r1/' } }).success, true);
+  const evalWith = (evaluation: object) => DistillationRunSpecSchema.safeParse({ ...example.spec, evaluation });
+  assert.equal(evalWith({ features: 'imagenet' }).success, false);
+  assert.equal(evalWith({ reference: 'cifar10:test' }).success, false);
+  assert.equal(evalWith({ features: 'fashion-mnist', reference: 'fashion-mnist:test' }).success, true);
+  assert.equal(evalWith({ features: 's3://nets/inception.onnx', reference: 's3://stats/cifar10.npz' }).success, true);
 });

@@ -269,3 +269,91 @@ test('training progress: the run shows the step and loss the trainer pod\'s job-
   assert.equal(run.status.progress.loss, 0.0456);
   assert.match(condition(run, 'Progressing')!.message, /training to step 600 \(last reported 317\)/);
 });
+
+test('a Job the API server refuses (422) is reported on the run as JobRejected, not retried blind', async () => {
+  const { srv, user } = await cluster();
+  await operator(srv);
+  srv.failNext('create', 'batch/jobs', 422, 3);
+  await createRun(user, 'r10', runSpec());
+  const run = await waitFor('JobRejected', () => condition(getRun(srv, 'r10'), 'Degraded')?.reason === 'JobRejected' && getRun(srv, 'r10'));
+  assert.match(condition(run, 'Degraded')!.message, /^the API server refused the datagen Job \(422\): /);
+  assert.equal(condition(run, 'Progressing')?.status, 'False');
+  assert.deepEqual(jobNames(srv), []);
+});
+
+test('serve follows the spec: removed settings leave the endpoint, serve off deletes it; a foreign endpoint is not touched', async () => {
+  const { srv, user } = await cluster();
+  await operator(srv, 'op-1', { gpuResourceName: 'amd.com/gpu' });
+  const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
+  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  const patchRun = (name: string, spec: object) => user.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: 'distillationruns', name, body: { spec } }, merge);
+  const endpoint = (name: string) => srv.getObject({ group: GROUP, plural: ENDPOINT.plural, namespace: NS, name });
+  await createRun(user, 's1', runSpec({
+    datagen: { seeds: { start: 0, end: 512 }, shardSize: 256, parallelism: 2, resources: { gpu: { count: 0 }, cpu: '1', memory: '2Gi' } },
+    serve: { enabled: true, autoscaling: { minReplicas: 2, maxReplicas: 5, targetQueueDepth: 4 } },
+  }));
+  const dg = await waitFor('datagen Job', () => getJob(srv, 's1-datagen'));
+  assert.deepEqual(dg.spec.template.spec.containers[0].resources.limits, { cpu: '1', memory: '2Gi' }); // its own resources: no GPU
+  assert.equal(dg.spec.template.spec.terminationGracePeriodSeconds, 45);
+  await completeJob(srv, 's1-datagen');
+  const tr = await waitFor('train Job', () => getJob(srv, 's1-train'));
+  assert.equal(tr.spec.template.spec.containers[0].resources.limits['amd.com/gpu'], '1'); // the operator's GPU resource name
+  await completeJob(srv, 's1-train', { step: 600, loss: 0.01 });
+  await waitFor('export Job', () => getJob(srv, 's1-export'));
+  await completeJob(srv, 's1-export', { sha256: 'cd'.repeat(32) });
+  const ep = await waitFor('endpoint', () => endpoint('s1'));
+  assert.deepEqual(ep.spec.autoscaling, { minReplicas: 2, maxReplicas: 5, targetCPUUtilizationPercentage: 80, targetQueueDepth: 4 });
+  assert.equal(ep.metadata.ownerReferences[0].name, 's1');
+  await patchRun('s1', { serve: { autoscaling: null } });
+  await waitFor('autoscaling removed from the endpoint', () => endpoint('s1') && endpoint('s1')!.spec.autoscaling === undefined);
+  const patches = srv.count('patch', `${GROUP}/${ENDPOINT.plural}`);
+  await sleep(200);
+  assert.equal(srv.count('patch', `${GROUP}/${ENDPOINT.plural}`), patches, 'in step: no more patches');
+  await patchRun('s1', { serve: { enabled: false } });
+  await waitFor('endpoint deleted', () => !endpoint('s1'));
+  await waitFor('status.endpoint cleared', () => getRun(srv, 's1')?.status && getRun(srv, 's1')!.status.endpoint === undefined);
+
+  // A user's own endpoint with the name a serving run would use.
+  await user.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: ENDPOINT.plural, body: {
+    apiVersion: `${GROUP}/${VERSION}`, kind: ENDPOINT.kind, metadata: { name: 's2' }, spec: { model: { uri: 's3://models/mine/model.onnx' } },
+  } });
+  await createRun(user, 's2', runSpec({ serve: { enabled: true } }));
+  await waitFor('datagen Job', () => getJob(srv, 's2-datagen'));
+  await completeJob(srv, 's2-datagen');
+  await waitFor('train Job', () => getJob(srv, 's2-train'));
+  await completeJob(srv, 's2-train');
+  await waitFor('export Job', () => getJob(srv, 's2-export'));
+  await completeJob(srv, 's2-export', { sha256: 'ef'.repeat(32) });
+  const r2 = await waitFor('NameConflict', () => condition(getRun(srv, 's2'), 'Degraded')?.reason === 'NameConflict' && getRun(srv, 's2'));
+  assert.match(condition(r2, 'Degraded')!.message, /GenerationEndpoint named s2 exists that this run does not control/);
+  assert.deepEqual(endpoint('s2')!.spec, { model: { uri: 's3://models/mine/model.onnx' } });
+  assert.deepEqual(ungranted(srv.requests), []);
+});
+
+test('names: a run name that cannot name its pods is refused with InvalidName', async () => {
+  const { srv, user } = await cluster();
+  await operator(srv);
+  await createRun(user, 'a-run-name-that-is-far-too-long-for-pods-x', runSpec());
+  const run = await waitFor('InvalidName', () => condition(getRun(srv, 'a-run-name-that-is-far-too-long-for-pods-x'), 'Degraded')?.reason === 'InvalidName' && getRun(srv, 'a-run-name-that-is-far-too-long-for-pods-x'));
+  assert.match(condition(run, 'Degraded')!.message, /has 42 characters; at most 40/);
+  assert.deepEqual(jobNames(srv), []);
+});
+
+test('a failing watch restarts the informer (counted in get_operator_informer_restarts_total) and the operator carries on', async () => {
+  const { srv, user } = await cluster();
+  const { op, started, registry } = startOperator(srv, 'op-w');
+  cleanup.push(() => op.stop());
+  await started;
+  srv.failNext('watch', 'batch/jobs', 500, 1);
+  srv.closeWatches(); // every watch reconnects; the jobs one gets a 500, which stops a bare client-node informer
+  const restarts = async () => Number(/get_operator_informer_restarts_total\{resource="jobs"\} (\d+)/.exec(await registry.metrics())?.[1] ?? 0);
+  const end = Date.now() + 5000;
+  while (await restarts() < 1) {
+    assert.ok(Date.now() < end, 'no informer restart counted');
+    await sleep(20);
+  }
+  await createRun(user, 'r11', runSpec());
+  await waitFor('datagen Job', () => getJob(srv, 'r11-datagen'));
+  await completeJob(srv, 'r11-datagen'); // seen only through the restarted jobs watch
+  await waitFor('train Job', () => getJob(srv, 'r11-train'));
+});

@@ -69,6 +69,14 @@ export function splitKey(key: string): { namespace: string; name: string } {
 /** HTTP status of a client-node error (ApiException.code), else undefined. */
 export const statusOf = (e: unknown): number | undefined => (e instanceof ApiException ? e.code : undefined);
 
+/** The `message` of an API error (the API server's Status body), else the error's text. */
+export function apiMessage(e: unknown): string {
+  if (e instanceof ApiException) {
+    try { return String(JSON.parse(String(e.body)).message ?? e.message); } catch { return e.message; }
+  }
+  return (e as Error).message;
+}
+
 /** Creates an object; an AlreadyExists (409: a stale cache, or another reconcile got there first) is success. */
 export async function createIfAbsent(create: () => Promise<unknown>): Promise<'created' | 'exists'> {
   try {

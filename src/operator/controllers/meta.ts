@@ -15,6 +15,10 @@ export function ownerRef(owner: Owned, kind: string): V1OwnerReference {
   return { apiVersion: API_VERSION, kind, name: m.name!, uid: m.uid!, controller: true, blockOwnerDeletion: true };
 }
 
+/** True when `obj` carries a controller ownerReference to `owner` (by uid): ours to change. */
+export const ownedBy = (obj: Owned, owner: Owned): boolean =>
+  !!obj.metadata?.ownerReferences?.some((r) => r.controller && r.uid === owner.metadata?.uid);
+
 /** Canonical JSON (sorted keys) → sha256 hex: equal inputs give equal hashes across restarts. */
 export function specHash(value: unknown): string {
   const canon = (v: unknown): unknown => (Array.isArray(v) ? v.map(canon)
@@ -31,4 +35,19 @@ export function childMeta(owner: Owned, ownerKind: string, name: string, labels:
     ...(hash ? { annotations: { [ANNOTATIONS.specHash]: hash } } : {}),
     ownerReferences: [ownerRef(owner, ownerKind)],
   };
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+/**
+ * A JSON merge patch (RFC 7386) turning `current` into `desired`: keys `current` has and `desired`
+ * lacks become null (a plain merge would leave e.g. a removed nodeSelector behind). Undefined values
+ * count as absent (client-node's typed objects carry them). Arrays and scalars are replaced.
+ */
+export function replaceWith(current: unknown, desired: unknown): unknown {
+  if (!isObj(desired) || !isObj(current)) return desired;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(desired)) if (v !== undefined) out[k] = replaceWith(current[k], v);
+  for (const [k, v] of Object.entries(current)) if (v !== undefined && v !== null && (desired[k] === undefined)) out[k] = null;
+  return out;
 }

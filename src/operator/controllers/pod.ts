@@ -31,7 +31,7 @@ export function storeEnv(store: Omit<StoreSpec, 'uri'> | undefined, cfg: Pick<Op
 /** Requests = limits (a GPU can only be requested as a limit; equal CPU/memory give Guaranteed QoS). */
 export function resourceRequirements(r: ResourcesSpec, cfg: Pick<OperatorConfig, 'gpuResourceName'>): V1ResourceRequirements {
   const amounts: Record<string, string> = { cpu: r.cpu, memory: r.memory };
-  if (r.gpu.count > 0) amounts[r.gpu.resourceName === 'nvidia.com/gpu' ? cfg.gpuResourceName : r.gpu.resourceName] = String(r.gpu.count);
+  if (r.gpu.count > 0) amounts[r.gpu.resourceName ?? cfg.gpuResourceName] = String(r.gpu.count);
   return { requests: { ...amounts }, limits: { ...amounts } };
 }
 

@@ -8,10 +8,17 @@ import { z } from 'zod';
 /** A Kubernetes object name (RFC 1123 subdomain, as Secrets, ConfigMaps and classes are named). */
 export const dnsSubdomain = z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase RFC 1123 name');
 
+/**
+ * s3://bucket[/prefix]: a bucket name of lowercase letters and digits joined by single dots or hyphens
+ * (no `..`, no leading or trailing separator), path segments not empty. RE2-compatible (no lookahead):
+ * the API server checks CRD patterns with Go's regexp.
+ */
+export const S3_URI = /^s3:\/\/[a-z0-9]+((\.|-+)[a-z0-9]+)*(\/[^/]+)*\/?$/;
+
 /** Where a run's artifacts live and how pods reach the store. */
 export const StoreSchema = z.object({
-  uri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://bucket/prefix').max(1024)
-    .describe('S3 folder of the run: pairs/, checkpoints/, model.onnx, eval/ go under it'),
+  uri: z.string().regex(S3_URI, 'must be s3://bucket/prefix (a valid bucket name; no empty path segments)').max(1024)
+    .describe('S3 folder of the run: pairs/, checkpoints/, model/model.onnx, eval/ and cache/ go under it'),
   endpoint: z.string().regex(/^https?:\/\/[^\s/]+(\/.*)?$/, 'must be an http(s) URL').max(1024).optional()
     .describe('S3 endpoint URL for S3-compatible stores (Ceph RGW, MinIO); default: the operator\'s, else AWS'),
   region: z.string().min(1).max(64).optional().describe('S3 region (AWS_REGION)'),
@@ -32,10 +39,10 @@ export const TolerationSchema = z.object({
 /** How stage pods are placed and what they request (GPU pods are the point of the operator). */
 export const ResourcesSchema = z.object({
   gpu: z.object({
-    resourceName: z.string().regex(/^([a-z0-9.-]+\/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/, 'must be an extended resource name such as nvidia.com/gpu').max(253).default('nvidia.com/gpu')
-      .describe('extended resource of the device plugin (nvidia.com/gpu, amd.com/gpu, …)'),
+    resourceName: z.string().regex(/^([a-z0-9.-]+\/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/, 'must be an extended resource name such as nvidia.com/gpu').max(253).optional()
+      .describe('extended resource of the device plugin (nvidia.com/gpu, amd.com/gpu, …); default: the operator\'s (the chart\'s gpu.resourceName)'),
     count: z.number().int().min(0).max(16).default(1).describe('GPUs per pod (0: CPU pods)'),
-  }).strict().default({ resourceName: 'nvidia.com/gpu', count: 1 }),
+  }).strict().default({ count: 1 }),
   cpu: z.string().regex(/^\d+(\.\d+)?m?$/, 'must be a CPU quantity such as 2 or 500m').default('2').describe('CPU request and limit per pod'),
   memory: z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a memory quantity such as 8Gi').default('8Gi').describe('memory request and limit per pod'),
   nodeSelector: z.record(z.string().max(317), z.string().max(63)).optional().describe('node labels the pods require'),

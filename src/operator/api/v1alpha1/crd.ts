@@ -7,7 +7,7 @@
  * test/operator/crd.test.ts fails when they are stale.
  */
 import { z } from 'zod';
-import { CATEGORY, ENDPOINT, GROUP, RUN, VERSION, type KindNames } from './group.js';
+import { CATEGORY, ENDPOINT, GROUP, MAX_ENDPOINT_NAME, MAX_RUN_NAME, NAME_PATTERN, RUN, VERSION, type KindNames } from './group.js';
 import { DistillationRunSpecSchema, DistillationRunStatusSchema } from './run.js';
 import { GenerationEndpointSpecSchema, GenerationEndpointStatusSchema } from './endpoint.js';
 
@@ -32,7 +32,7 @@ const openApi = (s: z.ZodType, io: 'input' | 'output'): Json => structural(z.toJ
 
 interface PrinterColumn { name: string; type: string; jsonPath: string; description?: string; priority?: number; format?: string }
 
-function crd(names: KindNames, spec: z.ZodType, status: z.ZodType, columns: PrinterColumn[], description: string): Json {
+function crd(names: KindNames, spec: z.ZodType, status: z.ZodType, columns: PrinterColumn[], description: string, maxName: number): Json {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -52,6 +52,8 @@ function crd(names: KindNames, spec: z.ZodType, status: z.ZodType, columns: Prin
             type: 'object',
             description,
             required: ['spec'],
+            // The name becomes Job, pod, Service and label values: a DNS-1035 label, short enough for pod names.
+            'x-kubernetes-validations': [{ rule: `self.metadata.name.matches('${NAME_PATTERN}') && size(self.metadata.name) <= ${maxName}`, message: `metadata.name must be a DNS-1035 label (lowercase letters, digits, '-', starting with a letter) of at most ${maxName} characters` }],
             properties: {
               apiVersion: { type: 'string' },
               kind: { type: 'string' },
@@ -78,7 +80,7 @@ export function runCrd(): Json {
     { name: 'Loss', type: 'number', jsonPath: '.status.progress.loss', priority: 1 },
     { name: 'FID', type: 'number', jsonPath: '.status.fid', description: 'student FID' },
     { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint', priority: 1 },
-  ], 'A GET distillation run: teacher pairs, training, ONNX export, evaluation and optional serving, with artifacts in S3.');
+  ], 'A GET distillation run: teacher pairs, training, ONNX export, evaluation and optional serving, with artifacts in S3.', MAX_RUN_NAME);
 }
 
 /** The GenerationEndpoint CRD. */
@@ -88,7 +90,7 @@ export function endpointCrd(): Json {
     { name: 'Replicas', type: 'integer', jsonPath: '.status.readyReplicas' },
     { name: 'URL', type: 'string', jsonPath: '.status.url' },
     { name: 'Model', type: 'string', jsonPath: '.status.model', priority: 1 },
-  ], 'A one-step GET image generator served over HTTP (Open Inference Protocol v2), autoscaled.');
+  ], 'A one-step GET image generator served over HTTP (Open Inference Protocol v2), autoscaled.', MAX_ENDPOINT_NAME);
 }
 
 /** Both CRDs, file name → object. */

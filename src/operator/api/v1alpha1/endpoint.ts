@@ -51,7 +51,7 @@ export const ServingSchema = z.object({
   replicas: int(0, 1000).default(1).describe('replicas when autoscaling is not given'),
   autoscaling: AutoscalingSchema.optional(),
   batching: BatchingSchema.default({ maxBatchSize: 32, maxQueueDelayMs: 5, maxQueueSize: 256 }),
-  resources: ResourcesSchema.optional().describe('pod resources and placement (default: the operator\'s endpoint defaults)'),
+  resources: ResourcesSchema.optional().describe('pod resources and placement (default: 1 GPU, 2 CPUs, 8Gi; in a run\'s spec.serve: the run\'s spec.resources)'),
 }).strict();
 
 export const GenerationEndpointSpecSchema = ServingSchema.extend({

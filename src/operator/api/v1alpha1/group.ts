@@ -13,6 +13,23 @@ export interface KindNames { kind: string; plural: string; singular: string; sho
 export const RUN: KindNames = { kind: 'DistillationRun', plural: 'distillationruns', singular: 'distillationrun', shortNames: ['drun'], listKind: 'DistillationRunList' };
 export const ENDPOINT: KindNames = { kind: 'GenerationEndpoint', plural: 'generationendpoints', singular: 'generationendpoint', shortNames: ['genep'], listKind: 'GenerationEndpointList' };
 
+/** Object names of both kinds: DNS-1035 labels (they name Jobs, pods, Services and label values). */
+export const NAME_PATTERN = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
+/** Longest run name: `<run>-datagen-<index>-<5 chars>` pod names must fit 63 characters. */
+export const MAX_RUN_NAME = 40;
+/** Longest endpoint name: a Service name (DNS-1035 label). */
+export const MAX_ENDPOINT_NAME = 63;
+
+/**
+ * Why `name` cannot name an object of this kind, or undefined when it can (the CRD's CEL rule says
+ * the same; API servers that do not run CEL reach the operator with it).
+ */
+export function nameProblem(name: string, max: number): string | undefined {
+  if (name.length > max) return `metadata.name "${name}" has ${name.length} characters; at most ${max} (it names pods and Services); recreate it under a shorter name`;
+  if (!new RegExp(NAME_PATTERN).test(name)) return `metadata.name "${name}" must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter); recreate it under another name`;
+  return undefined;
+}
+
 /** `kubectl get get-distill` lists both kinds. */
 export const CATEGORY = 'get-distill';
 

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { DatagenSpecSchema } from '../../../jobs/stages/datagen.js';
 import { TrainSpecSchema } from '../../../jobs/stages/train.js';
 import { SEED_LIMIT } from '../../../data/seeds.js';
-import { ResourcesSchema, StoreSchema, conditionsField } from './common.js';
+import { ResourcesSchema, S3_URI, StoreSchema, conditionsField } from './common.js';
 import { ServingSchema } from './endpoint.js';
 
 const dg = DatagenSpecSchema.shape;
@@ -26,9 +26,11 @@ export const TeacherSchema = z.object({
 export const DatagenSchema = z.object({
   seeds: z.object({ start: z.number().int().min(0).max(SEED_LIMIT - 1), end: z.number().int().min(1).max(SEED_LIMIT) }).strict()
     .describe('seed range [start, end): one pair per seed'),
-  shardSize: dg.shardSize,
+  // The datagen service's field, capped so the shard-count CEL rule's int arithmetic cannot overflow.
+  shardSize: z.number().int().min(1).max(1 << 20).default(2048).describe(dg.shardSize.description ?? 'pairs per shard'),
   parallelism: z.number().int().min(1).max(1000).default(4).describe('datagen pods running at once (the Indexed Job\'s parallelism); completions = shards'),
   backoffLimitPerIndex: z.number().int().min(0).max(100).default(3).describe('retries of one failing shard before it fails the run'),
+  resources: ResourcesSchema.optional().describe('datagen pod resources (default: spec.resources); the embedded mixture teacher needs no GPU'),
 }).strict().superRefine((d, ctx) => {
   // The same rules as the CEL below, for API servers (and tests) that do not run CEL.
   if (d.seeds.end <= d.seeds.start) ctx.addIssue({ code: 'custom', path: ['seeds', 'end'], message: `must exceed seeds.start ${d.seeds.start} (end is exclusive)` });
@@ -45,9 +47,12 @@ export const TrainingSchema = TrainSpecSchema.omit({ pairs: true, out: true, thr
 export const EvaluationSchema = z.object({
   enabled: z.boolean().default(true),
   samples: z.number().int().min(2).max(1_000_000).default(10_000).describe('student samples scored'),
-  features: z.string().max(1024).optional().describe('feature network: mnist, fashion-mnist (embedded) or an s3:// ONNX URI; default: the teacher dataset\'s'),
-  reference: z.string().max(1024).optional().describe('reference statistics: an s3:// .npz or a split such as mnist:test; default: the teacher dataset\'s test split'),
+  features: z.string().max(1024).regex(new RegExp(`^(mnist|fashion-mnist)$|${S3_URI.source}`), 'must be mnist, fashion-mnist or the s3:// URI of an ONNX network').optional()
+    .describe('feature network: mnist, fashion-mnist (embedded) or an s3:// ONNX URI; default: the teacher dataset\'s'),
+  reference: z.string().max(1024).regex(new RegExp(`^(mnist|fashion-mnist):(train|test)$|${S3_URI.source}`), 'must be a split such as mnist:test or the s3:// URI of an .npz').optional()
+    .describe('reference statistics: an s3:// .npz or a split such as mnist:test; default: the teacher dataset\'s test split'),
   pushgateway: z.string().regex(/^https?:\/\/\S+$/).max(1024).optional().describe('Prometheus Pushgateway for get_eval_* metrics (default: the operator\'s)'),
+  resources: ResourcesSchema.optional().describe('eval pod resources (default: spec.resources)'),
 }).strict();
 
 export const ServeSchema = ServingSchema.extend({
@@ -61,7 +66,7 @@ export const DistillationRunSpecSchema = z.object({
   training: TrainingSchema,
   evaluation: EvaluationSchema.default({ enabled: true, samples: 10_000 }),
   serve: ServeSchema.optional(),
-  resources: ResourcesSchema.default({ gpu: { resourceName: 'nvidia.com/gpu', count: 1 }, cpu: '2', memory: '8Gi' }),
+  resources: ResourcesSchema.default({ gpu: { count: 1 }, cpu: '2', memory: '8Gi' }),
 }).strict();
 
 export type DistillationRunSpec = z.output<typeof DistillationRunSpecSchema>;

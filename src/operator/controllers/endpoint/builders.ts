@@ -10,7 +10,9 @@ import { ANNOTATIONS, ENDPOINT, LABELS, MANAGER } from '../../api/v1alpha1/group
 import { ResourcesSchema, type ResourcesSpec } from '../../api/v1alpha1/common.js';
 import type { GenerationEndpointSpec } from '../../api/v1alpha1/endpoint.js';
 import type { OperatorConfig } from '../../config.js';
-import { childMeta, specHash, type Owned } from '../meta.js';
+import { replaceWith, childMeta, specHash, type Owned } from '../meta.js';
+
+export { replaceWith };
 import { SERVICE_PORT, podSpec, serviceContainer, storeEnv } from '../pod.js';
 
 /** app.kubernetes.io/component of every endpoint child. */
@@ -189,21 +191,6 @@ export function buildScaledObject(ep: Owned, spec: GenerationEndpointSpec): Scal
 
 /** The in-cluster base URL of an endpoint's Service. */
 export const endpointUrl = (name: string, namespace: string): string => `http://${name}.${namespace}.svc:${SERVICE_PORT}`;
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
-
-/**
- * A JSON merge patch (RFC 7386) turning `current` into `desired`: keys `current` has and `desired`
- * lacks become null (a plain merge would leave e.g. a removed nodeSelector behind). Undefined values
- * count as absent (client-node's typed objects carry them). Arrays and scalars are replaced.
- */
-export function replaceWith(current: unknown, desired: unknown): unknown {
-  if (!isObj(desired) || !isObj(current)) return desired;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(desired)) if (v !== undefined) out[k] = replaceWith(current[k], v);
-  for (const [k, v] of Object.entries(current)) if (v !== undefined && v !== null && (desired[k] === undefined)) out[k] = null;
-  return out;
-}
 
 /**
  * The merge patch bringing a Deployment to `desired`: labels and the spec-hash annotation (other

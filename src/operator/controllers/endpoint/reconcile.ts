@@ -6,15 +6,14 @@
  * ownerReference, so deleting the endpoint garbage-collects them (peers.md §2d–2e).
  */
 import type { V1Deployment, V1ObjectMeta, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { ApiException } from '@kubernetes/client-node';
-import { ANNOTATIONS, ENDPOINT } from '../../api/v1alpha1/group.js';
+import { ANNOTATIONS, ENDPOINT, MAX_ENDPOINT_NAME, nameProblem } from '../../api/v1alpha1/group.js';
 import type { GenerationEndpointSpec } from '../../api/v1alpha1/endpoint.js';
 import { setCondition, rfc3339, type Condition, type ConditionUpdate } from '../../conditions.js';
 import {
-  MERGE_PATCH, createIfAbsent, patchCustomStatus, splitKey, statusOf,
+  MERGE_PATCH, apiMessage, createIfAbsent, patchCustomStatus, splitKey, statusOf,
   type ControllerContext, type CustomObject, type ReconcileResult,
 } from '../context.js';
-import { specHash } from '../meta.js';
+import { ownedBy, specHash } from '../meta.js';
 import {
   KEDA, buildDeployment, buildHpa, buildScaledObject, buildService, deploymentPatch, endpointUrl, rolloutDigest, scalingMode, selectorLabels,
   type ResolvedModel, type ScalingMode,
@@ -29,10 +28,6 @@ interface Meta { metadata?: V1ObjectMeta }
 
 /** A problem that stops a child from being written: a Degraded reason and message. */
 interface Problem { reason: string; message: string }
-
-/** True when `obj` carries a controller ownerReference to the endpoint `owner`. */
-const ownedBy = (obj: Meta, owner: Meta): boolean =>
-  !!obj.metadata?.ownerReferences?.some((r) => r.controller && r.uid === owner.metadata?.uid);
 
 /** The model.run of a raw (unparsed) endpoint spec, if any. */
 const runOf = (ep: CustomObject): string | undefined => {
@@ -58,14 +53,6 @@ export function resolveModel(ctx: Pick<ControllerContext, 'caches'>, namespace: 
   if (typeof art?.model !== 'string' || art.model === '') return undefined;
   const d = typeof art.modelDigest === 'string' && DIGEST.test(art.modelDigest) ? art.modelDigest : spec.model.digest;
   return { uri: art.model, digest: d };
-}
-
-/** The `message` of an API error (the apiserver's Status), else the error text. */
-function apiMessage(e: unknown): string {
-  if (e instanceof ApiException) {
-    try { return String(JSON.parse(String(e.body)).message ?? e.message); } catch { return e.message; }
-  }
-  return (e as Error).message;
 }
 
 /** What ensureChild needs to write one kind of child. */
@@ -152,6 +139,11 @@ export async function reconcileEndpoint(ctx: ControllerContext, key: string): Pr
   const ep = ctx.caches.endpoints.get(name, namespace);
   if (!ep || ep.metadata?.deletionTimestamp) return; // gone or going: ownerReferences GC the children
 
+  const badName = nameProblem(name, MAX_ENDPOINT_NAME);
+  if (badName) {
+    await writeStatus(ctx, ep, {}, stopped('InvalidName', badName, false, true));
+    return;
+  }
   const parsed = parseEndpointSpec(ep.spec);
   if (!parsed.ok) {
     await writeStatus(ctx, ep, {}, stopped('InvalidSpec', parsed.message, false, true));

@@ -17,6 +17,9 @@ import { podSpec, serviceContainer, storeEnv } from '../pod.js';
 import { type JobStage, datagenJobSpec, evalArgs, exportJobSpec, shardCount, trainJobSpec } from './plan.js';
 
 
+/** Seconds a stage pod gets between SIGTERM and SIGKILL (> the job mode's 30 s safe-point grace). */
+export const STAGE_GRACE_SECONDS = 45;
+
 /** Name of a stage's Job (deterministic: a restarted operator finds, never duplicates, it). */
 export const jobName = (run: string, stage: JobStage): string => `${run}-${stage}`;
 
@@ -44,7 +47,8 @@ function stageJob(run: Owned, spec: DistillationRunSpec, cfg: OperatorConfig, s:
       podFailurePolicy: failurePolicy(s.container),
       template: {
         metadata: { labels: { ...labels, [LABELS.name]: 'get-distill', [LABELS.instance]: runName, [LABELS.managedBy]: MANAGER } },
-        spec: podSpec(container, s.resources, cfg, { restartPolicy: 'Never' }),
+        // 45 s: the services' 30 s shutdown grace (SIGTERM → checkpoint → exit 75) plus the upload.
+        spec: podSpec(container, s.resources, cfg, { restartPolicy: 'Never', terminationGracePeriodSeconds: STAGE_GRACE_SECONDS }),
       },
     },
   };
@@ -60,7 +64,7 @@ export function buildStageJob(run: Owned, spec: DistillationRunSpec, cfg: Operat
   switch (stage) {
     case 'datagen': {
       const shards = shardCount(spec);
-      return stageJob(run, spec, cfg, { stage, image: cfg.datagenImage, container: 'datagen', args: ['--mode', 'job'], env: { GET_DISTILL_JOB_SPEC: json(datagenJobSpec(spec)) }, resources: spec.resources }, {
+      return stageJob(run, spec, cfg, { stage, image: cfg.datagenImage, container: 'datagen', args: ['--mode', 'job'], env: { GET_DISTILL_JOB_SPEC: json(datagenJobSpec(spec)) }, resources: spec.datagen.resources ?? spec.resources }, {
         completionMode: 'Indexed', completions: shards, parallelism: Math.min(spec.datagen.parallelism, shards),
         backoffLimitPerIndex: spec.datagen.backoffLimitPerIndex,
       });
@@ -75,7 +79,7 @@ export function buildStageJob(run: Owned, spec: DistillationRunSpec, cfg: Operat
         backoffLimit: 3, completions: 1, parallelism: 1,
       });
     case 'eval':
-      return stageJob(run, spec, cfg, { stage, image: cfg.evalImage, container: 'eval', args: evalArgs(spec, cfg), resources: spec.resources }, {
+      return stageJob(run, spec, cfg, { stage, image: cfg.evalImage, container: 'eval', args: evalArgs(spec, cfg), resources: spec.evaluation.resources ?? spec.resources }, {
         backoffLimit: 3, completions: 1, parallelism: 1,
       });
   }

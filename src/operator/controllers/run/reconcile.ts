@@ -11,20 +11,20 @@
  * refused with Degraded=True reason SpecChangeRejected; edits to stages not started yet apply.
  */
 import type { V1Job } from '@kubernetes/client-node';
-import { ENDPOINT, GROUP, RUN, VERSION } from '../../api/v1alpha1/group.js';
+import { ENDPOINT, GROUP, LABELS, MAX_RUN_NAME, RUN, VERSION, nameProblem } from '../../api/v1alpha1/group.js';
 import { DistillationRunSpecSchema, type DistillationRunSpec, type DistillationRunStatus, type RunStage } from '../../api/v1alpha1/run.js';
 import { GenerationEndpointSpecSchema } from '../../api/v1alpha1/endpoint.js';
 import { findCondition, rfc3339, setCondition, type Condition, type ConditionUpdate } from '../../conditions.js';
-import { MERGE_PATCH, createIfAbsent, patchCustomStatus, splitKey, type ControllerContext, type CustomObject, type ReconcileResult } from '../context.js';
-import { childMeta, specHash } from '../meta.js';
+import { MERGE_PATCH, apiMessage, createIfAbsent, patchCustomStatus, splitKey, statusOf, type ControllerContext, type CustomObject, type ReconcileResult } from '../context.js';
+import { childMeta, ownedBy, replaceWith, specHash } from '../meta.js';
 import { countIndexes, failureMessage, jobPhase, podProblem, podsOf, succeededResult } from '../job-state.js';
 import { buildStageJob, jobHash } from './jobs.js';
 import { JOB_STAGES, type JobStage, runArtifacts, shardCount } from './plan.js';
 
-/** Longest run name: Job `<run>-datagen` pods are named `<job>-<index>-<suffix>` within 63 characters. */
-export const MAX_RUN_NAME = 40;
 /** How often a training run's status picks up the trainer's step and loss (ms). */
 export const TRAIN_POLL_MS = 30_000;
+/** How soon a Job the API server refused is tried again (RBAC or a quota may have been fixed meanwhile). */
+export const REJECTED_RETRY_MS = 60_000;
 
 const STAGE_OF: Record<JobStage, RunStage> = { datagen: 'Datagen', train: 'Training', export: 'Exporting', eval: 'Evaluating' };
 const TITLE: Record<JobStage, string> = { datagen: 'Datagen', train: 'Training', export: 'Export', eval: 'Eval' };
@@ -44,14 +44,14 @@ export async function reconcileRun(ctx: ControllerContext, key: string): Promise
   const st: DistillationRunStatus = { ...old, observedGeneration: gen };
 
   const parsed = DistillationRunSpecSchema.safeParse(run.spec);
-  const nameProblem = name.length > MAX_RUN_NAME ? `metadata.name: ${name.length} characters; at most ${MAX_RUN_NAME} (its Jobs' pod names must fit 63)` : undefined;
-  if (!parsed.success || nameProblem) {
+  const badName = nameProblem(name, MAX_RUN_NAME);
+  if (!parsed.success || badName) {
     const issue = parsed.success ? undefined : parsed.error.issues[0];
-    const msg = nameProblem ?? `spec.${issue!.path.join('.')}: ${issue!.message}`;
-    set({ type: 'Degraded', status: 'True', reason: 'InvalidSpec', message: `${msg}; fix the spec (kubectl edit ${RUN.singular} ${name})` });
+    const msg = badName ?? `spec.${issue!.path.join('.')}: ${issue!.message}; fix the spec (kubectl edit ${RUN.singular} ${name})`;
+    set({ type: 'Degraded', status: 'True', reason: badName ? 'InvalidName' : 'InvalidSpec', message: msg });
     if (!st.stage) {
-      set({ type: 'Ready', status: 'False', reason: 'InvalidSpec', message: msg });
-      set({ type: 'Progressing', status: 'False', reason: 'InvalidSpec', message: msg });
+      set({ type: 'Ready', status: 'False', reason: badName ? 'InvalidName' : 'InvalidSpec', message: msg });
+      set({ type: 'Progressing', status: 'False', reason: badName ? 'InvalidName' : 'InvalidSpec', message: msg });
     }
     return writeStatus(ctx, run, old, { ...st, conditions: conds });
   }
@@ -71,12 +71,25 @@ export async function reconcileRun(ctx: ControllerContext, key: string): Promise
     const job = ctx.caches.jobs.get(desired.metadata!.name!, namespace);
     st.stage = STAGE_OF[stage];
     if (!job) {
-      if (await createIfAbsent(() => ctx.apis.batch.createNamespacedJob({ namespace, body: desired })) === 'created') {
+      outcome = 'running';
+      let created: 'created' | 'exists';
+      try {
+        created = await createIfAbsent(() => ctx.apis.batch.createNamespacedJob({ namespace, body: desired }));
+      } catch (e) {
+        const code = statusOf(e);
+        if (code === undefined || code >= 500 || code === 429) throw e; // transient: the queue retries with backoff
+        // Refused (422 validation or admission, 403 RBAC or quota): say so on the run instead of retrying blind.
+        const message = `the API server refused the ${stage} Job (${code}): ${apiMessage(e)}`;
+        degraded = { type: 'Degraded', status: 'True', reason: 'JobRejected', message };
+        set({ type: 'Progressing', status: 'False', reason: 'JobRejected', message });
+        poll = REJECTED_RETRY_MS;
+        break;
+      }
+      if (created === 'created') {
         ctx.log.info({ run: key, job: desired.metadata!.name }, `${stage} Job created`);
         await ctx.event(run, 'Normal', `${TITLE[stage]}Started`, `created Job ${desired.metadata!.name}`);
       }
       set({ type: 'Progressing', status: 'True', reason: `${TITLE[stage]}Started`, message: `${stage} Job ${desired.metadata!.name} created` });
-      outcome = 'running';
       break;
     }
     if (jobHash(job) !== jobHash(desired)) rejected.push(stage);
@@ -113,7 +126,7 @@ export async function reconcileRun(ctx: ControllerContext, key: string): Promise
     applyResult(stage, st, succeededResult(pods), spec);
   }
 
-  if (outcome !== 'failed' && spec.serve?.enabled && st.artifacts.model) await ensureEndpoint(ctx, run, spec, st);
+  const conflict = outcome !== 'failed' || !spec.serve?.enabled ? await syncEndpoint(ctx, run, spec, st) : undefined;
   if (outcome === 'done') {
     const endpointReady = !spec.serve?.enabled || endpointIsReady(ctx, namespace, name);
     st.stage = endpointReady ? 'Succeeded' : 'Serving';
@@ -131,7 +144,7 @@ export async function reconcileRun(ctx: ControllerContext, key: string): Promise
   if (rejected.length) {
     degraded = { type: 'Degraded', status: 'True', reason: 'SpecChangeRejected', message: `spec changes to the ${rejected.join(', ')} stage${rejected.length > 1 ? 's' : ''} cannot apply: ${rejected.length > 1 ? 'their Jobs' : 'its Job'} already ran or run${rejected.length > 1 ? '' : 's'} with the earlier spec; revert the change, or create a new ${RUN.kind} for the new settings` };
   }
-  set(degraded ?? { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' });
+  set(degraded ?? conflict ?? { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' });
   await writeStatus(ctx, run, old, { ...st, conditions: conds });
   return poll === undefined ? undefined : { requeueAfterMs: poll };
 }
@@ -158,25 +171,46 @@ function applyResult(stage: JobStage, st: DistillationRunStatus, r: ReturnType<t
   }
 }
 
-/** Creates (or keeps in step with spec.serve) the GenerationEndpoint `<run>` serving the run's model. */
-async function ensureEndpoint(ctx: ControllerContext, run: CustomObject, spec: DistillationRunSpec, st: DistillationRunStatus): Promise<void> {
+/**
+ * Keeps the GenerationEndpoint `<run>` in step with spec.serve: created once the model is exported,
+ * patched to exactly the serve settings (removed fields removed), deleted when serve is turned off.
+ * A same-named endpoint this run does not control is left alone and reported.
+ * @returns a Degraded update for a name conflict, else undefined.
+ */
+async function syncEndpoint(ctx: ControllerContext, run: CustomObject, spec: DistillationRunSpec, st: DistillationRunStatus): Promise<ConditionUpdate | undefined> {
   const { namespace, name } = { namespace: run.metadata!.namespace!, name: run.metadata!.name! };
-  const { enabled: _, ...serving } = spec.serve!;
+  const existing = ctx.caches.endpoints.get(name, namespace);
+  const target = { group: GROUP, version: VERSION, namespace, plural: ENDPOINT.plural };
+  if (existing && !ownedBy(existing, run)) {
+    delete st.endpoint;
+    if (!spec.serve?.enabled) return undefined;
+    return { type: 'Degraded', status: 'True', reason: 'NameConflict', message: `a ${ENDPOINT.kind} named ${name} exists that this run does not control: delete or rename it, or turn serve off` };
+  }
+  if (!spec.serve?.enabled) {
+    delete st.endpoint;
+    if (existing) {
+      try { await ctx.apis.custom.deleteNamespacedCustomObject({ ...target, name }); } catch (e) { if (statusOf(e) !== 404) throw e; }
+      await ctx.event(run, 'Normal', 'EndpointDeleted', `serve was turned off: deleted ${ENDPOINT.kind} ${name}`);
+    }
+    return undefined;
+  }
+  if (!st.artifacts?.model) return undefined; // nothing to serve yet
+  const { enabled: _, ...serving } = spec.serve;
   const { uri: __, ...store } = spec.store;
   const desired = GenerationEndpointSpecSchema.parse({ ...serving, resources: serving.resources ?? spec.resources, model: { run: name }, store });
-  const existing = ctx.caches.endpoints.get(name, namespace);
   st.endpoint = name;
   if (!existing) {
-    const body = { apiVersion: `${GROUP}/${VERSION}`, kind: ENDPOINT.kind, metadata: childMeta(run, RUN.kind, name, { 'distill.getdistill.dev/run': name }), spec: desired };
-    if (await createIfAbsent(() => ctx.apis.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: ENDPOINT.plural, body })) === 'created') {
-      await ctx.event(run, 'Normal', 'EndpointCreated', `created GenerationEndpoint ${name}`);
+    const body = { apiVersion: `${GROUP}/${VERSION}`, kind: ENDPOINT.kind, metadata: childMeta(run, RUN.kind, name, { [LABELS.run]: name }), spec: desired };
+    if (await createIfAbsent(() => ctx.apis.custom.createNamespacedCustomObject({ ...target, body })) === 'created') {
+      await ctx.event(run, 'Normal', 'EndpointCreated', `created ${ENDPOINT.kind} ${name}`);
     }
-    return;
+    return undefined;
   }
   const current = GenerationEndpointSpecSchema.safeParse(existing.spec);
   if (!current.success || specHash(current.data) !== specHash(desired)) {
-    await ctx.apis.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: ENDPOINT.plural, name, body: { spec: desired } }, MERGE_PATCH);
+    await ctx.apis.custom.patchNamespacedCustomObject({ ...target, name, body: { spec: replaceWith(existing.spec, desired) } }, MERGE_PATCH);
   }
+  return undefined;
 }
 
 function endpointIsReady(ctx: ControllerContext, namespace: string, name: string): boolean {
@@ -187,5 +221,6 @@ function endpointIsReady(ctx: ControllerContext, namespace: string, name: string
 /** Writes status when it changed (a no-op reconcile writes nothing, so it cannot loop on its own event). */
 async function writeStatus(ctx: ControllerContext, run: CustomObject, old: DistillationRunStatus, next: DistillationRunStatus): Promise<void> {
   if (specHash(old) === specHash(next)) return;
-  await patchCustomStatus(ctx.apis, RUN.plural, run.metadata!.namespace!, run.metadata!.name!, next as Record<string, unknown>);
+  // A merge patch that also removes what `next` dropped (e.g. status.endpoint once serve is off).
+  await patchCustomStatus(ctx.apis, RUN.plural, run.metadata!.namespace!, run.metadata!.name!, replaceWith(old, next) as Record<string, unknown>);
 }
