@@ -18,7 +18,7 @@ export function benchmarksMarkdown(m: MachineInfo, rows: readonly Row[], opts: {
 Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
 beside each other on the same machine. Re-run it to refresh this file; \`--quick\` makes a shorter
 smoke run, \`--only <section>\` (matmul, train, memory, stream, teacher, s3, export,
-onestep, serve, eval, jobs) runs one section and prints
+onestep, serve, eval, jobs, operator) runs one section and prints
 its table without rewriting this file.
 
 ## Machine
@@ -113,5 +113,11 @@ ${resultsTable(rows)}
   polled every 5 ms: after the first job the service reuses that job's teacher (warm), so they compare
   with datagenStage in the bench process on a loaded teacher; the first job compares with loading
   MNIST and the cached teacher in-process first.
+- **operator**: the Kubernetes operator (src/operator/manager.ts, 2 workers, no leader election)
+  against the tests' in-memory API server (test/k8s/api-server.ts) in the same process: no real API
+  server can run here, so the rates measure the operator's own path (watch → queue → reconcile →
+  create + status patch + Event), not etcd or admission. The test plays the Job controller (Job status
+  and a Succeeded pod with its termination message per run). The reconcile mean is compared with one
+  client-node GET round trip measured in the same run.
 `;
 }
