@@ -3,8 +3,10 @@
  * `tools/leaderelection` with the controller-runtime defaults (peers.md §2d): lease 15 s,
  * renew deadline 10 s, retry period 2 s.
  * - A candidate takes the Lease when it is absent, has no holder, is already held by this identity,
- *   or has expired (spec.renewTime + leaseDurationSeconds < now; this compares the holder's clock
- *   with ours, so clocks must agree to well under the lease duration).
+ *   or has expired: no change to the Lease (its resourceVersion) observed for leaseDurationSeconds,
+ *   timed on OUR clock from when we first saw its current version — client-go's rule, which needs no
+ *   agreement between the holder's clock (renewTime) and ours. A new candidate therefore waits one
+ *   full lease duration before taking over from a holder that died.
  * - Writes are optimistic: the read resourceVersion goes back in a PUT (replace); a 409 means
  *   another candidate won this round and we retry after the retry period. (Typed patch in
  *   client-node 1.4 defaults to JSON patch, so replace is simpler and exact.)
@@ -45,8 +47,6 @@ export interface LeaderElectorOptions {
 }
 
 const micro = (ms: number): V1MicroTime => new V1MicroTime(ms);
-/** MicroTime fields come back as strings from client-node 1.4 (no model class); accept both. */
-const timeOf = (t: unknown): number => (t instanceof Date ? t.getTime() : typeof t === 'string' ? Date.parse(t) : NaN);
 const codeOf = (e: unknown): number | undefined => (e instanceof ApiException ? e.code : undefined);
 
 /** See the file header. `start()` campaigns in the background; `await stop()` to end and release. */
@@ -63,6 +63,9 @@ export class LeaderElector {
   private leaderAbort?: AbortController;
   private work?: Promise<void>;
   private observedHolder?: string;
+  /** The Lease version last seen, and when (our clock): the expiry clock of client-go's rule. */
+  private seenVersion?: string;
+  private seenAt = 0;
   private readonly wakers = new Set<() => void>();
 
   /** @throws RangeError unless leaseDurationMs > renewDeadlineMs > 1.2 × retryPeriodMs > 0. */
@@ -171,7 +174,9 @@ export class LeaderElector {
     const spec: V1LeaseSpec = cur.spec ?? {};
     const holder = spec.holderIdentity ?? '';
     this.observe(holder);
-    const expired = !(timeOf(spec.renewTime) + (spec.leaseDurationSeconds ?? 0) * 1000 >= now);
+    const version = cur.metadata?.resourceVersion ?? `${holder}@${String(spec.renewTime)}`;
+    if (version !== this.seenVersion) { this.seenVersion = version; this.seenAt = now; }
+    const expired = now - this.seenAt > (spec.leaseDurationSeconds ?? 0) * 1000;
     if (holder && holder !== identity && !expired) return false;
     const mine = holder === identity;
     const body: V1Lease = { ...cur, spec: {

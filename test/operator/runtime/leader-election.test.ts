@@ -64,7 +64,7 @@ test('two candidates on one Lease: exactly one leads; stopping it releases and t
   await b.el.stop();
 });
 
-test('a crashed leader (no release) is replaced once renewTime + leaseDuration has passed', async (t) => {
+test('a crashed leader (no release) is replaced once its Lease has not changed for leaseDuration', async (t) => {
   const { srv, kc } = await fakeCluster();
   const electors: LeaderElector[] = [];
   t.after(async () => { await Promise.all(electors.map((e) => e.stop())); await srv.close(); });
@@ -80,6 +80,37 @@ test('a crashed leader (no release) is replaced once renewTime + leaseDuration h
   assert.ok(Date.now() - now.getTime() >= 1000);
   const lease = srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!;
   assert.equal(lease.spec.leaseTransitions, 5);
+  await b.el.stop();
+});
+
+test('clock skew: a live holder whose clock is an hour behind keeps the Lease; expiry runs on the candidate\'s clock', async (t) => {
+  const { srv, kc } = await fakeCluster();
+  const electors: LeaderElector[] = [];
+  let renewing = true;
+  t.after(async () => { renewing = false; await Promise.all(electors.map((e) => e.stop())); await srv.close(); });
+  const api = kc.makeApiClient(CoordinationV1Api);
+  const behind = () => new Date(Date.now() - 3_600_000);
+  await api.createNamespacedLease({ namespace: NS, body: { metadata: { name: LEASE }, spec: { holderIdentity: 'skewed-pod', leaseDurationSeconds: 1, acquireTime: behind(), renewTime: behind(), leaseTransitions: 0 } } });
+  // The holder renews every 200 ms, stamping its own (late) clock.
+  const renew = (async () => {
+    while (renewing) {
+      const cur = await api.readNamespacedLease({ namespace: NS, name: LEASE });
+      if (cur.spec?.holderIdentity !== 'skewed-pod') return;
+      await api.replaceNamespacedLease({ namespace: NS, name: LEASE, body: { ...cur, spec: { ...cur.spec, renewTime: behind() } } }).catch(() => {});
+      await sleep(200);
+    }
+  })();
+  const b = candidate(api, 'pod-b');
+  electors.push(b.el);
+  b.el.start();
+  await sleep(1500);
+  assert.equal(b.el.isLeader(), false, 'renewTime looks an hour old, but the Lease keeps changing: its holder is alive');
+  renewing = false;
+  await renew;
+  const stoppedAt = Date.now();
+  await waitFor(() => b.el.isLeader(), 'takeover once the renewals stop', 2500);
+  // The last renewal came up to 200 ms before `stoppedAt`: a lease duration (1 s) after it is ≥ 800 ms after.
+  assert.ok(Date.now() - stoppedAt >= 750, 'not before a lease duration without change');
   await b.el.stop();
 });
 
