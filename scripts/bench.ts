@@ -4,6 +4,7 @@
  *
  *   matmul   float32 MatMul roofline in onnxruntime via the graph IR (GFLOP/s)
  *   train    training-step throughput: GET-CPU-S/4 full step and one GET-T block, as % of the roofline
+ *   tfjs     the GET-CPU-S/4 training step (batch 32) on the tfjs engine vs the ort engine, as a ratio
  *   memory   peak RSS of training (GET-CPU-S/4, GET-T/2 at batch 32), one child process each
  *   stream   peak RSS of one PairStream epoch over N and 10·N pairs (difference must be < 100 MB)
  *   teacher  mixture-teacher fit time and Heun (35 NFE) pairs/s (goal ≥ 250)
@@ -37,10 +38,11 @@ import { runOperator } from './bench/operator.js';
 import { benchmarksMarkdown, resultsTable } from './bench/report.js';
 import { runStream } from './bench/stream.js';
 import { runTeacher } from './bench/teacher.js';
+import { runTfjs } from './bench/tfjs.js';
 import { type Roofline, runTrain } from './bench/train.js';
 import { type BenchContext, type Row, fmt } from './bench/util.js';
 
-const SECTIONS = ['matmul', 'train', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve', 'eval', 'jobs', 'operator'] as const;
+const SECTIONS = ['matmul', 'train', 'tfjs', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve', 'eval', 'jobs', 'operator'] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
@@ -89,7 +91,8 @@ async function main(): Promise<number> {
           ctx.log(`roofline for the ratio: ${roofline.what}`);
         }
         rows.push(...(await runTrain(ctx, roofline)));
-      } else if (name === 'memory') rows.push(...(await runMemory(ctx)));
+      } else if (name === 'tfjs') rows.push(...(await runTfjs(ctx)));
+      else if (name === 'memory') rows.push(...(await runMemory(ctx)));
       else if (name === 'stream') rows.push(...(await runStream(ctx)));
       else if (name === 's3') rows.push(...(await runS3(ctx)));
       else if (name === 'export') rows.push(...(await runExport(ctx)));

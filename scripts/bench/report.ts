@@ -17,7 +17,7 @@ export function benchmarksMarkdown(m: MachineInfo, rows: readonly Row[], opts: {
 
 Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
 beside each other on the same machine. Re-run it to refresh this file; \`--quick\` makes a shorter
-smoke run, \`--only <section>\` (matmul, train, memory, stream, teacher, s3, export,
+smoke run, \`--only <section>\` (matmul, train, tfjs, memory, stream, teacher, s3, export,
 onestep, serve, eval, jobs, operator) runs one section and prints
 its table without rewriting this file.
 

@@ -12,6 +12,7 @@ import { FEATURE_NET_ARCH } from '../eval/feature-net.js';
 const EMBEDDED_FEATURE_DIM = FEATURE_NET_ARCH.hidden;
 import { type DistillOptions, HELDOUT_SEED_START, runDistill } from '../stages/pipeline.js';
 import { parseUri } from '../store/index.js';
+import { TFJS_BACKENDS, TRAINING_ENGINES } from '../train/engine.js';
 
 /** Integer flag in [min, max]. */
 export const int = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
@@ -58,6 +59,28 @@ export function validateOptions(o: DistillOptions): void {
   if (o.teacherRank > 32 * 32) throw new UsageError(`--teacher-rank ${o.teacherRank} exceeds the 1,024 pixels of an image`);
 }
 
+/** `--engine` / `--tfjs-backend` value parser: one of `allowed`, else a UsageError naming the flag. */
+export const oneOf = <T extends string>(flag: string, allowed: readonly T[]) => (v: string): T => {
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`${flag} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return v as T;
+};
+
+/**
+ * Loads the tfjs backend a tfjs run asks for before anything is written, so a missing package fails
+ * at once (exit 2) instead of after the teacher and pairs.
+ * @throws UsageError naming --tfjs-backend and the package to install.
+ */
+async function checkTfjs(o: DistillOptions): Promise<void> {
+  if (o.engine !== 'tfjs') return;
+  const { loadTfjs } = await import('../graph/tfjs-backend.js'); // tfjs packages are optional
+  try {
+    await loadTfjs({ backend: o.tfjsBackend ?? 'auto', log: () => {} }); // trainStage logs the backend
+  } catch (e) {
+    if (e instanceof UsageError && !e.message.startsWith('--tfjs-backend')) throw new UsageError(`--tfjs-backend ${o.tfjsBackend}: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
 export function distillCommand(): Command {
   const cmd = new Command('distill')
     .description('Run the whole pipeline on this machine: fit the teacher, generate pairs with 35-NFE Heun, train GET, sample in one step, write a report.')
@@ -91,6 +114,8 @@ export function distillCommand(): Command {
     .addOption(new Option('--keep <k>', 'checkpoints kept').argParser(int('--keep', 1)).default(3))
     .addOption(new Option('--seed <n>', 'seed for initialisation, batch order and fixed-point start states').argParser(int('--seed', 0)).default(0))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(int('--threads', 1, 256)))
+    .addOption(new Option('--engine <name>', `training engine (${TRAINING_ENGINES.join('|')}): ort = onnxruntime CPU/CUDA, the fast default; tfjs = TensorFlow.js, the engine of the tfjs-node-gpu trainer image (same model, same checkpoints: a run may resume on the other engine)`).argParser(oneOf('--engine', TRAINING_ENGINES)).default('ort'))
+    .addOption(new Option('--tfjs-backend <name>', `backend of --engine tfjs (${TFJS_BACKENDS.join('|')}): node-gpu = @tensorflow/tfjs-node-gpu (CUDA), node = @tensorflow/tfjs-node (native CPU), wasm = @tensorflow/tfjs-backend-wasm (installed here; slow), cpu = plain JavaScript (slowest), auto = the first of these installed`).argParser(oneOf('--tfjs-backend', TFJS_BACKENDS)).default('auto'))
     .optionsGroup('Evaluation:')
     .addOption(new Option('--fid-samples <n>', `teacher and student samples scored against the test split with the embedded feature network (FID, IS, precision/recall; 0 skips; needs more than ${EMBEDDED_FEATURE_DIM}, the feature dimension)`).argParser(int('--fid-samples', 0, 1_000_000)).default(10_000))
     .optionsGroup('Output:')
@@ -116,6 +141,7 @@ Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it)
         process.stdout.write(`${JSON.stringify(options, null, 2)}\n`);
         return;
       }
+      await checkTfjs(options);
       // With --resume, options not given here come from the run's options.json.
       const explicit = new Set(Object.keys(options).filter((k) => command.getOptionValueSource(k) === 'cli'));
       await runDistill(options, explicit);

@@ -10,6 +10,8 @@ import { heunNfe } from '../edm/schedule.js';
 import { meanAbs } from '../eval/baselines.js';
 import { resolveConfig, referenceParamCount } from '../get/config.js';
 import { REFERENCE_ADAMW, type EmaConfig } from '../train/optim.js';
+import type { TrainingEngineKind } from '../train/engine.js';
+import type { TfjsBackendChoice } from '../graph/tfjs-backend.js';
 import { type ObjectStore, StoreError, joinUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
@@ -47,6 +49,10 @@ export interface DistillOptions {
   keep: number;
   seed: number;
   threads?: number;
+  /** Training engine (default ort); may change on --resume (checkpoints are engine-agnostic). */
+  engine?: TrainingEngineKind;
+  /** tfjs backend of --engine tfjs (default auto). */
+  tfjsBackend?: TfjsBackendChoice;
   gridColumns: number;
   /** Teacher and student samples for the FID comparison (0: skip it). */
   fidSamples: number;
@@ -56,7 +62,7 @@ export interface DistillOptions {
 export const HELDOUT_SEED_START = 2 ** 30;
 
 /** Options that may change when resuming a run (everything else must match options.json). */
-const RESUMABLE = new Set(['steps', 'threads', 'resume', 'out', 'cacheDir', 'gridColumns', 'keep', 'checkpointEvery', 'fidSamples']);
+const RESUMABLE = new Set(['steps', 'threads', 'engine', 'tfjsBackend', 'resume', 'out', 'cacheDir', 'gridColumns', 'keep', 'checkpointEvery', 'fidSamples']);
 
 /**
  * Checks --out before anything is written: a fresh run needs an absent or empty folder (prefix). With
@@ -135,18 +141,23 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
       wall[stage] = round((performance.now() - t) / 1000, 2);
     }
   };
-  let cfg: ReturnType<typeof resolveConfig>;
-  try {
-    cfg = resolveConfig(o.preset, { numClasses: 10, ...(o.patchSize ? { patchSize: o.patchSize } : {}) });
-  } catch (e) {
-    throw new UsageError(`--preset ${o.preset}${o.patchSize ? ` --patch-size ${o.patchSize}` : ''}: ${(e as Error).message}`);
-  }
-  if (o.teacher === 'mixture' && (cfg.channels !== 1 || cfg.imageSize !== 32)) {
-    throw new UsageError(`--preset ${o.preset} is for ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize} images, the embedded teacher makes 1×32×32 (${o.dataset}); pick a CPU preset (GET-CPU-*) or an ONNX teacher`);
-  }
+  const resolveModel = (): ReturnType<typeof resolveConfig> => {
+    let c: ReturnType<typeof resolveConfig>;
+    try {
+      c = resolveConfig(o.preset, { numClasses: 10, ...(o.patchSize ? { patchSize: o.patchSize } : {}) });
+    } catch (e) {
+      throw new UsageError(`--preset ${o.preset}${o.patchSize ? ` --patch-size ${o.patchSize}` : ''}: ${(e as Error).message}`);
+    }
+    if (o.teacher === 'mixture' && (c.channels !== 1 || c.imageSize !== 32)) {
+      throw new UsageError(`--preset ${o.preset} is for ${c.channels}×${c.imageSize}×${c.imageSize} images, the embedded teacher makes 1×32×32 (${o.dataset}); pick a CPU preset (GET-CPU-*) or an ONNX teacher`);
+    }
+    return c;
+  };
+  let cfg = resolveModel(); // bad flags fail before any I/O
   const store = storeFor(o.out);
   const at = (key: string) => joinUri(o.out, key);
   const resuming = await checkRunFolder(store, o, explicit);
+  if (resuming) cfg = resolveModel(); // --preset / --patch-size not given again come from options.json
   const text = (s: string) => new TextEncoder().encode(s);
   const { resume: _resume, ...recorded } = o;
   const saveOptions = () => store.put(at('options.json'), text(`${JSON.stringify(recorded, null, 2)}\n`));
@@ -228,7 +239,8 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
           config: model, steps: o.steps, batch: o.batch, iterations: o.iterations,
           optimizer: { ...REFERENCE_ADAMW, lr: o.lr }, ema, seed: o.seed,
           store, checkpointDir: at('checkpoints'), checkpointEvery: o.checkpointEvery, keep: o.keep, resume: resuming,
-          dataManifestSha256: datasetDigest(gen.manifest!), threads: o.threads,
+          dataManifestSha256: datasetDigest(gen.manifest!), threads: o.threads, engine: o.engine, tfjsBackend: o.tfjsBackend,
+          log: (msg) => progress.note(msg),
           onStep: (s) => {
             firstStep ??= s.step;
             if (s.step === firstStep) stats.forgetTrainStepsFrom(s.step); // logged by the run that was killed

@@ -4,7 +4,8 @@
  * so N steps + kill + resume equals one straight run.
  */
 import { numTokens, type GetConfig } from '../get/config.js';
-import { OrtTrainingEngine, type TrainBatch } from '../train/engine.js';
+import { createTrainingEngine, type TrainBatch, type TrainingEngineKind } from '../train/engine.js';
+import type { TfjsBackendChoice } from '../graph/tfjs-backend.js';
 import { AdamW, type AdamWConfig, type EmaConfig, emaDecay, emaUpdate } from '../train/optim.js';
 import { initParams, ParamStore } from '../train/params.js';
 import { type CheckpointState, hasCheckpoint, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
@@ -70,7 +71,17 @@ export interface TrainOptions {
   readonly resume: boolean;
   /** Digest of the pair dataset (datasetDigest of its manifest); a resume must match it. */
   readonly dataManifestSha256: string;
+  /** onnxruntime intra-op threads (ort engine). */
   readonly threads?: number;
+  /**
+   * Training engine (default `ort`: onnxruntime, CPU/CUDA). `tfjs`: TensorFlow.js (the trainer GPU
+   * image's engine). Checkpoints do not record it: a run may resume on the other engine.
+   */
+  readonly engine?: TrainingEngineKind;
+  /** tfjs backend (default `auto`); ignored by ort. */
+  readonly tfjsBackend?: TfjsBackendChoice;
+  /** One-line notes: which engine and backend run (and tfjs's backend choice). */
+  readonly log?: (msg: string) => void;
   /** Called after every step. */
   readonly onStep?: (s: { step: number; loss: number; l1Last: number; stepSeconds: number }) => void;
   /** Polled after every step before the last; when true the stage checkpoints and returns early. */
@@ -94,6 +105,8 @@ export interface TrainResult {
   readonly imagesPerSecond: number;
   /** MatMul flops of one step (forward ×3), for GFLOP/s. */
   readonly flopsPerStep: number;
+  /** The engine and backend that ran, in words (TrainingEngine.describe). */
+  readonly engine: string;
 }
 
 /**
@@ -105,7 +118,8 @@ export function trainZ0(seed: number, step: number, out: Float32Array): Float32A
 }
 
 export async function trainStage(source: BatchSource, o: TrainOptions): Promise<TrainResult> {
-  const engine = await OrtTrainingEngine.create(o.config, o.batch, o.iterations, o.threads);
+  const engine = await createTrainingEngine(o.engine ?? 'ort', o.config, o.batch, o.iterations, { threads: o.threads, tfjsBackend: o.tfjsBackend, log: o.log });
+  o.log?.(`training engine: ${engine.describe}`);
   try {
     let params: ParamStore;
     let ema: ParamStore;
@@ -174,7 +188,7 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
     }
     const trainSeconds = (performance.now() - t0) / 1000;
     const done = step - resumedFrom;
-    return { params, ema, step, resumedFrom, interrupted, lastLoss, trainSeconds, imagesPerSecond: done > 0 ? (done * o.batch) / trainSeconds : 0, flopsPerStep: engine.flopsPerStep };
+    return { params, ema, step, resumedFrom, interrupted, lastLoss, trainSeconds, imagesPerSecond: done > 0 ? (done * o.batch) / trainSeconds : 0, flopsPerStep: engine.flopsPerStep, engine: engine.describe };
   } finally {
     await engine.close();
   }

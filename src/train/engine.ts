@@ -1,8 +1,12 @@
 /**
- * The ort training engine: GET's forward and its generated backward graph in one onnxruntime session.
- * Parameters are graph inputs, fed from the flat ParamStore each step; the session returns the loss,
- * the per-iteration L1 and one gradient per parameter, which are gathered into one flat array for
- * AdamW. See docs/architecture.md.
+ * Training engines: what one GET training step (loss + every parameter gradient) runs on.
+ *   ort  (default) GET's forward and its generated backward graph (src/graph/autodiff.ts) in one
+ *        onnxruntime session (CPU here, the CUDA execution provider in GPU images).
+ *   tfjs the same forward graph interpreted with TensorFlow.js ops, gradients by tfjs autograd
+ *        (src/train/tfjs-engine.ts; tfjs-node-gpu in the trainer's GPU image, wasm/cpu elsewhere).
+ * Parameters are fed from the flat ParamStore each step; the loss, the per-iteration L1 and one
+ * gradient per parameter come back, gathered into one flat array (ParamStore order) for AdamW, so
+ * optimizer, EMA and checkpoints are engine-agnostic. See docs/architecture.md, DESIGN.md "Engines".
  */
 import { Graph } from '../graph/ir.js';
 import { gradients } from '../graph/autodiff.js';
@@ -10,8 +14,9 @@ import { toOnnx } from '../graph/onnx.js';
 import { type HostTensor, OrtSession } from '../graph/session.js';
 import type { GetConfig } from '../get/config.js';
 import { numTokens } from '../get/config.js';
-import { buildGet, trainingObjective, type ParamSpec } from '../get/model.js';
+import { buildGet, trainingObjective, type ParamSpec, type TrainingObjective } from '../get/model.js';
 import type { ParamStore } from './params.js';
+import type { TfjsBackendChoice } from '../graph/tfjs-backend.js';
 
 /** One training mini-batch of pairs. */
 export interface TrainBatch {
@@ -38,12 +43,98 @@ export interface ForwardResult extends StepResult {
   readonly images: readonly Float32Array[];
 }
 
+/** The engines {@link createTrainingEngine} builds. */
+export const TRAINING_ENGINES = ['ort', 'tfjs'] as const;
+export type TrainingEngineKind = (typeof TRAINING_ENGINES)[number];
+/** The tfjs backends a caller may force (`auto`: tfjs-node-gpu, then tfjs-node, then wasm, then cpu). */
+export const TFJS_BACKENDS = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'] as const satisfies readonly TfjsBackendChoice[];
+
+/**
+ * One GET training step at fixed config, batch and iteration count K, whatever runs it. Both engines
+ * compute the same function (the training graph of buildGet + trainingObjective) and lay the gradient
+ * out in ParamStore order, so a run may switch engine between checkpoints.
+ */
+export interface TrainingEngine {
+  /** `ort` or `tfjs`. */
+  readonly name: TrainingEngineKind;
+  /** Engine and backend in words, for logs, e.g. `ort (onnxruntime, providers cpu)`, `tfjs (wasm, @tensorflow/tfjs-backend-wasm)`. */
+  readonly describe: string;
+  readonly cfg: GetConfig;
+  readonly batch: number;
+  readonly iterations: number;
+  /** The parameters in declaration order (the ParamStore layout of params and grad). */
+  readonly specs: readonly ParamSpec[];
+  /** Floating-point operations of one step (forward + backward): the forward graph's MatMul flops ×3. */
+  readonly flopsPerStep: number;
+  /**
+   * Loss and gradients at `params` for one batch; writes the flat gradient (float32, length
+   * params.size, ParamStore order) into `grad`.
+   * @param z0 fixed-point start state [B,N,D] float32, N(0, I).
+   * @throws Error when a conditional model gets no labels, or the backend rejects the feeds.
+   */
+  step(params: ParamStore, data: TrainBatch, z0: Float32Array, grad: Float32Array): Promise<StepResult>;
+  /** Frees the session / tensors. */
+  close(): Promise<void>;
+}
+
+export interface CreateEngineOptions {
+  /** onnxruntime intra-op threads (ort; default all cores). */
+  readonly threads?: number;
+  /** tfjs backend (tfjs only; default `auto`). */
+  readonly tfjsBackend?: TfjsBackendChoice;
+  /** Receives one-line notes (which tfjs backend was loaded, and why others were not). */
+  readonly log?: (msg: string) => void;
+}
+
+/**
+ * Builds the training engine `kind` for `cfg` at a fixed batch and K = `iterations`. The tfjs engine
+ * (and TensorFlow.js itself) is imported only when asked for: tfjs packages are optional dependencies.
+ * @throws UsageError when a forced tfjs backend's package is missing (the message names the package);
+ *   Error for an inconsistent config or a graph the backend rejects.
+ */
+export async function createTrainingEngine(kind: TrainingEngineKind, cfg: GetConfig, batch: number, iterations: number, o: CreateEngineOptions = {}): Promise<TrainingEngine> {
+  if (kind === 'ort') return OrtTrainingEngine.create(cfg, batch, iterations, o.threads);
+  const { TfjsTrainingEngine } = await import('./tfjs-engine.js');
+  return TfjsTrainingEngine.create(cfg, batch, iterations, { backend: o.tfjsBackend, log: o.log });
+}
+
+/** The forward graph of one training step (buildGet + trainingObjective) with its MatMul flops. */
+export function buildTrainingGraph(cfg: GetConfig, batch: number, iterations: number): {
+  graph: Graph; specs: readonly ParamSpec[]; objective: TrainingObjective; forwardFlops: number;
+} {
+  const graph = new Graph('get_train');
+  const m = buildGet(graph, cfg, batch);
+  const objective = trainingObjective(m, batch, iterations);
+  return { graph, specs: m.specs, objective, forwardFlops: matmulFlops(graph) };
+}
+
+/**
+ * The data feeds of one step as host tensors (parameters not included): noise/image [B,C,H,W]
+ * float32, z0 [B,N,D] float32, class_labels [B] int64 (conditional models only).
+ * @throws Error when a conditional model gets no labels.
+ */
+export function stepFeeds(cfg: GetConfig, batch: number, data: TrainBatch, z0: Float32Array): Record<string, HostTensor> {
+  const { channels: C, imageSize: H, hiddenSize: D } = cfg;
+  const B = batch;
+  const feeds: Record<string, HostTensor> = {
+    noise: { dtype: 'float32', dims: [B, C, H, H], data: data.noise },
+    image: { dtype: 'float32', dims: [B, C, H, H], data: data.image },
+    z0: { dtype: 'float32', dims: [B, numTokens(cfg), D], data: z0 },
+  };
+  if (cfg.numClasses > 0) {
+    if (!data.labels) throw new Error('a conditional model needs class labels in every batch');
+    feeds.class_labels = { dtype: 'int64', dims: [B], data: BigInt64Array.from(data.labels, (v) => BigInt(v)) };
+  }
+  return feeds;
+}
+
 export interface EngineOptions {
   /** Also emit z_k and x̂_k as outputs (for {@link OrtTrainingEngine.forward}); off for training. */
   readonly iterates?: boolean;
 }
 
-export class OrtTrainingEngine {
+export class OrtTrainingEngine implements TrainingEngine {
+  readonly name = 'ort' as const;
   private constructor(
     readonly cfg: GetConfig,
     readonly batch: number,
@@ -60,10 +151,8 @@ export class OrtTrainingEngine {
    * @throws when the config is inconsistent (see resolveConfig) or onnxruntime rejects the graph.
    */
   static async create(cfg: GetConfig, batch: number, iterations = 6, threads?: number, opts: EngineOptions = {}): Promise<OrtTrainingEngine> {
-    const g = new Graph('get_train');
-    const m = buildGet(g, cfg, batch);
-    const { loss, l1, states, decoded } = trainingObjective(m, batch, iterations);
-    const forwardFlops = matmulFlops(g);
+    const { graph: g, specs, objective, forwardFlops } = buildTrainingGraph(cfg, batch, iterations);
+    const { loss, l1, states, decoded } = objective;
     const grads = gradients(loss, g.params);
     const outputs: Record<string, (typeof grads)[number]> = { loss };
     l1.forEach((v, k) => (outputs[`l1_${k + 1}`] = v));
@@ -73,21 +162,15 @@ export class OrtTrainingEngine {
       decoded.forEach((v, k) => (outputs[`x_hat_${k + 1}`] = v));
     }
     const session = await OrtSession.create(toOnnx(g, { outputs }), { threads });
-    return new OrtTrainingEngine(cfg, batch, iterations, m.specs, session, 3 * forwardFlops, opts.iterates ?? false);
+    return new OrtTrainingEngine(cfg, batch, iterations, specs, session, 3 * forwardFlops, opts.iterates ?? false);
+  }
+
+  get describe(): string {
+    return `ort (onnxruntime, providers ${this.session.executionProviders.join(',')})`;
   }
 
   private feeds(params: ParamStore, data: TrainBatch, z0: Float32Array): Record<string, HostTensor> {
-    const { channels: C, imageSize: H, hiddenSize: D } = this.cfg;
-    const B = this.batch;
-    const feeds: Record<string, HostTensor> = {
-      noise: { dtype: 'float32', dims: [B, C, H, H], data: data.noise },
-      image: { dtype: 'float32', dims: [B, C, H, H], data: data.image },
-      z0: { dtype: 'float32', dims: [B, numTokens(this.cfg), D], data: z0 },
-    };
-    if (this.cfg.numClasses > 0) {
-      if (!data.labels) throw new Error('a conditional model needs class labels in every batch');
-      feeds.class_labels = { dtype: 'int64', dims: [B], data: BigInt64Array.from(data.labels, (v) => BigInt(v)) };
-    }
+    const feeds = stepFeeds(this.cfg, this.batch, data, z0);
     for (const s of this.specs) feeds[s.name] = { dtype: 'float32', dims: s.shape, data: params.view(s.name) };
     return feeds;
   }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseExecutionProviders } from '../../src/graph/providers.js';
+import { resolveEngine } from '../../src/jobs/stages/train.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCKER_DIR = join(ROOT, 'docker');
@@ -240,4 +241,26 @@ test('.dockerignore keeps node_modules, .git and secrets out of the build contex
   for (const want of ['node_modules', '.git', '.env', '.npmrc', 'runs', '.cache']) assert.ok(lines.includes(want), `.dockerignore lacks ${want}`);
   // Folders the images copy must not be ignored.
   for (const keep of ['src', 'services', 'assets', 'package.json', 'package-lock.json']) assert.ok(!lines.includes(keep), `.dockerignore drops ${keep}`);
+});
+
+test('Dockerfile.trainer-gpu: installs @tensorflow/tfjs-node-gpu at the tfjs-core version of package.json and selects the tfjs engine on node-gpu', () => {
+  const text = readFileSync(join(DOCKER_DIR, 'Dockerfile.trainer-gpu'), 'utf8');
+  const df = parse(text);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string>; dependencies?: Record<string, string> };
+  const core = pkg.optionalDependencies?.['@tensorflow/tfjs-core'] ?? pkg.dependencies?.['@tensorflow/tfjs-core'];
+  assert.match(core ?? '', /^\d+\.\d+\.\d+$/, 'package.json pins @tensorflow/tfjs-core exactly');
+  const runs = df.stages.flatMap((s) => s.body).filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+  const pinned = [...runs.matchAll(/@tensorflow\/tfjs-node-gpu@(\S+)/g)].map((m) => m[1]);
+  const inLock = pkg.optionalDependencies?.['@tensorflow/tfjs-node-gpu'] ?? pkg.dependencies?.['@tensorflow/tfjs-node-gpu'];
+  // Installed either from the lock file (package.json) or by the pinned stopgap install.
+  assert.ok(inLock === core || (pinned.length === 1 && pinned[0] === core), `tfjs-node-gpu ${inLock ?? pinned.join(',')} vs tfjs-core ${core}: one tfjs-core copy needs the same version`);
+  const runtime = df.stages[df.stages.length - 1]!;
+  const env = runtime.body.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+  const v = (name: string) => new RegExp(`(?:^|\\s)${name}=(\\S+)`).exec(env)?.[1];
+  assert.equal(v('GET_DISTILL_ENGINE'), 'tfjs');
+  assert.equal(v('GET_DISTILL_TFJS_BACKEND'), 'node-gpu');
+  // The values parse as the trainer will parse them: a typo would fail every job of the image.
+  assert.deepEqual(resolveEngine({}, { GET_DISTILL_ENGINE: v('GET_DISTILL_ENGINE'), GET_DISTILL_TFJS_BACKEND: v('GET_DISTILL_TFJS_BACKEND') }), { engine: 'tfjs', tfjsBackend: 'node-gpu' });
+  // The ort image's trainer keeps the default engine.
+  assert.doesNotMatch(readFileSync(join(DOCKER_DIR, 'Dockerfile.ort'), 'utf8'), /GET_DISTILL_ENGINE=/);
 });

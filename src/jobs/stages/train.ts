@@ -10,6 +10,8 @@ import { type DatasetManifest, PairStream } from '../../data/shards.js';
 import { PRESETS, DEFAULT_CPU_PRESET, resolveConfig } from '../../get/config.js';
 import { datasetDigest } from '../../stages/datagen.js';
 import { streamSource, trainStage } from '../../stages/train.js';
+import { TFJS_BACKENDS, TRAINING_ENGINES, type TrainingEngineKind } from '../../train/engine.js';
+import type { TfjsBackendChoice } from '../../graph/tfjs-backend.js';
 import { StoreError, joinUri, storeFor } from '../../store/index.js';
 import { REFERENCE_ADAMW, type EmaConfig } from '../../train/optim.js';
 import { UsageError } from '../../util/errors.js';
@@ -18,6 +20,32 @@ import { ageGauge, stageGauge } from '../metrics.js';
 import { asSpecError, fieldError, intField, requireInput, uriField } from './common.js';
 
 const positive = z.number().positive();
+
+/**
+ * Variables the engine fields default to (the trainer-gpu image sets tfjs / node-gpu). Job mode maps
+ * them onto the fields through the config kit; a service reads them per job when a spec omits them.
+ */
+export const ENGINE_ENV = 'GET_DISTILL_ENGINE';
+export const TFJS_BACKEND_ENV = 'GET_DISTILL_TFJS_BACKEND';
+
+/**
+ * The engine and tfjs backend of a job: the spec's fields, else ENGINE_ENV / TFJS_BACKEND_ENV, else
+ * ort / auto.
+ * @throws UsageError naming the variable when it holds an unknown value.
+ */
+export function resolveEngine(spec: Pick<TrainSpec, 'engine' | 'tfjsBackend'>, env: Readonly<Record<string, string | undefined>> = process.env): { engine: TrainingEngineKind; tfjsBackend: TfjsBackendChoice } {
+  const pick = <T extends string>(given: T | undefined, name: string, allowed: readonly T[], dflt: T): T => {
+    if (given !== undefined) return given;
+    const v = env[name]?.trim();
+    if (!v) return dflt;
+    if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`${name}=${v} is not one of ${allowed.join(', ')}; fix or unset the variable`);
+    return v as T;
+  };
+  return {
+    engine: pick(spec.engine, ENGINE_ENV, TRAINING_ENGINES, 'ort'),
+    tfjsBackend: pick(spec.tfjsBackend, TFJS_BACKEND_ENV, TFJS_BACKENDS, 'auto'),
+  };
+}
 
 /** The train job spec (strict: unknown fields are errors). */
 export const TrainSpecSchema = z.object({
@@ -36,6 +64,10 @@ export const TrainSpecSchema = z.object({
   keep: intField(1).default(3).describe('checkpoints kept'),
   seed: intField(0).default(0).describe('seed of initialisation, batch order and z_0'),
   threads: intField(1, 256).optional().describe('onnxruntime intra-op threads (default: all cores)'),
+  engine: z.enum(TRAINING_ENGINES, { error: `must be one of ${TRAINING_ENGINES.join(', ')}` }).optional()
+    .describe(`training engine: ort = onnxruntime CPU/CUDA (the fast default), tfjs = TensorFlow.js (the trainer-gpu image's engine); default ${ENGINE_ENV}, else ort`),
+  tfjsBackend: z.enum(TFJS_BACKENDS, { error: `must be one of ${TFJS_BACKENDS.join(', ')}` }).optional()
+    .describe(`tfjs backend: node-gpu (@tensorflow/tfjs-node-gpu), node (@tensorflow/tfjs-node), wasm (slow), cpu (slowest), auto = the first installed; default ${TFJS_BACKEND_ENV}, else auto`),
 }).strict();
 
 export type TrainSpec = z.output<typeof TrainSpecSchema>;
@@ -82,6 +114,7 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
     ? { kind: 'constant', decay: spec.emaDecay }
     : { kind: 'halflife', halflifeImages: spec.emaHalflifeKimg * 1000, rampupRatio: spec.emaRampup };
   const checkpointDir = joinUri(spec.out, 'checkpoints');
+  const { engine, tfjsBackend } = resolveEngine(spec);
 
   const m = {
     step: stageGauge(ctx.registry, { name: 'get_train_step', help: 'Optimizer steps done by the latest training job (resumed steps included)' }),
@@ -108,7 +141,8 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
     config: model, steps: spec.steps, batch: spec.batch, iterations: spec.iterations,
     optimizer: { ...REFERENCE_ADAMW, lr: spec.lr }, ema, seed: spec.seed,
     store: storeFor(spec.out), checkpointDir, checkpointEvery: spec.checkpointEvery, keep: spec.keep, resume: true,
-    dataManifestSha256: datasetDigest(manifest), threads: spec.threads,
+    dataManifestSha256: datasetDigest(manifest), threads: spec.threads, engine, tfjsBackend,
+    log: (msg) => ctx.log.info({ engine, tfjsBackend }, msg),
     onStep: (s) => {
       if (firstStep === null) {
         firstStep = s.step;
@@ -122,19 +156,36 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
       ctx.progress({ step: s.step, steps: spec.steps, loss: s.loss, l1Last: s.l1Last });
     },
     shouldStop: () => ctx.signal.aborted,
-  }).catch((e: unknown) => { throw asSpecError(e); });
+  }).catch((e: unknown) => { throw engineError(asSpecError(e)); });
   m.age.touch(); // the last step, or the stop, was checkpointed before returning
   m.step.set(result.step);
   const summary = {
-    step: result.step, resumedFrom: result.resumedFrom, firstStep, loss: result.lastLoss, preset: cfg.name,
+    step: result.step, resumedFrom: result.resumedFrom, firstStep, loss: result.lastLoss, preset: cfg.name, engine: result.engine,
     imagesPerSecond: result.step > result.resumedFrom ? Math.round(result.imagesPerSecond * 10) / 10 : null,
   };
   ctx.progress({ step: result.step, steps: spec.steps });
   return { artifacts: { checkpoints: checkpointDir, latest: joinUri(checkpointDir, 'latest.json') }, interrupted: result.interrupted, summary };
 }
 
+/** A tfjs loading error (a forced backend whose package is missing) names the spec field. */
+function engineError(e: unknown): unknown {
+  if (e instanceof UsageError && /@tensorflow\//.test(e.message) && !/^tfjsBackend: /.test(e.message)) return fieldError('tfjsBackend', e.message);
+  return e;
+}
+
 /** The train stage job. */
 export const trainJob: StageJob<TrainSpec> = {
   kind: 'train', schema: TrainSpecSchema, run,
-  preflight: (spec) => requireInput('pairs', spec.pairs, 'pair dataset', ['manifest.json']),
+  preflight: async (spec) => {
+    await requireInput('pairs', spec.pairs, 'pair dataset', ['manifest.json']);
+    // A forced tfjs backend that is not installed is a 400, not a job that fails later.
+    const { engine, tfjsBackend } = resolveEngine(spec);
+    if (engine !== 'tfjs') return;
+    const { loadTfjs } = await import('../../graph/tfjs-backend.js'); // tfjs packages are optional
+    // Every failure here is about the backend choice (missing package, another backend already loaded
+    // in this process): a 400 naming the field.
+    await loadTfjs({ backend: tfjsBackend, log: () => {} }).catch((e: unknown) => {
+      throw fieldError('tfjsBackend', `${tfjsBackend}: ${(e as Error).message}`);
+    });
+  },
 };
