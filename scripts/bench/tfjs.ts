@@ -21,7 +21,7 @@ export async function runTfjs(ctx: BenchContext): Promise<Row[]> {
     await s.engine.close();
   }
   const t0 = performance.now();
-  const tfjs = await createTrainingEngine('tfjs', cfg, B, 6, { tfjsBackend: 'auto', log: ctx.log });
+  const tfjs = await createTrainingEngine('tfjs', cfg, B, 6, { tfjsBackend: 'auto', log: (m) => ctx.log(m.replace(/^tfjs: /, '')) });
   const createMs = performance.now() - t0;
   const grad = new Float32Array(s.params.size);
   let tfjsMs: number[];

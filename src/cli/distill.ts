@@ -115,7 +115,7 @@ export function distillCommand(): Command {
     .addOption(new Option('--seed <n>', 'seed for initialisation, batch order and fixed-point start states').argParser(int('--seed', 0)).default(0))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(int('--threads', 1, 256)))
     .addOption(new Option('--engine <name>', `training engine (${TRAINING_ENGINES.join('|')}): ort = onnxruntime CPU/CUDA, the fast default; tfjs = TensorFlow.js, the engine of the tfjs-node-gpu trainer image (same model, same checkpoints: a run may resume on the other engine)`).argParser(oneOf('--engine', TRAINING_ENGINES)).default('ort'))
-    .addOption(new Option('--tfjs-backend <name>', `backend of --engine tfjs (${TFJS_BACKENDS.join('|')}): node-gpu = @tensorflow/tfjs-node-gpu (CUDA), node = @tensorflow/tfjs-node (native CPU), wasm = @tensorflow/tfjs-backend-wasm (installed here; slow), cpu = plain JavaScript (slowest), auto = the first of these installed`).argParser(oneOf('--tfjs-backend', TFJS_BACKENDS)).default('auto'))
+    .addOption(new Option('--tfjs-backend <name>', `backend of --engine tfjs (${TFJS_BACKENDS.join('|')}): node-gpu = @tensorflow/tfjs-node-gpu (CUDA), node = @tensorflow/tfjs-node (native CPU), wasm = @tensorflow/tfjs-backend-wasm (installed here; slow), cpu = plain JavaScript (slowest), auto = the first installed of node-gpu, node, wasm`).argParser(oneOf('--tfjs-backend', TFJS_BACKENDS)).default('auto'))
     .optionsGroup('Evaluation:')
     .addOption(new Option('--fid-samples <n>', `teacher and student samples scored against the test split with the embedded feature network (FID, IS, precision/recall; 0 skips; needs more than ${EMBEDDED_FEATURE_DIM}, the feature dimension)`).argParser(int('--fid-samples', 0, 1_000_000)).default(10_000))
     .optionsGroup('Output:')
@@ -136,12 +136,16 @@ Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it)
       }
       delete opts.store;
       validateOptions(opts);
+      // Options that the chosen engine would silently ignore are mistakes: say so.
+      const given = (k: string) => command.getOptionValueSource(k) === 'cli';
+      if (opts.engine === 'tfjs' && given('threads')) throw new UsageError('--threads sets onnxruntime\'s threads (--engine ort); the tfjs engine does not use it: drop --threads, or use --engine ort');
+      if (opts.engine !== 'tfjs' && given('tfjsBackend')) throw new UsageError(`--tfjs-backend applies to --engine tfjs only (the engine is ${opts.engine}): add --engine tfjs, or drop --tfjs-backend`);
       const { dryRun, ...options } = opts;
+      await checkTfjs(options); // a backend that is not installed is bad input, dry run or not
       if (dryRun) {
         process.stdout.write(`${JSON.stringify(options, null, 2)}\n`);
         return;
       }
-      await checkTfjs(options);
       // With --resume, options not given here come from the run's options.json.
       const explicit = new Set(Object.keys(options).filter((k) => command.getOptionValueSource(k) === 'cli'));
       await runDistill(options, explicit);

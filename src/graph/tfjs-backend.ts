@@ -89,7 +89,7 @@ const missing = (choice: Exclude<TfjsBackendChoice, 'auto'>): UsageError => {
   const how = choice === 'node-gpu' || choice === 'node'
     ? `npm install ${pkg}@4.22.0 (its install downloads libtensorflow), or run in the trainer GPU image, which ships it`
     : `npm install ${pkg}@4.22.0 (an optional dependency of this project)`;
-  return new UsageError(`tfjs backend '${choice}' needs ${pkg}, which is not installed: ${how}; or pass backend 'auto'`);
+  return new UsageError(`tfjs backend '${choice}' needs ${pkg}, which is not installed: ${how}; or choose the backend auto (--tfjs-backend auto, "tfjsBackend": "auto")`);
 };
 
 async function loadNode(choice: 'node-gpu' | 'node'): Promise<TfjsRuntime | undefined> {
@@ -137,6 +137,11 @@ export async function loadTfjs(o: { backend?: TfjsBackendChoice; log?: (msg: str
   else rt = await loadCore(choice);
   if (!rt) throw missing(choice as Exclude<TfjsBackendChoice, 'auto'>);
   cached = { runtime: rt, choice };
-  (o.log ?? ((m: string) => console.error(m)))(`tfjs: backend ${rt.backend} from ${rt.source}`);
+  const log = o.log ?? ((m: string) => console.error(m));
+  log(`tfjs: backend ${rt.backend} from ${rt.source}`);
+  if (choice === 'auto' && rt.backend !== 'tensorflow') {
+    // auto ended on wasm: fine for checking, not for training (tens of times slower than ort or tfjs-node).
+    log(`tfjs: warning: neither ${PACKAGES['node-gpu']} nor ${PACKAGES.node} is installed, so tfjs runs on ${rt.backend}, far slower than the ort engine; use the trainer GPU image (docker/Dockerfile.trainer-gpu) or --engine ort`);
+  }
   return rt;
 }

@@ -63,4 +63,10 @@ export interface StageJob<Spec> {
    * @throws UsageError naming the field; StoreError when the store cannot be reached.
    */
   preflight?(spec: Spec): Promise<void>;
+  /**
+   * Checks a service's own defaults (environment) once at start, so a misconfigured worker exits 2 at
+   * once instead of reporting ready and failing every job (job mode checks its one spec instead).
+   * @throws UsageError naming the variable and the fix.
+   */
+  startupCheck?(env: Readonly<Record<string, string | undefined>>): Promise<void>;
 }

@@ -306,6 +306,8 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
         wallSeconds: { ...wall, total: round((performance.now() - t0) / 1000, 2) },
         // Rates only when this invocation did the work (a resumed run may reuse everything).
         datagenPairsPerSecond: generated > 0 ? round(generated / Math.max(1e-9, wall.datagen + wall.heldout), 1) : null,
+        /** The engine (and backend) of this invocation's training steps; a resumed run may have used another. */
+        trainEngine: result.engine,
         trainImagesPerSecond: trained > 0 ? round(result.imagesPerSecond, 1) : null,
         trainGflopsPerSecond: trained > 0 ? round((result.flopsPerStep / o.batch) * result.imagesPerSecond / 1e9, 1) : null,
         heldoutL1: {
@@ -334,7 +336,7 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
         ['run', o.out],
         ['teacher', `${teacher.denoiser.id}, ${heunNfe(o.samplerSteps)} NFE`],
         ['pairs', `${o.pairs} train + ${o.heldout} held-out (${rate(report.datagenPairsPerSecond, 'pairs/s')})`],
-        ['student', `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')})`],
+        ['student', `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')}, ${result.engine})`],
         ['held-out L1', `student ${studentL1.toFixed(4)} | class mean ${baselines.classMean.toFixed(4)} (student ×${report.heldoutL1.studentOverClassMean.toFixed(2)}) | ridge ${baselines.ridge.toFixed(4)} (student ×${report.heldoutL1.studentOverRidge.toFixed(2)}); below ×1 the student wins`],
         ...(fid ? [['FID', `student ${fid.student.fid.toFixed(3)} | teacher ${fid.teacher.fid.toFixed(3)} (student ×${fid.studentOverTeacher.toFixed(2)}) on ${fid.samples} samples vs ${fid.reference}, ${fid.features} features; precision/recall student ${fid.student.precision?.toFixed(3)}/${fid.student.recall?.toFixed(3)}, teacher ${fid.teacher.precision?.toFixed(3)}/${fid.teacher.recall?.toFixed(3)}`] as [string, string]] : []),
         ['wall time', `${report.wallSeconds.total} s (${Object.entries(wall).map(([k, v]) => `${k} ${v}`).join(', ')})`],

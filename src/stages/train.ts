@@ -180,6 +180,10 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
       o.onStep?.({ step, loss: r.loss, l1Last: r.l1[r.l1.length - 1], stepSeconds: (performance.now() - ts) / 1000 });
       const saved = step % o.checkpointEvery === 0 || step === o.steps;
       if (saved) await save();
+      // Yield to the event loop once per step: the tfjs engine computes synchronously and in-memory
+      // batches resolve at once, so without this a service answers no probe and sees no SIGTERM or
+      // DELETE until training ends.
+      await new Promise<void>((r) => setImmediate(r));
       if (step < o.steps && o.shouldStop?.()) {
         if (!saved) await save();
         interrupted = true;

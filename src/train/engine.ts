@@ -6,7 +6,7 @@
  *        (src/train/tfjs-engine.ts; tfjs-node-gpu in the trainer's GPU image, wasm/cpu elsewhere).
  * Parameters are fed from the flat ParamStore each step; the loss, the per-iteration L1 and one
  * gradient per parameter come back, gathered into one flat array (ParamStore order) for AdamW, so
- * optimizer, EMA and checkpoints are engine-agnostic. See docs/architecture.md, DESIGN.md "Engines".
+ * optimizer, EMA and checkpoints are engine-agnostic. See docs/architecture.md and README.md "Training engines".
  */
 import { Graph } from '../graph/ir.js';
 import { gradients } from '../graph/autodiff.js';

@@ -15,7 +15,7 @@ export class Progress {
   /** A bar for one stage; `unit` names what is counted (pairs, steps …). */
   bar(stage: string, unit: string): Bar {
     const b = new cliProgress.SingleBar({
-      format: `${stage.padEnd(24)} |{bar}| {value}/{total} ${unit} | {rate}/s | {duration_formatted} elapsed, ETA {eta_formatted}{extra}`,
+      format: `${stage.padEnd(24)} |{bar}| {value}/{total} ${unit} | {rate} | {duration_formatted} elapsed, ETA {eta_formatted}{extra}`,
       stream: this.stream,
       noTTYOutput: true,
       notTTYSchedule: 5000,
@@ -36,7 +36,8 @@ export class Progress {
           started = true;
         } else {
           b.setTotal(total);
-          b.update(value, { rate: rate.toFixed(1), extra });
+          // Slow work (the tfjs engine on wasm: seconds per step) reads better as seconds per item.
+          b.update(value, { rate: rate >= 1 || rate === 0 ? `${rate.toFixed(1)}/s` : `${(1 / rate).toFixed(1)} s each`, extra });
         }
       },
       stop: () => {

@@ -117,7 +117,9 @@ test('trainer service: bad engine / tfjsBackend → 400 naming the field; a forc
     for (const [body, re] of [
       [{ ...spec, engine: 'torch' }, /^engine: must be one of ort, tfjs/],
       [{ ...spec, engine: 'tfjs', tfjsBackend: 'tpu' }, /^tfjsBackend: must be one of auto, node-gpu, node, wasm, cpu/],
-      [{ ...spec, engine: 'tfjs', tfjsBackend: 'node' }, /^tfjsBackend: node: .*needs @tensorflow\/tfjs-node, which is not installed/],
+      [{ ...spec, engine: 'tfjs', tfjsBackend: 'node' }, /^tfjsBackend: tfjs backend 'node' needs @tensorflow\/tfjs-node, which is not installed/],
+      [{ ...spec, engine: 'ort', tfjsBackend: 'wasm' }, /^tfjsBackend: applies to engine tfjs only \(this job's engine is ort\)/],
+      [{ ...spec, engine: 'tfjs', threads: 2 }, /^threads: sets onnxruntime's threads \(engine ort\); the tfjs engine does not use it/],
     ] as const) {
       const r = await call('POST', url, body);
       assert.equal(r.status, 400, JSON.stringify(r.body));
@@ -127,6 +129,39 @@ test('trainer service: bad engine / tfjsBackend → 400 naming the field; a forc
   } finally {
     await new Promise((res) => server.close(res));
   }
+});
+
+test('a trainer service whose default tfjs backend is missing refuses to start (exit 2 naming the variable)', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'services/trainer/main.ts', '--mode', 'service', '--port', '0'], {
+    cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, GET_DISTILL_ENGINE: 'tfjs', GET_DISTILL_TFJS_BACKEND: 'node-gpu' },
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /GET_DISTILL_TFJS_BACKEND=node-gpu \(this server's default\): tfjs backend 'node-gpu' needs @tensorflow\/tfjs-node-gpu/);
+});
+
+test('CLI: options the engine would ignore are refused (--threads with tfjs, --tfjs-backend with ort), --dry-run included', () => {
+  for (const [args, re] of [
+    [['--engine', 'tfjs', '--threads', '3'], /--threads sets onnxruntime's threads \(--engine ort\); the tfjs engine does not use it/],
+    [['--tfjs-backend', 'wasm'], /--tfjs-backend applies to --engine tfjs only \(the engine is ort\)/],
+    [['--engine', 'tfjs', '--tfjs-backend', 'node', '--dry-run'], /needs @tensorflow\/tfjs-node, which is not installed/],
+  ] as const) {
+    const r = cli(['distill', '--out', join(root, 'combo'), ...args]);
+    assert.equal(r.status, 2, `exit ${r.status}; stderr: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+});
+
+test('the training loop yields to the event loop every step: a timer (a signal, a probe) runs while tfjs trains', async () => {
+  const dir = join(root, 'yield');
+  let stop = false;
+  let timer: NodeJS.Timeout | undefined;
+  // Armed once training runs (setup does real I/O, which would let it fire early): it fires at the
+  // next turn of the event loop, which a loop of synchronous steps never gives.
+  const onStep = (st: { step: number }) => { if (st.step === 1) timer = setTimeout(() => { stop = true; }, 0); };
+  const r = await trainStage(source, { ...options(dir, 10, 'tfjs'), checkpointEvery: 100, onStep, shouldStop: () => stop });
+  clearTimeout(timer);
+  assert.equal(r.interrupted, true, 'the timer never ran during training');
+  assert.ok(r.step <= 2, `stopped at step ${r.step}: the timer ran right after the step that armed it`);
 });
 
 // --- (a)–(c) the engines against each other, tfjs on wasm ---

@@ -67,7 +67,7 @@ export const TrainSpecSchema = z.object({
   engine: z.enum(TRAINING_ENGINES, { error: `must be one of ${TRAINING_ENGINES.join(', ')}` }).optional()
     .describe(`training engine: ort = onnxruntime CPU/CUDA (the fast default), tfjs = TensorFlow.js (the trainer-gpu image's engine); default ${ENGINE_ENV}, else ort`),
   tfjsBackend: z.enum(TFJS_BACKENDS, { error: `must be one of ${TFJS_BACKENDS.join(', ')}` }).optional()
-    .describe(`tfjs backend: node-gpu (@tensorflow/tfjs-node-gpu), node (@tensorflow/tfjs-node), wasm (slow), cpu (slowest), auto = the first installed; default ${TFJS_BACKEND_ENV}, else auto`),
+    .describe(`tfjs backend: node-gpu (@tensorflow/tfjs-node-gpu), node (@tensorflow/tfjs-node), wasm (slow), cpu (slowest), auto = the first installed of node-gpu, node, wasm; default ${TFJS_BACKEND_ENV}, else auto`),
 }).strict();
 
 export type TrainSpec = z.output<typeof TrainSpecSchema>;
@@ -173,6 +173,21 @@ function engineError(e: unknown): unknown {
   return e;
 }
 
+/**
+ * Loads the tfjs backend `backend` now (the packages are optional, so imported on demand).
+ * @throws UsageError naming `source` (the spec field, or the variable a server default came from).
+ */
+async function loadTfjsFor(backend: TfjsBackendChoice, source: string): Promise<void> {
+  const { loadTfjs } = await import('../../graph/tfjs-backend.js');
+  try {
+    await loadTfjs({ backend, log: () => {} });
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (source === 'tfjsBackend') throw fieldError('tfjsBackend', msg);
+    throw new UsageError(`${source}=${backend} (this server's default): ${msg}; a spec may override it with "tfjsBackend"`, { cause: e });
+  }
+}
+
 /** The train stage job. */
 export const trainJob: StageJob<TrainSpec> = {
   kind: 'train', schema: TrainSpecSchema, run,
@@ -180,12 +195,18 @@ export const trainJob: StageJob<TrainSpec> = {
     await requireInput('pairs', spec.pairs, 'pair dataset', ['manifest.json']);
     // A forced tfjs backend that is not installed is a 400, not a job that fails later.
     const { engine, tfjsBackend } = resolveEngine(spec);
+    if (spec.engine !== undefined && spec.engine !== 'tfjs' && spec.tfjsBackend !== undefined) {
+      throw fieldError('tfjsBackend', `applies to engine tfjs only (this job's engine is ${spec.engine}); drop it or set engine to tfjs`);
+    }
+    if (engine === 'tfjs' && spec.threads !== undefined) throw fieldError('threads', 'sets onnxruntime\'s threads (engine ort); the tfjs engine does not use it');
     if (engine !== 'tfjs') return;
-    const { loadTfjs } = await import('../../graph/tfjs-backend.js'); // tfjs packages are optional
     // Every failure here is about the backend choice (missing package, another backend already loaded
-    // in this process): a 400 naming the field.
-    await loadTfjs({ backend: tfjsBackend, log: () => {} }).catch((e: unknown) => {
-      throw fieldError('tfjsBackend', `${tfjsBackend}: ${(e as Error).message}`);
-    });
+    // in this process): a 400 naming the field, or the variable the server took it from.
+    await loadTfjsFor(tfjsBackend, spec.tfjsBackend === undefined ? TFJS_BACKEND_ENV : 'tfjsBackend');
+  },
+  // A server whose own defaults cannot work refuses to start (exit 2) instead of failing every job.
+  startupCheck: async (env) => {
+    const { engine, tfjsBackend } = resolveEngine({}, env);
+    if (engine === 'tfjs' && tfjsBackend !== 'auto') await loadTfjsFor(tfjsBackend, TFJS_BACKEND_ENV);
   },
 };
