@@ -113,6 +113,11 @@ ${resultsTable(rows)}
   polled every 5 ms: after the first job the service reuses that job's teacher (warm), so they compare
   with datagenStage in the bench process on a loaded teacher; the first job compares with loading
   MNIST and the cached teacher in-process first.
+- **tfjs**: one GET-CPU-S/4 training step (batch 32, 6 iterations, the same batch, z₀ and weights) on
+  each training engine in the same run: ort (onnxruntime with the generated backward graph) and tfjs (the
+  same forward graph interpreted with TensorFlow.js, gradients by tfjs autograd) on the backend \`auto\`
+  finds — wasm here (SIMD, one thread; tfjs-node cannot be installed on this machine). The row also
+  gives the largest gradient difference between the engines.
 - **operator**: the Kubernetes operator (src/operator/manager.ts, 2 workers, no leader election)
   against the tests' in-memory API server (test/k8s/api-server.ts) in the same process: no real API
   server can run here, so the rates measure the operator's own path (watch → queue → reconcile →
