@@ -14,7 +14,7 @@ const csv = z.string().regex(/^[a-z0-9-]+(,[a-z0-9-]+)*$/, 'must be comma-separa
 export const OperatorConfigSchema = z.object({
   namespaces: csv.optional().describe('namespaces to watch (comma-separated); default: all (needs cluster-wide RBAC)'),
   datagenImage: image('image of services/datagen', 'ghcr.io/get-distill/get-distill-datagen:0.1.0'),
-  trainerImage: image('image of services/trainer (the GPU worker image)', 'ghcr.io/get-distill/get-distill-trainer:0.1.0'),
+  trainerImage: image('image of services/trainer: Dockerfile.ort\'s (ort engine, CUDA EP) or Dockerfile.trainer-gpu\'s (tfjs-node-gpu)', 'ghcr.io/get-distill/get-distill-trainer:0.1.0'),
   exporterImage: image('image of services/exporter', 'ghcr.io/get-distill/get-distill-exporter:0.1.0'),
   evalImage: image('image of the eval job (get-distill eval)', 'ghcr.io/get-distill/get-distill-eval:0.1.0'),
   inferenceImage: image('image of services/inference', 'ghcr.io/get-distill/get-distill-inference:0.1.0'),

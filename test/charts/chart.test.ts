@@ -122,8 +122,10 @@ function envMap(dep: Obj): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of dep.spec.template.spec.containers[0].env) {
     if (e.valueFrom) {
-      assert.equal(e.valueFrom.fieldRef?.fieldPath, 'metadata.namespace', `${e.name}: only the namespace comes from the downward API`);
-      out[e.name] = NS;
+      // Only the pod's own name (the leader identity) and namespace (the Lease's) come from the downward API.
+      const path = e.valueFrom.fieldRef?.fieldPath;
+      assert.ok(path === 'metadata.namespace' || (e.name === 'POD_NAME' && path === 'metadata.name'), `${e.name}: unexpected downward-API field ${path}`);
+      out[e.name] = path === 'metadata.name' ? `${FULLNAME}-pod` : NS;
     } else {
       assert.equal(typeof e.value, 'string', `${e.name} is a string`);
       out[e.name] = e.value;
@@ -132,7 +134,7 @@ function envMap(dep: Obj): Record<string, string> {
   return out;
 }
 // Variables the chart may set beyond the operator's configuration.
-const KNOWN_EXTRA_ENV = new Set(['POD_NAMESPACE']);
+const KNOWN_EXTRA_ENV = new Set(['POD_NAME']); // the leader-election identity (src/operator/manager.ts)
 const CONFIG_ENV = new Set(Object.keys(OperatorConfigSchema.shape).map(envOf));
 
 test('helm lint --strict passes with the defaults and with everything on', { skip }, () => {
@@ -212,7 +214,8 @@ test('defaults: the operator container is locked down and probed on the metrics 
 test('defaults: the env is the operator configuration and resolves through OperatorConfigSchema', { skip }, () => {
   const env = envMap(find(render(), 'Deployment', FULLNAME, NS));
   for (const name of Object.keys(env)) assert.ok(CONFIG_ENV.has(name) || KNOWN_EXTRA_ENV.has(name), `${name} is neither a GET_DISTILL_* config variable nor a known one`);
-  assert.equal(env.POD_NAMESPACE, NS);
+  assert.equal(env.GET_DISTILL_LEASE_NAMESPACE, NS);
+  assert.equal(env.POD_NAME, `${FULLNAME}-pod`);
   const cfg = resolveConfig(OperatorConfigSchema, {}, env);
   assert.equal(cfg.namespaces, undefined, 'no GET_DISTILL_NAMESPACES: all namespaces');
   assert.equal(cfg.datagenImage, 'ghcr.io/get-distill/get-distill-datagen:0.1.0');

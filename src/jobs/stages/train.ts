@@ -195,8 +195,8 @@ export const trainJob: StageJob<TrainSpec> = {
     await requireInput('pairs', spec.pairs, 'pair dataset', ['manifest.json']);
     // A forced tfjs backend that is not installed is a 400, not a job that fails later.
     const { engine, tfjsBackend } = resolveEngine(spec);
-    if (spec.engine !== undefined && spec.engine !== 'tfjs' && spec.tfjsBackend !== undefined) {
-      throw fieldError('tfjsBackend', `applies to engine tfjs only (this job's engine is ${spec.engine}); drop it or set engine to tfjs`);
+    if (engine !== 'tfjs' && spec.tfjsBackend !== undefined) {
+      throw fieldError('tfjsBackend', `applies to engine tfjs only (this job's engine is ${engine}); drop it or set engine to tfjs`);
     }
     if (engine === 'tfjs' && spec.threads !== undefined) throw fieldError('threads', 'sets onnxruntime\'s threads (engine ort); the tfjs engine does not use it');
     if (engine !== 'tfjs') return;
