@@ -60,11 +60,8 @@ export interface ControllerContext {
 /** What a reconcile returns: nothing, or when to look again (polling what no watch reports). */
 export interface ReconcileResult { requeueAfterMs?: number }
 
-/** Splits a work-queue key `namespace/name`. */
-export function splitKey(key: string): { namespace: string; name: string } {
-  const i = key.indexOf('/');
-  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
-}
+/** Work-queue keys `namespace/name` (one definition: the runtime's). */
+export { splitKey } from '../runtime/keys.js';
 
 /** HTTP status of a client-node error (ApiException.code), else undefined. */
 export const statusOf = (e: unknown): number | undefined => (e instanceof ApiException ? e.code : undefined);
