@@ -42,12 +42,32 @@ import { runTfjs } from './bench/tfjs.js';
 import { type Roofline, runTrain } from './bench/train.js';
 import { type BenchContext, type Row, fmt } from './bench/util.js';
 
-const SECTIONS = ['matmul', 'train', 'tfjs', 'memory', 'stream', 'teacher', 's3', 'export', 'onestep', 'serve', 'eval', 'jobs', 'operator'] as const;
+const SECTIONS = [
+  'matmul',
+  'train',
+  'tfjs',
+  'memory',
+  'stream',
+  'teacher',
+  's3',
+  'export',
+  'onestep',
+  'serve',
+  'eval',
+  'jobs',
+  'operator',
+] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
 function parse(): { quick: boolean; only?: Section } {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   if (values.help) {
     console.log(`usage: npm run bench -- [--quick] [--only ${SECTIONS.join('|')}]`);
     process.exit(0);
@@ -62,11 +82,16 @@ function parse(): { quick: boolean; only?: Section } {
 async function main(): Promise<number> {
   const { quick, only } = parse();
   const machine = machineInfo();
-  console.log(`bench: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, node ${machine.node}, onnxruntime ${machine.onnxruntime}, load ${machine.loadAtStart.toFixed(2)}${quick ? ' (quick)' : ''}`);
+  console.log(
+    `bench: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, node ${machine.node}, onnxruntime ${machine.onnxruntime}, load ${machine.loadAtStart.toFixed(2)}${quick ? ' (quick)' : ''}`,
+  );
   const idle0 = cpuSnapshot();
   await new Promise((r) => setTimeout(r, 1000));
   const busyBefore = otherLoad(idle0, cpuSnapshot());
-  if (busyBefore > 0.3) console.log(`bench: warning: other processes keep ${busyBefore.toFixed(2)} cores busy; the numbers will be low and noisy`);
+  if (busyBefore > 0.3)
+    console.log(
+      `bench: warning: other processes keep ${busyBefore.toFixed(2)} cores busy; the numbers will be low and noisy`,
+    );
   const start = performance.now();
   const rows: Row[] = [];
   let failed = false;
@@ -82,7 +107,10 @@ async function main(): Promise<number> {
       if (name === 'matmul') {
         const r = await runMatmul(ctx);
         rows.push(...r.rows);
-        roofline = { gflops: r.roofline.gflops, what: `MatMul ${r.roofline.m}³ (${fmt(r.roofline.gflops, 1)} GFLOP/s)` };
+        roofline = {
+          gflops: r.roofline.gflops,
+          what: `MatMul ${r.roofline.m}³ (${fmt(r.roofline.gflops, 1)} GFLOP/s)`,
+        };
       } else if (name === 'train') {
         if (!roofline) {
           // `--only train`: the ratio still needs a roofline measured in this run.
@@ -109,7 +137,9 @@ async function main(): Promise<number> {
       rows.push({ section: name, what: `${name} section`, value: 'error', note: msg.split('\n')[0] });
     }
     sectionLoad[name] = otherLoad(cpu0, cpuSnapshot());
-    console.log(`  ${name}: done in ${fmt((performance.now() - t) / 1000, 1)} s (other processes kept ${sectionLoad[name].toFixed(2)} cores busy)`);
+    console.log(
+      `  ${name}: done in ${fmt((performance.now() - t) / 1000, 1)} s (other processes kept ${sectionLoad[name].toFixed(2)} cores busy)`,
+    );
   }
   const seconds = (performance.now() - start) / 1000;
   console.log(`\n${resultsTable(rows)}\n`);

@@ -21,9 +21,19 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const [file, text] of Object.entries(crdFiles())) {
     const path = join(CRD_DIR, file);
     let old = '';
-    try { old = readFileSync(path, 'utf8'); } catch { /* new file */ }
+    try {
+      old = readFileSync(path, 'utf8');
+    } catch {
+      /* new file */
+    }
     if (old === text) continue;
-    if (check) { stale++; console.error(`${path} is stale: run npm run gen-crds`); } else { writeFileSync(path, text); console.log(`wrote ${path}`); }
+    if (check) {
+      stale++;
+      console.error(`${path} is stale: run npm run gen-crds`);
+    } else {
+      writeFileSync(path, text);
+      console.log(`wrote ${path}`);
+    }
   }
   process.exit(stale ? 1 : 0);
 }

@@ -41,7 +41,11 @@ export function helmPath(): string {
 }
 
 /** Result of one helm invocation. */
-export interface HelmResult { status: number; stdout: string; stderr: string }
+export interface HelmResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
 
 /**
  * Runs helm with `args` (cwd: the repository root) and returns its exit status and output. Helm's
@@ -53,7 +57,12 @@ export function helm(args: readonly string[]): HelmResult {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 64 << 20,
-    env: { ...process.env, HELM_CACHE_HOME: join(cache, 'helm-home', 'cache'), HELM_CONFIG_HOME: join(cache, 'helm-home', 'config'), HELM_DATA_HOME: join(cache, 'helm-home', 'data') },
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: join(cache, 'helm-home', 'cache'),
+      HELM_CONFIG_HOME: join(cache, 'helm-home', 'config'),
+      HELM_DATA_HOME: join(cache, 'helm-home', 'data'),
+    },
   });
   if (r.error) throw r.error;
   return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };

@@ -8,14 +8,26 @@
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../src/data/datasets.js';
 import {
-  EMBEDDED_FEATURE_NETS, FEATURE_NET_ARCH, FEATURE_NET_FORMAT, FEATURE_NET_TRAINING, type FeatureNetCard, type FeatureNetDataset,
-  FeatureNetCardSchema, covarianceEigenRange, exportFeatureNet, featureNetAssetDir, runFeatureNet, trainFeatureNet,
+  EMBEDDED_FEATURE_NETS,
+  FEATURE_NET_ARCH,
+  FEATURE_NET_FORMAT,
+  FEATURE_NET_TRAINING,
+  type FeatureNetCard,
+  type FeatureNetDataset,
+  FeatureNetCardSchema,
+  covarianceEigenRange,
+  exportFeatureNet,
+  featureNetAssetDir,
+  runFeatureNet,
+  trainFeatureNet,
 } from '../src/eval/feature-net.js';
 import { joinUri, storeFor } from '../src/store/index.js';
 import { sha256Hex } from '../src/util/fsutil.js';
 import { Progress } from '../src/util/progress.js';
 
-const { values } = parseArgs({ options: { dataset: { type: 'string', default: 'all' }, epochs: { type: 'string' }, out: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { dataset: { type: 'string', default: 'all' }, epochs: { type: 'string' }, out: { type: 'string' } },
+});
 const names = values.dataset === 'all' ? [...EMBEDDED_FEATURE_NETS] : [values.dataset as FeatureNetDataset];
 if (!names.every((d) => EMBEDDED_FEATURE_NETS.includes(d))) {
   console.error(`--dataset must be ${EMBEDDED_FEATURE_NETS.join(', ')} or all, got ${values.dataset}`);
@@ -37,7 +49,9 @@ for (const dataset of names) {
   const t0 = performance.now();
   const { params, steps, lastEpochLoss } = await trainFeatureNet(train, {
     ...opts,
-    onStep: (s, total, loss) => { if (s % 10 === 0 || s === total) bar.update(s, total, { loss: loss.toFixed(4) }); },
+    onStep: (s, total, loss) => {
+      if (s % 10 === 0 || s === total) bar.update(s, total, { loss: loss.toFixed(4) });
+    },
   });
   bar.stop();
   const seconds = Math.round((performance.now() - t0) / 100) / 10;
@@ -49,7 +63,13 @@ for (const dataset of names) {
   const card: FeatureNetCard = FeatureNetCardSchema.parse({
     format: FEATURE_NET_FORMAT,
     dataset,
-    input: { name: 'image', shape: ['B', 1, 32, 32], dtype: 'float32', range: [0, 1], preprocessing: 'u8/255 of the EDM quantization: u8 = clip(floor(x*127.5 + 128), 0, 255) for x in [-1, 1]' },
+    input: {
+      name: 'image',
+      shape: ['B', 1, 32, 32],
+      dtype: 'float32',
+      range: [0, 1],
+      preprocessing: 'u8/255 of the EDM quantization: u8 = clip(floor(x*127.5 + 128), 0, 255) for x in [-1, 1]',
+    },
     outputs: {
       features: { name: 'features', dim: a.hidden, note: 'fc1 output before its ReLU' },
       logits: { name: 'logits', classes: a.classes },
@@ -60,9 +80,18 @@ for (const dataset of names) {
     },
     parameterCount: params.size,
     training: {
-      epochs, batch: opts.batch, lr: opts.lr, warmupSteps: opts.warmupSteps, schedule: 'linear warm-up, cosine decay to 0',
-      weightDecay: opts.weightDecay, seed: opts.seed, optimizer: 'AdamW (betas 0.9, 0.999, eps 1e-8), src/train/optim.ts',
-      loss: 'mean softmax cross-entropy', threads: opts.threads, steps, seconds,
+      epochs,
+      batch: opts.batch,
+      lr: opts.lr,
+      warmupSteps: opts.warmupSteps,
+      schedule: 'linear warm-up, cosine decay to 0',
+      weightDecay: opts.weightDecay,
+      seed: opts.seed,
+      optimizer: 'AdamW (betas 0.9, 0.999, eps 1e-8), src/train/optim.ts',
+      loss: 'mean softmax cross-entropy',
+      threads: opts.threads,
+      steps,
+      seconds,
       command: `node --import tsx scripts/train-feature-nets.ts --dataset ${dataset}${values.epochs === undefined ? '' : ` --epochs ${epochs}`}`,
     },
     testAccuracy: testRun.correct / testRun.n,

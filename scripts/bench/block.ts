@@ -36,5 +36,9 @@ export function buildBlockTrainGraph(cfg: GetConfig, mlpRatio: number, batch: nu
   const grads = gradients(loss, g.params);
   const outputs: Record<string, Value> = { loss };
   g.params.forEach((p, i) => (outputs[`grad:${p.name}`] = grads[i]));
-  return { onnx: toOnnx(g, { outputs }), params: g.params.map((p) => ({ name: p.name, shape: p.shape as number[] })), flopsPerStep };
+  return {
+    onnx: toOnnx(g, { outputs }),
+    params: g.params.map((p) => ({ name: p.name, shape: p.shape as number[] })),
+    flopsPerStep,
+  };
 }

@@ -42,7 +42,10 @@ async function main(): Promise<void> {
   } else if (task === 'stream') {
     const { PairStream } = await import('../../src/data/shards.js');
     const { storeFor } = await import('../../src/store/index.js');
-    const stream = await PairStream.open(storeFor(String(args.dir)), String(args.dir), { batchSize: Number(args.batch), seed: 0 });
+    const stream = await PairStream.open(storeFor(String(args.dir)), String(args.dir), {
+      batchSize: Number(args.batch),
+      seed: 0,
+    });
     const t = performance.now();
     let pairs = 0;
     let checksum = 0;

@@ -22,16 +22,21 @@ export async function runEval(ctx: BenchContext): Promise<Row[]> {
   try {
     for (const batch of ctx.quick ? [128] : [32, 128, 512]) {
       const n = ctx.quick ? 1024 : 10_000;
-      const runs = await timeRuns(async () => {
-        for (let i = 0; i < n; i += batch) {
-          const m = Math.min(batch, n - i);
-          await net.extract(test.images.subarray(i * 1024, (i + m) * 1024), m, shape);
-        }
-      }, 1, ctx.quick ? 2 : 4);
+      const runs = await timeRuns(
+        async () => {
+          for (let i = 0; i < n; i += batch) {
+            const m = Math.min(batch, n - i);
+            await net.extract(test.images.subarray(i * 1024, (i + m) * 1024), m, shape);
+          }
+        },
+        1,
+        ctx.quick ? 2 : 4,
+      );
       const ips = n / (best(runs) / 1000);
       const gflops = (ips * FLOPS_PER_IMAGE) / 1e9;
       rows.push({
-        section: 'eval', what: `Embedded MNIST feature network, ${n.toLocaleString('en-US')} MNIST test images, batch ${batch}`,
+        section: 'eval',
+        what: `Embedded MNIST feature network, ${n.toLocaleString('en-US')} MNIST test images, batch ${batch}`,
         value: `${fmt(ips)} images/s`,
         note: `best of ${runs.length} after 1 warm-up, median ${fmt(n / (median(runs) / 1000))} images/s; includes u8 quantisation; ${fmt(gflops, 1)} GFLOP/s = ${fmt((100 * gflops) / roof.gflops)}% of MatMul 1024³ (${fmt(roof.gflops, 1)} GFLOP/s, same section); ${fmt(FLOPS_PER_IMAGE / 1e6, 2)} MFLOP/image`,
       });
@@ -43,7 +48,8 @@ export async function runEval(ctx: BenchContext): Promise<Row[]> {
   for (const dim of ctx.quick ? [128] : [128, 2048]) {
     const r = await benchFid(dim);
     rows.push({
-      section: 'eval', what: `FID of two sets of ${r.n.toLocaleString('en-US')} × ${dim} features`,
+      section: 'eval',
+      what: `FID of two sets of ${r.n.toLocaleString('en-US')} × ${dim} features`,
       value: `${fmt(2 * r.statsSeconds + r.fidSeconds, 2)} s`,
       note: `statistics (float64 mean and covariance, onnxruntime Gram) ${fmt(r.statsSeconds, 2)} s per set; Fréchet distance (Cholesky, ml-matrix SVD) ${fmt(r.fidSeconds, 2)} s; factorisations ${r.factorizations.join('/')}`,
     });
@@ -51,8 +57,10 @@ export async function runEval(ctx: BenchContext): Promise<Row[]> {
   }
   const pr = await benchPrecisionRecall(128, ctx.quick ? 2000 : 10_000);
   rows.push({
-    section: 'eval', what: `Improved precision/recall (k = 3), ${pr.n.toLocaleString('en-US')} real × ${pr.n.toLocaleString('en-US')} generated, 128-d`,
-    value: `${fmt(pr.seconds, 2)} s`, note: 'three pairwise-distance passes (onnxruntime MatMul, float32), k-th neighbour radii',
+    section: 'eval',
+    what: `Improved precision/recall (k = 3), ${pr.n.toLocaleString('en-US')} real × ${pr.n.toLocaleString('en-US')} generated, 128-d`,
+    value: `${fmt(pr.seconds, 2)} s`,
+    note: 'three pairwise-distance passes (onnxruntime MatMul, float32), k-th neighbour radii',
   });
   return rows;
 }

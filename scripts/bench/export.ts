@@ -29,10 +29,17 @@ export function inferenceFlopsPerImage(cfg: GetConfig, iterations = EXPORT_ITERA
  * The exported model.onnx of `cfg` with initParams weights (seed 0), zero initialisations perturbed to
  * N(0, 0.02²) so no iterate is degenerate. @returns the ONNX bytes and the trainable parameter count.
  */
-export function exportedBenchModel(cfg: GetConfig, iterations = EXPORT_ITERATIONS): { onnx: Uint8Array; paramCount: number } {
+export function exportedBenchModel(
+  cfg: GetConfig,
+  iterations = EXPORT_ITERATIONS,
+): { onnx: Uint8Array; paramCount: number } {
   const params = initParams(buildGet(new Graph('x'), cfg, 1).specs, 0);
   perturbZeroInits(params, 1);
-  const { onnx } = exportModel(cfg, (name) => params.view(name), { iterations, step: 0, dataManifestSha256: '0'.repeat(64) });
+  const { onnx } = exportModel(cfg, (name) => params.view(name), {
+    iterations,
+    step: 0,
+    dataManifestSha256: '0'.repeat(64),
+  });
   return { onnx, paramCount: params.size };
 }
 
@@ -44,7 +51,12 @@ export function exportFeeds(cfg: GetConfig, batch: number, seed = 0): Record<str
     noise: { dtype: 'float32', dims: [batch, C, H, H], data: randn(batch * C * H * H, seed) },
     z0: { dtype: 'float32', dims: [batch, N, D], data: randn(batch * N * D, seed + 1) },
   };
-  if (cfg.numClasses > 0) feeds.class_labels = { dtype: 'int64', dims: [batch], data: BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % cfg.numClasses)) };
+  if (cfg.numClasses > 0)
+    feeds.class_labels = {
+      dtype: 'int64',
+      dims: [batch],
+      data: BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % cfg.numClasses)),
+    };
   return feeds;
 }
 
@@ -99,11 +111,17 @@ export async function measureRawInference(
       const reps = repsFor(batch);
       const ms = await timeRuns(() => session.run(feeds), warmup, reps);
       const r: BatchThroughput = {
-        batch, bestMs: best(ms), medianMs: median(ms), reps,
-        imagesPerS: (1000 * batch) / best(ms), medianImagesPerS: (1000 * batch) / median(ms),
+        batch,
+        bestMs: best(ms),
+        medianMs: median(ms),
+        reps,
+        imagesPerS: (1000 * batch) / best(ms),
+        medianImagesPerS: (1000 * batch) / median(ms),
         gflops: (flopsPerImage * batch) / best(ms) / 1e6,
       };
-      opts.log?.(`batch ${batch}: ${fmt(r.imagesPerS)} images/s best (${fmt(r.bestMs, 2)} ms), ${fmt(r.medianImagesPerS)} median; ${fmt(r.gflops, 1)} GFLOP/s`);
+      opts.log?.(
+        `batch ${batch}: ${fmt(r.imagesPerS)} images/s best (${fmt(r.bestMs, 2)} ms), ${fmt(r.medianImagesPerS)} median; ${fmt(r.gflops, 1)} GFLOP/s`,
+      );
       perBatch.push(r);
     }
   } finally {

@@ -52,7 +52,10 @@ interface Worker {
 function procCpu(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     return (f[11] + f[12]) / 100;
   } catch {
     return null;
@@ -63,12 +66,21 @@ function procCpu(pid: number): number | null {
 function worker(spec: Record<string, unknown>, index?: number): Promise<Worker> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, GET_DISTILL_JOB_SPEC: JSON.stringify(spec), ...(index !== undefined ? { JOB_COMPLETION_INDEX: String(index) } : {}) };
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--mode', 'job', '--port', '0'], { cwd: ROOT, env });
+    const env = {
+      ...process.env,
+      GET_DISTILL_JOB_SPEC: JSON.stringify(spec),
+      ...(index !== undefined ? { JOB_COMPLETION_INDEX: String(index) } : {}),
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--mode', 'job', '--port', '0'], {
+      cwd: ROOT,
+      env,
+    });
     let out = '';
     let err = '';
     let cpuS = 0;
-    const poll = setInterval(() => { cpuS = procCpu(child.pid!) ?? cpuS; }, 100);
+    const poll = setInterval(() => {
+      cpuS = procCpu(child.pid!) ?? cpuS;
+    }, 100);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('"job succeeded"')) cpuS = procCpu(child.pid!) ?? cpuS; // all the work is done by now
@@ -77,8 +89,12 @@ function worker(spec: Record<string, unknown>, index?: number): Promise<Worker> 
     child.on('error', reject);
     child.on('close', (code) => {
       clearInterval(poll);
-      const done = out.split('\n').filter((l) => l.includes('"job succeeded"')).map((l) => JSON.parse(l))[0];
-      if (code !== 0 || !done) return reject(new Error(`datagen worker exited ${code}: ${err.trim().split('\n').slice(-3).join(' ')}`));
+      const done = out
+        .split('\n')
+        .filter((l) => l.includes('"job succeeded"'))
+        .map((l) => JSON.parse(l))[0];
+      if (code !== 0 || !done)
+        return reject(new Error(`datagen worker exited ${code}: ${err.trim().split('\n').slice(-3).join(' ')}`));
       resolve({ code, summary: done.summary, wallS: (performance.now() - t0) / 1000, cpuS, stderr: err });
     });
   });
@@ -115,8 +131,15 @@ export async function runJobs(ctx: BenchContext): Promise<Row[]> {
   const rows: Row[] = [];
   try {
     const spec = (out: string, extra: Record<string, unknown>) => ({
-      out: join(root, out), teacher: 'mixture', dataset: 'mnist', teacherComponents: K, teacherRank: RANK, cacheDir: CACHE,
-      seeds: { start: 0, end: pairs }, shardSize, ...extra,
+      out: join(root, out),
+      teacher: 'mixture',
+      dataset: 'mnist',
+      teacherComponents: K,
+      teacherRank: RANK,
+      cacheDir: CACHE,
+      seeds: { start: 0, end: pairs },
+      shardSize,
+      ...extra,
     });
     // 1. Scaling.
     const phase = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
@@ -125,16 +148,27 @@ export async function runJobs(ctx: BenchContext): Promise<Row[]> {
       return [r, otherLoad(a, cpuSnapshot())];
     };
     const [one1, load1] = await phase(() => worker(spec('one-t1', { threads: 1 })));
-    ctx.log(`1 worker, threads 1: ${fmt(pairs / samplingS(one1))} pairs/s sampling, ${fmt(one1.wallS, 1)} s wall, other load ${fmt(load1, 2)}`);
+    ctx.log(
+      `1 worker, threads 1: ${fmt(pairs / samplingS(one1))} pairs/s sampling, ${fmt(one1.wallS, 1)} s wall, other load ${fmt(load1, 2)}`,
+    );
     const [oneAll, loadAll] = await phase(() => worker(spec('one-all', { threads: cores })));
-    ctx.log(`1 worker, threads ${cores}: ${fmt(pairs / samplingS(oneAll))} pairs/s sampling, ${fmt(oneAll.wallS, 1)} s wall, other load ${fmt(loadAll, 2)}`);
+    ctx.log(
+      `1 worker, threads ${cores}: ${fmt(pairs / samplingS(oneAll))} pairs/s sampling, ${fmt(oneAll.wallS, 1)} s wall, other load ${fmt(loadAll, 2)}`,
+    );
     const perWorker = Math.max(1, Math.floor(cores / 2));
     const t0 = performance.now();
-    const [two, load2] = await phase(() => Promise.all([0, 1].map((i) => worker(spec('two', { threads: perWorker, parallelism: 2 }), i))));
+    const [two, load2] = await phase(() =>
+      Promise.all([0, 1].map((i) => worker(spec('two', { threads: perWorker, parallelism: 2 }), i))),
+    );
     const twoWall = (performance.now() - t0) / 1000;
     const twoRate = pairs / Math.max(...two.map(samplingS));
-    ctx.log(`2 workers, threads ${perWorker} each: ${fmt(twoRate)} pairs/s sampling, ${fmt(twoWall, 1)} s wall, other load ${fmt(load2, 2)}; CPU-s ${fmt(one1.cpuS, 1)} (1 worker) vs ${fmt(two[0].cpuS + two[1].cpuS, 1)} (2 workers)`);
-    const digests = (dir: string): string[] => JSON.parse(readFileSync(join(root, dir, 'manifest.json'), 'utf8')).shards.map((e: { sha256: string }) => e.sha256);
+    ctx.log(
+      `2 workers, threads ${perWorker} each: ${fmt(twoRate)} pairs/s sampling, ${fmt(twoWall, 1)} s wall, other load ${fmt(load2, 2)}; CPU-s ${fmt(one1.cpuS, 1)} (1 worker) vs ${fmt(two[0].cpuS + two[1].cpuS, 1)} (2 workers)`,
+    );
+    const digests = (dir: string): string[] =>
+      JSON.parse(readFileSync(join(root, dir, 'manifest.json'), 'utf8')).shards.map(
+        (e: { sha256: string }) => e.sha256,
+      );
     const same = JSON.stringify(digests('two')) === JSON.stringify(digests('one-t1'));
     // onnxruntime's float sums depend on its thread count: another count may change a last bit.
     const otherThreads = digests('one-all').filter((d, i) => d !== digests('one-t1')[i]).length;
@@ -146,21 +180,26 @@ export async function runJobs(ctx: BenchContext): Promise<Row[]> {
     const perCpu2 = pairs / (two[0].cpuS + two[1].cpuS);
     rows.push(
       {
-        section: 'jobs', what: `datagen job, 1 worker process, onnxruntime threads 1 (${fmt(pairs)} pairs, shards of ${shardSize})`,
-        value: `${fmt(r1)} pairs/s`, note: `sampling phase; ${fmt(one1.cpuS, 1)} CPU-s for the process (${fmt(perCpu1)} pairs per CPU-second); other processes kept ${fmt(load1, 2)} cores busy; ${fmt(one1.wallS, 1)} s wall for the process (${fmt(pairs / one1.wallS)} pairs/s end to end)`,
+        section: 'jobs',
+        what: `datagen job, 1 worker process, onnxruntime threads 1 (${fmt(pairs)} pairs, shards of ${shardSize})`,
+        value: `${fmt(r1)} pairs/s`,
+        note: `sampling phase; ${fmt(one1.cpuS, 1)} CPU-s for the process (${fmt(perCpu1)} pairs per CPU-second); other processes kept ${fmt(load1, 2)} cores busy; ${fmt(one1.wallS, 1)} s wall for the process (${fmt(pairs / one1.wallS)} pairs/s end to end)`,
       },
       {
-        section: 'jobs', what: `datagen job, 1 worker process, onnxruntime threads ${cores} (= cores)`,
-        value: `${fmt(rAll)} pairs/s`, note: `${fmt(rAll / r1, 2)}× threads 1; other processes kept ${fmt(loadAll, 2)} cores busy; ${fmt(oneAll.wallS, 1)} s wall (${fmt(pairs / oneAll.wallS)} pairs/s end to end)`,
+        section: 'jobs',
+        what: `datagen job, 1 worker process, onnxruntime threads ${cores} (= cores)`,
+        value: `${fmt(rAll)} pairs/s`,
+        note: `${fmt(rAll / r1, 2)}× threads 1; other processes kept ${fmt(loadAll, 2)} cores busy; ${fmt(oneAll.wallS, 1)} s wall (${fmt(pairs / oneAll.wallS)} pairs/s end to end)`,
       },
       {
-        section: 'jobs', what: `datagen Indexed Job, 2 worker processes in parallel, threads ${perWorker} each (JOB_COMPLETION_INDEX 0, 1)`,
+        section: 'jobs',
+        what: `datagen Indexed Job, 2 worker processes in parallel, threads ${perWorker} each (JOB_COMPLETION_INDEX 0, 1)`,
         value: `${fmt(twoRate)} pairs/s`,
         goal: `≥ ${SCALING_GOAL}× one threads-1 worker: ${fmt(twoRate / r1, 2)}×, ${twoRate / r1 >= SCALING_GOAL ? 'met' : 'missed'}`,
         note: `other processes kept ${fmt(load2, 2)} cores busy; ${fmt(two[0].cpuS + two[1].cpuS, 1)} CPU-s for both processes: ${fmt(perCpu2)} pairs per CPU-second = ${fmt((100 * perCpu2) / perCpu1)}% of one worker's (the work splits near-linearly when this is near 100%); ${fmt(twoRate / rAll, 2)}× one worker with all ${cores} cores; per worker ${two.map((w) => fmt(w.summary.pairsPerSecond ?? 0)).join(' and ')} pairs/s; ${fmt(twoWall, 1)} s wall (${fmt(pairs / twoWall)} pairs/s end to end); merged manifest ${same ? 'lists the same shards (sha256) as the threads-1 single worker' : 'DIFFERS from the threads-1 single worker'}`,
       },
     );
-    if (!same) throw new Error('the 2-worker manifest differs from the threads-1 single worker\'s');
+    if (!same) throw new Error("the 2-worker manifest differs from the threads-1 single worker's");
 
     // 2. Service overhead per job.
     rows.push(...(await serviceOverhead(ctx, root, spec)));
@@ -171,10 +210,18 @@ export async function runJobs(ctx: BenchContext): Promise<Row[]> {
 }
 
 /** Part 2: POST → first pair and → done, vs datagenStage in-process. */
-async function serviceOverhead(ctx: BenchContext, root: string, spec: (out: string, extra: Record<string, unknown>) => Record<string, unknown>): Promise<Row[]> {
+async function serviceOverhead(
+  ctx: BenchContext,
+  root: string,
+  spec: (out: string, extra: Record<string, unknown>) => Record<string, unknown>,
+): Promise<Row[]> {
   const tiny = { seeds: { start: 0, end: 256 }, shardSize: 256 };
   const reps = ctx.quick ? 2 : 4;
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--mode', 'service', '--port', '0', '--log-level', 'info'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', MAIN, '--mode', 'service', '--port', '0', '--log-level', 'info'],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let out = '';
@@ -188,12 +235,20 @@ async function serviceOverhead(ctx: BenchContext, root: string, spec: (out: stri
     const url = `http://127.0.0.1:${port}`;
     const job = async (out: string): Promise<{ firstS: number; doneS: number }> => {
       const t0 = performance.now();
-      const r = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec(out, tiny)) });
+      const r = await fetch(`${url}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(spec(out, tiny)),
+      });
       if (r.status !== 202) throw new Error(`POST /v1/jobs: ${r.status} ${await r.text()}`);
       const id = ((await r.json()) as { job: { id: string } }).job.id;
       let firstS = NaN;
       for (;;) {
-        const j = ((await (await fetch(`${url}/v1/jobs/${id}`)).json()) as { job: { state: string; progress: { pairsDone?: number }; error?: { message: string } } }).job;
+        const j = (
+          (await (await fetch(`${url}/v1/jobs/${id}`)).json()) as {
+            job: { state: string; progress: { pairsDone?: number }; error?: { message: string } };
+          }
+        ).job;
         if (Number.isNaN(firstS) && (j.progress.pairsDone ?? 0) > 0) firstS = (performance.now() - t0) / 1000;
         if (j.state !== 'running') {
           if (j.state !== 'succeeded') throw new Error(`datagen job ${j.state}: ${j.error?.message}`);
@@ -214,8 +269,16 @@ async function serviceOverhead(ctx: BenchContext, root: string, spec: (out: stri
     const stage = async (teacher: typeof ready, out: string, t0: number) => {
       let firstS = NaN;
       await datagenStage({
-        teacher: teacher.denoiser, dataset: 'mnist', seeds: tiny.seeds, shardSize: tiny.shardSize, store: storeFor(join(root, out)), outDir: join(root, out), samplerSteps: 18,
-        onProgress: (d) => { if (d > 0 && Number.isNaN(firstS)) firstS = (performance.now() - t0) / 1000; },
+        teacher: teacher.denoiser,
+        dataset: 'mnist',
+        seeds: tiny.seeds,
+        shardSize: tiny.shardSize,
+        store: storeFor(join(root, out)),
+        outDir: join(root, out),
+        samplerSteps: 18,
+        onProgress: (d) => {
+          if (d > 0 && Number.isNaN(firstS)) firstS = (performance.now() - t0) / 1000;
+        },
       });
       return { firstS, doneS: (performance.now() - t0) / 1000 };
     };
@@ -227,7 +290,10 @@ async function serviceOverhead(ctx: BenchContext, root: string, spec: (out: stri
     }
     for (let i = 0; i < reps; i++) {
       const t0 = performance.now();
-      const t = await prepareTeacher({ spec: 'mixture', components: K, rank: RANK, cacheDir: CACHE }, await loadDataset('mnist', 'train'));
+      const t = await prepareTeacher(
+        { spec: 'mixture', components: K, rank: RANK, cacheDir: CACHE },
+        await loadDataset('mnist', 'train'),
+      );
       try {
         withLoad.push(await stage(t, `load-${i}`, t0));
       } finally {
@@ -238,16 +304,20 @@ async function serviceOverhead(ctx: BenchContext, root: string, spec: (out: stri
     const first = svc.map((x) => x.firstS);
     const done = svc.map((x) => x.doneS);
     const readyFirst = inproc.map((x) => x.firstS);
-    ctx.log(`service: first pair ${ms(first)} (cold ${ms([cold.firstS])}), done ${ms(done)}; in-process ${ms(readyFirst)} / ${ms(inproc.map((x) => x.doneS))}; with loading ${ms(withLoad.map((x) => x.firstS))} / ${ms(withLoad.map((x) => x.doneS))}`);
+    ctx.log(
+      `service: first pair ${ms(first)} (cold ${ms([cold.firstS])}), done ${ms(done)}; in-process ${ms(readyFirst)} / ${ms(inproc.map((x) => x.doneS))}; with loading ${ms(withLoad.map((x) => x.firstS))} / ${ms(withLoad.map((x) => x.doneS))}`,
+    );
     const cond = `median of ${reps} jobs after the first; 256 pairs = one sub-batch, so the first progress comes with the first 256 pairs`;
     return [
       {
-        section: 'jobs', what: 'datagen service: POST /v1/jobs → first pairs (progress > 0), tiny job, warm teacher',
+        section: 'jobs',
+        what: 'datagen service: POST /v1/jobs → first pairs (progress > 0), tiny job, warm teacher',
         value: ms(first),
         note: `${cond}; in-process datagenStage with the teacher loaded ${ms(readyFirst)}: the service adds ≈ ${fmt((median(first) - median(readyFirst)) * 1000)} ms (HTTP, validation, job record, the cache's digest check, 5 ms polling). The service's first job (cold: MNIST + cached teacher loaded, first batch computes the σ tensors) ${ms([cold.firstS])}, vs ${ms(withLoad.map((x) => x.firstS))} in-process with the same loading`,
       },
       {
-        section: 'jobs', what: 'datagen service: POST /v1/jobs → finished tiny job (256 pairs, 1 shard + manifest), warm teacher',
+        section: 'jobs',
+        what: 'datagen service: POST /v1/jobs → finished tiny job (256 pairs, 1 shard + manifest), warm teacher',
         value: ms(done),
         note: `in-process ${ms(inproc.map((x) => x.doneS))} with the teacher loaded; cold first job ${ms([cold.doneS])} (in-process with loading ${ms(withLoad.map((x) => x.doneS))})`,
       },

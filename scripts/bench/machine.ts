@@ -63,7 +63,10 @@ export function cpuSnapshot(): CpuSnapshot {
     const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const busy = cpu.reduce((a, b) => a + b, 0) - cpu[3] - (cpu[4] ?? 0); // all but idle and iowait
     const self = readFileSync('/proc/self/stat', 'utf8');
-    const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number); // fields from #3 (state) on
+    const f = self
+      .slice(self.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number); // fields from #3 (state) on
     const own = f[11] + f[12] + f[13] + f[14]; // utime, stime, cutime, cstime (#14–#17)
     return { machineTicks: busy, ownTicks: own, ms };
   } catch {

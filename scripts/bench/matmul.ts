@@ -25,7 +25,13 @@ export interface MatmulResult {
  * Times c = a·b for a [m,k], b [k,n] float32 (inputs fed each run, as the training engine feeds its
  * parameters). @returns best and median GFLOP/s over `reps` runs after `warmup` runs.
  */
-export async function measureMatmul(m: number, k: number, n: number, warmup: number, reps: number): Promise<MatmulResult> {
+export async function measureMatmul(
+  m: number,
+  k: number,
+  n: number,
+  warmup: number,
+  reps: number,
+): Promise<MatmulResult> {
   const g = new Graph('matmul_bench');
   const a = g.input('a', 'float32', [m, k]);
   const b = g.input('b', 'float32', [k, n]);
@@ -50,7 +56,9 @@ export async function runMatmul(ctx: BenchContext): Promise<{ rows: Row[]; roofl
   for (const s of matmulSizes(ctx.quick)) {
     const reps = ctx.quick ? 3 : s >= 2048 ? 8 : 20;
     const r = await measureMatmul(s, s, s, 2, reps);
-    ctx.log(`${s}×${s}×${s}: ${fmt(r.gflops, 1)} GFLOP/s best, ${fmt(r.medianGflops, 1)} median (${fmt(r.bestMs, 1)} ms)`);
+    ctx.log(
+      `${s}×${s}×${s}: ${fmt(r.gflops, 1)} GFLOP/s best, ${fmt(r.medianGflops, 1)} median (${fmt(r.bestMs, 1)} ms)`,
+    );
     rows.push({
       section: 'matmul',
       what: `MatMul ${s}×${s}×${s} float32`,

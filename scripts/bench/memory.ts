@@ -9,13 +9,22 @@ import { type BenchContext, type Row, fmt, mb } from './util.js';
 export async function runMemory(ctx: BenchContext): Promise<Row[]> {
   const rows: Row[] = [];
   const cases = [
-    { preset: 'GET-CPU-S/4', numClasses: 10, batch: 32, steps: ctx.quick ? 1 : 3, label: 'GET-CPU-S/4 (cond., 1×32×32)' },
+    {
+      preset: 'GET-CPU-S/4',
+      numClasses: 10,
+      batch: 32,
+      steps: ctx.quick ? 1 : 3,
+      label: 'GET-CPU-S/4 (cond., 1×32×32)',
+    },
     { preset: 'GET-T/2', numClasses: 0, batch: 32, steps: ctx.quick ? 1 : 2, label: 'GET-T/2 (uncond., 3×32×32)' },
   ];
   for (const c of cases) {
     const r = await runChild('train', c);
     const { msPerStep, firstStepMs, compileMs, params } = r.extra;
-    const timing = c.steps > 1 ? `first step ${fmt(firstStepMs)} ms, then ${fmt(msPerStep)} ms/step` : `one step, ${fmt(firstStepMs)} ms`;
+    const timing =
+      c.steps > 1
+        ? `first step ${fmt(firstStepMs)} ms, then ${fmt(msPerStep)} ms/step`
+        : `one step, ${fmt(firstStepMs)} ms`;
     ctx.log(`${c.preset} batch ${c.batch}: peak RSS ${mb(r.maxRssKb)} (${timing})`);
     rows.push({
       section: 'memory',

@@ -27,7 +27,14 @@ const GOAL = 10;
  * 6 blocks of MLP ratio 4: 302,928 trainable parameters against GET-CPU-S/4's 290,960 (+4%).
  */
 export const TIMING_TEACHER: TimingTeacherConfig = {
-  channels: 1, imageSize: 32, patchSize: 4, hiddenSize: 64, numHeads: 2, depth: 6, mlpRatio: 4, numClasses: 10,
+  channels: 1,
+  imageSize: 32,
+  patchSize: 4,
+  hiddenSize: 64,
+  numHeads: 2,
+  depth: 6,
+  mlpRatio: 4,
+  numClasses: 10,
 };
 
 /** Accepted parameter-count mismatch between teacher and GET (a like-for-like size comparison). */
@@ -40,9 +47,13 @@ export async function runOnestep(ctx: BenchContext): Promise<Row[]> {
   const get = exportedBenchModel(cfg);
   const teacher = buildTimingTeacher(TIMING_TEACHER);
   const sizeRatio = teacher.paramCount / get.paramCount;
-  ctx.log(`parameters: GET-CPU-S/4 ${fmt(get.paramCount)}, teacher ${fmt(teacher.paramCount)} (${fmt(100 * (sizeRatio - 1), 1)}%)`);
+  ctx.log(
+    `parameters: GET-CPU-S/4 ${fmt(get.paramCount)}, teacher ${fmt(teacher.paramCount)} (${fmt(100 * (sizeRatio - 1), 1)}%)`,
+  );
   if (Math.abs(sizeRatio - 1) > PARAM_TOLERANCE) {
-    throw new Error(`onestep: teacher has ${fmt(teacher.paramCount)} parameters, GET ${fmt(get.paramCount)}: outside ±${100 * PARAM_TOLERANCE}%; adjust TIMING_TEACHER's depth or width`);
+    throw new Error(
+      `onestep: teacher has ${fmt(teacher.paramCount)} parameters, GET ${fmt(get.paramCount)}: outside ±${100 * PARAM_TOLERANCE}%; adjust TIMING_TEACHER's depth or width`,
+    );
   }
   const nfe = heunNfe(STEPS);
   const getFlops = inferenceFlopsPerImage(cfg);
@@ -82,8 +93,12 @@ export async function runOnestep(ctx: BenchContext): Promise<Row[]> {
   const [getRate, teacherRate] = [rate(best(getMs)), rate(best(teacherMs))];
   const ratio = getRate / teacherRate;
   const roundRatio = median(teacherMs.map((t, i) => t / getMs[i]));
-  ctx.log(`GET ${fmt(getRate)} images/s, teacher ${fmt(teacherRate, 1)} images/s: ${fmt(ratio, 1)}× (median of per-round ratios ${fmt(roundRatio, 1)}×)`);
-  ctx.log(`MatMul FLOPs/image: GET ${fmt(getFlops / 1e6, 1)} M, teacher ${fmt(teacher.flopsPerEval / 1e6, 1)} M × ${nfe} NFE = ${fmt(teacherFlops / 1e6, 1)} M (${fmt(teacherFlops / getFlops, 1)}×)`);
+  ctx.log(
+    `GET ${fmt(getRate)} images/s, teacher ${fmt(teacherRate, 1)} images/s: ${fmt(ratio, 1)}× (median of per-round ratios ${fmt(roundRatio, 1)}×)`,
+  );
+  ctx.log(
+    `MatMul FLOPs/image: GET ${fmt(getFlops / 1e6, 1)} M, teacher ${fmt(teacher.flopsPerEval / 1e6, 1)} M × ${nfe} NFE = ${fmt(teacherFlops / 1e6, 1)} M (${fmt(teacherFlops / getFlops, 1)}×)`,
+  );
   const teacherDesc = `ViT teacher (D ${TIMING_TEACHER.hiddenSize}, ${TIMING_TEACHER.depth} blocks, patch ${TIMING_TEACHER.patchSize}, ${fmt(teacher.paramCount)} params)`;
   return [
     {

@@ -7,12 +7,17 @@ const cell = (s: string | undefined): string => (s ?? '').replace(/\|/g, '\\|');
 /** The results table: one row per measurement. */
 export function resultsTable(rows: readonly Row[]): string {
   const lines = ['| Section | Measurement | Result | Goal | Conditions |', '|---|---|---|---|---|'];
-  for (const r of rows) lines.push(`| ${cell(r.section)} | ${cell(r.what)} | ${cell(r.value)} | ${cell(r.goal)} | ${cell(r.note)} |`);
+  for (const r of rows)
+    lines.push(`| ${cell(r.section)} | ${cell(r.what)} | ${cell(r.value)} | ${cell(r.goal)} | ${cell(r.note)} |`);
   return lines.join('\n');
 }
 
 /** The whole docs/benchmarks.md: how to run, the machine, the table, how to read it. */
-export function benchmarksMarkdown(m: MachineInfo, rows: readonly Row[], opts: { quick: boolean; seconds: number; loadAtEnd: number; sectionLoad: Readonly<Record<string, number>> }): string {
+export function benchmarksMarkdown(
+  m: MachineInfo,
+  rows: readonly Row[],
+  opts: { quick: boolean; seconds: number; loadAtEnd: number; sectionLoad: Readonly<Record<string, number>> },
+): string {
   return `# Benchmarks
 
 Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
@@ -32,7 +37,11 @@ its table without rewriting this file.
 | onnxruntime-node | ${m.onnxruntime} (CPU execution provider, intra-op threads = cores) |
 | Date | ${m.date} |
 | Mode | ${opts.quick ? 'quick (--quick)' : 'full'}, ${Math.round(opts.seconds)} s in total |
-| Other load | cores kept busy by other processes during each section: ${Object.entries(opts.sectionLoad).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')} (0 = the bench had the machine to itself); load average ${m.loadAtStart.toFixed(2)} before, ${opts.loadAtEnd.toFixed(2)} after |
+| Other load | cores kept busy by other processes during each section: ${Object.entries(opts.sectionLoad)
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(
+      ', ',
+    )} (0 = the bench had the machine to itself); load average ${m.loadAtStart.toFixed(2)} before, ${opts.loadAtEnd.toFixed(2)} after |
 
 ## Results
 

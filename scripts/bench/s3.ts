@@ -52,7 +52,11 @@ function shardBytes(n: number, seed = 0x9e3779b9): Uint8Array {
   const words = new Uint32Array(bytes.buffer, 0, n >>> 2);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < words.length; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     words[i] = x;
   }
   return bytes;
@@ -64,7 +68,9 @@ function assertSame(got: Uint8Array, want: Uint8Array, uri: string): void {
   if (g.equals(want)) return;
   let i = 0;
   while (i < Math.min(g.length, want.length) && g[i] === want[i]) i++;
-  throw new Error(`round trip through ${uri} corrupted the object: ${fmt(g.length)} bytes back for ${fmt(want.length)} sent, first difference at byte ${fmt(i)}`);
+  throw new Error(
+    `round trip through ${uri} corrupted the object: ${fmt(g.length)} bytes back for ${fmt(want.length)} sent, first difference at byte ${fmt(i)}`,
+  );
 }
 
 /** Whether the local gateway answers now (`s3-server.sh status` exits 0). */
@@ -87,15 +93,18 @@ async function startGateway(): Promise<void> {
     ({ stdout } = await run('bash', [SERVER, 'start'], { timeout: 300_000 }));
   } catch (e) {
     const err = e as Error & { stderr?: string; killed?: boolean };
-    const reason = err.killed ? 'timed out after 300 s' : (/^s3-server: (.*)$/m.exec(err.stderr ?? '')?.[1] ?? err.message.split('\n')[0]);
+    const reason = err.killed
+      ? 'timed out after 300 s'
+      : (/^s3-server: (.*)$/m.exec(err.stderr ?? '')?.[1] ?? err.message.split('\n')[0]);
     throw new Error(`cannot start the local S3 gateway (bash scripts/s3-server.sh start): ${reason}`);
   }
   let n = 0;
   for (const line of stdout.split('\n')) {
     const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m) (process.env[m[1]!] = m[2]!), n++;
+    if (m) ((process.env[m[1]!] = m[2]!), n++);
   }
-  if (!process.env.GET_DISTILL_S3_ENDPOINT || n === 0) throw new Error('scripts/s3-server.sh start printed no GET_DISTILL_S3_ENDPOINT line; check its env file');
+  if (!process.env.GET_DISTILL_S3_ENDPOINT || n === 0)
+    throw new Error('scripts/s3-server.sh start printed no GET_DISTILL_S3_ENDPOINT line; check its env file');
 }
 
 /** Warm-up round trip (verified), then `t.reps` timed uploads and downloads of distinct keys. */
@@ -105,13 +114,23 @@ async function measure(t: Target, data: Uint8Array, ctx: BenchContext): Promise<
   const upMs = await timeRuns(() => t.store.put(uri(k++), data), 1, t.reps);
   assertSame(await t.store.get(uri(0)), data, uri(0)); // also the download warm-up
   k = 1;
-  const downMs = await timeRuns(async () => {
-    const got = await t.store.get(uri(k++));
-    if (got.byteLength !== data.byteLength) throw new Error(`${uri(k - 1)}: ${fmt(got.byteLength)} bytes back, expected ${fmt(data.byteLength)}`);
-  }, 0, t.reps);
-  const rate = (ms: number[]): Rate => ({ best: data.byteLength / 1e3 / best(ms), median: data.byteLength / 1e3 / median(ms) });
+  const downMs = await timeRuns(
+    async () => {
+      const got = await t.store.get(uri(k++));
+      if (got.byteLength !== data.byteLength)
+        throw new Error(`${uri(k - 1)}: ${fmt(got.byteLength)} bytes back, expected ${fmt(data.byteLength)}`);
+    },
+    0,
+    t.reps,
+  );
+  const rate = (ms: number[]): Rate => ({
+    best: data.byteLength / 1e3 / best(ms),
+    median: data.byteLength / 1e3 / median(ms),
+  });
   const r = { up: rate(upMs), down: rate(downMs) };
-  ctx.log(`${t.name}: upload ${fmt(r.up.best, 1)} MB/s best, ${fmt(r.up.median, 1)} median; download ${fmt(r.down.best, 1)} best, ${fmt(r.down.median, 1)} median`);
+  ctx.log(
+    `${t.name}: upload ${fmt(r.up.best, 1)} MB/s best, ${fmt(r.up.median, 1)} median; download ${fmt(r.down.best, 1)} best, ${fmt(r.down.median, 1)} median`,
+  );
   return r;
 }
 
@@ -134,20 +153,37 @@ export async function runS3(ctx: BenchContext): Promise<Row[]> {
   const t0 = performance.now();
   await startGateway();
   const startedS = (performance.now() - t0) / 1000;
-  ctx.log(wasUp ? `gateway already serving at ${process.env.GET_DISTILL_S3_ENDPOINT}` : `started the gateway at ${process.env.GET_DISTILL_S3_ENDPOINT} in ${fmt(startedS, 1)} s`);
+  ctx.log(
+    wasUp
+      ? `gateway already serving at ${process.env.GET_DISTILL_S3_ENDPOINT}`
+      : `started the gateway at ${process.env.GET_DISTILL_S3_ENDPOINT} in ${fmt(startedS, 1)} s`,
+  );
   // Set before the SDK loads: it warns once per process about Node 20 support otherwise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const { FileStore, S3Store } = await import('../../src/store/index.js');
   const dir = await mkdtemp(join(tmpdir(), 'get-distill-bench-s3-'));
   const bucket = `bench-s3-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-  const s3 = (o: S3StoreOptions) => new S3Store(`s3://${bucket}`, { partSizeBytes: PART_BYTES, queueSize: QUEUE, ...o });
+  const s3 = (o: S3StoreOptions) =>
+    new S3Store(`s3://${bucket}`, { partSizeBytes: PART_BYTES, queueSize: QUEUE, ...o });
   const single = s3({ multipartThresholdBytes: SHARD_BYTES + 1 });
   const multi = s3({ multipartThresholdBytes: 5 * MiB });
   const fileRoot = pathToFileURL(dir).href;
   const targets: Target[] = [
-    { name: 'file', what: 'file:// (FileStore: temp file, fsync, rename)', store: new FileStore(fileRoot), root: `${fileRoot}/shards`, reps: fileReps },
+    {
+      name: 'file',
+      what: 'file:// (FileStore: temp file, fsync, rename)',
+      store: new FileStore(fileRoot),
+      root: `${fileRoot}/shards`,
+      reps: fileReps,
+    },
     { name: 's3 single', what: 'S3 single PutObject / GetObject', store: single, root: `s3://${bucket}/single`, reps },
-    { name: 's3 multipart', what: `S3 multipart (${PART_BYTES / MiB} MiB parts, ${QUEUE} in flight) / GetObject`, store: multi, root: `s3://${bucket}/multipart`, reps },
+    {
+      name: 's3 multipart',
+      what: `S3 multipart (${PART_BYTES / MiB} MiB parts, ${QUEUE} in flight) / GetObject`,
+      store: multi,
+      root: `s3://${bucket}/multipart`,
+      reps,
+    },
   ];
   const data = shardBytes(SHARD_BYTES);
   const results: { t: Target; up: Rate; down: Rate }[] = [];
@@ -165,7 +201,9 @@ export async function runS3(ctx: BenchContext): Promise<Row[]> {
     multi.client.destroy();
     await rm(dir, { recursive: true, force: true });
     if (!wasUp) {
-      await run('bash', [SERVER, 'stop'], { timeout: 60_000 }).catch((e: Error) => ctx.log(`warning: s3-server.sh stop failed: ${e.message.split('\n')[0]}`));
+      await run('bash', [SERVER, 'stop'], { timeout: 60_000 }).catch((e: Error) =>
+        ctx.log(`warning: s3-server.sh stop failed: ${e.message.split('\n')[0]}`),
+      );
       ctx.log('stopped the gateway (this section started it)');
     }
   }
@@ -173,8 +211,12 @@ export async function runS3(ctx: BenchContext): Promise<Row[]> {
   const size = `${fmt(SHARD_BYTES / 1e6, 1)} MB object (one 2048-pair shard)`;
   const rows: Row[] = [];
   for (const { t, up, down } of results) {
-    for (const [way, r, f] of [['upload', up, file.up], ['download', down, file.down]] as const) {
-      const vsFile = t === file.t ? '' : `; S3/file ${fmt(r.best / f.best, 2)}× best, ${fmt(r.median / f.median, 2)}× median`;
+    for (const [way, r, f] of [
+      ['upload', up, file.up],
+      ['download', down, file.down],
+    ] as const) {
+      const vsFile =
+        t === file.t ? '' : `; S3/file ${fmt(r.best / f.best, 2)}× best, ${fmt(r.median / f.median, 2)}× median`;
       rows.push({
         section: 's3',
         what: `${t.what} ${way}, ${size}`,

@@ -81,27 +81,45 @@ function freePort(): Promise<number> {
  * logs, one access-log line per request) is drained and dropped: an undrained pipe would block it.
  * @throws Error with the child's stderr when it exits or is not ready within `timeoutMs`.
  */
-export async function startService(modelPath: string, flags: readonly string[] = [], timeoutMs = 120_000): Promise<ServiceChild> {
+export async function startService(
+  modelPath: string,
+  flags: readonly string[] = [],
+  timeoutMs = 120_000,
+): Promise<ServiceChild> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--model', modelPath, '--host', '127.0.0.1', '--port', String(port), ...flags], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', MAIN, '--model', modelPath, '--host', '127.0.0.1', '--port', String(port), ...flags],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   track(child);
   let how: string | null = null;
-  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => {
-    how = signal ? `killed by ${signal}` : `exit code ${code}`;
-    resolve(how);
-  }));
+  const exited = new Promise<string>((resolve) =>
+    child.once('exit', (code, signal) => {
+      how = signal ? `killed by ${signal}` : `exit code ${code}`;
+      resolve(how);
+    }),
+  );
   child.stdout!.resume();
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const t0 = performance.now();
   for (;;) {
-    if (how !== null) throw new Error(`inference service child ended (${how}) before it was ready: ${stderr.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`);
+    if (how !== null)
+      throw new Error(
+        `inference service child ended (${how}) before it was ready: ${stderr.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`,
+      );
     if (performance.now() - t0 > timeoutMs) {
       process.kill(child.pid!, 'SIGKILL');
-      throw new Error(`inference service child not ready after ${timeoutMs} ms: ${stderr.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`);
+      throw new Error(
+        `inference service child not ready after ${timeoutMs} ms: ${stderr.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`,
+      );
     }
-    const ok = await fetch(`${url}/v2/health/ready`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/v2/health/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     await sleep(100);
   }
@@ -146,7 +164,10 @@ let nextSeed = 1;
  * many requests were answered.
  * @throws Error when autocannon cannot run (bad URL).
  */
-export async function loadImages(url: string, o: { connections: number; seconds?: number; amount?: number; numClasses: number }): Promise<LoadResult> {
+export async function loadImages(
+  url: string,
+  o: { connections: number; seconds?: number; amount?: number; numClasses: number },
+): Promise<LoadResult> {
   const r = await autocannon({
     url,
     connections: o.connections,
@@ -159,7 +180,10 @@ export async function loadImages(url: string, o: { connections: number; seconds?
         headers: { 'content-type': 'application/json' },
         setupRequest: (req) => {
           const seed = nextSeed++;
-          return { ...req, body: JSON.stringify({ n: 1, seed, ...(o.numClasses > 0 && { class_label: seed % o.numClasses }) }) };
+          return {
+            ...req,
+            body: JSON.stringify({ n: 1, seed, ...(o.numClasses > 0 && { class_label: seed % o.numClasses }) }),
+          };
         },
       },
     ],

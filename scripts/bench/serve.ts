@@ -20,7 +20,14 @@ import { join } from 'node:path';
 import { resolveServeConfig } from '../../src/serve/config.js';
 import { EXPORT_BATCHES, exportedBenchModel, measureRawInference } from './export.js';
 import { cpuSnapshot, otherLoad } from './machine.js';
-import { type LoadResult, loadImages, procCpuSeconds, procMemory, startService, type ServiceChild } from './serve-child.js';
+import {
+  type LoadResult,
+  loadImages,
+  procCpuSeconds,
+  procMemory,
+  startService,
+  type ServiceChild,
+} from './serve-child.js';
 import { cpuPresetConfig } from './train.js';
 import { type BenchContext, type Row, fmt, mb } from './util.js';
 
@@ -53,7 +60,11 @@ interface Level extends LoadResult {
   readonly maxRssKb: number;
 }
 
-async function measure(svc: ServiceChild, connections: number, o: { seconds?: number; amount?: number }): Promise<Level> {
+async function measure(
+  svc: ServiceChild,
+  connections: number,
+  o: { seconds?: number; amount?: number },
+): Promise<Level> {
   const b0 = await batchStats(svc.url);
   const cpu0 = procCpuSeconds(svc.pid);
   const snap = cpuSnapshot();
@@ -64,11 +75,20 @@ async function measure(svc: ServiceChild, connections: number, o: { seconds?: nu
   const other = otherLoad(snap, cpuSnapshot());
   const serviceCores = (procCpuSeconds(svc.pid) - cpu0) / r.seconds;
   const b1 = await batchStats(svc.url);
-  return { ...r, meanBatch: (b1.sum - b0.sum) / Math.max(1, b1.count - b0.count), serviceCores, otherCores: Math.max(0, other - serviceCores), maxRssKb };
+  return {
+    ...r,
+    meanBatch: (b1.sum - b0.sum) / Math.max(1, b1.count - b0.count),
+    serviceCores,
+    otherCores: Math.max(0, other - serviceCores),
+    maxRssKb,
+  };
 }
 
 const answers = (r: LoadResult): number => Object.values(r.status).reduce((a, b) => a + b, 0);
-const statusText = (s: Readonly<Record<string, number>>): string => Object.entries(s).map(([k, v]) => `${fmt(v)}× ${k}`).join(', ');
+const statusText = (s: Readonly<Record<string, number>>): string =>
+  Object.entries(s)
+    .map(([k, v]) => `${fmt(v)}× ${k}`)
+    .join(', ');
 const pct = (x: number, digits = 0): string => `${fmt(100 * x, digits)}%`;
 const signed = (x: number): string => `${x >= 0 ? '+' : '−'}${pct(Math.abs(x), 1)}`;
 
@@ -78,7 +98,11 @@ const signed = (x: number): string => `${x >= 0 ? '+' : '−'}${pct(Math.abs(x),
  */
 async function checkImages(url: string): Promise<void> {
   const post = async (seed: number): Promise<string> => {
-    const res = await fetch(`${url}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ n: 1, seed, class_label: 3 }) });
+    const res = await fetch(`${url}/v1/images/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ n: 1, seed, class_label: 3 }),
+    });
     if (!res.ok) throw new Error(`serve: POST /v1/images/generations answered ${res.status}: ${await res.text()}`);
     return ((await res.json()) as { data: { b64_json: string }[] }).data[0].b64_json;
   };
@@ -88,7 +112,13 @@ async function checkImages(url: string): Promise<void> {
 }
 
 /** Warm-up then a measured run at each concurrency. */
-async function levels(svc: ServiceChild, conc: readonly number[], warm: number, secs: number, log: (msg: string) => void): Promise<{ levels: Level[]; sent: number }> {
+async function levels(
+  svc: ServiceChild,
+  conc: readonly number[],
+  warm: number,
+  secs: number,
+  log: (msg: string) => void,
+): Promise<{ levels: Level[]; sent: number }> {
   const out: Level[] = [];
   let sent = 0;
   for (const c of conc) {
@@ -96,14 +126,19 @@ async function levels(svc: ServiceChild, conc: readonly number[], warm: number, 
     const l = await measure(svc, c, { seconds: secs });
     sent += answers(l);
     out.push(l);
-    log(`concurrency ${c}: ${fmt(l.okPerS)} images/s, p50 ${fmt(l.p50Ms)} ms, p99 ${fmt(l.p99Ms)} ms, mean batch ${fmt(l.meanBatch, 1)}, service ${fmt(l.serviceCores, 2)} cores, other ${fmt(l.otherCores, 2)} (${statusText(l.status)})`);
+    log(
+      `concurrency ${c}: ${fmt(l.okPerS)} images/s, p50 ${fmt(l.p50Ms)} ms, p99 ${fmt(l.p99Ms)} ms, mean batch ${fmt(l.meanBatch, 1)}, service ${fmt(l.serviceCores, 2)} cores, other ${fmt(l.otherCores, 2)} (${statusText(l.status)})`,
+    );
   }
   return { levels: out, sent };
 }
 
 /** The result row of one level. */
 function levelRow(l: Level, config: string, warm: number): Row {
-  const errs = l.errors + l.timeouts > 0 || l.ok < answers(l) ? `; ${statusText(l.status)}, ${l.errors} errors, ${l.timeouts} timeouts` : '';
+  const errs =
+    l.errors + l.timeouts > 0 || l.ok < answers(l)
+      ? `; ${statusText(l.status)}, ${l.errors} errors, ${l.timeouts} timeouts`
+      : '';
   return {
     section: 'serve',
     what: `POST /v1/images/generations, ${l.connections} concurrent client${l.connections > 1 ? 's' : ''}${config}`,
@@ -119,14 +154,27 @@ function levelRow(l: Level, config: string, warm: number): Row {
  */
 function tunedFlags(cores: number): { flags: string[]; text: string } {
   const batch = Math.max(4, Math.floor(RATIO_AT / cores));
-  return { flags: ['--sessions', String(cores), '--max-batch-size', String(batch), '--max-images-per-request', String(Math.min(16, batch))], text: `--sessions ${cores} --max-batch-size ${batch}` };
+  return {
+    flags: [
+      '--sessions',
+      String(cores),
+      '--max-batch-size',
+      String(batch),
+      '--max-images-per-request',
+      String(Math.min(16, batch)),
+    ],
+    text: `--sessions ${cores} --max-batch-size ${batch}`,
+  };
 }
 
 /** Runs the section. @throws Error when a service does not start, answers wrongly, or autocannon fails. */
 export async function runServe(ctx: BenchContext): Promise<Row[]> {
   const q = ctx.quick;
   const cfg = cpuPresetConfig();
-  const raw = await measureRawInference(cfg, EXPORT_BATCHES, { warmup: 2, reps: (b) => (q ? (b <= 8 ? 10 : 5) : b <= 8 ? 30 : 10) });
+  const raw = await measureRawInference(cfg, EXPORT_BATCHES, {
+    warmup: 2,
+    reps: (b) => (q ? (b <= 8 ? 10 : 5) : b <= 8 ? 30 : 10),
+  });
   const rawText = `${raw.perBatch.map((b) => `batch ${b.batch} ${fmt(b.imagesPerS)}`).join(', ')} (one session, ${raw.threads} threads, best run)`;
   ctx.log(`raw onnxruntime: best batch ${raw.bestBatch}, ${fmt(raw.bestImagesPerS)} images/s; ${rawText}`);
   const [warm, secs] = q ? [1, 3] : [2, 8];
@@ -167,7 +215,9 @@ export async function runServe(ctx: BenchContext): Promise<Row[]> {
       const r2 = await measure(svc, RATIO_AT, { amount: n2 - n1 - 3 }); // checkImages sent 3
       const m2 = procMemory(svc.pid);
       const growth = m2.rssKb / m1.rssKb - 1;
-      ctx.log(`RSS after ${fmt(n1)} requests ${mb(m1.rssKb)}, after ${fmt(n2)} ${mb(m2.rssKb)} (${signed(growth)}); ${fmt(r2.okPerS)} images/s meanwhile`);
+      ctx.log(
+        `RSS after ${fmt(n1)} requests ${mb(m1.rssKb)}, after ${fmt(n2)} ${mb(m2.rssKb)} (${signed(growth)}); ${fmt(r2.okPerS)} images/s meanwhile`,
+      );
       const notOk = r1.ok + r2.ok < n2 - 3 ? `; ${statusText(r1.status)} then ${statusText(r2.status)}` : '';
 
       // 1. The levels.
@@ -190,12 +240,19 @@ export async function runServe(ctx: BenchContext): Promise<Row[]> {
       const okPerS = (over1.ok + over2.ok) / (over1.seconds + over2.seconds);
       sent += answered;
       const overGrowth = over2.maxRssKb / over1.maxRssKb - 1;
-      ctx.log(`overload ${2 * admitted} clients: ${fmt(okPerS)} images/s, ${fmt(refused)} of ${fmt(answered)} answers 429, RSS ${mb(m3.rssKb)} → ${mb(m4.rssKb)} → ${mb(m5.rssKb)}; peak per half ${mb(over1.maxRssKb)}, ${mb(over2.maxRssKb)} (${signed(overGrowth)})`);
+      ctx.log(
+        `overload ${2 * admitted} clients: ${fmt(okPerS)} images/s, ${fmt(refused)} of ${fmt(answered)} answers 429, RSS ${mb(m3.rssKb)} → ${mb(m4.rssKb)} → ${mb(m5.rssKb)}; peak per half ${mb(over1.maxRssKb)}, ${mb(over2.maxRssKb)} (${signed(overGrowth)})`,
+      );
       const stopped = await svc.stop();
       ctx.log(`service stopped: ${stopped}`);
 
       for (const l of a.levels) rows.push(levelRow(l, '', warm));
-      rows.push(ratioRow(a.levels.find((l) => l.connections === RATIO_AT)!, defaults));
+      rows.push(
+        ratioRow(
+          a.levels.find((l) => l.connections === RATIO_AT)!,
+          defaults,
+        ),
+      );
       // Single readings land anywhere on the V8 heap's sawtooth (±5–10%); the peaks of whole windows do not.
       const levelPeak = Math.max(...a.levels.map((l) => l.maxRssKb));
       const later = levelPeak / r2.maxRssKb - 1;

@@ -12,7 +12,9 @@ const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url));
  */
 export function runChild(task: string, args: Record<string, unknown>): Promise<ChildReport> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, task, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, task, JSON.stringify(args)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -22,7 +24,9 @@ export function runChild(task: string, args: Record<string, unknown>): Promise<C
       const last = out.trim().split('\n').pop() ?? '';
       if (code === 0 && last.startsWith('{')) return resolve(JSON.parse(last) as ChildReport);
       const why = signal ? `was killed by ${signal} (out of memory?)` : `exited with code ${code}`;
-      reject(new Error(`bench child "${task}" ${why}: ${err.trim().split('\n').slice(-8).join('\n') || '(no stderr)'}`));
+      reject(
+        new Error(`bench child "${task}" ${why}: ${err.trim().split('\n').slice(-8).join('\n') || '(no stderr)'}`),
+      );
     });
   });
 }

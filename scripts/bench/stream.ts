@@ -42,9 +42,27 @@ export async function writeSyntheticPairs(dir: string, pairs: number): Promise<v
       image[i] = 2 * next() - 1;
     }
     const label = Int32Array.from({ length: n }, () => Math.floor(next() * 10));
-    entries.push(await writeShard(store, dir, { teacher: 'synthetic-bench', sampler: { name: 'none' }, seeds: { start, end }, shape: SHAPE, noise, image, label }));
+    entries.push(
+      await writeShard(store, dir, {
+        teacher: 'synthetic-bench',
+        sampler: { name: 'none' },
+        seeds: { start, end },
+        shape: SHAPE,
+        noise,
+        image,
+        label,
+      }),
+    );
   }
-  await writeManifest(store, dir, { dataset: 'synthetic', teacher: 'synthetic-bench', sampler: { name: 'none' }, imageShape: SHAPE, numClasses: 10, conditional: true, shards: entries });
+  await writeManifest(store, dir, {
+    dataset: 'synthetic',
+    teacher: 'synthetic-bench',
+    sampler: { name: 'none' },
+    imageShape: SHAPE,
+    numClasses: 10,
+    conditional: true,
+    shards: entries,
+  });
 }
 
 /** Runs the section. */
@@ -60,9 +78,14 @@ export async function runStream(ctx: BenchContext): Promise<Row[]> {
       const dir = join(root, `pairs-${n}`);
       const t = performance.now();
       await writeSyntheticPairs(dir, n);
-      ctx.log(`wrote ${fmt(n)} pairs (${fmt((n * 2 * 4096) / 2 ** 20)} MB of shards) in ${fmt((performance.now() - t) / 1000, 1)} s`);
+      ctx.log(
+        `wrote ${fmt(n)} pairs (${fmt((n * 2 * 4096) / 2 ** 20)} MB of shards) in ${fmt((performance.now() - t) / 1000, 1)} s`,
+      );
       const r = await runChild('stream', { dir, batch: 32 });
-      if (r.extra.pairs !== n) throw new Error(`stream bench: an epoch over ${n} pairs yielded ${r.extra.pairs}; PairStream lost or repeated pairs`);
+      if (r.extra.pairs !== n)
+        throw new Error(
+          `stream bench: an epoch over ${n} pairs yielded ${r.extra.pairs}; PairStream lost or repeated pairs`,
+        );
       peaks.push(r.maxRssKb);
       ctx.log(`streamed ${fmt(n)} pairs: peak RSS ${mb(r.maxRssKb)} (${fmt(n / r.extra.seconds)} pairs/s)`);
       rows.push({

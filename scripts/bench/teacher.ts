@@ -14,7 +14,13 @@ import { labelsForSeedRange, noiseForSeed, seedRange } from '../../src/data/seed
 import type { Denoiser } from '../../src/edm/denoiser.js';
 import { heunSample } from '../../src/edm/heun.js';
 import { storeFor } from '../../src/store/index.js';
-import { type MixtureParams, MixtureDenoiser, fitMixtureTeacher, loadMixture, saveMixture } from '../../src/teacher/mixture.js';
+import {
+  type MixtureParams,
+  MixtureDenoiser,
+  fitMixtureTeacher,
+  loadMixture,
+  saveMixture,
+} from '../../src/teacher/mixture.js';
 import { type BenchContext, type Row, fmt } from './util.js';
 
 const K = 10;
@@ -39,7 +45,12 @@ async function fittedTeacher(ctx: BenchContext): Promise<{ params: MixtureParams
   const ds = await loadDataset('mnist', 'train');
   ctx.log(`fitting K ${K}, r ${RANK} on ${fmt(ds.n)} MNIST train images …`);
   const t = performance.now();
-  const params = await fitMixtureTeacher(ds.images, ds.labels, { shape: { channels: 1, height: 32, width: 32 }, numClasses: 10, componentsPerClass: K, rank: RANK });
+  const params = await fitMixtureTeacher(ds.images, ds.labels, {
+    shape: { channels: 1, height: 32, width: 32 },
+    numClasses: 10,
+    componentsPerClass: K,
+    rank: RANK,
+  });
   const fitS = (performance.now() - t) / 1000;
   await saveMixture(params, store, file);
   await writeFile(meta, JSON.stringify({ fitSeconds: fitS, fittedAt: new Date().toISOString() }));
@@ -70,7 +81,9 @@ export async function runTeacher(ctx: BenchContext): Promise<Row[]> {
     t = performance.now();
     for (const b of batches) await heunSample(denoiser, b.noise, b.labels, BATCH, { steps: 18 });
     const rate = total / ((performance.now() - t) / 1000);
-    ctx.log(`Heun ${nfe} NFE: ${fmt(rate)} pairs/s warm, ${fmt(coldRate)} pairs/s cold batch; fit ${fmt(fitS, 1)} s${cached ? ' (cached)' : ''}`);
+    ctx.log(
+      `Heun ${nfe} NFE: ${fmt(rate)} pairs/s warm, ${fmt(coldRate)} pairs/s cold batch; fit ${fmt(fitS, 1)} s${cached ? ' (cached)' : ''}`,
+    );
     return [
       {
         section: 'teacher',
@@ -83,7 +96,9 @@ export async function runTeacher(ctx: BenchContext): Promise<Row[]> {
         section: 'teacher',
         what: `Mixture teacher fit on MNIST train (60,000 images), K ${K}, r ${RANK}`,
         value: `${fmt(fitS, 1)} s`,
-        note: cached ? `from the cached fit in ${CACHE_DIR} (measured when it was fitted)` : 'fitted in this run (now cached)',
+        note: cached
+          ? `from the cached fit in ${CACHE_DIR} (measured when it was fitted)`
+          : 'fitted in this run (now cached)',
       },
     ];
   } finally {

@@ -21,7 +21,10 @@ export async function runTfjs(ctx: BenchContext): Promise<Row[]> {
     await s.engine.close();
   }
   const t0 = performance.now();
-  const tfjs = await createTrainingEngine('tfjs', cfg, B, 6, { tfjsBackend: 'auto', log: (m) => ctx.log(m.replace(/^tfjs: /, '')) });
+  const tfjs = await createTrainingEngine('tfjs', cfg, B, 6, {
+    tfjsBackend: 'auto',
+    log: (m) => ctx.log(m.replace(/^tfjs: /, '')),
+  });
   const createMs = performance.now() - t0;
   const grad = new Float32Array(s.params.size);
   let tfjsMs: number[];
@@ -44,12 +47,20 @@ export async function runTfjs(ctx: BenchContext): Promise<Row[]> {
   }
   const ratio = best(tfjsMs) / best(ortMs);
   const gf = (ms: number) => fmt(s.engine.flopsPerStep / ms / 1e6, 1);
-  ctx.log(`ort best ${fmt(best(ortMs), 1)} ms, ${tfjs.describe} best ${fmt(best(tfjsMs), 1)} ms: tfjs/ort ${fmt(ratio, 1)}×; max |Δgrad|/max|grad| ${(diff / scale).toExponential(1)}`);
+  ctx.log(
+    `ort best ${fmt(best(ortMs), 1)} ms, ${tfjs.describe} best ${fmt(best(tfjsMs), 1)} ms: tfjs/ort ${fmt(ratio, 1)}×; max |Δgrad|/max|grad| ${(diff / scale).toExponential(1)}`,
+  );
   const what = `Training step GET-CPU-S/4 (cond., 1×32×32), batch ${B}, 6 iterations`;
   return [
-    { section: 'tfjs', what: `${what}, ort engine`, value: `${fmt(best(ortMs), 1)} ms/step, ${gf(best(ortMs))} GFLOP/s`, note: `best of ${ortMs.length} after 1 warm-up, median ${fmt(median(ortMs), 1)} ms; ${s.engine.describe}` },
     {
-      section: 'tfjs', what: `${what}, tfjs engine (${tfjs.describe.replace(/^tfjs \((.*)\)$/, '$1')})`,
+      section: 'tfjs',
+      what: `${what}, ort engine`,
+      value: `${fmt(best(ortMs), 1)} ms/step, ${gf(best(ortMs))} GFLOP/s`,
+      note: `best of ${ortMs.length} after 1 warm-up, median ${fmt(median(ortMs), 1)} ms; ${s.engine.describe}`,
+    },
+    {
+      section: 'tfjs',
+      what: `${what}, tfjs engine (${tfjs.describe.replace(/^tfjs \((.*)\)$/, '$1')})`,
       value: `${fmt(best(tfjsMs), 1)} ms/step, ${gf(best(tfjsMs))} GFLOP/s = ${fmt(ratio, 1)}× the ort step`,
       note: `best of ${tfjsMs.length} after 1 warm-up (first step ${fmt(first)} ms, engine creation ${fmt(createMs)} ms), median ${fmt(median(tfjsMs), 1)} ms; gradients agree with ort to ${(diff / scale).toExponential(1)} of max |g|`,
     },

@@ -45,9 +45,18 @@ interface Built {
 
 /** The GetConfig view `block` reads (width, heads, tokens, LayerNorm ε). */
 const blockConfig = (c: TimingTeacherConfig): GetConfig => ({
-  name: 'timing-teacher', channels: c.channels, imageSize: c.imageSize, patchSize: c.patchSize, hiddenSize: c.hiddenSize,
-  numHeads: c.numHeads, injectionDepth: 0, injectionMlpRatio: c.mlpRatio, equilibriumDepth: 1, equilibriumMlpRatio: c.mlpRatio,
-  numClasses: c.numClasses, layerNormEps: 1e-6,
+  name: 'timing-teacher',
+  channels: c.channels,
+  imageSize: c.imageSize,
+  patchSize: c.patchSize,
+  hiddenSize: c.hiddenSize,
+  numHeads: c.numHeads,
+  injectionDepth: 0,
+  injectionMlpRatio: c.mlpRatio,
+  equilibriumDepth: 1,
+  equilibriumMlpRatio: c.mlpRatio,
+  numClasses: c.numClasses,
+  layerNormEps: 1e-6,
 });
 
 /** Declares the network in a fresh graph at batch `batch` (a number, or a symbolic name like `'batch'`). */
@@ -66,18 +75,25 @@ function build(c: TimingTeacherConfig, batch: Dim): Built {
   const pe = P.linear('x_embedder', patchIn, D);
   const sigmaW = P.add('sigma_embedder.weight', [1, D], { kind: 'normal', std: 1 });
   const sigmaB = P.add('sigma_embedder.bias', [D], { kind: 'zeros' });
-  const classTable = labels ? P.add('y_embedder.embedding_table', [c.numClasses, D], { kind: 'normal', std: 0.02 }) : null;
+  const classTable = labels
+    ? P.add('y_embedder.embedding_table', [c.numClasses, D], { kind: 'normal', std: 0.02 })
+    : null;
   const blocks = Array.from({ length: c.depth }, (_, i) => blockParams(P, `blocks.${i}`, D, c.mlpRatio));
   const finalNorm = P.layerNorm('final_layer.norm_final', D);
   const out = P.linear('final_layer.linear', D, patchIn);
   const pos = g.constant({ dtype: 'float32', dims: [N, D], data: sinCosPosEmbed(D, s) }, 'pos_embed');
 
   // Patchify [B,C,H,W] → [B,N,C·p·p] (GET's order), embed, add positions.
-  const patches = op.reshape(op.transpose(op.reshape(x, [batch, C, s, p, s, p]), [0, 2, 4, 1, 3, 5]), [batch, N, patchIn]);
+  const patches = op.reshape(op.transpose(op.reshape(x, [batch, C, s, p, s, p]), [0, 2, 4, 1, 3, 5]), [
+    batch,
+    N,
+    patchIn,
+  ]);
   let h = op.add(op.add(op.matmul(patches, pe.w), pe.b!), pos); // [B,N,D]
   // Conditioning [B,1,D]: σ through a learned direction (outer product, an elementwise Mul) and the class row.
   let cond = op.gelu(op.add(op.mul(op.reshape(cNoise, [batch, 1, 1]), sigmaW), sigmaB)); // [B,1,D]
-  if (classTable && labels) cond = op.add(cond, op.reshape(op.matmul(op.oneHot(labels, c.numClasses), classTable), [batch, 1, D]));
+  if (classTable && labels)
+    cond = op.add(cond, op.reshape(op.matmul(op.oneHot(labels, c.numClasses), classTable), [batch, 1, D]));
   h = op.add(h, cond);
   for (const bp of blocks) h = block(cfg, batch, h, bp, null); // [B,N,D]
   const y = op.add(op.matmul(op.layerNorm(h, finalNorm.scale, finalNorm.bias, cfg.layerNormEps), out.w), out.b!); // [B,N,p·p·C]
@@ -101,8 +117,10 @@ export interface TimingTeacher {
  * @throws Error when the patch does not divide the image or D is not divisible by 4 and numHeads.
  */
 export function buildTimingTeacher(c: TimingTeacherConfig, seed = 0): TimingTeacher {
-  if (c.imageSize % c.patchSize !== 0) throw new Error(`timing teacher: patch ${c.patchSize} does not divide image ${c.imageSize}`);
-  if (c.hiddenSize % 4 !== 0 || c.hiddenSize % c.numHeads !== 0) throw new Error(`timing teacher: hidden size ${c.hiddenSize} must be divisible by 4 and by ${c.numHeads} heads`);
+  if (c.imageSize % c.patchSize !== 0)
+    throw new Error(`timing teacher: patch ${c.patchSize} does not divide image ${c.imageSize}`);
+  if (c.hiddenSize % 4 !== 0 || c.hiddenSize % c.numHeads !== 0)
+    throw new Error(`timing teacher: hidden size ${c.hiddenSize} must be divisible by 4 and by ${c.numHeads} heads`);
   const net = build(c, 'batch');
   const params = initParams(net.specs, seed);
   perturbZeroInits(params, seed + 1);

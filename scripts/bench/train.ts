@@ -57,10 +57,20 @@ export interface Roofline {
  * A throughput row. GFLOP/s and the roofline ratio use the best step, like the roofline itself (best
  * run), so both sides are equally (un)disturbed by other load; the median is given beside it.
  */
-function throughputRow(ctx: BenchContext, what: string, ms: number[], warm: number, flops: number, roofline: Roofline, extra: string): Row {
+function throughputRow(
+  ctx: BenchContext,
+  what: string,
+  ms: number[],
+  warm: number,
+  flops: number,
+  roofline: Roofline,
+  extra: string,
+): Row {
   const gf = flops / best(ms) / 1e6;
   const ratio = gf / roofline.gflops;
-  ctx.log(`${what}: best ${fmt(best(ms), 1)} ms (${fmt(gf, 1)} GFLOP/s, ${fmt(100 * ratio)}% of MatMul), median ${fmt(median(ms), 1)} ms`);
+  ctx.log(
+    `${what}: best ${fmt(best(ms), 1)} ms (${fmt(gf, 1)} GFLOP/s, ${fmt(100 * ratio)}% of MatMul), median ${fmt(median(ms), 1)} ms`,
+  );
   return {
     section: 'train',
     what,
@@ -85,8 +95,17 @@ export async function runTrain(ctx: BenchContext, roofline: Roofline): Promise<R
   } finally {
     await s.engine.close();
   }
-  rows.push(throughputRow(ctx, `Training step GET-CPU-S/4 (cond., 1×32×32), batch ${B}, 6 iterations`, ms, warm, s.engine.flopsPerStep, roofline,
-    `${fmt(s.params.size)} params; compile ${fmt(s.compileMs)} ms`));
+  rows.push(
+    throughputRow(
+      ctx,
+      `Training step GET-CPU-S/4 (cond., 1×32×32), batch ${B}, 6 iterations`,
+      ms,
+      warm,
+      s.engine.flopsPerStep,
+      roofline,
+      `${fmt(s.params.size)} params; compile ${fmt(s.compileMs)} ms`,
+    ),
+  );
 
   // (b) One GET-T block (D 256, 4 heads, 256 tokens, MLP ratio 6), forward + backward, batch 16.
   const t = resolveConfig('GET-T/2');
@@ -114,7 +133,16 @@ export async function runTrain(ctx: BenchContext, roofline: Roofline): Promise<R
   } finally {
     await session.release();
   }
-  rows.push(throughputRow(ctx, `One GET-T block (D 256, 4 heads, N 256, MLP 6), fwd+bwd, batch ${Bb}`, bms, warm, blk.flopsPerStep, roofline,
-    `L1 loss, gradients of all ${blk.params.length} params; compile ${fmt(compileMs)} ms`));
+  rows.push(
+    throughputRow(
+      ctx,
+      `One GET-T block (D 256, 4 heads, N 256, MLP 6), fwd+bwd, batch ${Bb}`,
+      bms,
+      warm,
+      blk.flopsPerStep,
+      roofline,
+      `L1 loss, gradients of all ${blk.params.length} params; compile ${fmt(compileMs)} ms`,
+    ),
+  );
   return rows;
 }

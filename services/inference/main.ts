@@ -9,7 +9,10 @@ import { CommanderError } from 'commander';
 import { serveCommand } from '../../src/cli/serve.js';
 import { EXIT_USAGE, UsageError } from '../../src/util/errors.js';
 
-const program = serveCommand().name('get-distill-inference').exitOverride().showHelpAfterError('(run with --help for usage)');
+const program = serveCommand()
+  .name('get-distill-inference')
+  .exitOverride()
+  .showHelpAfterError('(run with --help for usage)');
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

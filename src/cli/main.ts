@@ -45,7 +45,8 @@ async function main(argv: string[]): Promise<void> {
     // A bug or an environment failure: one line, the stack only on request.
     process.stderr.write(`get-distill: ${(e as Error).message ?? String(e)}\n`);
     if (process.env.GET_DISTILL_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-    else process.stderr.write('(unexpected error; rerun with GET_DISTILL_DEBUG=1 for the stack trace, and report it)\n');
+    else
+      process.stderr.write('(unexpected error; rerun with GET_DISTILL_DEBUG=1 for the stack trace, and report it)\n');
     process.exit(1);
   }
 }

@@ -42,7 +42,16 @@ const PAD = (SIDE - SRC) / 2;
 export const MNIST_CLASS_NAMES: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 /** Fashion-MNIST class names (Xiao et al. 2017), in label order; matches `fashion-mnist/src/clothes/<label>.json`. */
 export const FASHION_CLASS_NAMES: readonly string[] = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
 ];
 
 /** Fashion-MNIST per-class counts in the package and in this project's split. */
@@ -83,7 +92,8 @@ async function readBytes(file: string): Promise<Uint8Array> {
  *   file size disagreeing, image/label count mismatch, labels out of range, malformed JSON entries.
  */
 export async function loadDataset(name: DatasetName, split: DatasetSplit): Promise<ImageDataset> {
-  if (split !== 'train' && split !== 'test') throw new Error(`loadDataset: unknown split '${String(split)}' (use 'train' or 'test')`);
+  if (split !== 'train' && split !== 'test')
+    throw new Error(`loadDataset: unknown split '${String(split)}' (use 'train' or 'test')`);
   if (name === 'mnist') return loadMnist(split);
   if (name === 'fashion-mnist') return loadFashion(split);
   throw new Error(`loadDataset: unknown dataset '${String(name)}' (use 'mnist' or 'fashion-mnist')`);
@@ -107,7 +117,9 @@ export function parseIdx(bytes: Uint8Array, file: string, expectRank: number): I
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0, false);
   if (bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== 0x08) {
-    throw new Error(`${file}: bad IDX magic number 0x${magic.toString(16).padStart(8, '0')} (expected 0x000008${expectRank.toString(16).padStart(2, '0')}, unsigned bytes)`);
+    throw new Error(
+      `${file}: bad IDX magic number 0x${magic.toString(16).padStart(8, '0')} (expected 0x000008${expectRank.toString(16).padStart(2, '0')}, unsigned bytes)`,
+    );
   }
   const rank = bytes[3];
   if (rank !== expectRank) throw new Error(`${file}: IDX rank ${rank}, expected ${expectRank}`);
@@ -117,7 +129,9 @@ export function parseIdx(bytes: Uint8Array, file: string, expectRank: number): I
   for (let i = 0; i < rank; i++) dims.push(view.getUint32(4 + 4 * i, false));
   const count = dims.reduce((a, b) => a * b, 1);
   if (bytes.length !== headerBytes + count) {
-    throw new Error(`${file}: IDX size mismatch: header dims [${dims.join(',')}] need ${headerBytes + count} bytes, file has ${bytes.length}`);
+    throw new Error(
+      `${file}: IDX size mismatch: header dims [${dims.join(',')}] need ${headerBytes + count} bytes, file has ${bytes.length}`,
+    );
   }
   return { dims, data: bytes.subarray(headerBytes) };
 }
@@ -132,8 +146,25 @@ function putImage(out: Float32Array, i: number, src: ArrayLike<number>, srcOffse
   }
 }
 
-function dataset(name: DatasetName, split: DatasetSplit, images: Float32Array, labels: Int32Array, classNames: readonly string[]): ImageDataset {
-  return { name, split, images, labels, n: labels.length, channels: 1, height: SIDE, width: SIDE, numClasses: 10, classNames };
+function dataset(
+  name: DatasetName,
+  split: DatasetSplit,
+  images: Float32Array,
+  labels: Int32Array,
+  classNames: readonly string[],
+): ImageDataset {
+  return {
+    name,
+    split,
+    images,
+    labels,
+    n: labels.length,
+    channels: 1,
+    height: SIDE,
+    width: SIDE,
+    numClasses: 10,
+    classNames,
+  };
 }
 
 async function loadMnist(split: DatasetSplit): Promise<ImageDataset> {
@@ -201,7 +232,9 @@ async function loadFashion(split: DatasetSplit): Promise<ImageDataset> {
       for (let p = 0; p < src.length; p++) {
         const v = src[p];
         if (!Number.isInteger(v) || v < 0 || v > 255) {
-          throw new Error(`${join(dir, 'src', 'clothes', `${c}.json`)}: image ${first + j} pixel ${p} is ${v}, expected an integer 0..255`);
+          throw new Error(
+            `${join(dir, 'src', 'clothes', `${c}.json`)}: image ${first + j} pixel ${p} is ${v}, expected an integer 0..255`,
+          );
         }
       }
       putImage(images, i, src, 0);

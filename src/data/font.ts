@@ -54,7 +54,14 @@ export interface Raster {
  * Draws `text` with its top-left corner at (x, y), each font pixel as a scale×scale block of `rgb`.
  * Pixels outside the raster are clipped.
  */
-export function drawText(img: Raster, x: number, y: number, text: string, rgb: readonly [number, number, number], scale = 1): void {
+export function drawText(
+  img: Raster,
+  x: number,
+  y: number,
+  text: string,
+  rgb: readonly [number, number, number],
+  scale = 1,
+): void {
   for (let k = 0; k < text.length; k++) {
     const rows = glyphRows(text[k]);
     const gx = x + k * GLYPH_ADVANCE * scale;

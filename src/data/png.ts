@@ -62,12 +62,18 @@ export function renderSampleGrid(opts: SampleGridOptions): { png: Uint8Array; wi
   const scale = opts.scale ?? 2;
   const gap = opts.gap ?? 2;
   if (C !== 1 && C !== 3) throw new Error(`renderSampleGrid: channels must be 1 or 3, got ${C}`);
-  if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(gap) || gap < 0) throw new Error(`renderSampleGrid: scale (${scale}) must be a positive integer and gap (${gap}) a non-negative integer`);
+  if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(gap) || gap < 0)
+    throw new Error(
+      `renderSampleGrid: scale (${scale}) must be a positive integer and gap (${gap}) a non-negative integer`,
+    );
   if (opts.panels.length === 0) throw new Error('renderSampleGrid: no panels');
   const per = C * H * W;
   const n = opts.panels[0].images.length / per;
   for (const p of opts.panels) {
-    if (p.images.length !== n * per || !Number.isInteger(n)) throw new Error(`renderSampleGrid: panel '${p.title}' has ${p.images.length} values, expected n × ${C}×${H}×${W} with the same n for every panel`);
+    if (p.images.length !== n * per || !Number.isInteger(n))
+      throw new Error(
+        `renderSampleGrid: panel '${p.title}' has ${p.images.length} values, expected n × ${C}×${H}×${W} with the same n for every panel`,
+      );
   }
   // Cells: rows of sample indices.
   let rows: number[][];
@@ -78,7 +84,8 @@ export function renderSampleGrid(opts: SampleGridOptions): { png: Uint8Array; wi
     if (opts.labels.length !== n) throw new Error(`renderSampleGrid: ${opts.labels.length} labels for ${n} samples`);
     rows = names.map(() => []);
     opts.labels.forEach((y, i) => {
-      if (!(y >= 0 && y < names.length)) throw new Error(`renderSampleGrid: label ${y} of sample ${i} is outside [0, ${names.length})`);
+      if (!(y >= 0 && y < names.length))
+        throw new Error(`renderSampleGrid: label ${y} of sample ${i} is outside [0, ${names.length})`);
       rows[y].push(i);
     });
     rowNames = names;
@@ -88,7 +95,8 @@ export function renderSampleGrid(opts: SampleGridOptions): { png: Uint8Array; wi
     for (let i = 0; i < n; i += cols) rows.push(Array.from({ length: Math.min(cols, n - i) }, (_, k) => i + k));
   }
   const cols = opts.columns ?? Math.max(1, ...rows.map((r) => r.length));
-  if (!Number.isInteger(cols) || cols < 1) throw new Error(`renderSampleGrid: columns must be a positive integer, got ${cols}`);
+  if (!Number.isInteger(cols) || cols < 1)
+    throw new Error(`renderSampleGrid: columns must be a positive integer, got ${cols}`);
 
   const cellW = W * scale;
   const cellH = H * scale;
@@ -109,7 +117,8 @@ export function renderSampleGrid(opts: SampleGridOptions): { png: Uint8Array; wi
     if (rowNames.length) drawText(img, MARGIN, y0 + Math.floor((cellH - textH) / 2), rowNames[r], INK, TEXT_SCALE);
     opts.panels.forEach((p, k) => {
       const x0 = MARGIN + labelW + k * (panelW + panelGap);
-      if (r === 0) drawText(img, x0 + Math.floor((panelW - textWidth(p.title, TEXT_SCALE)) / 2), MARGIN, p.title, INK, TEXT_SCALE);
+      if (r === 0)
+        drawText(img, x0 + Math.floor((panelW - textWidth(p.title, TEXT_SCALE)) / 2), MARGIN, p.title, INK, TEXT_SCALE);
       row.slice(0, cols).forEach((i, c) => blit(img, u8[k], i * per, C, H, W, x0 + c * (cellW + gap), y0, scale));
     });
   });
@@ -123,18 +132,33 @@ export function renderSampleGrid(opts: SampleGridOptions): { png: Uint8Array; wi
  * @param image float32 [C, H, W], planar, in [−1, 1] (one sample of the model's `image` output).
  * @throws Error when image.length ≠ C·H·W, C is not 1 or 3, or scale is not a positive integer.
  */
-export function encodeImagePng(image: Float32Array, shape: { readonly channels: number; readonly height: number; readonly width: number }, scale = 1): Uint8Array {
+export function encodeImagePng(
+  image: Float32Array,
+  shape: { readonly channels: number; readonly height: number; readonly width: number },
+  scale = 1,
+): Uint8Array {
   const { channels: C, height: H, width: W } = shape;
   if (C !== 1 && C !== 3) throw new Error(`encodeImagePng: channels must be 1 or 3, got ${C}`);
   if (image.length !== C * H * W) throw new Error(`encodeImagePng: ${image.length} values, expected ${C}×${H}×${W}`);
-  if (!Number.isInteger(scale) || scale < 1) throw new Error(`encodeImagePng: scale must be a positive integer, got ${scale}`);
+  if (!Number.isInteger(scale) || scale < 1)
+    throw new Error(`encodeImagePng: scale must be a positive integer, got ${scale}`);
   const png = new PNG({ width: W * scale, height: H * scale });
   blit({ width: W * scale, height: H * scale, data: png.data }, toUint8(image), 0, C, H, W, 0, 0, scale);
   return new Uint8Array(PNG.sync.write(png, { colorType: C === 1 ? 0 : 2 }));
 }
 
 /** Copies one uint8 [C, H, W] image at `off`, upscaled by `scale`, with its top-left at (x0, y0). */
-function blit(img: Raster, u8: Uint8Array, off: number, C: number, H: number, W: number, x0: number, y0: number, scale: number): void {
+function blit(
+  img: Raster,
+  u8: Uint8Array,
+  off: number,
+  C: number,
+  H: number,
+  W: number,
+  x0: number,
+  y0: number,
+  scale: number,
+): void {
   for (let y = 0; y < H * scale; y++) {
     for (let x = 0; x < W * scale; x++) {
       const s = off + Math.floor(y / scale) * W + Math.floor(x / scale);

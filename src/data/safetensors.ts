@@ -33,10 +33,14 @@ export interface Safetensors {
 
 function expectedArray(dtype: DType, data: TensorArray): boolean {
   switch (dtype) {
-    case 'float32': return data instanceof Float32Array;
-    case 'float64': return data instanceof Float64Array;
-    case 'int64': return data instanceof BigInt64Array;
-    case 'bool': return data instanceof Uint8Array;
+    case 'float32':
+      return data instanceof Float32Array;
+    case 'float64':
+      return data instanceof Float64Array;
+    case 'int64':
+      return data instanceof BigInt64Array;
+    case 'bool':
+      return data instanceof Uint8Array;
   }
 }
 
@@ -47,7 +51,10 @@ const numelOf = (dims: readonly number[]): number => dims.reduce((a, b) => a * b
  * @throws Error naming the tensor when its data array type or length disagrees with dtype × dims, or
  *   a name is empty or "__metadata__".
  */
-export function encodeSafetensors(tensors: Readonly<Record<string, TensorData>>, metadata?: Readonly<Record<string, string>>): Uint8Array {
+export function encodeSafetensors(
+  tensors: Readonly<Record<string, TensorData>>,
+  metadata?: Readonly<Record<string, string>>,
+): Uint8Array {
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
@@ -64,10 +71,14 @@ export function encodeSafetensors(tensors: Readonly<Record<string, TensorData>>,
     if (name === '' || name === '__metadata__') throw new Error(`encodeSafetensors: invalid tensor name '${name}'`);
     const spec = TAGS[t.dtype];
     if (!spec) throw new Error(`encodeSafetensors: tensor '${name}' has unsupported dtype ${String(t.dtype)}`);
-    if (!expectedArray(t.dtype, t.data)) throw new Error(`encodeSafetensors: tensor '${name}' is ${t.dtype} but holds a ${t.data.constructor.name}`);
-    if (!t.dims.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`encodeSafetensors: tensor '${name}' has invalid dims [${t.dims.join(',')}]`);
+    if (!expectedArray(t.dtype, t.data))
+      throw new Error(`encodeSafetensors: tensor '${name}' is ${t.dtype} but holds a ${t.data.constructor.name}`);
+    if (!t.dims.every((d) => Number.isInteger(d) && d >= 0))
+      throw new Error(`encodeSafetensors: tensor '${name}' has invalid dims [${t.dims.join(',')}]`);
     if (numelOf(t.dims) !== t.data.length) {
-      throw new Error(`encodeSafetensors: tensor '${name}' dims [${t.dims.join(',')}] need ${numelOf(t.dims)} elements, data has ${t.data.length}`);
+      throw new Error(
+        `encodeSafetensors: tensor '${name}' dims [${t.dims.join(',')}] need ${numelOf(t.dims)} elements, data has ${t.data.length}`,
+      );
     }
     const bytes = t.data.length * spec.size;
     header[name] = { dtype: spec.tag, shape: [...t.dims], data_offsets: [offset, offset + bytes] };
@@ -103,7 +114,8 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   }
   if (bytes.length < 8) bad(`truncated (${bytes.length} bytes, need at least 8 for the header length)`);
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(bytes.length - 8)) bad(`header length ${n} exceeds the ${bytes.length - 8} bytes after the length field (file truncated?)`);
+  if (n > BigInt(bytes.length - 8))
+    bad(`header length ${n} exceeds the ${bytes.length - 8} bytes after the length field (file truncated?)`);
   if (n > BigInt(MAX_HEADER_BYTES)) bad(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   const headerLen = Number(n);
   let header: unknown;
@@ -129,36 +141,54 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e !== 'object' || e === null) bad(`tensor '${name}' entry is not an object`);
     const dtype = FROM_TAG[String(e.dtype)];
-    if (!dtype) bad(`tensor '${name}' has unknown dtype ${JSON.stringify(e.dtype)} (known: ${Object.keys(FROM_TAG).join(', ')})`);
+    if (!dtype)
+      bad(`tensor '${name}' has unknown dtype ${JSON.stringify(e.dtype)} (known: ${Object.keys(FROM_TAG).join(', ')})`);
     const shape = e.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) bad(`tensor '${name}' has invalid shape ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      bad(`tensor '${name}' has invalid shape ${JSON.stringify(shape)}`);
     const off = e.data_offsets as number[];
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[1] < off[0]) {
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+      off[1] < off[0]
+    ) {
       bad(`tensor '${name}' has invalid data_offsets ${JSON.stringify(off)}`);
     }
     const [begin, end] = off as number[];
     const dims = shape as number[];
     const want = numelOf(dims) * TAGS[dtype].size;
-    if (end - begin !== want) bad(`tensor '${name}' shape [${dims.join(',')}] × ${TAGS[dtype].size} bytes = ${want}, but data_offsets span ${end - begin}`);
-    if (end > bufferLen) bad(`tensor '${name}' data_offsets [${begin}, ${end}) exceed the ${bufferLen}-byte buffer (file truncated?)`);
+    if (end - begin !== want)
+      bad(
+        `tensor '${name}' shape [${dims.join(',')}] × ${TAGS[dtype].size} bytes = ${want}, but data_offsets span ${end - begin}`,
+      );
+    if (end > bufferLen)
+      bad(`tensor '${name}' data_offsets [${begin}, ${end}) exceed the ${bufferLen}-byte buffer (file truncated?)`);
     entries.push({ name, dtype, dims, begin, end });
   }
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let expect = 0;
   for (const e of entries) {
-    if (e.begin !== expect) bad(`tensor '${e.name}' starts at byte ${e.begin}, expected ${expect} (offsets must be contiguous, no holes or overlaps)`);
+    if (e.begin !== expect)
+      bad(
+        `tensor '${e.name}' starts at byte ${e.begin}, expected ${expect} (offsets must be contiguous, no holes or overlaps)`,
+      );
     expect = e.end;
   }
-  if (expect !== bufferLen) bad(`tensors cover ${expect} bytes but the buffer has ${bufferLen} (trailing bytes or truncation)`);
+  if (expect !== bufferLen)
+    bad(`tensors cover ${expect} bytes but the buffer has ${bufferLen} (trailing bytes or truncation)`);
   const tensors: Record<string, TensorData> = {};
   for (const e of entries) {
     // Copy into a fresh, aligned buffer (a Node Buffer's slice() is a view into a shared pool).
     const copy = new Uint8Array(bytes.subarray(dataStart + e.begin, dataStart + e.end)).buffer;
     const data: TensorArray =
-      e.dtype === 'float32' ? new Float32Array(copy)
-      : e.dtype === 'float64' ? new Float64Array(copy)
-      : e.dtype === 'int64' ? new BigInt64Array(copy)
-      : new Uint8Array(copy);
+      e.dtype === 'float32'
+        ? new Float32Array(copy)
+        : e.dtype === 'float64'
+          ? new Float64Array(copy)
+          : e.dtype === 'int64'
+            ? new BigInt64Array(copy)
+            : new Uint8Array(copy);
     tensors[e.name] = { dtype: e.dtype, dims: e.dims, data };
   }
   return { tensors, metadata };

@@ -47,7 +47,8 @@ export function assertSeed(seed: number, what = 'seed'): void {
 function assertShape(shape: SampleShape): number {
   const { channels, height, width } = shape;
   for (const [k, v] of Object.entries({ channels, height, width })) {
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`noiseForSeed: ${k} must be a positive integer, got ${String(v)}`);
+    if (!Number.isInteger(v) || v <= 0)
+      throw new Error(`noiseForSeed: ${k} must be a positive integer, got ${String(v)}`);
   }
   return channels * height * width;
 }
@@ -145,7 +146,6 @@ export function seedRange(start: number, end: number): SeedRange {
   return checkSeedRange({ start, end });
 }
 
-
 /**
  * Splits a range into consecutive shards of `shardSize` seeds, aligned to `range.start`; the last one may
  * be shorter. E.g. [0, 2500) by 1024 → [0,1024), [1024,2048), [2048,2500).
@@ -157,6 +157,7 @@ export function splitSeedRange(range: SeedRange, shardSize: number): SeedRange[]
     throw new Error(`splitSeedRange: shardSize must be a positive integer, got ${String(shardSize)}`);
   }
   const out: SeedRange[] = [];
-  for (let s = range.start; s < range.end; s += shardSize) out.push({ start: s, end: Math.min(s + shardSize, range.end) });
+  for (let s = range.start; s < range.end; s += shardSize)
+    out.push({ start: s, end: Math.min(s + shardSize, range.end) });
   return out;
 }

@@ -84,7 +84,11 @@ export function shardFileName(range: SeedRange): string {
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, (v as Record<string, unknown>)[k]]),
+        )
       : v,
   );
 }
@@ -93,17 +97,24 @@ function checkShardArrays(s: PairShard, where: string): number {
   checkSeedRange(s.seeds);
   const n = s.seeds.end - s.seeds.start;
   const { channels: c, height: h, width: w } = s.shape;
-  if (![c, h, w].every((d) => Number.isInteger(d) && d > 0)) throw new Error(`${where}: invalid image shape [${c},${h},${w}]`);
+  if (![c, h, w].every((d) => Number.isInteger(d) && d > 0))
+    throw new Error(`${where}: invalid image shape [${c},${h},${w}]`);
   const size = n * c * h * w;
-  if (s.noise.length !== size) throw new Error(`${where}: noise has ${s.noise.length} values, expected ${size} = [${n},${c},${h},${w}]`);
-  if (s.image.length !== size) throw new Error(`${where}: image has ${s.image.length} values, expected ${size} = [${n},${c},${h},${w}]`);
+  if (s.noise.length !== size)
+    throw new Error(`${where}: noise has ${s.noise.length} values, expected ${size} = [${n},${c},${h},${w}]`);
+  if (s.image.length !== size)
+    throw new Error(`${where}: image has ${s.image.length} values, expected ${size} = [${n},${c},${h},${w}]`);
   if (s.label && s.label.length !== n) throw new Error(`${where}: label has ${s.label.length} values, expected ${n}`);
   for (let i = 0; i < size; i++) {
     if (!Number.isFinite(s.noise[i]) || !Number.isFinite(s.image[i])) {
-      throw new Error(`${where}: non-finite value at pair ${Math.floor(i / (c * h * w))} (seed ${s.seeds.start + Math.floor(i / (c * h * w))})`);
+      throw new Error(
+        `${where}: non-finite value at pair ${Math.floor(i / (c * h * w))} (seed ${s.seeds.start + Math.floor(i / (c * h * w))})`,
+      );
     }
   }
-  if (s.label) for (let i = 0; i < n; i++) if (s.label[i] < 0) throw new Error(`${where}: negative label ${s.label[i]} at pair ${i}`);
+  if (s.label)
+    for (let i = 0; i < n; i++)
+      if (s.label[i] < 0) throw new Error(`${where}: negative label ${s.label[i]} at pair ${i}`);
   return n;
 }
 
@@ -114,7 +125,9 @@ export function encodeShard(shard: PairShard): Uint8Array {
   const tensors = {
     noise: { dtype: 'float32' as const, dims: [n, c, h, w], data: shard.noise },
     image: { dtype: 'float32' as const, dims: [n, c, h, w], data: shard.image },
-    ...(shard.label ? { label: { dtype: 'int64' as const, dims: [n], data: BigInt64Array.from(shard.label, (v) => BigInt(v)) } } : {}),
+    ...(shard.label
+      ? { label: { dtype: 'int64' as const, dims: [n], data: BigInt64Array.from(shard.label, (v) => BigInt(v)) } }
+      : {}),
   };
   return encodeSafetensors(tensors, {
     format: PAIR_FORMAT,
@@ -137,7 +150,9 @@ export function decodeShard(bytes: Uint8Array, source: string): PairShard {
   const bad = (msg: string): Error => new Error(`${source}: invalid pair shard: ${msg}`);
   if (m.format !== PAIR_FORMAT) throw bad(`metadata format is ${JSON.stringify(m.format)}, expected "${PAIR_FORMAT}"`);
   if (m.format_version !== String(PAIR_FORMAT_VERSION)) {
-    throw bad(`format_version ${JSON.stringify(m.format_version)} is not supported (this build reads ${PAIR_FORMAT_VERSION}); regenerate the shards or upgrade`);
+    throw bad(
+      `format_version ${JSON.stringify(m.format_version)} is not supported (this build reads ${PAIR_FORMAT_VERSION}); regenerate the shards or upgrade`,
+    );
   }
   if (!m.teacher) throw bad('metadata teacher is missing');
   let sampler: unknown;
@@ -146,25 +161,35 @@ export function decodeShard(bytes: Uint8Array, source: string): PairShard {
   } catch {
     throw bad('metadata sampler is not JSON');
   }
-  if (typeof sampler !== 'object' || sampler === null || Array.isArray(sampler)) throw bad('metadata sampler is not a JSON object');
+  if (typeof sampler !== 'object' || sampler === null || Array.isArray(sampler))
+    throw bad('metadata sampler is not a JSON object');
   const seeds = { start: Number(m.seed_start), end: Number(m.seed_end) };
   try {
     checkSeedRange(seeds);
   } catch (e) {
     throw bad(`metadata seed_start/seed_end: ${(e as Error).message}`);
   }
-  for (const name of Object.keys(tensors)) if (!['noise', 'image', 'label'].includes(name)) throw bad(`unexpected tensor '${name}'`);
+  for (const name of Object.keys(tensors))
+    if (!['noise', 'image', 'label'].includes(name)) throw bad(`unexpected tensor '${name}'`);
   const { noise, image, label } = tensors;
   if (!noise || !image) throw bad(`missing tensor '${noise ? 'image' : 'noise'}'`);
   const n = seeds.end - seeds.start;
-  for (const [name, t] of [['noise', noise], ['image', image]] as const) {
+  for (const [name, t] of [
+    ['noise', noise],
+    ['image', image],
+  ] as const) {
     if (t.dtype !== 'float32') throw bad(`${name} is ${t.dtype}, expected float32`);
-    if (t.dims.length !== 4 || t.dims[0] !== n) throw bad(`${name} shape [${t.dims.join(',')}], expected [${n}, C, H, W] for seeds [${seeds.start}, ${seeds.end})`);
+    if (t.dims.length !== 4 || t.dims[0] !== n)
+      throw bad(
+        `${name} shape [${t.dims.join(',')}], expected [${n}, C, H, W] for seeds [${seeds.start}, ${seeds.end})`,
+      );
   }
-  if (noise.dims.join(',') !== image.dims.join(',')) throw bad(`noise [${noise.dims.join(',')}] and image [${image.dims.join(',')}] shapes differ`);
+  if (noise.dims.join(',') !== image.dims.join(','))
+    throw bad(`noise [${noise.dims.join(',')}] and image [${image.dims.join(',')}] shapes differ`);
   let labels: Int32Array | undefined;
   if (label) {
-    if (label.dtype !== 'int64' || label.dims.length !== 1 || label.dims[0] !== n) throw bad(`label is ${label.dtype} [${label.dims.join(',')}], expected int64 [${n}]`);
+    if (label.dtype !== 'int64' || label.dims.length !== 1 || label.dims[0] !== n)
+      throw bad(`label is ${label.dtype} [${label.dims.join(',')}], expected int64 [${n}]`);
     const raw = label.data as BigInt64Array;
     labels = new Int32Array(n);
     for (let i = 0; i < n; i++) {
@@ -195,7 +220,15 @@ export async function writeShard(store: ObjectStore, dir: string, shard: PairSha
   const file = shardFileName(shard.seeds);
   await store.put(joinUri(dir, file), bytes);
   const { start, end } = shard.seeds;
-  return { file, sha256: sha256Hex(bytes), bytes: bytes.length, seedStart: start, seedEnd: end, count: end - start, seeds: { start, end } };
+  return {
+    file,
+    sha256: sha256Hex(bytes),
+    bytes: bytes.length,
+    seedStart: start,
+    seedEnd: end,
+    count: end - start,
+    seeds: { start, end },
+  };
 }
 
 /**
@@ -207,7 +240,9 @@ export async function readShard(store: ObjectStore, uri: string, expectedSha256?
   const bytes = await store.get(uri);
   const sha256 = sha256Hex(bytes);
   if (expectedSha256 !== undefined && sha256 !== expectedSha256.toLowerCase()) {
-    throw new Error(`${uri}: sha256 ${sha256} does not match the manifest's ${expectedSha256} (corrupt or replaced shard; regenerate its seed range)`);
+    throw new Error(
+      `${uri}: sha256 ${sha256} does not match the manifest's ${expectedSha256} (corrupt or replaced shard; regenerate its seed range)`,
+    );
   }
   return { ...decodeShard(bytes, uri), sha256, bytes: bytes.length };
 }
@@ -262,10 +297,12 @@ function checkManifestRules(m: DatasetManifest): string | undefined {
   let prevEnd = -1;
   for (const s of m.shards) {
     if (s.seedEnd <= s.seedStart) return `shard ${s.file}: seedEnd ${s.seedEnd} must exceed seedStart ${s.seedStart}`;
-    if (s.count !== s.seedEnd - s.seedStart) return `shard ${s.file}: count ${s.count} does not match its seed range [${s.seedStart}, ${s.seedEnd}) (${s.seedEnd - s.seedStart} seeds)`;
+    if (s.count !== s.seedEnd - s.seedStart)
+      return `shard ${s.file}: count ${s.count} does not match its seed range [${s.seedStart}, ${s.seedEnd}) (${s.seedEnd - s.seedStart} seeds)`;
     if (files.has(s.file)) return `shard ${s.file} is listed twice`;
     files.add(s.file);
-    if (s.seedStart < prevEnd) return `shard ${s.file}: seed range [${s.seedStart}, ${s.seedEnd}) overlaps the previous shard or is out of order (shards must be sorted by seedStart)`;
+    if (s.seedStart < prevEnd)
+      return `shard ${s.file}: seed range [${s.seedStart}, ${s.seedEnd}) overlaps the previous shard or is out of order (shards must be sorted by seedStart)`;
     prevEnd = s.seedEnd;
     total += s.count;
   }
@@ -275,15 +312,28 @@ function checkManifestRules(m: DatasetManifest): string | undefined {
 }
 
 /** Checks that every listed shard exists with the listed size (and digest when `sha256`). */
-async function checkShardFiles(store: ObjectStore, dir: string, m: DatasetManifest, verify: 'size' | 'sha256', where: string): Promise<void> {
+async function checkShardFiles(
+  store: ObjectStore,
+  dir: string,
+  m: DatasetManifest,
+  verify: 'size' | 'sha256',
+  where: string,
+): Promise<void> {
   for (const s of m.shards) {
     const uri = joinUri(dir, s.file);
     const info = await store.head(uri);
-    if (info === null) throw new Error(`${where}: shard ${s.file} is missing (expected at ${uri}); regenerate seeds [${s.seedStart}, ${s.seedEnd})`);
-    if (info.size !== s.bytes) throw new Error(`${where}: shard ${s.file} has ${info.size} bytes, the manifest lists ${s.bytes} (truncated or replaced)`);
+    if (info === null)
+      throw new Error(
+        `${where}: shard ${s.file} is missing (expected at ${uri}); regenerate seeds [${s.seedStart}, ${s.seedEnd})`,
+      );
+    if (info.size !== s.bytes)
+      throw new Error(
+        `${where}: shard ${s.file} has ${info.size} bytes, the manifest lists ${s.bytes} (truncated or replaced)`,
+      );
     if (verify === 'sha256') {
       const digest = sha256Hex(await store.get(uri));
-      if (digest !== s.sha256) throw new Error(`${where}: shard ${s.file} sha256 ${digest} does not match the manifest's ${s.sha256}`);
+      if (digest !== s.sha256)
+        throw new Error(`${where}: shard ${s.file} sha256 ${digest} does not match the manifest's ${s.sha256}`);
     }
   }
 }
@@ -339,13 +389,18 @@ export function parseManifest(json: unknown, where: string): DatasetManifest {
  * @throws Error naming the manifest URI: missing manifest (generation unfinished), invalid JSON, schema
  *   violation, count mismatch, missing or resized shard; StoreError when the store fails otherwise.
  */
-export async function readManifest(store: ObjectStore, dir: string, opts: { verify?: 'none' | 'size' | 'sha256' } = {}): Promise<DatasetManifest> {
+export async function readManifest(
+  store: ObjectStore,
+  dir: string,
+  opts: { verify?: 'none' | 'size' | 'sha256' } = {},
+): Promise<DatasetManifest> {
   const path = joinUri(dir, MANIFEST_FILE);
   let text: string;
   try {
     text = new TextDecoder().decode(await store.get(path));
   } catch (e) {
-    if (e instanceof StoreError && e.code === 'NotFound') throw new Error(`${path}: no manifest (the pair dataset is missing or its generation has not finished)`);
+    if (e instanceof StoreError && e.code === 'NotFound')
+      throw new Error(`${path}: no manifest (the pair dataset is missing or its generation has not finished)`);
     throw e;
   }
   let json: unknown;
@@ -415,12 +470,19 @@ export class PairStream {
   private readonly perBuffer: number;
 
   /** @param dir the dataset URI in `store` (the folder of manifest.json). */
-  constructor(readonly store: ObjectStore, readonly dir: string, readonly manifest: DatasetManifest, readonly options: PairStreamOptions) {
+  constructor(
+    readonly store: ObjectStore,
+    readonly dir: string,
+    readonly manifest: DatasetManifest,
+    readonly options: PairStreamOptions,
+  ) {
     const { batchSize, seed } = options;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`PairStream: batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new Error(`PairStream: batchSize must be a positive integer, got ${batchSize}`);
     if (!Number.isInteger(seed)) throw new Error(`PairStream: seed must be an integer, got ${seed}`);
     this.perBuffer = options.shardsPerBuffer ?? 2;
-    if (this.perBuffer !== 1 && this.perBuffer !== 2) throw new Error(`PairStream: shardsPerBuffer must be 1 or 2, got ${this.perBuffer}`);
+    if (this.perBuffer !== 1 && this.perBuffer !== 2)
+      throw new Error(`PairStream: shardsPerBuffer must be 1 or 2, got ${this.perBuffer}`);
     const { channels, height, width } = manifest.imageShape;
     this.perPair = channels * height * width;
   }
@@ -444,8 +506,10 @@ export class PairStream {
    */
   async *epoch(epoch: number, opts: { startBatch?: number } = {}): AsyncGenerator<PairBatch> {
     const startBatch = opts.startBatch ?? 0;
-    if (!Number.isInteger(epoch) || epoch < 0) throw new Error(`PairStream.epoch: epoch must be a non-negative integer, got ${epoch}`);
-    if (!Number.isInteger(startBatch) || startBatch < 0) throw new Error(`PairStream.epoch: startBatch must be a non-negative integer, got ${startBatch}`);
+    if (!Number.isInteger(epoch) || epoch < 0)
+      throw new Error(`PairStream.epoch: epoch must be a non-negative integer, got ${epoch}`);
+    if (!Number.isInteger(startBatch) || startBatch < 0)
+      throw new Error(`PairStream.epoch: startBatch must be a non-negative integer, got ${startBatch}`);
     const b = this.options.batchSize;
     const D = this.perPair;
     const cond = this.manifest.conditional;
@@ -489,7 +553,12 @@ export class PairStream {
         const s = p < first ? loaded[0] : loaded[1];
         const r = p < first ? p : p - first;
         if (!cur) {
-          cur = { noise: new Float32Array(b * D), image: new Float32Array(b * D), seeds: new Int32Array(b), ...(cond ? { label: new Int32Array(b) } : {}) };
+          cur = {
+            noise: new Float32Array(b * D),
+            image: new Float32Array(b * D),
+            seeds: new Int32Array(b),
+            ...(cond ? { label: new Int32Array(b) } : {}),
+          };
           fill = 0;
         }
         cur.noise.set(s.noise.subarray(r * D, (r + 1) * D), fill * D);
@@ -525,15 +594,19 @@ export class PairStream {
     this.verified.add(e.file);
     this.stats.shardsLoaded++;
     const { channels, height, width } = this.manifest.imageShape;
-    const mismatch = (what: string): Error => new Error(`${path}: ${what} disagrees with ${joinUri(this.dir, MANIFEST_FILE)}`);
-    if (s.seeds.start !== e.seedStart || s.seeds.end !== e.seedEnd) throw mismatch(`seed range [${s.seeds.start}, ${s.seeds.end})`);
+    const mismatch = (what: string): Error =>
+      new Error(`${path}: ${what} disagrees with ${joinUri(this.dir, MANIFEST_FILE)}`);
+    if (s.seeds.start !== e.seedStart || s.seeds.end !== e.seedEnd)
+      throw mismatch(`seed range [${s.seeds.start}, ${s.seeds.end})`);
     if (s.shape.channels !== channels || s.shape.height !== height || s.shape.width !== width) {
       throw mismatch(`image shape [${s.shape.channels},${s.shape.height},${s.shape.width}]`);
     }
-    if (Boolean(s.label) !== this.manifest.conditional) throw mismatch(s.label ? 'a label tensor' : 'a missing label tensor');
+    if (Boolean(s.label) !== this.manifest.conditional)
+      throw mismatch(s.label ? 'a label tensor' : 'a missing label tensor');
     if (s.label) {
       for (let i = 0; i < s.label.length; i++) {
-        if (s.label[i] >= this.manifest.numClasses) throw mismatch(`label ${s.label[i]} at pair ${i} (numClasses ${this.manifest.numClasses})`);
+        if (s.label[i] >= this.manifest.numClasses)
+          throw mismatch(`label ${s.label[i]} at pair ${i} (numClasses ${this.manifest.numClasses})`);
       }
     }
     return s;

@@ -39,19 +39,32 @@ export const sampleSize = (s: ImageShape): number => s.channels * s.height * s.w
  * Checks the arguments of `denoise` against the denoiser's geometry; shared by every implementation.
  * @throws RangeError naming the argument and the expected size.
  */
-export function checkDenoiseArgs(d: Pick<Denoiser, 'shape' | 'numClasses' | 'id'>, x: Float64Array, sigma: number, labels: Int32Array | null, batch: number): void {
+export function checkDenoiseArgs(
+  d: Pick<Denoiser, 'shape' | 'numClasses' | 'id'>,
+  x: Float64Array,
+  sigma: number,
+  labels: Int32Array | null,
+  batch: number,
+): void {
   const p = sampleSize(d.shape);
-  if (!Number.isInteger(batch) || batch < 0) throw new RangeError(`${d.id}: batch must be a non-negative integer, got ${batch}`);
+  if (!Number.isInteger(batch) || batch < 0)
+    throw new RangeError(`${d.id}: batch must be a non-negative integer, got ${batch}`);
   if (x.length !== batch * p) {
-    throw new RangeError(`${d.id}: x has ${x.length} values, expected batch ${batch} × ${d.shape.channels}×${d.shape.height}×${d.shape.width} = ${batch * p}`);
+    throw new RangeError(
+      `${d.id}: x has ${x.length} values, expected batch ${batch} × ${d.shape.channels}×${d.shape.height}×${d.shape.width} = ${batch * p}`,
+    );
   }
-  if (!(sigma > 0) || !Number.isFinite(sigma)) throw new RangeError(`${d.id}: sigma must be finite and > 0, got ${sigma}`);
+  if (!(sigma > 0) || !Number.isFinite(sigma))
+    throw new RangeError(`${d.id}: sigma must be finite and > 0, got ${sigma}`);
   if (d.numClasses > 0) {
-    if (!labels) throw new RangeError(`${d.id}: class-conditional teacher (${d.numClasses} classes) needs labels [batch]`);
-    if (labels.length !== batch) throw new RangeError(`${d.id}: labels has ${labels.length} entries, expected batch ${batch}`);
+    if (!labels)
+      throw new RangeError(`${d.id}: class-conditional teacher (${d.numClasses} classes) needs labels [batch]`);
+    if (labels.length !== batch)
+      throw new RangeError(`${d.id}: labels has ${labels.length} entries, expected batch ${batch}`);
     for (let i = 0; i < batch; i++) {
       const y = labels[i];
-      if (y < 0 || y >= d.numClasses) throw new RangeError(`${d.id}: label ${y} at index ${i} is outside [0, ${d.numClasses})`);
+      if (y < 0 || y >= d.numClasses)
+        throw new RangeError(`${d.id}: label ${y} at index ${i} is outside [0, ${d.numClasses})`);
     }
   }
 }

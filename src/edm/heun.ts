@@ -33,9 +33,18 @@ export interface HeunOptions extends KarrasOptions {
  * @throws RangeError when the noise size does not match the denoiser's shape, or the schedule is not
  *   decreasing to 0; rethrows the denoiser's errors.
  */
-export async function heunSample(denoiser: Denoiser, noise: Float64Array, labels: Int32Array | null, batch: number, opts: HeunOptions = {}): Promise<Float64Array> {
+export async function heunSample(
+  denoiser: Denoiser,
+  noise: Float64Array,
+  labels: Int32Array | null,
+  batch: number,
+  opts: HeunOptions = {},
+): Promise<Float64Array> {
   const n = batch * sampleSize(denoiser.shape);
-  if (noise.length !== n) throw new RangeError(`heunSample: noise has ${noise.length} values, expected batch ${batch} × ${sampleSize(denoiser.shape)} = ${n}`);
+  if (noise.length !== n)
+    throw new RangeError(
+      `heunSample: noise has ${noise.length} values, expected batch ${batch} × ${sampleSize(denoiser.shape)} = ${n}`,
+    );
   const sigmas = opts.sigmas ?? karrasSigmas(opts);
   checkSchedule(sigmas);
 
@@ -69,8 +78,12 @@ export async function heunSample(denoiser: Denoiser, noise: Float64Array, labels
 }
 
 function checkSchedule(s: Float64Array): void {
-  if (s.length < 2 || s[s.length - 1] !== 0) throw new RangeError('heunSample: the schedule must have ≥ 2 entries and end in 0');
+  if (s.length < 2 || s[s.length - 1] !== 0)
+    throw new RangeError('heunSample: the schedule must have ≥ 2 entries and end in 0');
   for (let i = 0; i + 1 < s.length; i++) {
-    if (!(s[i] > s[i + 1])) throw new RangeError(`heunSample: the schedule must decrease strictly; sigmas[${i}] = ${s[i]}, sigmas[${i + 1}] = ${s[i + 1]}`);
+    if (!(s[i] > s[i + 1]))
+      throw new RangeError(
+        `heunSample: the schedule must decrease strictly; sigmas[${i}] = ${s[i]}, sigmas[${i + 1}] = ${s[i + 1]}`,
+      );
   }
 }

@@ -22,7 +22,8 @@ export interface KarrasOptions {
  */
 export function karrasSigmas(opts: KarrasOptions = {}): Float64Array {
   const { steps = 18, sigmaMin = 0.002, sigmaMax = 80, rho = 7 } = opts;
-  if (!Number.isInteger(steps) || steps < 2) throw new RangeError(`karrasSigmas: steps must be an integer ≥ 2, got ${steps}`);
+  if (!Number.isInteger(steps) || steps < 2)
+    throw new RangeError(`karrasSigmas: steps must be an integer ≥ 2, got ${steps}`);
   if (!(sigmaMin > 0) || !(sigmaMax > sigmaMin)) {
     throw new RangeError(`karrasSigmas: need 0 < sigmaMin < sigmaMax, got sigmaMin ${sigmaMin}, sigmaMax ${sigmaMax}`);
   }

@@ -68,7 +68,12 @@ export function predictClassMean(means: Float64Array, test: FlatPairs): Float64A
  * Per-class ridge regression image ≈ [noise, 1]·W, λ = `lambdaPerSample`·n_c on the weights (not the bias).
  * @returns W per class, each [(P+1), P] float64, or null for a class without training pairs.
  */
-export async function fitRidge(train: FlatPairs, numClasses: number, lambdaPerSample = 0.1, iterations = 60): Promise<(Float64Array | null)[]> {
+export async function fitRidge(
+  train: FlatPairs,
+  numClasses: number,
+  lambdaPerSample = 0.1,
+  iterations = 60,
+): Promise<(Float64Array | null)[]> {
   const P = train.pixels;
   const F = P + 1;
   const out: (Float64Array | null)[] = [];
@@ -107,10 +112,11 @@ async function fitRidgeDual(train: FlatPairs, rows: readonly number[], lambda: n
   const n = rows.length;
   const xMean = new Float64Array(P);
   const yMean = new Float64Array(P);
-  for (const i of rows) for (let j = 0; j < P; j++) {
-    xMean[j] += train.noise[i * P + j] / n;
-    yMean[j] += train.image[i * P + j] / n;
-  }
+  for (const i of rows)
+    for (let j = 0; j < P; j++) {
+      xMean[j] += train.noise[i * P + j] / n;
+      yMean[j] += train.image[i * P + j] / n;
+    }
   const Xc = new Float64Array(n * P);
   const Yc = new Float64Array(n * P);
   rows.forEach((i, r) => {
@@ -121,7 +127,8 @@ async function fitRidgeDual(train: FlatPairs, rows: readonly number[], lambda: n
   });
   const K = (await gemm.mul(mat(n, P, Xc), mat(n, P, Xc), false, true)).data; // XcXcᵀ [n, n]
   const Km = new Matrix(n, n);
-  for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) Km.set(a, b, K[a * n + b] + (a === b ? Math.max(lambda, 1e-9) : 0));
+  for (let a = 0; a < n; a++)
+    for (let b = 0; b < n; b++) Km.set(a, b, K[a * n + b] + (a === b ? Math.max(lambda, 1e-9) : 0));
   const Ym = new Matrix(n, P);
   for (let a = 0; a < n; a++) for (let j = 0; j < P; j++) Ym.set(a, j, Yc[a * P + j]);
   const alpha = new CholeskyDecomposition(Km).solve(Ym); // [n, P]
@@ -139,7 +146,13 @@ async function fitRidgeDual(train: FlatPairs, rows: readonly number[], lambda: n
 }
 
 /** Solves A·W = B for SPD A [F,F] and B [F,R], column-wise CG with the products on onnxruntime. */
-async function conjugateGradients(A: Float64Array, B: Float64Array, F: number, R: number, iterations: number): Promise<Float64Array> {
+async function conjugateGradients(
+  A: Float64Array,
+  B: Float64Array,
+  F: number,
+  R: number,
+  iterations: number,
+): Promise<Float64Array> {
   const W = new Float64Array(F * R);
   const res = B.slice();
   const dir = B.slice();
@@ -148,12 +161,14 @@ async function conjugateGradients(A: Float64Array, B: Float64Array, F: number, R
     const Ad = await matmulF64(A, dir, F, F, R);
     const dAd = colDots(dir, Ad, F, R);
     const alpha = rr.map((v, c) => (dAd[c] > 0 ? v / dAd[c] : 0));
-    for (let i = 0; i < F; i++) for (let c = 0; c < R; c++) {
-      W[i * R + c] += alpha[c] * dir[i * R + c];
-      res[i * R + c] -= alpha[c] * Ad[i * R + c];
-    }
+    for (let i = 0; i < F; i++)
+      for (let c = 0; c < R; c++) {
+        W[i * R + c] += alpha[c] * dir[i * R + c];
+        res[i * R + c] -= alpha[c] * Ad[i * R + c];
+      }
     const rrNew = colDots(res, res, F, R);
-    for (let i = 0; i < F; i++) for (let c = 0; c < R; c++) dir[i * R + c] = res[i * R + c] + (rr[c] > 0 ? rrNew[c] / rr[c] : 0) * dir[i * R + c];
+    for (let i = 0; i < F; i++)
+      for (let c = 0; c < R; c++) dir[i * R + c] = res[i * R + c] + (rr[c] > 0 ? rrNew[c] / rr[c] : 0) * dir[i * R + c];
     rr.set(rrNew);
   }
   return W;
@@ -169,7 +184,11 @@ function colDots(a: Float64Array, b: Float64Array, F: number, R: number): Float6
  * Predictions [n, P] of the ridge baseline for `test` (one product per class); a class without a fit
  * predicts `fallback` [P] (e.g. the mean training image), or zeros.
  */
-export async function predictRidge(W: readonly (Float64Array | null)[], test: FlatPairs, fallback?: Float64Array): Promise<Float64Array> {
+export async function predictRidge(
+  W: readonly (Float64Array | null)[],
+  test: FlatPairs,
+  fallback?: Float64Array,
+): Promise<Float64Array> {
   const P = test.pixels;
   const F = P + 1;
   const out = new Float64Array(test.n * P);

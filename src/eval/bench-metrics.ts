@@ -37,7 +37,14 @@ export async function benchFid(dim: number, n = 10_000, seed = 1): Promise<FidBe
   const statsSeconds = (performance.now() - t) / 2000;
   t = performance.now();
   const r = await frechetDistance(sa, sb);
-  return { dim, n, statsSeconds, fidSeconds: (performance.now() - t) / 1000, fid: r.fid, factorizations: r.factorizations };
+  return {
+    dim,
+    n,
+    statsSeconds,
+    fidSeconds: (performance.now() - t) / 1000,
+    fid: r.fid,
+    factorizations: r.factorizations,
+  };
 }
 
 export interface PrecisionRecallBench {

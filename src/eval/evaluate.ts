@@ -29,7 +29,12 @@ export interface FeatureSet {
  * @param onProgress called after every batch with (done, n).
  * @throws UsageError when the source holds fewer than n images or the network fails on them.
  */
-export async function extractFeatures(source: ImageSource, n: number, net: FeatureExtractor, o: { batch?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<FeatureSet> {
+export async function extractFeatures(
+  source: ImageSource,
+  n: number,
+  net: FeatureExtractor,
+  o: { batch?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<FeatureSet> {
   const batch = o.batch ?? 128;
   const P = source.shape.channels * source.shape.height * source.shape.width;
   const features = new Float32Array(n * net.dim);
@@ -45,7 +50,14 @@ export async function extractFeatures(source: ImageSource, n: number, net: Featu
     o.onProgress?.(done, n);
   }
   if (done !== n) throw new Error(`${source.id} gave ${done} images, ${n} were asked for`);
-  return { n, dim: net.dim, features, logits, classes: net.classes, imagesPerSecond: n / Math.max(1e-9, (performance.now() - t0) / 1000) };
+  return {
+    n,
+    dim: net.dim,
+    features,
+    logits,
+    classes: net.classes,
+    imagesPerSecond: n / Math.max(1e-9, (performance.now() - t0) / 1000),
+  };
 }
 
 /** What a feature set is compared with. */
@@ -82,16 +94,26 @@ export interface Scores {
  * @throws UsageError when the feature dimensions differ, features are not finite, or there are too
  *   few samples for a covariance (see featureStats).
  */
-export async function scoreFeatures(id: string, set: FeatureSet, ref: Reference, o: { splits?: number; k?: number; prSamples?: number } = {}): Promise<Scores> {
+export async function scoreFeatures(
+  id: string,
+  set: FeatureSet,
+  ref: Reference,
+  o: { splits?: number; k?: number; prSamples?: number } = {},
+): Promise<Scores> {
   if (ref.stats.mu.length !== set.dim) {
-    throw new UsageError(`reference statistics ${ref.id} have dimension ${ref.stats.mu.length}, the features of ${id} have ${set.dim}; compute the reference with the same feature network and layer`);
+    throw new UsageError(
+      `reference statistics ${ref.id} have dimension ${ref.stats.mu.length}, the features of ${id} have ${set.dim}; compute the reference with the same feature network and layer`,
+    );
   }
   const t0 = performance.now();
   const stats = await featureStats(set.features, set.n, set.dim, id);
   const fd = await frechetDistance(stats, ref.stats);
   const t1 = performance.now();
   const splits = o.splits ?? 10;
-  if (set.logits && set.n < 2 * splits) throw new UsageError(`--splits ${splits} needs at least ${2 * splits} samples (two per split) for the Inception Score, ${id} has ${set.n}; lower --splits or raise --samples`);
+  if (set.logits && set.n < 2 * splits)
+    throw new UsageError(
+      `--splits ${splits} needs at least ${2 * splits} samples (two per split) for the Inception Score, ${id} has ${set.n}; lower --splits or raise --samples`,
+    );
   const is = set.logits ? inceptionScore(set.logits, set.n, set.classes, splits) : null;
   const k = o.k ?? 3;
   let pr: { precision: number; recall: number } | null = null;
@@ -99,14 +121,23 @@ export async function scoreFeatures(id: string, set: FeatureSet, ref: Reference,
     const cap = o.prSamples ?? 10_000;
     const nr = Math.min(ref.features.n, cap);
     const nf = Math.min(set.n, cap);
-    pr = await precisionRecall(ref.features.features.subarray(0, nr * set.dim), nr, set.features.subarray(0, nf * set.dim), nf, set.dim, { k });
+    pr = await precisionRecall(
+      ref.features.features.subarray(0, nr * set.dim),
+      nr,
+      set.features.subarray(0, nf * set.dim),
+      nf,
+      set.dim,
+      { k },
+    );
   }
   const t2 = performance.now();
   return {
     fid: Math.max(0, fd.fid), // identical statistics can give −1e-12 from round-off
     fidOffsetApplied: fd.offsetApplied,
     inceptionScore: is ? { mean: is.mean, std: is.std, splits } : null,
-    precision: pr?.precision ?? null, recall: pr?.recall ?? null, k: pr ? k : null,
+    precision: pr?.precision ?? null,
+    recall: pr?.recall ?? null,
+    k: pr ? k : null,
     seconds: { fid: (t1 - t0) / 1000, precisionRecall: (t2 - t1) / 1000 },
   };
 }

@@ -53,13 +53,21 @@ export const FEATURE_NET_ARCH: FeatureNetArch = { conv1: 16, conv2: 32, kernel: 
 export function featureNetSpecs(a: FeatureNetArch = FEATURE_NET_ARCH): ParamSpec[] {
   const k2 = a.kernel * a.kernel;
   const flat = a.conv2 * 8 * 8;
-  const w = (name: string, shape: number[], fanIn: number, fanOut: number): ParamSpec => ({ name, shape, init: { kind: 'xavier', fanIn, fanOut } });
+  const w = (name: string, shape: number[], fanIn: number, fanOut: number): ParamSpec => ({
+    name,
+    shape,
+    init: { kind: 'xavier', fanIn, fanOut },
+  });
   const b = (name: string, n: number): ParamSpec => ({ name, shape: [n], init: { kind: 'zeros' } });
   return [
-    w('conv1.weight', [a.conv1, 1, a.kernel, a.kernel], k2, a.conv1 * k2), b('conv1.bias', a.conv1),
-    w('conv2.weight', [a.conv2, a.conv1, a.kernel, a.kernel], a.conv1 * k2, a.conv2 * k2), b('conv2.bias', a.conv2),
-    w('fc1.weight', [flat, a.hidden], flat, a.hidden), b('fc1.bias', a.hidden),
-    w('fc2.weight', [a.hidden, a.classes], a.hidden, a.classes), b('fc2.bias', a.classes),
+    w('conv1.weight', [a.conv1, 1, a.kernel, a.kernel], k2, a.conv1 * k2),
+    b('conv1.bias', a.conv1),
+    w('conv2.weight', [a.conv2, a.conv1, a.kernel, a.kernel], a.conv1 * k2, a.conv2 * k2),
+    b('conv2.bias', a.conv2),
+    w('fc1.weight', [flat, a.hidden], flat, a.hidden),
+    b('fc1.bias', a.hidden),
+    w('fc2.weight', [a.hidden, a.classes], a.hidden, a.classes),
+    b('fc2.bias', a.classes),
   ];
 }
 
@@ -80,7 +88,8 @@ export function buildFeatureNet(g: Graph, batch: Dim, a: FeatureNetArch = FEATUR
   const p = Object.fromEntries(specs.map((s) => [s.name, g.param(s.name, s.shape)]));
   const image = g.input('image', 'float32', [batch, 1, 32, 32]);
   const pads = (a.kernel - 1) / 2;
-  const block = (x: Value, name: string) => op.avgPool2d(op.relu(op.conv2d(x, p[`${name}.weight`], p[`${name}.bias`], { pads })), 2);
+  const block = (x: Value, name: string) =>
+    op.avgPool2d(op.relu(op.conv2d(x, p[`${name}.weight`], p[`${name}.bias`], { pads })), 2);
   const h = op.reshape(block(block(image, 'conv1'), 'conv2'), [batch, a.conv2 * 64]);
   const features = op.gemm(h, p['fc1.weight'], {}, p['fc1.bias']);
   const logits = op.gemm(op.relu(features), p['fc2.weight'], {}, p['fc2.bias']);
@@ -125,7 +134,15 @@ export interface FeatureNetTrainOptions {
  * 12 epochs in ~4.4 min per network; test accuracy MNIST 99.26% (99.18% after 6 epochs), Fashion-MNIST
  * 92.32% (90.90% after 6 epochs).
  */
-export const FEATURE_NET_TRAINING = { epochs: 12, batch: 128, lr: 2e-3, warmupSteps: 200, weightDecay: 0.01, seed: 1, threads: 2 } as const satisfies FeatureNetTrainOptions;
+export const FEATURE_NET_TRAINING = {
+  epochs: 12,
+  batch: 128,
+  lr: 2e-3,
+  warmupSteps: 200,
+  weightDecay: 0.01,
+  seed: 1,
+  threads: 2,
+} as const satisfies FeatureNetTrainOptions;
 
 /**
  * Trains the classifier with mean softmax cross-entropy: one onnxruntime session runs the forward
@@ -135,7 +152,11 @@ export const FEATURE_NET_TRAINING = { epochs: 12, batch: 128, lr: 2e-3, warmupSt
  * @returns the trained parameters and the mean loss of the last epoch's steps.
  * @throws when the batch is larger than the training set.
  */
-export async function trainFeatureNet(data: ImageDataset, o: FeatureNetTrainOptions, a: FeatureNetArch = FEATURE_NET_ARCH): Promise<{ params: ParamStore; steps: number; lastEpochLoss: number }> {
+export async function trainFeatureNet(
+  data: ImageDataset,
+  o: FeatureNetTrainOptions,
+  a: FeatureNetArch = FEATURE_NET_ARCH,
+): Promise<{ params: ParamStore; steps: number; lastEpochLoss: number }> {
   const n = Math.min(data.n, o.limit ?? data.n);
   const perEpoch = Math.floor(n / o.batch);
   if (perEpoch < 1) throw new Error(`trainFeatureNet: batch ${o.batch} is larger than the ${n} training images`);
@@ -171,7 +192,8 @@ export async function trainFeatureNet(data: ImageDataset, o: FeatureNetTrainOpti
       const k = step % perEpoch;
       if (k === 0) {
         lossSum = 0;
-        for (let i = n - 1; i > 0; i--) { // Fisher–Yates
+        for (let i = n - 1; i > 0; i--) {
+          // Fisher–Yates
           const j = shuffle.int(i + 1);
           [order[i], order[j]] = [order[j], order[i]];
         }
@@ -182,9 +204,11 @@ export async function trainFeatureNet(data: ImageDataset, o: FeatureNetTrainOpti
         y[b] = BigInt(data.labels[idx]);
       }
       const out = await session.run(feeds);
-      for (const s of net.specs) grad.set(out[`grad:${s.name}`].data as Float32Array, params.offsets.get(s.name)!.offset);
+      for (const s of net.specs)
+        grad.set(out[`grad:${s.name}`].data as Float32Array, params.offsets.get(s.name)!.offset);
       // The schedule sets the lr AdamW reads on each step (its config object is ours).
-      cfg.lr = o.lr * Math.min(1, (step + 1) / Math.max(1, o.warmupSteps)) * 0.5 * (1 + Math.cos((Math.PI * step) / total));
+      cfg.lr =
+        o.lr * Math.min(1, (step + 1) / Math.max(1, o.warmupSteps)) * 0.5 * (1 + Math.cos((Math.PI * step) / total));
       adam.step(params.flat, grad);
       const l = (out.loss.data as Float32Array)[0];
       lossSum += l;
@@ -193,11 +217,15 @@ export async function trainFeatureNet(data: ImageDataset, o: FeatureNetTrainOpti
   } finally {
     await session.release();
   }
-  return { params, steps: total, lastEpochLoss: lossSum / ((total - 1) % perEpoch + 1) };
+  return { params, steps: total, lastEpochLoss: lossSum / (((total - 1) % perEpoch) + 1) };
 }
 
 /** The inference model: `image` [B,1,32,32] → `features` [B,F], `logits` [B,10]; opset 17, weights as initialisers, symbolic batch `B`. */
-export function exportFeatureNet(params: ParamStore, dataset: FeatureNetDataset, a: FeatureNetArch = FEATURE_NET_ARCH): Uint8Array {
+export function exportFeatureNet(
+  params: ParamStore,
+  dataset: FeatureNetDataset,
+  a: FeatureNetArch = FEATURE_NET_ARCH,
+): Uint8Array {
   const g = new Graph(`feature_net_${dataset.replace('-', '_')}`);
   const net = buildFeatureNet(g, 'B', a);
   return toOnnx(g, {
@@ -223,7 +251,12 @@ export interface FeatureNetRun {
  * Runs an exported feature network (onnxruntime) over every image of `data`, in batches of `batch`.
  * @throws onnxruntime's error when the model does not take `image` [B,1,32,32].
  */
-export async function runFeatureNet(onnx: Uint8Array, data: ImageDataset, batch = 1000, threads?: number): Promise<FeatureNetRun> {
+export async function runFeatureNet(
+  onnx: Uint8Array,
+  data: ImageDataset,
+  batch = 1000,
+  threads?: number,
+): Promise<FeatureNetRun> {
   const s = await OrtSession.create(onnx, { threads });
   let features = new Float32Array(0);
   let logits = new Float32Array(0);
@@ -232,7 +265,10 @@ export async function runFeatureNet(onnx: Uint8Array, data: ImageDataset, batch 
     for (let i = 0; i < data.n; i += batch) {
       const m = Math.min(batch, data.n - i);
       const image = toUnitRange(data.images.subarray(i * 1024, (i + m) * 1024));
-      const out = await s.run({ image: { dtype: 'float32', dims: [m, 1, 32, 32], data: image } }, ['features', 'logits']);
+      const out = await s.run({ image: { dtype: 'float32', dims: [m, 1, 32, 32], data: image } }, [
+        'features',
+        'logits',
+      ]);
       const f = out.features.data as Float32Array;
       const l = out.logits.data as Float32Array;
       if (i === 0) {
@@ -267,35 +303,54 @@ export async function covarianceEigenRange(rows: Float32Array, n: number): Promi
 }
 
 /** The model card (`<dataset>.json` beside the ONNX file), validated when loaded. */
-export const FeatureNetCardSchema = z.object({
-  format: z.literal(FEATURE_NET_FORMAT),
-  dataset: z.enum(EMBEDDED_FEATURE_NETS),
-  input: z.object({
-    name: z.literal('image'),
-    shape: z.tuple([z.literal('B'), z.literal(1), z.literal(32), z.literal(32)]),
-    dtype: z.literal('float32'),
-    range: z.tuple([z.literal(0), z.literal(1)]),
-    preprocessing: z.string(),
-  }),
-  outputs: z.object({
-    features: z.object({ name: z.string(), dim: z.number().int().positive(), note: z.string() }),
-    logits: z.object({ name: z.string(), classes: z.number().int().positive() }),
-  }),
-  architecture: z.object({ summary: z.string(), conv1: z.number(), conv2: z.number(), kernel: z.number(), hidden: z.number(), classes: z.number() }),
-  parameterCount: z.number().int().positive(),
-  training: z.object({
-    epochs: z.number().int(), batch: z.number().int(), lr: z.number(), warmupSteps: z.number().int(), schedule: z.string(),
-    weightDecay: z.number(), seed: z.number().int(), optimizer: z.string(), loss: z.string(), threads: z.number().int(),
-    steps: z.number().int(), seconds: z.number(), command: z.string(),
-  }),
-  /** Fractions correct/n measured with onnxruntime on the exported ONNX (src/data/datasets.ts splits). */
-  testAccuracy: z.number().min(0).max(1),
-  trainAccuracy: z.number().min(0).max(1),
-  /** Eigenvalue range of the features' covariance over the test split. */
-  testFeatureCovariance: z.object({ minEigenvalue: z.number(), maxEigenvalue: z.number() }),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  bytes: z.number().int().positive(),
-}).strict();
+export const FeatureNetCardSchema = z
+  .object({
+    format: z.literal(FEATURE_NET_FORMAT),
+    dataset: z.enum(EMBEDDED_FEATURE_NETS),
+    input: z.object({
+      name: z.literal('image'),
+      shape: z.tuple([z.literal('B'), z.literal(1), z.literal(32), z.literal(32)]),
+      dtype: z.literal('float32'),
+      range: z.tuple([z.literal(0), z.literal(1)]),
+      preprocessing: z.string(),
+    }),
+    outputs: z.object({
+      features: z.object({ name: z.string(), dim: z.number().int().positive(), note: z.string() }),
+      logits: z.object({ name: z.string(), classes: z.number().int().positive() }),
+    }),
+    architecture: z.object({
+      summary: z.string(),
+      conv1: z.number(),
+      conv2: z.number(),
+      kernel: z.number(),
+      hidden: z.number(),
+      classes: z.number(),
+    }),
+    parameterCount: z.number().int().positive(),
+    training: z.object({
+      epochs: z.number().int(),
+      batch: z.number().int(),
+      lr: z.number(),
+      warmupSteps: z.number().int(),
+      schedule: z.string(),
+      weightDecay: z.number(),
+      seed: z.number().int(),
+      optimizer: z.string(),
+      loss: z.string(),
+      threads: z.number().int(),
+      steps: z.number().int(),
+      seconds: z.number(),
+      command: z.string(),
+    }),
+    /** Fractions correct/n measured with onnxruntime on the exported ONNX (src/data/datasets.ts splits). */
+    testAccuracy: z.number().min(0).max(1),
+    trainAccuracy: z.number().min(0).max(1),
+    /** Eigenvalue range of the features' covariance over the test split. */
+    testFeatureCovariance: z.object({ minEigenvalue: z.number(), maxEigenvalue: z.number() }),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    bytes: z.number().int().positive(),
+  })
+  .strict();
 export type FeatureNetCard = z.infer<typeof FeatureNetCardSchema>;
 
 /** Where the shipped assets live: assets/feature-nets/ of the package (next to src/). */
@@ -309,14 +364,22 @@ export function featureNetAssetDir(): string {
  * @throws Error naming the file when an asset is missing or unreadable, the card does not parse, or
  *   the ONNX bytes do not match the card's size and sha256 (the fix: re-run scripts/train-feature-nets.ts).
  */
-export async function embeddedFeatureNet(dataset: FeatureNetDataset, dir = featureNetAssetDir()): Promise<{ onnx: Uint8Array; card: FeatureNetCard }> {
-  if (!EMBEDDED_FEATURE_NETS.includes(dataset)) throw new Error(`embeddedFeatureNet: unknown dataset '${String(dataset)}' (use ${EMBEDDED_FEATURE_NETS.join(' or ')})`);
+export async function embeddedFeatureNet(
+  dataset: FeatureNetDataset,
+  dir = featureNetAssetDir(),
+): Promise<{ onnx: Uint8Array; card: FeatureNetCard }> {
+  if (!EMBEDDED_FEATURE_NETS.includes(dataset))
+    throw new Error(
+      `embeddedFeatureNet: unknown dataset '${String(dataset)}' (use ${EMBEDDED_FEATURE_NETS.join(' or ')})`,
+    );
   const fix = `regenerate it with: node --import tsx scripts/train-feature-nets.ts --dataset ${dataset}`;
   const read = async (file: string) => {
     try {
       return new Uint8Array(await readFile(dir + file));
     } catch (e) {
-      throw new Error(`embedded feature network ${dir}${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`);
+      throw new Error(
+        `embedded feature network ${dir}${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`,
+      );
     }
   };
   // One after the other: with both files missing, the error must always name the network first.
@@ -329,10 +392,15 @@ export async function embeddedFeatureNet(dataset: FeatureNetDataset, dir = featu
     throw new Error(`${dir}${dataset}.json is not JSON (${(e as Error).message}); ${fix}`);
   }
   const parsed = FeatureNetCardSchema.safeParse(json);
-  if (!parsed.success) throw new Error(`${dir}${dataset}.json is not a ${FEATURE_NET_FORMAT} model card: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}; ${fix}`);
+  if (!parsed.success)
+    throw new Error(
+      `${dir}${dataset}.json is not a ${FEATURE_NET_FORMAT} model card: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}; ${fix}`,
+    );
   const card = parsed.data;
   if (card.dataset !== dataset || card.bytes !== onnx.length || card.sha256 !== sha256Hex(onnx)) {
-    throw new Error(`${dir}${dataset}.onnx (${onnx.length} bytes) does not match its model card (${card.dataset}, ${card.bytes} bytes, sha256 ${card.sha256.slice(0, 12)}…); ${fix}`);
+    throw new Error(
+      `${dir}${dataset}.onnx (${onnx.length} bytes) does not match its model card (${card.dataset}, ${card.bytes} bytes, sha256 ${card.sha256.slice(0, 12)}…); ${fix}`,
+    );
   }
   return { onnx, card };
 }

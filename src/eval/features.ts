@@ -53,22 +53,40 @@ export interface FeatureNetOptions {
  */
 export async function resolveFeatureNet(o: FeatureNetOptions): Promise<FeatureNetSpec> {
   if ((EMBEDDED_FEATURE_NETS as readonly string[]).includes(o.features)) {
-    if (o.layer || o.logitsLayer || o.range) throw new UsageError(`--layer / --logits-layer / --input-range apply to an ONNX network given by URI, not to the embedded --features ${o.features}`);
+    if (o.layer || o.logitsLayer || o.range)
+      throw new UsageError(
+        `--layer / --logits-layer / --input-range apply to an ONNX network given by URI, not to the embedded --features ${o.features}`,
+      );
     const net = await embeddedFeatureNet(o.features as (typeof EMBEDDED_FEATURE_NETS)[number]);
-    return { id: o.features, onnx: net.onnx, featuresOutput: net.card.outputs.features.name, logitsOutput: net.card.outputs.logits.name, range: [0, 1] };
+    return {
+      id: o.features,
+      onnx: net.onnx,
+      featuresOutput: net.card.outputs.features.name,
+      logitsOutput: net.card.outputs.logits.name,
+      range: [0, 1],
+    };
   }
   let bytes: Uint8Array;
   try {
     bytes = await storeFor(parentUri(o.features)).get(o.features);
   } catch (e) {
-    if (e instanceof StoreError && e.code === 'NotFound') throw new UsageError(`--features ${o.features}: no such file or object (give ${EMBEDDED_FEATURE_NETS.join(', ')} or the URI of an ONNX network)`);
+    if (e instanceof StoreError && e.code === 'NotFound')
+      throw new UsageError(
+        `--features ${o.features}: no such file or object (give ${EMBEDDED_FEATURE_NETS.join(', ')} or the URI of an ONNX network)`,
+      );
     throw e;
   }
-  if (!o.layer) throw new UsageError(`--features ${o.features}: give --layer <name> (the graph value to take features from), or use an embedded network: ${EMBEDDED_FEATURE_NETS.join(', ')}`);
+  if (!o.layer)
+    throw new UsageError(
+      `--features ${o.features}: give --layer <name> (the graph value to take features from), or use an embedded network: ${EMBEDDED_FEATURE_NETS.join(', ')}`,
+    );
   const exposed = exposeLayers(bytes, o.features, [o.layer, ...(o.logitsLayer ? [o.logitsLayer] : [])]);
   return {
-    id: `${o.features}#${o.layer}`, onnx: exposed, featuresOutput: o.layer,
-    ...(o.logitsLayer ? { logitsOutput: o.logitsLayer } : {}), range: o.range ?? [0, 1],
+    id: `${o.features}#${o.layer}`,
+    onnx: exposed,
+    featuresOutput: o.layer,
+    ...(o.logitsLayer ? { logitsOutput: o.logitsLayer } : {}),
+    range: o.range ?? [0, 1],
   };
 }
 
@@ -92,7 +110,9 @@ export function exposeLayers(bytes: Uint8Array, source: string, layers: readonly
     if (outputs.has(layer)) continue;
     if (!values.has(layer)) {
       const some = [...new Set([...outputs, ...[...values].slice(-8)])].slice(0, 12);
-      throw new UsageError(`--features ${source}: no layer named '${layer}' in the graph; outputs and some layers: ${some.join(', ')}`);
+      throw new UsageError(
+        `--features ${source}: no layer named '${layer}' in the graph; outputs and some layers: ${some.join(', ')}`,
+      );
     }
     g.output = [...(g.output ?? []), onnx.ValueInfoProto.create({ name: layer })];
     outputs.add(layer);
@@ -135,18 +155,24 @@ export class FeatureExtractor {
   static async create(spec: FeatureNetSpec, shape: ImageShape, threads?: number): Promise<FeatureExtractor> {
     const sig = readOnnxSignature(spec.onnx, spec.id);
     if (sig.inputs.length !== 1 || sig.inputs[0].dims.length !== 4 || sig.inputs[0].dtype !== 'float32') {
-      throw new UsageError(`--features ${spec.id}: expected one float32 image input [B, C, H, W], found ${JSON.stringify(sig.inputs)}`);
+      throw new UsageError(
+        `--features ${spec.id}: expected one float32 image input [B, C, H, W], found ${JSON.stringify(sig.inputs)}`,
+      );
     }
     const input = sig.inputs[0];
     const C = input.dims[1];
     if (typeof C === 'number' && C !== shape.channels && !(shape.channels === 1 && C === 3)) {
-      throw new UsageError(`--features ${spec.id}: the network takes ${C}-channel images, the samples have ${shape.channels} channels`);
+      throw new UsageError(
+        `--features ${spec.id}: the network takes ${C}-channel images, the samples have ${shape.channels} channels`,
+      );
     }
     let session: OrtSession;
     try {
       session = await OrtSession.create(spec.onnx, { threads });
     } catch (e) {
-      throw new UsageError(`--features ${spec.id}: onnxruntime cannot load it (${(e as Error).message.split('\n')[0]})`);
+      throw new UsageError(
+        `--features ${spec.id}: onnxruntime cannot load it (${(e as Error).message.split('\n')[0]})`,
+      );
     }
     const x = new FeatureExtractor(spec, session, input.name, input.dims.slice(1), 0, 0);
     const probe = await x.extract(new Float32Array(2 * shape.channels * shape.height * shape.width), 2, shape);
@@ -161,7 +187,9 @@ export class FeatureExtractor {
    *   Non-finite values are caught later, by featureStats (naming the sample and feature).
    */
   async extract(images: Float32Array, n: number, shape: ImageShape): Promise<FeatureBatch> {
-    const [c, h, w] = this.inputDims.map((d, i) => (typeof d === 'number' ? d : [shape.channels, shape.height, shape.width][i]));
+    const [c, h, w] = this.inputDims.map((d, i) =>
+      typeof d === 'number' ? d : [shape.channels, shape.height, shape.width][i],
+    );
     const data = preprocess(images, n, shape, { channels: c, height: h, width: w }, this.spec.range);
     const names = [this.spec.featuresOutput, ...(this.spec.logitsOutput ? [this.spec.logitsOutput] : [])];
     let out;
@@ -173,11 +201,17 @@ export class FeatureExtractor {
     const rows = (name: string) => {
       const t = out[name];
       if (t.dtype !== 'float32' || t.dims[0] !== n || t.data.length % n !== 0) {
-        throw new UsageError(`--features ${this.spec.id}: layer '${name}' gives ${t.dtype} ${JSON.stringify(t.dims)}, not float32 values per sample for a batch of ${n}; pick a layer after the batch dimension is fixed (e.g. a pooled or flattened one)`);
+        throw new UsageError(
+          `--features ${this.spec.id}: layer '${name}' gives ${t.dtype} ${JSON.stringify(t.dims)}, not float32 values per sample for a batch of ${n}; pick a layer after the batch dimension is fixed (e.g. a pooled or flattened one)`,
+        );
       }
       return t.data as Float32Array;
     };
-    return { n, features: rows(this.spec.featuresOutput), logits: this.spec.logitsOutput ? rows(this.spec.logitsOutput) : null };
+    return {
+      n,
+      features: rows(this.spec.featuresOutput),
+      logits: this.spec.logitsOutput ? rows(this.spec.logitsOutput) : null,
+    };
   }
 
   async close(): Promise<void> {
@@ -191,7 +225,13 @@ export class FeatureExtractor {
  * `F.interpolate(mode='bilinear', align_corners=False)`, which pytorch-fid uses for 299×299).
  * @param images float32 [n, C, H, W]; @returns float32 [n, to.channels, to.height, to.width].
  */
-export function preprocess(images: Float32Array, n: number, from: ImageShape, to: ImageShape, range: readonly [number, number]): Float32Array {
+export function preprocess(
+  images: Float32Array,
+  n: number,
+  from: ImageShape,
+  to: ImageShape,
+  range: readonly [number, number],
+): Float32Array {
   const { channels: C, height: H, width: W } = from;
   const [lo, hi] = range;
   const scale = (hi - lo) / 255;
@@ -203,11 +243,12 @@ export function preprocess(images: Float32Array, n: number, from: ImageShape, to
   const sy = H / to.height;
   const sx = W / to.width;
   // Source coordinate of each output pixel centre, clamped at the border.
-  const taps = (size: number, s: number, src: number) => Array.from({ length: size }, (_, o) => {
-    const f = Math.max(0, (o + 0.5) * s - 0.5);
-    const i0 = Math.min(Math.floor(f), src - 1);
-    return { i0, i1: Math.min(i0 + 1, src - 1), t: f - i0 };
-  });
+  const taps = (size: number, s: number, src: number) =>
+    Array.from({ length: size }, (_, o) => {
+      const f = Math.max(0, (o + 0.5) * s - 0.5);
+      const i0 = Math.min(Math.floor(f), src - 1);
+      return { i0, i1: Math.min(i0 + 1, src - 1), t: f - i0 };
+    });
   const ys = taps(to.height, sy, H);
   const xs = taps(to.width, sx, W);
   for (let b = 0; b < n; b++) {

@@ -71,12 +71,20 @@ const dimOf = (s: FidStats): number => s.mu.length;
 function validate(s: FidStats, label: string): void {
   const d = dimOf(s);
   if (d < 1) throw new UsageError(`FID: ${label} have an empty mu`);
-  if (s.sigma.length !== d * d) throw new UsageError(`FID: ${label} have sigma with ${s.sigma.length} values, expected ${d}×${d} for mu of length ${d}`);
-  for (const [name, a, cols] of [['mu', s.mu, 1], ['sigma', s.sigma, d]] as const) {
+  if (s.sigma.length !== d * d)
+    throw new UsageError(
+      `FID: ${label} have sigma with ${s.sigma.length} values, expected ${d}×${d} for mu of length ${d}`,
+    );
+  for (const [name, a, cols] of [
+    ['mu', s.mu, 1],
+    ['sigma', s.sigma, d],
+  ] as const) {
     for (let i = 0; i < a.length; i++) {
       if (!Number.isFinite(a[i])) {
         const at = cols === 1 ? `[${i}]` : `[${Math.floor(i / cols)}, ${i % cols}]`;
-        throw new UsageError(`FID: ${label} have ${name}${at} = ${a[i]}; recompute the statistics from finite features`);
+        throw new UsageError(
+          `FID: ${label} have ${name}${at} = ${a[i]}; recompute the statistics from finite features`,
+        );
       }
     }
   }
@@ -159,7 +167,9 @@ export async function frechetDistance(a: FidStats, b: FidStats, opts: FidOptions
   const [la, lb] = opts.labels ?? ['features', 'reference statistics'];
   const eps = opts.eps ?? 1e-6;
   if (dimOf(a) !== dimOf(b)) {
-    throw new UsageError(`FID: ${lb} have dim ${dimOf(b)}, ${la} have dim ${dimOf(a)}; compute both with the same feature network`);
+    throw new UsageError(
+      `FID: ${lb} have dim ${dimOf(b)}, ${la} have dim ${dimOf(a)}; compute both with the same feature network`,
+    );
   }
   validate(a, la);
   validate(b, lb);
@@ -182,9 +192,13 @@ export async function frechetDistance(a: FidStats, b: FidStats, opts: FidOptions
       return { fid, meanTerm, traceSqrt: r.value, offsetApplied: offset !== 0, eps: offset, factorizations: r.how };
     }
     if (last) {
-      throw new UsageError(`FID: sigma of the ${[la, lb][last.bad]} is not positive semi-definite (eigenvalue ${last.minEig.toExponential(3)}, even after adding ${eps.toExponential()}·I); recompute it as a covariance of finite features`);
+      throw new UsageError(
+        `FID: sigma of the ${[la, lb][last.bad]} is not positive semi-definite (eigenvalue ${last.minEig.toExponential(3)}, even after adding ${eps.toExponential()}·I); recompute it as a covariance of finite features`,
+      );
     }
-    throw new UsageError(`FID: the distance is not finite even after adding ${eps.toExponential()}·I to both covariances; check the statistics' scale`);
+    throw new UsageError(
+      `FID: the distance is not finite even after adding ${eps.toExponential()}·I to both covariances; check the statistics' scale`,
+    );
   } finally {
     if (!opts.gemm) await gemm.release();
   }

@@ -23,14 +23,26 @@ export interface InceptionScoreResult {
  * @param splits number of parts (default 10, as GET / pytorch-gan-metrics).
  * @throws UsageError for a non-finite logit (names sample and class), n < splits, splits < 1, or classes < 2.
  */
-export function inceptionScore(logits: Float32Array | Float64Array, n: number, classes: number, splits = 10): InceptionScoreResult {
-  if (logits.length !== n * classes) throw new RangeError(`inceptionScore: ${logits.length} logits do not fill ${n}×${classes}`);
-  if (!Number.isInteger(splits) || splits < 1) throw new UsageError(`Inception Score: splits must be a positive integer, got ${splits}`);
+export function inceptionScore(
+  logits: Float32Array | Float64Array,
+  n: number,
+  classes: number,
+  splits = 10,
+): InceptionScoreResult {
+  if (logits.length !== n * classes)
+    throw new RangeError(`inceptionScore: ${logits.length} logits do not fill ${n}×${classes}`);
+  if (!Number.isInteger(splits) || splits < 1)
+    throw new UsageError(`Inception Score: splits must be a positive integer, got ${splits}`);
   if (classes < 2) throw new UsageError(`Inception Score: needs at least 2 classes, got ${classes}`);
-  if (n < splits) throw new UsageError(`Inception Score: ${n} samples cannot fill ${splits} splits; use at least ${splits} samples or fewer splits`);
+  if (n < splits)
+    throw new UsageError(
+      `Inception Score: ${n} samples cannot fill ${splits} splits; use at least ${splits} samples or fewer splits`,
+    );
   for (let i = 0; i < logits.length; i++) {
     if (!Number.isFinite(logits[i])) {
-      throw new UsageError(`Inception Score: sample ${Math.floor(i / classes)}, class ${i % classes} has logit ${logits[i]}; the classifier produced non-finite values`);
+      throw new UsageError(
+        `Inception Score: sample ${Math.floor(i / classes)}, class ${i % classes} has logit ${logits[i]}; the classifier produced non-finite values`,
+      );
     }
   }
   const logp = new Float64Array(logits.length); // log p(y|x)

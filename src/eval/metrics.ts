@@ -38,7 +38,9 @@ export type EvalState = (typeof EVAL_STATES)[number];
  * a rare path like `s3://bucket/a:b@c` loses `bucket/a:b@`, which beats leaking a key.
  */
 export function withoutUserinfo(raw: string): string {
-  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@:]*:(?!\d{1,5}(?:\/|$))[^?#@]*@/i, '$1').replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+  return raw
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@:]*:(?!\d{1,5}(?:\/|$))[^?#@]*@/i, '$1')
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
 }
 
 /**
@@ -61,7 +63,6 @@ export interface PushgatewayTarget {
   readonly display: string;
 }
 
-
 /**
  * Checks a Pushgateway URL: http or https, a host, no query or fragment (the push path is appended to
  * it). Userinfo is allowed (sent as basic auth) and never appears in `display` or in error messages.
@@ -77,9 +78,15 @@ export function parsePushgatewayUrl(raw: string, source = PUSHGATEWAY_URL_ENV): 
   } catch {
     throw new UsageError(`${source}: ${shown} is not a URL; ${fix}`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`${source}: ${shown} uses ${u.protocol.slice(0, -1)}; the Pushgateway is reached over http or https, ${fix}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new UsageError(
+      `${source}: ${shown} uses ${u.protocol.slice(0, -1)}; the Pushgateway is reached over http or https, ${fix}`,
+    );
   if (!u.hostname) throw new UsageError(`${source}: ${shown} has no host; ${fix}`);
-  if (u.search || u.hash) throw new UsageError(`${source}: ${shown} has a query or fragment, which a push cannot use; give the gateway's base URL, ${fix}`);
+  if (u.search || u.hash)
+    throw new UsageError(
+      `${source}: ${shown} has a query or fragment, which a push cannot use; give the gateway's base URL, ${fix}`,
+    );
   const clean = new URL(u);
   clean.username = '';
   clean.password = '';
@@ -191,7 +198,12 @@ export class EvalMetrics {
     this.model = safeLabel(o.model);
     this.reference = safeLabel(o.reference ?? 'unknown');
     this.features = safeLabel(o.features ?? 'unknown');
-    const id = o.runId ?? `eval-${createHash('sha256').update(JSON.stringify([this.model, this.reference, this.features])).digest('hex').slice(0, 12)}`;
+    const id =
+      o.runId ??
+      `eval-${createHash('sha256')
+        .update(JSON.stringify([this.model, this.reference, this.features]))
+        .digest('hex')
+        .slice(0, 12)}`;
     this.runId = id.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128) || 'unnamed';
     this.logger = o.logger ?? createLogger('eval');
     this.minPushIntervalMs = o.minPushIntervalMs ?? 2000;
@@ -208,14 +220,38 @@ export class EvalMetrics {
     }
 
     const registers = [this.registry];
-    const g = <K extends string>(name: string, help: string, labelNames: readonly K[]): Gauge<K> => new Gauge({ name, help, labelNames, registers });
+    const g = <K extends string>(name: string, help: string, labelNames: readonly K[]): Gauge<K> =>
+      new Gauge({ name, help, labelNames, registers });
     const res = ['model', 'reference', 'features'] as const;
-    this.fid = g('get_eval_fid', "Fréchet Inception Distance of the model's samples to the reference statistics (lower is better)", res);
-    this.is = g('get_eval_inception_score', "Inception Score of the model's samples, mean over splits (higher is better)", ['model', 'features']);
-    this.isStd = g('get_eval_inception_score_std', 'Standard deviation of the Inception Score over splits', ['model', 'features']);
-    this.precision = g('get_eval_precision', 'Improved precision (Kynkäänniemi et al. 2019): share of samples inside the reference manifold, in [0, 1]', res);
-    this.recall = g('get_eval_recall', "Improved recall: share of reference images inside the samples' manifold, in [0, 1]", res);
-    this.sps = g('get_eval_samples_per_second', 'Sample throughput in samples per second (live during the sample phase, the run average at the end)', ['model']);
+    this.fid = g(
+      'get_eval_fid',
+      "Fréchet Inception Distance of the model's samples to the reference statistics (lower is better)",
+      res,
+    );
+    this.is = g(
+      'get_eval_inception_score',
+      "Inception Score of the model's samples, mean over splits (higher is better)",
+      ['model', 'features'],
+    );
+    this.isStd = g('get_eval_inception_score_std', 'Standard deviation of the Inception Score over splits', [
+      'model',
+      'features',
+    ]);
+    this.precision = g(
+      'get_eval_precision',
+      'Improved precision (Kynkäänniemi et al. 2019): share of samples inside the reference manifold, in [0, 1]',
+      res,
+    );
+    this.recall = g(
+      'get_eval_recall',
+      "Improved recall: share of reference images inside the samples' manifold, in [0, 1]",
+      res,
+    );
+    this.sps = g(
+      'get_eval_samples_per_second',
+      'Sample throughput in samples per second (live during the sample phase, the run average at the end)',
+      ['model'],
+    );
     const self = this;
     new Gauge({
       name: 'get_eval_duration_seconds',
@@ -223,13 +259,26 @@ export class EvalMetrics {
       labelNames: ['model'],
       registers,
       collect() {
-        if (self.startedAt !== undefined) this.set({ model: self.model }, ((self.endedAt ?? Date.now()) - self.startedAt) / 1000);
+        if (self.startedAt !== undefined)
+          this.set({ model: self.model }, ((self.endedAt ?? Date.now()) - self.startedAt) / 1000);
       },
     });
-    this.done = g('get_eval_samples_done', 'Images processed so far in the phase (sample: generated and embedded; reference: reference images embedded)', ['model', 'phase']);
+    this.done = g(
+      'get_eval_samples_done',
+      'Images processed so far in the phase (sample: generated and embedded; reference: reference images embedded)',
+      ['model', 'phase'],
+    );
     this.total = g('get_eval_samples_total', 'Images the phase will process', ['model', 'phase']);
-    this.state = g('get_eval_state', 'Run state: 1 for the current state (running, succeeded, failed), 0 for the others', ['model', 'state']);
-    this.lastSuccess = g('get_eval_last_success_timestamp_seconds', 'Unix time in seconds when the last eval run of the model succeeded', ['model']);
+    this.state = g(
+      'get_eval_state',
+      'Run state: 1 for the current state (running, succeeded, failed), 0 for the others',
+      ['model', 'state'],
+    );
+    this.lastSuccess = g(
+      'get_eval_last_success_timestamp_seconds',
+      'Unix time in seconds when the last eval run of the model succeeded',
+      ['model'],
+    );
   }
 
   /** Marks the run `running` (starts the duration clock) and pushes. Never rejects. */
@@ -304,7 +353,8 @@ export class EvalMetrics {
     if (r) {
       this.setFid(r.scores.fid);
       if (r.scores.inceptionScore) this.setInceptionScore(r.scores.inceptionScore.mean, r.scores.inceptionScore.std);
-      if (r.scores.precision !== null && r.scores.recall !== null) this.setPrecisionRecall(r.scores.precision, r.scores.recall);
+      if (r.scores.precision !== null && r.scores.recall !== null)
+        this.setPrecisionRecall(r.scores.precision, r.scores.recall);
       if (r.samplesPerSecond !== undefined) this.setSamplesPerSecond(r.samplesPerSecond);
     }
     this.end('succeeded');
@@ -346,7 +396,13 @@ export class EvalMetrics {
     // A registry for the endpoint that shares the eval gauges (not copies), so /metrics is live,
     // while the pushed registry stays free of per-process series.
     const registry = Registry.merge([this.registry, createRegistry(true)]);
-    const svc = createServiceApp({ name: 'eval', logger: this.logger, bodyLimitBytes: 1024, registry, routes: () => {} });
+    const svc = createServiceApp({
+      name: 'eval',
+      logger: this.logger,
+      bodyLimitBytes: 1024,
+      registry,
+      routes: () => {},
+    });
     svc.state.markReady();
     this.server = await listen(svc.app, port, host);
     const bound = (this.server.address() as AddressInfo).port;
@@ -376,7 +432,11 @@ export class EvalMetrics {
     } catch (err) {
       this.pushFailures++;
       const line = { pushgateway: this.pushTarget, job: EVAL_JOB, instance: this.runId, error: this.scrub(err) };
-      if (this.pushFailures === 1) this.logger.warn(line, 'metrics push to the Pushgateway failed; the eval goes on (later failures are logged at debug level)');
+      if (this.pushFailures === 1)
+        this.logger.warn(
+          line,
+          'metrics push to the Pushgateway failed; the eval goes on (later failures are logged at debug level)',
+        );
       else this.logger.debug(line, 'metrics push failed again');
       return false;
     } finally {

@@ -32,7 +32,8 @@ const DESCR = { float64: '<f8', float32: '<f4' } as const;
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('npz: a little-endian host is required');
 
 /** Python's repr of a shape tuple: `()`, `(2,)`, `(3, 4)`. */
-const shapeRepr = (shape: readonly number[]): string => (shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`);
+const shapeRepr = (shape: readonly number[]): string =>
+  shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
 
 /**
  * The `.npy` v1.0 bytes of one array, byte-identical to `np.save` (NumPy ≥ 1.23, C order, little-endian).
@@ -40,13 +41,15 @@ const shapeRepr = (shape: readonly number[]): string => (shape.length === 1 ? `(
  */
 export function encodeNpy(a: NpyArray): Uint8Array {
   const count = a.shape.reduce((p, d) => p * d, 1);
-  if (a.data.length !== count) throw new RangeError(`encodeNpy: ${a.data.length} values do not fill shape ${shapeRepr(a.shape)}`);
+  if (a.data.length !== count)
+    throw new RangeError(`encodeNpy: ${a.data.length} values do not fill shape ${shapeRepr(a.shape)}`);
   let dict = `{'descr': '${DESCR[a.dtype]}', 'fortran_order': False, 'shape': ${shapeRepr(a.shape)}, }`;
   if (a.shape.length > 0) dict += ' '.repeat(GROWTH_AXIS_MAX_DIGITS - String(a.shape[0]).length);
   const hlen = dict.length + 1; // + '\n'
   const pad = ALIGN - ((MAGIC.length + 2 + 2 + hlen) % ALIGN);
   const header = dict + ' '.repeat(pad) + '\n';
-  if (header.length > 0xffff) throw new RangeError(`encodeNpy: header of ${header.length} bytes is too long for .npy v1.0`);
+  if (header.length > 0xffff)
+    throw new RangeError(`encodeNpy: header of ${header.length} bytes is too long for .npy v1.0`);
   const out = new Uint8Array(10 + header.length + a.data.byteLength);
   out.set(MAGIC, 0);
   out[6] = 1; // version 1.0
@@ -68,7 +71,8 @@ export function decodeNpy(bytes: Uint8Array, where: string): NpyArray {
   const bad = (why: string): never => {
     throw new UsageError(`${where}: ${why}`);
   };
-  if (bytes.length < 10 || MAGIC.some((m, i) => bytes[i] !== m)) bad('not a .npy array (bad magic; expected \\x93NUMPY)');
+  if (bytes.length < 10 || MAGIC.some((m, i) => bytes[i] !== m))
+    bad('not a .npy array (bad magic; expected \\x93NUMPY)');
   const major = bytes[6];
   if (major < 1 || major > 3) bad(`unsupported .npy version ${major}.${bytes[7]} (supported: 1.0–3.0)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -80,10 +84,16 @@ export function decodeNpy(bytes: Uint8Array, where: string): NpyArray {
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeStr = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined) bad(`unsupported dtype in header ${header.trim()} (supported: '<f8', '<f4'; re-save with arr.astype('<f8'))`);
+  if (descr === undefined)
+    bad(`unsupported dtype in header ${header.trim()} (supported: '<f8', '<f4'; re-save with arr.astype('<f8'))`);
   if (fortran === undefined || shapeStr === undefined) bad(`malformed .npy header ${header.trim()}`);
-  if (fortran === 'True') bad("fortran_order is True; re-save it in C order (np.ascontiguousarray)");
-  const dtype = descr === '<f8' ? 'float64' : descr === '<f4' ? 'float32' : bad(`unsupported dtype '${descr}' (supported: '<f8', '<f4'; re-save with arr.astype('<f8'))`);
+  if (fortran === 'True') bad('fortran_order is True; re-save it in C order (np.ascontiguousarray)');
+  const dtype =
+    descr === '<f8'
+      ? 'float64'
+      : descr === '<f4'
+        ? 'float32'
+        : bad(`unsupported dtype '${descr}' (supported: '<f8', '<f4'; re-save with arr.astype('<f8'))`);
   const shape = shapeStr!
     .split(',')
     .map((s) => s.trim())
@@ -91,7 +101,8 @@ export function decodeNpy(bytes: Uint8Array, where: string): NpyArray {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : bad(`malformed shape (${shapeStr})`)));
   const count = shape.reduce((p, d) => p * d, 1);
   const width = dtype === 'float64' ? 8 : 4;
-  if (bytes.length - start !== count * width) bad(`has ${bytes.length - start} data bytes, expected ${count * width} for shape ${shapeRepr(shape)} ${descr}`);
+  if (bytes.length - start !== count * width)
+    bad(`has ${bytes.length - start} data bytes, expected ${count * width} for shape ${shapeRepr(shape)} ${descr}`);
   const copy = new Uint8Array(bytes.length - start); // own, aligned buffer (a Node Buffer's slice() would share)
   copy.set(bytes.subarray(start));
   return { dtype, shape, data: dtype === 'float64' ? new Float64Array(copy.buffer) : new Float32Array(copy.buffer) };
@@ -118,13 +129,18 @@ export function decodeNpz(bytes: Uint8Array, source: string): Record<string, Npy
   try {
     files = unzipSync(bytes);
   } catch (e) {
-    throw new UsageError(`${source}: not a readable .npz (zip) archive (${(e as Error).message}); write it with numpy.savez`);
+    throw new UsageError(
+      `${source}: not a readable .npz (zip) archive (${(e as Error).message}); write it with numpy.savez`,
+    );
   }
   // fflate does not check CRC-32s; NumPy (zipfile) does, so a flipped byte must not pass here either.
   const crcs = centralCrcs(bytes);
   for (const [name, data] of Object.entries(files)) {
     const want = crcs.get(name);
-    if (want !== undefined && crc32(data) !== want) throw new UsageError(`${source}: member ${name} fails its CRC-32 check (the file is corrupt); recompute it with --save-reference or numpy.savez`);
+    if (want !== undefined && crc32(data) !== want)
+      throw new UsageError(
+        `${source}: member ${name} fails its CRC-32 check (the file is corrupt); recompute it with --save-reference or numpy.savez`,
+      );
   }
   const out: Record<string, NpyArray> = {};
   for (const [name, data] of Object.entries(files)) {
@@ -164,7 +180,8 @@ function centralCrcs(bytes: Uint8Array): Map<string, number> {
 /** `stats.npz` bytes as `np.savez(path, mu=mu, sigma=sigma)` writes them (float64, uncompressed). */
 export function encodeFidStats(stats: FidStats): Uint8Array {
   const d = stats.mu.length;
-  if (stats.sigma.length !== d * d) throw new RangeError(`encodeFidStats: sigma has ${stats.sigma.length} values, expected ${d}×${d}`);
+  if (stats.sigma.length !== d * d)
+    throw new RangeError(`encodeFidStats: sigma has ${stats.sigma.length} values, expected ${d}×${d}`);
   return encodeNpz({
     mu: { dtype: 'float64', shape: [d], data: stats.mu },
     sigma: { dtype: 'float64', shape: [d, d], data: stats.sigma },
@@ -181,11 +198,17 @@ export function decodeFidStats(bytes: Uint8Array, source: string): FidStats {
   const arrays = decodeNpz(bytes, source);
   const { mu, sigma } = arrays;
   const have = Object.keys(arrays).join(', ');
-  if (!mu || !sigma) throw new UsageError(`${source}: FID statistics need arrays 'mu' and 'sigma' (found: ${have}); write them with numpy.savez(path, mu=mu, sigma=sigma)`);
-  if (mu.shape.length !== 1) throw new UsageError(`${source}: mu has shape ${shapeRepr(mu.shape)}, expected a 1-D vector`);
+  if (!mu || !sigma)
+    throw new UsageError(
+      `${source}: FID statistics need arrays 'mu' and 'sigma' (found: ${have}); write them with numpy.savez(path, mu=mu, sigma=sigma)`,
+    );
+  if (mu.shape.length !== 1)
+    throw new UsageError(`${source}: mu has shape ${shapeRepr(mu.shape)}, expected a 1-D vector`);
   const d = mu.shape[0];
   if (sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) {
-    throw new UsageError(`${source}: sigma has shape ${shapeRepr(sigma.shape)}, expected (${d}, ${d}) for mu of length ${d}`);
+    throw new UsageError(
+      `${source}: sigma has shape ${shapeRepr(sigma.shape)}, expected (${d}, ${d}) for mu of length ${d}`,
+    );
   }
   return { mu: Float64Array.from(mu.data), sigma: Float64Array.from(sigma.data) };
 }

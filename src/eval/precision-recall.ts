@@ -54,7 +54,12 @@ class SquaredDistances {
   }
 
   /** Calls `visit(block, r0, rows)` with block = d²[r0 : r0 + rows, :] (row-major, n columns). */
-  async forEachBlock(a: FeatureSet, b: FeatureSet, blockElems: number, visit: (d2: Float32Array, r0: number, rows: number) => void): Promise<void> {
+  async forEachBlock(
+    a: FeatureSet,
+    b: FeatureSet,
+    blockElems: number,
+    visit: (d2: Float32Array, r0: number, rows: number) => void,
+  ): Promise<void> {
     const step = Math.max(1, Math.min(a.n, Math.floor(blockElems / b.n)));
     for (let r0 = 0; r0 < a.n; r0 += step) {
       const rows = Math.min(step, a.n - r0);
@@ -132,14 +137,22 @@ export async function precisionRecall(
   opts: PrecisionRecallOptions = {},
 ): Promise<PrecisionRecallResult> {
   const k = opts.k ?? 3;
-  if (real.length !== nReal * dim) throw new RangeError(`precisionRecall: ${real.length} real values do not fill ${nReal}×${dim}`);
-  if (fake.length !== nFake * dim) throw new RangeError(`precisionRecall: ${fake.length} generated values do not fill ${nFake}×${dim}`);
+  if (real.length !== nReal * dim)
+    throw new RangeError(`precisionRecall: ${real.length} real values do not fill ${nReal}×${dim}`);
+  if (fake.length !== nFake * dim)
+    throw new RangeError(`precisionRecall: ${fake.length} generated values do not fill ${nFake}×${dim}`);
   if (!Number.isInteger(k) || k < 1) throw new UsageError(`precision/recall: k must be a positive integer, got ${k}`);
   const cap = opts.maxSamples ?? Infinity;
   const nr = Math.min(nReal, cap);
   const nf = Math.min(nFake, cap);
-  for (const [what, n] of [['real', nr], ['generated', nf]] as const) {
-    if (n <= k) throw new UsageError(`precision/recall: k = ${k} needs at least ${k + 1} ${what} samples, got ${n}; use more samples or a smaller k`);
+  for (const [what, n] of [
+    ['real', nr],
+    ['generated', nf],
+  ] as const) {
+    if (n <= k)
+      throw new UsageError(
+        `precision/recall: k = ${k} needs at least ${k + 1} ${what} samples, got ${n}; use more samples or a smaller k`,
+      );
   }
   const r = makeSet(real.subarray(0, nr * dim), nr, dim, 'real features');
   const f = makeSet(fake.subarray(0, nf * dim), nf, dim, 'generated features');

@@ -75,13 +75,24 @@ export async function openSource(spec: string, flag: string, o: SourceOptions): 
   if (ds) return datasetSource(ds[1] as DatasetName, ds[2] as DatasetSplit);
   if (spec === 'teacher') {
     const train = await loadDataset(need(o, 'dataset', spec), 'train');
-    const t = await prepareTeacher({ spec: 'mixture', components: need(o, 'teacherComponents', spec), rank: need(o, 'teacherRank', spec), cacheDir: need(o, 'cacheDir', spec), threads: o.threads }, train);
+    const t = await prepareTeacher(
+      {
+        spec: 'mixture',
+        components: need(o, 'teacherComponents', spec),
+        rank: need(o, 'teacherRank', spec),
+        cacheDir: need(o, 'cacheDir', spec),
+        threads: o.threads,
+      },
+      train,
+    );
     return teacherSource(t.denoiser, o.seedStart, need(o, 'samplerSteps', spec), o);
   }
   const store = storeFor(parentUri(spec));
   if ((await store.head(spec)) === null) {
     if ((await store.head(joinUri(spec, MANIFEST_FILE))) !== null) return pairsSource(spec);
-    throw new UsageError(`${flag} ${spec}: no such file, object or pair folder (give model.onnx, a pair folder with ${MANIFEST_FILE}, "teacher", or a split such as mnist:test)`);
+    throw new UsageError(
+      `${flag} ${spec}: no such file, object or pair folder (give model.onnx, a pair folder with ${MANIFEST_FILE}, "teacher", or a split such as mnist:test)`,
+    );
   }
   let bytes: Uint8Array;
   try {
@@ -98,9 +109,16 @@ export async function openSource(spec: string, flag: string, o: SourceOptions): 
   }
   if (metadata.format === MODEL_FORMAT) return studentSource(bytes, spec, flag, o);
   try {
-    return teacherSource(await OnnxEdmTeacher.fromBytes(bytes, { threads: o.threads }, spec), o.seedStart, need(o, 'samplerSteps', spec), o);
+    return teacherSource(
+      await OnnxEdmTeacher.fromBytes(bytes, { threads: o.threads }, spec),
+      o.seedStart,
+      need(o, 'samplerSteps', spec),
+      o,
+    );
   } catch (e) {
-    throw new UsageError(`${flag} ${spec}: neither a get-distill/model@1 student nor an EDM teacher network (${(e as Error).message})`);
+    throw new UsageError(
+      `${flag} ${spec}: neither a get-distill/model@1 student nor an EDM teacher network (${(e as Error).message})`,
+    );
   }
 }
 
@@ -117,9 +135,14 @@ async function datasetSource(name: DatasetName, split: DatasetSplit): Promise<Im
   const shape = { channels: d.channels, height: d.height, width: d.width };
   const P = d.channels * d.height * d.width;
   return {
-    id: `${name}:${split}`, kind: 'dataset', shape, available: d.n, details: { dataset: name, split, images: d.n },
+    id: `${name}:${split}`,
+    kind: 'dataset',
+    shape,
+    available: d.n,
+    details: { dataset: name, split, images: d.n },
     async *images(n, batch) {
-      if (n > d.n) throw new UsageError(`${name}:${split} holds ${d.n} images, ${n} were asked for; ask for ${d.n} or fewer`);
+      if (n > d.n)
+        throw new UsageError(`${name}:${split} holds ${d.n} images, ${n} were asked for; ask for ${d.n} or fewer`);
       for (let i = 0; i < n; i += batch) yield d.images.subarray(i * P, Math.min(n, i + batch) * P);
     },
     async close() {},
@@ -131,10 +154,21 @@ async function pairsSource(dir: string): Promise<ImageSource> {
   const m = await readManifest(store, dir);
   const P = m.imageShape.channels * m.imageShape.height * m.imageShape.width;
   return {
-    id: dir, kind: 'pairs', shape: m.imageShape, available: m.totalPairs,
-    details: { pairs: m.totalPairs, teacher: m.teacher, sampler: m.sampler, seeds: [m.shards[0]?.seedStart, m.shards.at(-1)?.seedEnd] },
+    id: dir,
+    kind: 'pairs',
+    shape: m.imageShape,
+    available: m.totalPairs,
+    details: {
+      pairs: m.totalPairs,
+      teacher: m.teacher,
+      sampler: m.sampler,
+      seeds: [m.shards[0]?.seedStart, m.shards.at(-1)?.seedEnd],
+    },
     async *images(n, batch) {
-      if (n > m.totalPairs) throw new UsageError(`${dir} holds ${m.totalPairs} pairs, ${n} were asked for; ask for ${m.totalPairs} or fewer`);
+      if (n > m.totalPairs)
+        throw new UsageError(
+          `${dir} holds ${m.totalPairs} pairs, ${n} were asked for; ask for ${m.totalPairs} or fewer`,
+        );
       let left = n;
       for (const e of m.shards) {
         if (left <= 0) break;
@@ -150,7 +184,10 @@ async function pairsSource(dir: string): Promise<ImageSource> {
 
 function teacherSource(denoiser: Denoiser, seedStart: number, steps: number, o: SourceOptions): ImageSource {
   return {
-    id: `teacher:${denoiser.id}`, kind: 'teacher', shape: denoiser.shape, available: null,
+    id: `teacher:${denoiser.id}`,
+    kind: 'teacher',
+    shape: denoiser.shape,
+    available: null,
     details: { teacher: denoiser.id, sampler: 'edm-heun', heunSteps: steps, nfe: heunNfe(steps), seedStart },
     async *images(n, batch) {
       const all = seeds(o, n);
@@ -179,8 +216,18 @@ async function studentSource(bytes: Uint8Array, uri: string, flag: string, o: So
   const K = info.config.numClasses;
   const shape = { channels: info.config.channels, height: info.config.imageSize, width: info.config.imageSize };
   return {
-    id: uri, kind: 'student', shape, available: null,
-    details: { preset: info.config.name, step: info.step, iterations: info.iterations, nfe: 1, seedStart: o.seedStart, dataManifestSha256: info.dataManifestSha256 },
+    id: uri,
+    kind: 'student',
+    shape,
+    available: null,
+    details: {
+      preset: info.config.name,
+      step: info.step,
+      iterations: info.iterations,
+      nfe: 1,
+      seedStart: o.seedStart,
+      dataManifestSha256: info.dataManifestSha256,
+    },
     async *images(n, batch) {
       const all = seeds(o, n);
       for (let s = all.start; s < all.end; s += batch) {

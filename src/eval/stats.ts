@@ -34,12 +34,20 @@ export interface FeatureStatsOptions {
  * @throws UsageError naming the first non-finite value: `features: sample 12, feature 7 is NaN …`.
  * `first` is the index of row 0 of `x` among all samples.
  */
-export function assertFiniteFeatures(x: ArrayLike<number>, rows: number, dim: number, first = 0, what = 'features'): void {
+export function assertFiniteFeatures(
+  x: ArrayLike<number>,
+  rows: number,
+  dim: number,
+  first = 0,
+  what = 'features',
+): void {
   for (let i = 0; i < rows * dim; i++) {
     const v = x[i];
     if (!Number.isFinite(v)) {
       const s = first + Math.floor(i / dim);
-      throw new UsageError(`${what}: sample ${s}, feature ${i % dim} is ${v}; the feature network produced non-finite values (check that the images are finite and in range)`);
+      throw new UsageError(
+        `${what}: sample ${s}, feature ${i % dim} is ${v}; the feature network produced non-finite values (check that the images are finite and in range)`,
+      );
     }
   }
 }
@@ -60,8 +68,12 @@ export class FeatureStatsAccumulator {
   private readonly what: string;
 
   /** @param dim feature dimension (≥ 1). */
-  constructor(readonly dim: number, opts: FeatureStatsOptions = {}) {
-    if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`FeatureStatsAccumulator: dim must be a positive integer, got ${dim}`);
+  constructor(
+    readonly dim: number,
+    opts: FeatureStatsOptions = {},
+  ) {
+    if (!Number.isInteger(dim) || dim < 1)
+      throw new RangeError(`FeatureStatsAccumulator: dim must be a positive integer, got ${dim}`);
     this.chunkRows = Math.max(1, opts.chunkRows ?? 2048);
     this.mean = new Float64Array(dim);
     this.m2 = new Float64Array(dim * dim);
@@ -82,9 +94,10 @@ export class FeatureStatsAccumulator {
    */
   async add(batch: Float32Array | Float64Array, rows: number): Promise<void> {
     const d = this.dim;
-    if (batch.length !== rows * d) throw new RangeError(`${this.what}: ${batch.length} values do not fill ${rows}×${d}`);
+    if (batch.length !== rows * d)
+      throw new RangeError(`${this.what}: ${batch.length} values do not fill ${rows}×${d}`);
     assertFiniteFeatures(batch, rows, d, this.count, this.what);
-    for (let r = 0; r < rows; ) {
+    for (let r = 0; r < rows;) {
       const take = Math.min(rows - r, this.chunkRows - this.bufRows);
       this.buf.set(batch.subarray(r * d, (r + take) * d), this.bufRows * d);
       this.bufRows += take;
@@ -129,7 +142,9 @@ export class FeatureStatsAccumulator {
       const total = this.count;
       if (total < 2) throw new UsageError(`${this.what}: a covariance needs at least 2 samples, got ${total}`);
       if (total <= d) {
-        throw new UsageError(`${this.what}: ${total} samples of dimension ${d} give a singular covariance; use at least ${d + 1} samples (FID needs more samples than feature dimensions)`);
+        throw new UsageError(
+          `${this.what}: ${total} samples of dimension ${d} give a singular covariance; use at least ${d + 1} samples (FID needs more samples than feature dimensions)`,
+        );
       }
       await this.flush();
       const sigma = new Float64Array(d * d);
@@ -169,7 +184,10 @@ export async function featureStats(
   if (features.length !== n * dim) throw new RangeError(`${what}: ${features.length} values do not fill ${n}×${dim}`);
   // Check the counts before doing any work, so a too-small sample fails fast.
   if (n < 2) throw new UsageError(`${what}: a covariance needs at least 2 samples, got ${n}`);
-  if (n <= dim) throw new UsageError(`${what}: ${n} samples of dimension ${dim} give a singular covariance; use at least ${dim + 1} samples (FID needs more samples than feature dimensions)`);
+  if (n <= dim)
+    throw new UsageError(
+      `${what}: ${n} samples of dimension ${dim} give a singular covariance; use at least ${dim + 1} samples (FID needs more samples than feature dimensions)`,
+    );
   const acc = new FeatureStatsAccumulator(dim, opts);
   try {
     await acc.add(features, n);

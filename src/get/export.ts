@@ -105,7 +105,9 @@ export function readModelInfo(bytes: Uint8Array, source: string): ModelInfo {
   const sig = readOnnxSignature(bytes, source);
   const m = sig.metadata;
   if (m.format !== MODEL_FORMAT) {
-    throw new Error(`${source}: not a GET Distill export (metadata format ${JSON.stringify(m.format ?? null)}, expected "${MODEL_FORMAT}"); export one with \`get-distill export\``);
+    throw new Error(
+      `${source}: not a GET Distill export (metadata format ${JSON.stringify(m.format ?? null)}, expected "${MODEL_FORMAT}"); export one with \`get-distill export\``,
+    );
   }
   let config: GetConfig;
   try {
@@ -115,8 +117,10 @@ export function readModelInfo(bytes: Uint8Array, source: string): ModelInfo {
   }
   const iterations = Number(m.iterations);
   const step = Number(m.step);
-  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`${source}: metadata iterations ${JSON.stringify(m.iterations)} is not a positive integer`);
-  if (!Number.isInteger(step) || step < 0) throw new Error(`${source}: metadata step ${JSON.stringify(m.step)} is not a non-negative integer`);
+  if (!Number.isInteger(iterations) || iterations < 1)
+    throw new Error(`${source}: metadata iterations ${JSON.stringify(m.iterations)} is not a positive integer`);
+  if (!Number.isInteger(step) || step < 0)
+    throw new Error(`${source}: metadata step ${JSON.stringify(m.step)} is not a non-negative integer`);
   const { channels: C, imageSize: H, hiddenSize: D, numClasses } = config;
   const N = numTokens(config);
   const want: TensorSignature[] = [
@@ -124,10 +128,20 @@ export function readModelInfo(bytes: Uint8Array, source: string): ModelInfo {
     ...(numClasses > 0 ? [{ name: 'class_labels', dtype: 'int64', dims: ['batch'] }] : []),
     { name: 'z0', dtype: 'float32', dims: ['batch', N, D] },
   ];
-  const same = (a: readonly TensorSignature[], b: readonly TensorSignature[]) => JSON.stringify(a) === JSON.stringify(b);
+  const same = (a: readonly TensorSignature[], b: readonly TensorSignature[]) =>
+    JSON.stringify(a) === JSON.stringify(b);
   if (!same(sig.inputs, want)) {
     throw new Error(`${source}: inputs ${JSON.stringify(sig.inputs)} differ from the contract ${JSON.stringify(want)}`);
   }
-  if (!sig.outputs.some((o) => o.name === 'image' && o.dtype === 'float32')) throw new Error(`${source}: no float32 output 'image'`);
-  return { config, iterations, step, dataManifestSha256: m.data_manifest_sha256 ?? '', inputs: sig.inputs, outputs: sig.outputs, tokens: N };
+  if (!sig.outputs.some((o) => o.name === 'image' && o.dtype === 'float32'))
+    throw new Error(`${source}: no float32 output 'image'`);
+  return {
+    config,
+    iterations,
+    step,
+    dataManifestSha256: m.data_manifest_sha256 ?? '',
+    inputs: sig.inputs,
+    outputs: sig.outputs,
+    tokens: N,
+  };
 }

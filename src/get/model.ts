@@ -72,7 +72,10 @@ export class ParamBuilder {
     return bias ? { w, b: this.add(`${name}.bias`, [fanOut], { kind: 'zeros' }) } : { w };
   }
   layerNorm(name: string, d: number): { scale: Value; bias: Value } {
-    return { scale: this.add(`${name}.weight`, [d], { kind: 'ones' }), bias: this.add(`${name}.bias`, [d], { kind: 'zeros' }) };
+    return {
+      scale: this.add(`${name}.weight`, [d], { kind: 'ones' }),
+      bias: this.add(`${name}.bias`, [d], { kind: 'zeros' }),
+    };
   }
 }
 
@@ -164,10 +167,20 @@ export function buildGet(g: Graph, cfg: GetConfig, batch: Dim): GetModel {
 
   const patchEmbed = P.add('x_embedder.proj.weight', [patchIn, D], { kind: 'xavier', fanIn: patchIn, fanOut: D });
   const patchBias = P.add('x_embedder.proj.bias', [D], { kind: 'zeros' });
-  const classEmbed = labels ? P.add('y_embedder.embedding_table', [cfg.numClasses, 3 * D], { kind: 'normal', std: 0.02 }) : null;
-  const injBlocks = Array.from({ length: cfg.injectionDepth }, (_, i) => blockParams(P, `blocks.${i}`, D, cfg.injectionMlpRatio));
-  const injProj = P.add('qkv_inject.weight', [D, 3 * D * cfg.equilibriumDepth], { kind: 'xavier', fanIn: D, fanOut: 3 * D * cfg.equilibriumDepth });
-  const eqBlocks = Array.from({ length: cfg.equilibriumDepth }, (_, i) => blockParams(P, `deq_blocks.${i}`, D, cfg.equilibriumMlpRatio));
+  const classEmbed = labels
+    ? P.add('y_embedder.embedding_table', [cfg.numClasses, 3 * D], { kind: 'normal', std: 0.02 })
+    : null;
+  const injBlocks = Array.from({ length: cfg.injectionDepth }, (_, i) =>
+    blockParams(P, `blocks.${i}`, D, cfg.injectionMlpRatio),
+  );
+  const injProj = P.add('qkv_inject.weight', [D, 3 * D * cfg.equilibriumDepth], {
+    kind: 'xavier',
+    fanIn: D,
+    fanOut: 3 * D * cfg.equilibriumDepth,
+  });
+  const eqBlocks = Array.from({ length: cfg.equilibriumDepth }, (_, i) =>
+    blockParams(P, `deq_blocks.${i}`, D, cfg.equilibriumMlpRatio),
+  );
   const finalNorm = P.layerNorm('final_layer.norm_final', D);
   const finalLinear = {
     w: P.add('final_layer.linear.weight', [D, patchIn], { kind: 'zeros' }),
@@ -177,9 +190,16 @@ export function buildGet(g: Graph, cfg: GetConfig, batch: Dim): GetModel {
   const pe = g.constant({ dtype: 'float32', dims: [N, D], data: posEmbed }, 'pos_embed');
 
   // Patchify: [B,C,H,W] → [B,C,s,p,s,p] → [B,s,s,C,p,p] → [B,N,C·p·p].
-  const patches = op.reshape(op.transpose(op.reshape(noise, [batch, C, s, p, s, p]), [0, 2, 4, 1, 3, 5]), [batch, N, patchIn]);
+  const patches = op.reshape(op.transpose(op.reshape(noise, [batch, C, s, p, s, p]), [0, 2, 4, 1, 3, 5]), [
+    batch,
+    N,
+    patchIn,
+  ]);
   let x = op.add(op.add(op.matmul(patches, patchEmbed), patchBias), pe); // [B,N,D]
-  const c = classEmbed && labels ? op.reshape(op.matmul(op.oneHot(labels, cfg.numClasses), classEmbed), [batch, 1, 3 * D]) : null; // [B,1,3D]
+  const c =
+    classEmbed && labels
+      ? op.reshape(op.matmul(op.oneHot(labels, cfg.numClasses), classEmbed), [batch, 1, 3 * D])
+      : null; // [B,1,3D]
   for (const bp of injBlocks) x = block(cfg, batch, x, bp, c);
   const U = op.matmul(x, injProj); // [B,N,3D·L_eq]
   const us = op.split(U, -1, Array(cfg.equilibriumDepth).fill(3 * D)).map((u) => (c ? op.add(u, c) : u)); // each [B,N,3D], c folded in once

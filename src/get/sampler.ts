@@ -22,17 +22,34 @@ export function z0ForSeed(seed: number, size: number): Float32Array {
  * Builds the inference ONNX model with weights as initialisers; `weights(name)` returns each parameter.
  * `metadata` goes into the model's metadata_props (see src/get/export.ts for the exported contract).
  */
-export function inferenceModel(cfg: GetConfig, weights: (name: string) => Float32Array, iterations = 6, metadata?: Record<string, string>): Uint8Array {
+export function inferenceModel(
+  cfg: GetConfig,
+  weights: (name: string) => Float32Array,
+  iterations = 6,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const g = new Graph('get_sample');
   const m = buildGet(g, cfg, 'batch');
   const { image, residual2 } = inferenceOutput(m, 'batch', iterations);
-  return toOnnx(g, { outputs: { image, residual2 }, paramValues: (p) => weights(p.name), ...(metadata && { metadata }) });
+  return toOnnx(g, {
+    outputs: { image, residual2 },
+    paramValues: (p) => weights(p.name),
+    ...(metadata && { metadata }),
+  });
 }
 
 export class GetSampler {
-  private constructor(readonly cfg: GetConfig, private readonly session: OrtSession) {}
+  private constructor(
+    readonly cfg: GetConfig,
+    private readonly session: OrtSession,
+  ) {}
 
-  static async create(cfg: GetConfig, weights: (name: string) => Float32Array, iterations = 6, threads?: number): Promise<GetSampler> {
+  static async create(
+    cfg: GetConfig,
+    weights: (name: string) => Float32Array,
+    iterations = 6,
+    threads?: number,
+  ): Promise<GetSampler> {
     return new GetSampler(cfg, await OrtSession.create(inferenceModel(cfg, weights, iterations), { threads }));
   }
 
@@ -43,11 +60,16 @@ export class GetSampler {
    * @returns image float32 [B,C,H,W] (about [−1, 1], not clipped) and residual² per sample [B].
    * @throws when sizes disagree or a conditional model gets no labels.
    */
-  async generate(noise: Float32Array, labels: Int32Array | null, seeds: readonly number[]): Promise<{ image: Float32Array; residual2: Float32Array }> {
+  async generate(
+    noise: Float32Array,
+    labels: Int32Array | null,
+    seeds: readonly number[],
+  ): Promise<{ image: Float32Array; residual2: Float32Array }> {
     const { channels: C, imageSize: H, hiddenSize: D, numClasses } = this.cfg;
     const B = seeds.length;
     const N = numTokens(this.cfg);
-    if (noise.length !== B * C * H * H) throw new Error(`GetSampler: noise has ${noise.length} values, expected ${B}×${C}×${H}×${H}`);
+    if (noise.length !== B * C * H * H)
+      throw new Error(`GetSampler: noise has ${noise.length} values, expected ${B}×${C}×${H}×${H}`);
     const z0 = new Float32Array(B * N * D);
     seeds.forEach((s, i) => z0.set(z0ForSeed(s, N * D), i * N * D));
     const feeds: Record<string, HostTensor> = {

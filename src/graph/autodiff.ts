@@ -16,7 +16,17 @@ const sameShape = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.lengt
 const range = (n: number) => [...Array(n).keys()];
 
 /** Ops whose outputs do not depend differentiably on their inputs (zero gradient almost everywhere). */
-const ZERO_GRAD = new Set(['Sign', 'Less', 'Shape', 'Size', 'OneHot', 'ConstantOfShape', 'ReduceMax', 'Equal', 'Greater']);
+const ZERO_GRAD = new Set([
+  'Sign',
+  'Less',
+  'Shape',
+  'Size',
+  'OneHot',
+  'ConstantOfShape',
+  'ReduceMax',
+  'Equal',
+  'Greater',
+]);
 
 /** Backward-node helpers with peepholes that keep the emitted graph small. */
 class Emitter {
@@ -37,7 +47,8 @@ class Emitter {
     if (sameShape(src.shape, shape)) return src;
     return this.cached(`reshape:${src.id}:${shape.join(',')}`, () => {
       if (shape.filter((d) => typeof d === 'string' || d === -1).length <= 1) return op.reshape(src, shape);
-      if (!like) fail('gradients', `cannot reshape ${shapeStr(src.shape)} to ${shapeStr(shape)} without a runtime shape`);
+      if (!like)
+        fail('gradients', `cannot reshape ${shapeStr(src.shape)} to ${shapeStr(shape)} without a runtime shape`);
       return this.graph.node('Reshape', [src, op.shapeOf(like)], [{ dtype: src.dtype, shape }])[0];
     });
   }
@@ -74,7 +85,9 @@ class Emitter {
     if (sameShape(g.shape, target)) return g;
     const lead = g.shape.length - target.length;
     if (lead < 0) fail('gradients', `gradient ${shapeStr(g.shape)} has lower rank than ${shapeStr(target)}`);
-    const ones = range(target.length).filter((i) => target[i] === 1 && g.shape[i + lead] !== 1).map((i) => i + lead);
+    const ones = range(target.length)
+      .filter((i) => target[i] === 1 && g.shape[i + lead] !== 1)
+      .map((i) => i + lead);
     if (lead === 0 && ones.length === 0) fail('gradients', `cannot reduce ${shapeStr(g.shape)} to ${shapeStr(target)}`);
     if (ones.length === 0) return op.reduceSum(g, range(lead), false);
     if (lead === 0) return op.reduceSum(g, ones, true);
@@ -85,7 +98,10 @@ class Emitter {
   expandTo(v: Value, like: Value): Value {
     if (sameShape(v.shape, like.shape)) return v;
     const shape = isStatic(like.shape)
-      ? this.graph.constant({ dtype: 'int64', dims: [like.shape.length], data: BigInt64Array.from(like.shape.map(BigInt)) }, 'expand_shape')
+      ? this.graph.constant(
+          { dtype: 'int64', dims: [like.shape.length], data: BigInt64Array.from(like.shape.map(BigInt)) },
+          'expand_shape',
+        )
       : op.shapeOf(like);
     return this.graph.node('Expand', [v, shape], [{ dtype: v.dtype, shape: like.shape }])[0];
   }
@@ -93,24 +109,36 @@ class Emitter {
   /** Zeros of v's shape and dtype (no run-time dependency on v when its shape is static). */
   zerosOf(v: Value): Value {
     if (!isStatic(v.shape)) return op.zerosLike(v);
-    const shape = this.graph.constant({ dtype: 'int64', dims: [v.shape.length], data: BigInt64Array.from(v.shape.map(BigInt)) }, 'zeros_shape');
-    const value = v.dtype === 'float64'
-      ? { dtype: 'float64' as const, dims: [1], data: Float64Array.of(0) }
-      : { dtype: 'float32' as const, dims: [1], data: Float32Array.of(0) };
+    const shape = this.graph.constant(
+      { dtype: 'int64', dims: [v.shape.length], data: BigInt64Array.from(v.shape.map(BigInt)) },
+      'zeros_shape',
+    );
+    const value =
+      v.dtype === 'float64'
+        ? { dtype: 'float64' as const, dims: [1], data: Float64Array.of(0) }
+        : { dtype: 'float32' as const, dims: [1], data: Float32Array.of(0) };
     return this.graph.node('ConstantOfShape', [shape], [{ dtype: v.dtype, shape: v.shape }], { value })[0];
   }
 
   /** Number of elements reduced by a Reduce node (x → y) as a scalar of x's dtype. */
   reducedCount(x: Value, y: Value, axes: readonly number[]): Value {
     const dims = axes.map((a) => x.shape[a]);
-    if (isStatic(dims)) return op.scalar(x, (dims as number[]).reduce((p, d) => p * d, 1));
+    if (isStatic(dims))
+      return op.scalar(
+        x,
+        (dims as number[]).reduce((p, d) => p * d, 1),
+      );
     const size = (v: Value) => op.cast(this.graph.node('Size', [v], [{ dtype: 'int64', shape: [] }])[0], x.dtype);
     return op.div(size(x), size(y));
   }
 }
 
 const isScalarConst = (v: Value, c: number) =>
-  v.kind === 'const' && v.data !== undefined && v.data.data.length === 1 && isFloat(v.dtype) && Math.abs(Number(v.data.data[0]) - c) < 1e-6;
+  v.kind === 'const' &&
+  v.data !== undefined &&
+  v.data.data.length === 1 &&
+  isFloat(v.dtype) &&
+  Math.abs(Number(v.data.data[0]) - c) < 1e-6;
 
 /**
  * Matches ops.gelu's nodes y = (x·½)·(erf(x·√½) + 1); returns x, a = erf(x·√½) + 1 and m = x·√½.
@@ -121,7 +149,8 @@ function matchGelu(n: Node): { x: Value; a: Value; m: Value } | undefined {
   const [h, a] = n.inputs;
   const hp = h.producer;
   const ap = a.producer;
-  if (hp?.op !== 'Mul' || ap?.op !== 'Add' || !isScalarConst(hp.inputs[1], 0.5) || !isScalarConst(ap.inputs[1], 1)) return undefined;
+  if (hp?.op !== 'Mul' || ap?.op !== 'Add' || !isScalarConst(hp.inputs[1], 0.5) || !isScalarConst(ap.inputs[1], 1))
+    return undefined;
   const x = hp.inputs[0];
   const ep = ap.inputs[0].producer;
   const mp = ep?.op === 'Erf' ? ep.inputs[0].producer : undefined;
@@ -136,7 +165,12 @@ function geluGrad(g: Value, { x, a, m }: { x: Value; a: Value; m: Value }): Valu
 }
 
 /** Per-input gradients (undefined: none, or not needed) from per-output gradients. */
-type Rule = (n: Node, gys: readonly (Value | undefined)[], need: readonly boolean[], e: Emitter) => (Value | undefined)[];
+type Rule = (
+  n: Node,
+  gys: readonly (Value | undefined)[],
+  need: readonly boolean[],
+  e: Emitter,
+) => (Value | undefined)[];
 
 /** The single output gradient of a one-output op. */
 const g0 = (gys: readonly (Value | undefined)[]) => gys[0] as Value;
@@ -170,22 +204,28 @@ const gemmRule: Rule = (n, gys, need, e) => {
   const alpha = (n.attrs.alpha as number | undefined) ?? 1;
   const beta = (n.attrs.beta as number | undefined) ?? 1;
   return [
-    when(need[0], () => (tA ? op.gemm(b, g, { transA: tB, transB: true, alpha }) : op.gemm(g, b, { transB: !tB, alpha }))),
-    when(need[1], () => (tB ? op.gemm(g, a, { transA: true, transB: tA, alpha }) : op.gemm(a, g, { transA: !tA, alpha }))),
+    when(need[0], () =>
+      tA ? op.gemm(b, g, { transA: tB, transB: true, alpha }) : op.gemm(g, b, { transB: !tB, alpha }),
+    ),
+    when(need[1], () =>
+      tB ? op.gemm(g, a, { transA: true, transB: tA, alpha }) : op.gemm(a, g, { transA: !tA, alpha }),
+    ),
     when(!!c && need[2], () => e.sumTo(beta === 1 ? g : op.mul(g, op.scalar(g, beta)), c.shape, c)),
   ];
 };
 
 /** ReduceSum / ReduceMean / ReduceSumSquare: bring g back to x's rank and broadcast. */
-const reduceRule = (kind: 'sum' | 'mean' | 'sumsq'): Rule => (n, gys, _need, e) => {
-  const [x] = n.inputs;
-  const axes = n.attrs.axes as readonly number[];
-  let g = g0(gys);
-  if (kind === 'mean') g = op.div(g, e.reducedCount(x, n.outputs[0], axes));
-  if (kind === 'sumsq') g = op.mul(g, op.scalar(g, 2));
-  if (n.attrs.keepdims === 0) g = op.unsqueeze(g, axes);
-  return [kind === 'sumsq' ? op.mul(g, x) : e.expandTo(g, x)]; // the Mul broadcasts g itself
-};
+const reduceRule =
+  (kind: 'sum' | 'mean' | 'sumsq'): Rule =>
+  (n, gys, _need, e) => {
+    const [x] = n.inputs;
+    const axes = n.attrs.axes as readonly number[];
+    let g = g0(gys);
+    if (kind === 'mean') g = op.div(g, e.reducedCount(x, n.outputs[0], axes));
+    if (kind === 'sumsq') g = op.mul(g, op.scalar(g, 2));
+    if (n.attrs.keepdims === 0) g = op.unsqueeze(g, axes);
+    return [kind === 'sumsq' ? op.mul(g, x) : e.expandTo(g, x)]; // the Mul broadcasts g itself
+  };
 
 /**
  * Gradients of a stride-1, dilation-1, group-1 Conv y = x ⊛ w + b with symmetric pads p:
@@ -198,9 +238,16 @@ const convRule: Rule = (n, gys, need, e) => {
   const g = g0(gys);
   const pads = n.attrs.pads as readonly number[];
   const p = pads[0];
-  const plain = (k: string) => ((n.attrs[k] as readonly number[] | number | undefined) ?? 1);
-  if (pads.some((v) => v !== p) || [plain('strides'), plain('dilations')].flat().some((v) => v !== 1) || plain('group') !== 1) {
-    fail('gradients', `Conv gradient supports stride 1, dilation 1, group 1 and symmetric pads only (node output ${n.outputs[0].name})`);
+  const plain = (k: string) => (n.attrs[k] as readonly number[] | number | undefined) ?? 1;
+  if (
+    pads.some((v) => v !== p) ||
+    [plain('strides'), plain('dilations')].flat().some((v) => v !== 1) ||
+    plain('group') !== 1
+  ) {
+    fail(
+      'gradients',
+      `Conv gradient supports stride 1, dilation 1, group 1 and symmetric pads only (node output ${n.outputs[0].name})`,
+    );
   }
   const nc = [1, 0, 2, 3];
   return [
@@ -224,26 +271,39 @@ const RULES: Record<string, Rule> = {
   Mul: (n, gys, need, e) => {
     const [a, b] = n.inputs;
     const g = g0(gys);
-    return [when(need[0], () => e.sumTo(op.mul(g, b), a.shape, a)), when(need[1], () => e.sumTo(op.mul(g, a), b.shape, b))];
+    return [
+      when(need[0], () => e.sumTo(op.mul(g, b), a.shape, a)),
+      when(need[1], () => e.sumTo(op.mul(g, a), b.shape, b)),
+    ];
   },
   Div: (n, gys, need, e) => {
     const [a, b] = n.inputs;
     const g = g0(gys);
     // d(a/b)/db = −(a/b)/b = −y/b.
-    return [when(need[0], () => e.sumTo(op.div(g, b), a.shape, a)), when(need[1], () => op.neg(e.sumTo(op.div(op.mul(g, n.outputs[0]), b), b.shape, b)))];
+    return [
+      when(need[0], () => e.sumTo(op.div(g, b), a.shape, a)),
+      when(need[1], () => op.neg(e.sumTo(op.div(op.mul(g, n.outputs[0]), b), b.shape, b))),
+    ];
   },
   Min: (n, gys, need, e) => {
     const [a, b] = n.inputs;
     const g = g0(gys);
     const bTaken = op.less(b, a); // ties route to a
     const zero = op.scalar(g, 0);
-    return [when(need[0], () => e.sumTo(op.where(bTaken, zero, g), a.shape, a)), when(need[1], () => e.sumTo(op.where(bTaken, g, zero), b.shape, b))];
+    return [
+      when(need[0], () => e.sumTo(op.where(bTaken, zero, g), a.shape, a)),
+      when(need[1], () => e.sumTo(op.where(bTaken, g, zero), b.shape, b)),
+    ];
   },
   Where: (n, gys, need, e) => {
     const [cond, a, b] = n.inputs;
     const g = g0(gys);
     const zero = op.scalar(g, 0);
-    return [undefined, when(need[1], () => e.sumTo(op.where(cond, g, zero), a.shape, a)), when(need[2], () => e.sumTo(op.where(cond, zero, g), b.shape, b))];
+    return [
+      undefined,
+      when(need[1], () => e.sumTo(op.where(cond, g, zero), a.shape, a)),
+      when(need[2], () => e.sumTo(op.where(cond, zero, g), b.shape, b)),
+    ];
   },
   Sum: (n, gys, need, e) => n.inputs.map((x, i) => when(need[i], () => e.sumTo(g0(gys), x.shape, x))),
   MatMul: matmulRule,
@@ -265,7 +325,8 @@ const RULES: Record<string, Rule> = {
   Softmax: (n, gys) => {
     const y = n.outputs[0];
     const axis = n.attrs.axis as number;
-    if (axis !== -1 && axis !== y.shape.length - 1) fail('gradients', `Softmax gradient supports only the last axis, got axis ${axis}`);
+    if (axis !== -1 && axis !== y.shape.length - 1)
+      fail('gradients', `Softmax gradient supports only the last axis, got axis ${axis}`);
     const g = g0(gys);
     // dx = y·(g − Σ_last g·y)
     return [op.mul(y, op.sub(g, op.reduceSum(op.mul(g, y), [-1], true)))];
@@ -275,8 +336,13 @@ const RULES: Record<string, Rule> = {
     const [, mean, invStd] = n.outputs;
     const r = x.shape.length;
     const axis = n.attrs.axis as number;
-    if (axis !== -1 && axis !== r - 1) fail('gradients', `LayerNormalization gradient supports only the last axis, got axis ${axis}`);
-    if (gys[1] || gys[2]) fail('gradients', 'LayerNormalization Mean/InvStdDev outputs are not differentiable here; do not use them in the loss');
+    if (axis !== -1 && axis !== r - 1)
+      fail('gradients', `LayerNormalization gradient supports only the last axis, got axis ${axis}`);
+    if (gys[1] || gys[2])
+      fail(
+        'gradients',
+        'LayerNormalization Mean/InvStdDev outputs are not differentiable here; do not use them in the loss',
+      );
     const g = g0(gys);
     const xhat = op.mul(op.sub(x, mean), invStd); // [..., D]
     const lead = range(r - 1);
@@ -307,7 +373,8 @@ const RULES: Record<string, Rule> = {
   LogSoftmax: (n, gys) => {
     const y = n.outputs[0];
     const axis = n.attrs.axis as number;
-    if (axis !== -1 && axis !== y.shape.length - 1) fail('gradients', `LogSoftmax gradient supports only the last axis, got axis ${axis}`);
+    if (axis !== -1 && axis !== y.shape.length - 1)
+      fail('gradients', `LogSoftmax gradient supports only the last axis, got axis ${axis}`);
     const g = g0(gys);
     // dx = g − softmax(x)·Σ_last g, softmax(x) = exp(y)
     return [op.sub(g, op.mul(op.exp(y), op.reduceSum(g, [-1], true)))];
@@ -316,8 +383,16 @@ const RULES: Record<string, Rule> = {
   AveragePool: (n, gys) => {
     const k = (n.attrs.kernel_shape as readonly number[])[0];
     const st = n.attrs.strides as readonly number[] | undefined;
-    if (n.attrs.pads !== undefined || !st || st.some((v) => v !== k) || (n.attrs.kernel_shape as readonly number[]).some((v) => v !== k)) {
-      fail('gradients', `AveragePool gradient supports only square k×k windows with stride k and no pads (node output ${n.outputs[0].name})`);
+    if (
+      n.attrs.pads !== undefined ||
+      !st ||
+      st.some((v) => v !== k) ||
+      (n.attrs.kernel_shape as readonly number[]).some((v) => v !== k)
+    ) {
+      fail(
+        'gradients',
+        `AveragePool gradient supports only square k×k windows with stride k and no pads (node output ${n.outputs[0].name})`,
+      );
     }
     const g = g0(gys);
     return [op.upsampleNearest(op.mul(g, op.scalar(g, 1 / (k * k))), k)];
@@ -331,11 +406,21 @@ const RULES: Record<string, Rule> = {
   ReduceSumSquare: reduceRule('sumsq'),
   Split: (n, gys, _need, e) => {
     const axis = n.attrs.axis as number;
-    return [op.concat(n.outputs.map((o, i) => gys[i] ?? e.zerosOf(o)), axis), undefined];
+    return [
+      op.concat(
+        n.outputs.map((o, i) => gys[i] ?? e.zerosOf(o)),
+        axis,
+      ),
+      undefined,
+    ];
   },
   Concat: (n, gys, need) => {
     const axis = n.attrs.axis as number;
-    const parts = op.split(g0(gys), axis, n.inputs.map((x) => x.shape[axis] as number));
+    const parts = op.split(
+      g0(gys),
+      axis,
+      n.inputs.map((x) => x.shape[axis] as number),
+    );
     return parts.map((p, i) => (need[i] ? p : undefined));
   },
 };
@@ -363,7 +448,8 @@ const RULES: Record<string, Rule> = {
  */
 export function gradients(loss: Value, wrt: readonly Value[]): Value[] {
   const g = loss.graph;
-  if (loss.shape.length !== 0 || !isFloat(loss.dtype)) fail('gradients', `loss must be a float scalar, got ${loss.dtype} ${shapeStr(loss.shape)}`);
+  if (loss.shape.length !== 0 || !isFloat(loss.dtype))
+    fail('gradients', `loss must be a float scalar, got ${loss.dtype} ${shapeStr(loss.shape)}`);
   for (const w of wrt) {
     if (w.graph !== g) fail('gradients', `${w.name} belongs to another graph than the loss`);
     if (!isFloat(w.dtype)) fail('gradients', `${w.name} is ${w.dtype}; only float values have gradients`);
@@ -405,19 +491,32 @@ export function gradients(loss: Value, wrt: readonly Value[]): Value[] {
     const gys = n.outputs.map((o) => (dep.has(o) ? total(o) : undefined));
     if (gys.every((gy) => gy === undefined)) continue;
     const gelu = matchGelu(n);
-    if (gelu && dep.has(gelu.x) && !n.inputs.some((v) => wrtSet.has(v)) && !wrtSet.has(gelu.m) && !wrtSet.has(gelu.a.producer!.inputs[0])) {
+    if (
+      gelu &&
+      dep.has(gelu.x) &&
+      !n.inputs.some((v) => wrtSet.has(v)) &&
+      !wrtSet.has(gelu.m) &&
+      !wrtSet.has(gelu.a.producer!.inputs[0])
+    ) {
       // Fused GELU: the gradient goes straight to x; other uses of its internal values still flow normally.
       push(gelu.x, geluGrad(gys[0] as Value, gelu));
       continue;
     }
     const rule = RULES[n.op];
-    if (!rule) fail('gradients', `no gradient rule for op ${n.op} (node output ${n.outputs[0].name}); add one in autodiff.ts or keep it off the path to the loss`);
+    if (!rule)
+      fail(
+        'gradients',
+        `no gradient rule for op ${n.op} (node output ${n.outputs[0].name}); add one in autodiff.ts or keep it off the path to the loss`,
+      );
     const gxs = rule(n, gys, need, e);
     n.inputs.forEach((x, j) => {
       const gx = gxs[j];
       if (!need[j] || !gx) return;
       if (!sameShape(gx.shape, x.shape) || gx.dtype !== x.dtype) {
-        fail('gradients', `${n.op} rule gave ${gx.dtype} ${shapeStr(gx.shape)} for input ${x.name} ${x.dtype} ${shapeStr(x.shape)}`);
+        fail(
+          'gradients',
+          `${n.op} rule gave ${gx.dtype} ${shapeStr(gx.shape)} for input ${x.name} ${x.dtype} ${shapeStr(x.shape)}`,
+        );
       }
       push(x, gx);
     });

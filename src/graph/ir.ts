@@ -118,12 +118,26 @@ export class Graph {
   }
 
   /** Appends a node computing outputs of the given dtypes and shapes; returns the output values. */
-  node(op: string, inputs: readonly Value[], outs: readonly { dtype: DType; shape: readonly Dim[] }[], attrs: Attrs = {}, name?: string): Value[] {
+  node(
+    op: string,
+    inputs: readonly Value[],
+    outs: readonly { dtype: DType; shape: readonly Dim[] }[],
+    attrs: Attrs = {},
+    name?: string,
+  ): Value[] {
     for (const x of inputs) if (x.graph !== this) fail(op, `input ${x.name} belongs to another graph`);
     const outputs: Value[] = [];
     const node: Node = { op, inputs: [...inputs], outputs, attrs };
     for (let i = 0; i < outs.length; i++) {
-      outputs.push(this.make({ name: name ?? `${op.toLowerCase()}`, dtype: outs[i].dtype, shape: [...outs[i].shape], kind: 'node', producer: node }));
+      outputs.push(
+        this.make({
+          name: name ?? `${op.toLowerCase()}`,
+          dtype: outs[i].dtype,
+          shape: [...outs[i].shape],
+          kind: 'node',
+          producer: node,
+        }),
+      );
     }
     this.nodes.push(node);
     return outputs;

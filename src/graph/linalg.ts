@@ -33,7 +33,10 @@ export class F64Gemm {
       const g = new Graph(`gemm_${key}`);
       const a = g.input('a', 'float64', ['a0', 'a1']);
       const b = g.input('b', 'float64', ['b0', 'b1']);
-      const y = g.node('Gemm', [a, b], [{ dtype: 'float64', shape: ['m', 'n'] }], { transA: +transA, transB: +transB })[0];
+      const y = g.node('Gemm', [a, b], [{ dtype: 'float64', shape: ['m', 'n'] }], {
+        transA: +transA,
+        transB: +transB,
+      })[0];
       s = OrtSession.create(toOnnx(g, { outputs: { y } }), { threads: this.threads });
       this.sessions.set(key, s);
     }

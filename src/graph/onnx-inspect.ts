@@ -97,7 +97,10 @@ function storedElements(t: onnxProto.onnx.ITensorProto): number | null {
 function zeros(dtype: string, dims: number[]): HostTensor | null {
   const n = dims.reduce((a, b) => a * b, 1);
   const make: Partial<Record<DType, () => TensorArray>> = {
-    float32: () => new Float32Array(n), float64: () => new Float64Array(n), int64: () => new BigInt64Array(n), bool: () => new Uint8Array(n),
+    float32: () => new Float32Array(n),
+    float64: () => new Float64Array(n),
+    int64: () => new BigInt64Array(n),
+    bool: () => new Uint8Array(n),
   };
   const f = make[dtype as DType];
   return f ? { dtype: dtype as DType, dims, data: f() } : null;
@@ -142,15 +145,24 @@ export async function validateOnnx(bytes: Uint8Array, source: string): Promise<O
     const dims = (t.dims ?? []).map((d) => Number(String(d)));
     const want = dims.reduce((a, b) => a * b, 1);
     const got = storedElements(t);
-    if (got === null) throw new Error(`${source}: initializer '${name}' has element type ${t.dataType}, which this project never emits`);
-    if (got !== want) throw new Error(`${source}: initializer '${name}' [${dims.join(',')}] should hold ${want} elements, its data holds ${got}`);
+    if (got === null)
+      throw new Error(
+        `${source}: initializer '${name}' has element type ${t.dataType}, which this project never emits`,
+      );
+    if (got !== want)
+      throw new Error(
+        `${source}: initializer '${name}' [${dims.join(',')}] should hold ${want} elements, its data holds ${got}`,
+      );
     if (t.dataType === onnx.TensorProto.DataType.FLOAT) initializerElements += want;
   }
   for (const v of g.input ?? []) if (!defined.has(v.name ?? '')) defined.set(v.name ?? '', 'a graph input');
   for (const [i, n] of (g.node ?? []).entries()) {
     const label = `node ${n.name || `#${i}`} (${n.opType})`;
     for (const x of n.input ?? []) {
-      if (x !== '' && !defined.has(x)) throw new Error(`${source}: ${label} input '${x}' is not a graph input, an initializer or an earlier node's output`);
+      if (x !== '' && !defined.has(x))
+        throw new Error(
+          `${source}: ${label} input '${x}' is not a graph input, an initializer or an earlier node's output`,
+        );
     }
     for (const y of n.output ?? []) {
       if (y === '') continue;
@@ -166,7 +178,8 @@ export async function validateOnnx(bytes: Uint8Array, source: string): Promise<O
   }
   for (const v of sig.inputs) {
     const other = v.dims.find((d) => typeof d === 'string' && d !== 'batch');
-    if (other !== undefined) throw new Error(`${source}: input '${v.name}' has symbolic dim '${other}'; only 'batch' is supported`);
+    if (other !== undefined)
+      throw new Error(`${source}: input '${v.name}' has symbolic dim '${other}'; only 'batch' is supported`);
   }
 
   // Loaded here, so reading a signature never loads the native runtime.
@@ -182,7 +195,10 @@ export async function validateOnnx(bytes: Uint8Array, source: string): Promise<O
     for (const batch of VALIDATION_BATCHES) {
       const feeds: Record<string, HostTensor> = {};
       for (const v of sig.inputs) {
-        const t = zeros(v.dtype, v.dims.map((d) => (typeof d === 'number' ? d : batch)));
+        const t = zeros(
+          v.dtype,
+          v.dims.map((d) => (typeof d === 'number' ? d : batch)),
+        );
         if (!t) throw new Error(`${source}: input '${v.name}' has dtype ${v.dtype}, which validation cannot feed`);
         feeds[v.name] = t;
       }
@@ -190,7 +206,9 @@ export async function validateOnnx(bytes: Uint8Array, source: string): Promise<O
       try {
         out = await session.run(feeds);
       } catch (e) {
-        throw new Error(`${source}: onnxruntime fails at batch ${batch} (${(e as Error).message.split('\n')[0]}); is the batch dim really dynamic?`);
+        throw new Error(
+          `${source}: onnxruntime fails at batch ${batch} (${(e as Error).message.split('\n')[0]}); is the batch dim really dynamic?`,
+        );
       }
       observed[batch] = {};
       for (const o of sig.outputs) {
@@ -198,9 +216,14 @@ export async function validateOnnx(bytes: Uint8Array, source: string): Promise<O
         if (!t) throw new Error(`${source}: onnxruntime returned no output '${o.name}'`);
         const want = o.dims.map((d) => (d === 'batch' ? batch : d));
         const ok = t.dims.length === want.length && want.every((d, i) => typeof d === 'string' || d === t.dims[i]);
-        if (!ok) throw new Error(`${source}: output '${o.name}' has dims [${t.dims.join(',')}] at batch ${batch}, declared [${o.dims.join(',')}]`);
+        if (!ok)
+          throw new Error(
+            `${source}: output '${o.name}' has dims [${t.dims.join(',')}] at batch ${batch}, declared [${o.dims.join(',')}]`,
+          );
         if ((t.dtype === 'float32' || t.dtype === 'float64') && !(t.data as Float32Array).every(Number.isFinite)) {
-          throw new Error(`${source}: output '${o.name}' has non-finite values at batch ${batch} for zero inputs (NaN or infinite weights?)`);
+          throw new Error(
+            `${source}: output '${o.name}' has non-finite values at batch ${batch} for zero inputs (NaN or infinite weights?)`,
+          );
         }
         observed[batch][o.name] = [...t.dims];
       }

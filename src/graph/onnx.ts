@@ -49,7 +49,8 @@ function attribute(name: string, v: Node['attrs'][string], op: string): onnxProt
     return { name, type: A.STRING, s: new TextEncoder().encode(v) };
   }
   if (Array.isArray(v)) return { name, type: A.INTS, ints: [...(v as number[])] };
-  if (typeof v === 'object' && v !== null && 'dims' in v) return { name, type: A.TENSOR, t: tensorProto(name, v as TensorData) };
+  if (typeof v === 'object' && v !== null && 'dims' in v)
+    return { name, type: A.TENSOR, t: tensorProto(name, v as TensorData) };
   return fail(op, `unsupported attribute ${name}`);
 }
 
@@ -82,7 +83,10 @@ export interface EmitOptions {
  */
 export function toOnnx(g: Graph, opts: EmitOptions): Uint8Array {
   const outs = Object.entries(opts.outputs);
-  const nodes = liveNodes(g, outs.map(([, v]) => v));
+  const nodes = liveNodes(
+    g,
+    outs.map(([, v]) => v),
+  );
   const used = new Set<Value>();
   for (const n of nodes) for (const x of n.inputs) used.add(x);
   for (const [, v] of outs) used.add(v);
@@ -92,7 +96,11 @@ export function toOnnx(g: Graph, opts: EmitOptions): Uint8Array {
   for (const n of nodes) for (const o of n.outputs) taken.add(o.name);
   const renames: onnxProto.onnx.INodeProto[] = [];
   const outputInfos = outs.map(([name, v]) => {
-    if (v.name !== name && taken.has(name)) fail('toOnnx', `output name ${name} is already the name of another value in the graph; choose another output name`);
+    if (v.name !== name && taken.has(name))
+      fail(
+        'toOnnx',
+        `output name ${name} is already the name of another value in the graph; choose another output name`,
+      );
     if (v.name !== name) renames.push({ opType: 'Identity', input: [v.name], output: [name], name: `out_${name}` });
     return { ...valueInfo(v), name };
   });
@@ -104,7 +112,8 @@ export function toOnnx(g: Graph, opts: EmitOptions): Uint8Array {
     if (!used.has(p)) continue;
     if (opts.paramValues) {
       const data = opts.paramValues(p);
-      if (data.length !== p.shape.reduce<number>((a, d) => a * (d as number), 1)) fail('toOnnx', `parameter ${p.name} has ${data.length} values`);
+      if (data.length !== p.shape.reduce<number>((a, d) => a * (d as number), 1))
+        fail('toOnnx', `parameter ${p.name} has ${data.length} values`);
       initializer.push(tensorProto(p.name, { dtype: 'float32', dims: p.shape as number[], data }));
     } else inputs.push(valueInfo(p));
   }
@@ -117,7 +126,9 @@ export function toOnnx(g: Graph, opts: EmitOptions): Uint8Array {
       // Opset 13+ takes ReduceSum's axes as an input (ReduceMean/ReduceSumSquare keep the attribute until 18).
       const axes = (n.attrs.axes as number[]) ?? [];
       const name = `${n.outputs[0].name}_axes`;
-      initializer.push(tensorProto(name, { dtype: 'int64', dims: [axes.length], data: BigInt64Array.from(axes.map(BigInt)) }));
+      initializer.push(
+        tensorProto(name, { dtype: 'int64', dims: [axes.length], data: BigInt64Array.from(axes.map(BigInt)) }),
+      );
       input.push(name);
       attrs = attrs.filter(([k]) => k !== 'axes');
     }

@@ -80,7 +80,8 @@ export function scalar(like: Value, v: number): Value {
  */
 export function matmul(a: Value, b: Value): Value {
   sameGraph('MatMul', a, b);
-  if (a.shape.length < 2 || b.shape.length < 2) fail('MatMul', `operands need rank ≥ 2, got ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
+  if (a.shape.length < 2 || b.shape.length < 2)
+    fail('MatMul', `operands need rank ≥ 2, got ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
   if (a.dtype !== b.dtype) fail('MatMul', `dtype mismatch ${a.dtype} vs ${b.dtype}`);
   const [m, k] = a.shape.slice(-2);
   const [k2, n] = b.shape.slice(-2);
@@ -166,17 +167,23 @@ export function layerNorm(x: Value, scale: Value, bias: Value, epsilon: number):
     fail('LayerNormalization', `scale/bias must be [${d}], got ${shapeStr(scale.shape)} / ${shapeStr(bias.shape)}`);
   }
   const stat = [...x.shape.slice(0, -1), 1];
-  return x.graph.node('LayerNormalization', [x, scale, bias], [
-    { dtype: x.dtype, shape: x.shape },
-    { dtype: x.dtype, shape: stat },
-    { dtype: x.dtype, shape: stat },
-  ], { axis: -1, epsilon })[0];
+  return x.graph.node(
+    'LayerNormalization',
+    [x, scale, bias],
+    [
+      { dtype: x.dtype, shape: x.shape },
+      { dtype: x.dtype, shape: stat },
+      { dtype: x.dtype, shape: stat },
+    ],
+    { axis: -1, epsilon },
+  )[0];
 }
 
 function reduce(op: string, x: Value, axes: readonly number[], keepdims: boolean): Value {
   const r = x.shape.length;
   // ONNX reduces over *all* axes when `axes` is empty; refuse rather than declare the wrong shape.
-  if (axes.length === 0) fail(op, `empty axes (ONNX would reduce all axes of ${shapeStr(x.shape)}); pass the axes explicitly`);
+  if (axes.length === 0)
+    fail(op, `empty axes (ONNX would reduce all axes of ${shapeStr(x.shape)}); pass the axes explicitly`);
   const ax = axes.map((a) => normAxis(op, a, r));
   const shape: Dim[] = [];
   x.shape.forEach((d, i) => {
@@ -186,19 +193,31 @@ function reduce(op: string, x: Value, axes: readonly number[], keepdims: boolean
   return x.graph.node(op, [x], [{ dtype: x.dtype, shape }], { axes: ax, keepdims: keepdims ? 1 : 0 })[0];
 }
 /** Sum over `axes`. */
-export const reduceSum = (x: Value, axes: readonly number[], keepdims = false) => reduce('ReduceSum', x, axes, keepdims);
+export const reduceSum = (x: Value, axes: readonly number[], keepdims = false) =>
+  reduce('ReduceSum', x, axes, keepdims);
 /** Mean over `axes`. */
-export const reduceMean = (x: Value, axes: readonly number[], keepdims = false) => reduce('ReduceMean', x, axes, keepdims);
+export const reduceMean = (x: Value, axes: readonly number[], keepdims = false) =>
+  reduce('ReduceMean', x, axes, keepdims);
 /** Sum of squares over `axes` (no gradient; used for fixed-point residuals). */
-export const reduceSumSquare = (x: Value, axes: readonly number[], keepdims = false) => reduce('ReduceSumSquare', x, axes, keepdims);
+export const reduceSumSquare = (x: Value, axes: readonly number[], keepdims = false) =>
+  reduce('ReduceSumSquare', x, axes, keepdims);
 
 /** Split along `axis` into pieces of the given sizes. */
 export function split(x: Value, axis: number, sizes: readonly number[]): Value[] {
   const a = normAxis('Split', axis, x.shape.length);
   const total = sizes.reduce((p, s) => p + s, 0);
-  if (x.shape[a] !== total) fail('Split', `sizes ${shapeStr(sizes)} do not sum to dim ${String(x.shape[a])} of ${shapeStr(x.shape)}`);
-  const s = x.graph.constant({ dtype: 'int64', dims: [sizes.length], data: BigInt64Array.from(sizes.map(BigInt)) }, 'split');
-  return x.graph.node('Split', [x, s], sizes.map((n) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === a ? n : d)) })), { axis: a });
+  if (x.shape[a] !== total)
+    fail('Split', `sizes ${shapeStr(sizes)} do not sum to dim ${String(x.shape[a])} of ${shapeStr(x.shape)}`);
+  const s = x.graph.constant(
+    { dtype: 'int64', dims: [sizes.length], data: BigInt64Array.from(sizes.map(BigInt)) },
+    'split',
+  );
+  return x.graph.node(
+    'Split',
+    [x, s],
+    sizes.map((n) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === a ? n : d)) })),
+    { axis: a },
+  );
 }
 
 /** Concatenate along `axis`. */
@@ -214,7 +233,12 @@ export function concat(xs: readonly Value[], axis: number): Value {
     if (typeof d !== 'number') fail('Concat', 'symbolic concat axis');
     total += d;
   }
-  return xs[0].graph.node('Concat', xs, [{ dtype: xs[0].dtype, shape: xs[0].shape.map((d, i) => (i === a ? total : d)) }], { axis: a })[0];
+  return xs[0].graph.node(
+    'Concat',
+    xs,
+    [{ dtype: xs[0].dtype, shape: xs[0].shape.map((d, i) => (i === a ? total : d)) }],
+    { axis: a },
+  )[0];
 }
 
 /**
@@ -226,7 +250,9 @@ export function oneHot(indices: Value, depth: number): Value {
   const g = indices.graph;
   const d = g.constant({ dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(depth)) }, 'depth');
   const values = g.constant({ dtype: 'float32', dims: [2], data: Float32Array.of(0, 1) }, 'onehot_values');
-  return g.node('OneHot', [indices, d, values], [{ dtype: 'float32', shape: [...indices.shape, depth] }], { axis: -1 })[0];
+  return g.node('OneHot', [indices, d, values], [{ dtype: 'float32', shape: [...indices.shape, depth] }], {
+    axis: -1,
+  })[0];
 }
 
 /** Shape of x as an int64 [rank] tensor (for ops whose output shape is only known at run time). */
@@ -241,9 +267,10 @@ export function expandAs(x: Value, like: Value): Value {
 
 /** Zeros with the shape and dtype of `like`. */
 export function zerosLike(like: Value): Value {
-  const value: TensorData = like.dtype === 'float64'
-    ? { dtype: 'float64', dims: [1], data: Float64Array.of(0) }
-    : { dtype: 'float32', dims: [1], data: Float32Array.of(0) };
+  const value: TensorData =
+    like.dtype === 'float64'
+      ? { dtype: 'float64', dims: [1], data: Float64Array.of(0) }
+      : { dtype: 'float32', dims: [1], data: Float32Array.of(0) };
   return like.graph.node('ConstantOfShape', [shapeOf(like)], [{ dtype: like.dtype, shape: like.shape }], { value })[0];
 }
 
@@ -284,13 +311,23 @@ export interface GemmOptions {
 export function gemm(a: Value, b: Value, opts: GemmOptions = {}, c?: Value): Value {
   const ins = c ? [a, b, c] : [a, b];
   sameGraph('Gemm', ...ins);
-  if (a.shape.length !== 2 || b.shape.length !== 2) fail('Gemm', `operands must be 2-D, got ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
+  if (a.shape.length !== 2 || b.shape.length !== 2)
+    fail('Gemm', `operands must be 2-D, got ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
   if (a.dtype !== b.dtype || (c && c.dtype !== a.dtype)) fail('Gemm', 'operand dtypes differ');
   const [m, k] = opts.transA ? [a.shape[1], a.shape[0]] : a.shape;
   const [k2, n] = opts.transB ? [b.shape[1], b.shape[0]] : b.shape;
-  if (k !== k2) fail('Gemm', `inner dims differ (${shapeStr(a.shape)}${opts.transA ? 'ᵀ' : ''} x ${shapeStr(b.shape)}${opts.transB ? 'ᵀ' : ''})`);
+  if (k !== k2)
+    fail(
+      'Gemm',
+      `inner dims differ (${shapeStr(a.shape)}${opts.transA ? 'ᵀ' : ''} x ${shapeStr(b.shape)}${opts.transB ? 'ᵀ' : ''})`,
+    );
   if (c) broadcastShapes('Gemm', [m, n], c.shape);
-  const attrs = { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0, alpha: opts.alpha ?? 1, beta: opts.beta ?? 1 };
+  const attrs = {
+    transA: opts.transA ? 1 : 0,
+    transB: opts.transB ? 1 : 0,
+    alpha: opts.alpha ?? 1,
+    beta: opts.beta ?? 1,
+  };
   return a.graph.node('Gemm', ins, [{ dtype: a.dtype, shape: [m, n] }], attrs)[0];
 }
 
@@ -325,10 +362,12 @@ export interface Conv2dOptions {
 
 /** Spatial output size of a stride-1 conv (in + 2p − k + 1) or transposed conv (in − 1 + k − 2p). */
 function convDims(op: string, x: Value, w: Value, p: number, transposed: boolean): number[] {
-  if (x.shape.length !== 4 || w.shape.length !== 4) fail(op, `x and w must be 4-D (NCHW), got ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`);
+  if (x.shape.length !== 4 || w.shape.length !== 4)
+    fail(op, `x and w must be 4-D (NCHW), got ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`);
   if (!Number.isInteger(p) || p < 0) fail(op, `pads must be a non-negative integer, got ${p}`);
   const sp = [x.shape[2], x.shape[3], w.shape[2], w.shape[3]];
-  if (!sp.every((d): d is number => typeof d === 'number')) fail(op, `spatial dims must be static, got ${shapeStr(x.shape)} and kernel ${shapeStr(w.shape)}`);
+  if (!sp.every((d): d is number => typeof d === 'number'))
+    fail(op, `spatial dims must be static, got ${shapeStr(x.shape)} and kernel ${shapeStr(w.shape)}`);
   const [h, wd, kh, kw] = sp as number[];
   const out = transposed ? [h - 1 + kh - 2 * p, wd - 1 + kw - 2 * p] : [h + 2 * p - kh + 1, wd + 2 * p - kw + 1];
   if (out[0] < 1 || out[1] < 1) fail(op, `kernel ${kh}×${kw} with pads ${p} does not fit input ${h}×${wd}`);
@@ -344,11 +383,14 @@ function convDims(op: string, x: Value, w: Value, p: number, transposed: boolean
 export function conv2d(x: Value, w: Value, b?: Value, opts: Conv2dOptions = {}): Value {
   const ins = b ? [x, w, b] : [x, w];
   sameGraph('Conv', ...ins);
-  if (!isFloat(x.dtype) || ins.some((v) => v.dtype !== x.dtype)) fail('Conv', `operands must share one float dtype, got ${ins.map((v) => v.dtype).join(', ')}`);
+  if (!isFloat(x.dtype) || ins.some((v) => v.dtype !== x.dtype))
+    fail('Conv', `operands must share one float dtype, got ${ins.map((v) => v.dtype).join(', ')}`);
   const p = opts.pads ?? 0;
   const [ho, wo] = convDims('Conv', x, w, p, false);
-  if (x.shape[1] !== w.shape[1]) fail('Conv', `input channels differ: x ${shapeStr(x.shape)} vs w ${shapeStr(w.shape)}`);
-  if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[0])) fail('Conv', `bias must be [${String(w.shape[0])}], got ${shapeStr(b.shape)}`);
+  if (x.shape[1] !== w.shape[1])
+    fail('Conv', `input channels differ: x ${shapeStr(x.shape)} vs w ${shapeStr(w.shape)}`);
+  if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[0]))
+    fail('Conv', `bias must be [${String(w.shape[0])}], got ${shapeStr(b.shape)}`);
   const attrs = { kernel_shape: [w.shape[2] as number, w.shape[3] as number], pads: [p, p, p, p] };
   return x.graph.node('Conv', ins, [{ dtype: x.dtype, shape: [x.shape[0], w.shape[0], ho, wo] }], attrs)[0];
 }
@@ -361,10 +403,12 @@ export function conv2d(x: Value, w: Value, b?: Value, opts: Conv2dOptions = {}):
  */
 export function convTranspose2d(x: Value, w: Value, opts: Conv2dOptions = {}): Value {
   sameGraph('ConvTranspose', x, w);
-  if (!isFloat(x.dtype) || w.dtype !== x.dtype) fail('ConvTranspose', `operands must share one float dtype, got ${x.dtype}, ${w.dtype}`);
+  if (!isFloat(x.dtype) || w.dtype !== x.dtype)
+    fail('ConvTranspose', `operands must share one float dtype, got ${x.dtype}, ${w.dtype}`);
   const p = opts.pads ?? 0;
   const [ho, wo] = convDims('ConvTranspose', x, w, p, true);
-  if (x.shape[1] !== w.shape[0]) fail('ConvTranspose', `channels differ: x ${shapeStr(x.shape)} vs w ${shapeStr(w.shape)} (w is [in, out, kH, kW])`);
+  if (x.shape[1] !== w.shape[0])
+    fail('ConvTranspose', `channels differ: x ${shapeStr(x.shape)} vs w ${shapeStr(w.shape)} (w is [in, out, kH, kW])`);
   const attrs = { kernel_shape: [w.shape[2] as number, w.shape[3] as number], pads: [p, p, p, p] };
   return x.graph.node('ConvTranspose', [x, w], [{ dtype: x.dtype, shape: [x.shape[0], w.shape[1], ho, wo] }], attrs)[0];
 }
@@ -374,7 +418,8 @@ function poolDims(op: string, x: Value, k: number): [Dim, Dim, number, number] {
   if (!Number.isInteger(k) || k < 1) fail(op, `factor must be a positive integer, got ${k}`);
   if (x.shape.length !== 4) fail(op, `x must be 4-D (NCHW), got ${shapeStr(x.shape)}`);
   const [n, c, h, w] = x.shape;
-  if (typeof h !== 'number' || typeof w !== 'number' || h % k !== 0 || w % k !== 0) fail(op, `spatial dims ${shapeStr(x.shape)} must be static and divisible by ${k}`);
+  if (typeof h !== 'number' || typeof w !== 'number' || h % k !== 0 || w % k !== 0)
+    fail(op, `spatial dims ${shapeStr(x.shape)} must be static and divisible by ${k}`);
   return [n, c, h, w];
 }
 
@@ -386,7 +431,10 @@ function poolDims(op: string, x: Value, k: number): [Dim, Dim, number, number] {
 export function avgPool2d(x: Value, k: number): Value {
   if (!isFloat(x.dtype)) fail('AveragePool', `expects float, got ${x.dtype}`);
   const [n, c, h, w] = poolDims('AveragePool', x, k);
-  return x.graph.node('AveragePool', [x], [{ dtype: x.dtype, shape: [n, c, h / k, w / k] }], { kernel_shape: [k, k], strides: [k, k] })[0];
+  return x.graph.node('AveragePool', [x], [{ dtype: x.dtype, shape: [n, c, h / k, w / k] }], {
+    kernel_shape: [k, k],
+    strides: [k, k],
+  })[0];
 }
 
 /**

@@ -38,7 +38,9 @@ export function parseExecutionProviders(text: string, source = EXECUTION_PROVIDE
     const name = raw.trim().toLowerCase();
     if (!(EXECUTION_PROVIDER_NAMES as readonly string[]).includes(name)) {
       const what = name === '' ? 'an empty entry' : `unknown provider "${raw.trim()}"`;
-      throw new UsageError(`${source}=${JSON.stringify(text)}: ${what}; give a comma list of ${EXECUTION_PROVIDER_NAMES.join(', ')} in order of preference, e.g. cuda,cpu`);
+      throw new UsageError(
+        `${source}=${JSON.stringify(text)}: ${what}; give a comma list of ${EXECUTION_PROVIDER_NAMES.join(', ')} in order of preference, e.g. cuda,cpu`,
+      );
     }
     if (!out.includes(name as ExecutionProvider)) out.push(name as ExecutionProvider);
   }
@@ -49,7 +51,9 @@ export function parseExecutionProviders(text: string, source = EXECUTION_PROVIDE
  * The providers sessions use: {@link EXECUTION_PROVIDERS_ENV} of `env`, default `['cpu']` when unset or blank.
  * @throws UsageError (see {@link parseExecutionProviders}).
  */
-export function resolveExecutionProviders(env: Readonly<Record<string, string | undefined>> = process.env): ExecutionProvider[] {
+export function resolveExecutionProviders(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ExecutionProvider[] {
   const text = env[EXECUTION_PROVIDERS_ENV];
   return text === undefined || text.trim() === '' ? [...DEFAULT_EXECUTION_PROVIDERS] : parseExecutionProviders(text);
 }
@@ -109,7 +113,11 @@ export function resetProviderFallbackState(): void {
 /** The fallback record for `requested` after `err`. */
 function fallbackOf(requested: readonly string[], err: unknown): ProviderFallback {
   const text = err instanceof Error ? err.message : String(err);
-  const reason = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? 'unknown error';
+  const reason =
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '') ?? 'unknown error';
   const gpu = requested.filter((p) => p !== 'cpu');
   const failed = gpu.filter((p) => reason.toLowerCase().includes(p)).join(',') || gpu.join(',');
   const message = `onnxruntime execution provider ${failed} failed (${reason}); using cpu. Set ${EXECUTION_PROVIDERS_ENV}=cpu to skip the attempt`;
@@ -144,7 +152,11 @@ export async function createWithProviderFallback<T>(
     return { value: await create(requested), providers: [...requested] };
   } catch (e) {
     if (!canFallBack) {
-      if (gpu) throw new Error(`onnxruntime session with providers ${key} failed (${fallbackOf(requested, e).reason}); when the provider is unavailable, add cpu to ${EXECUTION_PROVIDERS_ENV} (e.g. ${key},cpu) to fall back to it`, { cause: e });
+      if (gpu)
+        throw new Error(
+          `onnxruntime session with providers ${key} failed (${fallbackOf(requested, e).reason}); when the provider is unavailable, add cpu to ${EXECUTION_PROVIDERS_ENV} (e.g. ${key},cpu) to fall back to it`,
+          { cause: e },
+        );
       throw e;
     }
     const value = await create(['cpu']);

@@ -6,7 +6,17 @@
  * It also checks each node's result against the shape the IR declared (a check of ops.ts).
  * Slow by design; use it on small graphs only.
  */
-import { type Dim, type DType, type Graph, type Node, type TensorArray, type TensorData, type Value, fail, shapeStr } from './ir.js';
+import {
+  type Dim,
+  type DType,
+  type Graph,
+  type Node,
+  type TensorArray,
+  type TensorData,
+  type Value,
+  fail,
+  shapeStr,
+} from './ir.js';
 import { liveNodes } from './onnx.js';
 
 /** A tensor of the interpreter: floats as Float64Array, int64 as BigInt64Array, bool as Uint8Array (0/1). */
@@ -40,8 +50,23 @@ function toRef(dtype: DType, dims: readonly number[], data: TensorArray): RefTen
     if (data instanceof BigInt64Array) return { dtype, dims, data: Float64Array.from(data, Number) };
     return { dtype, dims, data: Float64Array.from(data as ArrayLike<number>) };
   }
-  if (dtype === 'int64') return { dtype, dims, data: data instanceof BigInt64Array ? data : BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(Math.trunc(v))) };
-  return { dtype, dims, data: data instanceof BigInt64Array ? Uint8Array.from(data, (v) => (v !== 0n ? 1 : 0)) : Uint8Array.from(data as ArrayLike<number>, (v) => (v !== 0 ? 1 : 0)) };
+  if (dtype === 'int64')
+    return {
+      dtype,
+      dims,
+      data:
+        data instanceof BigInt64Array
+          ? data
+          : BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(Math.trunc(v))),
+    };
+  return {
+    dtype,
+    dims,
+    data:
+      data instanceof BigInt64Array
+        ? Uint8Array.from(data, (v) => (v !== 0n ? 1 : 0))
+        : Uint8Array.from(data as ArrayLike<number>, (v) => (v !== 0 ? 1 : 0)),
+  };
 }
 
 const floats = (t: RefTensor): Float64Array => {
@@ -93,13 +118,18 @@ function elementwise(op: string, ins: readonly RefTensor[], outType: DType, f: (
   return { dtype: outType, dims, data: out };
 }
 
-const unary = (x: RefTensor, f: (v: number) => number): RefTensor => ({ dtype: x.dtype, dims: x.dims, data: floats(x).map(f) });
+const unary = (x: RefTensor, f: (v: number) => number): RefTensor => ({
+  dtype: x.dtype,
+  dims: x.dims,
+  data: floats(x).map(f),
+});
 
 /** Numpy matmul of a [..., m, k] and b [..., k, n] with broadcast batch dims. */
 function matmul(a: RefTensor, b: RefTensor): RefTensor {
   const [m, k] = a.dims.slice(-2);
   const [k2, n] = b.dims.slice(-2);
-  if (a.dims.length < 2 || b.dims.length < 2 || k !== k2) fail('MatMul', `cannot multiply ${shapeStr(a.dims)} x ${shapeStr(b.dims)}`);
+  if (a.dims.length < 2 || b.dims.length < 2 || k !== k2)
+    fail('MatMul', `cannot multiply ${shapeStr(a.dims)} x ${shapeStr(b.dims)}`);
   const batch = broadcastDims('MatMul', a.dims.slice(0, -2), b.dims.slice(0, -2));
   const ia = broadcastIndex(batch, a.dims.slice(0, -2));
   const ib = broadcastIndex(batch, b.dims.slice(0, -2));
@@ -182,7 +212,13 @@ function logSoftmax(x: RefTensor, axis: number): RefTensor {
 function convPads(n: Node): number {
   const pads = (n.attrs.pads as readonly number[] | undefined) ?? [0, 0, 0, 0];
   const one = (k: string) => [(n.attrs[k] as readonly number[] | number | undefined) ?? 1].flat().every((v) => v === 1);
-  if (pads.some((v) => v !== pads[0]) || !one('strides') || !one('dilations') || !one('group') || n.attrs.output_padding !== undefined) {
+  if (
+    pads.some((v) => v !== pads[0]) ||
+    !one('strides') ||
+    !one('dilations') ||
+    !one('group') ||
+    n.attrs.output_padding !== undefined
+  ) {
     fail('reference', `${n.op}: only stride 1, dilation 1, group 1 and symmetric pads are implemented`);
   }
   return pads[0];
@@ -197,7 +233,8 @@ function conv(x: RefTensor, w: RefTensor, b: RefTensor | undefined, p: number, t
   const [N, C, H, W] = x.dims;
   const [w0, w1, kh, kw] = w.dims;
   const O = transposed ? w1 : w0;
-  if ((transposed ? w0 : w1) !== C) fail(transposed ? 'ConvTranspose' : 'Conv', `channels of x ${shapeStr(x.dims)} and w ${shapeStr(w.dims)} differ`);
+  if ((transposed ? w0 : w1) !== C)
+    fail(transposed ? 'ConvTranspose' : 'Conv', `channels of x ${shapeStr(x.dims)} and w ${shapeStr(w.dims)} differ`);
   const [ho, wo] = transposed ? [H - 1 + kh - 2 * p, W - 1 + kw - 2 * p] : [H + 2 * p - kh + 1, W + 2 * p - kw + 1];
   const X = floats(x);
   const Wt = floats(w);
@@ -237,7 +274,11 @@ function conv(x: RefTensor, w: RefTensor, b: RefTensor | undefined, p: number, t
 function avgPool(x: RefTensor, n: Node): RefTensor {
   const k = (n.attrs.kernel_shape as readonly number[])[0];
   const st = n.attrs.strides as readonly number[] | undefined;
-  if (n.attrs.pads !== undefined || !st || [...st, ...(n.attrs.kernel_shape as readonly number[])].some((v) => v !== k)) {
+  if (
+    n.attrs.pads !== undefined ||
+    !st ||
+    [...st, ...(n.attrs.kernel_shape as readonly number[])].some((v) => v !== k)
+  ) {
     fail('reference', 'AveragePool: only k×k windows with stride k and no pads are implemented');
   }
   const [N, C, H, W] = x.dims;
@@ -259,8 +300,16 @@ function avgPool(x: RefTensor, n: Node): RefTensor {
 /** Resize, nearest mode with integer scales and asymmetric/floor coordinates: y[…, i, j] = x[…, ⌊i/s⌋, ⌊j/s⌋]. */
 function resizeNearest(x: RefTensor, scales: readonly number[], n: Node): RefTensor {
   const a = n.attrs;
-  if (a.mode !== 'nearest' || a.coordinate_transformation_mode !== 'asymmetric' || a.nearest_mode !== 'floor' || scales.some((s) => !Number.isInteger(s) || s < 1)) {
-    fail('reference', 'Resize: only nearest mode with asymmetric coordinates, floor rounding and integer scales is implemented');
+  if (
+    a.mode !== 'nearest' ||
+    a.coordinate_transformation_mode !== 'asymmetric' ||
+    a.nearest_mode !== 'floor' ||
+    scales.some((s) => !Number.isInteger(s) || s < 1)
+  ) {
+    fail(
+      'reference',
+      'Resize: only nearest mode with asymmetric coordinates, floor rounding and integer scales is implemented',
+    );
   }
   const dims = x.dims.map((d, i) => d * scales[i]);
   const os = strides(dims);
@@ -269,14 +318,20 @@ function resizeNearest(x: RefTensor, scales: readonly number[], n: Node): RefTen
   const X = floats(x);
   for (let f = 0; f < out.length; f++) {
     let src = 0;
-    for (let i = 0; i < dims.length; i++) src += Math.floor(Math.floor(f / os[i]) % dims[i] / scales[i]) * xs[i];
+    for (let i = 0; i < dims.length; i++) src += Math.floor((Math.floor(f / os[i]) % dims[i]) / scales[i]) * xs[i];
     out[f] = X[src];
   }
   return { dtype: x.dtype, dims, data: out };
 }
 
 /** LayerNormalization over axes [axis, rank): outputs Y, Mean and InvStdDev (stat dims keep 1s). */
-function layerNorm(x: RefTensor, scale: RefTensor, bias: RefTensor | undefined, axis: number, eps: number): RefTensor[] {
+function layerNorm(
+  x: RefTensor,
+  scale: RefTensor,
+  bias: RefTensor | undefined,
+  axis: number,
+  eps: number,
+): RefTensor[] {
   const a = normAxis(axis, x.dims.length);
   const rows = size(x.dims.slice(0, a));
   const d = size(x.dims.slice(a));
@@ -330,7 +385,8 @@ function split(x: RefTensor, axis: number, sizes: readonly number[]): RefTensor[
   return sizes.map((s) => {
     const Ctor = x.data.constructor as { new (n: number): RefTensor['data'] };
     const out = new Ctor(outer * s * inner);
-    for (let o = 0; o < outer; o++) for (let j = 0; j < s * inner; j++) out[o * s * inner + j] = x.data[o * d * inner + start * inner + j];
+    for (let o = 0; o < outer; o++)
+      for (let j = 0; j < s * inner; j++) out[o * s * inner + j] = x.data[o * d * inner + start * inner + j];
     start += s;
     return { dtype: x.dtype, dims: x.dims.map((n, i) => (i === axis ? s : n)), data: out };
   });
@@ -345,7 +401,8 @@ function concat(xs: readonly RefTensor[], axis: number): RefTensor {
   let start = 0;
   for (const x of xs) {
     const s = x.dims[axis];
-    for (let o = 0; o < outer; o++) for (let j = 0; j < s * inner; j++) out[o * d * inner + start * inner + j] = x.data[o * s * inner + j];
+    for (let o = 0; o < outer; o++)
+      for (let j = 0; j < s * inner; j++) out[o * d * inner + start * inner + j] = x.data[o * s * inner + j];
     start += s;
   }
   return { dtype: xs[0].dtype, dims, data: out };
@@ -357,7 +414,8 @@ function reshapeDims(x: RefTensor, target: readonly number[]): number[] {
   const known = dims.filter((d) => d !== -1).reduce((p, d) => p * d, 1);
   const total = size(x.dims);
   const out = dims.map((d) => (d === -1 ? total / known : d));
-  if (size(out) !== total || out.some((d) => !Number.isInteger(d))) fail('Reshape', `cannot reshape ${shapeStr(x.dims)} to ${shapeStr(target)}`);
+  if (size(out) !== total || out.some((d) => !Number.isInteger(d)))
+    fail('Reshape', `cannot reshape ${shapeStr(x.dims)} to ${shapeStr(target)}`);
   return out;
 }
 
@@ -378,9 +436,25 @@ function oneHot(indices: RefTensor, depth: number, values: Float64Array, axis: n
 }
 
 function cast(x: RefTensor, to: DType): RefTensor {
-  if (isFloat(to)) return { dtype: to, dims: x.dims, data: x.data instanceof Float64Array ? x.data : Float64Array.from(x.data as ArrayLike<number | bigint>, Number) };
-  if (to === 'int64') return { dtype: to, dims: x.dims, data: BigInt64Array.from(x.data as ArrayLike<number | bigint>, (v) => BigInt(typeof v === 'bigint' ? v : Math.trunc(v))) };
-  return { dtype: to, dims: x.dims, data: Uint8Array.from(x.data as ArrayLike<number | bigint>, (v) => (Number(v) !== 0 ? 1 : 0)) };
+  if (isFloat(to))
+    return {
+      dtype: to,
+      dims: x.dims,
+      data: x.data instanceof Float64Array ? x.data : Float64Array.from(x.data as ArrayLike<number | bigint>, Number),
+    };
+  if (to === 'int64')
+    return {
+      dtype: to,
+      dims: x.dims,
+      data: BigInt64Array.from(x.data as ArrayLike<number | bigint>, (v) =>
+        BigInt(typeof v === 'bigint' ? v : Math.trunc(v)),
+      ),
+    };
+  return {
+    dtype: to,
+    dims: x.dims,
+    data: Uint8Array.from(x.data as ArrayLike<number | bigint>, (v) => (Number(v) !== 0 ? 1 : 0)),
+  };
 }
 
 /**
@@ -434,56 +508,95 @@ function run(n: Node, ins: readonly (RefTensor | undefined)[]): RefTensor[] {
   const at = n.attrs;
   const out0 = n.outputs[0];
   switch (n.op) {
-    case 'Add': return [elementwise(n.op, ins as RefTensor[], out0.dtype, (a, b) => a + b)];
-    case 'Sub': return [elementwise(n.op, ins as RefTensor[], out0.dtype, (a, b) => a - b)];
-    case 'Mul': return [elementwise(n.op, ins as RefTensor[], out0.dtype, (a, b) => a * b)];
-    case 'Div': return [elementwise(n.op, ins as RefTensor[], out0.dtype, (a, b) => a / b)];
-    case 'Min': return [elementwise(n.op, ins as RefTensor[], out0.dtype, Math.min)];
-    case 'Sum': return [elementwise(n.op, ins as RefTensor[], out0.dtype, (...v) => v.reduce((p, q) => p + q, 0))];
-    case 'Less': return [elementwise(n.op, ins as RefTensor[], 'bool', (a, b) => (a < b ? 1 : 0))];
+    case 'Add':
+      return [elementwise(n.op, ins as RefTensor[], out0.dtype, (a, b) => a + b)];
+    case 'Sub':
+      return [elementwise(n.op, ins as RefTensor[], out0.dtype, (a, b) => a - b)];
+    case 'Mul':
+      return [elementwise(n.op, ins as RefTensor[], out0.dtype, (a, b) => a * b)];
+    case 'Div':
+      return [elementwise(n.op, ins as RefTensor[], out0.dtype, (a, b) => a / b)];
+    case 'Min':
+      return [elementwise(n.op, ins as RefTensor[], out0.dtype, Math.min)];
+    case 'Sum':
+      return [elementwise(n.op, ins as RefTensor[], out0.dtype, (...v) => v.reduce((p, q) => p + q, 0))];
+    case 'Less':
+      return [elementwise(n.op, ins as RefTensor[], 'bool', (a, b) => (a < b ? 1 : 0))];
     case 'Where': {
       const [c, a, b] = ins as RefTensor[];
       const cf: RefTensor = { dtype: 'float64', dims: c.dims, data: Float64Array.from(c.data as Uint8Array) };
       return [elementwise(n.op, [cf, a, b], out0.dtype, (p, q, r) => (p ? q : r))];
     }
-    case 'Erf': return [unary(x, erf)];
-    case 'Exp': return [unary(x, Math.exp)];
-    case 'Abs': return [unary(x, Math.abs)];
-    case 'Sign': return [unary(x, Math.sign)];
-    case 'Neg': return [unary(x, (v) => -v)];
-    case 'Sqrt': return [unary(x, Math.sqrt)];
-    case 'Identity': return [x];
-    case 'MatMul': return [matmul(x, ins[1] as RefTensor)];
-    case 'Gemm': return [gemm(x, ins[1] as RefTensor, ins[2], at)];
-    case 'Transpose': return [transpose(x, (at.perm as readonly number[] | undefined) ?? [...x.dims.keys()].reverse())];
-    case 'Reshape': return [{ ...x, dims: reshapeDims(x, ints(ins[1] as RefTensor)) }];
+    case 'Erf':
+      return [unary(x, erf)];
+    case 'Exp':
+      return [unary(x, Math.exp)];
+    case 'Abs':
+      return [unary(x, Math.abs)];
+    case 'Sign':
+      return [unary(x, Math.sign)];
+    case 'Neg':
+      return [unary(x, (v) => -v)];
+    case 'Sqrt':
+      return [unary(x, Math.sqrt)];
+    case 'Identity':
+      return [x];
+    case 'MatMul':
+      return [matmul(x, ins[1] as RefTensor)];
+    case 'Gemm':
+      return [gemm(x, ins[1] as RefTensor, ins[2], at)];
+    case 'Transpose':
+      return [transpose(x, (at.perm as readonly number[] | undefined) ?? [...x.dims.keys()].reverse())];
+    case 'Reshape':
+      return [{ ...x, dims: reshapeDims(x, ints(ins[1] as RefTensor)) }];
     case 'Unsqueeze': {
       const axes = ints(ins[1] as RefTensor).map((a) => normAxis(a, x.dims.length + (ins[1] as RefTensor).dims[0]));
       const dims: number[] = [];
       for (let i = 0, j = 0; i < x.dims.length + axes.length; i++) dims.push(axes.includes(i) ? 1 : x.dims[j++]);
       return [{ ...x, dims }];
     }
-    case 'Softmax': return [softmax(x, (at.axis as number | undefined) ?? -1)];
-    case 'LogSoftmax': return [logSoftmax(x, (at.axis as number | undefined) ?? -1)];
-    case 'Relu': return [unary(x, (v) => Math.max(v, 0))];
-    case 'AveragePool': return [avgPool(x, n)];
-    case 'Resize': return [resizeNearest(x, Array.from(floats(ins[2] as RefTensor)), n)];
-    case 'Conv': return [conv(x, ins[1] as RefTensor, ins[2], convPads(n), false)];
-    case 'ConvTranspose': return [conv(x, ins[1] as RefTensor, ins[2], convPads(n), true)];
-    case 'LayerNormalization': return layerNorm(x, ins[1] as RefTensor, ins[2], (at.axis as number | undefined) ?? -1, (at.epsilon as number | undefined) ?? 1e-5);
+    case 'Softmax':
+      return [softmax(x, (at.axis as number | undefined) ?? -1)];
+    case 'LogSoftmax':
+      return [logSoftmax(x, (at.axis as number | undefined) ?? -1)];
+    case 'Relu':
+      return [unary(x, (v) => Math.max(v, 0))];
+    case 'AveragePool':
+      return [avgPool(x, n)];
+    case 'Resize':
+      return [resizeNearest(x, Array.from(floats(ins[2] as RefTensor)), n)];
+    case 'Conv':
+      return [conv(x, ins[1] as RefTensor, ins[2], convPads(n), false)];
+    case 'ConvTranspose':
+      return [conv(x, ins[1] as RefTensor, ins[2], convPads(n), true)];
+    case 'LayerNormalization':
+      return layerNorm(
+        x,
+        ins[1] as RefTensor,
+        ins[2],
+        (at.axis as number | undefined) ?? -1,
+        (at.epsilon as number | undefined) ?? 1e-5,
+      );
     case 'ReduceSum':
     case 'ReduceMean':
-    case 'ReduceSumSquare': return [reduce(n.op, x, (at.axes as readonly number[] | undefined) ?? [], at.keepdims !== 0)];
+    case 'ReduceSumSquare':
+      return [reduce(n.op, x, (at.axes as readonly number[] | undefined) ?? [], at.keepdims !== 0)];
     case 'Split': {
       const axis = normAxis((at.axis as number | undefined) ?? 0, x.dims.length);
       const k = n.outputs.length;
       const sizes = ins[1] ? ints(ins[1]) : Array<number>(k).fill(x.dims[axis] / k);
       return split(x, axis, sizes);
     }
-    case 'Concat': return [concat(ins as RefTensor[], normAxis(at.axis as number, x.dims.length))];
-    case 'OneHot': return [oneHot(x, ints(ins[1] as RefTensor)[0], floats(ins[2] as RefTensor), (at.axis as number | undefined) ?? -1)];
-    case 'Shape': return [{ dtype: 'int64', dims: [x.dims.length], data: BigInt64Array.from(x.dims.map(BigInt)) }];
-    case 'Size': return [{ dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(size(x.dims))) }];
+    case 'Concat':
+      return [concat(ins as RefTensor[], normAxis(at.axis as number, x.dims.length))];
+    case 'OneHot':
+      return [
+        oneHot(x, ints(ins[1] as RefTensor)[0], floats(ins[2] as RefTensor), (at.axis as number | undefined) ?? -1),
+      ];
+    case 'Shape':
+      return [{ dtype: 'int64', dims: [x.dims.length], data: BigInt64Array.from(x.dims.map(BigInt)) }];
+    case 'Size':
+      return [{ dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(size(x.dims))) }];
     case 'Expand': {
       const dims = broadcastDims('Expand', x.dims, ints(ins[1] as RefTensor));
       const map = broadcastIndex(dims, x.dims);
@@ -501,14 +614,20 @@ function run(n: Node, ins: readonly (RefTensor | undefined)[]): RefTensor[] {
       out.fill(t.data[0] as never);
       return [{ dtype: t.dtype, dims, data: out }];
     }
-    case 'Cast': return [cast(x, at.to as DType)];
-    default: return fail('reference', `op ${n.op} is not implemented (node output ${out0.name})`);
+    case 'Cast':
+      return [cast(x, at.to as DType)];
+    default:
+      return fail('reference', `op ${n.op} is not implemented (node output ${out0.name})`);
   }
 }
 
 /** Checks actual dims against a declared shape, binding symbolic dims in `env` on first sight. */
 function checkDims(v: Value, dims: readonly number[], env: Map<string, number>): void {
-  const bad = () => fail('reference', `${v.name}: declared ${shapeStr(v.shape)} but computed ${shapeStr(dims)}${v.producer ? ` (op ${v.producer.op})` : ''}`);
+  const bad = () =>
+    fail(
+      'reference',
+      `${v.name}: declared ${shapeStr(v.shape)} but computed ${shapeStr(dims)}${v.producer ? ` (op ${v.producer.op})` : ''}`,
+    );
   if (dims.length !== v.shape.length) bad();
   v.shape.forEach((d: Dim, i) => {
     if (typeof d === 'number') {
@@ -523,9 +642,14 @@ function feedTensor(v: Value, f: RefFeed): RefTensor {
   if ('dims' in f && !ArrayBuffer.isView(f)) return toRef(v.dtype, f.dims, f.data);
   const data = f as TensorArray;
   const syms = v.shape.filter((d) => typeof d !== 'number');
-  if (syms.length > 1) fail('reference', `input ${v.name} ${shapeStr(v.shape)} has several symbolic dims; feed { dims, data }`);
+  if (syms.length > 1)
+    fail('reference', `input ${v.name} ${shapeStr(v.shape)} has several symbolic dims; feed { dims, data }`);
   const known = v.shape.filter((d): d is number => typeof d === 'number').reduce((p, d) => p * d, 1);
-  return toRef(v.dtype, v.shape.map((d) => (typeof d === 'number' ? d : data.length / known)), data);
+  return toRef(
+    v.dtype,
+    v.shape.map((d) => (typeof d === 'number' ? d : data.length / known)),
+    data,
+  );
 }
 
 /**
@@ -537,7 +661,12 @@ function feedTensor(v: Value, f: RefFeed): RefTensor {
  * @throws when a needed input is not fed, dims disagree with the declared shapes (naming the value),
  *   or an op is not implemented here.
  */
-export function evaluate(g: Graph, feeds: RefFeeds, outputs: readonly Value[], params: (p: Value) => Float64Array | Float32Array): RefTensor[] {
+export function evaluate(
+  g: Graph,
+  feeds: RefFeeds,
+  outputs: readonly Value[],
+  params: (p: Value) => Float64Array | Float32Array,
+): RefTensor[] {
   const env = new Map<string, number>();
   const vals = new Map<Value, RefTensor>();
   const byName = feeds instanceof Map ? undefined : (feeds as Readonly<Record<string, RefFeed>>);
@@ -556,12 +685,16 @@ export function evaluate(g: Graph, feeds: RefFeeds, outputs: readonly Value[], p
     if (!needed.has(p)) continue;
     const data = params(p);
     const t = toRef(p.dtype, p.shape as number[], data);
-    if (t.data.length !== size(t.dims)) fail('reference', `parameter ${p.name} ${shapeStr(p.shape)} has ${data.length} values`);
+    if (t.data.length !== size(t.dims))
+      fail('reference', `parameter ${p.name} ${shapeStr(p.shape)} has ${data.length} values`);
     vals.set(p, t);
   }
   for (const c of g.consts) if (needed.has(c) && c.data) vals.set(c, toRef(c.dtype, c.data.dims, c.data.data));
   for (const n of nodes) {
-    const outs = run(n, n.inputs.map((x) => vals.get(x)));
+    const outs = run(
+      n,
+      n.inputs.map((x) => vals.get(x)),
+    );
     n.outputs.forEach((o, i) => {
       checkDims(o, outs[i].dims, env);
       vals.set(o, outs[i]);

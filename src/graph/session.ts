@@ -45,11 +45,19 @@ export class OrtSession {
    */
   static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<OrtSession> {
     const requested = opts.executionProviders ?? resolveExecutionProviders();
-    const { value, providers } = await createWithProviderFallback(requested, (eps) => OrtSession.open(model, eps, opts.threads), opts.onProviderFallback);
+    const { value, providers } = await createWithProviderFallback(
+      requested,
+      (eps) => OrtSession.open(model, eps, opts.threads),
+      opts.onProviderFallback,
+    );
     return new OrtSession(value, providers);
   }
 
-  private static open(model: Uint8Array, providers: readonly string[], threads: number | undefined): Promise<ort.InferenceSession> {
+  private static open(
+    model: Uint8Array,
+    providers: readonly string[],
+    threads: number | undefined,
+  ): Promise<ort.InferenceSession> {
     return ort.InferenceSession.create(model, {
       executionProviders: [...providers] as ort.InferenceSession.ExecutionProviderConfig[],
       intraOpNumThreads: threads ?? 0,
@@ -73,7 +81,10 @@ export class OrtSession {
    * Runs the model; returns every requested output (default: all) as host tensors.
    * @throws onnxruntime's error (it names the input or node) for a missing feed or a wrong shape/dtype.
    */
-  async run(feeds: Readonly<Record<string, HostTensor>>, outputs?: readonly string[]): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Readonly<Record<string, HostTensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
       ortFeeds[name] = new ort.Tensor(t.dtype, t.data as never, [...t.dims]); // our DType names are onnxruntime's

@@ -67,9 +67,14 @@ function registerAllGradients(tf: Tf): void {
   try {
     require('@tensorflow/tfjs-core/dist/register_all_gradients');
   } catch (e) {
-    throw new Error(`cannot register the tfjs gradients (@tensorflow/tfjs-core/dist/register_all_gradients): ${(e as Error).message}; run under tsx (node --import tsx) or install @tensorflow/tfjs`);
+    throw new Error(
+      `cannot register the tfjs gradients (@tensorflow/tfjs-core/dist/register_all_gradients): ${(e as Error).message}; run under tsx (node --import tsx) or install @tensorflow/tfjs`,
+    );
   }
-  if (!tf.getGradient('Sum')) throw new Error('tfjs gradients are still missing after loading register_all_gradients (two tfjs-core copies with separate registries?)');
+  if (!tf.getGradient('Sum'))
+    throw new Error(
+      'tfjs gradients are still missing after loading register_all_gradients (two tfjs-core copies with separate registries?)',
+    );
 }
 
 /** Whether a package resolves from here (without loading it). */
@@ -86,10 +91,13 @@ let cached: { runtime: TfjsRuntime; choice: TfjsBackendChoice } | undefined;
 
 const missing = (choice: Exclude<TfjsBackendChoice, 'auto'>): UsageError => {
   const pkg = PACKAGES[choice];
-  const how = choice === 'node-gpu' || choice === 'node'
-    ? `npm install ${pkg}@4.22.0 (its install downloads libtensorflow), or run in the trainer GPU image, which ships it`
-    : `npm install ${pkg}@4.22.0 (an optional dependency of this project)`;
-  return new UsageError(`tfjs backend '${choice}' needs ${pkg}, which is not installed: ${how}; or choose the backend auto (--tfjs-backend auto, "tfjsBackend": "auto")`);
+  const how =
+    choice === 'node-gpu' || choice === 'node'
+      ? `npm install ${pkg}@4.22.0 (its install downloads libtensorflow), or run in the trainer GPU image, which ships it`
+      : `npm install ${pkg}@4.22.0 (an optional dependency of this project)`;
+  return new UsageError(
+    `tfjs backend '${choice}' needs ${pkg}, which is not installed: ${how}; or choose the backend auto (--tfjs-backend auto, "tfjsBackend": "auto")`,
+  );
 };
 
 async function loadNode(choice: 'node-gpu' | 'node'): Promise<TfjsRuntime | undefined> {
@@ -105,11 +113,14 @@ async function loadNode(choice: 'node-gpu' | 'node'): Promise<TfjsRuntime | unde
 async function loadCore(choice: 'wasm' | 'cpu'): Promise<TfjsRuntime> {
   const core = await tryImport('@tensorflow/tfjs-core');
   if (!core) {
-    throw new UsageError('TensorFlow.js is not installed (@tensorflow/tfjs-core is missing): the optional dependencies were not installed; run npm install without --omit=optional, or use the ort engine');
+    throw new UsageError(
+      'TensorFlow.js is not installed (@tensorflow/tfjs-core is missing): the optional dependencies were not installed; run npm install without --omit=optional, or use the ort engine',
+    );
   }
   const tf = unwrap(core);
   if (!(await tryImport(PACKAGES[choice]))) throw missing(choice);
-  if (!(await tf.setBackend(choice))) throw new Error(`tfjs backend ${choice} failed to initialise (see the warning above)`);
+  if (!(await tf.setBackend(choice)))
+    throw new Error(`tfjs backend ${choice} failed to initialise (see the warning above)`);
   await tf.ready();
   registerAllGradients(tf);
   return { tf, backend: tf.getBackend(), source: PACKAGES[choice] };
@@ -122,13 +133,19 @@ async function loadCore(choice: 'wasm' | 'cpu'): Promise<TfjsRuntime> {
  * @throws UsageError when a forced backend's package is not installed (naming the package and how to
  *   get it), or when tfjs-core itself is missing; Error when a second call asks for another backend.
  */
-export async function loadTfjs(o: { backend?: TfjsBackendChoice; log?: (msg: string) => void } = {}): Promise<TfjsRuntime> {
+export async function loadTfjs(
+  o: { backend?: TfjsBackendChoice; log?: (msg: string) => void } = {},
+): Promise<TfjsRuntime> {
   const choice = o.backend ?? 'auto';
-  if (!TFJS_BACKEND_CHOICES.includes(choice)) throw new UsageError(`unknown tfjs backend '${String(choice)}'; choose one of ${TFJS_BACKEND_CHOICES.join(', ')}`);
+  if (!TFJS_BACKEND_CHOICES.includes(choice))
+    throw new UsageError(`unknown tfjs backend '${String(choice)}'; choose one of ${TFJS_BACKEND_CHOICES.join(', ')}`);
   if (cached) {
     if (choice !== 'auto' && !installed(PACKAGES[choice])) throw missing(choice);
     const same = choice === 'auto' || choice === cached.choice || PACKAGES[choice] === cached.runtime.source;
-    if (!same) throw new UsageError(`tfjs is already loaded with backend ${cached.runtime.backend} (${cached.runtime.source}); one backend per process, cannot switch to '${choice}': run it in another process`);
+    if (!same)
+      throw new UsageError(
+        `tfjs is already loaded with backend ${cached.runtime.backend} (${cached.runtime.source}); one backend per process, cannot switch to '${choice}': run it in another process`,
+      );
     return cached.runtime;
   }
   let rt: TfjsRuntime | undefined;
@@ -141,7 +158,9 @@ export async function loadTfjs(o: { backend?: TfjsBackendChoice; log?: (msg: str
   log(`tfjs: backend ${rt.backend} from ${rt.source}`);
   if (choice === 'auto' && rt.backend !== 'tensorflow') {
     // auto ended on wasm: fine for checking, not for training (tens of times slower than ort or tfjs-node).
-    log(`tfjs: warning: neither ${PACKAGES['node-gpu']} nor ${PACKAGES.node} is installed, so tfjs runs on ${rt.backend}, far slower than the ort engine; use the trainer GPU image (docker/Dockerfile.trainer-gpu) or --engine ort`);
+    log(
+      `tfjs: warning: neither ${PACKAGES['node-gpu']} nor ${PACKAGES.node} is installed, so tfjs runs on ${rt.backend}, far slower than the ort engine; use the trainer GPU image (docker/Dockerfile.trainer-gpu) or --engine ort`,
+    );
   }
   return rt;
 }

@@ -77,13 +77,24 @@ export class TfjsGraph {
    * Prepares `graph` for the given named outputs (only nodes they depend on run).
    * @throws Error naming the op and node for an op this interpreter does not know.
    */
-  static create(rt: TfjsRuntime, graph: Graph, outputs: Readonly<Record<string, Value>>, opts: TfjsGraphOptions = {}): TfjsGraph {
+  static create(
+    rt: TfjsRuntime,
+    graph: Graph,
+    outputs: Readonly<Record<string, Value>>,
+    opts: TfjsGraphOptions = {},
+  ): TfjsGraph {
     const nodes = liveNodes(graph, Object.values(outputs));
-    for (const n of nodes) if (!KNOWN.has(n.op)) fail(n.op, `the tfjs interpreter has no implementation (node output ${n.outputs[0].name}); add it in src/graph/tfjs.ts`);
+    for (const n of nodes)
+      if (!KNOWN.has(n.op))
+        fail(
+          n.op,
+          `the tfjs interpreter has no implementation (node output ${n.outputs[0].name}); add it in src/graph/tfjs.ts`,
+        );
     const used = new Set<Value>(Object.values(outputs));
     for (const n of nodes) for (const x of n.inputs) used.add(x);
     const consts = new Map<Value, Tensor>();
-    for (const c of graph.consts) if (used.has(c) && c.data) consts.set(c, rt.tf.tensor(toTfData(c.data), [...c.data.dims], tfDType(c.dtype)));
+    for (const c of graph.consts)
+      if (used.has(c) && c.data) consts.set(c, rt.tf.tensor(toTfData(c.data), [...c.data.dims], tfDType(c.dtype)));
     return new TfjsGraph(rt, graph, outputs, nodes, opts.lowerConv ?? rt.backend === 'wasm', consts);
   }
 
@@ -93,7 +104,10 @@ export class TfjsGraph {
    * @returns every requested output as a host tensor of the Value's dtype.
    * @throws Error naming a missing feed/param or a size mismatch.
    */
-  run(feeds: Readonly<Record<string, HostTensor>>, params: Readonly<Record<string, Float32Array>>): Record<string, HostTensor> {
+  run(
+    feeds: Readonly<Record<string, HostTensor>>,
+    params: Readonly<Record<string, Float32Array>>,
+  ): Record<string, HostTensor> {
     const out: Record<string, HostTensor> = {};
     // Results leave tf.tidy through a closure: returning host arrays would make tidy walk every element.
     this.rt.tf.tidy(() => {
@@ -109,11 +123,18 @@ export class TfjsGraph {
    * forward), and d loss / d p for every param p of the graph (zeros when the loss does not use p).
    * @throws Error when `loss` is not a scalar float output, or as {@link run}.
    */
-  valueAndGrads(feeds: Readonly<Record<string, HostTensor>>, params: Readonly<Record<string, Float32Array>>, loss: string): { outputs: Record<string, HostTensor>; grads: Record<string, Float32Array> } {
+  valueAndGrads(
+    feeds: Readonly<Record<string, HostTensor>>,
+    params: Readonly<Record<string, Float32Array>>,
+    loss: string,
+  ): { outputs: Record<string, HostTensor>; grads: Record<string, Float32Array> } {
     const tf = this.rt.tf;
     const lossValue = this.outputs[loss];
     if (!lossValue || lossValue.shape.length !== 0 || lossValue.dtype === 'int64' || lossValue.dtype === 'bool') {
-      fail('TfjsGraph', `loss "${loss}" must be a scalar float output (outputs: ${Object.keys(this.outputs).join(', ')})`);
+      fail(
+        'TfjsGraph',
+        `loss "${loss}" must be a scalar float output (outputs: ${Object.keys(this.outputs).join(', ')})`,
+      );
     }
     const kept: Tensor[] = [];
     const outputs: Record<string, HostTensor> = {};
@@ -123,13 +144,20 @@ export class TfjsGraph {
         const env = this.bind(feeds, params);
         const ps = this.graph.params.filter((p) => env.has(p));
         const xs = ps.map((p) => env.get(p)!);
-        const { value, grads } = tf.engine().gradients(() => {
-          this.forward(env);
-          for (const v of Object.values(this.outputs)) if (v !== lossValue) kept.push(tf.keep(this.get(env, v)));
-          return this.get(env, lossValue) as Tensor;
-        }, xs, undefined, true);
-        for (const [name, v] of Object.entries(this.outputs)) outputs[name] = toHost(v, v === lossValue ? value : this.get(env, v));
-        for (const p of this.graph.params) out[p.name] = new Float32Array(p.shape.reduce<number>((a, d) => a * (d as number), 1));
+        const { value, grads } = tf.engine().gradients(
+          () => {
+            this.forward(env);
+            for (const v of Object.values(this.outputs)) if (v !== lossValue) kept.push(tf.keep(this.get(env, v)));
+            return this.get(env, lossValue) as Tensor;
+          },
+          xs,
+          undefined,
+          true,
+        );
+        for (const [name, v] of Object.entries(this.outputs))
+          outputs[name] = toHost(v, v === lossValue ? value : this.get(env, v));
+        for (const p of this.graph.params)
+          out[p.name] = new Float32Array(p.shape.reduce<number>((a, d) => a * (d as number), 1));
         ps.forEach((p, i) => {
           if (grads[i]) out[p.name] = grads[i].dataSync() as Float32Array;
         });
@@ -153,7 +181,10 @@ export class TfjsGraph {
   }
 
   /** Creates tensors for the inputs, params and constants the live nodes use. */
-  private bind(feeds: Readonly<Record<string, HostTensor>>, params: Readonly<Record<string, Float32Array>>): Map<Value, Tensor> {
+  private bind(
+    feeds: Readonly<Record<string, HostTensor>>,
+    params: Readonly<Record<string, Float32Array>>,
+  ): Map<Value, Tensor> {
     const tf = this.rt.tf;
     const used = new Set<Value>(Object.values(this.outputs));
     for (const n of this.nodes) for (const x of n.inputs) used.add(x);
@@ -170,7 +201,8 @@ export class TfjsGraph {
       const shape = p.shape as number[];
       const n = shape.reduce((a, d) => a * d, 1);
       if (!data) fail('TfjsGraph', `missing parameter "${p.name}" [${shape.join(',')}]`);
-      if (data.length !== n) fail('TfjsGraph', `parameter "${p.name}" has ${data.length} values, its shape [${shape.join(',')}] needs ${n}`);
+      if (data.length !== n)
+        fail('TfjsGraph', `parameter "${p.name}" has ${data.length} values, its shape [${shape.join(',')}] needs ${n}`);
       env.set(p, tf.tensor(data, shape, 'float32'));
     }
     for (const [c, t] of this.consts) {
@@ -200,11 +232,63 @@ export class TfjsGraph {
 }
 
 const KNOWN = new Set([
-  'Add', 'Sub', 'Mul', 'Div', 'Min', 'Max', 'Pow', 'Sum', 'Less', 'Greater', 'Equal', 'LessOrEqual', 'GreaterOrEqual', 'Where',
-  'Abs', 'Neg', 'Sqrt', 'Exp', 'Log', 'Erf', 'Sign', 'Sin', 'Cos', 'Tanh', 'Sigmoid', 'Relu', 'Reciprocal', 'Identity',
-  'MatMul', 'Gemm', 'Reshape', 'Transpose', 'Unsqueeze', 'Squeeze', 'Flatten', 'Expand', 'Shape', 'Size', 'ConstantOfShape', 'Cast',
-  'Softmax', 'LogSoftmax', 'LayerNormalization', 'ReduceSum', 'ReduceMean', 'ReduceSumSquare', 'ReduceMax', 'ReduceMin',
-  'Split', 'Concat', 'Slice', 'OneHot', 'Gather', 'Conv', 'ConvTranspose', 'AveragePool', 'Resize',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Min',
+  'Max',
+  'Pow',
+  'Sum',
+  'Less',
+  'Greater',
+  'Equal',
+  'LessOrEqual',
+  'GreaterOrEqual',
+  'Where',
+  'Abs',
+  'Neg',
+  'Sqrt',
+  'Exp',
+  'Log',
+  'Erf',
+  'Sign',
+  'Sin',
+  'Cos',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'Reciprocal',
+  'Identity',
+  'MatMul',
+  'Gemm',
+  'Reshape',
+  'Transpose',
+  'Unsqueeze',
+  'Squeeze',
+  'Flatten',
+  'Expand',
+  'Shape',
+  'Size',
+  'ConstantOfShape',
+  'Cast',
+  'Softmax',
+  'LogSoftmax',
+  'LayerNormalization',
+  'ReduceSum',
+  'ReduceMean',
+  'ReduceSumSquare',
+  'ReduceMax',
+  'ReduceMin',
+  'Split',
+  'Concat',
+  'Slice',
+  'OneHot',
+  'Gather',
+  'Conv',
+  'ConvTranspose',
+  'AveragePool',
+  'Resize',
 ]);
 
 /** int64 / int32 tensor → host numbers (shape operands: constants or Shape outputs, small). */
@@ -212,7 +296,13 @@ const ints = (t: Tensor | undefined): number[] => (t ? Array.from(t.dataSync() a
 const ax = (n: Node, name: string): readonly number[] | undefined => n.attrs[name] as readonly number[] | undefined;
 const num = (n: Node, name: string, dflt: number): number => (n.attrs[name] as number | undefined) ?? dflt;
 
-function evalNode(tf: Tf, n: Node, ins: (Tensor | undefined)[], lowerConv: boolean, host: (v: Value, t: Tensor | undefined) => number[]): Tensor[] {
+function evalNode(
+  tf: Tf,
+  n: Node,
+  ins: (Tensor | undefined)[],
+  lowerConv: boolean,
+  host: (v: Value, t: Tensor | undefined) => number[],
+): Tensor[] {
   const x = ins[0] as Tensor;
   const ints = (t: Tensor | undefined): number[] => {
     const i = ins.indexOf(t);
@@ -221,40 +311,69 @@ function evalNode(tf: Tf, n: Node, ins: (Tensor | undefined)[], lowerConv: boole
   const outShape = () => n.outputs[0].shape;
   const bin = (f: (a: Tensor, b: Tensor) => Tensor) => [f(x, ins[1] as Tensor)];
   switch (n.op) {
-    case 'Add': return bin(tf.add);
-    case 'Sub': return bin(tf.sub);
-    case 'Mul': return bin(tf.mul);
-    case 'Div': return bin(tf.div);
-    case 'Min': return [ins.slice(1).reduce<Tensor>((a, b) => tf.minimum(a, b as Tensor), x)];
-    case 'Max': return [ins.slice(1).reduce<Tensor>((a, b) => tf.maximum(a, b as Tensor), x)];
-    case 'Pow': return bin(tf.pow);
-    case 'Sum': return [ins.slice(1).reduce<Tensor>((a, b) => tf.add(a, b as Tensor), x)];
-    case 'Less': return bin(tf.less);
-    case 'Greater': return bin(tf.greater);
-    case 'Equal': return bin(tf.equal);
-    case 'LessOrEqual': return bin(tf.lessEqual);
-    case 'GreaterOrEqual': return bin(tf.greaterEqual);
+    case 'Add':
+      return bin(tf.add);
+    case 'Sub':
+      return bin(tf.sub);
+    case 'Mul':
+      return bin(tf.mul);
+    case 'Div':
+      return bin(tf.div);
+    case 'Min':
+      return [ins.slice(1).reduce<Tensor>((a, b) => tf.minimum(a, b as Tensor), x)];
+    case 'Max':
+      return [ins.slice(1).reduce<Tensor>((a, b) => tf.maximum(a, b as Tensor), x)];
+    case 'Pow':
+      return bin(tf.pow);
+    case 'Sum':
+      return [ins.slice(1).reduce<Tensor>((a, b) => tf.add(a, b as Tensor), x)];
+    case 'Less':
+      return bin(tf.less);
+    case 'Greater':
+      return bin(tf.greater);
+    case 'Equal':
+      return bin(tf.equal);
+    case 'LessOrEqual':
+      return bin(tf.lessEqual);
+    case 'GreaterOrEqual':
+      return bin(tf.greaterEqual);
     case 'Where': {
       const [c, a, b] = ins as Tensor[];
       const shape = broadcast('Where', broadcast('Where', c.shape, a.shape), b.shape);
-      const bc = (t: Tensor) => (t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]) ? t : tf.broadcastTo(t, shape));
+      const bc = (t: Tensor) =>
+        t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]) ? t : tf.broadcastTo(t, shape);
       return [tf.where(bc(c), bc(a), bc(b))];
     }
-    case 'Abs': return [tf.abs(x)];
-    case 'Neg': return [tf.neg(x)];
-    case 'Sqrt': return [tf.sqrt(x)];
-    case 'Exp': return [tf.exp(x)];
-    case 'Log': return [tf.log(x)];
-    case 'Erf': return [tf.erf(x)];
-    case 'Sign': return [tf.sign(x)];
-    case 'Sin': return [tf.sin(x)];
-    case 'Cos': return [tf.cos(x)];
-    case 'Tanh': return [tf.tanh(x)];
-    case 'Sigmoid': return [tf.sigmoid(x)];
-    case 'Relu': return [tf.relu(x)];
-    case 'Reciprocal': return [tf.reciprocal(x)];
-    case 'Identity': return [x];
-    case 'MatMul': return [matmul(tf, x, ins[1] as Tensor)];
+    case 'Abs':
+      return [tf.abs(x)];
+    case 'Neg':
+      return [tf.neg(x)];
+    case 'Sqrt':
+      return [tf.sqrt(x)];
+    case 'Exp':
+      return [tf.exp(x)];
+    case 'Log':
+      return [tf.log(x)];
+    case 'Erf':
+      return [tf.erf(x)];
+    case 'Sign':
+      return [tf.sign(x)];
+    case 'Sin':
+      return [tf.sin(x)];
+    case 'Cos':
+      return [tf.cos(x)];
+    case 'Tanh':
+      return [tf.tanh(x)];
+    case 'Sigmoid':
+      return [tf.sigmoid(x)];
+    case 'Relu':
+      return [tf.relu(x)];
+    case 'Reciprocal':
+      return [tf.reciprocal(x)];
+    case 'Identity':
+      return [x];
+    case 'MatMul':
+      return [matmul(tf, x, ins[1] as Tensor)];
     case 'Gemm': {
       let y = tf.matMul(x, ins[1] as Tensor, num(n, 'transA', 0) === 1, num(n, 'transB', 0) === 1);
       const alpha = num(n, 'alpha', 1);
@@ -267,7 +386,8 @@ function evalNode(tf: Tf, n: Node, ins: (Tensor | undefined)[], lowerConv: boole
       const target = ints(ins[1]).map((d, i) => (d === 0 ? x.shape[i] : d)); // ONNX: 0 copies the dim (allowzero = 0)
       return [tf.reshape(x, target)];
     }
-    case 'Transpose': return [tf.transpose(x, [...(ax(n, 'perm') ?? range(x.rank).reverse())])];
+    case 'Transpose':
+      return [tf.transpose(x, [...(ax(n, 'perm') ?? range(x.rank).reverse())])];
     case 'Unsqueeze': {
       const axes = ins[1] ? ints(ins[1]) : [...(ax(n, 'axes') ?? [])];
       const r = x.rank + axes.length;
@@ -279,22 +399,31 @@ function evalNode(tf: Tf, n: Node, ins: (Tensor | undefined)[], lowerConv: boole
     }
     case 'Squeeze': {
       const axes = (ins[1] ? ints(ins[1]) : [...(ax(n, 'axes') ?? [])]).map((v) => normAxis(v, x.rank));
-      return [tf.reshape(x, x.shape.filter((d, i) => (axes.length ? !axes.includes(i) : d !== 1)))];
+      return [
+        tf.reshape(
+          x,
+          x.shape.filter((d, i) => (axes.length ? !axes.includes(i) : d !== 1)),
+        ),
+      ];
     }
     case 'Flatten': {
       const a = normAxis(num(n, 'axis', 1), x.rank);
       const lead = x.shape.slice(0, a).reduce((p, d) => p * d, 1);
       return [tf.reshape(x, [lead, -1])];
     }
-    case 'Expand': return [tf.broadcastTo(x, broadcast('Expand', x.shape, ints(ins[1])))];
-    case 'Shape': return [tf.tensor1d(x.shape, 'int32')];
-    case 'Size': return [tf.scalar(x.size, 'int32')];
+    case 'Expand':
+      return [tf.broadcastTo(x, broadcast('Expand', x.shape, ints(ins[1])))];
+    case 'Shape':
+      return [tf.tensor1d(x.shape, 'int32')];
+    case 'Size':
+      return [tf.scalar(x.size, 'int32')];
     case 'ConstantOfShape': {
       const v = n.attrs.value as TensorData | undefined;
       const fill = v ? Number(v.data[0]) : 0;
       return [tf.fill(ints(x), fill, tfDType(n.outputs[0].dtype))];
     }
-    case 'Cast': return [tf.cast(x, tfDType(n.attrs.to as DType))];
+    case 'Cast':
+      return [tf.cast(x, tfDType(n.attrs.to as DType))];
     case 'Softmax':
     case 'LogSoftmax': {
       const a = normAxis(num(n, 'axis', -1), x.rank);
@@ -323,16 +452,35 @@ function evalNode(tf: Tf, n: Node, ins: (Tensor | undefined)[], lowerConv: boole
       let axes = (ins[1] ? ints(ins[1]) : [...(ax(n, 'axes') ?? [])]).map((v) => normAxis(v, x.rank));
       if (axes.length === 0) axes = range(x.rank); // ONNX: empty axes reduce everything (noop_with_empty_axes = 0)
       const keep = num(n, 'keepdims', 1) !== 0;
-      const f = { ReduceSum: tf.sum, ReduceMean: tf.mean, ReduceMax: tf.max, ReduceMin: tf.min, ReduceSumSquare: tf.sum }[n.op]!;
+      const f = {
+        ReduceSum: tf.sum,
+        ReduceMean: tf.mean,
+        ReduceMax: tf.max,
+        ReduceMin: tf.min,
+        ReduceSumSquare: tf.sum,
+      }[n.op]!;
       return [f(n.op === 'ReduceSumSquare' ? tf.square(x) : x, axes, keep)];
     }
     case 'Split': {
       const a = normAxis(num(n, 'axis', 0), x.rank);
-      const sizes = ins[1] ? ints(ins[1]) : [...(ax(n, 'split') ?? Array(n.outputs.length).fill(x.shape[a] / n.outputs.length))];
+      const sizes = ins[1]
+        ? ints(ins[1])
+        : [...(ax(n, 'split') ?? Array(n.outputs.length).fill(x.shape[a] / n.outputs.length))];
       return tf.split(x, sizes, a);
     }
-    case 'Concat': return [tf.concat(ins as Tensor[], normAxis(num(n, 'axis', 0), x.rank))];
-    case 'Slice': return [slice(tf, x, ints(ins[1]), ints(ins[2]), ins[3] ? ints(ins[3]) : range(ints(ins[1]).length), ins[4] ? ints(ins[4]) : undefined)];
+    case 'Concat':
+      return [tf.concat(ins as Tensor[], normAxis(num(n, 'axis', 0), x.rank))];
+    case 'Slice':
+      return [
+        slice(
+          tf,
+          x,
+          ints(ins[1]),
+          ints(ins[2]),
+          ins[3] ? ints(ins[3]) : range(ints(ins[1]).length),
+          ins[4] ? ints(ins[4]) : undefined,
+        ),
+      ];
     case 'OneHot': {
       const depth = ints(ins[1])[0];
       const [off, on] = Array.from(ins[2]!.dataSync() as Float32Array);
@@ -343,19 +491,26 @@ function evalNode(tf: Tf, n: Node, ins: (Tensor | undefined)[], lowerConv: boole
       if (a !== x.rank) y = tf.transpose(y, [...range(a), x.rank, ...range(x.rank - a).map((i) => a + i)]);
       return [y];
     }
-    case 'Gather': return [gather(tf, x, ins[1] as Tensor, normAxis(num(n, 'axis', 0), x.rank))];
+    case 'Gather':
+      return [gather(tf, x, ins[1] as Tensor, normAxis(num(n, 'axis', 0), x.rank))];
     case 'Conv': {
       const strides = ax(n, 'strides') ?? [1, 1];
       const dil = ax(n, 'dilations') ?? [1, 1];
       const pads = ax(n, 'pads') ?? [0, 0, 0, 0];
       if (num(n, 'group', 1) !== 1) fail('Conv', 'group ≠ 1 is not supported');
-      if (n.attrs.auto_pad !== undefined && n.attrs.auto_pad !== 'NOTSET') fail('Conv', 'auto_pad is not supported; give explicit pads');
+      if (n.attrs.auto_pad !== undefined && n.attrs.auto_pad !== 'NOTSET')
+        fail('Conv', 'auto_pad is not supported; give explicit pads');
       return [conv(tf, x, ins[1] as Tensor, ins[2], strides, dil, pads, lowerConv)];
     }
     case 'ConvTranspose': {
       const strides = ax(n, 'strides') ?? [1, 1];
       const dil = ax(n, 'dilations') ?? [1, 1];
-      if (strides.some((s) => s !== 1) || dil.some((d) => d !== 1) || num(n, 'group', 1) !== 1 || ax(n, 'output_padding')?.some((v) => v !== 0)) {
+      if (
+        strides.some((s) => s !== 1) ||
+        dil.some((d) => d !== 1) ||
+        num(n, 'group', 1) !== 1 ||
+        ax(n, 'output_padding')?.some((v) => v !== 0)
+      ) {
         fail('ConvTranspose', 'only stride 1, dilation 1, group 1, no output_padding');
       }
       // Stride-1 transposed conv = conv with the kernel flipped and in/out channels swapped, pads k − 1 − p.
@@ -380,17 +535,33 @@ function evalNode(tf: Tf, n: Node, ins: (Tensor | undefined)[], lowerConv: boole
       return [tf.transpose(y, [0, 3, 1, 2])];
     }
     case 'Resize': {
-      const scales = ins[2] && ins[2].size > 0 ? Array.from(ins[2].dataSync() as Float32Array) : ints(ins[3]).map((d, i) => d / x.shape[i]);
+      const scales =
+        ins[2] && ins[2].size > 0
+          ? Array.from(ins[2].dataSync() as Float32Array)
+          : ints(ins[3]).map((d, i) => d / x.shape[i]);
       const mode = (n.attrs.mode as string | undefined) ?? 'nearest';
       const ctm = (n.attrs.coordinate_transformation_mode as string | undefined) ?? 'half_pixel';
       const nm = (n.attrs.nearest_mode as string | undefined) ?? 'round_prefer_floor';
-      if (mode !== 'nearest' || ctm !== 'asymmetric' || nm !== 'floor' || scales.some((v) => !Number.isInteger(v) || v < 1)) {
-        fail('Resize', `only nearest/asymmetric/floor upsampling by integer factors, got ${mode}/${ctm}/${nm} scales [${scales}]`);
+      if (
+        mode !== 'nearest' ||
+        ctm !== 'asymmetric' ||
+        nm !== 'floor' ||
+        scales.some((v) => !Number.isInteger(v) || v < 1)
+      ) {
+        fail(
+          'Resize',
+          `only nearest/asymmetric/floor upsampling by integer factors, got ${mode}/${ctm}/${nm} scales [${scales}]`,
+        );
       }
       // y[..., i·k + a, ...] = x[..., i, ...]: insert a size-k axis after every dim, broadcast, merge.
       const inter = x.shape.flatMap((d) => [d, 1]);
       const full = x.shape.flatMap((d, i) => [d, scales[i]]);
-      return [tf.reshape(tf.broadcastTo(tf.reshape(x, inter), full), x.shape.map((d, i) => d * scales[i]))];
+      return [
+        tf.reshape(
+          tf.broadcastTo(tf.reshape(x, inter), full),
+          x.shape.map((d, i) => d * scales[i]),
+        ),
+      ];
     }
     default:
       return fail(n.op, `no tfjs implementation (output shape [${outShape().join(',')}])`);
@@ -459,7 +630,10 @@ function slice(tf: Tf, x: Tensor, starts: number[], ends: number[], axes: number
 function takeEvery(tf: Tf, y: Tensor, a: number, step: number): Tensor {
   const len = y.shape[a];
   const m = Math.ceil(len / step);
-  const padded = m * step === len ? y : tf.pad(y, y.shape.map((_, j) => (j === a ? [0, m * step - len] : [0, 0])) as Array<[number, number]>);
+  const padded =
+    m * step === len
+      ? y
+      : tf.pad(y, y.shape.map((_, j) => (j === a ? [0, m * step - len] : [0, 0])) as Array<[number, number]>);
   const split = [...padded.shape.slice(0, a), m, step, ...padded.shape.slice(a + 1)];
   const r = tf.reshape(padded, split);
   const begin = split.map(() => 0);
@@ -471,7 +645,14 @@ function takeEvery(tf: Tf, y: Tensor, a: number, step: number): Tensor {
  * One-hot [..., depth] of integer indices as equal(idx, range(depth)): tf.oneHot with a float32 dtype
  * returns all zeros on the wasm backend (4.22.0). Indices outside [0, depth) give all-`off` rows.
  */
-function oneHotOf(tf: Tf, idx: Tensor, depth: number, on: number, off: number, dtype: 'float32' | 'int32' = 'float32'): Tensor {
+function oneHotOf(
+  tf: Tf,
+  idx: Tensor,
+  depth: number,
+  on: number,
+  off: number,
+  dtype: 'float32' | 'int32' = 'float32',
+): Tensor {
   const hit = tf.equal(tf.expandDims(tf.cast(idx, 'int32'), -1), tf.range(0, depth, 1, 'int32'));
   const y = tf.cast(hit, dtype);
   return on === 1 && off === 0 ? y : tf.add(tf.mul(y, on - off), off);
@@ -498,7 +679,16 @@ function gather(tf: Tf, data: Tensor, indices: Tensor, a: number): Tensor {
  * [top, left, bottom, right]. `lower`: im2col — pad, take the kH·kW shifted (strided) windows with
  * slices, stack them, one matmul with w as [C·kH·kW, O]; differentiable with basic ops only.
  */
-function conv(tf: Tf, x: Tensor, w: Tensor, b: Tensor | undefined, strides: readonly number[], dil: readonly number[], pads: readonly number[], lower: boolean): Tensor {
+function conv(
+  tf: Tf,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | undefined,
+  strides: readonly number[],
+  dil: readonly number[],
+  pads: readonly number[],
+  lower: boolean,
+): Tensor {
   const [N, C, H, W] = x.shape;
   const [O, C2, kh, kw] = w.shape;
   if (C !== C2) fail('Conv', `input channels ${C} ≠ kernel channels ${C2}`);
@@ -509,19 +699,38 @@ function conv(tf: Tf, x: Tensor, w: Tensor, b: Tensor | undefined, strides: read
   let y: Tensor;
   if (!lower) {
     const xh = tf.transpose(x, [0, 2, 3, 1]);
-    const padded = pads.some((p) => p !== 0) ? tf.pad(xh, [[0, 0], [pads[0], pads[2]], [pads[1], pads[3]], [0, 0]]) : xh;
+    const padded = pads.some((p) => p !== 0)
+      ? tf.pad(xh, [
+          [0, 0],
+          [pads[0], pads[2]],
+          [pads[1], pads[3]],
+          [0, 0],
+        ])
+      : xh;
     const wh = tf.transpose(w, [2, 3, 1, 0]); // [kH,kW,C,O]
-    y = tf.transpose(tf.conv2d(padded as never, wh as never, [strides[0], strides[1]], 'valid', 'NHWC', [dil[0], dil[1]]), [0, 3, 1, 2]);
+    y = tf.transpose(
+      tf.conv2d(padded as never, wh as never, [strides[0], strides[1]], 'valid', 'NHWC', [dil[0], dil[1]]),
+      [0, 3, 1, 2],
+    );
   } else {
     // Crop or pad so the window arithmetic needs no negative offsets (ONNX allows negative pads).
-    const xp = tf.pad(x, [[0, 0], [0, 0], [Math.max(0, pads[0]), Math.max(0, pads[2])], [Math.max(0, pads[1]), Math.max(0, pads[3])]]);
+    const xp = tf.pad(x, [
+      [0, 0],
+      [0, 0],
+      [Math.max(0, pads[0]), Math.max(0, pads[2])],
+      [Math.max(0, pads[1]), Math.max(0, pads[3])],
+    ]);
     const xs = pads.some((p) => p < 0)
       ? tf.slice(xp, [0, 0, Math.max(0, -pads[0]), Math.max(0, -pads[1])], [N, C, Hp, Wp])
       : xp;
     const cols: Tensor[] = [];
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
-        let win = tf.slice(xs, [0, 0, i * dil[0], j * dil[1]], [N, C, (Ho - 1) * strides[0] + 1, (Wo - 1) * strides[1] + 1]);
+        let win = tf.slice(
+          xs,
+          [0, 0, i * dil[0], j * dil[1]],
+          [N, C, (Ho - 1) * strides[0] + 1, (Wo - 1) * strides[1] + 1],
+        );
         if (strides[0] > 1) win = takeEvery(tf, win, 2, strides[0]);
         if (strides[1] > 1) win = takeEvery(tf, win, 3, strides[1]);
         cols.push(win); // [N,C,Ho,Wo]

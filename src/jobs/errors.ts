@@ -38,9 +38,30 @@ export interface ClassifiedError {
 }
 
 /** Errnos that say "try again later" (network, DNS, busy resources). */
-const TRANSIENT_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EBUSY', 'EAGAIN', 'EMFILE', 'ENFILE']);
+const TRANSIENT_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EBUSY',
+  'EAGAIN',
+  'EMFILE',
+  'ENFILE',
+]);
 /** SDK error names that say the same. */
-const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'SlowDown', 'ThrottlingException', 'ServiceUnavailable', 'InternalError']);
+const TRANSIENT_NAMES = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'SlowDown',
+  'ThrottlingException',
+  'ServiceUnavailable',
+  'InternalError',
+]);
 
 /** The exit code of a class. */
 export const exitCodeOf = (c: ErrorClass): number => (c === 'permanent' ? EXIT_PERMANENT : EXIT_RETRYABLE);
@@ -48,7 +69,12 @@ export const exitCodeOf = (c: ErrorClass): number => (c === 'permanent' ? EXIT_P
 /** The error and its causes, outermost first (at most 8 deep, cycles cut). */
 function causes(err: unknown): unknown[] {
   const out: unknown[] = [];
-  for (let e = err; e !== undefined && e !== null && out.length < 8 && !out.includes(e); e = (e as { cause?: unknown }).cause) out.push(e);
+  for (
+    let e = err;
+    e !== undefined && e !== null && out.length < 8 && !out.includes(e);
+    e = (e as { cause?: unknown }).cause
+  )
+    out.push(e);
   return out;
 }
 
@@ -57,12 +83,21 @@ function transientIo(e: StoreError): boolean {
   return causes(e.cause).some((c) => {
     const x = c as { code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: number } };
     const http = x?.$metadata?.httpStatusCode;
-    return (http !== undefined && (http >= 500 || http === 429)) || TRANSIENT_ERRNOS.has(String(x?.code)) || TRANSIENT_NAMES.has(String(x?.name));
+    return (
+      (http !== undefined && (http >= 500 || http === 429)) ||
+      TRANSIENT_ERRNOS.has(String(x?.code)) ||
+      TRANSIENT_NAMES.has(String(x?.name))
+    );
   });
 }
 
 const oneLine = (s: string): string => s.replace(/\s+/g, ' ').trim();
-const make = (c: ErrorClass, reason: string, message: string): ClassifiedError => ({ class: c, exitCode: exitCodeOf(c), reason, message: oneLine(message) });
+const make = (c: ErrorClass, reason: string, message: string): ClassifiedError => ({
+  class: c,
+  exitCode: exitCodeOf(c),
+  reason,
+  message: oneLine(message),
+});
 
 /**
  * Classifies any thrown value (see the file header for the rules).
@@ -75,11 +110,13 @@ export function classifyError(err: unknown, specRoot = 'spec'): ClassifiedError 
   if (store) {
     // Keep the outer message when a stage added context around the store's line.
     const text = err instanceof Error && err !== store ? err.message : store.message;
-    if (store.code === 'Unreachable' || store.code === 'Aborted' || (store.code === 'Io' && transientIo(store))) return make('retryable', store.code, text);
+    if (store.code === 'Unreachable' || store.code === 'Aborted' || (store.code === 'Io' && transientIo(store)))
+      return make('retryable', store.code, text);
     return make('permanent', store.code, text);
   }
   const e = err as { name?: unknown; code?: unknown } | null;
-  if (e?.name === 'Interrupted' || e?.name === 'AbortError') return make('retryable', 'interrupted', msg(err) || 'interrupted');
+  if (e?.name === 'Interrupted' || e?.name === 'AbortError')
+    return make('retryable', 'interrupted', msg(err) || 'interrupted');
   if (err instanceof ZodError) return make('permanent', 'spec', `invalid spec: ${formatZodError(err, specRoot)}`);
   if (err instanceof UsageError) return make('permanent', 'usage', err.message);
   if (TRANSIENT_ERRNOS.has(String(e?.code))) return make('retryable', 'network', msg(err));

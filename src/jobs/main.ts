@@ -10,7 +10,16 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
-import { addConfigOptions, flagOf, intIn, mergeConfig, resolveConfig, schemaOptionDocs, type ObjectSchema, type OptionGroups } from '../service/config.js';
+import {
+  addConfigOptions,
+  flagOf,
+  intIn,
+  mergeConfig,
+  resolveConfig,
+  schemaOptionDocs,
+  type ObjectSchema,
+  type OptionGroups,
+} from '../service/config.js';
 import { createLogger, LOG_LEVELS } from '../service/logging.js';
 import { EXIT_USAGE, UsageError } from '../util/errors.js';
 import { classifyError } from './errors.js';
@@ -38,16 +47,36 @@ export const ProcessConfigSchema = z
 const ENV_NAMES = { spec: 'GET_DISTILL_JOB_SPEC' } as const;
 
 const PROCESS_HELP: OptionGroups<keyof z.infer<typeof ProcessConfigSchema>> = [
-  ['Process:', [
-    ['mode', '<mode>', 'service: take jobs over POST /v1/jobs; job: run the spec once and exit 0, 2 (permanent) or 75 (retry)'],
-    ['host', '<address>', 'address of the HTTP server (/healthz, /readyz, /metrics; /v1/jobs in service mode); 0.0.0.0 in a pod'],
-    ['port', '<n>', 'TCP port (0 = any free port, logged)'],
-    ['concurrency', '<n>', 'service mode: jobs at once; more get 409'],
-    ['keepJobs', '<n>', 'service mode: finished jobs kept for GET /v1/jobs'],
-    ['shutdownGraceMs', '<ms>', 'on SIGTERM, how long a running job gets to reach its safe point (checkpoint)'],
-    ['logLevel', '<level>', 'fatal, error, warn, info, debug, trace or silent'],
-  ]],
-  ['Job spec (job mode):', [['spec', '<json|@file>', 'the whole spec as JSON, or @path to a JSON file; the field flags below override its fields']]],
+  [
+    'Process:',
+    [
+      [
+        'mode',
+        '<mode>',
+        'service: take jobs over POST /v1/jobs; job: run the spec once and exit 0, 2 (permanent) or 75 (retry)',
+      ],
+      [
+        'host',
+        '<address>',
+        'address of the HTTP server (/healthz, /readyz, /metrics; /v1/jobs in service mode); 0.0.0.0 in a pod',
+      ],
+      ['port', '<n>', 'TCP port (0 = any free port, logged)'],
+      ['concurrency', '<n>', 'service mode: jobs at once; more get 409'],
+      ['keepJobs', '<n>', 'service mode: finished jobs kept for GET /v1/jobs'],
+      ['shutdownGraceMs', '<ms>', 'on SIGTERM, how long a running job gets to reach its safe point (checkpoint)'],
+      ['logLevel', '<level>', 'fatal, error, warn, info, debug, trace or silent'],
+    ],
+  ],
+  [
+    'Job spec (job mode):',
+    [
+      [
+        'spec',
+        '<json|@file>',
+        'the whole spec as JSON, or @path to a JSON file; the field flags below override its fields',
+      ],
+    ],
+  ],
 ];
 
 export interface StageMainOptions {
@@ -62,7 +91,8 @@ export interface StageMainOptions {
 }
 
 /** The spec's object schema, when it is one (flags need top-level keys). */
-const objectSchema = (s: unknown): ObjectSchema | undefined => (s instanceof z.ZodObject ? (s as ObjectSchema) : undefined);
+const objectSchema = (s: unknown): ObjectSchema | undefined =>
+  s instanceof z.ZodObject ? (s as ObjectSchema) : undefined;
 
 /**
  * Reads the spec document: JSON text or `@path`.
@@ -74,7 +104,9 @@ export function readSpecDocument(text: string, source: string): Record<string, u
     try {
       json = readFileSync(text.slice(1), 'utf8');
     } catch (e) {
-      throw new UsageError(`${source}: cannot read ${text.slice(1)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give JSON text or @path to a readable file`);
+      throw new UsageError(
+        `${source}: cannot read ${text.slice(1)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give JSON text or @path to a readable file`,
+      );
     }
   }
   let doc: unknown;
@@ -83,7 +115,10 @@ export function readSpecDocument(text: string, source: string): Record<string, u
   } catch (e) {
     throw new UsageError(`${source}: not valid JSON (${(e as Error).message})`);
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`${source}: must be a JSON object (the stage's spec), got ${Array.isArray(doc) ? 'an array' : JSON.stringify(doc)}`);
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    throw new UsageError(
+      `${source}: must be a JSON object (the stage's spec), got ${Array.isArray(doc) ? 'an array' : JSON.stringify(doc)}`,
+    );
   return doc as Record<string, unknown>;
 }
 
@@ -91,21 +126,33 @@ export function readSpecDocument(text: string, source: string): Record<string, u
  * Builds the command (`get-distill-<name>`) for `stage`; its action runs the chosen mode.
  * @throws Error when a spec field's name collides with a process option (a programming error).
  */
-export function stageCommand<Spec>(stage: StageJob<Spec>, name: string, o: StageMainOptions = {}, exit: (code: number) => void = (c) => process.exit(c)): Command {
+export function stageCommand<Spec>(
+  stage: StageJob<Spec>,
+  name: string,
+  o: StageMainOptions = {},
+  exit: (code: number) => void = (c) => process.exit(c),
+): Command {
   const env = o.env ?? process.env;
   const specSchema = objectSchema(stage.schema);
   const specKeys = Object.keys(specSchema?.shape ?? {});
   const clash = specKeys.filter((k) => k in ProcessConfigSchema.shape);
-  if (clash.length > 0) throw new Error(`${name}: spec fields ${clash.join(', ')} collide with process options; rename them`);
+  if (clash.length > 0)
+    throw new Error(`${name}: spec fields ${clash.join(', ')} collide with process options; rename them`);
 
-  const cmd = new Command(`get-distill-${name}`).description(o.description ?? `The ${stage.kind} stage as an HTTP service or a one-shot Kubernetes Job.`);
+  const cmd = new Command(`get-distill-${name}`).description(
+    o.description ?? `The ${stage.kind} stage as an HTTP service or a one-shot Kubernetes Job.`,
+  );
   addConfigOptions(cmd, ProcessConfigSchema, PROCESS_HELP, { envNames: ENV_NAMES });
-  if (specSchema) addConfigOptions(cmd, specSchema, o.specHelp ?? schemaOptionDocs(specSchema, 'Job spec fields (job mode):'));
-  cmd.addHelpText('after', `
+  if (specSchema)
+    addConfigOptions(cmd, specSchema, o.specHelp ?? schemaOptionDocs(specSchema, 'Job spec fields (job mode):'));
+  cmd.addHelpText(
+    'after',
+    `
 Service mode: POST /v1/jobs (body: the spec) → 202; GET /v1/jobs[/{id}]; DELETE /v1/jobs/{id} cancels.
 Job mode exit codes: 0 done, 2 permanent (bad spec or input: do not retry), 75 retryable (store
 unreachable, or SIGTERM after the stage's safe point: retry resumes). JOB_COMPLETION_INDEX (Indexed Job)
-is passed to the stage.`);
+is passed to the stage.`,
+  );
   cmd.action(async (opts: Record<string, unknown>) => {
     const proc: Record<string, unknown> = {};
     const spec: Record<string, unknown> = {};
@@ -117,8 +164,19 @@ is passed to the stage.`);
     const logger = createLogger(name, cfg.logLevel, { sync: cfg.mode === 'job' });
     if (cfg.mode === 'service') {
       const given = Object.keys(spec).find((k) => spec[k] !== undefined);
-      if (given) throw new UsageError(`${flagOf(given)} is a job-mode option (--mode job); in service mode POST the spec to /v1/jobs`);
-      await startStageService(stage, { logger, port: cfg.port, host: cfg.host, concurrency: cfg.concurrency, keepFinished: cfg.keepJobs, graceMs: cfg.shutdownGraceMs, name });
+      if (given)
+        throw new UsageError(
+          `${flagOf(given)} is a job-mode option (--mode job); in service mode POST the spec to /v1/jobs`,
+        );
+      await startStageService(stage, {
+        logger,
+        port: cfg.port,
+        host: cfg.host,
+        concurrency: cfg.concurrency,
+        keepFinished: cfg.keepJobs,
+        graceMs: cfg.shutdownGraceMs,
+        name,
+      });
       return; // the server keeps the process alive; SIGTERM exits
     }
     const source = proc.spec !== undefined ? '--spec' : ENV_NAMES.spec;
@@ -129,7 +187,14 @@ is passed to the stage.`);
       resolveConfig(specSchema, spec, env, { base }); // one-line errors naming the flag, variable or document field
       input = mergeConfig(specSchema, spec, env, { base }).raw; // validated again (same input) by runJobMode
     }
-    const code = await runJobMode(stage, input, { logger, port: cfg.port, host: cfg.host, graceMs: cfg.shutdownGraceMs, name, env });
+    const code = await runJobMode(stage, input, {
+      logger,
+      port: cfg.port,
+      host: cfg.host,
+      graceMs: cfg.shutdownGraceMs,
+      name,
+      env,
+    });
     exit(code);
   });
   return cmd;
@@ -153,7 +218,19 @@ export async function stageMain<Spec>(stage: StageJob<Spec>, name: string, o: St
     process.stderr.write(`get-distill-${name}: ${c.message}\n`);
     if (c.reason === 'internal' && env.GET_DISTILL_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     // A job pod that fails on its options still tells the operator why (GET_DISTILL_TERMINATION_LOG).
-    writeTerminationMessageFromEnv(env, { v: 1, stage: stage.kind, outcome: 'failed', exitCode: c.exitCode, summary: {}, artifacts: {}, error: { kind: c.class, message: c.message } }, (why) => void process.stderr.write(`get-distill-${name}: ${why}\n`));
+    writeTerminationMessageFromEnv(
+      env,
+      {
+        v: 1,
+        stage: stage.kind,
+        outcome: 'failed',
+        exitCode: c.exitCode,
+        summary: {},
+        artifacts: {},
+        error: { kind: c.class, message: c.message },
+      },
+      (why) => void process.stderr.write(`get-distill-${name}: ${why}\n`),
+    );
     exit(c.exitCode);
   }
 }

@@ -73,7 +73,8 @@ export function redactSpec(v: unknown, key = ''): unknown {
   if (/secret|password|token|credential|access.?key/i.test(key)) return '[redacted]';
   if (typeof v === 'string') return v.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1[redacted]@');
   if (Array.isArray(v)) return v.map((x) => redactSpec(x));
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactSpec(x, k)]));
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactSpec(x, k)]));
   return v;
 }
 
@@ -94,7 +95,8 @@ export class JobManager<Spec> {
   ) {
     this.concurrency = o.concurrency ?? 1;
     this.keepFinished = o.keepFinished ?? 100;
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency must be an integer ≥ 1, got ${this.concurrency}`);
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
+      throw new RangeError(`concurrency must be an integer ≥ 1, got ${this.concurrency}`);
     this.metrics = jobMetrics(o.registry, stage.kind, this.concurrency);
   }
 
@@ -126,21 +128,46 @@ export class JobManager<Spec> {
     } catch (e) {
       const c = classifyError(e);
       if (c.class === 'permanent') throw new HttpError(400, 'bad_request', c.message, {}, { cause: e });
-      throw new HttpError(503, 'unavailable', `cannot check the job's inputs now (${c.message}); retry later`, { 'Retry-After': '5' }, { cause: e });
+      throw new HttpError(
+        503,
+        'unavailable',
+        `cannot check the job's inputs now (${c.message}); retry later`,
+        { 'Retry-After': '5' },
+        { cause: e },
+      );
     }
   }
 
   submit(input: unknown, o: { completionIndex?: number } = {}): JobRecord {
-    if (this.closed) throw new HttpError(503, 'draining', 'the worker is shutting down and takes no new jobs; submit to another replica');
+    if (this.closed)
+      throw new HttpError(
+        503,
+        'draining',
+        'the worker is shutting down and takes no new jobs; submit to another replica',
+      );
     const parsed = this.stage.schema.safeParse(input);
     if (!parsed.success) throw zodBadRequest(parsed.error, 'body');
     if (this.busy) {
       const ids = [...this.jobs.values()].filter((e) => e.rec.state === 'running').map((e) => e.rec.id);
-      throw new HttpError(409, 'busy', `busy: ${this.active} of ${this.concurrency} job slot(s) in use (${ids.join(', ')}); retry once GET /v1/jobs shows busy: false, or cancel with DELETE /v1/jobs/{id}`);
+      throw new HttpError(
+        409,
+        'busy',
+        `busy: ${this.active} of ${this.concurrency} job slot(s) in use (${ids.join(', ')}); retry once GET /v1/jobs shows busy: false, or cancel with DELETE /v1/jobs/{id}`,
+      );
     }
     const id = randomUUID();
     const controller = new AbortController();
-    const rec: Entry['rec'] = { id, kind: this.stage.kind, state: 'running', spec: redactSpec(parsed.data), progress: {}, artifacts: {}, cancelRequested: false, createdAt: now(), startedAt: now() };
+    const rec: Entry['rec'] = {
+      id,
+      kind: this.stage.kind,
+      state: 'running',
+      spec: redactSpec(parsed.data),
+      progress: {},
+      artifacts: {},
+      cancelRequested: false,
+      createdAt: now(),
+      startedAt: now(),
+    };
     this.active++;
     this.metrics.running(this.active);
     this.metrics.state('running');
@@ -162,7 +189,10 @@ export class JobManager<Spec> {
           rec.artifacts = { ...out.artifacts };
           if (out.summary) rec.summary = { ...out.summary };
           rec.state = out.interrupted ? 'cancelled' : 'succeeded';
-          log.info({ artifacts: rec.artifacts, summary: rec.summary, interrupted: out.interrupted }, out.interrupted ? 'job stopped at a safe point' : 'job succeeded');
+          log.info(
+            { artifacts: rec.artifacts, summary: rec.summary, interrupted: out.interrupted },
+            out.interrupted ? 'job stopped at a safe point' : 'job succeeded',
+          );
         },
         (err: unknown) => {
           const c = classifyError(err);
@@ -180,7 +210,10 @@ export class JobManager<Spec> {
         this.active--;
         this.metrics.running(this.active);
         this.metrics.state(rec.state);
-        this.metrics.finished(rec.state === 'failed' ? `failed_${rec.error!.code}` : (rec.state as 'succeeded' | 'cancelled'), seconds);
+        this.metrics.finished(
+          rec.state === 'failed' ? `failed_${rec.error!.code}` : (rec.state as 'succeeded' | 'cancelled'),
+          seconds,
+        );
         this.prune();
         return snapshot(rec);
       });
@@ -232,7 +265,11 @@ export class JobManager<Spec> {
     const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), graceMs)));
     const ok = await Promise.race([Promise.all(running.map((e) => e.done)).then(() => true), timeout]);
     clearTimeout(timer);
-    if (!ok) this.o.logger.warn({ graceMs, jobs: running.filter((e) => !FINAL.has(e.rec.state)).map((e) => e.rec.id) }, 'grace period over before the safe point: the last checkpoint may be older');
+    if (!ok)
+      this.o.logger.warn(
+        { graceMs, jobs: running.filter((e) => !FINAL.has(e.rec.state)).map((e) => e.rec.id) },
+        'grace period over before the safe point: the last checkpoint may be older',
+      );
     return ok;
   }
 
@@ -244,14 +281,24 @@ export class JobManager<Spec> {
 }
 
 function snapshot(r: JobRecord): JobRecord {
-  return { ...r, progress: { ...r.progress }, artifacts: { ...r.artifacts }, ...(r.error ? { error: { ...r.error } } : {}) };
+  return {
+    ...r,
+    progress: { ...r.progress },
+    artifacts: { ...r.artifacts },
+    ...(r.error ? { error: { ...r.error } } : {}),
+  };
 }
 
 /** Mounts `/v1/jobs` and `/v1/jobs/:id` (see the file header) on a service kit app. */
 export function mountJobRoutes<Spec>(kit: RouteKit, manager: JobManager<Spec>, state?: ServiceState): void {
   const find = (id: string): JobRecord => {
     const job = manager.get(id);
-    if (!job) throw new HttpError(404, 'not_found', `no job ${JSON.stringify(id)}: unknown, or pruned (the newest ${manager.keepFinished} finished jobs are kept); list them with GET /v1/jobs`);
+    if (!job)
+      throw new HttpError(
+        404,
+        'not_found',
+        `no job ${JSON.stringify(id)}: unknown, or pruned (the newest ${manager.keepFinished} finished jobs are kept); list them with GET /v1/jobs`,
+      );
     return job;
   };
   kit.route('/v1/jobs', {
@@ -264,7 +311,13 @@ export function mountJobRoutes<Spec>(kit: RouteKit, manager: JobManager<Spec>, s
         res.status(202).location(`/v1/jobs/${job.id}`).json({ job });
       },
     ],
-    get: (_req, res) => void res.json({ busy: manager.busy, running: manager.running, concurrency: manager.concurrency, jobs: manager.list() }),
+    get: (_req, res) =>
+      void res.json({
+        busy: manager.busy,
+        running: manager.running,
+        concurrency: manager.concurrency,
+        jobs: manager.list(),
+      }),
   });
   kit.route('/v1/jobs/:id', {
     get: (req, res) => void res.json({ job: find(String(req.params.id)) }),

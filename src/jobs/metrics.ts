@@ -20,7 +20,14 @@
  *   `get_train_checkpoint_age_seconds` (an {@link ageGauge}: computed at scrape time).
  * - export: `get_export_duration_seconds`.
  */
-import { Counter, Gauge, type CounterConfiguration, type GaugeConfiguration, type Metric, type Registry } from 'prom-client';
+import {
+  Counter,
+  Gauge,
+  type CounterConfiguration,
+  type GaugeConfiguration,
+  type Metric,
+  type Registry,
+} from 'prom-client';
 import type { ErrorClass } from './errors.js';
 import type { JobState, StageKind } from './types.js';
 
@@ -34,10 +41,16 @@ export type JobOutcomeLabel = 'succeeded' | 'cancelled' | `failed_${ErrorClass}`
  * The metric called `name` in `registry`, made by `make` the first time.
  * @throws Error when a metric of that name exists with another type (two stages disagreeing on a name).
  */
-export function getOrCreate<M extends Metric>(registry: Registry, name: string, type: 'gauge' | 'counter' | 'histogram' | 'summary', make: () => M): M {
+export function getOrCreate<M extends Metric>(
+  registry: Registry,
+  name: string,
+  type: 'gauge' | 'counter' | 'histogram' | 'summary',
+  make: () => M,
+): M {
   const existing = registry.getSingleMetric(name) as (Metric & { type?: string }) | undefined;
   if (existing) {
-    if (existing.type !== undefined && existing.type !== type) throw new Error(`metric ${name} is already registered as a ${existing.type}, not a ${type}`);
+    if (existing.type !== undefined && existing.type !== type)
+      throw new Error(`metric ${name} is already registered as a ${existing.type}, not a ${type}`);
     return existing as unknown as M;
   }
   return make();
@@ -48,12 +61,18 @@ export function getOrCreate<M extends Metric>(registry: Registry, name: string, 
  * job on the same registry gets that same gauge, so `collect` must not close over per-job state (use
  * {@link ageGauge} for "seconds since").
  */
-export function stageGauge<T extends string = string>(registry: Registry, cfg: Omit<GaugeConfiguration<T>, 'registers'>): Gauge<T> {
+export function stageGauge<T extends string = string>(
+  registry: Registry,
+  cfg: Omit<GaugeConfiguration<T>, 'registers'>,
+): Gauge<T> {
   return getOrCreate(registry, cfg.name, 'gauge', () => new Gauge<T>({ ...cfg, registers: [registry] }));
 }
 
 /** A counter registered once per registry (see {@link stageGauge}). */
-export function stageCounter<T extends string = string>(registry: Registry, cfg: Omit<CounterConfiguration<T>, 'registers'>): Counter<T> {
+export function stageCounter<T extends string = string>(
+  registry: Registry,
+  cfg: Omit<CounterConfiguration<T>, 'registers'>,
+): Counter<T> {
   return getOrCreate(registry, cfg.name, 'counter', () => new Counter<T>({ ...cfg, registers: [registry] }));
 }
 
@@ -103,13 +122,34 @@ export interface JobMetrics {
 
 /** Registers (or finds) the job metrics of `stage` in `registry`; `slots` is the configured concurrency. */
 export function jobMetrics(registry: Registry, stage: StageKind, slots = 1): JobMetrics {
-  const state = stageGauge(registry, { name: 'get_job_state', help: 'One-hot state of the latest job of this stage', labelNames: ['stage', 'state'] });
-  const total = stageCounter(registry, { name: 'get_jobs_total', help: 'Finished jobs by stage and outcome (succeeded, cancelled, failed_permanent, failed_retryable)', labelNames: ['stage', 'outcome'] });
-  const duration = stageGauge(registry, { name: 'get_job_duration_seconds', help: 'Wall seconds of the latest finished job', labelNames: ['stage'] });
-  const running = stageGauge(registry, { name: 'get_jobs_running', help: 'Jobs running now; busy (409 on submit) when equal to get_job_slots', labelNames: ['stage'] });
-  stageGauge(registry, { name: 'get_job_slots', help: 'Jobs this worker runs at once (--concurrency)', labelNames: ['stage'] }).set({ stage }, slots);
+  const state = stageGauge(registry, {
+    name: 'get_job_state',
+    help: 'One-hot state of the latest job of this stage',
+    labelNames: ['stage', 'state'],
+  });
+  const total = stageCounter(registry, {
+    name: 'get_jobs_total',
+    help: 'Finished jobs by stage and outcome (succeeded, cancelled, failed_permanent, failed_retryable)',
+    labelNames: ['stage', 'outcome'],
+  });
+  const duration = stageGauge(registry, {
+    name: 'get_job_duration_seconds',
+    help: 'Wall seconds of the latest finished job',
+    labelNames: ['stage'],
+  });
+  const running = stageGauge(registry, {
+    name: 'get_jobs_running',
+    help: 'Jobs running now; busy (409 on submit) when equal to get_job_slots',
+    labelNames: ['stage'],
+  });
+  stageGauge(registry, {
+    name: 'get_job_slots',
+    help: 'Jobs this worker runs at once (--concurrency)',
+    labelNames: ['stage'],
+  }).set({ stage }, slots);
   running.set({ stage }, 0);
-  for (const o of ['succeeded', 'cancelled', 'failed_permanent', 'failed_retryable'] as const) total.inc({ stage, outcome: o }, 0);
+  for (const o of ['succeeded', 'cancelled', 'failed_permanent', 'failed_retryable'] as const)
+    total.inc({ stage, outcome: o }, 0);
   return {
     state(s) {
       for (const x of JOB_STATES) state.set({ stage, state: x }, x === s ? 1 : 0);

@@ -58,7 +58,10 @@ export interface JobModeOptions {
  */
 export function parseCompletionIndex(raw: string | undefined): number | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
-  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new UsageError(`JOB_COMPLETION_INDEX must be a non-negative integer (got ${JSON.stringify(raw)}); it is set by an Indexed Job (completionMode: Indexed)`);
+  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(Number(raw)))
+    throw new UsageError(
+      `JOB_COMPLETION_INDEX must be a non-negative integer (got ${JSON.stringify(raw)}); it is set by an Indexed Job (completionMode: Indexed)`,
+    );
   return Number(raw);
 }
 
@@ -79,15 +82,28 @@ export async function runJobMode<Spec>(stage: StageJob<Spec>, input: unknown, o:
   const ending: Ending = { interrupted: false };
   const code = await runOnce(stage, input, o, ending);
   const outcome = code === EXIT_OK ? 'done' : ending.interrupted ? 'interrupted' : 'failed';
-  writeTerminationMessageFromEnv(env, {
-    v: 1, stage: stage.kind, outcome, exitCode: code,
-    summary: { ...ending.record?.summary }, artifacts: { ...ending.record?.artifacts },
-    ...(outcome === 'failed' && ending.error ? { error: ending.error } : {}),
-  }, (why) => o.logger.warn(why));
+  writeTerminationMessageFromEnv(
+    env,
+    {
+      v: 1,
+      stage: stage.kind,
+      outcome,
+      exitCode: code,
+      summary: { ...ending.record?.summary },
+      artifacts: { ...ending.record?.artifacts },
+      ...(outcome === 'failed' && ending.error ? { error: ending.error } : {}),
+    },
+    (why) => o.logger.warn(why),
+  );
   return code;
 }
 
-async function runOnce<Spec>(stage: StageJob<Spec>, input: unknown, o: JobModeOptions, ending: Ending): Promise<number> {
+async function runOnce<Spec>(
+  stage: StageJob<Spec>,
+  input: unknown,
+  o: JobModeOptions,
+  ending: Ending,
+): Promise<number> {
   const name = o.name ?? stage.kind;
   const log = o.logger;
   const env = o.env ?? process.env;
@@ -122,7 +138,8 @@ async function runOnce<Spec>(stage: StageJob<Spec>, input: unknown, o: JobModeOp
     bodyLimitBytes: 1024,
     registry,
     state,
-    routes: (kit) => kit.route('/v1/job', { get: (_req, res) => void res.json({ job: current && manager.get(current.id) }) }),
+    routes: (kit) =>
+      kit.route('/v1/job', { get: (_req, res) => void res.json({ job: current && manager.get(current.id) }) }),
   });
   let server: Server;
   try {
@@ -130,7 +147,10 @@ async function runOnce<Spec>(stage: StageJob<Spec>, input: unknown, o: JobModeOp
   } catch (e) {
     return fail(e);
   }
-  log.info({ host: o.host ?? '127.0.0.1', port: (server.address() as AddressInfo).port, mode: 'job', completionIndex }, 'listening');
+  log.info(
+    { host: o.host ?? '127.0.0.1', port: (server.address() as AddressInfo).port, mode: 'job', completionIndex },
+    'listening',
+  );
   state.markReady();
 
   let signalled: NodeJS.Signals | null = null;

@@ -60,7 +60,12 @@ export function createStageService<Spec>(stage: StageJob<Spec>, o: StageServiceO
     bodyLimitBytes: o.bodyLimitBytes ?? 1024 ** 2,
     state,
     routes: (kit) => {
-      manager = new JobManager(stage, { logger: o.logger, registry: kit.registry, concurrency: o.concurrency, keepFinished: o.keepFinished });
+      manager = new JobManager(stage, {
+        logger: o.logger,
+        registry: kit.registry,
+        concurrency: o.concurrency,
+        keepFinished: o.keepFinished,
+      });
       mountJobRoutes(kit, manager, state);
     },
   });
@@ -82,7 +87,10 @@ export interface RunningStageService<Spec> extends StageService<Spec> {
  * @throws UsageError when the address cannot be bound (names host and port), or for a bad
  *   GET_DISTILL_EXECUTION_PROVIDERS (checked before listening).
  */
-export async function startStageService<Spec>(stage: StageJob<Spec>, o: StageServiceOptions): Promise<RunningStageService<Spec>> {
+export async function startStageService<Spec>(
+  stage: StageJob<Spec>,
+  o: StageServiceOptions,
+): Promise<RunningStageService<Spec>> {
   resolveExecutionProviders();
   setProviderWarningSink(loggerWarningSink(o.logger));
   const s = createStageService(stage, o);
@@ -90,7 +98,10 @@ export async function startStageService<Spec>(stage: StageJob<Spec>, o: StageSer
   const server = await listen(s.app, o.port ?? 8080, host);
   const port = (server.address() as AddressInfo).port;
   const graceMs = o.graceMs ?? 30_000;
-  o.logger.info({ host, port, mode: 'service', stage: stage.kind, concurrency: s.manager.concurrency, graceMs }, 'listening');
+  o.logger.info(
+    { host, port, mode: 'service', stage: stage.kind, concurrency: s.manager.concurrency, graceMs },
+    'listening',
+  );
   const shutdown = installGracefulShutdown({
     server,
     state: s.state,

@@ -49,7 +49,8 @@ const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
 const bigints = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
 const json = (m: TerminationMessage): string => JSON.stringify(m, bigints);
 /** Bytes an entry `"key":value` takes. */
-const entryBytes = (k: string, v: unknown): number => bytes(JSON.stringify(k)) + 1 + bytes(JSON.stringify(v, bigints) ?? '');
+const entryBytes = (k: string, v: unknown): number =>
+  bytes(JSON.stringify(k)) + 1 + bytes(JSON.stringify(v, bigints) ?? '');
 
 /** `message` cut to its first `n` code points, with `…` when cut. */
 function cut(chars: readonly string[], n: number): string {
@@ -68,17 +69,30 @@ export function encodeTerminationMessage(msg: TerminationMessage, maxBytes = TER
   const truncated: string[] = [];
   const chars = msg.error ? Array.from(msg.error.message) : [];
   // At most 8 names of 64 characters, so the list itself stays small.
-  const names = (): string[] => [...truncated.slice(0, 8).map((t) => t.slice(0, 64)), ...(truncated.length > 8 ? [`+${truncated.length - 8} more`] : [])];
+  const names = (): string[] => [
+    ...truncated.slice(0, 8).map((t) => t.slice(0, 64)),
+    ...(truncated.length > 8 ? [`+${truncated.length - 8} more`] : []),
+  ];
   const withMessage = (n: number): TerminationMessage => ({
-    ...msg, summary, artifacts,
+    ...msg,
+    summary,
+    artifacts,
     ...(msg.error ? { error: { kind: msg.error.kind, message: cut(chars, n) } } : {}),
     truncated: [...(msg.error && n < chars.length ? ['error.message'] : []), ...names()],
   });
   // Entries go, largest first, only while even an empty error message does not fit.
   while (bytes(json(withMessage(0))) > maxBytes) {
     const entries = [
-      ...Object.keys(summary).map((k) => ({ name: `summary.${k}`, size: entryBytes(k, summary[k]), drop: () => delete summary[k] })),
-      ...Object.keys(artifacts).map((k) => ({ name: `artifacts.${k}`, size: entryBytes(k, artifacts[k]), drop: () => delete artifacts[k] })),
+      ...Object.keys(summary).map((k) => ({
+        name: `summary.${k}`,
+        size: entryBytes(k, summary[k]),
+        drop: () => delete summary[k],
+      })),
+      ...Object.keys(artifacts).map((k) => ({
+        name: `artifacts.${k}`,
+        size: entryBytes(k, artifacts[k]),
+        drop: () => delete artifacts[k],
+      })),
     ];
     if (entries.length === 0) break;
     const largest = entries.reduce((a, b) => (b.size > a.size ? b : a));
@@ -97,7 +111,15 @@ export function encodeTerminationMessage(msg: TerminationMessage, maxBytes = TER
   const text = json(out.truncated!.length > 0 ? out : { ...out, truncated: undefined });
   if (bytes(text) <= maxBytes) return text;
   // Unreachable for maxBytes ≥ 1024 (every field left is short); still never more than maxBytes.
-  return json({ v: 1, stage: msg.stage, outcome: msg.outcome, exitCode: msg.exitCode, summary: {}, artifacts: {}, truncated: ['all'] });
+  return json({
+    v: 1,
+    stage: msg.stage,
+    outcome: msg.outcome,
+    exitCode: msg.exitCode,
+    summary: {},
+    artifacts: {},
+    truncated: ['all'],
+  });
 }
 
 /**
@@ -109,7 +131,10 @@ export function writeTerminationMessage(path: string, msg: TerminationMessage): 
   try {
     writeFileSync(path, encodeTerminationMessage(msg));
   } catch (e) {
-    throw new Error(`${TERMINATION_LOG_ENV}=${path}: cannot write the termination message (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    throw new Error(
+      `${TERMINATION_LOG_ENV}=${path}: cannot write the termination message (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      { cause: e },
+    );
   }
 }
 
@@ -117,7 +142,11 @@ export function writeTerminationMessage(path: string, msg: TerminationMessage): 
  * Writes the message when `env` sets {@link TERMINATION_LOG_ENV}; a failed write is handed to `warn`
  * (the exit code matters more than the message). @returns whether it was written.
  */
-export function writeTerminationMessageFromEnv(env: Readonly<Record<string, string | undefined>>, msg: TerminationMessage, warn: (message: string) => void): boolean {
+export function writeTerminationMessageFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  msg: TerminationMessage,
+  warn: (message: string) => void,
+): boolean {
   const path = env[TERMINATION_LOG_ENV];
   if (path === undefined || path.trim() === '') return false;
   try {

@@ -20,14 +20,31 @@ import { API_VERSION, ENDPOINT, RUN } from './api/v1alpha1/group.js';
 const EXIT_USAGE = 2;
 
 /** Starts the operator with a resolved config; resolves with a stop function once the caches synced. */
-export async function startOperator(cfg: OperatorConfig, kc: KubeConfig): Promise<{ stop(): Promise<void>; port: number }> {
+export async function startOperator(
+  cfg: OperatorConfig,
+  kc: KubeConfig,
+): Promise<{ stop(): Promise<void>; port: number }> {
   const logger = createLogger('operator', cfg.logLevel);
-  const { app, registry, state } = createServiceApp({ name: 'get-distill-operator', logger, bodyLimitBytes: 1024, routes: () => {} });
+  const { app, registry, state } = createServiceApp({
+    name: 'get-distill-operator',
+    logger,
+    bodyLimitBytes: 1024,
+    routes: () => {},
+  });
   const server = await listen(app, cfg.metricsPort, cfg.host);
   const port = (server.address() as { port: number }).port;
   state.starting('syncing the informer caches');
   const op = new Operator({ kubeConfig: kc, cfg, log: logger, registry });
-  logger.info({ port, namespaces: cfg.namespaces ?? 'all', leaderElection: cfg.leaderElection, kinds: [RUN.kind, ENDPOINT.kind], apiVersion: API_VERSION }, 'operator starting');
+  logger.info(
+    {
+      port,
+      namespaces: cfg.namespaces ?? 'all',
+      leaderElection: cfg.leaderElection,
+      kinds: [RUN.kind, ENDPOINT.kind],
+      apiVersion: API_VERSION,
+    },
+    'operator starting',
+  );
   await op.start();
   state.markReady();
   return {
@@ -52,23 +69,33 @@ export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig
   const files = (env.KUBECONFIG ?? join(env.HOME ?? homedir(), '.kube', 'config')).split(delimiter).filter(Boolean);
   const inCluster = !!env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
   if (!inCluster && !files.some((f) => existsSync(f))) {
-    throw new UsageError(`no Kubernetes cluster configured: not in a pod with a ServiceAccount, and no kubeconfig at ${files.join(', ') || '~/.kube/config'}; set KUBECONFIG`);
+    throw new UsageError(
+      `no Kubernetes cluster configured: not in a pod with a ServiceAccount, and no kubeconfig at ${files.join(', ') || '~/.kube/config'}; set KUBECONFIG`,
+    );
   }
   try {
     kc.loadFromDefault();
   } catch (e) {
     throw new UsageError(`cannot read the Kubernetes configuration: ${(e as Error).message}; check KUBECONFIG`);
   }
-  if (!kc.getCurrentCluster()) throw new UsageError('the kubeconfig names no current cluster: set current-context (kubectl config use-context …)');
+  if (!kc.getCurrentCluster())
+    throw new UsageError('the kubeconfig names no current cluster: set current-context (kubectl config use-context …)');
   return kc;
 }
 
 /** `get-distill-operator [options]`; exits 2 with one line on bad options. */
 export async function operatorMain(argv = process.argv, env = process.env): Promise<void> {
   const cmd = new Command('get-distill-operator')
-    .description(`Kubernetes operator of GET Distill: reconciles ${RUN.kind} (datagen → train → export → eval → endpoint) and ${ENDPOINT.kind} (Deployment, Service, HPA or KEDA) objects of ${API_VERSION}.`)
-    .exitOverride().showHelpAfterError('(run with --help for usage)');
-  addConfigOptions(cmd, OperatorConfigSchema, schemaOptionDocs(OperatorConfigSchema, 'Options (each also as GET_DISTILL_<NAME> env var):'));
+    .description(
+      `Kubernetes operator of GET Distill: reconciles ${RUN.kind} (datagen → train → export → eval → endpoint) and ${ENDPOINT.kind} (Deployment, Service, HPA or KEDA) objects of ${API_VERSION}.`,
+    )
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
+  addConfigOptions(
+    cmd,
+    OperatorConfigSchema,
+    schemaOptionDocs(OperatorConfigSchema, 'Options (each also as GET_DISTILL_<NAME> env var):'),
+  );
   cmd.action(async (opts: Record<string, unknown>) => {
     const cfg = resolveConfig(OperatorConfigSchema, opts, env);
     const kc = loadKubeConfig(env);
@@ -78,7 +105,10 @@ export async function operatorMain(argv = process.argv, env = process.env): Prom
       if (stopping) process.exit(1);
       stopping = true;
       process.stderr.write(`get-distill-operator: ${sig}: stopping controllers and releasing the Lease\n`);
-      void running.stop().then(() => process.exit(0), () => process.exit(1));
+      void running.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));

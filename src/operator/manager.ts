@@ -8,13 +8,28 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import {
-  CoordinationV1Api, type KubeConfig, type KubernetesObject, type ListPromise, type V1Deployment, type V1Job, type V1Pod, type V1Service, type V2HorizontalPodAutoscaler,
+  CoordinationV1Api,
+  type KubeConfig,
+  type KubernetesObject,
+  type ListPromise,
+  type V1Deployment,
+  type V1Job,
+  type V1Pod,
+  type V1Service,
+  type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { API_VERSION, ENDPOINT, GROUP, LABELS, MANAGER, RUN, VERSION } from './api/v1alpha1/group.js';
 import type { OperatorConfig } from './config.js';
-import { type Caches, type ControllerContext, type CustomObject, type ReadCache, eventRecorder, makeApis } from './controllers/context.js';
+import {
+  type Caches,
+  type ControllerContext,
+  type CustomObject,
+  type ReadCache,
+  eventRecorder,
+  makeApis,
+} from './controllers/context.js';
 import { reconcileRun } from './controllers/run/reconcile.js';
 import { httpProgressProbe } from './controllers/progress.js';
 import { endpointsForRun, reconcileEndpoint } from './controllers/endpoint/reconcile.js';
@@ -52,21 +67,45 @@ type Lister<T extends KubernetesObject> = (namespace: string | undefined) => Lis
 /** Informers over one resource in each watched namespace (or cluster-wide), read as one cache. */
 class NamespacedInformers<T extends KubernetesObject> implements ReadCache<T> {
   readonly informers: SupervisedInformer<T>[];
-  constructor(o: OperatorOptions, metrics: OperatorMetrics, namespaces: (string | undefined)[], resource: string, path: (ns?: string) => string, list: Lister<T>, labelSelector?: string) {
-    this.informers = namespaces.map((ns) => new SupervisedInformer<T>({
-      kubeConfig: o.kubeConfig, path: path(ns), list: list(ns), labelSelector, resource,
-      resyncMs: o.cfg.resyncSeconds * 1000,
-      backoffInitialMs: o.timing?.informerBackoffInitialMs, backoffMaxMs: o.timing?.informerBackoffMaxMs,
-      // A 403 (RBAC), a missing CRD or an unreachable API server must show in the logs and metrics.
-      log: o.log, metrics,
-    }));
+  constructor(
+    o: OperatorOptions,
+    metrics: OperatorMetrics,
+    namespaces: (string | undefined)[],
+    resource: string,
+    path: (ns?: string) => string,
+    list: Lister<T>,
+    labelSelector?: string,
+  ) {
+    this.informers = namespaces.map(
+      (ns) =>
+        new SupervisedInformer<T>({
+          kubeConfig: o.kubeConfig,
+          path: path(ns),
+          list: list(ns),
+          labelSelector,
+          resource,
+          resyncMs: o.cfg.resyncSeconds * 1000,
+          backoffInitialMs: o.timing?.informerBackoffInitialMs,
+          backoffMaxMs: o.timing?.informerBackoffMaxMs,
+          // A 403 (RBAC), a missing CRD or an unreachable API server must show in the logs and metrics.
+          log: o.log,
+          metrics,
+        }),
+    );
   }
   get(name: string, namespace?: string): T | undefined {
-    for (const i of this.informers) { const v = i.get(name, namespace); if (v) return v; }
+    for (const i of this.informers) {
+      const v = i.get(name, namespace);
+      if (v) return v;
+    }
     return undefined;
   }
-  list(namespace?: string): readonly T[] { return this.informers.flatMap((i) => [...i.list(namespace)]); }
-  on(h: Parameters<SupervisedInformer<T>['addHandlers']>[0]): void { for (const i of this.informers) i.addHandlers(h); }
+  list(namespace?: string): readonly T[] {
+    return this.informers.flatMap((i) => [...i.list(namespace)]);
+  }
+  on(h: Parameters<SupervisedInformer<T>['addHandlers']>[0]): void {
+    for (const i of this.informers) i.addHandlers(h);
+  }
 }
 
 /** See the file header. `start()` resolves once the caches synced; `stop()` releases the Lease. */
@@ -87,36 +126,109 @@ export class Operator {
     const managed = `${LABELS.managedBy}=${MANAGER}`;
     const custom = (plural: string): [(ns?: string) => string, Lister<CustomObject>] => [
       (ns) => `/apis/${GROUP}/${VERSION}${ns ? `/namespaces/${ns}` : ''}/${plural}`,
-      (ns) => () => (ns ? apis.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural }) : apis.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as never,
+      (ns) => () =>
+        (ns
+          ? apis.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })
+          : apis.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as never,
     ];
-    const core = (group: string, version: string, plural: string) => (ns?: string) => `${group ? `/apis/${group}` : '/api'}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
-    const mk = <T extends KubernetesObject>(resource: string, path: (ns?: string) => string, list: Lister<T>, sel?: string) => {
+    const core = (group: string, version: string, plural: string) => (ns?: string) =>
+      `${group ? `/apis/${group}` : '/api'}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
+    const mk = <T extends KubernetesObject>(
+      resource: string,
+      path: (ns?: string) => string,
+      list: Lister<T>,
+      sel?: string,
+    ) => {
       const inf = new NamespacedInformers<T>(o, this.metrics, nss, resource, path, list, sel);
       this.all.push(inf);
       return inf;
     };
     const runs = mk<CustomObject>('distillationruns', ...custom(RUN.plural));
     const endpoints = mk<CustomObject>('generationendpoints', ...custom(ENDPOINT.plural));
-    const jobs = mk<V1Job>('jobs', core('batch', 'v1', 'jobs'), (ns) => () => (ns ? apis.batch.listNamespacedJob({ namespace: ns, labelSelector: managed }) : apis.batch.listJobForAllNamespaces({ labelSelector: managed })), managed);
-    const pods = mk<V1Pod>('pods', core('', 'v1', 'pods'), (ns) => () => (ns ? apis.core.listNamespacedPod({ namespace: ns, labelSelector: managed }) : apis.core.listPodForAllNamespaces({ labelSelector: managed })), managed);
-    const deployments = mk<V1Deployment>('deployments', core('apps', 'v1', 'deployments'), (ns) => () => (ns ? apis.apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }) : apis.apps.listDeploymentForAllNamespaces({ labelSelector: managed })), managed);
-    const services = mk<V1Service>('services', core('', 'v1', 'services'), (ns) => () => (ns ? apis.core.listNamespacedService({ namespace: ns, labelSelector: managed }) : apis.core.listServiceForAllNamespaces({ labelSelector: managed })), managed);
-    const hpas = mk<V2HorizontalPodAutoscaler>('horizontalpodautoscalers', core('autoscaling', 'v2', 'horizontalpodautoscalers'), (ns) => () => (ns ? apis.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace: ns, labelSelector: managed }) : apis.autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managed })), managed);
+    const jobs = mk<V1Job>(
+      'jobs',
+      core('batch', 'v1', 'jobs'),
+      (ns) => () =>
+        ns
+          ? apis.batch.listNamespacedJob({ namespace: ns, labelSelector: managed })
+          : apis.batch.listJobForAllNamespaces({ labelSelector: managed }),
+      managed,
+    );
+    const pods = mk<V1Pod>(
+      'pods',
+      core('', 'v1', 'pods'),
+      (ns) => () =>
+        ns
+          ? apis.core.listNamespacedPod({ namespace: ns, labelSelector: managed })
+          : apis.core.listPodForAllNamespaces({ labelSelector: managed }),
+      managed,
+    );
+    const deployments = mk<V1Deployment>(
+      'deployments',
+      core('apps', 'v1', 'deployments'),
+      (ns) => () =>
+        ns
+          ? apis.apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed })
+          : apis.apps.listDeploymentForAllNamespaces({ labelSelector: managed }),
+      managed,
+    );
+    const services = mk<V1Service>(
+      'services',
+      core('', 'v1', 'services'),
+      (ns) => () =>
+        ns
+          ? apis.core.listNamespacedService({ namespace: ns, labelSelector: managed })
+          : apis.core.listServiceForAllNamespaces({ labelSelector: managed }),
+      managed,
+    );
+    const hpas = mk<V2HorizontalPodAutoscaler>(
+      'horizontalpodautoscalers',
+      core('autoscaling', 'v2', 'horizontalpodautoscalers'),
+      (ns) => () =>
+        ns
+          ? apis.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace: ns, labelSelector: managed })
+          : apis.autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managed }),
+      managed,
+    );
     let scaledObjects: NamespacedInformers<CustomObject> | undefined;
     if (o.cfg.keda) {
       const path = (ns?: string) => `/apis/keda.sh/v1alpha1${ns ? `/namespaces/${ns}` : ''}/scaledobjects`;
-      const list: Lister<CustomObject> = (ns) => () => (ns ? apis.custom.listNamespacedCustomObject({ group: 'keda.sh', version: 'v1alpha1', namespace: ns, plural: 'scaledobjects', labelSelector: managed }) : apis.custom.listClusterCustomObject({ group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects', labelSelector: managed })) as never;
+      const list: Lister<CustomObject> = (ns) => () =>
+        (ns
+          ? apis.custom.listNamespacedCustomObject({
+              group: 'keda.sh',
+              version: 'v1alpha1',
+              namespace: ns,
+              plural: 'scaledobjects',
+              labelSelector: managed,
+            })
+          : apis.custom.listClusterCustomObject({
+              group: 'keda.sh',
+              version: 'v1alpha1',
+              plural: 'scaledobjects',
+              labelSelector: managed,
+            })) as never;
       scaledObjects = mk<CustomObject>('scaledobjects', path, list, managed);
     }
     this.caches = { runs, endpoints, jobs, pods, deployments, services, hpas, scaledObjects };
     const now = o.now ?? (() => new Date());
-    this.ctx = { cfg: o.cfg, apis, caches: this.caches, log: o.log, event: eventRecorder(apis, o.log, now), now, probe: httpProgressProbe(o.progressPort) };
+    this.ctx = {
+      cfg: o.cfg,
+      apis,
+      caches: this.caches,
+      log: o.log,
+      event: eventRecorder(apis, o.log, now),
+      now,
+      probe: httpProgressProbe(o.progressPort),
+    };
 
     // Events → keys. Handlers run on every replica; only the leader's queues exist to take them.
     const enqueue = (which: 'runs' | 'endpoints') => ({ add: (k: string) => this.queues?.[which].add(k) });
     runs.on(enqueueHandlers(enqueue('runs')));
     runs.on({
-      add: (r) => this.runEndpoints(r), update: (r) => this.runEndpoints(r), delete: (r) => this.runEndpoints(r),
+      add: (r) => this.runEndpoints(r),
+      update: (r) => this.runEndpoints(r),
+      delete: (r) => this.runEndpoints(r),
     });
     endpoints.on(enqueueHandlers(enqueue('endpoints')));
     endpoints.on(ownerHandlers(enqueue('runs'), { apiVersion: API_VERSION, kind: RUN.kind }));
@@ -137,9 +249,16 @@ export class Operator {
     if (o.cfg.leaderElection) {
       const identity = o.identity ?? `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
       this.elector = new LeaderElector({
-        api: o.kubeConfig.makeApiClient(CoordinationV1Api), namespace: o.cfg.leaseNamespace, name: o.cfg.leaseName, identity,
-        leaseDurationMs: o.timing?.leaseDurationMs, renewDeadlineMs: o.timing?.renewDeadlineMs, retryPeriodMs: o.timing?.retryPeriodMs,
-        onStartedLeading: (signal) => this.lead(signal), metrics: this.metrics, log: o.log,
+        api: o.kubeConfig.makeApiClient(CoordinationV1Api),
+        namespace: o.cfg.leaseNamespace,
+        name: o.cfg.leaseName,
+        identity,
+        leaseDurationMs: o.timing?.leaseDurationMs,
+        renewDeadlineMs: o.timing?.renewDeadlineMs,
+        retryPeriodMs: o.timing?.retryPeriodMs,
+        onStartedLeading: (signal) => this.lead(signal),
+        metrics: this.metrics,
+        log: o.log,
         onNewLeader: (id) => o.log.info({ leader: id }, 'leader observed'),
       });
     }
@@ -147,13 +266,18 @@ export class Operator {
 
   private runEndpoints(run: CustomObject): void {
     if (!this.queues) return;
-    for (const k of endpointsForRun(this.ctx, run.metadata!.namespace!, run.metadata!.name!)) this.queues.endpoints.add(k);
+    for (const k of endpointsForRun(this.ctx, run.metadata!.namespace!, run.metadata!.name!))
+      this.queues.endpoints.add(k);
   }
 
   /** Whether every informer has listed once (the readiness probe). */
-  get ready(): boolean { return this.synced; }
+  get ready(): boolean {
+    return this.synced;
+  }
   /** Whether this replica runs the controllers now. */
-  get leading(): boolean { return this.queues !== undefined; }
+  get leading(): boolean {
+    return this.queues !== undefined;
+  }
 
   /** Starts the informers (resolves once synced) and the election (or the controllers at once). */
   async start(): Promise<void> {
@@ -173,8 +297,22 @@ export class Operator {
     this.o.log.info('leading: controllers started');
     const workers = this.o.cfg.workers;
     this.controllers = [
-      runController({ name: 'distillationrun', queue: runs, reconcile: (k) => reconcileRun(this.ctx, k), workers, metrics: m, log: this.o.log }),
-      runController({ name: 'generationendpoint', queue: endpoints, reconcile: (k) => reconcileEndpoint(this.ctx, k), workers, metrics: m, log: this.o.log }),
+      runController({
+        name: 'distillationrun',
+        queue: runs,
+        reconcile: (k) => reconcileRun(this.ctx, k),
+        workers,
+        metrics: m,
+        log: this.o.log,
+      }),
+      runController({
+        name: 'generationendpoint',
+        queue: endpoints,
+        reconcile: (k) => reconcileEndpoint(this.ctx, k),
+        workers,
+        metrics: m,
+        log: this.o.log,
+      }),
     ];
     // Level-triggered start: every object is looked at once, whatever happened while not leading.
     for (const r of this.caches.runs.list()) runs.add(objectKey(r));

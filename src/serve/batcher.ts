@@ -90,25 +90,58 @@ export class DynamicBatcher<T, R> {
   submit(item: T, size: number, signal?: AbortSignal): Promise<R> {
     const { maxBatchSize, maxQueueSize, requestTimeoutMs } = this.options;
     if (!Number.isInteger(size) || size < 1 || size > maxBatchSize) {
-      return Promise.reject(new HttpError(400, 'bad_request', `batch: ${size} images in one request; the server runs at most ${maxBatchSize} (max batch size)`));
+      return Promise.reject(
+        new HttpError(
+          400,
+          'bad_request',
+          `batch: ${size} images in one request; the server runs at most ${maxBatchSize} (max batch size)`,
+        ),
+      );
     }
-    if (this.draining) return Promise.reject(new HttpError(503, 'draining', 'the service is shutting down; retry on another replica'));
+    if (this.draining)
+      return Promise.reject(new HttpError(503, 'draining', 'the service is shutting down; retry on another replica'));
     if (this.queue.length >= maxQueueSize) {
       const s = this.retryAfterSeconds();
-      return Promise.reject(new HttpError(429, 'queue_full', `the queue holds ${this.queue.length} requests (the limit); retry after ${s} s`, { 'Retry-After': String(s) }));
+      return Promise.reject(
+        new HttpError(
+          429,
+          'queue_full',
+          `the queue holds ${this.queue.length} requests (the limit); retry after ${s} s`,
+          { 'Retry-After': String(s) },
+        ),
+      );
     }
     if (signal?.aborted) return Promise.reject(clientClosed());
     return new Promise<R>((resolve, reject) => {
-      const p: Pending<T, R> = { item, size, state: 'queued', enqueuedAt: performance.now(), timer: null, resolve, reject };
+      const p: Pending<T, R> = {
+        item,
+        size,
+        state: 'queued',
+        enqueuedAt: performance.now(),
+        timer: null,
+        resolve,
+        reject,
+      };
       p.timer = setTimeout(() => {
         if (p.state === 'queued') this.remove(p);
-        this.settle(p, new HttpError(504, 'deadline_exceeded', `no result within ${requestTimeoutMs} ms (${p.state === 'running' ? 'the run was too slow' : 'waited in the queue'}); retry later or with fewer images`));
+        this.settle(
+          p,
+          new HttpError(
+            504,
+            'deadline_exceeded',
+            `no result within ${requestTimeoutMs} ms (${p.state === 'running' ? 'the run was too slow' : 'waited in the queue'}); retry later or with fewer images`,
+          ),
+        );
       }, requestTimeoutMs);
-      signal?.addEventListener('abort', () => {
-        if (p.state !== 'queued') return;
-        this.remove(p);
-        this.settle(p, clientClosed());
-      }, { once: true });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          if (p.state !== 'queued') return;
+          this.remove(p);
+          this.settle(p, clientClosed());
+        },
+        { once: true },
+      );
       this.queue.push(p);
       this.queuedImages += size;
       this.hooks.onQueueDepth?.(this.queue.length);
@@ -170,11 +203,15 @@ export class DynamicBatcher<T, R> {
     let ok = false;
     try {
       const results = await this.run(batch.map((p) => p.item));
-      if (results.length !== batch.length) throw new Error(`batch runner returned ${results.length} results for ${batch.length} requests`);
+      if (results.length !== batch.length)
+        throw new Error(`batch runner returned ${results.length} results for ${batch.length} requests`);
       batch.forEach((p, i) => this.settle(p, null, results[i]));
       ok = true;
     } catch (e) {
-      const err = e instanceof HttpError ? e : new HttpError(500, 'internal', 'the model run failed; the server log has the details', {}, { cause: e });
+      const err =
+        e instanceof HttpError
+          ? e
+          : new HttpError(500, 'internal', 'the model run failed; the server log has the details', {}, { cause: e });
       batch.forEach((p) => this.settle(p, err));
     } finally {
       const seconds = (performance.now() - t0) / 1000;
@@ -212,4 +249,5 @@ export class DynamicBatcher<T, R> {
   }
 }
 
-const clientClosed = (): HttpError => new HttpError(499, 'client_closed', 'the client closed the connection before a result');
+const clientClosed = (): HttpError =>
+  new HttpError(499, 'client_closed', 'the client closed the connection before a result');

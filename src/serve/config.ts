@@ -22,24 +22,36 @@ export function parseBytes(v: string): number | null {
 const intString = (v: unknown): unknown => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v);
 const int = (lo: number, hi: number) => {
   const msg = `must be an integer in [${lo}, ${hi}]`;
-  return z.preprocess(intString, z.number({ error: msg }).int({ error: msg }).min(lo, { error: msg }).max(hi, { error: msg }));
+  return z.preprocess(
+    intString,
+    z.number({ error: msg }).int({ error: msg }).min(lo, { error: msg }).max(hi, { error: msg }),
+  );
 };
 
-const uri = z.string({ error: 'is required: a path, file:///… or s3://bucket/key of a model.onnx exported by `get-distill export`' }).superRefine((v, ctx) => {
-  try {
-    if (v.trim() === '') throw new Error('must not be empty');
-    parseUri(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-  }
-});
+const uri = z
+  .string({
+    error: 'is required: a path, file:///… or s3://bucket/key of a model.onnx exported by `get-distill export`',
+  })
+  .superRefine((v, ctx) => {
+    try {
+      if (v.trim() === '') throw new Error('must not be empty');
+      parseUri(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  });
 
 export const ServeConfigSchema = z
   .object({
     /** Where model.onnx is: a path, file:///… or s3://bucket/key. */
     model: uri,
     /** The model's name in URLs (`/v2/models/{name}`) and in `model` of OpenAI requests. */
-    modelName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { error: 'must be 1–64 letters, digits, "_", "." or "-", starting with a letter or digit' }).default('get'),
+    modelName: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
+        error: 'must be 1–64 letters, digits, "_", "." or "-", starting with a letter or digit',
+      })
+      .default('get'),
     /** Address to bind: 127.0.0.1 on a workstation, 0.0.0.0 in a container. */
     host: z.string().min(1, { error: 'must not be empty' }).default('127.0.0.1'),
     /** TCP port; 0 picks a free one (logged). */
@@ -58,7 +70,14 @@ export const ServeConfigSchema = z
     sessions: int(1, 256).default(1),
     /** Largest JSON body (`8mb`, `512kb`, bytes). */
     bodyLimit: z
-      .preprocess((v) => (typeof v === 'string' ? (parseBytes(v) ?? v) : v), z.number({ error: 'must be a size such as 8mb, 512kb or a byte count' }).int().min(1024, { error: 'must be at least 1kb' }).max(1024 ** 3, { error: 'must be at most 1gb' }))
+      .preprocess(
+        (v) => (typeof v === 'string' ? (parseBytes(v) ?? v) : v),
+        z
+          .number({ error: 'must be a size such as 8mb, 512kb or a byte count' })
+          .int()
+          .min(1024, { error: 'must be at least 1kb' })
+          .max(1024 ** 3, { error: 'must be at most 1gb' }),
+      )
       .default(8 * 1024 ** 2),
     /** Milliseconds SIGTERM waits for queued and running requests before cutting connections. */
     shutdownGraceMs: int(0, 3_600_000).default(30_000),
@@ -67,7 +86,11 @@ export const ServeConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.maxImagesPerRequest > c.maxBatchSize) {
-      ctx.addIssue({ code: 'custom', path: ['maxImagesPerRequest'], message: `exceeds --max-batch-size ${c.maxBatchSize}: one request must fit in one onnxruntime run` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxImagesPerRequest'],
+        message: `exceeds --max-batch-size ${c.maxBatchSize}: one request must fit in one onnxruntime run`,
+      });
     }
   });
 
@@ -88,6 +111,9 @@ export const SERVE_OPTION_KEYS = Object.keys(ServeConfigSchema.shape) as (keyof 
  * @throws UsageError, one line naming the flag or variable, the problem and the value given (not for
  *   `model`: the store's URI errors already quote the URI).
  */
-export function resolveServeConfig(flags: Readonly<Record<string, unknown>>, env: Readonly<Record<string, string | undefined>> = {}): ServeConfig {
+export function resolveServeConfig(
+  flags: Readonly<Record<string, unknown>>,
+  env: Readonly<Record<string, string | undefined>> = {},
+): ServeConfig {
   return resolveConfig(ServeConfigSchema, flags, env, { noEcho: ['model'] });
 }

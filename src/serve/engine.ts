@@ -34,7 +34,12 @@ export class Engine {
    * @throws Error when onnxruntime rejects the model.
    */
   static async start(model: LoadedModel, o: EngineOptions, metrics: InferenceMetrics, logger: Logger): Promise<Engine> {
-    const pool = await OrtWorkerPool.create(model, { sessions: o.sessions, threads: o.threadsPerSession, logger, executionProviders: o.executionProviders });
+    const pool = await OrtWorkerPool.create(model, {
+      sessions: o.sessions,
+      threads: o.threadsPerSession,
+      logger,
+      executionProviders: o.executionProviders,
+    });
     const info = model.info;
     try {
       const t0 = performance.now();

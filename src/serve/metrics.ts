@@ -33,11 +33,34 @@ export function batchBuckets(maxBatchSize: number): number[] {
 export function inferenceMetrics(registry: Registry, maxBatchSize: number): InferenceMetrics {
   const registers = [registry];
   return {
-    batchSize: new Histogram({ name: 'get_batch_size', help: 'Images per onnxruntime run (dynamic batching merges requests)', buckets: batchBuckets(maxBatchSize), registers }),
+    batchSize: new Histogram({
+      name: 'get_batch_size',
+      help: 'Images per onnxruntime run (dynamic batching merges requests)',
+      buckets: batchBuckets(maxBatchSize),
+      registers,
+    }),
     queueDepth: new Gauge({ name: 'get_queue_depth', help: 'Requests waiting in the batching queue', registers }),
-    imagesGenerated: new Counter({ name: 'get_images_generated_total', help: 'Images computed by onnxruntime runs (warm-up excluded)', registers }),
-    modelLoadSeconds: new Gauge({ name: 'get_model_load_seconds', help: 'Seconds from start to ready: fetch the model, create the sessions, warm up', registers }),
-    inferenceDuration: new Histogram({ name: 'get_inference_duration_seconds', help: 'Wall seconds of each onnxruntime run', buckets: LATENCY_BUCKETS, registers }),
-    modelInfo: new Gauge({ name: 'get_model_info', help: 'The served model (value 1)', labelNames: ['name', 'version', 'preset'], registers }),
+    imagesGenerated: new Counter({
+      name: 'get_images_generated_total',
+      help: 'Images computed by onnxruntime runs (warm-up excluded)',
+      registers,
+    }),
+    modelLoadSeconds: new Gauge({
+      name: 'get_model_load_seconds',
+      help: 'Seconds from start to ready: fetch the model, create the sessions, warm up',
+      registers,
+    }),
+    inferenceDuration: new Histogram({
+      name: 'get_inference_duration_seconds',
+      help: 'Wall seconds of each onnxruntime run',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    modelInfo: new Gauge({
+      name: 'get_model_info',
+      help: 'The served model (value 1)',
+      labelNames: ['name', 'version', 'preset'],
+      registers,
+    }),
   };
 }

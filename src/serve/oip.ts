@@ -30,7 +30,11 @@ export interface OipTensorMetadata {
 }
 
 export function tensorMetadata(sig: TensorSignature): OipTensorMetadata {
-  return { name: sig.name, datatype: OIP_DATATYPES[sig.dtype] ?? sig.dtype.toUpperCase(), shape: sig.dims.map((d) => (typeof d === 'number' ? d : -1)) };
+  return {
+    name: sig.name,
+    datatype: OIP_DATATYPES[sig.dtype] ?? sig.dtype.toUpperCase(),
+    shape: sig.dims.map((d) => (typeof d === 'number' ? d : -1)),
+  };
 }
 
 const parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
@@ -42,13 +46,15 @@ export const InferRequestSchema = z
     parameters,
     inputs: z
       .array(
-        z.object({
-          name: z.string(),
-          shape: z.array(z.number().int().nonnegative()),
-          datatype: z.string(),
-          parameters,
-          data: z.array(z.unknown()),
-        }).strict(),
+        z
+          .object({
+            name: z.string(),
+            shape: z.array(z.number().int().nonnegative()),
+            datatype: z.string(),
+            parameters,
+            data: z.array(z.unknown()),
+          })
+          .strict(),
       )
       .min(1, { error: 'needs at least one input tensor' }),
     outputs: z.array(z.object({ name: z.string(), parameters }).strict()).optional(),
@@ -75,8 +81,10 @@ export function flattenData(data: readonly unknown[], shape: readonly number[], 
   const want = product(shape);
   if (!data.some((v) => Array.isArray(v))) {
     const bad = data.findIndex((v) => typeof v !== 'number');
-    if (bad >= 0) throw badRequest(`${field}[${bad}]`, `must be a number, got ${JSON.stringify(data[bad])?.slice(0, 40)}`);
-    if (data.length !== want) throw badRequest(field, `holds ${data.length} values; shape [${shape.join(', ')}] needs ${want}`);
+    if (bad >= 0)
+      throw badRequest(`${field}[${bad}]`, `must be a number, got ${JSON.stringify(data[bad])?.slice(0, 40)}`);
+    if (data.length !== want)
+      throw badRequest(field, `holds ${data.length} values; shape [${shape.join(', ')}] needs ${want}`);
     return data as number[];
   }
   const out: number[] = [];
@@ -87,7 +95,10 @@ export function flattenData(data: readonly unknown[], shape: readonly number[], 
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[level]) {
-      throw badRequest(path, `must be ${Array.isArray(v) ? `${shape[level]} entries long (shape [${shape.join(', ')}]), got ${v.length}` : `an array (nested data follows the shape [${shape.join(', ')}]) or all data flat`}`);
+      throw badRequest(
+        path,
+        `must be ${Array.isArray(v) ? `${shape[level]} entries long (shape [${shape.join(', ')}]), got ${v.length}` : `an array (nested data follows the shape [${shape.join(', ')}]) or all data flat`}`,
+      );
     }
     v.forEach((x, i) => walk(x, level + 1, `${path}[${i}]`));
   };
@@ -114,17 +125,24 @@ export function parseInferRequest(body: unknown, model: LoadedModel, maxBatchSiz
   req.inputs.forEach((t, i) => {
     const field = `inputs[${i}]`;
     const sig = sigs.get(t.name);
-    if (!sig) throw badRequest(`${field}.name`, `unknown input ${JSON.stringify(t.name)}; model ${model.name} takes ${known}`);
+    if (!sig)
+      throw badRequest(`${field}.name`, `unknown input ${JSON.stringify(t.name)}; model ${model.name} takes ${known}`);
     if (tensors.has(t.name)) throw badRequest(`${field}.name`, `input ${JSON.stringify(t.name)} is given twice`);
     const meta = tensorMetadata(sig);
-    if (t.datatype !== meta.datatype) throw badRequest(`${field}.datatype`, `${t.name} must be ${meta.datatype}, got ${JSON.stringify(t.datatype)}`);
+    if (t.datatype !== meta.datatype)
+      throw badRequest(`${field}.datatype`, `${t.name} must be ${meta.datatype}, got ${JSON.stringify(t.datatype)}`);
     const expect = `[${meta.shape.join(', ')}] (-1 = the batch)`;
-    if (t.shape.length !== meta.shape.length || t.shape.some((d, k) => (meta.shape[k] === -1 ? d < 1 : d !== meta.shape[k]))) {
+    if (
+      t.shape.length !== meta.shape.length ||
+      t.shape.some((d, k) => (meta.shape[k] === -1 ? d < 1 : d !== meta.shape[k]))
+    ) {
       throw badRequest(`${field}.shape`, `${t.name} must have shape ${expect}, got [${t.shape.join(', ')}]`);
     }
     const n = t.shape[meta.shape.indexOf(-1)];
-    if (n > maxBatchSize) throw badRequest(`${field}.shape`, `batch ${n} exceeds the max batch size ${maxBatchSize}; split the request`);
-    if (batch && batch.n !== n) throw badRequest(`${field}.shape`, `batch ${n} of ${t.name} differs from batch ${batch.n} of ${batch.from}`);
+    if (n > maxBatchSize)
+      throw badRequest(`${field}.shape`, `batch ${n} exceeds the max batch size ${maxBatchSize}; split the request`);
+    if (batch && batch.n !== n)
+      throw badRequest(`${field}.shape`, `batch ${n} of ${t.name} differs from batch ${batch.n} of ${batch.from}`);
     batch ??= { n, from: t.name };
     const values = flattenData(t.data, t.shape, `${field}.data`);
     if (sig.dtype === 'float32') {
@@ -135,19 +153,29 @@ export function parseInferRequest(body: unknown, model: LoadedModel, maxBatchSiz
       const K = model.info.config.numClasses;
       values.forEach((v, j) => {
         if (!Number.isSafeInteger(v)) throw badRequest(`${field}.data[${j}]`, `must be an integer, got ${v}`);
-        if (t.name === 'class_labels' && (v < 0 || v >= K)) throw badRequest(`${field}.data[${j}]`, `class label ${v} is outside [0, ${K})`);
+        if (t.name === 'class_labels' && (v < 0 || v >= K))
+          throw badRequest(`${field}.data[${j}]`, `class label ${v} is outside [0, ${K})`);
       });
     }
     tensors.set(t.name, { values, batch: n, field });
   });
   const missing = [...sigs.keys()].filter((k) => !tensors.has(k));
-  if (missing.length > 0) throw badRequest('inputs', `missing ${missing.map((m) => JSON.stringify(m)).join(', ')}; model ${model.name} takes ${known}`);
+  if (missing.length > 0)
+    throw badRequest(
+      'inputs',
+      `missing ${missing.map((m) => JSON.stringify(m)).join(', ')}; model ${model.name} takes ${known}`,
+    );
 
   const outputNames = model.info.outputs.map((o) => o.name);
-  const outputs = req.outputs?.map((o, i) => {
-    if (!outputNames.includes(o.name)) throw badRequest(`outputs[${i}].name`, `unknown output ${JSON.stringify(o.name)}; model ${model.name} has ${outputNames.join(', ')}`);
-    return o.name;
-  }) ?? outputNames;
+  const outputs =
+    req.outputs?.map((o, i) => {
+      if (!outputNames.includes(o.name))
+        throw badRequest(
+          `outputs[${i}].name`,
+          `unknown output ${JSON.stringify(o.name)}; model ${model.name} has ${outputNames.join(', ')}`,
+        );
+      return o.name;
+    }) ?? outputNames;
   const labels = tensors.get('class_labels');
   const samples: Samples = {
     n: batch!.n,
@@ -155,17 +183,30 @@ export function parseInferRequest(body: unknown, model: LoadedModel, maxBatchSiz
     labels: labels ? BigInt64Array.from(labels.values, (v) => BigInt(v)) : null,
     z0: Float32Array.from(tensors.get('z0')!.values),
   };
-  return { ...(req.id !== undefined && { id: req.id }), samples, outputs: outputNames.filter((o) => outputs.includes(o)) };
+  return {
+    ...(req.id !== undefined && { id: req.id }),
+    samples,
+    outputs: outputNames.filter((o) => outputs.includes(o)),
+  };
 }
 
 /** @throws HttpError 404 when `name` is not the served model's name. */
 export function checkModelName(name: string, served: string): void {
-  if (name !== served) throw new HttpError(404, 'not_found', `unknown model ${JSON.stringify(name)}; this server serves ${JSON.stringify(served)}`);
+  if (name !== served)
+    throw new HttpError(
+      404,
+      'not_found',
+      `unknown model ${JSON.stringify(name)}; this server serves ${JSON.stringify(served)}`,
+    );
 }
 
 /** @throws HttpError 404 when a version is given and is not the served one. */
 export function checkModelVersion(model: LoadedModel, version: string | undefined): void {
   if (version !== undefined && version !== model.version) {
-    throw new HttpError(404, 'not_found', `model ${model.name} has no version ${JSON.stringify(version)}; the served version is ${JSON.stringify(model.version)}`);
+    throw new HttpError(
+      404,
+      'not_found',
+      `model ${model.name} has no version ${JSON.stringify(version)}; the served version is ${JSON.stringify(model.version)}`,
+    );
   }
 }

@@ -57,9 +57,23 @@ try {
 
 port.on('message', async (m: RunMessage) => {
   try {
-    const out = await session.run(mergeSamples(info, m.jobs.map((j) => j.samples)), ['image', 'residual2']);
+    const out = await session.run(
+      mergeSamples(
+        info,
+        m.jobs.map((j) => j.samples),
+      ),
+      ['image', 'residual2'],
+    );
     // splitOutputs copies each share out of onnxruntime's buffers, so every share owns its memory.
-    const outputs = encodeOutputs(info, splitOutputs(info, out, m.jobs.map((j) => j.samples.n)), m.jobs);
+    const outputs = encodeOutputs(
+      info,
+      splitOutputs(
+        info,
+        out,
+        m.jobs.map((j) => j.samples.n),
+      ),
+      m.jobs,
+    );
     const transfer: ArrayBuffer[] = [];
     for (const o of outputs) {
       for (const a of [o.image, o.residual2, ...(o.png ?? [])]) {

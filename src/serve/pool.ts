@@ -50,8 +50,12 @@ export function usableCores(): number {
  * @throws UsageError when sessions > cores (each session needs at least one thread of its own).
  */
 export function threadsPerSession(sessions: number, cores: number): number {
-  if (!Number.isInteger(sessions) || sessions < 1) throw new UsageError(`--sessions must be a positive integer, got ${sessions}`);
-  if (sessions > cores) throw new UsageError(`--sessions ${sessions} exceeds the ${cores} usable CPU cores and would oversubscribe them; use --sessions ≤ ${cores}`);
+  if (!Number.isInteger(sessions) || sessions < 1)
+    throw new UsageError(`--sessions must be a positive integer, got ${sessions}`);
+  if (sessions > cores)
+    throw new UsageError(
+      `--sessions ${sessions} exceeds the ${cores} usable CPU cores and would oversubscribe them; use --sessions ≤ ${cores}`,
+    );
   return Math.floor(cores / sessions);
 }
 
@@ -131,7 +135,10 @@ export class OrtWorkerPool {
    * @throws UsageError for a bad GET_DISTILL_EXECUTION_PROVIDERS; Error when onnxruntime rejects the
    *   model (every started worker is stopped first).
    */
-  static async create(model: { bytes: Uint8Array; info: ModelInfo }, o: { sessions: number; threads: number; logger?: Logger; executionProviders?: readonly string[] }): Promise<OrtWorkerPool> {
+  static async create(
+    model: { bytes: Uint8Array; info: ModelInfo },
+    o: { sessions: number; threads: number; logger?: Logger; executionProviders?: readonly string[] },
+  ): Promise<OrtWorkerPool> {
     const executionProviders = o.executionProviders ?? resolveExecutionProviders();
     const data: WorkerData = { model: model.bytes, info: model.info, threads: o.threads, executionProviders };
     const pool = new OrtWorkerPool(data, o.logger);
@@ -162,7 +169,8 @@ export class OrtWorkerPool {
     if (this.closed) return Promise.reject(new Error('the session pool is closed'));
     const transfer: ArrayBuffer[] = [];
     const move = <T extends Float32Array | BigInt64Array>(a: T): T => {
-      const whole = a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer);
+      const whole =
+        a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer);
       const own = whole ? a : (a.slice() as T);
       if (!transfer.includes(own.buffer as ArrayBuffer)) transfer.push(own.buffer as ArrayBuffer);
       return own;
@@ -170,7 +178,9 @@ export class OrtWorkerPool {
     // Seed jobs are a few numbers (cloned); client tensors can be megabytes (moved).
     const sent = jobs.map((j): GenerateJob => {
       const s = j.samples;
-      return isSeedSamples(s) ? j : { ...j, samples: { ...s, noise: move(s.noise), z0: move(s.z0), labels: s.labels && move(s.labels) } };
+      return isSeedSamples(s)
+        ? j
+        : { ...j, samples: { ...s, noise: move(s.noise), z0: move(s.z0), labels: s.labels && move(s.labels) } };
     });
     return new Promise((resolve, reject) => {
       this.waiting.push({ msg: { id: this.nextId++, jobs: sent }, transfer, resolve, reject });

@@ -35,7 +35,9 @@ export function imagesRequestSchema(cap: number) {
       // Checked by resolveLabels, which knows n and the class count.
       class_label: z.unknown().optional(),
       seed: intIn(0, SEED_LIMIT - 1).optional(),
-      response_format: z.literal('b64_json', { error: 'only "b64_json" is supported (PNGs are returned inline)' }).default('b64_json'),
+      response_format: z
+        .literal('b64_json', { error: 'only "b64_json" is supported (PNGs are returned inline)' })
+        .default('b64_json'),
       size: z.string().optional(),
       user: z.string().optional(),
     })
@@ -43,7 +45,10 @@ export function imagesRequestSchema(cap: number) {
 }
 
 /** Query of `GET /v1/images/generations`. */
-const intString = z.string({ error: 'must be given once, as an integer' }).regex(/^\s*-?\d+\s*$/, { error: 'must be an integer' }).transform(Number);
+const intString = z
+  .string({ error: 'must be given once, as an integer' })
+  .regex(/^\s*-?\d+\s*$/, { error: 'must be an integer' })
+  .transform(Number);
 const PngQuerySchema = z
   .object({
     seed: intString.pipe(intIn(0, SEED_LIMIT - 1)).optional(),
@@ -60,15 +65,22 @@ const PngQuerySchema = z
  */
 export function resolveLabels(v: unknown, n: number, numClasses: number): number[] | null {
   if (numClasses === 0) {
-    if (v !== undefined && v !== null) throw badRequest('class_label', 'this model is unconditional (it has no classes); omit class_label');
+    if (v !== undefined && v !== null)
+      throw badRequest('class_label', 'this model is unconditional (it has no classes); omit class_label');
     return null;
   }
-  if (v === undefined || v === null) throw badRequest('class_label', `is required: this model is class-conditional; give an integer in [0, ${numClasses}) or an array of n of them`);
-  if (Array.isArray(v) && v.length !== n) throw badRequest('class_label', `has ${v.length} labels for n = ${n} images; give one integer or exactly n`);
+  if (v === undefined || v === null)
+    throw badRequest(
+      'class_label',
+      `is required: this model is class-conditional; give an integer in [0, ${numClasses}) or an array of n of them`,
+    );
+  if (Array.isArray(v) && v.length !== n)
+    throw badRequest('class_label', `has ${v.length} labels for n = ${n} images; give one integer or exactly n`);
   const labels: unknown[] = Array.isArray(v) ? v : Array(n).fill(v);
   labels.forEach((y, i) => {
     const field = Array.isArray(v) ? `class_label[${i}]` : 'class_label';
-    if (typeof y !== 'number' || !Number.isInteger(y)) throw badRequest(field, `must be an integer class label, got ${JSON.stringify(y)}`);
+    if (typeof y !== 'number' || !Number.isInteger(y))
+      throw badRequest(field, `must be an integer class label, got ${JSON.stringify(y)}`);
     if (y < 0 || y >= numClasses) throw badRequest(field, `${y} is outside [0, ${numClasses})`);
   });
   return labels as number[];
@@ -78,7 +90,8 @@ export function resolveLabels(v: unknown, n: number, numClasses: number): number
 const randomSeed = (n: number): number => randomInt(0, SEED_LIMIT - n + 1);
 
 function checkSeed(seed: number, n: number): void {
-  if (seed + n > SEED_LIMIT) throw badRequest('seed', `seed + n − 1 = ${seed + n - 1} must be below 2^31 (image i uses seed + i)`);
+  if (seed + n > SEED_LIMIT)
+    throw badRequest('seed', `seed + n − 1 = ${seed + n - 1} must be below 2^31 (image i uses seed + i)`);
 }
 
 export function mountImageRoutes(kit: RouteKit, ctx: ServeContext): void {
@@ -95,7 +108,8 @@ export function mountImageRoutes(kit: RouteKit, ctx: ServeContext): void {
         const engine: Engine = ctx.engine();
         const info = engine.model.info;
         const H = info.config.imageSize;
-        if (b.size !== undefined && b.size !== `${H}x${H}`) throw badRequest('size', `this model makes ${H}x${H} images; omit size or give "${H}x${H}"`);
+        if (b.size !== undefined && b.size !== `${H}x${H}`)
+          throw badRequest('size', `this model makes ${H}x${H} images; omit size or give "${H}x${H}"`);
         const labels = resolveLabels(b.class_label, b.n, info.config.numClasses);
         const seed = b.seed ?? randomSeed(b.n);
         checkSeed(seed, b.n);

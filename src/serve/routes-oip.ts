@@ -19,7 +19,10 @@ export interface ServeContext {
   engine(): Engine;
 }
 
-const SERVER = { name: 'get-distill', version: (createRequire(import.meta.url)('../../package.json') as { version: string }).version };
+const SERVER = {
+  name: 'get-distill',
+  version: (createRequire(import.meta.url)('../../package.json') as { version: string }).version,
+};
 
 /** Aborts when the client goes away before its response is sent (so a queued request is dropped). */
 export function clientGone(res: Response): AbortSignal {
@@ -43,7 +46,9 @@ export function mountOipRoutes(kit: RouteKit, ctx: ServeContext): void {
       res.json({ ready: true });
     },
   });
-  kit.route('/v2', { get: (_req, res) => void res.json({ name: SERVER.name, version: SERVER.version, extensions: [] }) });
+  kit.route('/v2', {
+    get: (_req, res) => void res.json({ name: SERVER.name, version: SERVER.version, extensions: [] }),
+  });
 
   /** The engine of the named model (404 for another name or version, 503 until ready). */
   const engineFor = (req: Request): Engine => {
@@ -64,7 +69,18 @@ export function mountOipRoutes(kit: RouteKit, ctx: ServeContext): void {
         inputs: model.info.inputs.map(tensorMetadata),
         outputs: model.info.outputs.map(tensorMetadata),
         // An extension beside the spec's fields: what a client needs to build valid requests.
-        parameters: { preset: config.name, num_classes: config.numClasses, channels: config.channels, image_size: config.imageSize, tokens: model.info.tokens, hidden_size: config.hiddenSize, iterations, step, sha256: model.sha256, data_manifest_sha256: dataManifestSha256 },
+        parameters: {
+          preset: config.name,
+          num_classes: config.numClasses,
+          channels: config.channels,
+          image_size: config.imageSize,
+          tokens: model.info.tokens,
+          hidden_size: config.hiddenSize,
+          iterations,
+          step,
+          sha256: model.sha256,
+          data_manifest_sha256: dataManifestSha256,
+        },
       });
     },
   });
@@ -92,7 +108,12 @@ export function mountOipRoutes(kit: RouteKit, ctx: ServeContext): void {
           model_name: model.name,
           model_version: model.version,
           ...(parsed.id !== undefined && { id: parsed.id }),
-          outputs: parsed.outputs.map((name) => ({ name, datatype: 'FP32', shape: tensors[name].shape, data: Array.from(tensors[name].data) })),
+          outputs: parsed.outputs.map((name) => ({
+            name,
+            datatype: 'FP32',
+            shape: tensors[name].shape,
+            data: Array.from(tensors[name].data),
+          })),
         });
       },
     ],

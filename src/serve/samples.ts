@@ -81,7 +81,8 @@ export function samplesFromSeeds(info: ModelInfo, seed: number, n: number, label
  */
 export function seedSamples(seed: number, n: number, labels: readonly number[] | null): SeedSamples {
   if (!Number.isInteger(n) || n < 1) throw new Error(`n must be a positive integer, got ${n}`);
-  if (!Number.isInteger(seed) || seed < 0 || seed + n > SEED_LIMIT) throw new Error(`seeds ${seed} … ${seed + n - 1} leave [0, 2^31)`);
+  if (!Number.isInteger(seed) || seed < 0 || seed + n > SEED_LIMIT)
+    throw new Error(`seeds ${seed} … ${seed + n - 1} leave [0, 2^31)`);
   if (labels && labels.length !== n) throw new Error(`${labels.length} labels for ${n} samples`);
   return { n, seed, labels: labels ? BigInt64Array.from(labels, (v) => BigInt(v)) : null };
 }
@@ -101,7 +102,10 @@ export function mergeSamples(info: ModelInfo, items: readonly (Samples | SeedSam
   let b = 0;
   for (const s of items) {
     if (isSeedSamples(s)) {
-      noise.set(noiseForSeedRange({ start: s.seed, end: s.seed + s.n }, { channels: C, height: H, width: H }), b * per.noise);
+      noise.set(
+        noiseForSeedRange({ start: s.seed, end: s.seed + s.n }, { channels: C, height: H, width: H }),
+        b * per.noise,
+      );
       for (let i = 0; i < s.n; i++) z0.set(z0ForSeed(s.seed + i, per.z0), (b + i) * per.z0);
     } else {
       noise.set(s.noise, b * per.noise);
@@ -118,7 +122,11 @@ export function mergeSamples(info: ModelInfo, items: readonly (Samples | SeedSam
 }
 
 /** Splits a run's `image` and `residual2` into consecutive shares of `sizes` samples. */
-export function splitOutputs(info: ModelInfo, out: Readonly<Record<string, HostTensor>>, sizes: readonly number[]): SampleOutputs[] {
+export function splitOutputs(
+  info: ModelInfo,
+  out: Readonly<Record<string, HostTensor>>,
+  sizes: readonly number[],
+): SampleOutputs[] {
   const per = perSample(info).noise;
   const image = out.image.data as Float32Array;
   const residual2 = out.residual2.data as Float32Array;
@@ -134,13 +142,19 @@ export function splitOutputs(info: ModelInfo, out: Readonly<Record<string, HostT
  * Adds each job's PNGs (encodeImagePng of every image at the job's `pngScale`) to its share of a run.
  * @throws Error when the model's channels are not 1 or 3 or a scale is not a positive integer.
  */
-export function encodeOutputs(info: ModelInfo, shares: readonly SampleOutputs[], jobs: readonly GenerateJob[]): SampleOutputs[] {
+export function encodeOutputs(
+  info: ModelInfo,
+  shares: readonly SampleOutputs[],
+  jobs: readonly GenerateJob[],
+): SampleOutputs[] {
   const { channels: C, imageSize: H } = info.config;
   const per = perSample(info).noise;
   return shares.map((share, j) => {
     const scale = jobs[j].pngScale;
     if (scale === undefined) return share;
-    const png = Array.from({ length: share.residual2.length }, (_, i) => encodeImagePng(share.image.subarray(i * per, (i + 1) * per), { channels: C, height: H, width: H }, scale));
+    const png = Array.from({ length: share.residual2.length }, (_, i) =>
+      encodeImagePng(share.image.subarray(i * per, (i + 1) * per), { channels: C, height: H, width: H }, scale),
+    );
     return { ...share, png };
   });
 }

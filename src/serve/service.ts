@@ -43,7 +43,10 @@ export interface InferenceService {
  * Builds the service; nothing is loaded until {@link InferenceService.start}.
  * @param o.cores CPU cores to plan sessions for (default: {@link usableCores}).
  */
-export function createInferenceService(cfg: ServeConfig, o: { logger?: Logger; cores?: number } = {}): InferenceService {
+export function createInferenceService(
+  cfg: ServeConfig,
+  o: { logger?: Logger; cores?: number } = {},
+): InferenceService {
   const logger = o.logger ?? createLogger('inference', cfg.logLevel);
   const state = new ServiceState();
   state.starting('loading the model');
@@ -89,13 +92,37 @@ export function createInferenceService(cfg: ServeConfig, o: { logger?: Logger; c
       const threads = threadsPerSession(cfg.sessions, cores);
       const executionProviders = resolveExecutionProviders(); // a bad GET_DISTILL_EXECUTION_PROVIDERS fails before the download
       const model = await loadModel(cfg.model, cfg.modelName);
-      if (!model.info.outputs.some((x) => x.name === 'residual2')) throw new UsageError(`${cfg.model}: no output 'residual2'; re-export the model with \`get-distill export\``);
-      logger.info({ uri: cfg.model, version: model.version, preset: model.info.config.name, numClasses: model.info.config.numClasses, bytes: model.bytes.length, fetchMs: Math.round(model.fetchSeconds * 1000) }, 'model fetched');
+      if (!model.info.outputs.some((x) => x.name === 'residual2'))
+        throw new UsageError(`${cfg.model}: no output 'residual2'; re-export the model with \`get-distill export\``);
+      logger.info(
+        {
+          uri: cfg.model,
+          version: model.version,
+          preset: model.info.config.name,
+          numClasses: model.info.config.numClasses,
+          bytes: model.bytes.length,
+          fetchMs: Math.round(model.fetchSeconds * 1000),
+        },
+        'model fetched',
+      );
       if (closed) return;
       state.starting('starting onnxruntime sessions and warming up');
       let started: Engine;
       try {
-        started = await Engine.start(model, { sessions: cfg.sessions, threadsPerSession: threads, maxBatchSize: cfg.maxBatchSize, maxQueueDelayMs: cfg.maxQueueDelayMs, maxQueueSize: cfg.maxQueueSize, requestTimeoutMs: cfg.requestTimeoutMs, executionProviders }, metrics, logger);
+        started = await Engine.start(
+          model,
+          {
+            sessions: cfg.sessions,
+            threadsPerSession: threads,
+            maxBatchSize: cfg.maxBatchSize,
+            maxQueueDelayMs: cfg.maxQueueDelayMs,
+            maxQueueSize: cfg.maxQueueSize,
+            requestTimeoutMs: cfg.requestTimeoutMs,
+            executionProviders,
+          },
+          metrics,
+          logger,
+        );
       } catch (e) {
         throw new UsageError(`${cfg.model}: ${(e as Error).message}`, { cause: e });
       }
@@ -108,7 +135,10 @@ export function createInferenceService(cfg: ServeConfig, o: { logger?: Logger; c
       metrics.modelLoadSeconds.set(seconds);
       metrics.modelInfo.set({ name: model.name, version: model.version, preset: model.info.config.name }, 1);
       state.markReady();
-      logger.info({ sessions: cfg.sessions, threadsPerSession: threads, cores, requestedProviders: executionProviders, seconds }, 'ready');
+      logger.info(
+        { sessions: cfg.sessions, threadsPerSession: threads, cores, requestedProviders: executionProviders, seconds },
+        'ready',
+      );
     },
     async drain() {
       state.markDraining();
@@ -136,13 +166,36 @@ export interface RunningService {
  * @throws UsageError when the address cannot be bound or the model cannot be loaded (the caller prints
  *   one line and exits 2; the listener is closed first).
  */
-export async function runInferenceService(cfg: ServeConfig, o: { logger?: Logger; exit?: (code: number) => void } = {}): Promise<RunningService> {
+export async function runInferenceService(
+  cfg: ServeConfig,
+  o: { logger?: Logger; exit?: (code: number) => void } = {},
+): Promise<RunningService> {
   const logger = o.logger ?? createLogger('inference', cfg.logLevel);
   const service = createInferenceService(cfg, { logger });
   const server = await listen(service.app, cfg.port, cfg.host);
   const port = (server.address() as AddressInfo).port;
-  logger.info({ host: cfg.host, port, model: cfg.model, modelName: cfg.modelName, maxBatchSize: cfg.maxBatchSize, maxQueueDelayMs: cfg.maxQueueDelayMs, maxQueueSize: cfg.maxQueueSize, sessions: cfg.sessions }, 'listening');
-  const shutdown = installGracefulShutdown({ server, state: service.state, logger, drain: () => service.drain(), close: () => service.close(), graceMs: cfg.shutdownGraceMs, exit: o.exit });
+  logger.info(
+    {
+      host: cfg.host,
+      port,
+      model: cfg.model,
+      modelName: cfg.modelName,
+      maxBatchSize: cfg.maxBatchSize,
+      maxQueueDelayMs: cfg.maxQueueDelayMs,
+      maxQueueSize: cfg.maxQueueSize,
+      sessions: cfg.sessions,
+    },
+    'listening',
+  );
+  const shutdown = installGracefulShutdown({
+    server,
+    state: service.state,
+    logger,
+    drain: () => service.drain(),
+    close: () => service.close(),
+    graceMs: cfg.shutdownGraceMs,
+    exit: o.exit,
+  });
   try {
     await service.start();
   } catch (e) {

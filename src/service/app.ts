@@ -61,7 +61,9 @@ export class ServiceState {
 
   /** The 503 to send while not ready. */
   notReadyError(): HttpError {
-    return this.draining ? new HttpError(503, 'draining', 'the service is shutting down; retry on another replica') : new HttpError(503, 'not_ready', `not ready: ${this.why}`);
+    return this.draining
+      ? new HttpError(503, 'draining', 'the service is shutting down; retry on another replica')
+      : new HttpError(503, 'not_ready', `not ready: ${this.why}`);
   }
 }
 
@@ -134,7 +136,12 @@ export function createServiceApp(o: ServiceAppOptions): ServiceApp {
         allow.push(m.toUpperCase(), ...(m === 'get' ? ['HEAD'] : []));
       }
       r.all((req) => {
-        throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow.join(', ')}`, { Allow: allow.join(', ') });
+        throw new HttpError(
+          405,
+          'method_not_allowed',
+          `${req.method} is not allowed on ${path}; use ${allow.join(', ')}`,
+          { Allow: allow.join(', ') },
+        );
       });
     },
   };
@@ -165,8 +172,13 @@ const requireJson: RequestHandler = (req, _res, next) => {
   if (req.is('application/json')) return next();
   const got = req.headers['content-type'];
   // req.is() is null for a request without a body, whatever its Content-Type says.
-  if (got && /^application\/json\b/i.test(got)) throw new HttpError(400, 'bad_request', 'body: is required (a JSON object)');
-  throw new HttpError(415, 'unsupported_media_type', `Content-Type must be application/json, got ${got ? JSON.stringify(got) : 'none'}`);
+  if (got && /^application\/json\b/i.test(got))
+    throw new HttpError(400, 'bad_request', 'body: is required (a JSON object)');
+  throw new HttpError(
+    415,
+    'unsupported_media_type',
+    `Content-Type must be application/json, got ${got ? JSON.stringify(got) : 'none'}`,
+  );
 };
 
 /** One log line per finished request: method, route pattern, path, status, milliseconds. */
@@ -175,8 +187,15 @@ function accessLog(logger: Logger, quiet: ReadonlySet<string>): RequestHandler {
     const start = process.hrtime.bigint();
     res.on('finish', () => {
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : undefined;
-      const line = { method: req.method, route, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - start) / 1e6 };
-      if (res.statusCode === 503) logger.info(line, 'not ready'); // probes before warm-up and while draining
+      const line = {
+        method: req.method,
+        route,
+        path: req.path,
+        status: res.statusCode,
+        ms: Number(process.hrtime.bigint() - start) / 1e6,
+      };
+      if (res.statusCode === 503)
+        logger.info(line, 'not ready'); // probes before warm-up and while draining
       else if (res.statusCode >= 500) logger.error(line, 'request failed');
       else if (res.statusCode < 400 && route !== undefined && quiet.has(route)) logger.debug(line, 'request');
       else logger.info(line, 'request');
@@ -190,12 +209,23 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof ZodError) return zodBadRequest(err, 'body');
   // body-parser (raw-body) errors carry a `type` and a 4xx `status`.
-  const e = err as { type?: string; status?: number; expose?: boolean; message?: string; limit?: number; length?: number };
+  const e = err as {
+    type?: string;
+    status?: number;
+    expose?: boolean;
+    message?: string;
+    limit?: number;
+    length?: number;
+  };
   switch (e.type) {
     case 'entity.parse.failed':
       return new HttpError(400, 'invalid_json', `body: not valid JSON (${e.message ?? 'parse error'})`);
     case 'entity.too.large':
-      return new HttpError(413, 'payload_too_large', `body: ${e.length ?? 'more than'} bytes exceed the limit of ${e.limit} bytes; send a smaller request`);
+      return new HttpError(
+        413,
+        'payload_too_large',
+        `body: ${e.length ?? 'more than'} bytes exceed the limit of ${e.limit} bytes; send a smaller request`,
+      );
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new HttpError(415, 'unsupported_media_type', `body: ${e.message ?? 'unsupported encoding'}`);
@@ -209,13 +239,17 @@ export function toHttpError(err: unknown): HttpError {
 function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const h = toHttpError(err);
-    if (h.status >= 500 && h.code === 'internal') logger.error({ err, method: req.method, path: req.path }, 'unhandled error');
+    if (h.status >= 500 && h.code === 'internal')
+      logger.error({ err, method: req.method, path: req.path }, 'unhandled error');
     if (res.headersSent) {
       // Too late for a JSON error: cut the connection so the client sees a failure, not a short body.
       req.socket.destroy();
       return;
     }
-    res.status(h.status).set(h.headers).json({ error: { code: h.code, message: h.message } });
+    res
+      .status(h.status)
+      .set(h.headers)
+      .json({ error: { code: h.code, message: h.message } });
   };
 }
 
@@ -228,7 +262,14 @@ export function listen(app: Express, port: number, host: string): Promise<Server
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host);
     const onError = (e: NodeJS.ErrnoException): void => {
-      const why = e.code === 'EADDRINUSE' ? 'the port is already in use; pick another one' : e.code === 'EADDRNOTAVAIL' ? 'the host is not an address of this machine' : e.code === 'EACCES' ? 'the port needs privileges; use one ≥ 1024' : e.message;
+      const why =
+        e.code === 'EADDRINUSE'
+          ? 'the port is already in use; pick another one'
+          : e.code === 'EADDRNOTAVAIL'
+            ? 'the host is not an address of this machine'
+            : e.code === 'EACCES'
+              ? 'the port needs privileges; use one ≥ 1024'
+              : e.message;
       reject(new UsageError(`cannot listen on ${host}:${port}: ${why}`, { cause: e }));
     };
     server.once('error', onError);

@@ -31,14 +31,18 @@ export function intIn(lo: number, hi: number): z.ZodNumber {
 /** A field's wrapped schema: optional/default/nullable/readonly/catch peeled off. */
 function unwrap(s: z.ZodType): z.ZodType {
   let cur = s as z.ZodType & { _zod: { def: { type: string; innerType?: z.ZodType } } };
-  while (['optional', 'default', 'prefault', 'nullable', 'readonly', 'catch', 'nonoptional'].includes(cur._zod.def.type) && cur._zod.def.innerType) {
+  while (
+    ['optional', 'default', 'prefault', 'nullable', 'readonly', 'catch', 'nonoptional'].includes(cur._zod.def.type) &&
+    cur._zod.def.innerType
+  ) {
     cur = cur._zod.def.innerType as typeof cur;
   }
   return cur;
 }
 
 /** The zod type name of a field after {@link unwrap} (`number`, `string`, `object`, `pipe`, …). */
-export const baseType = (s: z.ZodType): string => (unwrap(s) as unknown as { _zod: { def: { type: string } } })._zod.def.type;
+export const baseType = (s: z.ZodType): string =>
+  (unwrap(s) as unknown as { _zod: { def: { type: string } } })._zod.def.type;
 
 /** The `.describe()` text of a field, wherever it sits among its wrappers. */
 export function describeOf(s: z.ZodType): string | undefined {
@@ -94,11 +98,18 @@ export const envName = (key: string, o: ResolveOptions = {}): string => o.envNam
  *   that gave the value, both `--flag (or VAR)` when the value was missing, or `SOURCE: field: problem`
  *   for a value from the base document. Unknown flag keys: `unknown option --colour`.
  */
-export function resolveConfig<S extends ObjectSchema>(schema: S, flags: Readonly<Record<string, unknown>>, env: Readonly<Record<string, string | undefined>> = {}, o: ResolveOptions = {}): z.output<S> {
+export function resolveConfig<S extends ObjectSchema>(
+  schema: S,
+  flags: Readonly<Record<string, unknown>>,
+  env: Readonly<Record<string, string | undefined>> = {},
+  o: ResolveOptions = {},
+): z.output<S> {
   const { raw, source } = mergeConfig(schema, flags, env, o);
   const r = schema.safeParse(raw);
   if (r.success) return r.data;
-  throw new UsageError(describeIssue(r.error.issues[0], raw, source, schema.shape as Record<string, z.ZodType>, o).replace(/\s+/g, ' '));
+  throw new UsageError(
+    describeIssue(r.error.issues[0], raw, source, schema.shape as Record<string, z.ZodType>, o).replace(/\s+/g, ' '),
+  );
 }
 
 /**
@@ -107,7 +118,12 @@ export function resolveConfig<S extends ObjectSchema>(schema: S, flags: Readonly
  * again (job mode: src/jobs/run-job.ts).
  * @throws UsageError `unknown option --colour` for a flag key the schema lacks.
  */
-export function mergeConfig(schema: ObjectSchema, flags: Readonly<Record<string, unknown>>, env: Readonly<Record<string, string | undefined>> = {}, o: ResolveOptions = {}): { raw: Record<string, unknown>; source: Record<string, string> } {
+export function mergeConfig(
+  schema: ObjectSchema,
+  flags: Readonly<Record<string, unknown>>,
+  env: Readonly<Record<string, string | undefined>> = {},
+  o: ResolveOptions = {},
+): { raw: Record<string, unknown>; source: Record<string, string> } {
   const shape = schema.shape as Record<string, z.ZodType>;
   for (const key of Object.keys(flags)) {
     if (!(key in shape) && flags[key] !== undefined) throw new UsageError(`unknown option ${flagOf(key)}`);
@@ -129,7 +145,13 @@ export function mergeConfig(schema: ObjectSchema, flags: Readonly<Record<string,
 }
 
 /** The one-line message of the first issue (see {@link resolveConfig}). */
-function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>, source: Record<string, string>, shape: Record<string, z.ZodType>, o: ResolveOptions): string {
+function describeIssue(
+  issue: z.core.$ZodIssue,
+  raw: Record<string, unknown>,
+  source: Record<string, string>,
+  shape: Record<string, z.ZodType>,
+  o: ResolveOptions,
+): string {
   const key = String(issue.path[0] ?? '');
   const doc = o.base?.source ?? 'configuration';
   if (issue.code === 'unrecognized_keys') {
@@ -139,20 +161,28 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>, so
   }
   if (key === '') return `${doc}: ${issue.message}`;
   const nested = issue.path.length > 1 ? `: ${issuePath(issue.path, '')}:` : '';
-  if (source[key] === undefined && raw[key] !== undefined) return `${doc}: ${issuePath(issue.path, '')}: ${issue.message}`;
+  if (source[key] === undefined && raw[key] !== undefined)
+    return `${doc}: ${issuePath(issue.path, '')}: ${issue.message}`;
   const where = source[key] ?? `${flagOf(key)} (or ${envName(key, o)})`;
   const echo = raw[key] !== undefined && nested === '' && !(o.noEcho ?? []).includes(key);
   // zod's own text for a missing value ("expected string, received undefined"); custom texts stay.
   const missing = issue.code === 'invalid_type' && / received undefined$/.test(issue.message);
   const wrongType = issue.code === 'invalid_type' && /^Invalid input: expected /.test(issue.message);
-  const problem = missing ? `is required (${issue.expected})` : wrongType ? `must be ${issue.expected === 'boolean' ? 'true or false' : `a JSON ${issue.expected}`.replace('JSON number', 'number')}` : issue.message;
+  const problem = missing
+    ? `is required (${issue.expected})`
+    : wrongType
+      ? `must be ${issue.expected === 'boolean' ? 'true or false' : `a JSON ${issue.expected}`.replace('JSON number', 'number')}`
+      : issue.message;
   return `${where}${nested} ${problem}${echo ? ` (got ${JSON.stringify(raw[key])})` : ''}`;
 }
 
 /** Help of one option: placeholder (`<n>`), text, and the default shown in --help when not the schema's. */
 export type OptionDoc<K extends string = string> = readonly [key: K, arg: string, help: string, shownDefault?: string];
 /** Options under headings, in --help order. */
-export type OptionGroups<K extends string = string> = readonly (readonly [heading: string, options: readonly OptionDoc<K>[]])[];
+export type OptionGroups<K extends string = string> = readonly (readonly [
+  heading: string,
+  options: readonly OptionDoc<K>[],
+])[];
 
 /** The default --help shows for a field: the schema's default, `required`, or nothing (optional). */
 function defaultText(field: z.ZodType): string | undefined {
@@ -168,13 +198,23 @@ function defaultText(field: z.ZodType): string | undefined {
  * flag default; {@link resolveConfig} applies the schema's defaults.
  * @throws Error when a documented key is not in the schema (a programming error).
  */
-export function addConfigOptions<S extends ObjectSchema>(cmd: Command, schema: S, groups: OptionGroups<Extract<keyof S['shape'], string>>, o: ResolveOptions = {}): Command {
+export function addConfigOptions<S extends ObjectSchema>(
+  cmd: Command,
+  schema: S,
+  groups: OptionGroups<Extract<keyof S['shape'], string>>,
+  o: ResolveOptions = {},
+): Command {
   const shape = schema.shape as Record<string, z.ZodType>;
   for (const [heading, options] of groups) {
     for (const [key, arg, help, shown] of options) {
       if (!(key in shape)) throw new Error(`addConfigOptions: ${key} is not a field of the schema`);
       const dflt = shown ?? defaultText(shape[key]);
-      const notes = [dflt === undefined ? undefined : dflt === 'required' ? 'required' : `default: ${dflt}`, `env ${envName(key, o)}`].filter(Boolean).join('; ');
+      const notes = [
+        dflt === undefined ? undefined : dflt === 'required' ? 'required' : `default: ${dflt}`,
+        `env ${envName(key, o)}`,
+      ]
+        .filter(Boolean)
+        .join('; ');
       cmd.addOption(new Option(`${flagOf(key)} ${arg}`, `${help} (${notes})`).helpGroup(heading));
     }
   }
@@ -186,10 +226,20 @@ export function addConfigOptions<S extends ObjectSchema>(cmd: Command, schema: S
  * placeholder from its type (`<n>`, `<bool>`, `<json>`, `<value>`), under one heading. For job specs,
  * whose fields a stage documents with `.describe()`.
  */
-export function schemaOptionDocs<S extends ObjectSchema>(schema: S, heading: string): OptionGroups<Extract<keyof S['shape'], string>> {
+export function schemaOptionDocs<S extends ObjectSchema>(
+  schema: S,
+  heading: string,
+): OptionGroups<Extract<keyof S['shape'], string>> {
   const docs = Object.entries(schema.shape as Record<string, z.ZodType>).map(([key, field]) => {
     const t = baseType(field);
-    const arg = t === 'number' ? '<n>' : t === 'boolean' ? '<bool>' : ['object', 'array', 'record'].includes(t) ? '<json>' : '<value>';
+    const arg =
+      t === 'number'
+        ? '<n>'
+        : t === 'boolean'
+          ? '<bool>'
+          : ['object', 'array', 'record'].includes(t)
+            ? '<json>'
+            : '<value>';
     return [key, arg, describeOf(field) ?? `spec field ${key}`] as const;
   });
   return [[heading, docs as unknown as readonly OptionDoc<Extract<keyof S['shape'], string>>[]]];

@@ -37,7 +37,8 @@ export class HttpError extends Error {
 }
 
 /** 400 naming the field: `badRequest('n', 'must be an integer in [1, 16]')` → "n: must be …". */
-export const badRequest = (field: string, problem: string): HttpError => new HttpError(400, 'bad_request', `${field}: ${problem}`);
+export const badRequest = (field: string, problem: string): HttpError =>
+  new HttpError(400, 'bad_request', `${field}: ${problem}`);
 
 /** `inputs[0].shape`-style path of a zod issue; the root is called `root` (e.g. `body`, `query`). */
 export function issuePath(path: readonly PropertyKey[], root: string): string {
@@ -55,9 +56,11 @@ export function formatZodError(err: ZodError, root: string): string {
     const keys = (i as { keys?: string[] }).keys;
     const expected = (i as { expected?: string }).expected;
     const problem =
-      i.code === 'unrecognized_keys' && keys ? `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}`
-      : i.code === 'invalid_type' && / received undefined$/.test(i.message) ? `is required${expected ? ` (${expected})` : ''}`
-      : i.message;
+      i.code === 'unrecognized_keys' && keys
+        ? `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}`
+        : i.code === 'invalid_type' && / received undefined$/.test(i.message)
+          ? `is required${expected ? ` (${expected})` : ''}`
+          : i.message;
     return `${issuePath(i.path, root)}: ${problem}`;
   });
   if (err.issues.length > 5) parts.push(`… ${err.issues.length - 5} more`);
@@ -65,4 +68,5 @@ export function formatZodError(err: ZodError, root: string): string {
 }
 
 /** 400 from a zod error (see {@link formatZodError}). */
-export const zodBadRequest = (err: ZodError, root: string): HttpError => new HttpError(400, 'bad_request', formatZodError(err, root));
+export const zodBadRequest = (err: ZodError, root: string): HttpError =>
+  new HttpError(400, 'bad_request', formatZodError(err, root));

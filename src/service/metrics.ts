@@ -27,8 +27,19 @@ export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
  */
 export function httpMetrics(registry: Registry): RequestHandler {
   const labelNames = ['method', 'route', 'code'] as const;
-  const requests = new Counter({ name: 'get_http_requests_total', help: 'HTTP requests by method, route pattern and status code', labelNames, registers: [registry] });
-  const duration = new Histogram({ name: 'get_http_request_duration_seconds', help: 'HTTP request latency in seconds by method, route pattern and status code', labelNames, buckets: LATENCY_BUCKETS, registers: [registry] });
+  const requests = new Counter({
+    name: 'get_http_requests_total',
+    help: 'HTTP requests by method, route pattern and status code',
+    labelNames,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'get_http_request_duration_seconds',
+    help: 'HTTP request latency in seconds by method, route pattern and status code',
+    labelNames,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
   return (req, res, next) => {
     const start = process.hrtime.bigint();
     let done = false;

@@ -14,7 +14,18 @@ import type { Denoiser } from '../edm/denoiser.js';
 import { heunSample } from '../edm/heun.js';
 import { heunNfe } from '../edm/schedule.js';
 import { type SeedRange, labelsForSeedRange, noiseForSeedRange, splitSeedRange } from '../data/seeds.js';
-import { type DatasetManifest, type LoadedShard, type ShardEntry, ShardEntrySchema, canonicalJson, readManifest, readShard, shardFileName, writeManifest, writeShard } from '../data/shards.js';
+import {
+  type DatasetManifest,
+  type LoadedShard,
+  type ShardEntry,
+  ShardEntrySchema,
+  canonicalJson,
+  readManifest,
+  readShard,
+  shardFileName,
+  writeManifest,
+  writeShard,
+} from '../data/shards.js';
 import { type ObjectStore, StoreError, joinUri } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
 import { z } from 'zod';
@@ -63,7 +74,16 @@ const PROGRESS_FORMAT = 'get-distill/pairs-progress';
 
 /** Sampler description stored in every shard and the manifest. */
 export function samplerInfo(steps: number): Record<string, unknown> {
-  return { name: 'edm-heun', deterministic: true, steps, nfe: heunNfe(steps), sigmaMin: 0.002, sigmaMax: 80, rho: 7, sChurn: 0 };
+  return {
+    name: 'edm-heun',
+    deterministic: true,
+    steps,
+    nfe: heunNfe(steps),
+    sigmaMin: 0.002,
+    sigmaMax: 80,
+    rho: 7,
+    sChurn: 0,
+  };
 }
 
 export interface DatagenResult {
@@ -101,22 +121,35 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
   const shape = { channels, height, width };
   const total = o.seeds.end - o.seeds.start;
   const existing = await readManifest(store, o.outDir, { verify: 'sha256' }).catch(rethrowStore);
-  if (existing && existing.teacher === o.teacher.id && canonicalJson(existing.sampler) === canonicalJson(sampler) &&
-      existing.shards[0]?.seedStart === o.seeds.start && existing.shards.at(-1)?.seedEnd === o.seeds.end && existing.totalPairs === total) {
-    const mine = o.part ? partShardRanges(o.seeds, o.shardSize, o.part).reduce((a, r) => a + r.end - r.start, 0) : total;
+  if (
+    existing &&
+    existing.teacher === o.teacher.id &&
+    canonicalJson(existing.sampler) === canonicalJson(sampler) &&
+    existing.shards[0]?.seedStart === o.seeds.start &&
+    existing.shards.at(-1)?.seedEnd === o.seeds.end &&
+    existing.totalPairs === total
+  ) {
+    const mine = o.part
+      ? partShardRanges(o.seeds, o.shardSize, o.part).reduce((a, r) => a + r.end - r.start, 0)
+      : total;
     o.onProgress?.(mine, mine, 0);
     return { manifest: existing, generated: 0, interrupted: false }; // complete, matching and verified
   }
   // A shard is trusted only when a record vouches for its digest: a previous manifest, or the journal
   // of an interrupted generation. An unrecorded shard (killed before its record) is regenerated.
   const listed = new Map<string, ShardEntry>();
-  for (const e of (await readManifest(store, o.outDir, { verify: 'none' }).catch(rethrowStore))?.shards ?? []) listed.set(e.file, e);
+  for (const e of (await readManifest(store, o.outDir, { verify: 'none' }).catch(rethrowStore))?.shards ?? [])
+    listed.set(e.file, e);
   const progressUri = joinUri(o.outDir, o.part ? partProgressFile(o.part) : PROGRESS_FILE);
   const partUri = o.part ? joinUri(o.outDir, partFileName(o.part)) : undefined;
   if (partUri) for (const e of (await readPart(store, partUri))?.shards ?? []) listed.set(e.file, e);
   for (const e of await readProgress(store, progressUri)) listed.set(e.file, e);
   const entries: ShardEntry[] = [];
-  const record = () => store.put(progressUri, new TextEncoder().encode(`${JSON.stringify({ format: PROGRESS_FORMAT, shards: entries }, null, 1)}\n`));
+  const record = () =>
+    store.put(
+      progressUri,
+      new TextEncoder().encode(`${JSON.stringify({ format: PROGRESS_FORMAT, shards: entries }, null, 1)}\n`),
+    );
   let done = 0;
   let generated = 0;
   const ranges = o.part ? partShardRanges(o.seeds, o.shardSize, o.part) : splitSeedRange(o.seeds, o.shardSize);
@@ -141,14 +174,24 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
         }
       }
       if (s && (s.seeds.start !== range.start || s.seeds.end !== range.end)) {
-        o.onRegenerate?.(uri, `holds seeds [${s.seeds.start}, ${s.seeds.end}), its name says [${range.start}, ${range.end})`);
+        o.onRegenerate?.(
+          uri,
+          `holds seeds [${s.seeds.start}, ${s.seeds.end}), its name says [${range.start}, ${range.end})`,
+        );
         s = undefined;
       }
       if (s) {
         if (s.teacher !== o.teacher.id || canonicalJson(s.sampler) !== canonicalJson(sampler)) {
           throw new UsageError(`${uri}: made by teacher ${s.teacher} with another sampler config; use a new --out`);
         }
-        entries.push({ file, sha256: s.sha256, bytes: s.bytes, seedStart: range.start, seedEnd: range.end, count: range.end - range.start });
+        entries.push({
+          file,
+          sha256: s.sha256,
+          bytes: s.bytes,
+          seedStart: range.start,
+          seedEnd: range.end,
+          count: range.end - range.start,
+        });
         done += range.end - range.start;
         o.onProgress?.(done, mine, generated);
         continue;
@@ -165,13 +208,24 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
       const x = Float64Array.from(noise.subarray(b * per, (b + m) * per)); // the teacher sees exactly the stored noise
       const y = await heunSample(o.teacher, x, label ? label.subarray(b, b + m) : null, m, { steps: o.samplerSteps });
       const bad = y.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new UsageError(`teacher ${o.teacher.id} returned a non-finite image for seed ${range.start + b + Math.floor(bad / per)}; check the teacher network`);
+      if (bad >= 0)
+        throw new UsageError(
+          `teacher ${o.teacher.id} returned a non-finite image for seed ${range.start + b + Math.floor(bad / per)}; check the teacher network`,
+        );
       image.set(y, b * per);
       done += m;
       generated += m;
       o.onProgress?.(done, mine, generated);
     }
-    const { seeds: _written, ...entry } = await writeShard(store, o.outDir, { teacher: o.teacher.id, sampler, seeds: range, shape, noise, image, label });
+    const { seeds: _written, ...entry } = await writeShard(store, o.outDir, {
+      teacher: o.teacher.id,
+      sampler,
+      seeds: range,
+      shape,
+      noise,
+      image,
+      label,
+    });
     entries.push(entry);
     await record();
   }
@@ -184,7 +238,15 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
     conditional: o.teacher.numClasses > 0,
   };
   if (o.part && partUri) {
-    const part: PartRecord = { format: PART_FORMAT, index: o.part.index, count: o.part.count, seeds: { start: o.seeds.start, end: o.seeds.end }, shardSize: o.shardSize, ...manifestInput, shards: entries };
+    const part: PartRecord = {
+      format: PART_FORMAT,
+      index: o.part.index,
+      count: o.part.count,
+      seeds: { start: o.seeds.start, end: o.seeds.end },
+      shardSize: o.shardSize,
+      ...manifestInput,
+      shards: entries,
+    };
     await store.put(partUri, new TextEncoder().encode(`${JSON.stringify(part, null, 1)}\n`));
     await store.delete(progressUri);
     const manifest = await mergeParts(store, o.outDir, part);
@@ -215,8 +277,10 @@ export const partProgressFile = (p: DatagenPart): string => `progress-part-${p.i
  */
 export function partShardRanges(seeds: SeedRange, shardSize: number, part: DatagenPart): SeedRange[] {
   const { index, count } = part;
-  if (!Number.isInteger(count) || count < 1) throw new Error(`part count must be a positive integer, got ${String(count)}`);
-  if (!Number.isInteger(index) || index < 0 || index >= count) throw new Error(`part index ${String(index)} is outside [0, ${count})`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new Error(`part count must be a positive integer, got ${String(count)}`);
+  if (!Number.isInteger(index) || index < 0 || index >= count)
+    throw new Error(`part index ${String(index)} is outside [0, ${count})`);
   const all = splitSeedRange(seeds, shardSize);
   const base = Math.floor(all.length / count);
   const extra = all.length % count;
@@ -269,16 +333,27 @@ async function mergeParts(store: ObjectStore, dir: string, mine: PartRecord): Pr
     const p = await readPart(store, uri);
     if (!p) return null; // not finished yet: its worker merges when it is
     const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
-    if (p.index !== index || p.count !== mine.count || !same(p.seeds, mine.seeds) || p.shardSize !== mine.shardSize || p.teacher !== mine.teacher ||
-        !same(p.sampler, mine.sampler) || p.dataset !== mine.dataset) {
-      throw new UsageError(`${uri}: part of another generation (teacher, sampler, seed range or shard size differ from part ${mine.index}'s); use a new output folder`);
+    if (
+      p.index !== index ||
+      p.count !== mine.count ||
+      !same(p.seeds, mine.seeds) ||
+      p.shardSize !== mine.shardSize ||
+      p.teacher !== mine.teacher ||
+      !same(p.sampler, mine.sampler) ||
+      p.dataset !== mine.dataset
+    ) {
+      throw new UsageError(
+        `${uri}: part of another generation (teacher, sampler, seed range or shard size differ from part ${mine.index}'s); use a new output folder`,
+      );
     }
     parts.push(p);
   }
   const shards = parts.flatMap((p) => p.shards).sort((a, b) => a.seedStart - b.seedStart);
   const want = splitSeedRange(mine.seeds, mine.shardSize).map(shardFileName);
   if (shards.length !== want.length || shards.some((s, i) => s.file !== want[i])) {
-    throw new UsageError(`${joinUri(dir, PARTS_DIR)}: the ${mine.count} part files do not list exactly the shards of seeds [${mine.seeds.start}, ${mine.seeds.end}); delete the parts folder and rerun every part`);
+    throw new UsageError(
+      `${joinUri(dir, PARTS_DIR)}: the ${mine.count} part files do not list exactly the shards of seeds [${mine.seeds.start}, ${mine.seeds.end}); delete the parts folder and rerun every part`,
+    );
   }
   const { dataset, teacher, sampler, imageShape, numClasses, conditional } = mine;
   return writeManifest(store, dir, { dataset, teacher, sampler, imageShape, numClasses, conditional, shards });

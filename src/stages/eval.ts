@@ -6,7 +6,14 @@
  * (get-reference.md §7); here the defaults are the embedded MNIST network and the MNIST test split.
  */
 import type { DatasetName } from '../data/datasets.js';
-import { extractFeatures, type FeatureSet, type Reference, referenceFromFeatures, scoreFeatures, type Scores } from '../eval/evaluate.js';
+import {
+  extractFeatures,
+  type FeatureSet,
+  type Reference,
+  referenceFromFeatures,
+  scoreFeatures,
+  type Scores,
+} from '../eval/evaluate.js';
 import { FeatureExtractor, resolveFeatureNet } from '../eval/features.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { decodeFidStats, encodeFidStats } from '../eval/npz.js';
@@ -61,13 +68,20 @@ async function readReferenceNpz(uri: string): Promise<Reference> {
   try {
     return { id: uri, stats: decodeFidStats(await storeFor(parentUri(uri)).get(uri), uri), features: null };
   } catch (e) {
-    if (e instanceof StoreError && e.code === 'NotFound') throw new UsageError(`--reference ${uri}: no such file or object`);
+    if (e instanceof StoreError && e.code === 'NotFound')
+      throw new UsageError(`--reference ${uri}: no such file or object`);
     throw e;
   }
 }
 
 /** Features of a source's first n images, with a progress bar and the metrics' progress gauges. */
-async function featuresOf(source: ImageSource, n: number, net: FeatureExtractor, phase: 'sample' | 'reference', o: { batch: number; progress: Progress; metrics?: EvalMetrics }): Promise<FeatureSet> {
+async function featuresOf(
+  source: ImageSource,
+  n: number,
+  net: FeatureExtractor,
+  phase: 'sample' | 'reference',
+  o: { batch: number; progress: Progress; metrics?: EvalMetrics },
+): Promise<FeatureSet> {
   const bar = o.progress.bar(`${phase === 'sample' ? 'samples' : 'reference'} → features`, 'images');
   try {
     return await extractFeatures(source, n, net, {
@@ -88,13 +102,15 @@ async function featuresOf(source: ImageSource, n: number, net: FeatureExtractor,
  * @throws UsageError naming `flag`.
  */
 export async function checkObjectTarget(uri: string, flag: string): Promise<void> {
-  if (uri.endsWith('/')) throw new UsageError(`${flag} ${uri} names a folder; give a file or object name such as ${uri}eval.json`);
+  if (uri.endsWith('/'))
+    throw new UsageError(`${flag} ${uri} names a folder; give a file or object name such as ${uri}eval.json`);
   const parent = parentUri(uri);
   const store = storeFor(parent);
   try {
     await store.list(parent.endsWith('/') ? parent : `${parent}/`, { limit: 1 });
     await store.head(uri);
-    if ((await store.list(`${uri}/`, { limit: 1 })).length > 0) throw new UsageError(`${flag} ${uri} is a folder (or prefix); give a file or object name inside it`);
+    if ((await store.list(`${uri}/`, { limit: 1 })).length > 0)
+      throw new UsageError(`${flag} ${uri} is a folder (or prefix); give a file or object name inside it`);
   } catch (e) {
     if (e instanceof StoreError) throw new UsageError(`${flag} ${e.message}`);
     throw e;
@@ -112,34 +128,59 @@ export interface EvalResult {
  * @throws UsageError (exit 2) for bad specs, a reference of another dimension, non-finite features,
  *   too few samples for a covariance, a layer that does not exist.
  */
-export async function evalStage(o: EvalOptions, x: { progress?: Progress; metrics?: EvalMetrics } = {}): Promise<EvalResult> {
+export async function evalStage(
+  o: EvalOptions,
+  x: { progress?: Progress; metrics?: EvalMetrics } = {},
+): Promise<EvalResult> {
   const t0 = performance.now();
   const progress = x.progress ?? new Progress();
   if (o.out) await checkObjectTarget(o.out, '--out');
   if (o.saveReference) await checkObjectTarget(o.saveReference, '--save-reference');
-  const spec = await resolveFeatureNet({ features: o.features, layer: o.layer, logitsLayer: o.logitsLayer, range: o.inputRange });
+  const spec = await resolveFeatureNet({
+    features: o.features,
+    layer: o.layer,
+    logitsLayer: o.logitsLayer,
+    range: o.inputRange,
+  });
   const source = await openSource(o.model, '--model', o);
   let net: FeatureExtractor | null = null;
   try {
-    if (source.available !== null && o.samples > source.available) throw new UsageError(`--samples ${o.samples}: ${source.id} holds ${source.available} images; give --samples ${source.available} or fewer`);
+    if (source.available !== null && o.samples > source.available)
+      throw new UsageError(
+        `--samples ${o.samples}: ${source.id} holds ${source.available} images; give --samples ${source.available} or fewer`,
+      );
     net = await FeatureExtractor.create(spec, source.shape, o.threads);
-    const tooFew = (flag: string, n: number) => new UsageError(`${flag} ${n}: ${n} samples of dimension ${net!.dim} give a singular covariance; give more than ${net!.dim} (FID needs a full-rank covariance)`);
+    const tooFew = (flag: string, n: number) =>
+      new UsageError(
+        `${flag} ${n}: ${n} samples of dimension ${net!.dim} give a singular covariance; give more than ${net!.dim} (FID needs a full-rank covariance)`,
+      );
     if (o.samples <= net.dim) throw tooFew('--samples', o.samples);
-    if (net.classes > 0 && o.samples < 2 * o.splits) throw new UsageError(`--splits ${o.splits} needs at least ${2 * o.splits} samples (two per split) for the Inception Score; lower --splits or raise --samples`);
+    if (net.classes > 0 && o.samples < 2 * o.splits)
+      throw new UsageError(
+        `--splits ${o.splits} needs at least ${2 * o.splits} samples (two per split) for the Inception Score; lower --splits or raise --samples`,
+      );
     let ref: Reference;
     let refSamples: number | null = null;
     if (isNpz(o.reference)) {
       ref = await readReferenceNpz(o.reference);
       if (ref.stats.mu.length !== net.dim) {
-        throw new UsageError(`--reference ${o.reference} has dimension ${ref.stats.mu.length}, the features of ${spec.id} have ${net.dim}; compute the reference with the same feature network and layer`);
+        throw new UsageError(
+          `--reference ${o.reference} has dimension ${ref.stats.mu.length}, the features of ${spec.id} have ${net.dim}; compute the reference with the same feature network and layer`,
+        );
       }
     } else {
       const refSource = await openSource(o.reference, '--reference', o);
       try {
         refSamples = o.referenceSamples ?? refSource.available ?? o.samples;
-        if (refSource.available !== null && refSamples > refSource.available) throw new UsageError(`--reference-samples ${refSamples}: ${refSource.id} holds ${refSource.available} images; give ${refSource.available} or fewer`);
+        if (refSource.available !== null && refSamples > refSource.available)
+          throw new UsageError(
+            `--reference-samples ${refSamples}: ${refSource.id} holds ${refSource.available} images; give ${refSource.available} or fewer`,
+          );
         if (refSamples <= net.dim) throw tooFew('--reference-samples', refSamples);
-        ref = await referenceFromFeatures(refSource.id, await featuresOf(refSource, refSamples, net, 'reference', { ...o, progress, metrics: x.metrics }));
+        ref = await referenceFromFeatures(
+          refSource.id,
+          await featuresOf(refSource, refSamples, net, 'reference', { ...o, progress, metrics: x.metrics }),
+        );
       } finally {
         await refSource.close();
       }
@@ -166,8 +207,10 @@ export async function evalStage(o: EvalOptions, x: { progress?: Progress; metric
 
 /** Writes eval.json (`o.out`) and the reference statistics (`o.saveReference`) when asked for. */
 export async function saveEvalOutputs(o: Pick<EvalOptions, 'out' | 'saveReference'>, r: EvalResult): Promise<void> {
-  if (o.saveReference) await storeFor(parentUri(o.saveReference)).put(o.saveReference, encodeFidStats(r.reference.stats));
-  if (o.out) await storeFor(parentUri(o.out)).put(o.out, new TextEncoder().encode(`${JSON.stringify(r.report, null, 2)}\n`));
+  if (o.saveReference)
+    await storeFor(parentUri(o.saveReference)).put(o.saveReference, encodeFidStats(r.reference.stats));
+  if (o.out)
+    await storeFor(parentUri(o.out)).put(o.out, new TextEncoder().encode(`${JSON.stringify(r.report, null, 2)}\n`));
 }
 
 /** The teacher-vs-student comparison `npm run distill` reports (report.json `fid`). */
@@ -189,8 +232,15 @@ export interface FidComparison {
  * @throws UsageError as evalStage.
  */
 export async function compareTeacherStudent(o: {
-  teacherPairs: string; studentModel: string; dataset: DatasetName; samples: number; seedStart: number;
-  saveReference?: string; threads?: number; batch?: number; progress: Progress;
+  teacherPairs: string;
+  studentModel: string;
+  dataset: DatasetName;
+  samples: number;
+  seedStart: number;
+  saveReference?: string;
+  threads?: number;
+  batch?: number;
+  progress: Progress;
 }): Promise<FidComparison> {
   const spec = await resolveFeatureNet({ features: o.dataset });
   const src: SourceOptions = { seedStart: o.seedStart, threads: o.threads };
@@ -200,13 +250,21 @@ export async function compareTeacherStudent(o: {
   const net = await FeatureExtractor.create(spec, student.shape, o.threads);
   const x = { batch: o.batch ?? 128, progress: o.progress };
   try {
-    const ref = await referenceFromFeatures(refSource.id, await featuresOf(refSource, refSource.available!, net, 'reference', x));
+    const ref = await referenceFromFeatures(
+      refSource.id,
+      await featuresOf(refSource, refSource.available!, net, 'reference', x),
+    );
     if (o.saveReference) await storeFor(parentUri(o.saveReference)).put(o.saveReference, encodeFidStats(ref.stats));
     const t = await scoreFeatures('teacher samples', await featuresOf(teacher, o.samples, net, 'sample', x), ref);
     const s = await scoreFeatures('student samples', await featuresOf(student, o.samples, net, 'sample', x), ref);
     return {
-      samples: o.samples, seeds: [o.seedStart, o.seedStart + o.samples], features: spec.id, reference: ref.id,
-      teacher: t, student: s, studentOverTeacher: s.fid / t.fid,
+      samples: o.samples,
+      seeds: [o.seedStart, o.seedStart + o.samples],
+      features: spec.id,
+      reference: ref.id,
+      teacher: t,
+      student: s,
+      studentOverTeacher: s.fid / t.fid,
     };
   } finally {
     await net.close();

@@ -39,12 +39,16 @@ async function readCheckpoint(store: ObjectStore, uri: string): Promise<Checkpoi
   const specs = (state: Checkpoint['state']) => paramSpecs(state.config);
   if ((await store.head(uri)) !== null) {
     if (!uri.endsWith('.safetensors')) {
-      throw new UsageError(`${uri}: not a checkpoint (checkpoints are checkpoint-<step>.safetensors objects); give one of them, or the folder that holds latest.json`);
+      throw new UsageError(
+        `${uri}: not a checkpoint (checkpoints are checkpoint-<step>.safetensors objects); give one of them, or the folder that holds latest.json`,
+      );
     }
     return loadCheckpoint(store, uri, specs);
   }
   if (!(await hasCheckpoint(store, uri))) {
-    throw new UsageError(`${uri}: no checkpoint there (neither a checkpoint-*.safetensors object nor a folder with latest.json); give a run's checkpoints folder, e.g. runs/distill/checkpoints`);
+    throw new UsageError(
+      `${uri}: no checkpoint there (neither a checkpoint-*.safetensors object nor a folder with latest.json); give a run's checkpoints folder, e.g. runs/distill/checkpoints`,
+    );
   }
   return loadLatestCheckpoint(store, uri, specs);
 }
@@ -60,7 +64,12 @@ async function readCheckpoint(store: ObjectStore, uri: string): Promise<Checkpoi
 export async function exportStage(o: ExportOptions): Promise<ExportResult> {
   const ck = await readCheckpoint(storeFor(o.checkpoint), o.checkpoint);
   const { config, iterations, step, dataManifestSha256 } = ck.state;
-  const { onnx, card } = exportModel(config, (name) => ck.ema.view(name), { iterations, step, dataManifestSha256, createdAt: o.createdAt });
+  const { onnx, card } = exportModel(config, (name) => ck.ema.view(name), {
+    iterations,
+    step,
+    dataManifestSha256,
+    createdAt: o.createdAt,
+  });
   const modelUri = joinUri(o.out, 'model.onnx');
   const cardUri = joinUri(o.out, 'model.json');
   await validateOnnx(onnx, modelUri);

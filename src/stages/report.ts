@@ -4,7 +4,15 @@
  */
 import { readManifest, readShard } from '../data/shards.js';
 import { renderSampleGrid } from '../data/png.js';
-import { classMeans, fitRidge, meanAbs, meanImage, predictClassMean, predictRidge, type FlatPairs } from '../eval/baselines.js';
+import {
+  classMeans,
+  fitRidge,
+  meanAbs,
+  meanImage,
+  predictClassMean,
+  predictRidge,
+  type FlatPairs,
+} from '../eval/baselines.js';
 import type { GetConfig } from '../get/config.js';
 import { GetSampler } from '../get/sampler.js';
 import { type ObjectStore, joinUri } from '../store/index.js';
@@ -38,7 +46,14 @@ export async function loadAllPairs(store: ObjectStore, dir: string): Promise<See
 }
 
 /** The student's one-step images [n, C, H, W] for every held-out pair (z₀ from each pair's seed). */
-export async function sampleHeldout(cfg: GetConfig, weights: (name: string) => Float32Array, store: ObjectStore, heldDir: string, iterations: number, threads?: number): Promise<{ held: SeededPairs; student: Float32Array }> {
+export async function sampleHeldout(
+  cfg: GetConfig,
+  weights: (name: string) => Float32Array,
+  store: ObjectStore,
+  heldDir: string,
+  iterations: number,
+  threads?: number,
+): Promise<{ held: SeededPairs; student: Float32Array }> {
   const held = await loadAllPairs(store, heldDir);
   const sampler = await GetSampler.create(cfg, weights, iterations, threads);
   try {
@@ -47,7 +62,9 @@ export async function sampleHeldout(cfg: GetConfig, weights: (name: string) => F
     for (let i = 0; i < held.n; i += B) {
       const m = Math.min(B, held.n - i);
       const labels = cfg.numClasses > 0 ? held.labels.subarray(i, i + m) : null;
-      const r = await sampler.generate(held.noise.subarray(i * held.pixels, (i + m) * held.pixels), labels, [...held.seeds.subarray(i, i + m)]);
+      const r = await sampler.generate(held.noise.subarray(i * held.pixels, (i + m) * held.pixels), labels, [
+        ...held.seeds.subarray(i, i + m),
+      ]);
       student.set(r.image, i * held.pixels);
     }
     return { held, student };
@@ -57,7 +74,12 @@ export async function sampleHeldout(cfg: GetConfig, weights: (name: string) => F
 }
 
 /** Held-out L1 of the per-class mean teacher image and of per-class ridge regression, fitted on the training pairs. */
-export async function baselineL1(store: ObjectStore, pairsDir: string, held: FlatPairs, numClasses: number): Promise<{ classMean: number; ridge: number }> {
+export async function baselineL1(
+  store: ObjectStore,
+  pairsDir: string,
+  held: FlatPairs,
+  numClasses: number,
+): Promise<{ classMean: number; ridge: number }> {
   const train = await loadAllPairs(store, pairsDir);
   const K = Math.max(1, numClasses);
   const classMean = meanAbs(predictClassMean(classMeans(train, K), held), held.image);
@@ -93,7 +115,13 @@ export interface GridOptions {
  * samples.png: teacher and student side by side for the same noise, one row per class (the first
  * `columns` held-out pairs of each class, in seed order), written to the object `uri`.
  */
-export async function writeComparisonGrid(store: ObjectStore, uri: string, held: SeededPairs, student: Float32Array, o: GridOptions): Promise<void> {
+export async function writeComparisonGrid(
+  store: ObjectStore,
+  uri: string,
+  held: SeededPairs,
+  student: Float32Array,
+  o: GridOptions,
+): Promise<void> {
   const P = held.pixels;
   const classOf = (i: number) => (o.conditional ? held.labels[i] : 0);
   const count = new Map<number, number>();
@@ -112,7 +140,10 @@ export async function writeComparisonGrid(store: ObjectStore, uri: string, held:
     return g;
   };
   const { png } = renderSampleGrid({
-    panels: [{ title: o.teacherTitle, images: gather(held.image) }, { title: 'student (1 step)', images: gather(student) }],
+    panels: [
+      { title: o.teacherTitle, images: gather(held.image) },
+      { title: 'student (1 step)', images: gather(student) },
+    ],
     shape: o.shape,
     ...(o.conditional ? { labels: Int32Array.from(pick, classOf), classNames: o.classNames } : {}),
     columns: o.columns,

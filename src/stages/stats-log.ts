@@ -9,21 +9,39 @@ export class StatsLog {
   private pending: Promise<void> | null = null; // the write in flight
   private dirty = false;
 
-  private constructor(private readonly store: ObjectStore, readonly uri: string, private lines: string[], private readonly warn: (msg: string) => void) {}
+  private constructor(
+    private readonly store: ObjectStore,
+    readonly uri: string,
+    private lines: string[],
+    private readonly warn: (msg: string) => void,
+  ) {}
 
   /**
    * A resumed run continues the existing lines; a new one starts empty.
    * @throws StoreError when the existing object cannot be read (other than absent).
    */
-  static async open(store: ObjectStore, uri: string, resuming: boolean, warn: (msg: string) => void): Promise<StatsLog> {
+  static async open(
+    store: ObjectStore,
+    uri: string,
+    resuming: boolean,
+    warn: (msg: string) => void,
+  ): Promise<StatsLog> {
     let text = '';
     if (resuming) {
-      text = await store.get(uri).then((b) => new TextDecoder().decode(b), (e: unknown) => {
-        if (e instanceof StoreError && e.code === 'NotFound') return '';
-        throw e;
-      });
+      text = await store.get(uri).then(
+        (b) => new TextDecoder().decode(b),
+        (e: unknown) => {
+          if (e instanceof StoreError && e.code === 'NotFound') return '';
+          throw e;
+        },
+      );
     }
-    return new StatsLog(store, uri, text.split('\n').filter((l) => l !== ''), warn);
+    return new StatsLog(
+      store,
+      uri,
+      text.split('\n').filter((l) => l !== ''),
+      warn,
+    );
   }
 
   /** Appends `{time, ...rec}` as one line. @returns when it is stored (or its write failed). */
@@ -58,7 +76,9 @@ export class StatsLog {
     while (this.dirty) {
       this.dirty = false;
       const text = this.lines.length ? `${this.lines.join('\n')}\n` : '';
-      await this.store.put(this.uri, new TextEncoder().encode(text)).catch((e: Error) => this.warn(`warning: cannot write ${this.uri} (${e.message})`));
+      await this.store
+        .put(this.uri, new TextEncoder().encode(text))
+        .catch((e: Error) => this.warn(`warning: cannot write ${this.uri} (${e.message})`));
     }
   }
 }

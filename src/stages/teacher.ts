@@ -37,9 +37,17 @@ export interface PreparedTeacher {
 export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Promise<PreparedTeacher> {
   if (o.spec !== 'mixture') {
     try {
-      return { denoiser: await OnnxEdmTeacher.load(o.spec, { threads: o.threads }), kind: 'onnx', cached: false, fitSeconds: 0 };
+      return {
+        denoiser: await OnnxEdmTeacher.load(o.spec, { threads: o.threads }),
+        kind: 'onnx',
+        cached: false,
+        fitSeconds: 0,
+      };
     } catch (e) {
-      if (e instanceof StoreError && e.code === 'NotFound') throw new UsageError(`--teacher ${o.spec}: no such file or object (give "mixture" or the URI of an ONNX network)`);
+      if (e instanceof StoreError && e.code === 'NotFound')
+        throw new UsageError(
+          `--teacher ${o.spec}: no such file or object (give "mixture" or the URI of an ONNX network)`,
+        );
       if (e instanceof StoreError) throw new UsageError(`--teacher ${e.message}`);
       if (e instanceof UsageError) throw e;
       throw new UsageError(`--teacher ${o.spec}: ${(e as Error).message}`);
@@ -47,7 +55,8 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
   }
   const t0 = performance.now();
   const store = storeFor(o.cacheDir);
-  if ((await store.head(o.cacheDir)) !== null) throw new UsageError(`--cache-dir ${o.cacheDir} is a file (an object), not a folder; give a folder path or prefix`);
+  if ((await store.head(o.cacheDir)) !== null)
+    throw new UsageError(`--cache-dir ${o.cacheDir} is a file (an object), not a folder; give a folder path or prefix`);
   const path = joinUri(o.cacheDir, `mixture-${train.name}-n${train.n}-K${o.components}-r${o.rank}.safetensors`);
   // The cache is trusted only when its sha256 sidecar matches; anything else is refitted.
   const digestPath = `${path}.sha256`;
@@ -69,10 +78,17 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
     const shape = { channels: train.channels, height: train.height, width: train.width };
     try {
       params = await fitMixtureTeacher(train.images, train.labels, {
-        shape, numClasses: train.numClasses, componentsPerClass: o.components, rank: o.rank, seed: 0, threads: o.threads, onGroup: o.onFitGroup,
+        shape,
+        numClasses: train.numClasses,
+        componentsPerClass: o.components,
+        rank: o.rank,
+        seed: 0,
+        threads: o.threads,
+        onGroup: o.onFitGroup,
       });
     } catch (e) {
-      if (e instanceof RangeError) throw new UsageError(`--teacher-components ${o.components} --teacher-rank ${o.rank}: ${e.message}`);
+      if (e instanceof RangeError)
+        throw new UsageError(`--teacher-components ${o.components} --teacher-rank ${o.rank}: ${e.message}`);
       throw e;
     }
     const written = await saveMixture(params, store, path);

@@ -8,7 +8,13 @@ import { createTrainingEngine, type TrainBatch, type TrainingEngineKind } from '
 import type { TfjsBackendChoice } from '../graph/tfjs-backend.js';
 import { AdamW, type AdamWConfig, type EmaConfig, emaDecay, emaUpdate } from '../train/optim.js';
 import { initParams, ParamStore } from '../train/params.js';
-import { type CheckpointState, hasCheckpoint, listCheckpoints, loadLatestCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import {
+  type CheckpointState,
+  hasCheckpoint,
+  listCheckpoints,
+  loadLatestCheckpoint,
+  saveCheckpoint,
+} from '../train/checkpoint.js';
 import type { ObjectStore } from '../store/index.js';
 import type { PairBatch, PairStream } from '../data/shards.js';
 import { Rng, fmix32 } from '../util/rng.js';
@@ -30,16 +36,23 @@ export interface BatchSource {
  * @param guard wraps every batch read (callers turn corrupt-shard errors into their own UsageError).
  * @throws UsageError when the batch size exceeds the dataset; whatever `guard` throws for bad shards.
  */
-export function streamSource(stream: PairStream, guard: <T>(f: () => Promise<T>) => Promise<T> = (f) => f()): BatchSource {
+export function streamSource(
+  stream: PairStream,
+  guard: <T>(f: () => Promise<T>) => Promise<T> = (f) => f(),
+): BatchSource {
   let it: AsyncGenerator<PairBatch> | null = null;
   let next = -1;
   return {
     async batch(step) {
       const per = stream.batchesPerEpoch;
-      if (per < 1) throw new UsageError(`--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; lower --batch or raise --pairs`);
+      if (per < 1)
+        throw new UsageError(
+          `--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; lower --batch or raise --pairs`,
+        );
       if (step !== next || !it) it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
       const r = await guard(() => it!.next());
-      if (r.done) throw new Error(`PairStream ended before batch ${step % per} of ${per} in epoch ${Math.floor(step / per)}`);
+      if (r.done)
+        throw new Error(`PairStream ended before batch ${step % per} of ${per} in epoch ${Math.floor(step / per)}`);
       next = step + 1;
       if ((step + 1) % per === 0) it = null;
       const b = r.value;
@@ -118,7 +131,11 @@ export function trainZ0(seed: number, step: number, out: Float32Array): Float32A
 }
 
 export async function trainStage(source: BatchSource, o: TrainOptions): Promise<TrainResult> {
-  const engine = await createTrainingEngine(o.engine ?? 'ort', o.config, o.batch, o.iterations, { threads: o.threads, tfjsBackend: o.tfjsBackend, log: o.log });
+  const engine = await createTrainingEngine(o.engine ?? 'ort', o.config, o.batch, o.iterations, {
+    threads: o.threads,
+    tfjsBackend: o.tfjsBackend,
+    log: o.log,
+  });
   o.log?.(`training engine: ${engine.describe}`);
   try {
     let params: ParamStore;
@@ -129,20 +146,34 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
     let lastLoss: number | null = null;
     const hasLatest = o.resume && (await hasCheckpoint(o.store, o.checkpointDir));
     if (o.resume && !hasLatest && (await listCheckpoints(o.store, o.checkpointDir)).length > 0) {
-      throw new UsageError(`${o.checkpointDir} holds checkpoints but no latest.json; restore latest.json, or delete the folder to train from step 0`);
+      throw new UsageError(
+        `${o.checkpointDir} holds checkpoints but no latest.json; restore latest.json, or delete the folder to train from step 0`,
+      );
     }
     if (hasLatest) {
       const ck = await loadLatestCheckpoint(o.store, o.checkpointDir, engine.specs);
       if (ck.state.step > o.steps) {
-        throw new UsageError(`--steps ${o.steps} is below the checkpoint's step ${ck.state.step} in ${o.checkpointDir}; pass --steps ≥ ${ck.state.step}`);
+        throw new UsageError(
+          `--steps ${o.steps} is below the checkpoint's step ${ck.state.step} in ${o.checkpointDir}; pass --steps ≥ ${ck.state.step}`,
+        );
       }
       if (ck.state.dataManifestSha256 !== o.dataManifestSha256) {
-        throw new UsageError(`${o.checkpointDir}: checkpoint was trained on another pair dataset (its shard digests differ); use a new --out`);
+        throw new UsageError(
+          `${o.checkpointDir}: checkpoint was trained on another pair dataset (its shard digests differ); use a new --out`,
+        );
       }
       const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-      if (!same(ck.state.config, o.config) || ck.state.batch !== o.batch || ck.state.seed !== o.seed || ck.state.iterations !== o.iterations ||
-          !same(ck.state.optimizer, o.optimizer) || !same(ck.state.ema, o.ema)) {
-        throw new UsageError(`${o.checkpointDir}: checkpoint has another model config, batch size, seed, iteration count, optimizer or EMA; resume with the original options or use a new --out`);
+      if (
+        !same(ck.state.config, o.config) ||
+        ck.state.batch !== o.batch ||
+        ck.state.seed !== o.seed ||
+        ck.state.iterations !== o.iterations ||
+        !same(ck.state.optimizer, o.optimizer) ||
+        !same(ck.state.ema, o.ema)
+      ) {
+        throw new UsageError(
+          `${o.checkpointDir}: checkpoint has another model config, batch size, seed, iteration count, optimizer or EMA; resume with the original options or use a new --out`,
+        );
       }
       ({ params, ema } = ck);
       adam = new AdamW(o.optimizer, params.size, { m: ck.adamM.flat, v: ck.adamV.flat, t: ck.state.adamSteps });
@@ -159,10 +190,30 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
     const z0Size = o.batch * numTokens(o.config) * o.config.hiddenSize;
     const save = () => {
       const state: CheckpointState = {
-        step, imagesSeen, adamSteps: adam.t, config: o.config, optimizer: o.optimizer, ema: o.ema, batch: o.batch,
-        iterations: o.iterations, seed: o.seed, dataManifestSha256: o.dataManifestSha256, loss: lastLoss,
+        step,
+        imagesSeen,
+        adamSteps: adam.t,
+        config: o.config,
+        optimizer: o.optimizer,
+        ema: o.ema,
+        batch: o.batch,
+        iterations: o.iterations,
+        seed: o.seed,
+        dataManifestSha256: o.dataManifestSha256,
+        loss: lastLoss,
       };
-      return saveCheckpoint(o.store, o.checkpointDir, { state, params, ema, adamM: new ParamStore(params.specs, adam.m), adamV: new ParamStore(params.specs, adam.v) }, o.keep);
+      return saveCheckpoint(
+        o.store,
+        o.checkpointDir,
+        {
+          state,
+          params,
+          ema,
+          adamM: new ParamStore(params.specs, adam.m),
+          adamV: new ParamStore(params.specs, adam.v),
+        },
+        o.keep,
+      );
     };
     let interrupted = false;
     const z0 = new Float32Array(z0Size);
@@ -171,7 +222,10 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
       const ts = performance.now();
       const data = await source.batch(step, o.batch);
       const r = await engine.step(params, data, trainZ0(o.seed, step, z0), grad);
-      if (!Number.isFinite(r.loss)) throw new UsageError(`training diverged at step ${step + 1} (loss ${r.loss}); lower --lr (now ${o.optimizer.lr})`);
+      if (!Number.isFinite(r.loss))
+        throw new UsageError(
+          `training diverged at step ${step + 1} (loss ${r.loss}); lower --lr (now ${o.optimizer.lr})`,
+        );
       adam.step(params.flat, grad);
       step += 1;
       imagesSeen += o.batch;
@@ -192,7 +246,18 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
     }
     const trainSeconds = (performance.now() - t0) / 1000;
     const done = step - resumedFrom;
-    return { params, ema, step, resumedFrom, interrupted, lastLoss, trainSeconds, imagesPerSecond: done > 0 ? (done * o.batch) / trainSeconds : 0, flopsPerStep: engine.flopsPerStep, engine: engine.describe };
+    return {
+      params,
+      ema,
+      step,
+      resumedFrom,
+      interrupted,
+      lastLoss,
+      trainSeconds,
+      imagesPerSecond: done > 0 ? (done * o.batch) / trainSeconds : 0,
+      flopsPerStep: engine.flopsPerStep,
+      engine: engine.describe,
+    };
   } finally {
     await engine.close();
   }

@@ -25,7 +25,8 @@ export class FileStore implements ObjectStore {
    */
   constructor(readonly root: string) {
     const p = parseUri(root);
-    if (p.scheme !== 'file') throw new StoreError('UnknownScheme', root, 'not a file location; use storeFor() for s3:// URIs');
+    if (p.scheme !== 'file')
+      throw new StoreError('UnknownScheme', root, 'not a file location; use storeFor() for s3:// URIs');
     this.rootPath = p.path;
     this.style = p.style;
   }
@@ -36,9 +37,14 @@ export class FileStore implements ObjectStore {
    */
   pathOf(uri: string): string {
     const p = parseUri(uri);
-    if (p.scheme !== 'file') throw new StoreError('UnknownScheme', uri, `not a file location; this store is rooted at ${this.root}`);
+    if (p.scheme !== 'file')
+      throw new StoreError('UnknownScheme', uri, `not a file location; this store is rooted at ${this.root}`);
     if (!this.inside(p.path)) {
-      throw new StoreError('OutsideRoot', uri, `resolves to ${p.path}, outside the store root ${this.rootPath}; remove the '..' segments`);
+      throw new StoreError(
+        'OutsideRoot',
+        uri,
+        `resolves to ${p.path}, outside the store root ${this.rootPath}; remove the '..' segments`,
+      );
     }
     return p.path;
   }
@@ -55,7 +61,8 @@ export class FileStore implements ObjectStore {
 
   async put(uri: string, bytes: Uint8Array, opts: PutOptions = {}): Promise<void> {
     const path = this.pathOf(uri);
-    if (path === this.rootPath) throw new StoreError('BadUri', uri, 'is the store root itself; name an object under it');
+    if (path === this.rootPath)
+      throw new StoreError('BadUri', uri, 'is the store root itself; name an object under it');
     const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}${TMP_SUFFIX}`);
     try {
       opts.signal?.throwIfAborted();
@@ -82,7 +89,8 @@ export class FileStore implements ObjectStore {
       const st = await stat(path);
       return st.isFile() ? { size: st.size } : null;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+        return null;
       throw fsError(uri, e, 'stat');
     }
   }
@@ -165,13 +173,19 @@ function alive(pid: number): boolean {
 function fsError(uri: string, e: unknown, op: string): StoreError {
   const err = e as NodeJS.ErrnoException;
   if (err instanceof StoreError) return err;
-  if (err?.name === 'AbortError') return new StoreError('Aborted', uri, `${op} aborted; nothing was written`, { cause: e });
+  if (err?.name === 'AbortError')
+    return new StoreError('Aborted', uri, `${op} aborted; nothing was written`, { cause: e });
   switch (err?.code) {
     case 'ENOENT':
       return new StoreError('NotFound', uri, 'no such object', { cause: e });
     case 'EACCES':
     case 'EPERM':
-      return new StoreError('AccessDenied', uri, `permission denied (${op}); fix the folder's permissions or pick another --store`, { cause: e });
+      return new StoreError(
+        'AccessDenied',
+        uri,
+        `permission denied (${op}); fix the folder's permissions or pick another --store`,
+        { cause: e },
+      );
     case 'EISDIR':
       return new StoreError('Io', uri, 'is a folder, not an object', { cause: e });
     default:

@@ -74,11 +74,20 @@ function endpointSettings(opts: S3StoreOptions): { endpoint?: string; forcePathS
     } catch {
       ok = false;
     }
-    if (!ok) throw new StoreError('Config', 'GET_DISTILL_S3_ENDPOINT', `${JSON.stringify(endpoint)} is not an http(s) URL; write it like http://127.0.0.1:7480`);
+    if (!ok)
+      throw new StoreError(
+        'Config',
+        'GET_DISTILL_S3_ENDPOINT',
+        `${JSON.stringify(endpoint)} is not an http(s) URL; write it like http://127.0.0.1:7480`,
+      );
   }
   const envPath = process.env.GET_DISTILL_S3_FORCE_PATH_STYLE;
   if (envPath && !/^(1|0|true|false|yes|no)$/i.test(envPath)) {
-    throw new StoreError('Config', 'GET_DISTILL_S3_FORCE_PATH_STYLE', `must be true or false, got ${JSON.stringify(envPath)}`);
+    throw new StoreError(
+      'Config',
+      'GET_DISTILL_S3_FORCE_PATH_STYLE',
+      `must be true or false, got ${JSON.stringify(envPath)}`,
+    );
   }
   const forcePathStyle = opts.forcePathStyle ?? (envPath ? /^(1|true|yes)$/i.test(envPath) : endpoint !== undefined);
   return { endpoint, forcePathStyle };
@@ -95,7 +104,11 @@ export function createS3Client(opts: S3StoreOptions = {}): S3Client {
   const raw = process.env.GET_DISTILL_S3_MAX_ATTEMPTS;
   const maxAttempts = opts.maxAttempts ?? (raw ? (/^\d+$/.test(raw.trim()) ? Number(raw) : NaN) : 4);
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-    throw new StoreError('Config', 'GET_DISTILL_S3_MAX_ATTEMPTS', `must be an integer ≥ 1, got ${JSON.stringify(opts.maxAttempts ?? raw)}`);
+    throw new StoreError(
+      'Config',
+      'GET_DISTILL_S3_MAX_ATTEMPTS',
+      `must be an integer ≥ 1, got ${JSON.stringify(opts.maxAttempts ?? raw)}`,
+    );
   }
   // The SDK warns on Node 20 that its releases after January 2027 need Node 22; ours is pinned (package.json).
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -133,18 +146,25 @@ export class S3Store implements ObjectStore {
    * @param root s3://bucket[/prefix] this store is rooted at.
    * @throws StoreError 'BadUri' / 'UnknownScheme' for a bad root, 'Config' for bad options.
    */
-  constructor(readonly root: string, opts: S3StoreOptions = {}) {
+  constructor(
+    readonly root: string,
+    opts: S3StoreOptions = {},
+  ) {
     const p = parseUri(root);
-    if (p.scheme !== 's3') throw new StoreError('UnknownScheme', root, 'not an s3:// URI; use storeFor() for local paths');
+    if (p.scheme !== 's3')
+      throw new StoreError('UnknownScheme', root, 'not an s3:// URI; use storeFor() for local paths');
     this.bucket = p.bucket;
     this.rootKey = p.key;
     this.client = createS3Client(opts);
     const { endpoint } = endpointSettings(opts);
-    this.endpointName = endpoint ?? `AWS S3${opts.region ?? process.env.AWS_REGION ? ` (${opts.region ?? process.env.AWS_REGION})` : ''}`;
+    this.endpointName =
+      endpoint ??
+      `AWS S3${(opts.region ?? process.env.AWS_REGION) ? ` (${opts.region ?? process.env.AWS_REGION})` : ''}`;
     this.threshold = opts.multipartThresholdBytes ?? 32 * MiB;
     this.partSize = opts.partSizeBytes ?? 8 * MiB;
     this.queueSize = opts.queueSize ?? 4;
-    if (this.partSize < 5 * MiB) throw new StoreError('Config', root, `part size ${this.partSize} B is below the S3 minimum of 5 MiB`);
+    if (this.partSize < 5 * MiB)
+      throw new StoreError('Config', root, `part size ${this.partSize} B is below the S3 minimum of 5 MiB`);
   }
 
   /**
@@ -153,9 +173,11 @@ export class S3Store implements ObjectStore {
    */
   locate(uri: string): { bucket: string; key: string } {
     const p = parseUri(uri);
-    if (p.scheme !== 's3') throw new StoreError('UnknownScheme', uri, `not an s3:// URI; this store is rooted at ${this.root}`);
+    if (p.scheme !== 's3')
+      throw new StoreError('UnknownScheme', uri, `not an s3:// URI; this store is rooted at ${this.root}`);
     const r = this.rootKey;
-    const inside = p.bucket === this.bucket && (r === '' || p.key === r || p.key.startsWith(r.endsWith('/') ? r : `${r}/`));
+    const inside =
+      p.bucket === this.bucket && (r === '' || p.key === r || p.key.startsWith(r.endsWith('/') ? r : `${r}/`));
     if (!inside) throw new StoreError('OutsideRoot', uri, `is outside the store root ${this.root}`);
     return { bucket: p.bucket, key: p.key };
   }
@@ -180,12 +202,19 @@ export class S3Store implements ObjectStore {
   async put(uri: string, bytes: Uint8Array, opts: PutOptions = {}): Promise<void> {
     const { bucket, key } = this.locate(uri);
     if (key === '' || key.endsWith('/')) throw new StoreError('BadUri', uri, 'names a prefix, not an object');
-    if (opts.signal?.aborted) throw new StoreError('Aborted', uri, 'write aborted before it started; nothing was written');
+    if (opts.signal?.aborted)
+      throw new StoreError('Aborted', uri, 'write aborted before it started; nothing was written');
     if (bytes.byteLength < this.threshold) {
       try {
         const md5 = createHash('md5').update(bytes).digest('base64');
         await this.client.send(
-          new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength, ContentMD5: md5 }),
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: bytes,
+            ContentLength: bytes.byteLength,
+            ContentMD5: md5,
+          }),
           { abortSignal: opts.signal },
         );
       } catch (e) {
@@ -212,7 +241,11 @@ export class S3Store implements ObjectStore {
     }
     const info = await this.head(uri);
     if (info?.size !== bytes.byteLength) {
-      throw new StoreError('Io', uri, `multipart upload finished but the object has ${info?.size ?? 'no'} bytes, expected ${bytes.byteLength}`);
+      throw new StoreError(
+        'Io',
+        uri,
+        `multipart upload finished but the object has ${info?.size ?? 'no'} bytes, expected ${bytes.byteLength}`,
+      );
     }
   }
 
@@ -240,8 +273,12 @@ export class S3Store implements ObjectStore {
     const out: string[] = [];
     try {
       const pageSize = Number.isFinite(limit) ? Math.max(1, Math.min(1000, limit)) : undefined;
-      for await (const page of paginateListObjectsV2({ client: this.client, ...(pageSize && { pageSize }) }, { Bucket: bucket, Prefix: key })) {
-        for (const o of page.Contents ?? []) if (o.Key !== undefined && out.length < limit) out.push(`s3://${bucket}/${o.Key}`);
+      for await (const page of paginateListObjectsV2(
+        { client: this.client, ...(pageSize && { pageSize }) },
+        { Bucket: bucket, Prefix: key },
+      )) {
+        for (const o of page.Contents ?? [])
+          if (o.Key !== undefined && out.length < limit) out.push(`s3://${bucket}/${o.Key}`);
         if (out.length >= limit) break;
       }
     } catch (e) {
@@ -265,7 +302,8 @@ export class S3Store implements ObjectStore {
       await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
     } catch (e) {
       const name = (e as Error).name;
-      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw this.error(`s3://${this.bucket}`, e, 'create bucket');
+      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists')
+        throw this.error(`s3://${this.bucket}`, e, 'create bucket');
     }
     this.knownBuckets.add(this.bucket);
   }
@@ -274,7 +312,8 @@ export class S3Store implements ObjectStore {
   async abortPendingUploads(bucket: string, key: string): Promise<number> {
     const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }));
     const mine = (res.Uploads ?? []).filter((u) => u.Key === key && u.UploadId);
-    for (const u of mine) await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: u.UploadId }));
+    for (const u of mine)
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: u.UploadId }));
     return mine.length;
   }
 
@@ -302,30 +341,79 @@ export class S3Store implements ObjectStore {
       return new StoreError('NotFound', uri, `no such object at ${at}`, opts);
     }
     if (name === 'NoSuchBucket') {
-      return new StoreError('NoSuchBucket', uri, `bucket "${this.bucket}" does not exist at ${at}; create it or fix the s3:// URI`, opts);
+      return new StoreError(
+        'NoSuchBucket',
+        uri,
+        `bucket "${this.bucket}" does not exist at ${at}; create it or fix the s3:// URI`,
+        opts,
+      );
     }
-    if (status(e) === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden'].includes(name)) {
+    if (
+      status(e) === 403 ||
+      ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden'].includes(name)
+    ) {
       const why = name && name !== 'Unknown' ? name : 'HTTP 403, no error code: a HEAD answer has no body';
-      return new StoreError('AccessDenied', uri, `access denied by ${at} (${why}) on ${op}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the bucket policy`, opts);
+      return new StoreError(
+        'AccessDenied',
+        uri,
+        `access denied by ${at} (${why}) on ${op}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the bucket policy`,
+        opts,
+      );
     }
-    if (name === 'AbortError') return new StoreError('Aborted', uri, `${op} aborted; the object was left as it was`, opts);
-    const net = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'];
+    if (name === 'AbortError')
+      return new StoreError('Aborted', uri, `${op} aborted; the object was left as it was`, opts);
+    const net = [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EHOSTUNREACH',
+      'ENETUNREACH',
+      'ENOTFOUND',
+      'EAI_AGAIN',
+      'EPIPE',
+    ];
     if (net.includes(code) || name === 'TimeoutError' || name === 'RequestTimeout') {
-      return new StoreError('Unreachable', uri, `cannot reach S3 endpoint ${at} (${code || name})${tries}; start the server or fix GET_DISTILL_S3_ENDPOINT`, opts);
+      return new StoreError(
+        'Unreachable',
+        uri,
+        `cannot reach S3 endpoint ${at} (${code || name})${tries}; start the server or fix GET_DISTILL_S3_ENDPOINT`,
+        opts,
+      );
     }
     if (name === 'CredentialsProviderError' || /credential/i.test(err?.message ?? '')) {
-      return new StoreError('Config', uri, 'no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE', opts);
+      return new StoreError(
+        'Config',
+        uri,
+        'no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE',
+        opts,
+      );
     }
     if (/region is missing/i.test(err?.message ?? '')) {
-      return new StoreError('Config', uri, 'no AWS region configured; set AWS_REGION (any value for an S3-compatible endpoint)', opts);
+      return new StoreError(
+        'Config',
+        uri,
+        'no AWS region configured; set AWS_REGION (any value for an S3-compatible endpoint)',
+        opts,
+      );
     }
     // Throttling and 5xx answers were already retried by the SDK: say how often, and what to do.
     const http = status(e);
-    const busy = http === 429 || (http !== undefined && http >= 500) ? '; the server is overloaded or failing: retry later, or raise GET_DISTILL_S3_MAX_ATTEMPTS' : '';
+    const busy =
+      http === 429 || (http !== undefined && http >= 500)
+        ? '; the server is overloaded or failing: retry later, or raise GET_DISTILL_S3_MAX_ATTEMPTS'
+        : '';
     const msg = (err?.message ?? String(e)).replace(/\s+/g, ' ').trim().replace(/\.$/, '');
     // A HEAD answer has no body, so the SDK only knows the status ('Unknown' / 'UnknownError').
-    const what = name === 'Unknown' && http !== undefined ? `HTTP ${http}, no error code` : `${name}${http !== undefined ? ` (${http})` : ''}${code ? ` ${code}` : ''}: ${msg}`;
-    return new StoreError('Io', uri, `${op} failed at ${at}${attempts && attempts > 1 ? tries : ''}: ${what}${busy}`, opts);
+    const what =
+      name === 'Unknown' && http !== undefined
+        ? `HTTP ${http}, no error code`
+        : `${name}${http !== undefined ? ` (${http})` : ''}${code ? ` ${code}` : ''}: ${msg}`;
+    return new StoreError(
+      'Io',
+      uri,
+      `${op} failed at ${at}${attempts && attempts > 1 ? tries : ''}: ${what}${busy}`,
+      opts,
+    );
   }
 }
 

@@ -8,8 +8,7 @@ import { StoreError } from './types.js';
 
 /** A parsed object URI. For `file`, `path` is absolute and normalized (no '.'/'..'). */
 export type ParsedUri =
-  | { scheme: 'file'; path: string; style: 'path' | 'url' }
-  | { scheme: 's3'; bucket: string; key: string };
+  { scheme: 'file'; path: string; style: 'path' | 'url' } | { scheme: 's3'; bucket: string; key: string };
 
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
 // `s3:/bucket/x`, `s3:bucket/x`, `file:/x`: a scheme without '//' is a typo, not a relative path.
@@ -29,7 +28,12 @@ export function parseUri(uri: string): ParsedUri {
   if (!m) {
     if (uri === '') throw new StoreError('BadUri', '""', 'empty URI; give a path, file:///… or s3://bucket/prefix');
     const typo = SCHEME_TYPO.exec(uri);
-    if (typo) throw new StoreError('BadUri', uri, `has the scheme "${typo[1]}:" but no '//'; write ${typo[1]}://…, or ./${uri} for a local folder`);
+    if (typo)
+      throw new StoreError(
+        'BadUri',
+        uri,
+        `has the scheme "${typo[1]}:" but no '//'; write ${typo[1]}://…, or ./${uri} for a local folder`,
+      );
     return { scheme: 'file', path: resolve(uri), style: 'path' };
   }
   const scheme = m[1]!.toLowerCase();
@@ -39,7 +43,9 @@ export function parseUri(uri: string): ParsedUri {
       path = fileURLToPath(uri); // normalizes dot segments, decodes %XX
       if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1); // same as resolve() for plain paths
     } catch (e) {
-      throw new StoreError('BadUri', uri, `not a valid file URL (${(e as Error).message}); use file:///absolute/path`, { cause: e });
+      throw new StoreError('BadUri', uri, `not a valid file URL (${(e as Error).message}); use file:///absolute/path`, {
+        cause: e,
+      });
     }
     return { scheme: 'file', path, style: 'url' };
   }
@@ -48,18 +54,38 @@ export function parseUri(uri: string): ParsedUri {
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
     const key = slash < 0 ? '' : rest.slice(slash + 1);
-    if (!BUCKET.test(bucket) || bucket.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(bucket) || bucket.startsWith('xn--') || bucket.endsWith('-s3alias')) {
-      throw new StoreError('BadUri', uri, `"${bucket}" is not a valid S3 bucket name (3–63 lowercase letters, digits, '.', '-'; not an IP address, no '..')`);
+    if (
+      !BUCKET.test(bucket) ||
+      bucket.includes('..') ||
+      /^\d+\.\d+\.\d+\.\d+$/.test(bucket) ||
+      bucket.startsWith('xn--') ||
+      bucket.endsWith('-s3alias')
+    ) {
+      throw new StoreError(
+        'BadUri',
+        uri,
+        `"${bucket}" is not a valid S3 bucket name (3–63 lowercase letters, digits, '.', '-'; not an IP address, no '..')`,
+      );
     }
     const segments = key.split('/');
     if (segments.some((s) => s === '.' || s === '..')) {
       throw new StoreError('BadUri', uri, "S3 keys may not contain '.' or '..' segments; name the object directly");
     }
-    if (segments.slice(0, -1).some((s) => s === '')) throw new StoreError('BadUri', uri, "S3 keys may not contain empty segments ('//'); remove the extra '/'");
-    if (Buffer.byteLength(key) > 960) throw new StoreError('BadUri', uri, `the key is ${Buffer.byteLength(key)} bytes; S3 allows 1,024 and a run adds up to 64 below it: use a shorter prefix`);
+    if (segments.slice(0, -1).some((s) => s === ''))
+      throw new StoreError('BadUri', uri, "S3 keys may not contain empty segments ('//'); remove the extra '/'");
+    if (Buffer.byteLength(key) > 960)
+      throw new StoreError(
+        'BadUri',
+        uri,
+        `the key is ${Buffer.byteLength(key)} bytes; S3 allows 1,024 and a run adds up to 64 below it: use a shorter prefix`,
+      );
     return { scheme: 's3', bucket, key };
   }
-  throw new StoreError('UnknownScheme', uri, `unknown URI scheme "${scheme}://"; use s3://bucket/prefix, file:///path or a plain path`);
+  throw new StoreError(
+    'UnknownScheme',
+    uri,
+    `unknown URI scheme "${scheme}://"; use s3://bucket/prefix, file:///path or a plain path`,
+  );
 }
 
 /**

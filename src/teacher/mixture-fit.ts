@@ -45,7 +45,11 @@ export interface FitOptions {
  * @throws RangeError when sizes disagree, a label is out of range, a class has fewer than K images,
  *   or r > C·H·W.
  */
-export async function fitMixtureTeacher(images: Float32Array, labels: Int32Array | null, opts: FitOptions): Promise<MixtureParams> {
+export async function fitMixtureTeacher(
+  images: Float32Array,
+  labels: Int32Array | null,
+  opts: FitOptions,
+): Promise<MixtureParams> {
   const P = sampleSize(opts.shape);
   const K = opts.componentsPerClass ?? 10;
   const r = opts.rank ?? 32;
@@ -53,10 +57,13 @@ export async function fitMixtureTeacher(images: Float32Array, labels: Int32Array
   const floor = opts.psiFloor ?? 1e-4;
   const C = opts.numClasses;
   const G = Math.max(1, C);
-  if (images.length % P !== 0) throw new RangeError(`fitMixtureTeacher: ${images.length} values are not a whole number of ${P}-pixel images`);
+  if (images.length % P !== 0)
+    throw new RangeError(`fitMixtureTeacher: ${images.length} values are not a whole number of ${P}-pixel images`);
   const n = images.length / P;
-  if (!Number.isInteger(K) || K < 1) throw new RangeError(`fitMixtureTeacher: componentsPerClass must be an integer ≥ 1, got ${K}`);
-  if (!Number.isInteger(r) || r < 0 || r > P) throw new RangeError(`fitMixtureTeacher: rank must be an integer in [0, ${P}], got ${r}`);
+  if (!Number.isInteger(K) || K < 1)
+    throw new RangeError(`fitMixtureTeacher: componentsPerClass must be an integer ≥ 1, got ${K}`);
+  if (!Number.isInteger(r) || r < 0 || r > P)
+    throw new RangeError(`fitMixtureTeacher: rank must be an integer in [0, ${P}], got ${r}`);
   if (!(floor > 0)) throw new RangeError(`fitMixtureTeacher: psiFloor must be > 0, got ${floor}`);
   const members = groupMembers(labels, n, C);
 
@@ -68,7 +75,10 @@ export async function fitMixtureTeacher(images: Float32Array, labels: Int32Array
   try {
     for (let g = 0; g < G; g++) {
       const idx = members[g];
-      if (idx.length < K) throw new RangeError(`fitMixtureTeacher: class ${g} has ${idx.length} images, fewer than K = ${K} components; lower componentsPerClass`);
+      if (idx.length < K)
+        throw new RangeError(
+          `fitMixtureTeacher: class ${g} has ${idx.length} images, fewer than K = ${K} components; lower componentsPerClass`,
+        );
       const X = mat(idx.length, P);
       for (let i = 0; i < idx.length; i++) for (let p = 0; p < P; p++) X.data[i * P + p] = images[idx[i] * P + p];
       const rng = xoroshiro128plus((seed * 1000003 + g * 7919 + 1) | 0);
@@ -82,8 +92,17 @@ export async function fitMixtureTeacher(images: Float32Array, labels: Int32Array
         const Xc = mat(rows.length, P);
         for (let i = 0; i < rows.length; i++) for (let p = 0; p < P; p++) mu[p] += X.data[rows[i] * P + p];
         for (let p = 0; p < P; p++) mu[p] /= rows.length;
-        for (let i = 0; i < rows.length; i++) for (let p = 0; p < P; p++) Xc.data[i * P + p] = X.data[rows[i] * P + p] - mu[p];
-        const f = await factorModel(gemm, Xc, r, Math.min(P, r + (opts.oversample ?? 10)), opts.powerIterations ?? 6, floor, rng);
+        for (let i = 0; i < rows.length; i++)
+          for (let p = 0; p < P; p++) Xc.data[i * P + p] = X.data[rows[i] * P + p] - mu[p];
+        const f = await factorModel(
+          gemm,
+          Xc,
+          r,
+          Math.min(P, r + (opts.oversample ?? 10)),
+          opts.powerIterations ?? 6,
+          floor,
+          rng,
+        );
         factors.set(f.factors, (g * K + k) * r * P);
         psi.set(f.psi, off);
       }
@@ -93,7 +112,16 @@ export async function fitMixtureTeacher(images: Float32Array, labels: Int32Array
     await gemm.release();
   }
   return {
-    config: { version: 1, shape: { ...opts.shape }, numClasses: C, components: K, rank: r, psiFloor: floor, seed, trainCount: n },
+    config: {
+      version: 1,
+      shape: { ...opts.shape },
+      numClasses: C,
+      components: K,
+      rank: r,
+      psiFloor: floor,
+      seed,
+      trainCount: n,
+    },
     weights,
     means,
     factors,
@@ -103,7 +131,10 @@ export async function fitMixtureTeacher(images: Float32Array, labels: Int32Array
 
 function groupMembers(labels: Int32Array | null, n: number, C: number): number[][] {
   if (C === 0) return [Array.from({ length: n }, (_, i) => i)];
-  if (!labels || labels.length !== n) throw new RangeError(`fitMixtureTeacher: need labels [${n}] for ${C} classes, got ${labels ? labels.length : 'null'}`);
+  if (!labels || labels.length !== n)
+    throw new RangeError(
+      `fitMixtureTeacher: need labels [${n}] for ${C} classes, got ${labels ? labels.length : 'null'}`,
+    );
   const out: number[][] = Array.from({ length: C }, () => []);
   for (let i = 0; i < n; i++) {
     const y = labels[i];
@@ -126,7 +157,11 @@ async function kmeans(gemm: F64Gemm, X: Mat, K: number, iterations: number, rng:
       if (total > 0) {
         let u = uniformFloat64(rng) * total;
         chosen = n - 1;
-        for (let i = 0; i < n; i++) if ((u -= d2[i]) < 0) { chosen = i; break; }
+        for (let i = 0; i < n; i++)
+          if ((u -= d2[i]) < 0) {
+            chosen = i;
+            break;
+          }
       } else chosen = k; // every point coincides with a centre: any distinct rows will do
     }
     centers.data.set(X.data.subarray(chosen * P, (chosen + 1) * P), k * P);
@@ -152,10 +187,16 @@ async function kmeans(gemm: F64Gemm, X: Mat, K: number, iterations: number, rng:
       let bestD = Infinity;
       for (let k = 0; k < K; k++) {
         const d = cn[k] - 2 * scores.data[i * K + k];
-        if (d < bestD) { bestD = d; best = k; }
+        if (d < bestD) {
+          bestD = d;
+          best = k;
+        }
       }
       dist[i] = bestD;
-      if (assign[i] !== best) { assign[i] = best; changed++; }
+      if (assign[i] !== best) {
+        assign[i] = best;
+        changed++;
+      }
     }
     fillEmptyClusters(X, assign, dist, K);
     if (changed === 0 || it === iterations) break;
@@ -183,7 +224,10 @@ function fillEmptyClusters(X: Mat, assign: Int32Array, dist: Float64Array, K: nu
       if (count[assign[i]] < 2) continue;
       let xn = 0;
       for (let p = 0; p < X.cols; p++) xn += X.data[i * X.cols + p] ** 2;
-      if (dist[i] + xn > farD) { farD = dist[i] + xn; far = i; }
+      if (dist[i] + xn > farD) {
+        farD = dist[i] + xn;
+        far = i;
+      }
     }
     count[assign[far]]--;
     assign[far] = k;
@@ -197,7 +241,15 @@ function fillEmptyClusters(X: Mat, assign: Int32Array, dist: Float64Array, K: nu
  * iteration with l ≥ r columns, W_j = √λ_j·u_j, Ψ = max(floor, diag(S) − Σ_j W_j²).
  * @returns factors float64 [r, P] (rows W_jᵀ) and psi float64 [P].
  */
-async function factorModel(gemm: F64Gemm, Xc: Mat, r: number, l: number, q: number, floor: number, rng: RandomGenerator): Promise<{ factors: Float64Array; psi: Float64Array }> {
+async function factorModel(
+  gemm: F64Gemm,
+  Xc: Mat,
+  r: number,
+  l: number,
+  q: number,
+  floor: number,
+  rng: RandomGenerator,
+): Promise<{ factors: Float64Array; psi: Float64Array }> {
   const P = Xc.cols;
   const m = Math.max(1, Xc.rows);
   const S = await gemm.mul(Xc, Xc, true, false);
@@ -234,7 +286,8 @@ async function factorModel(gemm: F64Gemm, Xc: Mat, r: number, l: number, q: numb
   return { factors, psi };
 }
 
-const toRows = (a: Mat): number[][] => Array.from({ length: a.rows }, (_, i) => Array.from(a.data.subarray(i * a.cols, (i + 1) * a.cols)));
+const toRows = (a: Mat): number[][] =>
+  Array.from({ length: a.rows }, (_, i) => Array.from(a.data.subarray(i * a.cols, (i + 1) * a.cols)));
 
 /** Standard normal by Box–Muller (one value per call, deterministic in the PRNG stream). */
 function gaussian(rng: RandomGenerator): number {
@@ -264,7 +317,8 @@ function orthonormalizeRows(A: Mat, rng: RandomGenerator): void {
         for (let p = 0; p < P; p++) row[p] /= norm;
         break;
       }
-      if (attempt > 20) throw new Error('orthonormalizeRows: cannot complete an orthonormal basis (rows exceed the dimension?)');
+      if (attempt > 20)
+        throw new Error('orthonormalizeRows: cannot complete an orthonormal basis (rows exceed the dimension?)');
       for (let p = 0; p < P; p++) row[p] = gaussian(rng);
     }
   }

@@ -15,7 +15,12 @@ import { toOnnx } from '../graph/onnx.js';
 import * as op from '../graph/ops.js';
 
 /** Gemm: alpha·op(A)·op(B) + beta·C (ONNX Gemm; C broadcast to [m, n]). */
-function gemm(a: Value, b: Value, c: Value | null, attrs: { transA?: number; transB?: number; alpha?: number; beta?: number } = {}): Value {
+function gemm(
+  a: Value,
+  b: Value,
+  c: Value | null,
+  attrs: { transA?: number; transB?: number; alpha?: number; beta?: number } = {},
+): Value {
   const [m] = attrs.transA ? [a.shape[1]] : [a.shape[0]];
   const n: Dim = attrs.transB ? b.shape[0] : b.shape[1];
   const kA = attrs.transA ? a.shape[0] : a.shape[1];
@@ -25,7 +30,10 @@ function gemm(a: Value, b: Value, c: Value | null, attrs: { transA?: number; tra
 }
 
 function reduceMax0(x: Value): Value {
-  return x.graph.node('ReduceMax', [x], [{ dtype: x.dtype, shape: [1, ...x.shape.slice(1)] }], { axes: [0], keepdims: 1 })[0];
+  return x.graph.node('ReduceMax', [x], [{ dtype: x.dtype, shape: [1, ...x.shape.slice(1)] }], {
+    axes: [0],
+    keepdims: 1,
+  })[0];
 }
 
 const unaryOp = (name: string, x: Value) => x.graph.node(name, [x], [{ dtype: x.dtype, shape: x.shape }])[0];

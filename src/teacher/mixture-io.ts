@@ -51,7 +51,9 @@ export async function loadMixture(store: ObjectStore, path: string): Promise<Mix
 export function decodeMixture(bytes: Uint8Array, path: string): MixtureParams {
   const st = decodeSafetensors(bytes, path);
   if (st.metadata.format !== MIXTURE_FORMAT) {
-    throw new Error(`${path}: not a mixture-teacher file (metadata format ${JSON.stringify(st.metadata.format)}, expected ${MIXTURE_FORMAT})`);
+    throw new Error(
+      `${path}: not a mixture-teacher file (metadata format ${JSON.stringify(st.metadata.format)}, expected ${MIXTURE_FORMAT})`,
+    );
   }
   let config: MixtureConfig;
   try {
@@ -64,7 +66,13 @@ export function decodeMixture(bytes: Uint8Array, path: string): MixtureParams {
     if (!x || !(x.data instanceof Float64Array)) throw new Error(`${path}: tensor '${name}' is missing or not F64`);
     return x.data;
   };
-  const params: MixtureParams = { config, weights: get('weights'), means: get('means'), factors: get('factors'), psi: get('psi') };
+  const params: MixtureParams = {
+    config,
+    weights: get('weights'),
+    means: get('means'),
+    factors: get('factors'),
+    psi: get('psi'),
+  };
   try {
     validateMixture(params);
   } catch (e) {

@@ -60,7 +60,8 @@ export function validateMixture(p: MixtureParams): void {
   ];
   for (const [name, a, n] of want) {
     if (!(a instanceof Float64Array)) throw new RangeError(`mixture: ${name} must be a Float64Array`);
-    if (a.length !== n) throw new RangeError(`mixture: ${name} has ${a.length} values, expected ${n} (G ${G}, K ${K}, r ${r}, P ${P})`);
+    if (a.length !== n)
+      throw new RangeError(`mixture: ${name} has ${a.length} values, expected ${n} (G ${G}, K ${K}, r ${r}, P ${P})`);
   }
   for (let i = 0; i < p.psi.length; i++) {
     if (!(p.psi[i] > 0)) throw new RangeError(`mixture: psi[${i}] = ${p.psi[i]} must be > 0`);
@@ -69,7 +70,8 @@ export function validateMixture(p: MixtureParams): void {
     let sum = 0;
     for (let k = 0; k < K; k++) {
       const w = p.weights[g * K + k];
-      if (!(w > 0)) throw new RangeError(`mixture: weight of group ${g} component ${k} is ${w}; every component needs weight > 0`);
+      if (!(w > 0))
+        throw new RangeError(`mixture: weight of group ${g} component ${k} is ${w}; every component needs weight > 0`);
       sum += w;
     }
     if (Math.abs(sum - 1) > 1e-9) throw new RangeError(`mixture: weights of group ${g} sum to ${sum}, expected 1`);
@@ -80,6 +82,7 @@ export function validateMixture(p: MixtureParams): void {
 export function mixtureDigest(p: MixtureParams): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(p.config));
-  for (const a of [p.weights, p.means, p.factors, p.psi]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  for (const a of [p.weights, p.means, p.factors, p.psi])
+    h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   return h.digest('hex');
 }

@@ -75,7 +75,10 @@ export class MixtureDenoiser implements Denoiser {
     const r = Math.max(1, c.rank);
     const P = sampleSize(c.shape);
     const so = { threads: opts.threads };
-    const made = await Promise.allSettled([OrtSession.create(buildDenoiseGraph(K, r, P), so), OrtSession.create(buildPrepGraph(K, r, P), so)]);
+    const made = await Promise.allSettled([
+      OrtSession.create(buildDenoiseGraph(K, r, P), so),
+      OrtSession.create(buildPrepGraph(K, r, P), so),
+    ]);
     const failed = made.find((m) => m.status === 'rejected');
     if (failed) {
       // Release whichever session was created before rethrowing.
@@ -91,7 +94,8 @@ export class MixtureDenoiser implements Denoiser {
     checkDenoiseArgs(this, x, sigma, labels, batch);
     const { P, K, r } = this;
     const out = new Float64Array(x.length);
-    const groups = this.numClasses > 0 ? groupRows(labels!, this.numClasses) : [Int32Array.from({ length: batch }, (_, i) => i)];
+    const groups =
+      this.numClasses > 0 ? groupRows(labels!, this.numClasses) : [Int32Array.from({ length: batch }, (_, i) => i)];
     for (let g = 0; g < groups.length; g++) {
       const rows = groups[g];
       const n = rows.length;
@@ -151,17 +155,27 @@ export class MixtureDenoiser implements Denoiser {
     const M = new Float64Array(r * r);
     for (let k = 0; k < K; k++) {
       // M_k = I + W_kᵀD_k⁻¹W_k, symmetrised (the Gemm result is symmetric only up to rounding).
-      for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) M[i * r + j] = 0.5 * (wdw[(k * r + i) * r + j] + wdw[(k * r + j) * r + i]) + (i === j ? 1 : 0);
+      for (let i = 0; i < r; i++)
+        for (let j = 0; j < r; j++)
+          M[i * r + j] = 0.5 * (wdw[(k * r + i) * r + j] + wdw[(k * r + j) * r + i]) + (i === j ? 1 : 0);
       let f: { inv: Float64Array; logdet: number };
       try {
         f = spdInverse(M, r);
       } catch {
-        throw new Error(`mixture: I + WᵀD⁻¹W of class ${g} component ${k} is not positive definite at sigma ${sigma}; the parameters are corrupt (non-finite factors?)`);
+        throw new Error(
+          `mixture: I + WᵀD⁻¹W of class ${g} component ${k} is not positive definite at sigma ${sigma}; the parameters are corrupt (non-finite factors?)`,
+        );
       }
       minv.set(f.inv, k * r * r);
       bias[k] = Math.log(p.weights[g * K + k]) - 0.5 * (cq[k] + logdetD[k] + f.logdet);
     }
-    return { dinv: res.dinv.data as Float64Array, a: res.a.data as Float64Array, b: res.b.data as Float64Array, minv, bias };
+    return {
+      dinv: res.dinv.data as Float64Array,
+      a: res.a.data as Float64Array,
+      b: res.b.data as Float64Array,
+      minv,
+      bias,
+    };
   }
 
   async close(): Promise<void> {
@@ -176,6 +190,8 @@ function groupRows(labels: Int32Array, C: number): Int32Array[] {
   for (const y of labels) count[y]++;
   const out = Array.from(count, (n) => new Int32Array(n));
   const fill = new Int32Array(C);
-  labels.forEach((y, i) => { out[y][fill[y]++] = i; });
+  labels.forEach((y, i) => {
+    out[y][fill[y]++] = i;
+  });
   return out;
 }

@@ -57,7 +57,9 @@ function tensorSig(v: onnxProto.onnx.IValueInfoProto): { elem: number; dims: Dim
   const t = v.type?.tensorType;
   if (!t) return null;
   // dim_value and dim_param are a oneof; protobufjs puts defaults on the prototype, so test own properties.
-  const dims = (t.shape?.dim ?? []).map((d) => (Object.hasOwn(d, 'dimValue') && d.dimValue != null ? Number(String(d.dimValue)) : null));
+  const dims = (t.shape?.dim ?? []).map((d) =>
+    Object.hasOwn(d, 'dimValue') && d.dimValue != null ? Number(String(d.dimValue)) : null,
+  );
   return { elem: t.elemType ?? 0, dims };
 }
 
@@ -77,12 +79,24 @@ export function inspectEdmModel(bytes: Uint8Array, source: string): EdmModelSign
   const inits = new Set((g.initializer ?? []).map((t) => t.name));
   const inputs = new Map((g.input ?? []).filter((v) => !inits.has(v.name ?? '')).map((v) => [v.name ?? '', v]));
   const outputs = new Map((g.output ?? []).map((v) => [v.name ?? '', v]));
-  const expect = (where: Map<string, onnxProto.onnx.IValueInfoProto>, kind: string, name: string, elem: number, rank: number, form: string) => {
+  const expect = (
+    where: Map<string, onnxProto.onnx.IValueInfoProto>,
+    kind: string,
+    name: string,
+    elem: number,
+    rank: number,
+    form: string,
+  ) => {
     const v = where.get(name);
-    if (!v) throw new Error(`${source}: the model has no ${kind} '${name}' (${form}); it has ${kind}s [${[...where.keys()].join(', ')}]. Export the EDM network with the I/O names of src/teacher/onnx-teacher.ts`);
+    if (!v)
+      throw new Error(
+        `${source}: the model has no ${kind} '${name}' (${form}); it has ${kind}s [${[...where.keys()].join(', ')}]. Export the EDM network with the I/O names of src/teacher/onnx-teacher.ts`,
+      );
     const s = tensorSig(v);
     if (!s || s.elem !== elem || s.dims.length !== rank) {
-      throw new Error(`${source}: ${kind} '${name}' must be ${form}, got elem type ${s ? onnx.TensorProto.DataType[s.elem] : 'non-tensor'} rank ${s ? s.dims.length : '?'}`);
+      throw new Error(
+        `${source}: ${kind} '${name}' must be ${form}, got elem type ${s ? onnx.TensorProto.DataType[s.elem] : 'non-tensor'} rank ${s ? s.dims.length : '?'}`,
+      );
     }
     return s.dims;
   };
@@ -91,17 +105,24 @@ export function inspectEdmModel(bytes: Uint8Array, source: string): EdmModelSign
   const conditional = inputs.has('class_labels');
   if (conditional) expect(inputs, 'input', 'class_labels', DT.INT64, 1, 'int64 [B]');
   const extra = [...inputs.keys()].filter((n) => !['x', 'c_noise', 'class_labels'].includes(n));
-  if (extra.length) throw new Error(`${source}: unexpected model inputs [${extra.join(', ')}]; only x, c_noise and class_labels are fed`);
+  if (extra.length)
+    throw new Error(
+      `${source}: unexpected model inputs [${extra.join(', ')}]; only x, c_noise and class_labels are fed`,
+    );
   const fd = expect(outputs, 'output', 'F', DT.FLOAT, 4, 'float32 [B, C, H, W]');
   const [, C, H, W] = xd;
   if (C === null || H === null || W === null || C < 1 || H < 1 || W < 1) {
     throw new Error(`${source}: input 'x' needs static C, H, W, got [${xd.map((d) => d ?? '?').join(', ')}]`);
   }
   for (let i = 1; i < 4; i++) {
-    if (fd[i] !== null && fd[i] !== xd[i]) throw new Error(`${source}: output 'F' [${fd.map((d) => d ?? '?').join(', ')}] does not match input 'x' [${xd.join(', ')}]`);
+    if (fd[i] !== null && fd[i] !== xd[i])
+      throw new Error(
+        `${source}: output 'F' [${fd.map((d) => d ?? '?').join(', ')}] does not match input 'x' [${xd.join(', ')}]`,
+      );
   }
   const fixedBatch = xd[0];
-  if (fixedBatch !== null && nd[0] !== null && nd[0] !== fixedBatch) throw new Error(`${source}: 'c_noise' batch ${nd[0]} differs from 'x' batch ${fixedBatch}`);
+  if (fixedBatch !== null && nd[0] !== null && nd[0] !== fixedBatch)
+    throw new Error(`${source}: 'c_noise' batch ${nd[0]} differs from 'x' batch ${fixedBatch}`);
   const meta = (model.metadataProps ?? []).find((p) => p.key === 'num_classes')?.value;
   const metadataClasses = meta != null && /^\d+$/.test(meta) ? Number(meta) : null;
   return { shape: { channels: C, height: H, width: W }, fixedBatch, conditional, metadataClasses };
@@ -128,13 +149,22 @@ export class OnnxEdmTeacher implements Denoiser {
   }
 
   /** Builds the teacher from model bytes; `source` names the model in errors. */
-  static async fromBytes(bytes: Uint8Array, opts: OnnxEdmTeacherOptions = {}, source = 'onnx teacher'): Promise<OnnxEdmTeacher> {
+  static async fromBytes(
+    bytes: Uint8Array,
+    opts: OnnxEdmTeacherOptions = {},
+    source = 'onnx teacher',
+  ): Promise<OnnxEdmTeacher> {
     const sig = inspectEdmModel(bytes, source);
     const numClasses = opts.numClasses ?? sig.metadataClasses ?? (sig.conditional ? -1 : 0);
     if (sig.conditional && !(numClasses > 0)) {
-      throw new Error(`${source}: the model takes class_labels but the class count is unknown; pass numClasses or set model metadata num_classes`);
+      throw new Error(
+        `${source}: the model takes class_labels but the class count is unknown; pass numClasses or set model metadata num_classes`,
+      );
     }
-    if (!sig.conditional && numClasses !== 0) throw new Error(`${source}: numClasses ${numClasses} given, but the model has no class_labels input (unconditional)`);
+    if (!sig.conditional && numClasses !== 0)
+      throw new Error(
+        `${source}: numClasses ${numClasses} given, but the model has no class_labels input (unconditional)`,
+      );
     const sigmaData = opts.sigmaData ?? 0.5;
     if (!(sigmaData > 0)) throw new RangeError(`${source}: sigmaData must be > 0, got ${sigmaData}`);
     // Resolved outside the try: a bad GET_DISTILL_EXECUTION_PROVIDERS stays a UsageError (exit 2).
@@ -180,7 +210,8 @@ export class OnnxEdmTeacher implements Denoiser {
         feeds.class_labels = i64([nFeed], y);
       }
       const F = (await this.session.run(feeds, ['F'])).F.data as Float32Array;
-      if (F.length !== nFeed * P) throw new Error(`${this.id}: output 'F' has ${F.length} values, expected ${nFeed * P}`);
+      if (F.length !== nFeed * P)
+        throw new Error(`${this.id}: output 'F' has ${F.length} values, expected ${nFeed * P}`);
       for (let j = 0; j < n * P; j++) out[start * P + j] = cSkip * x[start * P + j] + cOut * F[j];
     }
     return out;

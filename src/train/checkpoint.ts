@@ -21,24 +21,33 @@ import { ParamStore } from './params.js';
 
 export const CHECKPOINT_FORMAT = 'get-distill-checkpoint/1';
 
-export const CheckpointStateSchema = z.object({
-  step: z.number().int().nonnegative(),
-  imagesSeen: z.number().int().nonnegative(),
-  adamSteps: z.number().int().nonnegative(),
-  config: GetConfigSchema,
-  optimizer: AdamWConfigSchema,
-  ema: EmaConfigSchema,
-  batch: z.number().int().positive(),
-  iterations: z.number().int().positive(),
-  seed: z.number().int(),
-  /** Digest of the pair dataset the run trains on: sha256 of its manifest's shard list (datasetDigest). */
-  dataManifestSha256: z.string(),
-  /** Last logged training loss (for progress displays). */
-  loss: z.number().nullable(),
-}).strict();
+export const CheckpointStateSchema = z
+  .object({
+    step: z.number().int().nonnegative(),
+    imagesSeen: z.number().int().nonnegative(),
+    adamSteps: z.number().int().nonnegative(),
+    config: GetConfigSchema,
+    optimizer: AdamWConfigSchema,
+    ema: EmaConfigSchema,
+    batch: z.number().int().positive(),
+    iterations: z.number().int().positive(),
+    seed: z.number().int(),
+    /** Digest of the pair dataset the run trains on: sha256 of its manifest's shard list (datasetDigest). */
+    dataManifestSha256: z.string(),
+    /** Last logged training loss (for progress displays). */
+    loss: z.number().nullable(),
+  })
+  .strict();
 export type CheckpointState = z.infer<typeof CheckpointStateSchema>;
 
-const LatestSchema = z.object({ step: z.number().int().nonnegative(), file: z.string().regex(/^checkpoint-\d{9}\.safetensors$/), sha256: z.string(), bytes: z.number().int() }).strict();
+const LatestSchema = z
+  .object({
+    step: z.number().int().nonnegative(),
+    file: z.string().regex(/^checkpoint-\d{9}\.safetensors$/),
+    sha256: z.string(),
+    bytes: z.number().int(),
+  })
+  .strict();
 
 export interface Checkpoint {
   readonly state: CheckpointState;
@@ -59,9 +68,15 @@ const CHECKPOINT_NAME = /^checkpoint-\d{9}\.safetensors$/;
  */
 export async function saveCheckpoint(store: ObjectStore, dir: string, ck: Checkpoint, keep: number): Promise<string> {
   const tensors: Record<string, TensorData> = {};
-  const groups: [string, ParamStore][] = [['params', ck.params], ['ema', ck.ema], ['adam_m', ck.adamM], ['adam_v', ck.adamV]];
+  const groups: [string, ParamStore][] = [
+    ['params', ck.params],
+    ['ema', ck.ema],
+    ['adam_m', ck.adamM],
+    ['adam_v', ck.adamV],
+  ];
   for (const s of ck.params.specs) {
-    for (const [prefix, store] of groups) tensors[`${prefix}.${s.name}`] = { dtype: 'float32', dims: s.shape, data: store.view(s.name) };
+    for (const [prefix, store] of groups)
+      tensors[`${prefix}.${s.name}`] = { dtype: 'float32', dims: s.shape, data: store.view(s.name) };
   }
   const bytes = encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, state: JSON.stringify(ck.state) });
   const file = fileFor(ck.state.step);
@@ -81,7 +96,10 @@ export async function saveCheckpoint(store: ObjectStore, dir: string, ck: Checkp
 export async function listCheckpoints(store: ObjectStore, dir: string): Promise<string[]> {
   const prefix = joinUri(dir, '');
   const uris = await store.list(prefix.endsWith('/') ? prefix : `${prefix}/`);
-  return uris.map((u) => u.slice(u.lastIndexOf('/') + 1)).filter((f) => CHECKPOINT_NAME.test(f)).sort();
+  return uris
+    .map((u) => u.slice(u.lastIndexOf('/') + 1))
+    .filter((f) => CHECKPOINT_NAME.test(f))
+    .sort();
 }
 
 /** True when `<dir>/latest.json` exists. @throws StoreError when the store cannot be asked. */
@@ -105,7 +123,9 @@ export async function loadLatestCheckpoint(store: ObjectStore, dir: string, spec
     latest = LatestSchema.parse(JSON.parse(new TextDecoder().decode(await store.get(latestPath))));
   } catch (e) {
     if (e instanceof StoreError && e.code !== 'NotFound') throw e;
-    throw new UsageError(`${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0].slice(0, 120)}); delete the checkpoints folder to train from step 0`);
+    throw new UsageError(
+      `${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0].slice(0, 120)}); delete the checkpoints folder to train from step 0`,
+    );
   }
   return loadCheckpoint(store, joinUri(dir, latest.file), specs, latest);
 }
@@ -117,13 +137,20 @@ export async function loadLatestCheckpoint(store: ObjectStore, dir: string, spec
  * @throws UsageError naming the URI when it is missing, not a checkpoint, truncated, corrupt or of
  *   another model; StoreError when the store fails.
  */
-export async function loadCheckpoint(store: ObjectStore, path: string, specs: SpecsFor, expect?: { bytes: number; sha256: string }): Promise<Checkpoint> {
+export async function loadCheckpoint(
+  store: ObjectStore,
+  path: string,
+  specs: SpecsFor,
+  expect?: { bytes: number; sha256: string },
+): Promise<Checkpoint> {
   const bytes = await store.get(path).catch((e: unknown) => {
     if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw new UsageError(`${path}: checkpoint ${expect ? 'named by latest.json ' : ''}is missing`);
   });
   if (expect && (bytes.length !== expect.bytes || sha256Hex(bytes) !== expect.sha256)) {
-    throw new UsageError(`${path}: checkpoint is corrupt or truncated (size/sha256 differ from latest.json); restore the file, or delete the checkpoints folder to train again from step 0 (the pairs are kept)`);
+    throw new UsageError(
+      `${path}: checkpoint is corrupt or truncated (size/sha256 differ from latest.json); restore the file, or delete the checkpoints folder to train again from step 0 (the pairs are kept)`,
+    );
   }
   let st;
   try {
@@ -131,7 +158,8 @@ export async function loadCheckpoint(store: ObjectStore, path: string, specs: Sp
   } catch (e) {
     throw new UsageError(`${(e as Error).message}; not a ${CHECKPOINT_FORMAT} file`);
   }
-  if (st.metadata.format !== CHECKPOINT_FORMAT) throw new UsageError(`${path}: format "${st.metadata.format}" is not ${CHECKPOINT_FORMAT}`);
+  if (st.metadata.format !== CHECKPOINT_FORMAT)
+    throw new UsageError(`${path}: format "${st.metadata.format}" is not ${CHECKPOINT_FORMAT}`);
   let state: unknown = null;
   try {
     state = JSON.parse(st.metadata.state ?? 'null');
@@ -151,7 +179,9 @@ export async function loadCheckpoint(store: ObjectStore, path: string, specs: Sp
     for (const s of want) {
       const t = st.tensors[`${prefix}.${s.name}`];
       if (!t || t.dtype !== 'float32' || t.dims.join() !== s.shape.join()) {
-        throw new UsageError(`${path}: tensor ${prefix}.${s.name} is missing or not float32 [${s.shape.join(',')}]; the checkpoint belongs to another model`);
+        throw new UsageError(
+          `${path}: tensor ${prefix}.${s.name} is missing or not float32 [${s.shape.join(',')}]; the checkpoint belongs to another model`,
+        );
       }
       store.view(s.name).set(t.data as Float32Array);
     }

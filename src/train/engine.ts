@@ -47,7 +47,13 @@ export interface ForwardResult extends StepResult {
 export const TRAINING_ENGINES = ['ort', 'tfjs'] as const;
 export type TrainingEngineKind = (typeof TRAINING_ENGINES)[number];
 /** The tfjs backends a caller may force (`auto`: tfjs-node-gpu, then tfjs-node, then wasm, then cpu). */
-export const TFJS_BACKENDS = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'] as const satisfies readonly TfjsBackendChoice[];
+export const TFJS_BACKENDS = [
+  'auto',
+  'node-gpu',
+  'node',
+  'wasm',
+  'cpu',
+] as const satisfies readonly TfjsBackendChoice[];
 
 /**
  * One GET training step at fixed config, batch and iteration count K, whatever runs it. Both engines
@@ -92,15 +98,28 @@ export interface CreateEngineOptions {
  * @throws UsageError when a forced tfjs backend's package is missing (the message names the package);
  *   Error for an inconsistent config or a graph the backend rejects.
  */
-export async function createTrainingEngine(kind: TrainingEngineKind, cfg: GetConfig, batch: number, iterations: number, o: CreateEngineOptions = {}): Promise<TrainingEngine> {
+export async function createTrainingEngine(
+  kind: TrainingEngineKind,
+  cfg: GetConfig,
+  batch: number,
+  iterations: number,
+  o: CreateEngineOptions = {},
+): Promise<TrainingEngine> {
   if (kind === 'ort') return OrtTrainingEngine.create(cfg, batch, iterations, o.threads);
   const { TfjsTrainingEngine } = await import('./tfjs-engine.js');
   return TfjsTrainingEngine.create(cfg, batch, iterations, { backend: o.tfjsBackend, log: o.log });
 }
 
 /** The forward graph of one training step (buildGet + trainingObjective) with its MatMul flops. */
-export function buildTrainingGraph(cfg: GetConfig, batch: number, iterations: number): {
-  graph: Graph; specs: readonly ParamSpec[]; objective: TrainingObjective; forwardFlops: number;
+export function buildTrainingGraph(
+  cfg: GetConfig,
+  batch: number,
+  iterations: number,
+): {
+  graph: Graph;
+  specs: readonly ParamSpec[];
+  objective: TrainingObjective;
+  forwardFlops: number;
 } {
   const graph = new Graph('get_train');
   const m = buildGet(graph, cfg, batch);
@@ -113,7 +132,12 @@ export function buildTrainingGraph(cfg: GetConfig, batch: number, iterations: nu
  * float32, z0 [B,N,D] float32, class_labels [B] int64 (conditional models only).
  * @throws Error when a conditional model gets no labels.
  */
-export function stepFeeds(cfg: GetConfig, batch: number, data: TrainBatch, z0: Float32Array): Record<string, HostTensor> {
+export function stepFeeds(
+  cfg: GetConfig,
+  batch: number,
+  data: TrainBatch,
+  z0: Float32Array,
+): Record<string, HostTensor> {
   const { channels: C, imageSize: H, hiddenSize: D } = cfg;
   const B = batch;
   const feeds: Record<string, HostTensor> = {
@@ -150,7 +174,13 @@ export class OrtTrainingEngine implements TrainingEngine {
    * Builds the training graph for a fixed batch size and compiles it.
    * @throws when the config is inconsistent (see resolveConfig) or onnxruntime rejects the graph.
    */
-  static async create(cfg: GetConfig, batch: number, iterations = 6, threads?: number, opts: EngineOptions = {}): Promise<OrtTrainingEngine> {
+  static async create(
+    cfg: GetConfig,
+    batch: number,
+    iterations = 6,
+    threads?: number,
+    opts: EngineOptions = {},
+  ): Promise<OrtTrainingEngine> {
     const { graph: g, specs, objective, forwardFlops } = buildTrainingGraph(cfg, batch, iterations);
     const { loss, l1, states, decoded } = objective;
     const grads = gradients(loss, g.params);
@@ -205,7 +235,10 @@ export class OrtTrainingEngine implements TrainingEngine {
   async forward(params: ParamStore, data: TrainBatch, z0: Float32Array): Promise<ForwardResult> {
     if (!this.iterates) throw new Error('OrtTrainingEngine.forward needs an engine created with { iterates: true }');
     const K = this.iterations;
-    const names = ['loss', ...Array.from({ length: K }, (_, k) => [`l1_${k + 1}`, `z_${k + 1}`, `x_hat_${k + 1}`]).flat()];
+    const names = [
+      'loss',
+      ...Array.from({ length: K }, (_, k) => [`l1_${k + 1}`, `z_${k + 1}`, `x_hat_${k + 1}`]).flat(),
+    ];
     const out = await this.session.run(this.feeds(params, data, z0), names);
     return {
       ...this.stepResult(out),

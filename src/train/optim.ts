@@ -9,13 +9,15 @@
  */
 import { z } from 'zod';
 
-export const AdamWConfigSchema = z.object({
-  lr: z.number().positive(),
-  beta1: z.number().min(0).lt(1),
-  beta2: z.number().min(0).lt(1),
-  eps: z.number().positive(),
-  weightDecay: z.number().min(0),
-}).strict();
+export const AdamWConfigSchema = z
+  .object({
+    lr: z.number().positive(),
+    beta1: z.number().min(0).lt(1),
+    beta2: z.number().min(0).lt(1),
+    eps: z.number().positive(),
+    weightDecay: z.number().min(0),
+  })
+  .strict();
 export type AdamWConfig = z.infer<typeof AdamWConfigSchema>;
 
 export const REFERENCE_ADAMW: AdamWConfig = { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
@@ -27,11 +29,16 @@ export class AdamW {
   /** Optimizer steps taken. */
   t = 0;
 
-  constructor(readonly cfg: AdamWConfig, size: number, state?: { m: Float32Array; v: Float32Array; t: number }) {
+  constructor(
+    readonly cfg: AdamWConfig,
+    size: number,
+    state?: { m: Float32Array; v: Float32Array; t: number },
+  ) {
     this.m = state?.m ?? new Float32Array(size);
     this.v = state?.v ?? new Float32Array(size);
     this.t = state?.t ?? 0;
-    if (this.m.length !== size || this.v.length !== size) throw new Error(`AdamW: state has ${this.m.length} values, parameters ${size}`);
+    if (this.m.length !== size || this.v.length !== size)
+      throw new Error(`AdamW: state has ${this.m.length} values, parameters ${size}`);
   }
 
   /** One update of `params` in place from `grad` (same length). */
@@ -55,7 +62,13 @@ export class AdamW {
 
 export const EmaConfigSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('constant'), decay: z.number().min(0).max(1) }).strict(),
-  z.object({ kind: z.literal('halflife'), halflifeImages: z.number().positive(), rampupRatio: z.number().positive().nullable() }).strict(),
+  z
+    .object({
+      kind: z.literal('halflife'),
+      halflifeImages: z.number().positive(),
+      rampupRatio: z.number().positive().nullable(),
+    })
+    .strict(),
 ]);
 export type EmaConfig = z.infer<typeof EmaConfigSchema>;
 

@@ -10,7 +10,10 @@ export class ParamStore {
   readonly flat: Float32Array;
   readonly offsets: ReadonlyMap<string, { offset: number; size: number; shape: readonly number[] }>;
 
-  constructor(readonly specs: readonly ParamSpec[], flat?: Float32Array) {
+  constructor(
+    readonly specs: readonly ParamSpec[],
+    flat?: Float32Array,
+  ) {
     const offsets = new Map<string, { offset: number; size: number; shape: readonly number[] }>();
     let n = 0;
     for (const s of specs) {

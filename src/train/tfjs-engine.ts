@@ -40,12 +40,25 @@ export class TfjsTrainingEngine implements TrainingEngine {
    * @throws UsageError when a forced backend's package is missing (names the package to install);
    *   Error for an inconsistent config (see resolveConfig) or an op the interpreter lacks.
    */
-  static async create(cfg: GetConfig, batch: number, iterations = 6, o: TfjsEngineOptions = {}): Promise<TfjsTrainingEngine> {
+  static async create(
+    cfg: GetConfig,
+    batch: number,
+    iterations = 6,
+    o: TfjsEngineOptions = {},
+  ): Promise<TfjsTrainingEngine> {
     const { graph, specs, objective, forwardFlops } = buildTrainingGraph(cfg, batch, iterations);
     const outputs: Record<string, Value> = { loss: objective.loss };
     objective.l1.forEach((v, k) => (outputs[`l1_${k + 1}`] = v));
     const runtime = await loadTfjs({ backend: o.backend ?? 'auto', log: o.log });
-    return new TfjsTrainingEngine(cfg, batch, iterations, specs, runtime, TfjsGraph.create(runtime, graph, outputs), 3 * forwardFlops);
+    return new TfjsTrainingEngine(
+      cfg,
+      batch,
+      iterations,
+      specs,
+      runtime,
+      TfjsGraph.create(runtime, graph, outputs),
+      3 * forwardFlops,
+    );
   }
 
   get describe(): string {
@@ -66,7 +79,8 @@ export class TfjsTrainingEngine implements TrainingEngine {
     for (const s of this.specs) {
       const g = grads[s.name];
       const o = params.offsets.get(s.name)!;
-      if (!g || g.length !== o.size) throw new Error(`tfjs engine: gradient of ${s.name} has ${g?.length ?? 'no'} values, expected ${o.size}`);
+      if (!g || g.length !== o.size)
+        throw new Error(`tfjs engine: gradient of ${s.name} has ${g?.length ?? 'no'} values, expected ${o.size}`);
       grad.set(g, o.offset);
     }
     const scalar = (name: string) => Number((outputs[name].data as Float32Array)[0]);

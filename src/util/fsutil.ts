@@ -26,7 +26,8 @@ export async function makeDirs(dir: string): Promise<void> {
     missing.unshift(p);
     if (dirname(p) === p) break;
   }
-  for (const p of missing) await mkdir(p).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EEXIST') throw e;
-  });
+  for (const p of missing)
+    await mkdir(p).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
 }

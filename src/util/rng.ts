@@ -31,7 +31,8 @@ export class Rng {
 
   /** @throws when seed is not an integer in [−2^31, 2^31). */
   constructor(seed: number) {
-    if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 31) throw new Error(`Rng: seed must be a 32-bit integer, got ${seed}`);
+    if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 31)
+      throw new Error(`Rng: seed must be a 32-bit integer, got ${seed}`);
     this.gen = xoroshiro128plusFromState(seedState(seed));
   }
 

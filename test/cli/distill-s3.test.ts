@@ -19,22 +19,53 @@ let env: ReturnType<typeof loadS3Env>;
 let bucket: string;
 let store: S3Store;
 const args = (out: string, extra: string[] = []) => [
-  'distill', '--store', out, '--pairs', '256', '--heldout', '40', '--shard-size', '64', '--steps', String(2 * N),
-  '--checkpoint-every', String(N), '--grid-columns', '2', '--teacher-components', '3', '--teacher-rank', '8',
-  '--cache-dir', `s3://${bucket}/cache`, '--fid-samples', '150', ...extra,
+  'distill',
+  '--store',
+  out,
+  '--pairs',
+  '256',
+  '--heldout',
+  '40',
+  '--shard-size',
+  '64',
+  '--steps',
+  String(2 * N),
+  '--checkpoint-every',
+  String(N),
+  '--grid-columns',
+  '2',
+  '--teacher-components',
+  '3',
+  '--teacher-rank',
+  '8',
+  '--cache-dir',
+  `s3://${bucket}/cache`,
+  '--fid-samples',
+  '150',
+  ...extra,
 ];
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
-function cli(argv: string[], envOverride: Record<string, string> = {}): { code: number | null; stderr: string; seconds: number } {
+function cli(
+  argv: string[],
+  envOverride: Record<string, string> = {},
+): { code: number | null; stderr: string; seconds: number } {
   const t = performance.now();
-  const r = spawnSync(process.execPath, [...CLI, ...argv], { encoding: 'utf8', timeout: 240_000, env: { ...process.env, ...envOverride } });
+  const r = spawnSync(process.execPath, [...CLI, ...argv], {
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, ...envOverride },
+  });
   return { code: r.status, stderr: r.stderr, seconds: (performance.now() - t) / 1000 };
 }
 
 /** The last stderr line is the one error line; no stack trace anywhere. */
 function expectUsage(r: { code: number | null; stderr: string }, pattern: RegExp): string {
   assert.equal(r.code, 2, `exit ${r.code}; stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.trim() !== '');
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   assert.equal(lines.filter((l) => l.startsWith('get-distill: ')).length, 1, r.stderr);
   assert.match(lines.at(-1)!, pattern);
   assert.ok(!/^\s+at /m.test(r.stderr), `stack trace in:\n${r.stderr}`);
@@ -44,7 +75,9 @@ function expectUsage(r: { code: number | null; stderr: string }, pattern: RegExp
 const getJson = async (uri: string) => JSON.parse(new TextDecoder().decode(await store.get(uri)));
 
 /** params/ema/adam tensors of a run's latest checkpoint, and its state. */
-async function latestCheckpoint(run: string): Promise<{ state: { step: number }; tensors: Record<string, Float32Array> }> {
+async function latestCheckpoint(
+  run: string,
+): Promise<{ state: { step: number }; tensors: Record<string, Float32Array> }> {
   const latest = await getJson(joinUri(run, 'checkpoints/latest.json'));
   const st = decodeSafetensors(await store.get(joinUri(run, 'checkpoints', latest.file)), latest.file);
   const tensors = Object.fromEntries(Object.entries(st.tensors).map(([k, t]) => [k, t.data as Float32Array]));
@@ -66,7 +99,14 @@ test(`N=${N} steps + SIGKILL + --resume to 2N equals 2N straight, in S3 (a delet
   assert.equal(r0.code, 0, r0.stderr);
   const report0 = await getJson(joinUri(straight, 'report.json'));
   assert.equal(report0.steps, 2 * N);
-  for (const key of ['options.json', 'stats.jsonl', 'samples.png', 'pairs/manifest.json', 'heldout/manifest.json', 'checkpoints/latest.json']) {
+  for (const key of [
+    'options.json',
+    'stats.jsonl',
+    'samples.png',
+    'pairs/manifest.json',
+    'heldout/manifest.json',
+    'checkpoints/latest.json',
+  ]) {
     assert.notEqual(await store.head(joinUri(straight, key)), null, `missing ${key}`);
   }
   for (const key of ['options.json', 'stats.jsonl', 'report.json']) {
@@ -82,7 +122,10 @@ test(`N=${N} steps + SIGKILL + --resume to 2N equals 2N straight, in S3 (a delet
   const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_code, signal) => res(signal)));
   let seen = -1;
   for (let t = 0; t < 1200 && child.exitCode === null; t++) {
-    seen = await getJson(joinUri(killed, 'checkpoints/latest.json')).then((l) => l.step as number, () => -1);
+    seen = await getJson(joinUri(killed, 'checkpoints/latest.json')).then(
+      (l) => l.step as number,
+      () => -1,
+    );
     if (seen >= N) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -97,12 +140,23 @@ test(`N=${N} steps + SIGKILL + --resume to 2N equals 2N straight, in S3 (a delet
   const manifest = await getJson(joinUri(killed, 'pairs/manifest.json'));
   const [gone, cut] = [manifest.shards[1], manifest.shards[2]];
   await store.delete(joinUri(killed, 'pairs', gone.file));
-  await store.put(joinUri(killed, 'pairs', cut.file), (await store.get(joinUri(killed, 'pairs', cut.file))).subarray(0, 1000));
+  await store.put(
+    joinUri(killed, 'pairs', cut.file),
+    (await store.get(joinUri(killed, 'pairs', cut.file))).subarray(0, 1000),
+  );
 
   const r1 = cli(args(killed, ['--resume']));
   assert.equal(r1.code, 0, r1.stderr);
-  assert.match(r1.stderr, new RegExp(`regenerating s3://${bucket}/killed/pairs/${cut.file}: 1000 bytes, the manifest lists ${cut.bytes}`));
-  for (const e of [gone, cut]) assert.equal(sha256Hex(await store.get(joinUri(killed, 'pairs', e.file))), e.sha256, `${e.file} regenerated byte-identically`);
+  assert.match(
+    r1.stderr,
+    new RegExp(`regenerating s3://${bucket}/killed/pairs/${cut.file}: 1000 bytes, the manifest lists ${cut.bytes}`),
+  );
+  for (const e of [gone, cut])
+    assert.equal(
+      sha256Hex(await store.get(joinUri(killed, 'pairs', e.file))),
+      e.sha256,
+      `${e.file} regenerated byte-identically`,
+    );
   const report1 = await getJson(joinUri(killed, 'report.json'));
   assert.equal(report1.resumedFromStep, N);
   assert.equal(report1.steps, 2 * N);
@@ -115,7 +169,10 @@ test(`N=${N} steps + SIGKILL + --resume to 2N equals 2N straight, in S3 (a delet
     assert.equal(b.tensors[k]?.length, t.length, k);
     for (let i = 0; i < t.length; i++) maxDiff = Math.max(maxDiff, Math.abs(t[i] - b.tensors[k][i]));
   }
-  assert.ok(Object.keys(a.tensors).some((k) => k.startsWith('adam_v.')), 'Adam state is compared too');
+  assert.ok(
+    Object.keys(a.tensors).some((k) => k.startsWith('adam_v.')),
+    'Adam state is compared too',
+  );
   assert.ok(maxDiff <= 1e-6, `params, EMA and Adam state differ by ${maxDiff}`);
   t.diagnostic(`max |Δ| over params, EMA and Adam state after kill + resume: ${maxDiff} (killed at step ${seen})`);
   assert.equal(report1.heldoutL1.student, report0.heldoutL1.student);
@@ -129,16 +186,25 @@ test('a checkpoint replaced by other bytes of the same size: --resume exits 2 na
   const flipped = bytes.slice();
   flipped[flipped.length - 1] ^= 0xff;
   await store.put(uri, flipped);
-  const line = expectUsage(cli(args(run, ['--resume', '--steps', String(2 * N + 10)])), /checkpoint is corrupt or truncated/);
+  const line = expectUsage(
+    cli(args(run, ['--resume', '--steps', String(2 * N + 10)])),
+    /checkpoint is corrupt or truncated/,
+  );
   assert.ok(line.includes(uri), line);
   assert.equal(sha256Hex(await store.get(uri)), sha256Hex(flipped), 'nothing was overwritten');
 });
 
 test('a missing bucket, a wrong secret and an unreachable endpoint exit 2 with one line naming it', async () => {
-  expectUsage(cli(args(`s3://${bucket}-absent/run`)), new RegExp(`bucket "${bucket}-absent" does not exist at ${env.endpoint}`));
+  expectUsage(
+    cli(args(`s3://${bucket}-absent/run`)),
+    new RegExp(`bucket "${bucket}-absent" does not exist at ${env.endpoint}`),
+  );
 
   const wrong = cli(args(`s3://${bucket}/denied`), { AWS_SECRET_ACCESS_KEY: 'not-the-secret-0123456789' });
-  expectUsage(wrong, /access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch\) on list; check AWS_ACCESS_KEY_ID/);
+  expectUsage(
+    wrong,
+    /access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch\) on list; check AWS_ACCESS_KEY_ID/,
+  );
   assert.ok(!wrong.stderr.includes('not-the-secret'), 'the secret is never printed');
 
   const port = await new Promise<number>((res) => {
@@ -147,7 +213,13 @@ test('a missing bucket, a wrong secret and an unreachable endpoint exit 2 with o
       s.close(() => res(p));
     });
   });
-  const down = cli(args(`s3://${bucket}/down`), { GET_DISTILL_S3_ENDPOINT: `http://127.0.0.1:${port}`, GET_DISTILL_S3_MAX_ATTEMPTS: '2' });
-  expectUsage(down, new RegExp(`cannot reach S3 endpoint http://127.0.0.1:${port} \\(ECONNREFUSED\\) after 2 attempts`));
+  const down = cli(args(`s3://${bucket}/down`), {
+    GET_DISTILL_S3_ENDPOINT: `http://127.0.0.1:${port}`,
+    GET_DISTILL_S3_MAX_ATTEMPTS: '2',
+  });
+  expectUsage(
+    down,
+    new RegExp(`cannot reach S3 endpoint http://127.0.0.1:${port} \\(ECONNREFUSED\\) after 2 attempts`),
+  );
   assert.ok(down.seconds < 30, `failed after ${down.seconds.toFixed(1)} s`);
 });

@@ -22,7 +22,10 @@ const root = mkdtempSync(join(tmpdir(), 'get-export-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -31,10 +34,24 @@ async function tinyCheckpoint(store: ObjectStore, dir: string): Promise<void> {
   const cfg = resolveConfig('GET-CPU-XS/8', { numClasses: 10 });
   const params = initParams(paramSpecs(cfg), 0);
   const state: CheckpointState = {
-    step: 12, imagesSeen: 96, adamSteps: 12, config: cfg, optimizer: REFERENCE_ADAMW, ema: REFERENCE_EMA, batch: 8,
-    iterations: 6, seed: 0, dataManifestSha256: 'cd'.repeat(32), loss: null,
+    step: 12,
+    imagesSeen: 96,
+    adamSteps: 12,
+    config: cfg,
+    optimizer: REFERENCE_ADAMW,
+    ema: REFERENCE_EMA,
+    batch: 8,
+    iterations: 6,
+    seed: 0,
+    dataManifestSha256: 'cd'.repeat(32),
+    loss: null,
   };
-  await saveCheckpoint(store, dir, { state, params, ema: params.clone(), adamM: params.clone(), adamV: params.clone() }, 1);
+  await saveCheckpoint(
+    store,
+    dir,
+    { state, params, ema: params.clone(), adamM: params.clone(), adamV: params.clone() },
+    1,
+  );
 }
 
 test('export of a checkpoint folder writes model.onnx and model.json and prints a summary', async () => {
@@ -52,7 +69,13 @@ test('export of a checkpoint folder writes model.onnx and model.json and prints 
   assert.match(r.stdout, new RegExp(`^model +${join(out, 'model.onnx')}$`, 'm'));
   assert.match(r.stdout, new RegExp(`^sha256 +${card.sha256}$`, 'm'));
   assert.match(r.stdout, new RegExp(`^size +${bytes.length.toLocaleString('en-US')} bytes`, 'm'));
-  assert.match(r.stdout, new RegExp(`^parameters +${card.parameterCount.toLocaleString('en-US')} \\(GET-CPU-XS/8, 10 classes, 6 iterations\\)$`, 'm'));
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `^parameters +${card.parameterCount.toLocaleString('en-US')} \\(GET-CPU-XS/8, 10 classes, 6 iterations\\)$`,
+      'm',
+    ),
+  );
   assert.match(r.stdout, /^step +12$/m);
   const help = cli(['export', '--help']);
   assert.equal(help.code, 0);
@@ -62,7 +85,10 @@ test('export of a checkpoint folder writes model.onnx and model.json and prints 
 function expectUsage(args: string[], pattern: RegExp): void {
   const r = cli(args);
   assert.equal(r.code, 2, `exit ${r.code}; stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.trim() !== '' && !l.startsWith('(run with --help'));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('(run with --help'));
   assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
   assert.match(lines[0], pattern);
 }
@@ -70,11 +96,17 @@ function expectUsage(args: string[], pattern: RegExp): void {
 test('bad input exits 2 with one line naming the problem, and writes nothing', () => {
   const out = join(root, 'never');
   const missing = join(root, 'no-such-run', 'checkpoints');
-  expectUsage(['export', '--checkpoint', missing, '--out', out], new RegExp(`^get-distill: ${missing}: no checkpoint there`));
+  expectUsage(
+    ['export', '--checkpoint', missing, '--out', out],
+    new RegExp(`^get-distill: ${missing}: no checkpoint there`),
+  );
   const text = join(root, 'readme.txt');
   writeFileSync(text, 'hello');
   expectUsage(['export', '--checkpoint', text, '--out', out], /^get-distill: .*readme\.txt: not a checkpoint/);
-  expectUsage(['export', '--checkpoint', 'gs://bucket/ck', '--out', out], /--checkpoint gs:\/\/bucket\/ck: unknown URI scheme "gs:\/\/"/);
+  expectUsage(
+    ['export', '--checkpoint', 'gs://bucket/ck', '--out', out],
+    /--checkpoint gs:\/\/bucket\/ck: unknown URI scheme "gs:\/\/"/,
+  );
   expectUsage(['export', '--out', out], /required option '--checkpoint <uri>' not specified/);
   expectUsage(['export', '--checkpoint', text], /required option '--out <uri>' not specified/);
   assert.throws(() => statSync(out), /ENOENT/);

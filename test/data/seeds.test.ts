@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  labelForSeed, labelsForSeedRange, noiseForSeed, noiseForSeedRange, seedRange, splitSeedRange,
+  labelForSeed,
+  labelsForSeedRange,
+  noiseForSeed,
+  noiseForSeedRange,
+  seedRange,
+  splitSeedRange,
 } from '../../src/data/seeds.js';
 
 const img = { channels: 1, height: 32, width: 32 };
@@ -13,9 +18,18 @@ describe('noiseForSeed', () => {
   test('first values pinned to numpy.random.RandomState(seed).standard_normal', () => {
     // Values printed by NumPy 2.4 (legacy RandomState: MT19937 + Marsaglia polar).
     const pinned: Record<number, number[]> = {
-      0: [1.764052345967664, 0.4001572083672233, 0.9787379841057392, 2.240893199201458, 1.8675579901499675, -0.977277879876411, 0.9500884175255894],
-      42: [0.4967141530112327, -0.13826430117118466, 0.6476885381006925, 1.5230298564080254, -0.23415337472333597, -0.23413695694918055, 1.5792128155073915],
-      2147483647: [1.628680950870893, -1.1083224214197442, 1.3931666912751481, 0.6885372651891304, -1.1734482800347712, -0.17520816359917246, -1.0788842665596912],
+      0: [
+        1.764052345967664, 0.4001572083672233, 0.9787379841057392, 2.240893199201458, 1.8675579901499675,
+        -0.977277879876411, 0.9500884175255894,
+      ],
+      42: [
+        0.4967141530112327, -0.13826430117118466, 0.6476885381006925, 1.5230298564080254, -0.23415337472333597,
+        -0.23413695694918055, 1.5792128155073915,
+      ],
+      2147483647: [
+        1.628680950870893, -1.1083224214197442, 1.3931666912751481, 0.6885372651891304, -1.1734482800347712,
+        -0.17520816359917246, -1.0788842665596912,
+      ],
     };
     for (const [seed, want] of Object.entries(pinned)) {
       const got = noiseForSeed(Number(seed), { channels: 1, height: 1, width: 7 });
@@ -58,11 +72,13 @@ describe('noiseForSeed', () => {
     const batch = noiseForSeedRange(seedRange(10, 13), img);
     assert.ok(batch instanceof Float32Array);
     assert.equal(batch.length, 3 * 1024);
-    for (let k = 0; k < 3; k++) assert.deepEqual(batch.subarray(k * 1024, (k + 1) * 1024), Float32Array.from(noiseForSeed(10 + k, img)));
+    for (let k = 0; k < 3; k++)
+      assert.deepEqual(batch.subarray(k * 1024, (k + 1) * 1024), Float32Array.from(noiseForSeed(10 + k, img)));
   });
 
   test('invalid seeds and shapes throw a clear error', () => {
-    for (const bad of [-1, 1.5, 2 ** 31, Number.NaN]) assert.throws(() => noiseForSeed(bad, img), /seeds are integers in \[0, 2\^31\)/);
+    for (const bad of [-1, 1.5, 2 ** 31, Number.NaN])
+      assert.throws(() => noiseForSeed(bad, img), /seeds are integers in \[0, 2\^31\)/);
     assert.throws(() => noiseForSeed(0, { channels: 0, height: 2, width: 2 }), /channels must be a positive integer/);
     assert.throws(() => labelForSeed(-3, 10), /seed -3 is invalid/);
   });
@@ -70,9 +86,15 @@ describe('noiseForSeed', () => {
 
 describe('labelForSeed', () => {
   test('pinned to numpy.random.RandomState(seed + 2**31).randint(K)', () => {
-    assert.deepEqual(Array.from({ length: 13 }, (_, s) => labelForSeed(s, 10)), [4, 1, 5, 0, 3, 9, 2, 3, 1, 6, 9, 4, 9]);
+    assert.deepEqual(
+      Array.from({ length: 13 }, (_, s) => labelForSeed(s, 10)),
+      [4, 1, 5, 0, 3, 9, 2, 3, 1, 6, 9, 4, 9],
+    );
     assert.equal(labelForSeed(2 ** 31 - 1, 10), 3);
-    assert.deepEqual([0, 1, 2, 3].map((s) => labelForSeed(s, 1000)), [282, 684, 939, 832]);
+    assert.deepEqual(
+      [0, 1, 2, 3].map((s) => labelForSeed(s, 1000)),
+      [282, 684, 939, 832],
+    );
     assert.equal(labelForSeed(5, 1), 0);
   });
 
@@ -98,9 +120,14 @@ describe('seed ranges', () => {
 
   test('splitSeedRange aligns shards to the start; the last may be short', () => {
     assert.deepEqual(splitSeedRange(seedRange(0, 2500), 1024), [
-      { start: 0, end: 1024 }, { start: 1024, end: 2048 }, { start: 2048, end: 2500 },
+      { start: 0, end: 1024 },
+      { start: 1024, end: 2048 },
+      { start: 2048, end: 2500 },
     ]);
-    assert.deepEqual(splitSeedRange(seedRange(100, 104), 2), [{ start: 100, end: 102 }, { start: 102, end: 104 }]);
+    assert.deepEqual(splitSeedRange(seedRange(100, 104), 2), [
+      { start: 100, end: 102 },
+      { start: 102, end: 104 },
+    ]);
     assert.throws(() => splitSeedRange(seedRange(0, 10), 0), /shardSize must be a positive integer/);
   });
 });

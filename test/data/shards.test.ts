@@ -4,10 +4,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { encodeSafetensors } from '../../src/data/safetensors.js';
-import { labelsForSeedRange, noiseForSeedRange, seedRange, splitSeedRange, type SeedRange } from '../../src/data/seeds.js';
 import {
-  type PairBatch, type PairShard, PairStream, type WrittenShard, decodeShard, readManifest, readShard, shardFileName,
-  writeManifest, writeShard,
+  labelsForSeedRange,
+  noiseForSeedRange,
+  seedRange,
+  splitSeedRange,
+  type SeedRange,
+} from '../../src/data/seeds.js';
+import {
+  type PairBatch,
+  type PairShard,
+  PairStream,
+  type WrittenShard,
+  decodeShard,
+  readManifest,
+  readShard,
+  shardFileName,
+  writeManifest,
+  writeShard,
 } from '../../src/data/shards.js';
 import { storeFor } from '../../src/store/index.js';
 
@@ -28,18 +42,34 @@ after(async () => {
 function makeShard(seeds: SeedRange, conditional = true): PairShard {
   const noise = noiseForSeedRange(seeds, shape);
   return {
-    teacher: 'test-teacher', sampler, seeds, shape, noise,
+    teacher: 'test-teacher',
+    sampler,
+    seeds,
+    shape,
+    noise,
     image: noise.map((v) => Math.tanh(v)),
     ...(conditional ? { label: labelsForSeedRange(seeds, 10) } : {}),
   };
 }
 
-async function writeDataset(dir: string, total: number, shardSize: number, conditional = true): Promise<WrittenShard[]> {
+async function writeDataset(
+  dir: string,
+  total: number,
+  shardSize: number,
+  conditional = true,
+): Promise<WrittenShard[]> {
   const written: WrittenShard[] = [];
-  for (const r of splitSeedRange(seedRange(0, total), shardSize)) written.push(await writeShard(storeFor(dir), dir, makeShard(r, conditional)));
+  for (const r of splitSeedRange(seedRange(0, total), shardSize))
+    written.push(await writeShard(storeFor(dir), dir, makeShard(r, conditional)));
   await writeManifest(storeFor(dir), dir, {
-    dataset: 'synthetic', teacher: 'test-teacher', sampler, imageShape: shape, numClasses: 10, conditional,
-    shards: written, createdAt: '2025-01-01T00:00:00.000Z',
+    dataset: 'synthetic',
+    teacher: 'test-teacher',
+    sampler,
+    imageShape: shape,
+    numClasses: 10,
+    conditional,
+    shards: written,
+    createdAt: '2025-01-01T00:00:00.000Z',
   });
   return written;
 }
@@ -85,15 +115,34 @@ describe('pair shards', () => {
     const bytes = await readFile(path);
     bytes[bytes.length - 1] ^= 1;
     await writeFile(path, bytes);
-    await assert.rejects(readShard(storeFor(d), path, w.sha256), new RegExp(`${w.file}: sha256 [0-9a-f]{64} does not match the manifest's ${w.sha256}`));
-    const meta = { format: 'get-distill/pairs', format_version: '1', teacher: 't', sampler: '{}', seed_start: '0', seed_end: '3' };
+    await assert.rejects(
+      readShard(storeFor(d), path, w.sha256),
+      new RegExp(`${w.file}: sha256 [0-9a-f]{64} does not match the manifest's ${w.sha256}`),
+    );
+    const meta = {
+      format: 'get-distill/pairs',
+      format_version: '1',
+      teacher: 't',
+      sampler: '{}',
+      seed_start: '0',
+      seed_end: '3',
+    };
     const f32 = (n: number) => ({ dtype: 'float32' as const, dims: [n, 1, 4, 4], data: new Float32Array(n * D) });
-    assert.throws(() => decodeShard(encodeSafetensors({ noise: f32(2), image: f32(2) }, meta), 'x'), /x: invalid pair shard: noise shape \[2,1,4,4\], expected \[3, C, H, W\] for seeds \[0, 3\)/);
+    assert.throws(
+      () => decodeShard(encodeSafetensors({ noise: f32(2), image: f32(2) }, meta), 'x'),
+      /x: invalid pair shard: noise shape \[2,1,4,4\], expected \[3, C, H, W\] for seeds \[0, 3\)/,
+    );
     assert.throws(() => decodeShard(encodeSafetensors({ noise: f32(3) }, meta), 'x'), /missing tensor 'image'/);
-    assert.throws(() => decodeShard(encodeSafetensors({ noise: f32(3), image: f32(3) }, { ...meta, format_version: '2' }), 'x'), /format_version "2" is not supported/);
+    assert.throws(
+      () => decodeShard(encodeSafetensors({ noise: f32(3), image: f32(3) }, { ...meta, format_version: '2' }), 'x'),
+      /format_version "2" is not supported/,
+    );
     const nan = f32(3);
     nan.data[D + 1] = Number.NaN;
-    assert.throws(() => decodeShard(encodeSafetensors({ noise: f32(3), image: nan }, meta), 'x'), /non-finite value at pair 1 \(seed 1\)/);
+    assert.throws(
+      () => decodeShard(encodeSafetensors({ noise: f32(3), image: nan }, meta), 'x'),
+      /non-finite value at pair 1 \(seed 1\)/,
+    );
   });
 });
 
@@ -103,8 +152,18 @@ describe('dataset manifest', () => {
     const written = await writeDataset(d, 20, 8);
     const m = await readManifest(storeFor(d), d, { verify: 'sha256' });
     assert.equal(m.totalPairs, 20);
-    assert.deepEqual(m.shards.map((s) => [s.seedStart, s.seedEnd, s.count]), [[0, 8, 8], [8, 16, 8], [16, 20, 4]]);
-    assert.deepEqual(m.shards.map((s) => s.sha256), written.map((w) => w.sha256));
+    assert.deepEqual(
+      m.shards.map((s) => [s.seedStart, s.seedEnd, s.count]),
+      [
+        [0, 8, 8],
+        [8, 16, 8],
+        [16, 20, 4],
+      ],
+    );
+    assert.deepEqual(
+      m.shards.map((s) => s.sha256),
+      written.map((w) => w.sha256),
+    );
     assert.equal(m.format, 'get-distill/pairs');
     assert.equal(m.formatVersion, 1);
     assert.deepEqual((await readdir(d)).sort(), ['manifest.json', ...written.map((w) => w.file)].sort());
@@ -112,7 +171,10 @@ describe('dataset manifest', () => {
 
   test('clear errors: missing manifest, missing shard, count mismatch, overlap, bad digest field', async () => {
     const d = await tmp();
-    await assert.rejects(readManifest(storeFor(d), d), /manifest\.json: no manifest \(the pair dataset is missing or its generation has not finished\)/);
+    await assert.rejects(
+      readManifest(storeFor(d), d),
+      /manifest\.json: no manifest \(the pair dataset is missing or its generation has not finished\)/,
+    );
     const written = await writeDataset(d, 20, 8);
     const path = join(d, 'manifest.json');
     const orig = JSON.parse(await readFile(path, 'utf8'));
@@ -121,21 +183,42 @@ describe('dataset manifest', () => {
       f(m);
       await writeFile(path, JSON.stringify(m));
     };
-    await edit((m) => { m.shards[1].count = 7; });
-    await assert.rejects(readManifest(storeFor(d), d), /invalid manifest: shard pairs-0000000008-0000000016\.safetensors: count 7 does not match its seed range \[8, 16\)/);
-    await edit((m) => { m.totalPairs = 21; });
+    await edit((m) => {
+      m.shards[1].count = 7;
+    });
+    await assert.rejects(
+      readManifest(storeFor(d), d),
+      /invalid manifest: shard pairs-0000000008-0000000016\.safetensors: count 7 does not match its seed range \[8, 16\)/,
+    );
+    await edit((m) => {
+      m.totalPairs = 21;
+    });
     await assert.rejects(readManifest(storeFor(d), d), /totalPairs 21 does not match the sum of shard counts 20/);
-    await edit((m) => { m.shards[1].seedStart = 4; m.shards[1].count = 12; m.totalPairs = 24; });
+    await edit((m) => {
+      m.shards[1].seedStart = 4;
+      m.shards[1].count = 12;
+      m.totalPairs = 24;
+    });
     await assert.rejects(readManifest(storeFor(d), d), /seed range \[4, 16\) overlaps the previous shard/);
-    await edit((m) => { m.shards[0].sha256 = 'XYZ'; });
-    await assert.rejects(readManifest(storeFor(d), d), /invalid manifest: shards\.0\.sha256: must be 64 lowercase hex digits/);
-    await edit((m) => { delete m.teacher; });
+    await edit((m) => {
+      m.shards[0].sha256 = 'XYZ';
+    });
+    await assert.rejects(
+      readManifest(storeFor(d), d),
+      /invalid manifest: shards\.0\.sha256: must be 64 lowercase hex digits/,
+    );
+    await edit((m) => {
+      delete m.teacher;
+    });
     await assert.rejects(readManifest(storeFor(d), d), /invalid manifest: teacher:/);
     await writeFile(path, '{not json');
     await assert.rejects(readManifest(storeFor(d), d), /manifest is not valid JSON/);
     await edit(() => undefined);
     await unlink(join(d, written[2].file));
-    await assert.rejects(readManifest(storeFor(d), d), /shard pairs-0000000016-0000000020\.safetensors is missing \(expected at .*\); regenerate seeds \[16, 20\)/);
+    await assert.rejects(
+      readManifest(storeFor(d), d),
+      /shard pairs-0000000016-0000000020\.safetensors is missing \(expected at .*\); regenerate seeds \[16, 20\)/,
+    );
     await assert.rejects(writeManifest(storeFor(d), d, { ...orig, shards: written }), /is missing/);
   });
 
@@ -147,7 +230,10 @@ describe('dataset manifest', () => {
     bytes[bytes.length - 5] ^= 0x10;
     await writeFile(p, bytes);
     await readManifest(storeFor(d), d); // sizes still match
-    await assert.rejects(readManifest(storeFor(d), d, { verify: 'sha256' }), /pairs-0000000000-0000000008\.safetensors sha256 [0-9a-f]+ does not match/);
+    await assert.rejects(
+      readManifest(storeFor(d), d, { verify: 'sha256' }),
+      /pairs-0000000000-0000000008\.safetensors sha256 [0-9a-f]+ does not match/,
+    );
   });
 });
 
@@ -164,10 +250,19 @@ describe('PairStream', () => {
     const stream = await PairStream.open(storeFor(d), d, { batchSize: 5, seed: 3 });
     assert.equal(stream.batchesPerEpoch, 10);
     const batches = await collect(stream, 0);
-    assert.deepEqual(batches.map((b) => b.size), new Array(10).fill(5));
+    assert.deepEqual(
+      batches.map((b) => b.size),
+      new Array(10).fill(5),
+    );
     const seen = batches.flatMap((b) => Array.from(b.seeds));
-    assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i));
-    assert.notDeepEqual(seen, [...seen].sort((a, b) => a - b)); // shuffled
+    assert.deepEqual(
+      [...seen].sort((a, b) => a - b),
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+    assert.notDeepEqual(
+      seen,
+      [...seen].sort((a, b) => a - b),
+    ); // shuffled
     const labels = labelsForSeedRange(seedRange(0, 50), 10);
     const noise = noiseForSeedRange(seedRange(0, 50), shape);
     for (const b of batches) {
@@ -186,15 +281,26 @@ describe('PairStream', () => {
     const d = await tmp();
     await writeDataset(d, 23, 4, false);
     const order = async (seed: number, epoch: number, dropLast = false): Promise<number[][]> =>
-      (await collect(new PairStream(storeFor(d), d, await readManifest(storeFor(d), d), { batchSize: 5, seed, dropLast }), epoch)).map((b) => Array.from(b.seeds));
+      (
+        await collect(
+          new PairStream(storeFor(d), d, await readManifest(storeFor(d), d), { batchSize: 5, seed, dropLast }),
+          epoch,
+        )
+      ).map((b) => Array.from(b.seeds));
     const a = await order(1, 0);
     assert.deepEqual(a, await order(1, 0));
     assert.notDeepEqual(a, await order(1, 1));
     assert.notDeepEqual(a, await order(2, 0));
-    assert.deepEqual(a.map((b) => b.length), [5, 5, 5, 5, 3]);
+    assert.deepEqual(
+      a.map((b) => b.length),
+      [5, 5, 5, 5, 3],
+    );
     const dropped = await order(1, 0, true);
     assert.deepEqual(dropped, a.slice(0, 4));
-    const batches = await collect(new PairStream(storeFor(d), d, await readManifest(storeFor(d), d), { batchSize: 5, seed: 1 }), 0);
+    const batches = await collect(
+      new PairStream(storeFor(d), d, await readManifest(storeFor(d), d), { batchSize: 5, seed: 1 }),
+      0,
+    );
     assert.equal(batches[0].label, undefined);
   });
 
@@ -204,7 +310,10 @@ describe('PairStream', () => {
     const full = await collect(await PairStream.open(storeFor(d), d, { batchSize: 6, seed: 9, shardsPerBuffer: 1 }), 2);
     const resumed = await PairStream.open(storeFor(d), d, { batchSize: 6, seed: 9, shardsPerBuffer: 1 });
     const tail = await collect(resumed, 2, 7);
-    assert.deepEqual(tail.map((b) => Array.from(b.seeds)), full.slice(7).map((b) => Array.from(b.seeds)));
+    assert.deepEqual(
+      tail.map((b) => Array.from(b.seeds)),
+      full.slice(7).map((b) => Array.from(b.seeds)),
+    );
     assert.deepEqual(tail[0].noise, full[7].noise);
     assert.ok(resumed.stats.shardsLoaded < 8, `loaded ${resumed.stats.shardsLoaded}`);
     assert.deepEqual(await collect(resumed, 2, 11), []);
@@ -229,7 +338,10 @@ describe('PairStream', () => {
     const d = await tmp();
     const written = await writeDataset(d, 16, 8);
     await writeShard(storeFor(d), d, { ...makeShard(seedRange(0, 8)), image: new Float32Array(8 * D) }); // same name, new content
-    const s = new PairStream(storeFor(d), d, await readManifest(storeFor(d), d, { verify: 'none' }), { batchSize: 4, seed: 0 });
+    const s = new PairStream(storeFor(d), d, await readManifest(storeFor(d), d, { verify: 'none' }), {
+      batchSize: 4,
+      seed: 0,
+    });
     await assert.rejects(collect(s, 0), new RegExp(`${written[0].file}: sha256 .* does not match`));
   });
 });

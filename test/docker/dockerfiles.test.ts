@@ -13,9 +13,20 @@ import { resolveEngine } from '../../src/jobs/stages/train.js';
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCKER_DIR = join(ROOT, 'docker');
 
-interface Instruction { readonly op: string; readonly args: string; readonly line: number }
-interface Stage { readonly base: string; readonly name?: string; readonly body: Instruction[] }
-interface Dockerfile { readonly globalArgs: Map<string, string>; readonly stages: Stage[] }
+interface Instruction {
+  readonly op: string;
+  readonly args: string;
+  readonly line: number;
+}
+interface Stage {
+  readonly base: string;
+  readonly name?: string;
+  readonly body: Instruction[];
+}
+interface Dockerfile {
+  readonly globalArgs: Map<string, string>;
+  readonly stages: Stage[];
+}
 
 /** Splits a Dockerfile into instructions: comments dropped, `\` continuations joined. */
 function instructions(text: string): Instruction[] {
@@ -27,7 +38,10 @@ function instructions(text: string): Instruction[] {
     if (buf === '' && (line === '' || line.startsWith('#'))) return;
     if (line.startsWith('#')) return; // a comment inside a continued instruction
     if (buf === '') start = i + 1;
-    if (line.endsWith('\\')) { buf += line.slice(0, -1) + ' '; return; }
+    if (line.endsWith('\\')) {
+      buf += line.slice(0, -1) + ' ';
+      return;
+    }
     buf += line;
     const m = /^(\S+)\s*(.*)$/s.exec(buf)!;
     out.push({ op: m[1]!.toUpperCase(), args: m[2]!.trim(), line: start });
@@ -46,7 +60,10 @@ function parse(text: string): Dockerfile {
       assert.ok(m, `line ${ins.line}: cannot parse FROM ${ins.args}`);
       const base = m[1]!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => {
         const v = globalArgs.get((a ?? b)!);
-        assert.ok(v !== undefined, `line ${ins.line}: FROM uses ${a ?? b}, which has no default ARG before the first FROM`);
+        assert.ok(
+          v !== undefined,
+          `line ${ins.line}: FROM uses ${a ?? b}, which has no default ARG before the first FROM`,
+        );
         return v;
       });
       stages.push({ base, name: m[2], body: [] });
@@ -107,7 +124,8 @@ function copyProblems(df: Dockerfile): string[] {
       const srcs = words.filter((w) => !w.startsWith('--')).slice(0, -1);
       for (const s of srcs) {
         if (SECRET_SOURCE.test(s)) problems.push(`line ${ins.line}: copies ${s} (a secret; pass it at run time)`);
-        if (s === '.' || s === './' || s === '*') problems.push(`line ${ins.line}: copies the whole context; name the folders`);
+        if (s === '.' || s === './' || s === '*')
+          problems.push(`line ${ins.line}: copies the whole context; name the folders`);
       }
     }
   }
@@ -116,10 +134,14 @@ function copyProblems(df: Dockerfile): string[] {
 
 /** Stages that run something: the last stage and every stage with an ENTRYPOINT or CMD. */
 function runnableStages(df: Dockerfile): Stage[] {
-  return df.stages.filter((s, i) => i === df.stages.length - 1 || s.body.some((x) => x.op === 'ENTRYPOINT' || x.op === 'CMD'));
+  return df.stages.filter(
+    (s, i) => i === df.stages.length - 1 || s.body.some((x) => x.op === 'ENTRYPOINT' || x.op === 'CMD'),
+  );
 }
 
-const dockerfiles = readdirSync(DOCKER_DIR).filter((f) => f.startsWith('Dockerfile')).sort();
+const dockerfiles = readdirSync(DOCKER_DIR)
+  .filter((f) => f.startsWith('Dockerfile'))
+  .sort();
 
 test('the checks reject what they should (so they can fail)', () => {
   assert.match(baseProblem('node:latest')!, /latest/);
@@ -131,7 +153,9 @@ test('the checks reject what they should (so they can fail)', () => {
   assert.equal(baseProblem(`node:20.20.2-bookworm-slim@sha256:${'ab'.repeat(32)}`), undefined);
   assert.equal(baseProblem('nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04'), undefined);
   assert.equal(baseProblem('registry.example.com:5000/x/node:20.20.2'), undefined);
-  const bad = parse('FROM node:20.20.2 AS a\nUSER node\nCMD node main.js\nFROM a\nUSER 0:0\nCOPY .env .npmrc ./\nCOPY . .\n');
+  const bad = parse(
+    'FROM node:20.20.2 AS a\nUSER node\nCMD node main.js\nFROM a\nUSER 0:0\nCOPY .env .npmrc ./\nCOPY . .\n',
+  );
   assert.match(userProblem(bad.stages[0]!)!, /not numeric/);
   assert.match(userProblem(bad.stages[1]!)!, /root/);
   assert.match(userProblem(parse('FROM node:20.20.2\nRUN true\n').stages[0]!)!, /no USER/);
@@ -171,11 +195,24 @@ for (const file of dockerfiles) {
       const entry = st.body.filter((i) => i.op === 'ENTRYPOINT' || i.op === 'CMD');
       assert.ok(entry.length > 0, `stage ${st.name}: no ENTRYPOINT or CMD`);
       for (const e of entry) assert.ok(isExecForm(e.args), `line ${e.line}: ${e.op} ${e.args} is not exec form`);
-      assert.ok(st.body.some((i) => i.op === 'WORKDIR' && i.args === '/app'), `stage ${st.name}: WORKDIR /app`);
-      assert.ok(st.body.some((i) => i.op === 'EXPOSE' && i.args === '8080'), `stage ${st.name}: EXPOSE 8080`);
-      const labels = st.body.filter((i) => i.op === 'LABEL').map((i) => i.args).join(' ');
-      for (const k of ['title', 'version', 'source', 'licenses']) assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${k}=`));
-      const env = st.body.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+      assert.ok(
+        st.body.some((i) => i.op === 'WORKDIR' && i.args === '/app'),
+        `stage ${st.name}: WORKDIR /app`,
+      );
+      assert.ok(
+        st.body.some((i) => i.op === 'EXPOSE' && i.args === '8080'),
+        `stage ${st.name}: EXPOSE 8080`,
+      );
+      const labels = st.body
+        .filter((i) => i.op === 'LABEL')
+        .map((i) => i.args)
+        .join(' ');
+      for (const k of ['title', 'version', 'source', 'licenses'])
+        assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${k}=`));
+      const env = st.body
+        .filter((i) => i.op === 'ENV')
+        .map((i) => i.args)
+        .join(' ');
       assert.match(env, /HOME=\/tmp/, 'HOME on /tmp, so a read-only root file system works');
     }
   });
@@ -193,7 +230,9 @@ for (const file of dockerfiles) {
       assert.match(text, /issue 8/);
     }
     // The ORT image turns onnxruntime-node's CUDA download on by default; the GPU trainer's ort stays CPU.
-    const cudaDefault = df.stages.flatMap((s) => s.body).some((i) => i.op === 'ARG' && i.args === 'ORT_NODE_INSTALL=cuda12');
+    const cudaDefault = df.stages
+      .flatMap((s) => s.body)
+      .some((i) => i.op === 'ARG' && i.args === 'ORT_NODE_INSTALL=cuda12');
     assert.equal(cudaDefault, file === 'Dockerfile.ort');
     assert.match(text, /ONNXRUNTIME_NODE_INSTALL=/);
   });
@@ -207,18 +246,35 @@ for (const file of dockerfiles) {
 
 test('Dockerfile.ort: every documented SERVICE has an existing entry file the build accepts', () => {
   const text = readFileSync(join(DOCKER_DIR, 'Dockerfile.ort'), 'utf8');
-  const documented = [...text.matchAll(/^#\s{3}(\w+)\s+(\S+\.ts)( eval)?\s/gm)].map((m) => ({ service: m[1]!, entry: m[2]! }));
-  assert.deepEqual(documented.map((d) => d.service), ['inference', 'datagen', 'trainer', 'exporter', 'eval', 'operator']);
+  const documented = [...text.matchAll(/^#\s{3}(\w+)\s+(\S+\.ts)( eval)?\s/gm)].map((m) => ({
+    service: m[1]!,
+    entry: m[2]!,
+  }));
+  assert.deepEqual(
+    documented.map((d) => d.service),
+    ['inference', 'datagen', 'trainer', 'exporter', 'eval', 'operator'],
+  );
   const caseArms = [...text.matchAll(/^\s*([\w|]+)\) entry="([^"]+)"/gm)].flatMap((m) =>
-    m[1]!.split('|').map((s) => ({ service: s, entry: m[2]!.replace('$SERVICE', s) })));
+    m[1]!.split('|').map((s) => ({ service: s, entry: m[2]!.replace('$SERVICE', s) })),
+  );
   for (const d of documented) {
     assert.ok(existsSync(join(ROOT, d.entry)), `${d.service}: ${d.entry} does not exist`);
-    assert.deepEqual(caseArms.find((a) => a.service === d.service), d, `${d.service}: the build's case statement disagrees`);
+    assert.deepEqual(
+      caseArms.find((a) => a.service === d.service),
+      d,
+      `${d.service}: the build's case statement disagrees`,
+    );
   }
   assert.equal(caseArms.length, documented.length);
   // Every service folder is buildable (a new service must be added to the Dockerfile).
-  const folders = readdirSync(join(ROOT, 'services'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
-  for (const f of folders) assert.ok(documented.some((d) => d.service === f), `services/${f} is missing from Dockerfile.ort`);
+  const folders = readdirSync(join(ROOT, 'services'), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
+  for (const f of folders)
+    assert.ok(
+      documented.some((d) => d.service === f),
+      `services/${f} is missing from Dockerfile.ort`,
+    );
 });
 
 test('Dockerfile.ort: the cuda target prefers the CUDA provider (cuda,cpu), the cpu target uses cpu', () => {
@@ -226,7 +282,10 @@ test('Dockerfile.ort: the cuda target prefers the CUDA provider (cuda,cpu), the 
   const providers = (name: string) => {
     const st = df.stages.find((s) => s.name === name);
     assert.ok(st, `no stage ${name}`);
-    const env = st.body.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+    const env = st.body
+      .filter((i) => i.op === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
     return /(?:^|\s)GET_DISTILL_EXECUTION_PROVIDERS=(\S+)/.exec(env)?.[1];
   };
   assert.equal(providers('cuda'), 'cuda,cpu');
@@ -237,30 +296,55 @@ test('Dockerfile.ort: the cuda target prefers the CUDA provider (cuda,cpu), the 
 });
 
 test('.dockerignore keeps node_modules, .git and secrets out of the build context', () => {
-  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  for (const want of ['node_modules', '.git', '.env', '.npmrc', 'runs', '.cache']) assert.ok(lines.includes(want), `.dockerignore lacks ${want}`);
+  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  for (const want of ['node_modules', '.git', '.env', '.npmrc', 'runs', '.cache'])
+    assert.ok(lines.includes(want), `.dockerignore lacks ${want}`);
   // Folders the images copy must not be ignored.
-  for (const keep of ['src', 'services', 'assets', 'package.json', 'package-lock.json']) assert.ok(!lines.includes(keep), `.dockerignore drops ${keep}`);
+  for (const keep of ['src', 'services', 'assets', 'package.json', 'package-lock.json'])
+    assert.ok(!lines.includes(keep), `.dockerignore drops ${keep}`);
 });
 
 test('Dockerfile.trainer-gpu: installs @tensorflow/tfjs-node-gpu at the tfjs-core version of package.json and selects the tfjs engine on node-gpu', () => {
   const text = readFileSync(join(DOCKER_DIR, 'Dockerfile.trainer-gpu'), 'utf8');
   const df = parse(text);
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string>; dependencies?: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    optionalDependencies?: Record<string, string>;
+    dependencies?: Record<string, string>;
+  };
   const core = pkg.optionalDependencies?.['@tensorflow/tfjs-core'] ?? pkg.dependencies?.['@tensorflow/tfjs-core'];
   assert.match(core ?? '', /^\d+\.\d+\.\d+$/, 'package.json pins @tensorflow/tfjs-core exactly');
-  const runs = df.stages.flatMap((s) => s.body).filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+  const runs = df.stages
+    .flatMap((s) => s.body)
+    .filter((i) => i.op === 'RUN')
+    .map((i) => i.args)
+    .join('\n');
   const pinned = [...runs.matchAll(/@tensorflow\/tfjs-node-gpu@(\S+)/g)].map((m) => m[1]);
-  const inLock = pkg.optionalDependencies?.['@tensorflow/tfjs-node-gpu'] ?? pkg.dependencies?.['@tensorflow/tfjs-node-gpu'];
+  const inLock =
+    pkg.optionalDependencies?.['@tensorflow/tfjs-node-gpu'] ?? pkg.dependencies?.['@tensorflow/tfjs-node-gpu'];
   // Installed either from the lock file (package.json) or by the pinned stopgap install.
-  assert.ok(inLock === core || (pinned.length === 1 && pinned[0] === core), `tfjs-node-gpu ${inLock ?? pinned.join(',')} vs tfjs-core ${core}: one tfjs-core copy needs the same version`);
+  assert.ok(
+    inLock === core || (pinned.length === 1 && pinned[0] === core),
+    `tfjs-node-gpu ${inLock ?? pinned.join(',')} vs tfjs-core ${core}: one tfjs-core copy needs the same version`,
+  );
   const runtime = df.stages[df.stages.length - 1]!;
-  const env = runtime.body.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+  const env = runtime.body
+    .filter((i) => i.op === 'ENV')
+    .map((i) => i.args)
+    .join(' ');
   const v = (name: string) => new RegExp(`(?:^|\\s)${name}=(\\S+)`).exec(env)?.[1];
   assert.equal(v('GET_DISTILL_ENGINE'), 'tfjs');
   assert.equal(v('GET_DISTILL_TFJS_BACKEND'), 'node-gpu');
   // The values parse as the trainer will parse them: a typo would fail every job of the image.
-  assert.deepEqual(resolveEngine({}, { GET_DISTILL_ENGINE: v('GET_DISTILL_ENGINE'), GET_DISTILL_TFJS_BACKEND: v('GET_DISTILL_TFJS_BACKEND') }), { engine: 'tfjs', tfjsBackend: 'node-gpu' });
+  assert.deepEqual(
+    resolveEngine(
+      {},
+      { GET_DISTILL_ENGINE: v('GET_DISTILL_ENGINE'), GET_DISTILL_TFJS_BACKEND: v('GET_DISTILL_TFJS_BACKEND') },
+    ),
+    { engine: 'tfjs', tfjsBackend: 'node-gpu' },
+  );
   // The ort image's trainer keeps the default engine.
   assert.doesNotMatch(readFileSync(join(DOCKER_DIR, 'Dockerfile.ort'), 'utf8'), /GET_DISTILL_ENGINE=/);
 });

@@ -77,6 +77,9 @@ test('heunSample: explicit schedule and argument errors', async () => {
   const out = await heunSample(d, Float64Array.of(1), null, 1, { sigmas: Float64Array.of(2, 0) });
   assert.ok(Math.abs(out[0] - 2 * (1 / 5)) < 1e-15); // one Euler step lands on D(x0; 2) = x0/(1+4)
   await assert.rejects(heunSample(d, Float64Array.of(1, 2), null, 1), /noise has 2 values, expected batch 1/);
-  await assert.rejects(heunSample(d, Float64Array.of(1), null, 1, { sigmas: Float64Array.of(1, 2, 0) }), /decrease strictly/);
+  await assert.rejects(
+    heunSample(d, Float64Array.of(1), null, 1, { sigmas: Float64Array.of(1, 2, 0) }),
+    /decrease strictly/,
+  );
   await assert.rejects(heunSample(d, Float64Array.of(1), null, 1, { sigmas: Float64Array.of(2, 1) }), /end in 0/);
 });

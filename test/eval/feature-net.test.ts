@@ -11,8 +11,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadDataset } from '../../src/data/datasets.js';
 import {
-  EMBEDDED_FEATURE_NETS, covarianceEigenRange, embeddedFeatureNet, exportFeatureNet, featureNetAssetDir, runFeatureNet,
-  toUnitRange, trainFeatureNet,
+  EMBEDDED_FEATURE_NETS,
+  covarianceEigenRange,
+  embeddedFeatureNet,
+  exportFeatureNet,
+  featureNetAssetDir,
+  runFeatureNet,
+  toUnitRange,
+  trainFeatureNet,
 } from '../../src/eval/feature-net.js';
 import { sha256Hex } from '../../src/util/fsutil.js';
 
@@ -21,7 +27,10 @@ test('toUnitRange: a dataset image byte u8 (x = u8/127.5 − 1 in float32) comes
   const v = toUnitRange(x);
   for (let u8 = 0; u8 < 256; u8++) assert.equal(v[u8], Math.fround(u8 / 255), `byte ${u8}`);
   // floor(x·127.5 + 128): 0 → 128 (round half up), ±2 and ±∞ clip to 0 / 255.
-  assert.deepEqual([...toUnitRange(Float32Array.of(0, 2, -2, Infinity, -Infinity))], [128 / 255, 1, 0, 1, 0].map(Math.fround));
+  assert.deepEqual(
+    [...toUnitRange(Float32Array.of(0, 2, -2, Infinity, -Infinity))],
+    [128 / 255, 1, 0, 1, 0].map(Math.fround),
+  );
 });
 
 const BAR = { mnist: 0.99, 'fashion-mnist': 0.9 } as const;
@@ -60,8 +69,14 @@ test('embeddedFeatureNet refuses ONNX bytes that do not match the card, naming t
     const bytes = await readFile(join(featureNetAssetDir(), 'mnist.onnx'));
     bytes[bytes.length - 1] ^= 1;
     await writeFile(join(dir, 'mnist.onnx'), bytes);
-    await assert.rejects(embeddedFeatureNet('mnist', `${dir}/`), /mnist\.onnx \(\d+ bytes\) does not match its model card .*train-feature-nets\.ts --dataset mnist/);
-    await assert.rejects(embeddedFeatureNet('fashion-mnist', `${dir}/`), /fashion-mnist\.onnx cannot be read \(ENOENT\)/);
+    await assert.rejects(
+      embeddedFeatureNet('mnist', `${dir}/`),
+      /mnist\.onnx \(\d+ bytes\) does not match its model card .*train-feature-nets\.ts --dataset mnist/,
+    );
+    await assert.rejects(
+      embeddedFeatureNet('fashion-mnist', `${dir}/`),
+      /fashion-mnist\.onnx cannot be read \(ENOENT\)/,
+    );
   } finally {
     await rm(dir, { recursive: true });
   }
@@ -69,7 +84,17 @@ test('embeddedFeatureNet refuses ONNX bytes that do not match the card, naming t
 
 test('training is deterministic: 20 steps on 512 MNIST images twice give the same ONNX bytes, and the loss falls', async () => {
   const train = await loadDataset('mnist', 'train');
-  const opts = { epochs: 3, batch: 64, lr: 2e-3, warmupSteps: 5, weightDecay: 0.01, seed: 3, threads: 2, limit: 512, maxSteps: 20 };
+  const opts = {
+    epochs: 3,
+    batch: 64,
+    lr: 2e-3,
+    warmupSteps: 5,
+    weightDecay: 0.01,
+    seed: 3,
+    threads: 2,
+    limit: 512,
+    maxSteps: 20,
+  };
   const losses: number[] = [];
   const a = await trainFeatureNet(train, { ...opts, onStep: (_s, _t, l) => losses.push(l) });
   const b = await trainFeatureNet(train, opts);
@@ -80,5 +105,8 @@ test('training is deterministic: 20 steps on 512 MNIST images twice give the sam
   assert.notDeepEqual(a.params.flat, c.params.flat);
   // Cross-entropy of 10 classes starts near ln 10 ≈ 2.30 and falls within 20 steps.
   assert.ok(losses[0] > 1.9 && losses[0] < 2.7, `first loss ${losses[0]}`);
-  assert.ok(losses.slice(-4).reduce((p, l) => p + l, 0) / 4 < 0.75 * losses[0], `losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+  assert.ok(
+    losses.slice(-4).reduce((p, l) => p + l, 0) / 4 < 0.75 * losses[0],
+    `losses ${losses.map((l) => l.toFixed(3)).join(' ')}`,
+  );
 });

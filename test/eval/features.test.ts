@@ -41,17 +41,38 @@ function tinyNet(): Uint8Array {
 
 test('an inner layer of an ONNX network as features, with the input resized to the network', async () => {
   const onnx = tinyNet();
-  const hiddenName = onnxProto.onnx.ModelProto.decode(onnx).graph!.node!.find((n) => n.opType === 'ReduceMean')!.output![0];
-  const inner = await FeatureExtractor.create({ id: 'tiny#hidden', onnx: exposeLayers(onnx, 'tiny.onnx', [hiddenName]), featuresOutput: hiddenName, range: [0, 1] }, { channels: 1, height: 32, width: 32 });
+  const hiddenName = onnxProto.onnx.ModelProto.decode(onnx).graph!.node!.find((n) => n.opType === 'ReduceMean')!
+    .output![0];
+  const inner = await FeatureExtractor.create(
+    {
+      id: 'tiny#hidden',
+      onnx: exposeLayers(onnx, 'tiny.onnx', [hiddenName]),
+      featuresOutput: hiddenName,
+      range: [0, 1],
+    },
+    { channels: 1, height: 32, width: 32 },
+  );
   try {
-    const f = await inner.extract(new Float32Array(32 * 32).fill(fromU8(51)), 1, { channels: 1, height: 32, width: 32 });
+    const f = await inner.extract(new Float32Array(32 * 32).fill(fromU8(51)), 1, {
+      channels: 1,
+      height: 32,
+      width: 32,
+    });
     assert.equal(f.features.length, 3);
     for (const v of f.features) assert.ok(Math.abs(v - 0.2) < 1e-5, String(v)); // u8 51 = 0.2, kept by the resize
   } finally {
     await inner.close();
   }
-  assert.throws(() => exposeLayers(onnx, 'tiny.onnx', ['nope']), (e: unknown) => e instanceof UsageError && /no layer named 'nope' in the graph; outputs and some layers: out/.test((e as Error).message));
-  const x = await FeatureExtractor.create({ id: 'tiny', onnx, featuresOutput: 'out', range: [0, 1] }, { channels: 1, height: 32, width: 32 });
+  assert.throws(
+    () => exposeLayers(onnx, 'tiny.onnx', ['nope']),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      /no layer named 'nope' in the graph; outputs and some layers: out/.test((e as Error).message),
+  );
+  const x = await FeatureExtractor.create(
+    { id: 'tiny', onnx, featuresOutput: 'out', range: [0, 1] },
+    { channels: 1, height: 32, width: 32 },
+  );
   try {
     assert.equal(x.dim, 3);
     assert.equal(x.classes, 0);
@@ -62,5 +83,11 @@ test('an inner layer of an ONNX network as features, with the input resized to t
   } finally {
     await x.close();
   }
-  await assert.rejects(FeatureExtractor.create({ id: 'tiny', onnx, featuresOutput: 'out', range: [0, 1] }, { channels: 2, height: 32, width: 32 }), /takes 3-channel images, the samples have 2 channels/);
+  await assert.rejects(
+    FeatureExtractor.create(
+      { id: 'tiny', onnx, featuresOutput: 'out', range: [0, 1] },
+      { channels: 2, height: 32, width: 32 },
+    ),
+    /takes 3-channel images, the samples have 2 channels/,
+  );
 });

@@ -26,7 +26,8 @@ function traceSqrtByProductEig(d: number, s1: Float64Array, s2: Float64Array): n
   return e.realEigenvalues.reduce((t, l) => t + Math.sqrt(Math.max(l, 0)), 0);
 }
 
-const trace = (d: number, s: Float64Array): number => Array.from({ length: d }, (_, i) => s[i * d + i]).reduce((a, b) => a + b, 0);
+const trace = (d: number, s: Float64Array): number =>
+  Array.from({ length: d }, (_, i) => s[i * d + i]).reduce((a, b) => a + b, 0);
 const sqDist = (a: Float64Array, b: Float64Array): number => a.reduce((t, x, i) => t + (x - b[i]) ** 2, 0);
 
 /** Plain float64 two-pass mean and unbiased covariance (numpy.cov(x, rowvar=False)). */
@@ -35,7 +36,8 @@ function naiveStats(x: ArrayLike<number>, n: number, d: number): FidStats {
   for (let r = 0; r < n; r++) for (let j = 0; j < d; j++) mu[j] += x[r * d + j] / n;
   const sigma = new Float64Array(d * d);
   for (let r = 0; r < n; r++) {
-    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) sigma[i * d + j] += ((x[r * d + i] - mu[i]) * (x[r * d + j] - mu[j])) / (n - 1);
+    for (let i = 0; i < d; i++)
+      for (let j = 0; j < d; j++) sigma[i * d + j] += ((x[r * d + i] - mu[i]) * (x[r * d + j] - mu[j])) / (n - 1);
   }
   return { mu, sigma };
 }
@@ -63,7 +65,7 @@ test('featureStats and the streaming accumulator agree with a plain two-pass cov
   close(one.mu, want.mu, 1e-11);
   close(one.sigma, want.sigma, 1e-10);
   const acc = new FeatureStatsAccumulator(d, { chunkRows: 16 });
-  for (let r = 0; r < n; ) {
+  for (let r = 0; r < n;) {
     const rows = Math.min(n - r, 1 + (r % 37)); // ragged batches across chunk boundaries
     await acc.add(x.subarray(r * d, (r + rows) * d), rows);
     r += rows;
@@ -72,7 +74,8 @@ test('featureStats and the streaming accumulator agree with a plain two-pass cov
   assert.equal(streamed.n, n);
   close(streamed.mu, want.mu, 1e-11);
   close(streamed.sigma, want.sigma, 1e-10);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) assert.equal(streamed.sigma[i * d + j], streamed.sigma[j * d + i]);
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++) assert.equal(streamed.sigma[i * d + j], streamed.sigma[j * d + i]);
 });
 
 test('featureStats errors: non-finite values, too few samples', async () => {
@@ -80,16 +83,22 @@ test('featureStats errors: non-finite values, too few samples', async () => {
   x[1 * 3 + 2] = NaN;
   await assert.rejects(featureStats(x, 5, 3), {
     name: 'UsageError',
-    message: 'features: sample 1, feature 2 is NaN; the feature network produced non-finite values (check that the images are finite and in range)',
+    message:
+      'features: sample 1, feature 2 is NaN; the feature network produced non-finite values (check that the images are finite and in range)',
   });
   const acc = new FeatureStatsAccumulator(3, { what: 'gen' });
   await acc.add(new Float32Array(12), 4);
-  await assert.rejects(acc.add(new Float32Array([0, 0, 0, 0, -Infinity, 0]), 2), { message: /^gen: sample 5, feature 1 is -Infinity;/ });
+  await assert.rejects(acc.add(new Float32Array([0, 0, 0, 0, -Infinity, 0]), 2), {
+    message: /^gen: sample 5, feature 1 is -Infinity;/,
+  });
   await acc.release();
-  await assert.rejects(featureStats(new Float32Array(3), 1, 3), { message: 'features: a covariance needs at least 2 samples, got 1' });
+  await assert.rejects(featureStats(new Float32Array(3), 1, 3), {
+    message: 'features: a covariance needs at least 2 samples, got 1',
+  });
   await assert.rejects(featureStats(new Float32Array(16), 4, 4, 'mnist:test'), {
     name: 'UsageError',
-    message: 'mnist:test: 4 samples of dimension 4 give a singular covariance; use at least 5 samples (FID needs more samples than feature dimensions)',
+    message:
+      'mnist:test: 4 samples of dimension 4 give a singular covariance; use at least 5 samples (FID needs more samples than feature dimensions)',
   });
 });
 
@@ -165,13 +174,19 @@ test('FID with a rank-deficient covariance is finite and matches the independent
   for (let i = 0; i < d; i++) for (let j = 0; j < rank; j++) bm.set(i, j, rng.normal());
   const singular = fromM(bm.mmul(bm.transpose()));
   const other = randomSpd(d);
-  const r = await frechetDistance({ mu: new Float64Array(d), sigma: singular }, { mu: new Float64Array(d), sigma: other });
+  const r = await frechetDistance(
+    { mu: new Float64Array(d), sigma: singular },
+    { mu: new Float64Array(d), sigma: other },
+  );
   assert.ok(Number.isFinite(r.fid));
   assert.equal(r.offsetApplied, false);
   const ts = traceSqrtByProductEig(d, singular, other);
   assert.ok(Math.abs(r.traceSqrt - ts) < 1e-6, `${r.traceSqrt} vs ${ts}`);
   // Both singular: the product has only rank-3 eigenvalues; still finite.
-  const both = await frechetDistance({ mu: new Float64Array(d), sigma: singular }, { mu: new Float64Array(d), sigma: singular });
+  const both = await frechetDistance(
+    { mu: new Float64Array(d), sigma: singular },
+    { mu: new Float64Array(d), sigma: singular },
+  );
   assert.deepEqual(both.factorizations, ['eigh', 'eigh']);
   assert.ok(Math.abs(both.fid) < 1e-6, `${both.fid}`);
 });
@@ -180,7 +195,10 @@ test('FID falls back to eps·I when a covariance is slightly indefinite (pytorch
   const d1 = [1, 2, -1e-8];
   const d2 = [0.5, 1, 3];
   const eps = 1e-6;
-  const r = await frechetDistance({ mu: new Float64Array(3), sigma: fromM(Matrix.diag(d1)) }, { mu: new Float64Array(3), sigma: fromM(Matrix.diag(d2)) });
+  const r = await frechetDistance(
+    { mu: new Float64Array(3), sigma: fromM(Matrix.diag(d1)) },
+    { mu: new Float64Array(3), sigma: fromM(Matrix.diag(d2)) },
+  );
   assert.equal(r.offsetApplied, true);
   assert.equal(r.eps, eps);
   const want = d1.reduce((t, x, i) => t + (x + eps) + (d2[i] + eps) - 2 * Math.sqrt((x + eps) * (d2[i] + eps)), 0);
@@ -195,13 +213,21 @@ test('FID errors: dimension mismatch, non-finite statistics, an indefinite covar
   });
   const bad = s(2);
   bad.sigma[1] = NaN;
-  await assert.rejects(frechetDistance(s(2), bad), { message: 'FID: reference statistics have sigma[0, 1] = NaN; recompute the statistics from finite features' });
+  await assert.rejects(frechetDistance(s(2), bad), {
+    message: 'FID: reference statistics have sigma[0, 1] = NaN; recompute the statistics from finite features',
+  });
   await assert.rejects(frechetDistance({ mu: new Float64Array(2), sigma: new Float64Array(3) }, s(2)), {
     message: 'FID: features have sigma with 3 values, expected 2×2 for mu of length 2',
   });
-  await assert.rejects(frechetDistance({ mu: new Float64Array(2), sigma: new Float64Array([1, 0, 0, -1]) }, s(2)), (e: Error) => {
-    assert.ok(e instanceof UsageError);
-    assert.equal(e.message, 'FID: sigma of the features is not positive semi-definite (eigenvalue -1.000e+0, even after adding 1e-6·I); recompute it as a covariance of finite features');
-    return true;
-  });
+  await assert.rejects(
+    frechetDistance({ mu: new Float64Array(2), sigma: new Float64Array([1, 0, 0, -1]) }, s(2)),
+    (e: Error) => {
+      assert.ok(e instanceof UsageError);
+      assert.equal(
+        e.message,
+        'FID: sigma of the features is not positive semi-definite (eigenvalue -1.000e+0, even after adding 1e-6·I); recompute it as a covariance of finite features',
+      );
+      return true;
+    },
+  );
 });

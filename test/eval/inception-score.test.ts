@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { inceptionScore } from '../../src/eval/inception-score.js';
 
 /** Logits that put (nearly) all mass on class c of K: `big` on c, 0 elsewhere. */
-const confident = (c: number, K: number, big: number): number[] => Array.from({ length: K }, (_, j) => (j === c ? big : 0));
+const confident = (c: number, K: number, big: number): number[] =>
+  Array.from({ length: K }, (_, j) => (j === c ? big : 0));
 
 test('uniform predictions give IS = 1 exactly', () => {
   const r = inceptionScore(new Float32Array(20 * 10).fill(3.7), 20, 10, 10);
@@ -46,7 +47,15 @@ test('hand-computed two-class case, and numpy-style std (ddof 0) over splits', (
 test('splits are consecutive parts with boundaries ⌊i·n/splits⌋', () => {
   // n = 7, 3 splits → samples [0,2), [2,4), [4,7): uniform (IS 1), two classes (IS 2), one class (IS 1).
   const K = 3;
-  const rows = [[0, 0, 0], [0, 0, 0], confident(0, K, 800), confident(1, K, 800), confident(2, K, 800), confident(2, K, 800), confident(2, K, 800)];
+  const rows = [
+    [0, 0, 0],
+    [0, 0, 0],
+    confident(0, K, 800),
+    confident(1, K, 800),
+    confident(2, K, 800),
+    confident(2, K, 800),
+    confident(2, K, 800),
+  ];
   const r = inceptionScore(new Float32Array(rows.flat()), 7, K, 3);
   const want = [1, 2, 1];
   r.splits.forEach((s, i) => assert.ok(Math.abs(s - want[i]) < 1e-12, `split ${i}: ${s}`));
@@ -63,6 +72,10 @@ test('inceptionScore errors', () => {
     name: 'UsageError',
     message: 'Inception Score: sample 2, class 1 has logit NaN; the classifier produced non-finite values',
   });
-  assert.throws(() => inceptionScore(new Float32Array(4), 4, 1, 2), { message: 'Inception Score: needs at least 2 classes, got 1' });
-  assert.throws(() => inceptionScore(new Float32Array(4), 2, 2, 0), { message: 'Inception Score: splits must be a positive integer, got 0' });
+  assert.throws(() => inceptionScore(new Float32Array(4), 4, 1, 2), {
+    message: 'Inception Score: needs at least 2 classes, got 1',
+  });
+  assert.throws(() => inceptionScore(new Float32Array(4), 2, 2, 0), {
+    message: 'Inception Score: splits must be a positive integer, got 0',
+  });
 });

@@ -16,7 +16,11 @@ function handNpy(dict: string, spaces: number, data: Uint8Array): Uint8Array {
 
 // np.array([1.0, 2.0]): dict (57 chars) + 20 growth spaces (21 − len('2')) + 40 alignment spaces + '\n' = 118,
 // so the data starts at byte 10 + 118 = 128; 1.0 = 0x3ff0000000000000, 2.0 = 0x4000000000000000 (LE).
-const ONE_TWO = handNpy("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 60, Buffer.from('000000000000f03f0000000000000040', 'hex'));
+const ONE_TWO = handNpy(
+  "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
+  60,
+  Buffer.from('000000000000f03f0000000000000040', 'hex'),
+);
 
 test('encodeNpy is byte-exact with the spec for np.array([1.0, 2.0])', () => {
   const got = encodeNpy({ dtype: 'float64', shape: [2], data: new Float64Array([1, 2]) });
@@ -26,7 +30,11 @@ test('encodeNpy is byte-exact with the spec for np.array([1.0, 2.0])', () => {
 
 test('encodeNpy: 2-D float32 header uses Python tuple repr and 64-byte alignment', () => {
   // (2, 3) <f4: dict 59 chars + 20 growth + 38 alignment spaces + '\n' = 118 → data at 128.
-  const want = handNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 58, new Uint8Array(new Float32Array([0, 1, 2, 3, 4, 5]).buffer));
+  const want = handNpy(
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+    58,
+    new Uint8Array(new Float32Array([0, 1, 2, 3, 4, 5]).buffer),
+  );
   const got = encodeNpy({ dtype: 'float32', shape: [2, 3], data: new Float32Array([0, 1, 2, 3, 4, 5]) });
   assert.equal(hex(got), hex(want));
   assert.equal((10 + got[8] + (got[9] << 8)) % 64, 0);
@@ -51,7 +59,11 @@ test('npz round trip: stored members named <key>.npy, float32 and float64', () =
   assert.equal(back.b.dtype, 'float32');
   assert.deepEqual([...back.b.data], [0.5, -1, 7]);
   // Stored, not deflated (like np.savez): the raw .npy bytes appear verbatim in the archive.
-  assert.ok(Buffer.from(bytes).includes(Buffer.from(encodeNpy({ dtype: 'float32', shape: [3], data: new Float32Array([0.5, -1, 7]) }))));
+  assert.ok(
+    Buffer.from(bytes).includes(
+      Buffer.from(encodeNpy({ dtype: 'float32', shape: [3], data: new Float32Array([0.5, -1, 7]) })),
+    ),
+  );
 });
 
 test('FID stats round trip, and deflated members are read', () => {
@@ -59,10 +71,13 @@ test('FID stats round trip, and deflated members are read', () => {
   const back = decodeFidStats(encodeFidStats(stats), 'mem.npz');
   assert.deepEqual([...back.mu], [0.25, -1]);
   assert.deepEqual([...back.sigma], [2, 0.5, 0.5, 1]);
-  const deflated = zipSync({
-    'mu.npy': encodeNpy({ dtype: 'float32', shape: [2], data: new Float32Array([0.25, -1]) }),
-    'sigma.npy': encodeNpy({ dtype: 'float64', shape: [2, 2], data: stats.sigma }),
-  }, { level: 9 });
+  const deflated = zipSync(
+    {
+      'mu.npy': encodeNpy({ dtype: 'float32', shape: [2], data: new Float32Array([0.25, -1]) }),
+      'sigma.npy': encodeNpy({ dtype: 'float64', shape: [2, 2], data: stats.sigma }),
+    },
+    { level: 9 },
+  );
   const d = decodeFidStats(deflated, 'c.npz');
   assert.ok(d.mu instanceof Float64Array);
   assert.deepEqual([...d.mu], [0.25, -1]);
@@ -90,18 +105,35 @@ const header = (dict: string): Uint8Array => handNpy(dict, 64 - ((10 + dict.leng
 
 test('decodeNpy rejects unsupported layouts with clear errors', () => {
   const cases: [Uint8Array, RegExp][] = [
-    [header("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }"), /^s\.npz:m\.npy: unsupported dtype '>f8' \(supported: '<f8', '<f4'/],
+    [
+      header("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }"),
+      /^s\.npz:m\.npy: unsupported dtype '>f8' \(supported: '<f8', '<f4'/,
+    ],
     [header("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }"), /unsupported dtype '\|O'/],
     [header("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (2,), }"), /unsupported dtype in header/],
-    [header("{'descr': '<f8', 'fortran_order': True, 'shape': (2,), }"), /fortran_order is True; re-save it in C order/],
-    [header("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }"), /has 16 data bytes, expected 24 for shape \(3,\) <f8/],
+    [
+      header("{'descr': '<f8', 'fortran_order': True, 'shape': (2,), }"),
+      /fortran_order is True; re-save it in C order/,
+    ],
+    [
+      header("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }"),
+      /has 16 data bytes, expected 24 for shape \(3,\) <f8/,
+    ],
     [strToU8('PK not numpy at all'), /not a \.npy array \(bad magic/],
   ];
-  for (const [bytes, re] of cases) assert.throws(() => decodeNpy(bytes, 's.npz:m.npy'), (e: Error) => e instanceof UsageError && re.test(e.message));
+  for (const [bytes, re] of cases)
+    assert.throws(
+      () => decodeNpy(bytes, 's.npz:m.npy'),
+      (e: Error) => e instanceof UsageError && re.test(e.message),
+    );
 });
 
 test('decodeFidStats errors name the source and the problem', () => {
-  const arr = (shape: number[]) => ({ dtype: 'float64' as const, shape, data: new Float64Array(shape.reduce((a, b) => a * b, 1)) });
+  const arr = (shape: number[]) => ({
+    dtype: 'float64' as const,
+    shape,
+    data: new Float64Array(shape.reduce((a, b) => a * b, 1)),
+  });
   const src = 's3://bucket/ref/stats.npz';
   assert.throws(() => decodeFidStats(encodeNpz({ mu: arr([3]), sigma: arr([3, 4]) }), src), {
     name: 'UsageError',
@@ -111,9 +143,13 @@ test('decodeFidStats errors name the source and the problem', () => {
     message: 's3://bucket/ref/stats.npz: mu has shape (3, 1), expected a 1-D vector',
   });
   assert.throws(() => decodeFidStats(encodeNpz({ mu: arr([3]) }), src), {
-    message: "s3://bucket/ref/stats.npz: FID statistics need arrays 'mu' and 'sigma' (found: mu); write them with numpy.savez(path, mu=mu, sigma=sigma)",
+    message:
+      "s3://bucket/ref/stats.npz: FID statistics need arrays 'mu' and 'sigma' (found: mu); write them with numpy.savez(path, mu=mu, sigma=sigma)",
   });
-  assert.throws(() => decodeFidStats(strToU8('hello'), src), (e: Error) => e instanceof UsageError && e.message.startsWith(`${src}: not a readable .npz (zip) archive`));
+  assert.throws(
+    () => decodeFidStats(strToU8('hello'), src),
+    (e: Error) => e instanceof UsageError && e.message.startsWith(`${src}: not a readable .npz (zip) archive`),
+  );
 });
 
 test('a flipped byte inside a member fails its CRC-32 check, as numpy.load does', () => {

@@ -4,23 +4,38 @@ import { precisionRecall } from '../../src/eval/precision-recall.js';
 import { Rng } from '../../src/util/rng.js';
 
 const rng = new Rng(7);
-const gauss = (n: number, dim: number, shift = 0): Float32Array => new Float32Array(n * dim).map(() => rng.normal() + shift);
+const gauss = (n: number, dim: number, shift = 0): Float32Array =>
+  new Float32Array(n * dim).map(() => rng.normal() + shift);
 
 /** Brute-force float64 reference: radii = k-th nearest other sample; coverage with distance ≤ radius. */
-function naive(real: Float32Array, nr: number, fake: Float32Array, nf: number, dim: number, k: number): { precision: number; recall: number } {
+function naive(
+  real: Float32Array,
+  nr: number,
+  fake: Float32Array,
+  nf: number,
+  dim: number,
+  k: number,
+): { precision: number; recall: number } {
   const dist = (a: Float32Array, i: number, b: Float32Array, j: number) => {
     let s = 0;
     for (let t = 0; t < dim; t++) s += (a[i * dim + t] - b[j * dim + t]) ** 2;
     return Math.sqrt(s);
   };
   const radii = (x: Float32Array, n: number) =>
-    Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? Infinity : dist(x, i, x, j))).sort((a, b) => a - b)[k - 1]);
+    Array.from(
+      { length: n },
+      (_, i) =>
+        Array.from({ length: n }, (_, j) => (i === j ? Infinity : dist(x, i, x, j))).sort((a, b) => a - b)[k - 1],
+    );
   const covered = (q: Float32Array, nq: number, c: Float32Array, nc: number, r: number[]) => {
     let inside = 0;
     for (let i = 0; i < nq; i++) if (r.some((ri, j) => dist(q, i, c, j) <= ri)) inside++;
     return inside / nq;
   };
-  return { precision: covered(fake, nf, real, nr, radii(real, nr)), recall: covered(real, nr, fake, nf, radii(fake, nf)) };
+  return {
+    precision: covered(fake, nf, real, nr, radii(real, nr)),
+    recall: covered(real, nr, fake, nf, radii(fake, nf)),
+  };
 }
 
 test('identical sets: precision = recall = 1', async () => {
@@ -77,8 +92,13 @@ test('precisionRecall errors: k ≥ n, bad k, non-finite features', async () => 
   await assert.rejects(precisionRecall(gauss(10, 2), 10, gauss(5, 2), 5, 2, { k: 5 }), {
     message: 'precision/recall: k = 5 needs at least 6 generated samples, got 5; use more samples or a smaller k',
   });
-  await assert.rejects(precisionRecall(gauss(10, 2), 10, gauss(10, 2), 10, 2, { k: 0 }), { message: 'precision/recall: k must be a positive integer, got 0' });
+  await assert.rejects(precisionRecall(gauss(10, 2), 10, gauss(10, 2), 10, 2, { k: 0 }), {
+    message: 'precision/recall: k must be a positive integer, got 0',
+  });
   const bad = gauss(10, 2);
   bad[7] = Infinity;
-  await assert.rejects(precisionRecall(gauss(10, 2), 10, bad, 10, 2), { name: 'UsageError', message: /^generated features: sample 3, feature 1 is Infinity;/ });
+  await assert.rejects(precisionRecall(gauss(10, 2), 10, bad, 10, 2), {
+    name: 'UsageError',
+    message: /^generated features: sample 3, feature 1 is Infinity;/,
+  });
 });

@@ -11,7 +11,13 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino, type Logger } from 'pino';
-import { EvalMetrics, MAX_LABEL_LENGTH, parsePushgatewayUrl, pushgatewayFromEnv, safeLabel } from '../../src/eval/metrics.js';
+import {
+  EvalMetrics,
+  MAX_LABEL_LENGTH,
+  parsePushgatewayUrl,
+  pushgatewayFromEnv,
+  safeLabel,
+} from '../../src/eval/metrics.js';
 import { UsageError } from '../../src/util/errors.js';
 
 /** The env written by `scripts/prom-server.sh start` (unless already in process.env); null when absent. */
@@ -38,7 +44,13 @@ const skipReal = env ? false : "no Prometheus/Pushgateway env: run 'bash scripts
 function memoryLogger(): { logger: Logger; lines: Record<string, unknown>[]; text: () => string } {
   const raw: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void raw.push(s) });
-  return { logger, get lines() { return raw.map((s) => JSON.parse(s) as Record<string, unknown>); }, text: () => raw.join('') };
+  return {
+    logger,
+    get lines() {
+      return raw.map((s) => JSON.parse(s) as Record<string, unknown>);
+    },
+    text: () => raw.join(''),
+  };
 }
 
 const runId = (tag: string) => `t-${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
@@ -55,7 +67,10 @@ async function refusedPort(): Promise<number> {
 
 describe('labels and URLs', () => {
   test('safeLabel strips userinfo, query and fragment from URIs and caps the length', () => {
-    assert.equal(safeLabel('s3://AKIAEXAMPLE:wJalr/SECRET@bucket/runs/m1/model.onnx?X-Amz-Signature=dead#x'), 's3://bucket/runs/m1/model.onnx');
+    assert.equal(
+      safeLabel('s3://AKIAEXAMPLE:wJalr/SECRET@bucket/runs/m1/model.onnx?X-Amz-Signature=dead#x'),
+      's3://bucket/runs/m1/model.onnx',
+    );
     assert.equal(safeLabel('https://user:pw@hf.example/m.onnx?token=abc'), 'https://hf.example/m.onnx');
     assert.equal(safeLabel('https://a@b@host/x'), 'https://host/x');
     assert.equal(safeLabel('https://host:8443/models/m@v2.onnx'), 'https://host:8443/models/m@v2.onnx');
@@ -71,17 +86,43 @@ describe('labels and URLs', () => {
   });
 
   test('parsePushgatewayUrl accepts http(s), rejects the rest with a UsageError that hides credentials', () => {
-    assert.deepEqual(parsePushgatewayUrl('https://u:p%40ss@gw.example:9091/base'), { url: 'https://u:p%40ss@gw.example:9091/base', display: 'https://gw.example:9091/base' });
-    assert.throws(() => parsePushgatewayUrl('ftp://u:hunter2@gw:21'), (e: Error) => e instanceof UsageError && /uses ftp; .*http or https/.test(e.message) && !e.message.includes('hunter2'));
-    assert.throws(() => parsePushgatewayUrl('127.0.0.1:9091'), (e: Error) => e instanceof UsageError && /GET_DISTILL_PUSHGATEWAY_URL: "127\.0\.0\.1:9091" is not a URL; expected e\.g\./.test(e.message));
+    assert.deepEqual(parsePushgatewayUrl('https://u:p%40ss@gw.example:9091/base'), {
+      url: 'https://u:p%40ss@gw.example:9091/base',
+      display: 'https://gw.example:9091/base',
+    });
+    assert.throws(
+      () => parsePushgatewayUrl('ftp://u:hunter2@gw:21'),
+      (e: Error) =>
+        e instanceof UsageError && /uses ftp; .*http or https/.test(e.message) && !e.message.includes('hunter2'),
+    );
+    assert.throws(
+      () => parsePushgatewayUrl('127.0.0.1:9091'),
+      (e: Error) =>
+        e instanceof UsageError &&
+        /GET_DISTILL_PUSHGATEWAY_URL: "127\.0\.0\.1:9091" is not a URL; expected e\.g\./.test(e.message),
+    );
     // An unescaped '/' in the password makes it unparsable; the message still hides it.
-    assert.throws(() => parsePushgatewayUrl('http://u:hunt/er2@gw:9091'), (e: Error) => e instanceof UsageError && e.message.includes('"http://gw:9091"') && !e.message.includes('hunt'));
+    assert.throws(
+      () => parsePushgatewayUrl('http://u:hunt/er2@gw:9091'),
+      (e: Error) => e instanceof UsageError && e.message.includes('"http://gw:9091"') && !e.message.includes('hunt'),
+    );
     assert.throws(() => parsePushgatewayUrl('http://gw:9091/?a=1'), /has a query or fragment/);
-    assert.throws(() => new EvalMetrics({ model: 'm', pushgateway: 'file:///tmp/x', logger: memoryLogger().logger }), /pushgateway: "file:\/\/\/tmp\/x" uses file/);
+    assert.throws(
+      () => new EvalMetrics({ model: 'm', pushgateway: 'file:///tmp/x', logger: memoryLogger().logger }),
+      /pushgateway: "file:\/\/\/tmp\/x" uses file/,
+    );
     assert.equal(pushgatewayFromEnv({ GET_DISTILL_PUSHGATEWAY_URL: '  ' }), undefined);
     assert.equal(pushgatewayFromEnv({ GET_DISTILL_PUSHGATEWAY_URL: 'http://gw:9091' }), 'http://gw:9091');
     // Env var picked up when the option is absent, and its name in the error.
-    assert.throws(() => new EvalMetrics({ model: 'm', env: { GET_DISTILL_PUSHGATEWAY_URL: 'gopher://x' }, logger: memoryLogger().logger }), /^UsageError: GET_DISTILL_PUSHGATEWAY_URL: /);
+    assert.throws(
+      () =>
+        new EvalMetrics({
+          model: 'm',
+          env: { GET_DISTILL_PUSHGATEWAY_URL: 'gopher://x' },
+          logger: memoryLogger().logger,
+        }),
+      /^UsageError: GET_DISTILL_PUSHGATEWAY_URL: /,
+    );
   });
 });
 
@@ -89,7 +130,12 @@ describe('pushes without a gateway', () => {
   test('a push to a refused port resolves false, the eval goes on, one warning with the URL and no credentials', async () => {
     const port = await refusedPort();
     const log = memoryLogger();
-    const m = new EvalMetrics({ model: 'm', runId: 'refused', pushgateway: `http://pushuser:hunter2@127.0.0.1:${port}`, logger: log.logger });
+    const m = new EvalMetrics({
+      model: 'm',
+      runId: 'refused',
+      pushgateway: `http://pushuser:hunter2@127.0.0.1:${port}`,
+      logger: log.logger,
+    });
     assert.equal(await m.start(), false);
     m.progress('sample', 10, 100); // a new phase: pushes (and fails) at once
     assert.equal(await m.push(), false); // shares that push
@@ -111,13 +157,20 @@ describe('pushes without a gateway', () => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        if (req.method === 'PUT' && req.url === '/metrics/job/get_eval/instance/rl') got.push({ t: performance.now(), body });
+        if (req.method === 'PUT' && req.url === '/metrics/job/get_eval/instance/rl')
+          got.push({ t: performance.now(), body });
         res.writeHead(200).end();
       });
     });
     await new Promise<void>((r) => gw.listen(0, '127.0.0.1', r));
     const interval = 300;
-    const m = new EvalMetrics({ model: 'm', runId: 'rl', pushgateway: `http://127.0.0.1:${(gw.address() as AddressInfo).port}`, minPushIntervalMs: interval, logger: memoryLogger().logger });
+    const m = new EvalMetrics({
+      model: 'm',
+      runId: 'rl',
+      pushgateway: `http://127.0.0.1:${(gw.address() as AddressInfo).port}`,
+      minPushIntervalMs: interval,
+      logger: memoryLogger().logger,
+    });
     try {
       const t0 = performance.now();
       for (let i = 1; i <= 20; i++) {
@@ -126,10 +179,25 @@ describe('pushes without a gateway', () => {
       }
       await sleep(interval + 150); // the trailing push
       const n = got.length;
-      assert.ok(n >= 3 && n <= 6, `20 progress reports over ${Math.round(performance.now() - t0)} ms → ${n} pushes, expected 3…6`);
-      for (let i = 1; i < n; i++) assert.ok(got[i]!.t - got[i - 1]!.t >= interval - 40, `pushes ${i - 1} and ${i} only ${Math.round(got[i]!.t - got[i - 1]!.t)} ms apart`);
-      assert.match(got[0]!.body, /^get_eval_samples_done\{model="m",phase="sample"\} 10$/m, 'the first report of a phase pushes at once');
-      assert.match(got[n - 1]!.body, /^get_eval_samples_done\{model="m",phase="sample"\} 200$/m, 'the last count arrives');
+      assert.ok(
+        n >= 3 && n <= 6,
+        `20 progress reports over ${Math.round(performance.now() - t0)} ms → ${n} pushes, expected 3…6`,
+      );
+      for (let i = 1; i < n; i++)
+        assert.ok(
+          got[i]!.t - got[i - 1]!.t >= interval - 40,
+          `pushes ${i - 1} and ${i} only ${Math.round(got[i]!.t - got[i - 1]!.t)} ms apart`,
+        );
+      assert.match(
+        got[0]!.body,
+        /^get_eval_samples_done\{model="m",phase="sample"\} 10$/m,
+        'the first report of a phase pushes at once',
+      );
+      assert.match(
+        got[n - 1]!.body,
+        /^get_eval_samples_done\{model="m",phase="sample"\} 200$/m,
+        'the last count arrives',
+      );
       assert.doesNotMatch(got[0]!.body, /process_cpu|nodejs_/, 'process metrics are not pushed');
       const t1 = performance.now();
       m.progress('reference', 1, 10);
@@ -149,7 +217,12 @@ describe('pushes without a gateway', () => {
       req.resume().on('end', () => res.writeHead(200).end());
     });
     await new Promise<void>((r) => gw.listen(0, '127.0.0.1', r));
-    const m = new EvalMetrics({ model: 'm', runId: 'auth', pushgateway: `http://push%20user:p%40ss@127.0.0.1:${(gw.address() as AddressInfo).port}`, logger: memoryLogger().logger });
+    const m = new EvalMetrics({
+      model: 'm',
+      runId: 'auth',
+      pushgateway: `http://push%20user:p%40ss@127.0.0.1:${(gw.address() as AddressInfo).port}`,
+      logger: memoryLogger().logger,
+    });
     try {
       assert.equal(await m.start(), true);
       assert.deepEqual(auth, [`Basic ${Buffer.from('push user:p@ss').toString('base64')}`]);
@@ -164,16 +237,23 @@ describe('pushes without a gateway', () => {
 describe('real Pushgateway and Prometheus', { skip: skipReal }, () => {
   const pushed: string[] = [];
   after(async () => {
-    for (const id of pushed) await fetch(`${env!.pushgateway}/metrics/job/get_eval/instance/${id}`, { method: 'DELETE' });
+    for (const id of pushed)
+      await fetch(`${env!.pushgateway}/metrics/job/get_eval/instance/${id}`, { method: 'DELETE' });
   });
 
   /** Polls Prometheus' instant query API until the query returns a series (Prometheus scrapes every 1 s). */
-  async function queryUntil(q: string, timeoutMs = 20_000): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  async function queryUntil(
+    q: string,
+    timeoutMs = 20_000,
+  ): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
     const t0 = Date.now();
     for (;;) {
       const r = await fetch(`${env!.prometheus}/api/v1/query?query=${encodeURIComponent(q)}`);
       assert.equal(r.status, 200, `Prometheus answered ${r.status} to ${q}`);
-      const j = (await r.json()) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+      const j = (await r.json()) as {
+        status: string;
+        data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+      };
       assert.equal(j.status, 'success');
       if (j.data.result.length > 0) return j.data.result;
       if (Date.now() - t0 > timeoutMs) assert.fail(`${q}: no series after ${timeoutMs} ms`);
@@ -189,7 +269,14 @@ describe('real Pushgateway and Prometheus', { skip: skipReal }, () => {
     gw.username = 'pushuser';
     gw.password = 'hunter2';
     const model = 's3://AKIAEXAMPLE:wJalrSECRETKEY@bucket/runs/m1/model.onnx?X-Amz-Signature=deadbeef';
-    const m = new EvalMetrics({ model, reference: 'mnist:test', features: 'mnist', runId: id, pushgateway: gw.href, logger: log.logger });
+    const m = new EvalMetrics({
+      model,
+      reference: 'mnist:test',
+      features: 'mnist',
+      runId: id,
+      pushgateway: gw.href,
+      logger: log.logger,
+    });
     try {
       const base = await m.serve(0);
       assert.equal(await m.start(), true);
@@ -207,17 +294,32 @@ describe('real Pushgateway and Prometheus', { skip: skipReal }, () => {
       assert.ok(!/SECRET|deadbeef|AKIA/.test(text), 'no secrets in /metrics');
 
       const fid = 12.345678901234567;
-      assert.equal(await m.succeed({ scores: { fid, inceptionScore: { mean: 9.25, std: 0.125 }, precision: 0.75, recall: 0.5 }, samplesPerSecond: 1234.5 }), true);
+      assert.equal(
+        await m.succeed({
+          scores: { fid, inceptionScore: { mean: 9.25, std: 0.125 }, precision: 0.75, recall: 0.5 },
+          samplesPerSecond: 1234.5,
+        }),
+        true,
+      );
       const [series, ...rest] = await queryUntil(`get_eval_fid{instance="${id}"}`);
       assert.equal(rest.length, 0);
-      assert.deepEqual(series!.metric, { __name__: 'get_eval_fid', job: 'get_eval', instance: id, model: 's3://bucket/runs/m1/model.onnx', reference: 'mnist:test', features: 'mnist' });
+      assert.deepEqual(series!.metric, {
+        __name__: 'get_eval_fid',
+        job: 'get_eval',
+        instance: id,
+        model: 's3://bucket/runs/m1/model.onnx',
+        reference: 'mnist:test',
+        features: 'mnist',
+      });
       assert.equal(series!.value[1], '12.345678901234567');
       assert.equal(Number(series!.value[1]), fid);
       const state = await queryUntil(`get_eval_state{instance="${id}",state="succeeded"} == 1`);
       assert.equal(state.length, 1);
       const is = await queryUntil(`get_eval_inception_score_std{instance="${id}"}`);
       assert.equal(is[0]!.value[1], '0.125');
-      const all = await (await fetch(`${env!.prometheus}/api/v1/query?query=${encodeURIComponent(`{instance="${id}"}`)}`)).text();
+      const all = await (
+        await fetch(`${env!.prometheus}/api/v1/query?query=${encodeURIComponent(`{instance="${id}"}`)}`)
+      ).text();
       assert.ok(!/SECRET|deadbeef|AKIA|hunter2|pushuser/.test(all), 'no secrets in any stored series');
       assert.ok(!/hunter2|pushuser|SECRET|deadbeef/.test(log.text()), 'no secrets in the logs');
       assert.equal(m.pushFailures, 0);

@@ -52,7 +52,13 @@ function weights(cfg: GetConfig, seed: number): ParamStore {
 }
 
 /** Runs an exported model on noise, labels and the z0 of `seeds`. */
-async function runExported(bytes: Uint8Array, cfg: GetConfig, noise: Float32Array, labels: Int32Array | null, z0: Float32Array): Promise<Record<string, HostTensor>> {
+async function runExported(
+  bytes: Uint8Array,
+  cfg: GetConfig,
+  noise: Float32Array,
+  labels: Int32Array | null,
+  z0: Float32Array,
+): Promise<Record<string, HostTensor>> {
   const B = noise.length / (cfg.channels * cfg.imageSize ** 2);
   const feeds: Record<string, HostTensor> = {
     noise: { dtype: 'float32', dims: [B, cfg.channels, cfg.imageSize, cfg.imageSize], data: noise },
@@ -67,7 +73,10 @@ async function runExported(bytes: Uint8Array, cfg: GetConfig, noise: Float32Arra
   }
 }
 
-for (const [title, cfg] of [['conditional GET-CPU-XS/8, 10 classes', CONDITIONAL], ['unconditional 3×32×32, patch 4', UNCONDITIONAL]] as const) {
+for (const [title, cfg] of [
+  ['conditional GET-CPU-XS/8, 10 classes', CONDITIONAL],
+  ['unconditional 3×32×32, patch 4', UNCONDITIONAL],
+] as const) {
   test(`exported model = training engine's lowest-residual iterate, ${title}`, async () => {
     const B = 8;
     const P = cfg.channels * cfg.imageSize ** 2;
@@ -82,7 +91,11 @@ for (const [title, cfg] of [['conditional GET-CPU-XS/8, 10 classes', CONDITIONAL
     const engine = await OrtTrainingEngine.create(cfg, B, K, 1, { iterates: true });
     const fwd = await engine.forward(params, { noise, image: new Float32Array(B * P), labels }, z0);
     await engine.close();
-    const { onnx: bytes } = exportModel(cfg, (n) => params.view(n), { iterations: K, step: 0, dataManifestSha256: DIGEST });
+    const { onnx: bytes } = exportModel(cfg, (n) => params.view(n), {
+      iterations: K,
+      step: 0,
+      dataManifestSha256: DIGEST,
+    });
     const out = await runExported(bytes, cfg, noise, labels, z0);
 
     let maxDiff = 0;
@@ -102,16 +115,26 @@ for (const [title, cfg] of [['conditional GET-CPU-XS/8, 10 classes', CONDITIONAL
       const want = fwd.images[best].subarray(b * P, (b + 1) * P);
       const got = (out.image.data as Float32Array).subarray(b * P, (b + 1) * P);
       for (let i = 0; i < P; i++) maxDiff = Math.max(maxDiff, Math.abs(want[i] - got[i]));
-      assert.ok(Math.abs((out.residual2.data as Float32Array)[b] - bestR) <= 1e-4 * bestR, `sample ${b}: residual² ${(out.residual2.data as Float32Array)[b]} vs ${bestR}`);
-      assert.ok(want.some((v) => Math.abs(v) > 0.5), 'non-trivial image');
+      assert.ok(
+        Math.abs((out.residual2.data as Float32Array)[b] - bestR) <= 1e-4 * bestR,
+        `sample ${b}: residual² ${(out.residual2.data as Float32Array)[b]} vs ${bestR}`,
+      );
+      assert.ok(
+        want.some((v) => Math.abs(v) > 0.5),
+        'non-trivial image',
+      );
     }
     const peak = (out.image.data as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    console.log(`# ${title}: max |Δ| = ${maxDiff.toExponential(2)} (max |image| ${peak.toFixed(2)}), chosen iterates ${chosen.join(',')}`);
+    console.log(
+      `# ${title}: max |Δ| = ${maxDiff.toExponential(2)} (max |image| ${peak.toFixed(2)}), chosen iterates ${chosen.join(',')}`,
+    );
     assert.ok(maxDiff <= 1e-4, `max |exported − engine| = ${maxDiff}`);
     // The choice matters: some samples take a later iterate, whose image is far from x̂_1's.
     const later = chosen.findIndex((k) => k > 1);
     assert.ok(later >= 0, `every sample took iterate 1 (${chosen.join(',')}); the test would not see the choice`);
-    const gap = fwd.images[0].subarray(later * P, (later + 1) * P).reduce((m, v, i) => Math.max(m, Math.abs(v - fwd.images[chosen[later] - 1][later * P + i])), 0);
+    const gap = fwd.images[0]
+      .subarray(later * P, (later + 1) * P)
+      .reduce((m, v, i) => Math.max(m, Math.abs(v - fwd.images[chosen[later] - 1][later * P + i])), 0);
     assert.ok(gap > 1e-2, `x̂_1 and x̂_${chosen[later]} differ by only ${gap}`);
   });
 }
@@ -119,7 +142,12 @@ for (const [title, cfg] of [['conditional GET-CPU-XS/8, 10 classes', CONDITIONAL
 test('card and metadata round trip: readModelInfo, sha256, parameter count', () => {
   const cfg = CONDITIONAL;
   const params = weights(cfg, 4);
-  const { onnx: bytes, card } = exportModel(cfg, (n) => params.view(n), { iterations: 4, step: 1234, dataManifestSha256: DIGEST, createdAt: '2025-01-02T03:04:05.000Z' });
+  const { onnx: bytes, card } = exportModel(cfg, (n) => params.view(n), {
+    iterations: 4,
+    step: 1234,
+    dataManifestSha256: DIGEST,
+    createdAt: '2025-01-02T03:04:05.000Z',
+  });
   const info = readModelInfo(bytes, 'model.onnx');
   assert.deepEqual(info.config, cfg);
   assert.equal(info.iterations, 4);
@@ -155,10 +183,20 @@ function broken(bytes: Uint8Array, edit: (m: onnxProto.onnx.ModelProto) => void)
 test('validateOnnx passes the export at batch 1 and 3, and names the fault in broken models', async () => {
   const cfg = UNCONDITIONAL;
   const params = weights(cfg, 5);
-  const { onnx: bytes } = exportModel(cfg, (n) => params.view(n), { iterations: 2, step: 0, dataManifestSha256: DIGEST });
+  const { onnx: bytes } = exportModel(cfg, (n) => params.view(n), {
+    iterations: 2,
+    step: 0,
+    dataManifestSha256: DIGEST,
+  });
   const v = await validateOnnx(bytes, 'm.onnx');
-  assert.deepEqual(v.observed, { 1: { image: [1, 3, 32, 32], residual2: [1] }, 3: { image: [3, 3, 32, 32], residual2: [3] } });
-  assert.ok(v.initializerElements >= params.size, `${v.initializerElements} float initializer elements < ${params.size} parameters`);
+  assert.deepEqual(v.observed, {
+    1: { image: [1, 3, 32, 32], residual2: [1] },
+    3: { image: [3, 3, 32, 32], residual2: [3] },
+  });
+  assert.ok(
+    v.initializerElements >= params.size,
+    `${v.initializerElements} float initializer elements < ${params.size} parameters`,
+  );
 
   const m = onnx.ModelProto.decode(bytes);
   const g = m.graph!;
@@ -167,39 +205,102 @@ test('validateOnnx passes the export at batch 1 and 3, and names the fault in br
   const weight = g.initializer!.find((t) => t.name === 'deq_blocks.0.mlp.fc1.weight')!;
   const shapeConst = g.node!.find((n) => n.opType === 'Reshape')!.input![1];
   const cases: [string, (m: onnxProto.onnx.ModelProto) => void, RegExp][] = [
-    ['undefined input', (x) => { x.graph!.node![node].input![0] = 'nowhere'; }, new RegExp(`node ${nodeName} \\(MatMul\\) input 'nowhere' is not a graph input, an initializer or an earlier node's output`)],
-    ['nodes out of order', (x) => { x.graph!.node!.reverse(); }, /input '.*' is not a graph input, an initializer or an earlier node's output/],
-    ['wrong initializer size', (x) => {
-      const t = x.graph!.initializer!.find((i) => i.name === weight.name)!;
-      t.rawData = t.rawData!.subarray(0, t.rawData!.length - 4);
-    }, /initializer 'deq_blocks\.0\.mlp\.fc1\.weight' \[32,64\] should hold 2048 elements, its data holds 2047/],
-    ['duplicate output', (x) => { x.graph!.node![node + 1].output![0] = x.graph!.node![node].output![0]; }, /output '.*' is already the output of node/],
-    ['unproduced graph output', (x) => { x.graph!.output![0].name = 'picture'; }, /graph output 'picture' is not produced by any node/],
-    ['opset 16', (x) => { x.opsetImport![0].version = 16; }, /opset is 16, expected 17/],
-    ['wrong declared dims', (x) => { x.graph!.output![0].type!.tensorType!.shape!.dim![3] = { dimValue: 31 }; }, /output 'image' has dims \[1,3,32,32\] at batch 1, declared \[batch,3,32,31\]/],
-    ['batch fixed at 1 in a Reshape', (x) => {
-      const t = x.graph!.initializer!.find((i) => i.name === shapeConst)!;
-      const dims = new BigInt64Array(Uint8Array.from(t.rawData!).buffer);
-      dims[0] = 1n; // was −1 (the symbolic batch)
-      t.rawData = new Uint8Array(dims.buffer);
-    }, /fails at batch 3 .*is the batch dim really dynamic\?/],
+    [
+      'undefined input',
+      (x) => {
+        x.graph!.node![node].input![0] = 'nowhere';
+      },
+      new RegExp(
+        `node ${nodeName} \\(MatMul\\) input 'nowhere' is not a graph input, an initializer or an earlier node's output`,
+      ),
+    ],
+    [
+      'nodes out of order',
+      (x) => {
+        x.graph!.node!.reverse();
+      },
+      /input '.*' is not a graph input, an initializer or an earlier node's output/,
+    ],
+    [
+      'wrong initializer size',
+      (x) => {
+        const t = x.graph!.initializer!.find((i) => i.name === weight.name)!;
+        t.rawData = t.rawData!.subarray(0, t.rawData!.length - 4);
+      },
+      /initializer 'deq_blocks\.0\.mlp\.fc1\.weight' \[32,64\] should hold 2048 elements, its data holds 2047/,
+    ],
+    [
+      'duplicate output',
+      (x) => {
+        x.graph!.node![node + 1].output![0] = x.graph!.node![node].output![0];
+      },
+      /output '.*' is already the output of node/,
+    ],
+    [
+      'unproduced graph output',
+      (x) => {
+        x.graph!.output![0].name = 'picture';
+      },
+      /graph output 'picture' is not produced by any node/,
+    ],
+    [
+      'opset 16',
+      (x) => {
+        x.opsetImport![0].version = 16;
+      },
+      /opset is 16, expected 17/,
+    ],
+    [
+      'wrong declared dims',
+      (x) => {
+        x.graph!.output![0].type!.tensorType!.shape!.dim![3] = { dimValue: 31 };
+      },
+      /output 'image' has dims \[1,3,32,32\] at batch 1, declared \[batch,3,32,31\]/,
+    ],
+    [
+      'batch fixed at 1 in a Reshape',
+      (x) => {
+        const t = x.graph!.initializer!.find((i) => i.name === shapeConst)!;
+        const dims = new BigInt64Array(Uint8Array.from(t.rawData!).buffer);
+        dims[0] = 1n; // was −1 (the symbolic batch)
+        t.rawData = new Uint8Array(dims.buffer);
+      },
+      /fails at batch 3 .*is the batch dim really dynamic\?/,
+    ],
   ];
   for (const [what, edit, pattern] of cases) {
-    await assert.rejects(validateOnnx(broken(bytes, edit), 'm.onnx'), (e: Error) => {
-      assert.match(e.message, /^m\.onnx: /, what);
-      assert.match(e.message, pattern, what);
-      return true;
-    }, what);
+    await assert.rejects(
+      validateOnnx(broken(bytes, edit), 'm.onnx'),
+      (e: Error) => {
+        assert.match(e.message, /^m\.onnx: /, what);
+        assert.match(e.message, pattern, what);
+        return true;
+      },
+      what,
+    );
   }
 });
 
 /** A checkpoint whose EMA differs from its params, written with saveCheckpoint into `dir`. */
-async function writeCheckpoint(dir: string, cfg: GetConfig, step: number): Promise<{ ema: ParamStore; params: ParamStore }> {
+async function writeCheckpoint(
+  dir: string,
+  cfg: GetConfig,
+  step: number,
+): Promise<{ ema: ParamStore; params: ParamStore }> {
   const params = weights(cfg, 6);
   const ema = weights(cfg, 7);
   const state: CheckpointState = {
-    step, imagesSeen: step * 8, adamSteps: step, config: cfg, optimizer: REFERENCE_ADAMW, ema: REFERENCE_EMA, batch: 8,
-    iterations: 3, seed: 0, dataManifestSha256: DIGEST, loss: 0.25,
+    step,
+    imagesSeen: step * 8,
+    adamSteps: step,
+    config: cfg,
+    optimizer: REFERENCE_ADAMW,
+    ema: REFERENCE_EMA,
+    batch: 8,
+    iterations: 3,
+    seed: 0,
+    dataManifestSha256: DIGEST,
+    loss: 0.25,
   };
   await saveCheckpoint(storeFor(dir), dir, { state, params, ema, adamM: params.clone(), adamV: params.clone() }, 2);
   return { ema, params };
@@ -218,25 +319,33 @@ test('export stage: checkpoint folder or file → model.onnx (EMA weights) then 
   // Byte-identical to exporting the EMA in memory (the params would give other bytes).
   const want = exportModel(cfg, (n) => ema.view(n), { iterations: 3, step: 40, dataManifestSha256: DIGEST, createdAt });
   assert.equal(sha256Hex(bytes), want.card.sha256);
-  assert.notEqual(exportModel(cfg, (n) => params.view(n), { iterations: 3, step: 40, dataManifestSha256: DIGEST }).card.sha256, want.card.sha256);
+  assert.notEqual(
+    exportModel(cfg, (n) => params.view(n), { iterations: 3, step: 40, dataManifestSha256: DIGEST }).card.sha256,
+    want.card.sha256,
+  );
   assert.deepEqual(card, JSON.parse(JSON.stringify(want.card)));
   assert.equal(card.step, 40);
   assert.equal(card.iterations, 3);
   assert.equal(readModelInfo(bytes, r.modelUri).step, 40);
 
-  const single = await exportStage({ checkpoint: join(dir, 'checkpoint-000000040.safetensors'), out: `file://${join(root, 'single')}`, createdAt });
+  const single = await exportStage({
+    checkpoint: join(dir, 'checkpoint-000000040.safetensors'),
+    out: `file://${join(root, 'single')}`,
+    createdAt,
+  });
   assert.equal(single.card.sha256, want.card.sha256);
   assert.equal(single.modelUri, `file://${join(root, 'single', 'model.onnx')}`);
 });
 
 test('export stage: missing, foreign and corrupt checkpoints are UsageErrors naming the URI', async () => {
   const out = join(root, 'bad-out');
-  const usage = (uri: string, pattern: RegExp) => assert.rejects(exportStage({ checkpoint: uri, out }), (e: Error) => {
-    assert.ok(e instanceof UsageError, `${e.name}: ${e.message}`);
-    assert.match(e.message, pattern);
-    assert.ok(!e.message.includes('\n'), 'one line');
-    return true;
-  });
+  const usage = (uri: string, pattern: RegExp) =>
+    assert.rejects(exportStage({ checkpoint: uri, out }), (e: Error) => {
+      assert.ok(e instanceof UsageError, `${e.name}: ${e.message}`);
+      assert.match(e.message, pattern);
+      assert.ok(!e.message.includes('\n'), 'one line');
+      return true;
+    });
   const missing = join(root, 'nope');
   await usage(missing, new RegExp(`^${missing}: no checkpoint there`));
   const text = join(root, 'notes.txt');

@@ -54,7 +54,16 @@ test('sin-cos positional embedding: column in the first half, row in the second 
   const D = 8;
   // token n = i·4 + j with i = 1, j = 2; ω = [1, 1/100]
   const row = pe.subarray((1 * 4 + 2) * D, (1 * 4 + 3) * D);
-  const expect = [Math.sin(2), Math.sin(0.02), Math.cos(2), Math.cos(0.02), Math.sin(1), Math.sin(0.01), Math.cos(1), Math.cos(0.01)];
+  const expect = [
+    Math.sin(2),
+    Math.sin(0.02),
+    Math.cos(2),
+    Math.cos(0.02),
+    Math.sin(1),
+    Math.sin(0.01),
+    Math.cos(1),
+    Math.cos(0.01),
+  ];
   expect.forEach((e, k) => assert.ok(Math.abs(row[k] - e) < 1e-6, `dim ${k}: ${row[k]} vs ${e}`));
 });
 
@@ -64,13 +73,19 @@ test('GET-CPU-S/4 conditional: output is exactly zero at initialisation (zero de
   const m = buildGet(g, cfg, 'batch');
   const { image, residual2 } = inferenceOutput(m, 'batch');
   const params = initParams(m.specs, 0);
-  const s = await OrtSession.create(toOnnx(g, { outputs: { image, residual2 }, paramValues: (p) => params.view(p.name) }));
+  const s = await OrtSession.create(
+    toOnnx(g, { outputs: { image, residual2 }, paramValues: (p) => params.view(p.name) }),
+  );
   const B = 3;
   const rng = new Rng(1);
   const out = await s.run({
     noise: { dtype: 'float32', dims: [B, 1, 32, 32], data: rng.fillNormal(new Float32Array(B * 1024)) },
     class_labels: { dtype: 'int64', dims: [B], data: BigInt64Array.of(0n, 4n, 9n) },
-    z0: { dtype: 'float32', dims: [B, numTokens(cfg), cfg.hiddenSize], data: rng.fillNormal(new Float32Array(B * numTokens(cfg) * cfg.hiddenSize)) },
+    z0: {
+      dtype: 'float32',
+      dims: [B, numTokens(cfg), cfg.hiddenSize],
+      data: rng.fillNormal(new Float32Array(B * numTokens(cfg) * cfg.hiddenSize)),
+    },
   });
   assert.deepEqual(out.image.dims, [B, 1, 32, 32]);
   assert.ok((out.image.data as Float32Array).every((v) => v === 0));

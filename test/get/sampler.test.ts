@@ -47,12 +47,20 @@ test('one-step sampler = float64 reference of the same graph, and picks the lowe
   }
   const z0 = new Float32Array(B * N * D);
   seeds.forEach((s, i) => z0.set(z0ForSeed(s, N * D), i * N * D));
-  const ref = evaluate(g, { noise, z0, class_labels: BigInt64Array.from(labels, BigInt) }, [image, residual2, ...residuals], (p) => params.view(p.name));
+  const ref = evaluate(
+    g,
+    { noise, z0, class_labels: BigInt64Array.from(labels, BigInt) },
+    [image, residual2, ...residuals],
+    (p) => params.view(p.name),
+  );
   const refImage = ref[0].data as Float64Array;
   let maxDiff = 0;
   for (let i = 0; i < refImage.length; i++) maxDiff = Math.max(maxDiff, Math.abs(refImage[i] - out.image[i]));
   assert.ok(maxDiff < 1e-4, `max |ORT − float64| = ${maxDiff}`);
-  assert.ok(refImage.some((v) => Math.abs(v) > 1e-3), 'non-trivial output');
+  assert.ok(
+    refImage.some((v) => Math.abs(v) > 1e-3),
+    'non-trivial output',
+  );
   for (let b = 0; b < B; b++) {
     const perIter = residuals.map((_, k) => (ref[2 + k].data as Float64Array)[b]);
     assert.equal((ref[1].data as Float64Array)[b], Math.min(...perIter));
@@ -70,5 +78,8 @@ test('same seed, label and noise → byte-identical image; another seed (z0) →
   await sampler.close();
   assert.deepEqual(Buffer.from(a.image.buffer), Buffer.from(b.image.buffer));
   assert.notDeepEqual(Buffer.from(a.image.buffer), Buffer.from(c.image.buffer));
-  await assert.rejects(GetSampler.create(cfg, (n) => params.view(n)).then((s) => s.generate(noise, null, [1])), /conditional model needs 1 class labels/);
+  await assert.rejects(
+    GetSampler.create(cfg, (n) => params.view(n)).then((s) => s.generate(noise, null, [1])),
+    /conditional model needs 1 class labels/,
+  );
 });

@@ -35,13 +35,18 @@ test('shapes: gradient shapes equal parameter shapes; unused and Sign-only param
   const session = await OrtSession.create(toOnnx(g, { outputs }), { threads: 1 });
   // Every parameter is an input of the emitted model, so the trainer can feed all of them.
   for (const p of params) assert.ok(session.inputNames.includes(p.name), `${p.name} is an input`);
-  const feeds = Object.fromEntries(params.map((p) => [p.name, { dtype: 'float32' as const, dims: p.shape as number[], data: values.get(p)! }]));
+  const feeds = Object.fromEntries(
+    params.map((p) => [p.name, { dtype: 'float32' as const, dims: p.shape as number[], data: values.get(p)! }]),
+  );
   const res = await session.run({ ...feeds, x: { dtype: 'float32', dims: [2, 3, 4], data: randn(rng, 24) } });
   await session.release();
   for (const p of params) assert.deepEqual(res[`grad_${p.name}`].dims, p.shape);
   assert.deepEqual([...res.grad_unused.data], new Array(14).fill(0));
   assert.deepEqual([...res.grad_sign_only.data], new Array(5).fill(0));
-  assert.ok([...res.grad_w.data].some((v) => v !== 0), 'the weight gradient is not all zero');
+  assert.ok(
+    [...res.grad_w.data].some((v) => v !== 0),
+    'the weight gradient is not all zero',
+  );
 });
 
 test('weight [k,n] × x [B,N,k]: one Gemm(transA) for dW, no Transpose, nothing for the data input', () => {
@@ -59,7 +64,13 @@ test('weight [k,n] × x [B,N,k]: one Gemm(transA) for dW, no Transpose, nothing 
   assert.equal(products[0].attrs.transA, 1);
   assert.equal(products[0].attrs.transB, 0);
   assert.equal(products[0].outputs[0], dw);
-  assert.deepEqual(products[0].inputs.map((v) => v.shape), [[6, 4], [6, 5]]);
+  assert.deepEqual(
+    products[0].inputs.map((v) => v.shape),
+    [
+      [6, 4],
+      [6, 5],
+    ],
+  );
   assert.equal(added.filter((n) => n.op === 'Transpose').length, 0);
   assert.equal(db.producer?.op, 'ReduceSum');
   assert.deepEqual(db.producer?.attrs.axes, [0, 1]);

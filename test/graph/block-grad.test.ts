@@ -12,8 +12,10 @@ const [B, N, D, H] = [2, 4, 8, 2];
 const hd = D / H;
 
 function block(g: Graph, x: Value, inj: Value): Value {
-  const ln = (name: string, v: Value) => op.layerNorm(v, g.param(`${name}.scale`, [D]), g.param(`${name}.bias`, [D]), 1e-6);
-  const linear = (name: string, v: Value, i: number, o: number) => op.add(op.matmul(v, g.param(`${name}.w`, [i, o])), g.param(`${name}.b`, [o]));
+  const ln = (name: string, v: Value) =>
+    op.layerNorm(v, g.param(`${name}.scale`, [D]), g.param(`${name}.bias`, [D]), 1e-6);
+  const linear = (name: string, v: Value, i: number, o: number) =>
+    op.add(op.matmul(v, g.param(`${name}.w`, [i, o])), g.param(`${name}.b`, [o]));
   const qkv = op.add(linear('qkv', ln('ln1', x), D, 3 * D), inj); // [B,N,3D]
   const [q, k, v] = op.split(qkv, -1, [D, D, D]); // each [B,N,D]
   const heads = (t: Value, perm: number[]) => op.transpose(op.reshape(t, [B, N, H, hd]), perm);
@@ -37,11 +39,16 @@ test('pre-LN transformer block [2,4,8], 2 heads, injection, L1 loss: all gradien
   const overrides: Record<string, (n: number) => Float32Array> = {};
   for (const p of g.params) {
     if (p.name.endsWith('.scale')) overrides[p.name] = (n) => randn(rng, n, 0.2).map((v) => 1 + v);
-    else if (p.name.endsWith('.w')) overrides[p.name] = (n) => randn(rng, n, Math.sqrt(2 / (p.shape[0] as number + (p.shape[1] as number))));
+    else if (p.name.endsWith('.w'))
+      overrides[p.name] = (n) => randn(rng, n, Math.sqrt(2 / ((p.shape[0] as number) + (p.shape[1] as number))));
     else overrides[p.name] = (n) => randn(rng, n, 0.1);
   }
   const params = randomParams(g, rng, overrides);
-  const t = (n: number, scale = 1) => ({ dtype: 'float32' as const, dims: [B, N, n], data: randn(rng, B * N * n, scale) });
+  const t = (n: number, scale = 1) => ({
+    dtype: 'float32' as const,
+    dims: [B, N, n],
+    data: randn(rng, B * N * n, scale),
+  });
   const feeds = { x: t(D), inj: t(3 * D, 0.5), target: t(D) };
   await checkGradients({ graph: g, loss, wrt: [...g.params, x, inj], params, feeds, forward: { y } });
 });

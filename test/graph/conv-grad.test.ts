@@ -20,7 +20,12 @@ test('Conv and ConvTranspose forward: hand-computed 3×3 case and the adjoint id
   const b = g.input('b', 'float64', [1]);
   const yv = op.conv2d(x, w, b, { pads: 0 }); // [1,1,2,2]
   const zv = op.conv2d(x, w, undefined, { pads: 1 }); // [1,1,4,4]
-  const [y, z] = evaluate(g, { x: Float64Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9), w: Float64Array.of(1, 0, 0, -1), b: Float64Array.of(0.5) }, [yv, zv], () => assert.fail());
+  const [y, z] = evaluate(
+    g,
+    { x: Float64Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9), w: Float64Array.of(1, 0, 0, -1), b: Float64Array.of(0.5) },
+    [yv, zv],
+    () => assert.fail(),
+  );
   // y[i,j] = x[i,j] − x[i+1,j+1] + 0.5 = −4 + 0.5 everywhere.
   assert.deepEqual([...(y.data as Float64Array)], [-3.5, -3.5, -3.5, -3.5]);
   // Padded: z[i,j] = x[i−1,j−1] − x[i,j] (zero outside); corners 0 − 1 = −1 and 9 − 0 = 9.
@@ -115,7 +120,10 @@ const cases: Record<string, Case> = {
       const x = g.param('x', [2, 2, 6, 6]);
       const w = g.param('w', [3, 2, 5, 5]);
       const v = g.param('v', [3, 2, 2, 3]);
-      const y = op.concat([op.reshape(op.conv2d(x, w, undefined, { pads: 2 }), [2, 108]), op.reshape(op.conv2d(x, v), [2, 60])], 1);
+      const y = op.concat(
+        [op.reshape(op.conv2d(x, w, undefined, { pads: 2 }), [2, 108]), op.reshape(op.conv2d(x, v), [2, 60])],
+        1,
+      );
       return { y, wrt: [x, w, v] };
     },
   },
@@ -155,5 +163,12 @@ test('gradient: conv → relu → pool → conv → fc → softmax cross-entropy
     x: { dtype: 'float32' as const, dims: [3, 1, 8, 8], data: randn(rng, 192) },
     labels: { dtype: 'int64' as const, dims: [3], data: BigInt64Array.of(0n, 3n, 1n) },
   };
-  await checkGradients({ graph: g, loss, wrt: [x, w1, b1, w2, fc, fb], params: randomParams(g, rng), feeds, forward: { logits } });
+  await checkGradients({
+    graph: g,
+    loss,
+    wrt: [x, w1, b1, w2, fc, fb],
+    params: randomParams(g, rng),
+    feeds,
+    forward: { logits },
+  });
 });

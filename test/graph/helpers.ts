@@ -86,7 +86,8 @@ export async function checkGradients(c: GradCheck): Promise<{ errors: Record<str
 
   const session = await OrtSession.create(toOnnx(graph, { outputs }), { threads: 1 });
   const ortFeeds: Record<string, HostTensor> = { ...feeds };
-  for (const [p, data] of params) if (session.inputNames.includes(p.name)) ortFeeds[p.name] = { dtype: 'float32', dims: p.shape as number[], data };
+  for (const [p, data] of params)
+    if (session.inputNames.includes(p.name)) ortFeeds[p.name] = { dtype: 'float32', dims: p.shape as number[], data };
   const res = await session.run(ortFeeds);
   await session.release();
 
@@ -114,7 +115,10 @@ export async function checkGradients(c: GradCheck): Promise<{ errors: Record<str
     const got = res[`grad__${i}`];
     const dims = feeds[w.name]?.dims ?? w.shape;
     assert.deepEqual(got.dims, dims, `gradient of ${w.name} has dims [${got.dims}], expected [${dims}]`);
-    const x = p64.get(w) ?? ((f64[w.name] as { data: Float64Array } | undefined)?.data ?? assert.fail(`${w.name} is neither a parameter nor a fed input`));
+    const x =
+      p64.get(w) ??
+      (f64[w.name] as { data: Float64Array } | undefined)?.data ??
+      assert.fail(`${w.name} is neither a parameter nor a fed input`);
     const fd = new Float64Array(x.length);
     for (let j = 0; j < x.length; j++) {
       const x0 = x[j];
@@ -128,12 +132,19 @@ export async function checkGradients(c: GradCheck): Promise<{ errors: Record<str
     const err = relErr(got.data as Float32Array, fd);
     errors[w.name] = err;
     ortGrads.push(got.data as Float32Array);
-    assert.ok(err <= tol, `gradient of ${w.name}: relative error ${err.toExponential(2)} vs finite differences (tol ${tol})`);
+    assert.ok(
+      err <= tol,
+      `gradient of ${w.name}: relative error ${err.toExponential(2)} vs finite differences (tol ${tol})`,
+    );
   });
   return { errors, grads: ortGrads };
 }
 
 /** Random N(0, scale²) float32 values for every parameter of g (overrides by name). */
-export function randomParams(g: Graph, rng: () => number, overrides: Readonly<Record<string, (n: number) => Float32Array>> = {}): Map<Value, Float32Array> {
+export function randomParams(
+  g: Graph,
+  rng: () => number,
+  overrides: Readonly<Record<string, (n: number) => Float32Array>> = {},
+): Map<Value, Float32Array> {
   return new Map(g.params.map((p) => [p, (overrides[p.name] ?? ((n: number) => randn(rng, n)))(numel(p.shape))]));
 }

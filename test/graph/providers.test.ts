@@ -13,8 +13,13 @@ import { Graph } from '../../src/graph/ir.js';
 import { toOnnx } from '../../src/graph/onnx.js';
 import * as op from '../../src/graph/ops.js';
 import {
-  createWithProviderFallback, EXECUTION_PROVIDERS_ENV, parseExecutionProviders, type ProviderFallback,
-  resetProviderFallbackState, resolveExecutionProviders, setProviderWarningSink,
+  createWithProviderFallback,
+  EXECUTION_PROVIDERS_ENV,
+  parseExecutionProviders,
+  type ProviderFallback,
+  resetProviderFallbackState,
+  resolveExecutionProviders,
+  setProviderWarningSink,
 } from '../../src/graph/providers.js';
 import { f64, OrtSession } from '../../src/graph/session.js';
 import { OrtWorkerPool } from '../../src/serve/pool.js';
@@ -40,18 +45,30 @@ test('parsing: comma list, case and spaces ignored, repeats dropped; default cpu
 });
 
 test('invalid names: a UsageError naming the variable, the entry and the allowed values', () => {
-  const bad = (v: string, re: RegExp) => assert.throws(() => resolveExecutionProviders({ [EXECUTION_PROVIDERS_ENV]: v }), (e: Error) => e instanceof UsageError && re.test(e.message), v);
-  bad('gpu,cpu', /^GET_DISTILL_EXECUTION_PROVIDERS="gpu,cpu": unknown provider "gpu"; give a comma list of cuda, tensorrt, cpu/);
+  const bad = (v: string, re: RegExp) =>
+    assert.throws(
+      () => resolveExecutionProviders({ [EXECUTION_PROVIDERS_ENV]: v }),
+      (e: Error) => e instanceof UsageError && re.test(e.message),
+      v,
+    );
+  bad(
+    'gpu,cpu',
+    /^GET_DISTILL_EXECUTION_PROVIDERS="gpu,cpu": unknown provider "gpu"; give a comma list of cuda, tensorrt, cpu/,
+  );
   bad('cuda,,cpu', /GET_DISTILL_EXECUTION_PROVIDERS="cuda,,cpu": an empty entry/);
   bad('webgpu', /unknown provider "webgpu"/); // bundled in onnxruntime-node, but not a provider this project supports
-  assert.throws(() => parseExecutionProviders('dml', '--providers'), /^UsageError: --providers="dml": unknown provider "dml"/);
+  assert.throws(
+    () => parseExecutionProviders('dml', '--providers'),
+    /^UsageError: --providers="dml": unknown provider "dml"/,
+  );
 });
 
 test('fallback on a stub: one warning per process, later sessions go straight to cpu; cpu-less lists and model errors throw', async () => {
   const tried: string[] = [];
   const create = async (eps: readonly string[]) => {
     tried.push(eps.join(','));
-    if (eps.includes('cuda')) throw new Error('OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library\nsecond line');
+    if (eps.includes('cuda'))
+      throw new Error('OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library\nsecond line');
     return eps.join(',');
   };
   const a = await createWithProviderFallback(['cuda', 'cpu'], create);
@@ -61,17 +78,36 @@ test('fallback on a stub: one warning per process, later sessions go straight to
   assert.equal(warnings.length, 1);
   assert.equal(warnings[0].failed, 'cuda');
   assert.equal(warnings[0].reason, 'OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library');
-  assert.equal(warnings[0].message, 'onnxruntime execution provider cuda failed (OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library); using cpu. Set GET_DISTILL_EXECUTION_PROVIDERS=cpu to skip the attempt');
+  assert.equal(
+    warnings[0].message,
+    'onnxruntime execution provider cuda failed (OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library); using cpu. Set GET_DISTILL_EXECUTION_PROVIDERS=cpu to skip the attempt',
+  );
   // A callback (worker threads) receives the fallback instead of the process warning.
   const got: ProviderFallback[] = [];
-  await createWithProviderFallback(['tensorrt', 'cpu'], async (eps) => { if (eps.includes('tensorrt')) throw new Error('OrtSessionOptionsAppendExecutionProvider_TensorRT: Failed to load shared library'); return 1; }, (f) => got.push(f));
+  await createWithProviderFallback(
+    ['tensorrt', 'cpu'],
+    async (eps) => {
+      if (eps.includes('tensorrt'))
+        throw new Error('OrtSessionOptionsAppendExecutionProvider_TensorRT: Failed to load shared library');
+      return 1;
+    },
+    (f) => got.push(f),
+  );
   assert.deepEqual([got.length, got[0].failed, warnings.length], [1, 'tensorrt', 1]);
   // `cuda` alone: GPU or nothing.
-  await assert.rejects(createWithProviderFallback(['cuda'], create), /onnxruntime session with providers cuda failed \(OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library\); when the provider is unavailable, add cpu to GET_DISTILL_EXECUTION_PROVIDERS \(e\.g\. cuda,cpu\)/);
+  await assert.rejects(
+    createWithProviderFallback(['cuda'], create),
+    /onnxruntime session with providers cuda failed \(OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library\); when the provider is unavailable, add cpu to GET_DISTILL_EXECUTION_PROVIDERS \(e\.g\. cuda,cpu\)/,
+  );
   // A model CPU rejects too: CPU's error, no warning.
   resetProviderFallbackState();
   setProviderWarningSink((f) => warnings.push(f));
-  await assert.rejects(createWithProviderFallback(['cuda', 'cpu'], async () => { throw new Error('Load model failed: bad node'); }), /^Error: Load model failed: bad node$/);
+  await assert.rejects(
+    createWithProviderFallback(['cuda', 'cpu'], async () => {
+      throw new Error('Load model failed: bad node');
+    }),
+    /^Error: Load model failed: bad node$/,
+  );
   assert.equal(warnings.length, 1);
 });
 
@@ -85,7 +121,10 @@ function matmulF64(): Uint8Array {
 test(`${EXECUTION_PROVIDERS_ENV}=cuda,cpu here: a working session and exactly one fallback warning; cpu alone: none`, async () => {
   process.env[EXECUTION_PROVIDERS_ENV] = 'cuda,cpu';
   const model = matmulF64();
-  const feeds = { a: f64([2, 2], new Float64Array([1, 2, 3, 4])), b: f64([2, 2], new Float64Array([0.5, -1, 2, 0.25])) };
+  const feeds = {
+    a: f64([2, 2], new Float64Array([1, 2, 3, 4])),
+    b: f64([2, 2], new Float64Array([0.5, -1, 2, 0.25])),
+  };
   for (let i = 0; i < 2; i++) {
     const s = await OrtSession.create(model, { threads: 1 });
     assert.deepEqual(Array.from((await s.run(feeds)).y.data as Float64Array), [4.5, -0.5, 9.5, -2]);
@@ -112,7 +151,10 @@ test('inference pool: two worker sessions on cuda,cpu fall back and log ONE pino
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   const bytes = modelBytes(CONDITIONAL);
-  const pool = await OrtWorkerPool.create({ bytes, info: readModelInfo(bytes, 'model.onnx') }, { sessions: 2, threads: 1, logger, executionProviders: ['cuda', 'cpu'] });
+  const pool = await OrtWorkerPool.create(
+    { bytes, info: readModelInfo(bytes, 'model.onnx') },
+    { sessions: 2, threads: 1, logger, executionProviders: ['cuda', 'cpu'] },
+  );
   try {
     const out = await pool.run([{ samples: seedSamples(7, 1, [3]) }]);
     assert.equal(out[0].image.length, 1024);

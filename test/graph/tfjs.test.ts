@@ -19,7 +19,7 @@ import { UsageError } from '../../src/util/errors.js';
 /** Deterministic N(0, 1)-ish values (sum of uniforms from an LCG). */
 function randn(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: n }, () => (u() + u() + u() - 1.5) * 2 * scale);
 }
 const size = (shape: readonly (number | string)[]) => shape.reduce<number>((a, d) => a * (d as number), 1);
@@ -46,7 +46,13 @@ const paramFeeds = (g: Graph, ps: Record<string, Float32Array>) =>
  * Loss and every parameter gradient: tfjs autograd vs the project's autodiff in onnxruntime.
  * @returns the worst relative error over the loss and all gradients.
  */
-async function compareGrads(rt: TfjsRuntime, g: Graph, loss: Value, feeds: Record<string, HostTensor>, ps: Record<string, Float32Array>): Promise<number> {
+async function compareGrads(
+  rt: TfjsRuntime,
+  g: Graph,
+  loss: Value,
+  feeds: Record<string, HostTensor>,
+  ps: Record<string, Float32Array>,
+): Promise<number> {
   const tg = TfjsGraph.create(rt, g, { loss });
   const grads = gradients(loss, g.params);
   const outputs: Record<string, Value> = { loss };
@@ -143,13 +149,23 @@ describe('TfjsGraph on wasm', () => {
     const bp = blockParams(new ParamBuilder(g), 'blk', D, 2);
     const y = block(cfg, B, z, bp, inj);
     const loss = op.reduceMean(op.abs(op.sub(y, target)), [0, 1, 2]);
-    const feeds = { z: f32([B, N, D], randn(B * N * D, 3)), inj: f32([B, N, 3 * D], randn(B * N * 3 * D, 4, 0.3)), target: f32([B, N, D], randn(B * N * D, 5)) };
+    const feeds = {
+      z: f32([B, N, D], randn(B * N * D, 3)),
+      inj: f32([B, N, 3 * D], randn(B * N * 3 * D, 4, 0.3)),
+      target: f32([B, N, D], randn(B * N * D, 5)),
+    };
     const worst = await compareGrads(rt, g, loss, feeds, paramValues(g, 21, 0.3));
     console.log('GET block: max rel. error over loss + gradients', worst);
   });
 
   it('loss and every parameter gradient of a small conditional GET equal onnxruntime', async () => {
-    const cfg = resolveConfig('GET-CPU-XS/8', { imageSize: 8, patchSize: 2, hiddenSize: 16, numHeads: 2, numClasses: 3 });
+    const cfg = resolveConfig('GET-CPU-XS/8', {
+      imageSize: 8,
+      patchSize: 2,
+      hiddenSize: 16,
+      numHeads: 2,
+      numClasses: 3,
+    });
     const B = 2;
     const g = new Graph('get');
     const m = buildGet(g, cfg, B);
@@ -173,7 +189,11 @@ describe('TfjsGraph on wasm', () => {
     const xp = g.param('x', [N, C, H, W]);
     const wp = g.param('w', [O, C, kh, kw]);
     const bp = g.param('b', [O]);
-    const [y] = g.node('Conv', [xp, wp, bp], [{ dtype: 'float32', shape: [N, O, Ho, Wo] }], { kernel_shape: [kh, kw], pads: [p, p, p, p], strides: [s, s] });
+    const [y] = g.node('Conv', [xp, wp, bp], [{ dtype: 'float32', shape: [N, O, Ho, Wo] }], {
+      kernel_shape: [kh, kw],
+      pads: [p, p, p, p],
+      strides: [s, s],
+    });
     const loss = op.reduceSum(op.mul(y, r), [0, 1, 2, 3]);
     const ps = paramValues(g, 41, 1);
     const rv = randn(N * O * Ho * Wo, 9);
@@ -187,18 +207,23 @@ describe('TfjsGraph on wasm', () => {
     const dx = new Float64Array(N * C * H * W);
     const dw = new Float64Array(O * C * kh * kw);
     const { x: X, w: Wt } = ps;
-    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let a = 0; a < Ho; a++) for (let bb = 0; bb < Wo; bb++) {
-      const gr = rv[((n * O + o) * Ho + a) * Wo + bb];
-      for (let c = 0; c < C; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
-        const hh = a * s + i - p;
-        const ww = bb * s + j - p;
-        if (hh < 0 || hh >= H || ww < 0 || ww >= W) continue;
-        const xi = ((n * C + c) * H + hh) * W + ww;
-        const wi = ((o * C + c) * kh + i) * kw + j;
-        dx[xi] += gr * Wt[wi];
-        dw[wi] += gr * X[xi];
-      }
-    }
+    for (let n = 0; n < N; n++)
+      for (let o = 0; o < O; o++)
+        for (let a = 0; a < Ho; a++)
+          for (let bb = 0; bb < Wo; bb++) {
+            const gr = rv[((n * O + o) * Ho + a) * Wo + bb];
+            for (let c = 0; c < C; c++)
+              for (let i = 0; i < kh; i++)
+                for (let j = 0; j < kw; j++) {
+                  const hh = a * s + i - p;
+                  const ww = bb * s + j - p;
+                  if (hh < 0 || hh >= H || ww < 0 || ww >= W) continue;
+                  const xi = ((n * C + c) * H + hh) * W + ww;
+                  const wi = ((o * C + c) * kh + i) * kw + j;
+                  dx[xi] += gr * Wt[wi];
+                  dw[wi] += gr * X[xi];
+                }
+          }
     const eX = relErr(got.grads.x, dx);
     const eW = relErr(got.grads.w, dw);
     console.log('strided Conv: rel. error y, dx, dw', eY, eX, eW);
@@ -212,7 +237,13 @@ describe('TfjsGraph on wasm', () => {
     const w = g.param('w', [4, 3, 3, 3]);
     const b = g.param('b', [4]);
     const loss = op.reduceSum(op.mul(op.conv2d(x, w, b, { pads: 1 }), r), [0, 1, 2, 3]);
-    const worst = await compareGrads(rt, g, loss, { x: f32([2, 3, 5, 5], randn(150, 12)), r: f32([2, 4, 5, 5], randn(200, 13)) }, paramValues(g, 51, 1));
+    const worst = await compareGrads(
+      rt,
+      g,
+      loss,
+      { x: f32([2, 3, 5, 5], randn(150, 12)), r: f32([2, 4, 5, 5], randn(200, 13)) },
+      paramValues(g, 51, 1),
+    );
     console.log('stride-1 Conv: max rel. error', worst);
   });
 
@@ -220,9 +251,18 @@ describe('TfjsGraph on wasm', () => {
     const g = new Graph('slice');
     const x = g.input('x', 'float32', [3, 7]);
     const d = g.param('d', [4, 3]);
-    const i64 = (v: number[]) => g.constant({ dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v.map(BigInt)) }, 'c');
-    const [s1] = g.node('Slice', [x, i64([1, -2]), i64([3, 0]), i64([0, 1]), i64([1, -2])], [{ dtype: 'float32', shape: [2, 3] }]);
-    const [s2] = g.node('Slice', [x, i64([0, 1]), i64([3, 7]), i64([0, 1]), i64([2, 3])], [{ dtype: 'float32', shape: [2, 2] }]);
+    const i64 = (v: number[]) =>
+      g.constant({ dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v.map(BigInt)) }, 'c');
+    const [s1] = g.node(
+      'Slice',
+      [x, i64([1, -2]), i64([3, 0]), i64([0, 1]), i64([1, -2])],
+      [{ dtype: 'float32', shape: [2, 3] }],
+    );
+    const [s2] = g.node(
+      'Slice',
+      [x, i64([0, 1]), i64([3, 7]), i64([0, 1]), i64([2, 3])],
+      [{ dtype: 'float32', shape: [2, 2] }],
+    );
     const idx = g.constant({ dtype: 'int64', dims: [2, 2], data: BigInt64Array.of(0n, -1n, 2n, 2n) }, 'idx');
     const [ga] = g.node('Gather', [d, idx], [{ dtype: 'float32', shape: [2, 2, 3] }], { axis: 0 });
     const [gb] = g.node('Gather', [d, idx], [{ dtype: 'float32', shape: [4, 2, 2] }], { axis: 1 });
@@ -236,14 +276,22 @@ describe('TfjsGraph on wasm', () => {
     const got = TfjsGraph.create(rt, g, outputs).valueAndGrads(feeds, ps, 'loss');
     for (const name of ['s1', 's2', 'ga', 'gb']) {
       assert.deepEqual(got.outputs[name].dims, want[name].dims, name);
-      assert.deepEqual(Array.from(got.outputs[name].data as Float32Array), Array.from(want[name].data as Float32Array), name);
+      assert.deepEqual(
+        Array.from(got.outputs[name].data as Float32Array),
+        Array.from(want[name].data as Float32Array),
+        name,
+      );
     }
     // d Σ gather(d, [[0, −1], [2, 2]]) / d d: row counts 1, 0, 2, 1 (−1 is row 3).
     assert.deepEqual(Array.from(got.grads.d), [1, 1, 1, 0, 0, 0, 2, 2, 2, 1, 1, 1]);
   });
 
   it('a forced tfjs-node backend that is not installed is a UsageError naming the package', async () => {
-    await assert.rejects(loadTfjs({ backend: 'node' }), (e: Error) => e instanceof UsageError && /@tensorflow\/tfjs-node\b/.test(e.message) && /npm install/.test(e.message));
+    await assert.rejects(
+      loadTfjs({ backend: 'node' }),
+      (e: Error) =>
+        e instanceof UsageError && /@tensorflow\/tfjs-node\b/.test(e.message) && /npm install/.test(e.message),
+    );
   });
 
   it('an unknown op is an error naming the op and the node', () => {

@@ -30,7 +30,10 @@ test('a spec field outside the allowed locations is a 400-style schema error nam
   try {
     const r = ExportSpecSchema.safeParse({ checkpoint: '/srv/runs/c', out: '../../tmp/x' });
     assert.equal(r.success, false);
-    assert.deepEqual(r.error!.issues.map((i) => i.path.join('.')), ['out']);
+    assert.deepEqual(
+      r.error!.issues.map((i) => i.path.join('.')),
+      ['out'],
+    );
     assert.match(r.error!.issues[0].message, /is outside the locations this worker may use/);
     assert.equal(ExportSpecSchema.safeParse({ checkpoint: '/srv/runs/c', out: '/srv/runs/m' }).success, true);
   } finally {

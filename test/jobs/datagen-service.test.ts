@@ -17,8 +17,16 @@ let store: S3Store;
 let svc: Service;
 const PAIRS = 256;
 const spec = (out: string, extra: Record<string, unknown> = {}) => ({
-  out: `s3://${bucket}/${out}`, teacher: 'mixture', dataset: 'mnist', teacherComponents: 3, teacherRank: 8, cacheDir: `s3://${bucket}/cache`,
-  seeds: { start: 0, end: PAIRS }, shardSize: 64, threads: 1, ...extra,
+  out: `s3://${bucket}/${out}`,
+  teacher: 'mixture',
+  dataset: 'mnist',
+  teacherComponents: 3,
+  teacherRank: 8,
+  cacheDir: `s3://${bucket}/cache`,
+  seeds: { start: 0, end: PAIRS },
+  shardSize: 64,
+  threads: 1,
+  ...extra,
 });
 const getJson = async (uri: string) => JSON.parse(new TextDecoder().decode(await store.get(uri)));
 
@@ -38,8 +46,14 @@ after(async () => {
 
 test('bad specs and a missing teacher object → 400 naming the field; the service stays up', async () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ ...spec('bad'), seeds: { start: 10, end: 10 } }, /^seeds\.end: equals seeds\.start 10: the range \[10, 10\) is empty/],
-    [{ ...spec('bad'), seeds: { start: 20, end: 10 } }, /^seeds\.end: 10 is below seeds\.start 20: the range is reversed/],
+    [
+      { ...spec('bad'), seeds: { start: 10, end: 10 } },
+      /^seeds\.end: equals seeds\.start 10: the range \[10, 10\) is empty/,
+    ],
+    [
+      { ...spec('bad'), seeds: { start: 20, end: 10 } },
+      /^seeds\.end: 10 is below seeds\.start 20: the range is reversed/,
+    ],
     [{ ...spec('bad'), colour: 'red' }, /^body: unknown field "colour"/],
     [{ ...spec('bad'), seeds: { start: 0, end: 64, step: 2 } }, /^seeds: unknown field "step"/],
     [{ ...spec('bad'), dataset: undefined }, /^dataset: /],
@@ -58,9 +72,16 @@ test('bad specs and a missing teacher object → 400 naming the field; the servi
     assert.match(r.body.error.message, re);
   }
   // A teacher object that does not exist is found before the job is accepted (preflight).
-  const missing = await call('POST', `${svc.url}/v1/jobs`, spec('bad', { teacher: `s3://${bucket}/nowhere/teacher.onnx` }));
+  const missing = await call(
+    'POST',
+    `${svc.url}/v1/jobs`,
+    spec('bad', { teacher: `s3://${bucket}/nowhere/teacher.onnx` }),
+  );
   assert.equal(missing.status, 400, JSON.stringify(missing.body));
-  assert.match(missing.body.error.message, new RegExp(`^teacher: no ONNX teacher network at s3://${bucket}/nowhere/teacher\\.onnx`));
+  assert.match(
+    missing.body.error.message,
+    new RegExp(`^teacher: no ONNX teacher network at s3://${bucket}/nowhere/teacher\\.onnx`),
+  );
   assert.deepEqual(await store.list(`s3://${bucket}/bad/`), [], 'nothing written');
   assert.equal((await call('GET', `${svc.url}/readyz`)).status, 200);
 });
@@ -74,7 +95,9 @@ test('service: POST a job → shards + manifest in S3, progress and the datagen 
   const firstPairS = (performance.now() - t0) / 1000;
   const job = await settled(url);
   assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
-  console.log(`datagen service: first pair after ${firstPairS.toFixed(2)} s, ${PAIRS} pairs in ${((performance.now() - t0) / 1000).toFixed(2)} s (${job.summary.pairsPerSecond} pairs/s)`);
+  console.log(
+    `datagen service: first pair after ${firstPairS.toFixed(2)} s, ${PAIRS} pairs in ${((performance.now() - t0) / 1000).toFixed(2)} s (${job.summary.pairsPerSecond} pairs/s)`,
+  );
   assert.equal(running.progress.pairsTotal, PAIRS);
   assert.deepEqual(job.artifacts, { manifest: `s3://${bucket}/svc/manifest.json` });
   assert.deepEqual(job.progress, { phase: 'done', pairsDone: PAIRS, pairsTotal: PAIRS, shardsDone: 4, shardsTotal: 4 });
@@ -84,7 +107,8 @@ test('service: POST a job → shards + manifest in S3, progress and the datagen 
   assert.equal(manifest.shards.length, 4);
   assert.equal(manifest.teacher, job.summary.teacher);
   assert.ok(manifest.conditional && manifest.numClasses === 10);
-  for (const s of manifest.shards) assert.equal((await store.head(joinUri(`s3://${bucket}/svc`, s.file)))?.size, s.bytes);
+  for (const s of manifest.shards)
+    assert.equal((await store.head(joinUri(`s3://${bucket}/svc`, s.file)))?.size, s.bytes);
 
   const text = (await call('GET', `${svc.url}/metrics`)).body as string;
   assert.equal(sample(text, 'get_datagen_pairs_total'), PAIRS);
@@ -94,7 +118,9 @@ test('service: POST a job → shards + manifest in S3, progress and the datagen 
   assert.equal(sample(text, 'get_jobs_total', { stage: 'datagen', outcome: 'succeeded' }), 1);
 
   assert.equal(job.summary.teacherReused, false);
-  const second = await settled(`${svc.url}${(await call('POST', `${svc.url}/v1/jobs`, spec('svc2'))).headers.get('location')}`);
+  const second = await settled(
+    `${svc.url}${(await call('POST', `${svc.url}/v1/jobs`, spec('svc2'))).headers.get('location')}`,
+  );
   assert.equal(second.summary.teacherReused, true, 'the next job with the same teacher fields reuses the warm teacher');
   assert.deepEqual((await getJson(`s3://${bucket}/svc2/manifest.json`)).shards, manifest.shards);
 
@@ -106,19 +132,34 @@ test('service: POST a job → shards + manifest in S3, progress and the datagen 
   assert.deepEqual(again.shards, manifest.shards, 'same shards, same sha256');
 });
 
-test('Indexed Job: two workers (JOB_COMPLETION_INDEX 0, 1) in parallel → one manifest equal to the single worker\'s; an index outside the range → exit 2', async () => {
+test("Indexed Job: two workers (JOB_COMPLETION_INDEX 0, 1) in parallel → one manifest equal to the single worker's; an index outside the range → exit 2", async () => {
   const s2 = spec('indexed', { parallelism: 2 });
   const workers = [0, 1].map((i) => startJob('datagen', s2, { JOB_COMPLETION_INDEX: String(i) }));
   const outside = startJob('datagen', s2, { JOB_COMPLETION_INDEX: '2' });
   assert.deepEqual(await Promise.all(workers.map((w) => w.exited)), [0, 0], workers.map((w) => w.stderr()).join('\n'));
   const noIndex = startJob('datagen', s2, {}); // a non-indexed Job: every pod would make the whole range
   assert.equal(await outside.exited, 2);
-  assert.match(outside.stderr(), /^get-distill-datagen: JOB_COMPLETION_INDEX 2 is outside \[0, 2\) \(parallelism 2\): seeds \[0, 256\) are split into 2 parts/);
+  assert.match(
+    outside.stderr(),
+    /^get-distill-datagen: JOB_COMPLETION_INDEX 2 is outside \[0, 2\) \(parallelism 2\): seeds \[0, 256\) are split into 2 parts/,
+  );
   assert.equal(await noIndex.exited, 2);
-  assert.match(noIndex.stderr(), /^get-distill-datagen: parallelism 2 needs JOB_COMPLETION_INDEX \(run it as an Indexed Job/);
+  assert.match(
+    noIndex.stderr(),
+    /^get-distill-datagen: parallelism 2 needs JOB_COMPLETION_INDEX \(run it as an Indexed Job/,
+  );
   const summaries = workers.map((w) => w.lines.find((l) => l.msg === 'job succeeded')!.summary as Record<string, any>);
-  assert.deepEqual(summaries.map((s) => [s.seeds, s.pairs, s.generated]), [[{ start: 0, end: 128 }, 128, 128], [{ start: 128, end: 256 }, 128, 128]]);
-  assert.ok(summaries.some((s) => s.merged), 'the last to finish (or both, when they finish together) merges');
+  assert.deepEqual(
+    summaries.map((s) => [s.seeds, s.pairs, s.generated]),
+    [
+      [{ start: 0, end: 128 }, 128, 128],
+      [{ start: 128, end: 256 }, 128, 128],
+    ],
+  );
+  assert.ok(
+    summaries.some((s) => s.merged),
+    'the last to finish (or both, when they finish together) merges',
+  );
   for (const [i, w] of workers.entries()) {
     const a = w.lines.find((l) => l.msg === 'job succeeded')!.artifacts as Record<string, string>;
     assert.equal(a.part, `s3://${bucket}/indexed/parts/part-${i}-of-2.json`);
@@ -130,17 +171,29 @@ test('Indexed Job: two workers (JOB_COMPLETION_INDEX 0, 1) in parallel → one m
   const { createdAt: _a, ...m } = merged;
   const { createdAt: _b, ...s } = single;
   assert.deepEqual(m, s, 'the whole manifest apart from createdAt');
-  assert.deepEqual((await store.list(`s3://${bucket}/indexed/parts/`)).map((u) => u.split('/').at(-1)), ['part-0-of-2.json', 'part-1-of-2.json']);
+  assert.deepEqual(
+    (await store.list(`s3://${bucket}/indexed/parts/`)).map((u) => u.split('/').at(-1)),
+    ['part-0-of-2.json', 'part-1-of-2.json'],
+  );
   assert.deepEqual(await store.list(`s3://${bucket}/indexed/progress`), [], 'the part journals are gone');
 });
 
 test('job mode: bad input exits 2 with one line naming the field', async () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ ...spec('jbad'), seeds: { start: 64, end: 0 } }, /^get-distill-datagen: GET_DISTILL_JOB_SPEC: seeds\.end: 0 is below seeds\.start 64/],
-    [{ ...spec('jbad'), seeds: { start: 64, end: 64 } }, /^get-distill-datagen: GET_DISTILL_JOB_SPEC: seeds\.end: equals seeds\.start 64/],
+    [
+      { ...spec('jbad'), seeds: { start: 64, end: 0 } },
+      /^get-distill-datagen: GET_DISTILL_JOB_SPEC: seeds\.end: 0 is below seeds\.start 64/,
+    ],
+    [
+      { ...spec('jbad'), seeds: { start: 64, end: 64 } },
+      /^get-distill-datagen: GET_DISTILL_JOB_SPEC: seeds\.end: equals seeds\.start 64/,
+    ],
     [{ ...spec('jbad'), extra: 1 }, /^get-distill-datagen: GET_DISTILL_JOB_SPEC: unknown field "extra"/],
     [{ ...spec('jbad'), dataset: undefined }, /dataset/],
-    [{ ...spec('jbad'), teacher: `s3://${bucket}/nowhere.onnx` }, new RegExp(`^get-distill-datagen: teacher: s3://${bucket}/nowhere\\.onnx: no such object`)],
+    [
+      { ...spec('jbad'), teacher: `s3://${bucket}/nowhere.onnx` },
+      new RegExp(`^get-distill-datagen: teacher: s3://${bucket}/nowhere\\.onnx: no such object`),
+    ],
   ];
   const children = cases.map(([s]) => startJob('datagen', s));
   for (const [i, c] of children.entries()) {

@@ -35,9 +35,20 @@ before(async () => {
   await seedPairs(store, `${run}/pairs`, 128, 64);
   const stream = await PairStream.open(store, `${run}/pairs`, { batchSize: 16, seed: 0, dropLast: true });
   await trainStage(streamSource(stream), {
-    config: resolveConfig('GET-CPU-XS/8', { numClasses: 10 }), steps: STEPS, batch: 16, iterations: 2, optimizer: REFERENCE_ADAMW,
-    ema: { kind: 'constant', decay: 0.9 }, seed: 0, store, checkpointDir: `${run}/checkpoints`, checkpointEvery: STEPS, keep: 1, resume: false,
-    dataManifestSha256: datasetDigest(stream.manifest), threads: 1,
+    config: resolveConfig('GET-CPU-XS/8', { numClasses: 10 }),
+    steps: STEPS,
+    batch: 16,
+    iterations: 2,
+    optimizer: REFERENCE_ADAMW,
+    ema: { kind: 'constant', decay: 0.9 },
+    seed: 0,
+    store,
+    checkpointDir: `${run}/checkpoints`,
+    checkpointEvery: STEPS,
+    keep: 1,
+    resume: false,
+    dataManifestSha256: datasetDigest(stream.manifest),
+    threads: 1,
   });
   svc = await started;
 });
@@ -61,12 +72,19 @@ test('service: POST a job → model.onnx + model.json in S3 and the export gauge
   assert.equal(onnx.length, card.bytes);
   assert.deepEqual(job.summary, { step: STEPS, sha256: card.sha256, bytes: card.bytes, seconds: job.summary.seconds });
   const seconds = sample((await call('GET', `${svc.url}/metrics`)).body, 'get_export_duration_seconds')!;
-  assert.ok(seconds > 0 && seconds < 60 && Math.abs(seconds - job.summary.seconds) < 0.01, `${seconds} vs ${job.summary.seconds}`);
+  assert.ok(
+    seconds > 0 && seconds < 60 && Math.abs(seconds - job.summary.seconds) < 0.01,
+    `${seconds} vs ${job.summary.seconds}`,
+  );
 
   const latest = await getJson(`${run}/checkpoints/latest.json`);
   const c = startJob('exporter', { checkpoint: `${run}/checkpoints/${latest.file}`, out: `${run}/job` });
   assert.equal(await c.exited, 0, c.stderr());
-  assert.equal((await getJson(`${run}/job/model.json`)).sha256, card.sha256, 'the same checkpoint exports the same bytes');
+  assert.equal(
+    (await getJson(`${run}/job/model.json`)).sha256,
+    card.sha256,
+    'the same checkpoint exports the same bytes',
+  );
 });
 
 test('bad input, a missing checkpoint included: 400 naming the field; job mode exits 2', async () => {
@@ -81,9 +99,15 @@ test('bad input, a missing checkpoint included: 400 naming the field; job mode e
   }
   const r = await call('POST', `${svc.url}/v1/jobs`, { checkpoint: `${run}/nothing`, out: `${run}/x` });
   assert.equal(r.status, 400, JSON.stringify(r.body)); // found before the job is accepted (preflight)
-  assert.match(r.body.error.message, new RegExp(`^checkpoint: no checkpoint at ${run}/nothing \\(nor its latest\\.json\\)`));
+  assert.match(
+    r.body.error.message,
+    new RegExp(`^checkpoint: no checkpoint at ${run}/nothing \\(nor its latest\\.json\\)`),
+  );
   const c = startJob('exporter', { checkpoint: `${run}/nothing`, out: `${run}/x` });
   assert.equal(await c.exited, 2);
-  assert.match(c.stderr(), new RegExp(`^get-distill-exporter: checkpoint: ${run}/nothing: no checkpoint there[^\\n]*\\n$`));
+  assert.match(
+    c.stderr(),
+    new RegExp(`^get-distill-exporter: checkpoint: ${run}/nothing: no checkpoint there[^\\n]*\\n$`),
+  );
   assert.deepEqual(await store.list(`${run}/x`), [], 'nothing written');
 });

@@ -18,11 +18,18 @@ export const FakeSpecSchema = z
     out: z.string().min(1).describe('run URI (s3://… for fail=unreachable, a folder for fail=notfound)'),
     steps: intIn(1, 1_000_000).default(3).describe('steps to count'),
     stepMs: intIn(0, 60_000).default(5).describe('milliseconds per step'),
-    fail: z.enum(['none', 'usage', 'store', 'bug']).default('none').describe('fail at step failAt: usage, store (a real store get/put on out) or bug'),
+    fail: z
+      .enum(['none', 'usage', 'store', 'bug'])
+      .default('none')
+      .describe('fail at step failAt: usage, store (a real store get/put on out) or bug'),
     failAt: intIn(1, 1_000_000).default(1).describe('the step that fails'),
     safePointMs: intIn(0, 60_000).default(0).describe('milliseconds the pretend checkpoint takes after an abort'),
     ignoreSignal: z.boolean().default(false).describe('never stop early (a stage without a safe point)'),
-    seeds: z.object({ start: intIn(0, 1e9), end: intIn(0, 1e9) }).strict().optional().describe('a seed range {start, end}'),
+    seeds: z
+      .object({ start: intIn(0, 1e9), end: intIn(0, 1e9) })
+      .strict()
+      .optional()
+      .describe('a seed range {start, end}'),
   })
   .strict();
 export type FakeSpec = z.infer<typeof FakeSpecSchema>;
@@ -40,10 +47,17 @@ export function fakeStage(): StageJob<FakeSpec> & { runs: number } {
         if (ctx.signal.aborted && !spec.ignoreSignal) {
           await sleep(spec.safePointMs);
           ctx.log.info({ step: step - 1 }, 'safe point reached');
-          return { artifacts: { checkpoint: `${spec.out}/ckpt-${step - 1}` }, interrupted: true, summary: { step: step - 1 } };
+          return {
+            artifacts: { checkpoint: `${spec.out}/ckpt-${step - 1}` },
+            interrupted: true,
+            summary: { step: step - 1 },
+          };
         }
         if (spec.fail !== 'none' && step === spec.failAt) {
-          if (spec.fail === 'usage') throw new UsageError(`teacher ${spec.out}/teacher.onnx: not an EDM denoiser; export it with \`get-distill teacher\``);
+          if (spec.fail === 'usage')
+            throw new UsageError(
+              `teacher ${spec.out}/teacher.onnx: not an EDM denoiser; export it with \`get-distill teacher\``,
+            );
           if (spec.fail === 'bug') throw new TypeError("Cannot read properties of undefined (reading 'shape')");
           const store = storeFor(spec.out);
           const uri = joinUri(spec.out, 'missing.bin');
@@ -53,7 +67,11 @@ export function fakeStage(): StageJob<FakeSpec> & { runs: number } {
         gauge.set(step);
         await sleep(spec.stepMs);
       }
-      return { artifacts: { result: `${spec.out}/result.json` }, interrupted: false, summary: { steps: spec.steps, completionIndex: ctx.completionIndex ?? null, seeds: spec.seeds ?? null } };
+      return {
+        artifacts: { result: `${spec.out}/result.json` },
+        interrupted: false,
+        summary: { steps: spec.steps, completionIndex: ctx.completionIndex ?? null, seeds: spec.seeds ?? null },
+      };
     },
   };
   return stage;

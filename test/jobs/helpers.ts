@@ -5,8 +5,16 @@
 import { createServer } from 'node:net';
 
 /** One HTTP call; the body is parsed as JSON when the answer says so, else returned as text. */
-export async function call(method: string, url: string, body?: unknown): Promise<{ status: number; headers: Headers; body: any }> {
-  const r = await fetch(url, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+export async function call(
+  method: string,
+  url: string,
+  body?: unknown,
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const r = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await r.text();
   const json = (r.headers.get('content-type') ?? '').includes('application/json');
   return { status: r.status, headers: r.headers, body: json && text ? JSON.parse(text) : text };
@@ -16,7 +24,11 @@ export async function call(method: string, url: string, body?: unknown): Promise
  * Polls `f` every 10 ms until it returns something other than undefined (or false/null) and returns it.
  * @throws Error naming `what` after `timeoutMs`.
  */
-export async function until<T>(f: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<NonNullable<T>> {
+export async function until<T>(
+  f: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
   const t0 = Date.now();
   for (;;) {
     const v = await f();
@@ -28,11 +40,18 @@ export async function until<T>(f: () => T | undefined | Promise<T | undefined>, 
 
 /** The value of sample `name` with exactly `labels` (any order) in Prometheus text, or undefined. */
 export function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',');
+  const want = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(',');
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    const got = (m[2] ?? '').split(/,(?=[a-zA-Z_])/).filter(Boolean).sort().join(',');
+    const got = (m[2] ?? '')
+      .split(/,(?=[a-zA-Z_])/)
+      .filter(Boolean)
+      .sort()
+      .join(',');
     if (got === want) return Number(m[3]);
   }
   return undefined;

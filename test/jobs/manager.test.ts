@@ -20,7 +20,9 @@ const logger = createLogger('test', 'silent');
 const dir = mkdtempSync(join(tmpdir(), 'get-jobs-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function start(o: { concurrency?: number; keepFinished?: number } = {}): Promise<StageService<FakeSpec> & { url: string; close(): Promise<void> }> {
+async function start(
+  o: { concurrency?: number; keepFinished?: number } = {},
+): Promise<StageService<FakeSpec> & { url: string; close(): Promise<void> }> {
   const s = createStageService(fakeStage(), { logger, ...o });
   const server: Server = await listen(s.app, 0, '127.0.0.1');
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
@@ -37,10 +39,14 @@ async function start(o: { concurrency?: number; keepFinished?: number } = {}): P
 
 /** Polls GET /v1/jobs/{id} until the job leaves `running`. */
 const finished = (url: string, id: string) =>
-  until(async () => {
-    const r = await call('GET', `${url}/v1/jobs/${id}`);
-    return r.body.job.state === 'running' ? undefined : r.body.job;
-  }, 10_000, `job ${id} to finish`);
+  until(
+    async () => {
+      const r = await call('GET', `${url}/v1/jobs/${id}`);
+      return r.body.job.state === 'running' ? undefined : r.body.job;
+    },
+    10_000,
+    `job ${id} to finish`,
+  );
 
 test('POST /v1/jobs → 202 + Location; the job runs to succeeded with progress, artifacts and metrics', async () => {
   const s = await start();
@@ -52,7 +58,15 @@ test('POST /v1/jobs → 202 + Location; the job runs to succeeded with progress,
     assert.equal(r.headers.get('location'), `/v1/jobs/${job.id}`);
     assert.equal(job.kind, 'train');
     assert.equal(job.state, 'running');
-    assert.deepEqual(job.spec, { out: 's3://bucket/run1', steps: 4, stepMs: 5, fail: 'none', failAt: 1, safePointMs: 0, ignoreSignal: false });
+    assert.deepEqual(job.spec, {
+      out: 's3://bucket/run1',
+      steps: 4,
+      stepMs: 5,
+      fail: 'none',
+      failAt: 1,
+      safePointMs: 0,
+      ignoreSignal: false,
+    });
     const done = await finished(s.url, job.id);
     assert.equal(done.state, 'succeeded');
     assert.deepEqual(done.progress, { step: 4, steps: 4, phase: 'counting' });
@@ -80,8 +94,11 @@ test('POST /v1/jobs → 202 + Location; the job runs to succeeded with progress,
 test('busy → 409; DELETE → 202 then cancelled at the safe point; DELETE again → 200; /readyz stays 200', async () => {
   const s = await start();
   try {
-    const a = (await call('POST', `${s.url}/v1/jobs`, { out: 'run-a', steps: 100_000, stepMs: 5, safePointMs: 50 })).body.job;
-    await until(async () => ((await call('GET', `${s.url}/v1/jobs/${a.id}`)).body.job.progress.step >= 2 ? true : undefined));
+    const a = (await call('POST', `${s.url}/v1/jobs`, { out: 'run-a', steps: 100_000, stepMs: 5, safePointMs: 50 }))
+      .body.job;
+    await until(async () =>
+      (await call('GET', `${s.url}/v1/jobs/${a.id}`)).body.job.progress.step >= 2 ? true : undefined,
+    );
     const busy = await call('POST', `${s.url}/v1/jobs`, { out: 'run-b' });
     assert.equal(busy.status, 409);
     assert.equal(busy.body.error.code, 'busy');
@@ -137,7 +154,11 @@ test('bad specs → 400 naming the field (unknown fields too); 404 for unknown i
     const put = await call('PUT', `${s.url}/v1/jobs`, {});
     assert.equal(put.status, 405);
     assert.equal(put.headers.get('allow'), 'POST, GET, HEAD');
-    const text = await fetch(`${s.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'out=r' });
+    const text = await fetch(`${s.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'out=r',
+    });
     assert.equal(text.status, 415);
   } finally {
     await s.close();
@@ -149,12 +170,16 @@ test('GET /v1/jobs lists newest first and keeps only the last keepFinished finis
   try {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const id = (await call('POST', `${s.url}/v1/jobs`, { out: `run-${i}`, steps: 1, stepMs: 0 })).body.job.id as string;
+      const id = (await call('POST', `${s.url}/v1/jobs`, { out: `run-${i}`, steps: 1, stepMs: 0 })).body.job
+        .id as string;
       await finished(s.url, id);
       ids.push(id);
     }
     const list = (await call('GET', `${s.url}/v1/jobs`)).body;
-    assert.deepEqual(list.jobs.map((j: { id: string }) => j.id), [ids[2], ids[1]]);
+    assert.deepEqual(
+      list.jobs.map((j: { id: string }) => j.id),
+      [ids[2], ids[1]],
+    );
     assert.equal(list.busy, false);
     assert.equal((await call('GET', `${s.url}/v1/jobs/${ids[0]}`)).status, 404, 'pruned');
   } finally {
@@ -166,19 +191,35 @@ test('failures carry their class: usage → permanent, store unreachable → ret
   Object.assign(process.env, await unreachableS3Env());
   const s = await start({ concurrency: 2 });
   try {
-    const submit = async (spec: Record<string, unknown>) => (await call('POST', `${s.url}/v1/jobs`, spec)).body.job.id as string;
+    const submit = async (spec: Record<string, unknown>) =>
+      (await call('POST', `${s.url}/v1/jobs`, spec)).body.job.id as string;
     // Two at once fit in two slots.
-    const [usage, unreachable] = [await submit({ out: 'r', fail: 'usage', failAt: 2 }), await submit({ out: 's3://bucket/run', fail: 'store' })];
+    const [usage, unreachable] = [
+      await submit({ out: 'r', fail: 'usage', failAt: 2 }),
+      await submit({ out: 's3://bucket/run', fail: 'store' }),
+    ];
     const [u, n] = [await finished(s.url, usage), await finished(s.url, unreachable)];
     assert.equal(u.state, 'failed');
-    assert.deepEqual(u.error, { code: 'permanent', reason: 'usage', message: 'teacher r/teacher.onnx: not an EDM denoiser; export it with `get-distill teacher`' });
+    assert.deepEqual(u.error, {
+      code: 'permanent',
+      reason: 'usage',
+      message: 'teacher r/teacher.onnx: not an EDM denoiser; export it with `get-distill teacher`',
+    });
     assert.deepEqual(u.progress, { step: 1, steps: 3, phase: 'counting' }, 'progress up to the failing step');
     assert.equal(n.state, 'failed');
     assert.equal(n.error.code, 'retryable');
     assert.equal(n.error.reason, 'Unreachable');
-    assert.match(n.error.message, /^s3:\/\/bucket\/run\/missing\.bin: cannot reach S3 endpoint http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    assert.match(
+      n.error.message,
+      /^s3:\/\/bucket\/run\/missing\.bin: cannot reach S3 endpoint http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/,
+    );
     const bug = await finished(s.url, await submit({ out: dir, fail: 'bug' }));
-    assert.deepEqual(bug.error, { code: 'permanent', reason: 'internal', message: "internal error (a bug; the log has the stack): TypeError: Cannot read properties of undefined (reading 'shape')" });
+    assert.deepEqual(bug.error, {
+      code: 'permanent',
+      reason: 'internal',
+      message:
+        "internal error (a bug; the log has the stack): TypeError: Cannot read properties of undefined (reading 'shape')",
+    });
     const notFound = await finished(s.url, await submit({ out: dir, fail: 'store' }));
     assert.deepEqual([notFound.error.code, notFound.error.reason], ['permanent', 'NotFound']);
     const text = (await call('GET', `${s.url}/metrics`)).body as string;
@@ -192,9 +233,16 @@ test('failures carry their class: usage → permanent, store unreachable → ret
 
 test('SIGTERM (here SIGUSR2): not ready, running job stopped at its safe point, exit 0', async () => {
   const codes: number[] = [];
-  const s = await startStageService(fakeStage(), { logger, port: 0, graceMs: 5000, exit: (c) => codes.push(c), signals: ['SIGUSR2'] });
+  const s = await startStageService(fakeStage(), {
+    logger,
+    port: 0,
+    graceMs: 5000,
+    exit: (c) => codes.push(c),
+    signals: ['SIGUSR2'],
+  });
   const url = `http://127.0.0.1:${s.port}`;
-  const id = (await call('POST', `${url}/v1/jobs`, { out: 'run', steps: 100_000, stepMs: 5, safePointMs: 100 })).body.job.id as string;
+  const id = (await call('POST', `${url}/v1/jobs`, { out: 'run', steps: 100_000, stepMs: 5, safePointMs: 100 })).body
+    .job.id as string;
   await until(() => (s.manager.get(id)!.progress.step as number) >= 2 || undefined);
   const t0 = Date.now();
   process.kill(process.pid, 'SIGUSR2');
@@ -203,7 +251,10 @@ test('SIGTERM (here SIGUSR2): not ready, running job stopped at its safe point, 
   assert.ok(Date.now() - t0 >= 90, 'waited for the 100 ms safe point');
   assert.equal(s.manager.get(id)!.state, 'cancelled');
   assert.equal(s.state.phase, 'draining');
-  assert.throws(() => s.manager.submit({ out: 'late' }), (e: Error & { status?: number }) => e.status === 503);
+  assert.throws(
+    () => s.manager.submit({ out: 'late' }),
+    (e: Error & { status?: number }) => e.status === 503,
+  );
   s.shutdown.dispose();
 });
 

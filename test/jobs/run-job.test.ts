@@ -31,7 +31,10 @@ interface Child {
 
 /** Starts the fake stage's entry point in job mode on a free port. */
 function start(args: string[], env: Record<string, string> = {}): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--mode', 'job', '--port', '0', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--mode', 'job', '--port', '0', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+  });
   const c: Child = {
     child,
     lines: [],
@@ -64,7 +67,10 @@ test('exit codes: success 0; UsageError, bad spec, bad JOB_COMPLETION_INDEX, mis
   writeFileSync(specFile, JSON.stringify({ out: 's3://bucket/from-file', steps: 50, seeds: { start: 100, end: 199 } }));
   const s3 = await unreachableS3Env();
   const ok = start(['--spec', `@${specFile}`, '--steps', '2'], { JOB_COMPLETION_INDEX: '4' });
-  const fromEnv = start([], { GET_DISTILL_JOB_SPEC: JSON.stringify({ out: 'run-env', steps: 3 }), GET_DISTILL_STEPS: '1' });
+  const fromEnv = start([], {
+    GET_DISTILL_JOB_SPEC: JSON.stringify({ out: 'run-env', steps: 3 }),
+    GET_DISTILL_STEPS: '1',
+  });
   const usage = start(['--out', 'run', '--fail', 'usage']);
   const badSpec = start(['--out', 'run', '--steps', 'many']);
   const badIndex = start(['--out', 'run'], { JOB_COMPLETION_INDEX: '-1' });
@@ -75,19 +81,35 @@ test('exit codes: success 0; UsageError, bad spec, bad JOB_COMPLETION_INDEX, mis
   await exits(ok, 0);
   const done = ok.lines.find((l) => l.msg === 'job succeeded')!;
   assert.deepEqual(done.artifacts, { result: 's3://bucket/from-file/result.json' });
-  assert.deepEqual(done.summary, { steps: 2, completionIndex: 4, seeds: { start: 100, end: 199 } }, 'flag over file; index passed on');
+  assert.deepEqual(
+    done.summary,
+    { steps: 2, completionIndex: 4, seeds: { start: 100, end: 199 } },
+    'flag over file; index passed on',
+  );
   assert.equal(ok.lines.at(-1)!.exitCode, 0, JSON.stringify(ok.lines.map((l) => l.msg)));
   await exits(fromEnv, 0);
-  assert.equal(fromEnv.lines.find((l) => l.msg === 'job succeeded')!.summary.steps, 1, 'GET_DISTILL_STEPS over GET_DISTILL_JOB_SPEC');
+  assert.equal(
+    fromEnv.lines.find((l) => l.msg === 'job succeeded')!.summary.steps,
+    1,
+    'GET_DISTILL_STEPS over GET_DISTILL_JOB_SPEC',
+  );
 
-  await exits(usage, 2, /^get-distill-fake: teacher run\/teacher\.onnx: not an EDM denoiser; export it with `get-distill teacher`\n$/);
+  await exits(
+    usage,
+    2,
+    /^get-distill-fake: teacher run\/teacher\.onnx: not an EDM denoiser; export it with `get-distill teacher`\n$/,
+  );
   assert.equal(usage.lines.find((l) => l.msg.startsWith('job failed'))!.reason, 'usage', 'the JSON log line too');
   await exits(badSpec, 2, /^get-distill-fake: --steps must be an integer in \[1, 1000000\] \(got "many"\)\n$/);
   await exits(badIndex, 2, /^get-distill-fake: JOB_COMPLETION_INDEX must be a non-negative integer \(got "-1"\)/);
   await exits(missing, 2, /^get-distill-fake: .*missing\.bin: no such object\n$/);
   await exits(bug, 2, /^get-distill-fake: internal error \(a bug; the log has the stack\): TypeError: /);
   assert.match(bug.lines.find((l) => l.msg.startsWith('job failed'))!.err.stack, /fake-stage\.ts/);
-  await exits(unreachable, 75, /^get-distill-fake: s3:\/\/bucket\/run\/missing\.bin: cannot reach S3 endpoint http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+  await exits(
+    unreachable,
+    75,
+    /^get-distill-fake: s3:\/\/bucket\/run\/missing\.bin: cannot reach S3 endpoint http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/,
+  );
 });
 
 test('SIGTERM mid-run: probes and /metrics answer while running; the stage reaches its safe point; exit 75', async () => {
@@ -108,7 +130,11 @@ test('SIGTERM mid-run: probes and /metrics answer while running; the stage reach
 
   const t0 = Date.now();
   c.child.kill('SIGTERM');
-  await exits(c, 75, /^get-distill-fake: SIGTERM: the stage stopped at a safe point; exiting 75 so the retry resumes\n$/);
+  await exits(
+    c,
+    75,
+    /^get-distill-fake: SIGTERM: the stage stopped at a safe point; exiting 75 so the retry resumes\n$/,
+  );
   assert.ok(Date.now() - t0 >= 190, 'waited for the 200 ms pretend checkpoint');
   const msgs = c.lines.map((l) => l.msg);
   assert.ok(msgs.indexOf('safe point reached') > msgs.indexOf('signal: stopping the stage at its next safe point'));
@@ -117,11 +143,17 @@ test('SIGTERM mid-run: probes and /metrics answer while running; the stage reach
 });
 
 test('SIGTERM with no safe point before GET_DISTILL_SHUTDOWN_GRACE_MS → exit 75 all the same, saying the checkpoint may be older', async () => {
-  const c = start(['--out', 'run', '--steps', '100000', '--step-ms', '10', '--ignore-signal', 'true'], { GET_DISTILL_SHUTDOWN_GRACE_MS: '300' });
+  const c = start(['--out', 'run', '--steps', '100000', '--step-ms', '10', '--ignore-signal', 'true'], {
+    GET_DISTILL_SHUTDOWN_GRACE_MS: '300',
+  });
   await c.waitFor('job started');
   const t0 = Date.now();
   c.child.kill('SIGTERM');
-  await exits(c, 75, /^get-distill-fake: SIGTERM: the stage did not reach its safe point \(grace period of 300 ms over\); exiting 75: .*may be older\n$/);
+  await exits(
+    c,
+    75,
+    /^get-distill-fake: SIGTERM: the stage did not reach its safe point \(grace period of 300 ms over\); exiting 75: .*may be older\n$/,
+  );
   const ms = Date.now() - t0;
   assert.ok(ms >= 290 && ms < 5000, `${ms} ms`);
 });

@@ -31,9 +31,13 @@ export interface Child {
 
 /** Spawns `services/<name>/main.ts` with `args`, the test's env plus `env`. */
 export function spawnService(name: ServiceName, args: string[], env: Record<string, string> = {}): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', main(name), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+  const proc = spawn(process.execPath, ['--import', 'tsx', main(name), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+  });
   const lines: Record<string, unknown>[] = [];
-  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] =
+    [];
   let out = '';
   let err = '';
   proc.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -45,7 +49,11 @@ export function spawnService(name: ServiceName, args: string[], env: Record<stri
       try {
         const l = JSON.parse(text) as Record<string, unknown>;
         lines.push(l);
-        for (const w of [...waiters]) if (w.pred(l)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(l); }
+        for (const w of [...waiters])
+          if (w.pred(l)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(l);
+          }
       } catch {
         // not a log line
       }
@@ -54,14 +62,34 @@ export function spawnService(name: ServiceName, args: string[], env: Record<stri
   proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   return {
-    proc, lines, exited, stderr: () => err,
+    proc,
+    lines,
+    exited,
+    stderr: () => err,
     waitLine(pred, timeoutMs = 60_000) {
       const found = lines.find(pred);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${err}\nstdout: ${JSON.stringify(lines.slice(-5))}`)), timeoutMs);
-        waiters.push({ pred, resolve: (l) => { clearTimeout(t); resolve(l); } });
-        void exited.then((code) => { clearTimeout(t); reject(new Error(`exited ${code} before a matching log line; stderr: ${err}`)); });
+        const t = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no matching log line within ${timeoutMs} ms; stderr: ${err}\nstdout: ${JSON.stringify(lines.slice(-5))}`,
+              ),
+            ),
+          timeoutMs,
+        );
+        waiters.push({
+          pred,
+          resolve: (l) => {
+            clearTimeout(t);
+            resolve(l);
+          },
+        });
+        void exited.then((code) => {
+          clearTimeout(t);
+          reject(new Error(`exited ${code} before a matching log line; stderr: ${err}`));
+        });
       });
     },
   };
@@ -78,16 +106,36 @@ export interface Service extends Child {
 export async function startService(name: ServiceName, env: Record<string, string> = {}): Promise<Service> {
   const c = spawnService(name, ['--mode', 'service', '--port', '0', '--host', '127.0.0.1'], env);
   const l = await c.waitLine((x) => x.msg === 'listening', 30_000);
-  return { ...c, url: `http://127.0.0.1:${l.port as number}`, stop: async () => { c.proc.kill('SIGTERM'); return c.exited; } };
+  return {
+    ...c,
+    url: `http://127.0.0.1:${l.port as number}`,
+    stop: async () => {
+      c.proc.kill('SIGTERM');
+      return c.exited;
+    },
+  };
 }
 
 /** Runs `name` in job mode with `spec` (GET_DISTILL_JOB_SPEC) and resolves when it exits. */
-export function startJob(name: ServiceName, spec: unknown, env: Record<string, string> = {}, args: string[] = []): Child {
-  return spawnService(name, ['--mode', 'job', '--port', '0', ...args], { GET_DISTILL_JOB_SPEC: JSON.stringify(spec), ...env });
+export function startJob(
+  name: ServiceName,
+  spec: unknown,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Child {
+  return spawnService(name, ['--mode', 'job', '--port', '0', ...args], {
+    GET_DISTILL_JOB_SPEC: JSON.stringify(spec),
+    ...env,
+  });
 }
 
 /** Polls GET `url` every `everyMs` until `until(job)`; @returns that job record. */
-export async function pollJob(url: string, until: (job: Record<string, any>) => boolean, timeoutMs = 60_000, everyMs = 50): Promise<Record<string, any>> {
+export async function pollJob(
+  url: string,
+  until: (job: Record<string, any>) => boolean,
+  timeoutMs = 60_000,
+  everyMs = 50,
+): Promise<Record<string, any>> {
   const t0 = Date.now();
   for (;;) {
     const r = await call('GET', url);
@@ -99,7 +147,8 @@ export async function pollJob(url: string, until: (job: Record<string, any>) => 
 }
 
 /** Polls until the job is in a final state. */
-export const settled = (url: string, timeoutMs?: number) => pollJob(url, (j) => ['succeeded', 'failed', 'cancelled'].includes(j.state), timeoutMs);
+export const settled = (url: string, timeoutMs?: number) =>
+  pollJob(url, (j) => ['succeeded', 'failed', 'cancelled'].includes(j.state), timeoutMs);
 
 /**
  * Seeds a mixture-teacher cache under `cacheDir` as prepareTeacher names it for MNIST (60,000 images, K,
@@ -110,7 +159,11 @@ export async function seedTeacherCache(store: ObjectStore, cacheDir: string, K: 
   const mnist = await loadDataset('mnist', 'train');
   const n = 600;
   const params = await fitMixtureTeacher(mnist.images.subarray(0, n * 1024), mnist.labels.subarray(0, n), {
-    shape: { channels: 1, height: 32, width: 32 }, numClasses: 10, componentsPerClass: K, rank: r, seed: 0,
+    shape: { channels: 1, height: 32, width: 32 },
+    numClasses: 10,
+    componentsPerClass: K,
+    rank: r,
+    seed: 0,
   });
   const path = joinUri(cacheDir, `mixture-mnist-n${mnist.n}-K${K}-r${r}.safetensors`);
   const bytes = await saveMixture(params, store, path);
@@ -123,11 +176,23 @@ export async function seedPairs(store: ObjectStore, dir: string, pairs: number, 
   const mnist = await loadDataset('mnist', 'train');
   const n = 300;
   const params = await fitMixtureTeacher(mnist.images.subarray(0, n * 1024), mnist.labels.subarray(0, n), {
-    shape: { channels: 1, height: 32, width: 32 }, numClasses: 10, componentsPerClass: 1, rank: 2, seed: 0,
+    shape: { channels: 1, height: 32, width: 32 },
+    numClasses: 10,
+    componentsPerClass: 1,
+    rank: 2,
+    seed: 0,
   });
   const teacher = await MixtureDenoiser.create(params, { threads: 1 });
   try {
-    await datagenStage({ teacher, dataset: 'mnist', seeds: { start: 0, end: pairs }, shardSize, store, outDir: dir, samplerSteps: 4 });
+    await datagenStage({
+      teacher,
+      dataset: 'mnist',
+      seeds: { start: 0, end: pairs },
+      shardSize,
+      store,
+      outDir: dir,
+      samplerSteps: 4,
+    });
   } finally {
     await teacher.close();
   }

@@ -15,8 +15,12 @@ import { after, test } from 'node:test';
 import { resolveConfig } from '../../src/get/config.js';
 import { PairStream } from '../../src/data/shards.js';
 import {
-  encodeTerminationMessage, TERMINATION_LOG_ENV, TERMINATION_MESSAGE_MAX_BYTES, type TerminationMessage,
-  TerminationMessageSchema, writeTerminationMessage,
+  encodeTerminationMessage,
+  TERMINATION_LOG_ENV,
+  TERMINATION_MESSAGE_MAX_BYTES,
+  type TerminationMessage,
+  TerminationMessageSchema,
+  writeTerminationMessage,
 } from '../../src/jobs/termination.js';
 import { datasetDigest } from '../../src/stages/datagen.js';
 import { streamSource, trainStage } from '../../src/stages/train.js';
@@ -32,8 +36,12 @@ const dir = mkdtempSync(join(tmpdir(), 'get-termination-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const base: TerminationMessage = {
-  v: 1, stage: 'train', outcome: 'failed', exitCode: 75,
-  summary: { step: 120, loss: 0.0123 }, artifacts: { checkpoints: 's3://bucket/run/checkpoints' },
+  v: 1,
+  stage: 'train',
+  outcome: 'failed',
+  exitCode: 75,
+  summary: { step: 120, loss: 0.0123 },
+  artifacts: { checkpoints: 's3://bucket/run/checkpoints' },
 };
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 const read = (path: string) => TerminationMessageSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
@@ -42,8 +50,14 @@ test('a small message is written as is: compact JSON the schema parses', () => {
   const path = join(dir, 'small.log');
   writeTerminationMessage(path, { ...base, error: { kind: 'retryable', message: 'store unreachable' } });
   const text = readFileSync(path, 'utf8');
-  assert.equal(text, '{"v":1,"stage":"train","outcome":"failed","exitCode":75,"summary":{"step":120,"loss":0.0123},"artifacts":{"checkpoints":"s3://bucket/run/checkpoints"},"error":{"kind":"retryable","message":"store unreachable"}}');
-  assert.throws(() => writeTerminationMessage(join(dir, 'no/such/dir/x'), base), /GET_DISTILL_TERMINATION_LOG=.*no\/such\/dir\/x: cannot write the termination message \(ENOENT\)/);
+  assert.equal(
+    text,
+    '{"v":1,"stage":"train","outcome":"failed","exitCode":75,"summary":{"step":120,"loss":0.0123},"artifacts":{"checkpoints":"s3://bucket/run/checkpoints"},"error":{"kind":"retryable","message":"store unreachable"}}',
+  );
+  assert.throws(
+    () => writeTerminationMessage(join(dir, 'no/such/dir/x'), base),
+    /GET_DISTILL_TERMINATION_LOG=.*no\/such\/dir\/x: cannot write the termination message \(ENOENT\)/,
+  );
 });
 
 test('a huge error message is cut first: ≤ 4096 bytes, valid JSON, summary and artifacts kept', () => {
@@ -60,7 +74,11 @@ test('a huge error message is cut first: ≤ 4096 bytes, valid JSON, summary and
 
 test('when an empty message does not fit, the largest entries go (named in truncated); the message gets the room left', () => {
   const summary = { step: 7, loss: 0.5, notes: 'n'.repeat(5000), log: 'l'.repeat(3000) };
-  const text = encodeTerminationMessage({ ...base, summary, error: { kind: 'permanent', message: 'e'.repeat(10_000) } });
+  const text = encodeTerminationMessage({
+    ...base,
+    summary,
+    error: { kind: 'permanent', message: 'e'.repeat(10_000) },
+  });
   assert.ok(bytes(text) <= TERMINATION_MESSAGE_MAX_BYTES);
   const m = TerminationMessageSchema.parse(JSON.parse(text));
   assert.deepEqual(m.summary, { step: 7, loss: 0.5, log: 'l'.repeat(3000) }, 'only the 5000-byte entry had to go');
@@ -74,10 +92,16 @@ test('when an empty message does not fit, the largest entries go (named in trunc
   assert.ok(Object.keys(m2.summary).length > 50);
 });
 
-test('job mode in-process: a signal → interrupted, exit 75, the safe point\'s summary; a bad spec or provider list → failed, exit 2', async () => {
+test("job mode in-process: a signal → interrupted, exit 75, the safe point's summary; a bad spec or provider list → failed, exit 2", async () => {
   const logger = createLogger('fake', 'silent');
   const job = (spec: unknown, log: string, env: Record<string, string> = {}) =>
-    runJobMode(fakeStage(), spec, { logger, port: 0, env: { [TERMINATION_LOG_ENV]: log, ...env }, signals: ['SIGUSR2'], stderr: () => {} });
+    runJobMode(fakeStage(), spec, {
+      logger,
+      port: 0,
+      env: { [TERMINATION_LOG_ENV]: log, ...env },
+      signals: ['SIGUSR2'],
+      stderr: () => {},
+    });
   const stopLog = join(dir, 'stop.log');
   const running = job({ out: dir, steps: 100_000, stepMs: 2 }, stopLog);
   await new Promise((r) => setTimeout(r, 100));
@@ -104,15 +128,34 @@ test('exporter job mode writes the message: done with the model sha256; a missin
   await seedPairs(store, join(run, 'pairs'), 64, 32);
   const stream = await PairStream.open(store, join(run, 'pairs'), { batchSize: 16, seed: 0, dropLast: true });
   await trainStage(streamSource(stream), {
-    config: resolveConfig('GET-CPU-XS/8', { numClasses: 10 }), steps: 2, batch: 16, iterations: 2, optimizer: REFERENCE_ADAMW,
-    ema: { kind: 'constant', decay: 0.9 }, seed: 0, store, checkpointDir: join(run, 'checkpoints'), checkpointEvery: 2, keep: 1, resume: false,
-    dataManifestSha256: datasetDigest(stream.manifest), threads: 1,
+    config: resolveConfig('GET-CPU-XS/8', { numClasses: 10 }),
+    steps: 2,
+    batch: 16,
+    iterations: 2,
+    optimizer: REFERENCE_ADAMW,
+    ema: { kind: 'constant', decay: 0.9 },
+    seed: 0,
+    store,
+    checkpointDir: join(run, 'checkpoints'),
+    checkpointEvery: 2,
+    keep: 1,
+    resume: false,
+    dataManifestSha256: datasetDigest(stream.manifest),
+    threads: 1,
   });
   const okLog = join(dir, 'export-ok.log');
   const failLog = join(dir, 'export-fail.log');
   const [ok, bad] = [
-    startJob('exporter', { checkpoint: join(run, 'checkpoints'), out: join(run, 'model') }, { [TERMINATION_LOG_ENV]: okLog }),
-    startJob('exporter', { checkpoint: join(run, 'nothing'), out: join(run, 'model2') }, { [TERMINATION_LOG_ENV]: failLog }),
+    startJob(
+      'exporter',
+      { checkpoint: join(run, 'checkpoints'), out: join(run, 'model') },
+      { [TERMINATION_LOG_ENV]: okLog },
+    ),
+    startJob(
+      'exporter',
+      { checkpoint: join(run, 'nothing'), out: join(run, 'model2') },
+      { [TERMINATION_LOG_ENV]: failLog },
+    ),
   ];
   assert.equal(await ok.exited, 0, ok.stderr());
   const m = read(okLog);
@@ -123,22 +166,51 @@ test('exporter job mode writes the message: done with the model sha256; a missin
 
   assert.equal(await bad.exited, 2, bad.stderr());
   const f = read(failLog);
-  assert.deepEqual([f.stage, f.outcome, f.exitCode, f.error?.kind, f.summary, f.artifacts], ['export', 'failed', 2, 'permanent', {}, {}]);
+  assert.deepEqual(
+    [f.stage, f.outcome, f.exitCode, f.error?.kind, f.summary, f.artifacts],
+    ['export', 'failed', 2, 'permanent', {}, {}],
+  );
   assert.match(f.error!.message, /^checkpoint: .*nothing: no checkpoint there/);
 });
 
 test('get-distill eval writes stage eval with fid, inceptionScore, precision, recall, samples; bad input: failed, exit 2', () => {
-  const cli = (args: string[], log: string) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'eval', ...args], {
-    cwd: ROOT, encoding: 'utf8', timeout: 120_000, env: { ...process.env, GET_DISTILL_PUSHGATEWAY_URL: '', [TERMINATION_LOG_ENV]: log },
-  });
+  const cli = (args: string[], log: string) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'eval', ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, GET_DISTILL_PUSHGATEWAY_URL: '', [TERMINATION_LOG_ENV]: log },
+    });
   const log = join(dir, 'eval.log');
   const out = join(dir, 'eval.json');
-  const r = cli(['--model', 'mnist:test', '--reference', 'mnist:test', '--samples', '200', '--reference-samples', '200', '--splits', '2', '--out', out], log);
+  const r = cli(
+    [
+      '--model',
+      'mnist:test',
+      '--reference',
+      'mnist:test',
+      '--samples',
+      '200',
+      '--reference-samples',
+      '200',
+      '--splits',
+      '2',
+      '--out',
+      out,
+    ],
+    log,
+  );
   assert.equal(r.status, 0, r.stderr);
   const m = read(log);
   const rep = JSON.parse(readFileSync(out, 'utf8'));
   assert.deepEqual([m.stage, m.outcome, m.exitCode, m.artifacts], ['eval', 'done', 0, { report: out }]);
-  assert.deepEqual(m.summary, { fid: rep.scores.fid, inceptionScore: rep.scores.inceptionScore.mean, precision: 1, recall: 1, samples: 200 });
+  assert.deepEqual(m.summary, {
+    fid: rep.scores.fid,
+    inceptionScore: rep.scores.inceptionScore.mean,
+    precision: 1,
+    recall: 1,
+    samples: 200,
+  });
   assert.ok(Math.abs(m.summary.fid as number) < 1e-6, 'a split against itself');
 
   const badLog = join(dir, 'eval-bad.log');

@@ -17,7 +17,14 @@ let bucket: string;
 let store: S3Store;
 let svc: Service;
 const spec = (out: string, extra: Record<string, unknown> = {}) => ({
-  pairs: `s3://${bucket}/pairs`, out: `s3://${bucket}/${out}`, preset: 'GET-CPU-XS/8', steps: 20, batch: 16, checkpointEvery: 10, threads: 1, ...extra,
+  pairs: `s3://${bucket}/pairs`,
+  out: `s3://${bucket}/${out}`,
+  preset: 'GET-CPU-XS/8',
+  steps: 20,
+  batch: 16,
+  checkpointEvery: 10,
+  threads: 1,
+  ...extra,
 });
 const getJson = async (uri: string) => JSON.parse(new TextDecoder().decode(await store.get(uri)));
 
@@ -53,7 +60,10 @@ test('bad specs → 400 naming the field; bad inputs fail permanently naming the
   // A pair folder without a manifest is found before the job is accepted (preflight).
   const noPairs = await call('POST', `${svc.url}/v1/jobs`, spec('bad', { pairs: `s3://${bucket}/no-pairs` }));
   assert.equal(noPairs.status, 400, JSON.stringify(noPairs.body));
-  assert.match(noPairs.body.error.message, new RegExp(`^pairs: no pair dataset at s3://${bucket}/no-pairs \\(nor its manifest\\.json\\)`));
+  assert.match(
+    noPairs.body.error.message,
+    new RegExp(`^pairs: no pair dataset at s3://${bucket}/no-pairs \\(nor its manifest\\.json\\)`),
+  );
   const failures: [Record<string, unknown>, RegExp][] = [
     [spec('bad', { batch: 512 }), new RegExp(`^batch: 512 exceeds the 256 pairs in s3://${bucket}/pairs`)],
     [spec('bad', { preset: 'GET-CPU-S/4', patchSize: 3 }), /^patchSize: GET-CPU-S\/4 with patch size 3: /],
@@ -74,7 +84,10 @@ test('service: POST a job → checkpoints in S3, progress and the train gauges; 
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const job = await settled(`${svc.url}/v1/jobs/${r.body.job.id}`);
   assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
-  assert.deepEqual(job.artifacts, { checkpoints: `s3://${bucket}/svc/checkpoints`, latest: `s3://${bucket}/svc/checkpoints/latest.json` });
+  assert.deepEqual(job.artifacts, {
+    checkpoints: `s3://${bucket}/svc/checkpoints`,
+    latest: `s3://${bucket}/svc/checkpoints/latest.json`,
+  });
   assert.equal(job.progress.step, 20);
   assert.equal(job.progress.steps, 20);
   assert.ok(job.progress.loss > 0 && job.progress.loss < 10, String(job.progress.loss));
@@ -92,13 +105,19 @@ test('service: POST a job → checkpoints in S3, progress and the train gauges; 
   const age = sample(text, 'get_train_checkpoint_age_seconds')!;
   assert.ok(age >= 0 && age < 30, `checkpoint age ${age}`);
   await new Promise((res) => setTimeout(res, 300));
-  assert.ok(sample((await call('GET', `${svc.url}/metrics`)).body, 'get_train_checkpoint_age_seconds')! >= age + 0.25, 'computed at scrape');
+  assert.ok(
+    sample((await call('GET', `${svc.url}/metrics`)).body, 'get_train_checkpoint_age_seconds')! >= age + 0.25,
+    'computed at scrape',
+  );
 
   const c = startJob('trainer', spec('job'));
   assert.equal(await c.exited, 0, c.stderr());
   const done = c.lines.find((l) => l.msg === 'job succeeded')! as Record<string, any>;
   assert.equal(done.summary.step, 20);
-  assert.ok(Math.abs(done.summary.loss - job.summary.loss) <= 1e-4 * Math.abs(job.summary.loss), `${done.summary.loss} vs ${job.summary.loss}`);
+  assert.ok(
+    Math.abs(done.summary.loss - job.summary.loss) <= 1e-4 * Math.abs(job.summary.loss),
+    `${done.summary.loss} vs ${job.summary.loss}`,
+  );
   assert.equal((await getJson(`s3://${bucket}/job/checkpoints/latest.json`)).step, 20);
 });
 
@@ -106,10 +125,18 @@ test('job mode: SIGTERM → checkpoint, exit 75; the rerun resumes right after t
   const s = spec('preempted', { steps: 150, checkpointEvery: 1000 });
   const c = startJob('trainer', s);
   const port = (await c.waitLine((l) => l.msg === 'listening')).port as number;
-  await until(async () => ((await call('GET', `http://127.0.0.1:${port}/v1/job`)).body.job?.progress.step >= 5 ? true : undefined), 60_000, 'step 5');
+  await until(
+    async () =>
+      (await call('GET', `http://127.0.0.1:${port}/v1/job`)).body.job?.progress.step >= 5 ? true : undefined,
+    60_000,
+    'step 5',
+  );
   c.proc.kill('SIGTERM');
   assert.equal(await c.exited, 75, c.stderr());
-  assert.match(c.stderr(), /^get-distill-trainer: SIGTERM: the stage stopped at a safe point; exiting 75 so the retry resumes\n$/);
+  assert.match(
+    c.stderr(),
+    /^get-distill-trainer: SIGTERM: the stage stopped at a safe point; exiting 75 so the retry resumes\n$/,
+  );
   const stopped = (c.lines.find((l) => l.msg === 'job stopped at a safe point') as Record<string, any>).summary;
   const latest = await getJson(`s3://${bucket}/preempted/checkpoints/latest.json`);
   assert.ok(latest.step >= 5 && latest.step < 150, `checkpoint at step ${latest.step}`);
@@ -120,7 +147,9 @@ test('job mode: SIGTERM → checkpoint, exit 75; the rerun resumes right after t
   const done = (rerun.lines.find((l) => l.msg === 'job succeeded') as Record<string, any>).summary;
   assert.deepEqual([done.resumedFrom, done.firstStep, done.step], [latest.step, latest.step + 1, 150]);
   assert.equal((await getJson(`s3://${bucket}/preempted/checkpoints/latest.json`)).step, 150);
-  console.log(`SIGTERM at step ${latest.step}: exit 75; rerun resumed at step ${done.firstStep}, finished at ${done.step}`);
+  console.log(
+    `SIGTERM at step ${latest.step}: exit 75; rerun resumed at step ${done.firstStep}, finished at ${done.step}`,
+  );
 });
 
 test('DELETE of a running job → cancelled with a checkpoint at the step it stopped, which exports', async () => {

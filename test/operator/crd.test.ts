@@ -10,7 +10,8 @@ import { runCrd, endpointCrd, structural } from '../../src/operator/api/v1alpha1
 import { DistillationRunSpecSchema } from '../../src/operator/api/v1alpha1/run.js';
 
 test('charts/get-distill/crds holds the generated CRDs (run npm run gen-crds after a schema change)', () => {
-  for (const [file, text] of Object.entries(crdFiles())) assert.equal(readFileSync(join(CRD_DIR, file), 'utf8'), text, `${file} is stale`);
+  for (const [file, text] of Object.entries(crdFiles()))
+    assert.equal(readFileSync(join(CRD_DIR, file), 'utf8'), text, `${file} is stale`);
 });
 
 /** Every schema node below the root has a type (or preserves unknown fields): the structural rule. */
@@ -30,28 +31,52 @@ test('both CRDs validate as apiextensions.k8s.io/v1, are structural, and carry s
     assert.deepEqual(v.subresources, { status: {} });
     assert.deepEqual(untyped(v.schema.openAPIV3Schema, 'root', []), []);
     assert.equal(v.schema.openAPIV3Schema.properties.status.properties.conditions['x-kubernetes-list-type'], 'map');
-    assert.deepEqual(v.schema.openAPIV3Schema.properties.status.properties.conditions['x-kubernetes-list-map-keys'], ['type']);
+    assert.deepEqual(v.schema.openAPIV3Schema.properties.status.properties.conditions['x-kubernetes-list-map-keys'], [
+      'type',
+    ]);
   }
   const run = runCrd().spec.versions[0];
-  assert.deepEqual(run.additionalPrinterColumns.map((c: any) => c.name), ['Stage', 'Shards', 'Step', 'Loss', 'FID', 'Endpoint', 'Age']);
+  assert.deepEqual(
+    run.additionalPrinterColumns.map((c: any) => c.name),
+    ['Stage', 'Shards', 'Step', 'Loss', 'FID', 'Endpoint', 'Age'],
+  );
   const spec = run.schema.openAPIV3Schema.properties.spec;
-  assert.deepEqual(spec.properties.datagen['x-kubernetes-validations'].map((r: any) => r.rule), [
-    'self.seeds.end > self.seeds.start', '(self.seeds.end - self.seeds.start + self.shardSize - 1) / self.shardSize <= 10000',
-  ]);
+  assert.deepEqual(
+    spec.properties.datagen['x-kubernetes-validations'].map((r: any) => r.rule),
+    [
+      'self.seeds.end > self.seeds.start',
+      '(self.seeds.end - self.seeds.start + self.shardSize - 1) / self.shardSize <= 10000',
+    ],
+  );
   assert.equal(spec.properties.store['x-kubernetes-validations'][0].rule, 'self.uri == oldSelf.uri');
   assert.equal(spec.properties.datagen.properties.shardSize.default, 2048);
   assert.equal(spec.properties.training.properties.iterations.default, 6); // the trainer's own default (GET: K = 6)
   assert.deepEqual(spec.required, ['store', 'datagen', 'training']);
   assert.equal(runCrd().metadata.name, 'distillationruns.distill.getdistill.dev');
-  assert.equal(run.schema.openAPIV3Schema['x-kubernetes-validations'][0].rule, "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40");
-  assert.match(endpointCrd().spec.versions[0].schema.openAPIV3Schema['x-kubernetes-validations'][0].rule, /size\(self\.metadata\.name\) <= 63$/);
+  assert.equal(
+    run.schema.openAPIV3Schema['x-kubernetes-validations'][0].rule,
+    "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40",
+  );
+  assert.match(
+    endpointCrd().spec.versions[0].schema.openAPIV3Schema['x-kubernetes-validations'][0].rule,
+    /size\(self\.metadata\.name\) <= 63$/,
+  );
   assert.deepEqual(endpointCrd().spec.names.shortNames, ['genep']);
 });
 
 test('structural() drops int64 sentinels and additionalProperties: false, and refuses untyped nodes', () => {
-  assert.deepEqual(structural({ type: 'object', additionalProperties: false, properties: { n: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } } }),
-    { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } });
-  assert.throws(() => structural({ type: 'object', properties: { x: { anyOf: [{ type: 'string' }] } } }), /schema node without a type/);
+  assert.deepEqual(
+    structural({
+      type: 'object',
+      additionalProperties: false,
+      properties: { n: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } },
+    }),
+    { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } },
+  );
+  assert.throws(
+    () => structural({ type: 'object', properties: { x: { anyOf: [{ type: 'string' }] } } }),
+    /schema node without a type/,
+  );
 });
 
 test('the example run parses, and the schema rejects what the CEL rules reject', () => {
@@ -67,7 +92,10 @@ test('the example run parses, and the schema rejects what the CEL rules reject',
   for (const uri of ['file:///tmp/x', 's3://a..b/x', 's3://bucket//x', 's3://-b/x']) {
     assert.equal(DistillationRunSpecSchema.safeParse({ ...example.spec, store: { uri } }).success, false, uri);
   }
-  assert.equal(DistillationRunSpecSchema.safeParse({ ...example.spec, store: { uri: 's3://my-bucket.eu/runs/r1/' } }).success, true);
+  assert.equal(
+    DistillationRunSpecSchema.safeParse({ ...example.spec, store: { uri: 's3://my-bucket.eu/runs/r1/' } }).success,
+    true,
+  );
   const evalWith = (evaluation: object) => DistillationRunSpecSchema.safeParse({ ...example.spec, evaluation });
   assert.equal(evalWith({ features: 'imagenet' }).success, false);
   assert.equal(evalWith({ reference: 'cifar10:test' }).success, false);

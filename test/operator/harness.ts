@@ -33,15 +33,36 @@ export async function startCluster(): Promise<{ srv: FakeApiServer; user: Custom
 }
 
 export function operatorConfig(over: Partial<Record<keyof OperatorConfig, unknown>> = {}): OperatorConfig {
-  return OperatorConfigSchema.parse({ leaseNamespace: 'get-distill-system', metricsPort: 0, s3Endpoint: 'http://rgw.storage:7480', logLevel: 'silent', ...over });
+  return OperatorConfigSchema.parse({
+    leaseNamespace: 'get-distill-system',
+    metricsPort: 0,
+    s3Endpoint: 'http://rgw.storage:7480',
+    logLevel: 'silent',
+    ...over,
+  });
 }
 
-export function startOperator(srv: FakeApiServer, identity: string, over: Partial<Record<keyof OperatorConfig, unknown>> = {}, progressPort?: number): { op: Operator; started: Promise<void>; registry: Registry } {
+export function startOperator(
+  srv: FakeApiServer,
+  identity: string,
+  over: Partial<Record<keyof OperatorConfig, unknown>> = {},
+  progressPort?: number,
+): { op: Operator; started: Promise<void>; registry: Registry } {
   const registry = new Registry();
   const op = new Operator({
-    kubeConfig: kubeConfig(srv.url, OPERATOR_TOKEN), cfg: operatorConfig(over), log: pino({ level: 'silent' }), registry, identity,
+    kubeConfig: kubeConfig(srv.url, OPERATOR_TOKEN),
+    cfg: operatorConfig(over),
+    log: pino({ level: 'silent' }),
+    registry,
+    identity,
     progressPort,
-    timing: { leaseDurationMs: 1000, renewDeadlineMs: 700, retryPeriodMs: 100, informerBackoffInitialMs: 50, informerBackoffMaxMs: 200 },
+    timing: {
+      leaseDurationMs: 1000,
+      renewDeadlineMs: 700,
+      retryPeriodMs: 100,
+      informerBackoffInitialMs: 50,
+      informerBackoffMaxMs: 200,
+    },
   });
   return { op, started: op.start(), registry };
 }
@@ -66,38 +87,88 @@ export function runSpec(over: Record<string, unknown> = {}): KObj {
     datagen: { seeds: { start: 0, end: 1024 }, shardSize: 256, parallelism: 2 },
     training: { steps: 600, batch: 32 },
     evaluation: { samples: 1000 },
-    resources: { gpu: { count: 1 }, nodeSelector: { 'nvidia.com/gpu.present': 'true' }, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] },
+    resources: {
+      gpu: { count: 1 },
+      nodeSelector: { 'nvidia.com/gpu.present': 'true' },
+      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+    },
     ...over,
   };
 }
 
 export async function createRun(user: CustomObjectsApi, name: string, spec: KObj): Promise<void> {
-  await user.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: RUN.plural, body: { apiVersion: `${GROUP}/${VERSION}`, kind: RUN.kind, metadata: { name, namespace: NS }, spec } });
+  await user.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: NS,
+    plural: RUN.plural,
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind: RUN.kind, metadata: { name, namespace: NS }, spec },
+  });
 }
 
-export const getRun = (srv: FakeApiServer, name: string): KObj | undefined => srv.getObject({ group: GROUP, plural: RUN.plural, namespace: NS, name });
-export const condition = (o: KObj | undefined, type: string): KObj | undefined => o?.status?.conditions?.find((c: KObj) => c.type === type);
-export const getJob = (srv: FakeApiServer, name: string): KObj | undefined => srv.getObject({ group: 'batch', plural: 'jobs', namespace: NS, name });
+export const getRun = (srv: FakeApiServer, name: string): KObj | undefined =>
+  srv.getObject({ group: GROUP, plural: RUN.plural, namespace: NS, name });
+export const condition = (o: KObj | undefined, type: string): KObj | undefined =>
+  o?.status?.conditions?.find((c: KObj) => c.type === type);
+export const getJob = (srv: FakeApiServer, name: string): KObj | undefined =>
+  srv.getObject({ group: 'batch', plural: 'jobs', namespace: NS, name });
 
 let podSeq = 0;
 /** A pod of `job` as the Job controller + kubelet leave it: template labels, job-name label, a terminated container. */
-export async function addPod(srv: FakeApiServer, job: KObj, phase: 'Running' | 'Succeeded' | 'Failed' | 'Pending', term?: { exitCode: number; message?: unknown }, waiting?: { reason: string; message: string }): Promise<string> {
+export async function addPod(
+  srv: FakeApiServer,
+  job: KObj,
+  phase: 'Running' | 'Succeeded' | 'Failed' | 'Pending',
+  term?: { exitCode: number; message?: unknown },
+  waiting?: { reason: string; message: string },
+): Promise<string> {
   const name = `${job.metadata.name}-${podSeq++}`;
   const container = job.spec.template.spec.containers[0].name;
-  const state = term ? { terminated: { exitCode: term.exitCode, reason: term.exitCode === 0 ? 'Completed' : 'Error', message: typeof term.message === 'string' ? term.message : JSON.stringify(term.message) } }
-    : waiting ? { waiting } : { running: {} };
+  const state = term
+    ? {
+        terminated: {
+          exitCode: term.exitCode,
+          reason: term.exitCode === 0 ? 'Completed' : 'Error',
+          message: typeof term.message === 'string' ? term.message : JSON.stringify(term.message),
+        },
+      }
+    : waiting
+      ? { waiting }
+      : { running: {} };
   const core = kubeConfig(srv.url, 'kubelet').makeApiClient((await import('@kubernetes/client-node')).CoreV1Api);
-  await core.createNamespacedPod({ namespace: NS, body: {
-    metadata: { name, namespace: NS, labels: { ...job.spec.template.metadata.labels, 'batch.kubernetes.io/job-name': job.metadata.name, 'job-name': job.metadata.name } },
-    spec: job.spec.template.spec,
-  } });
-  srv.setStatus({ plural: 'pods', namespace: NS, name }, { phase, containerStatuses: [{ name: container, ready: false, restartCount: 0, image: 'x', imageID: '', state }] });
+  await core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: {
+        name,
+        namespace: NS,
+        labels: {
+          ...job.spec.template.metadata.labels,
+          'batch.kubernetes.io/job-name': job.metadata.name,
+          'job-name': job.metadata.name,
+        },
+      },
+      spec: job.spec.template.spec,
+    },
+  });
+  srv.setStatus(
+    { plural: 'pods', namespace: NS, name },
+    { phase, containerStatuses: [{ name: container, ready: false, restartCount: 0, image: 'x', imageID: '', state }] },
+  );
   return name;
 }
 
 /** The termination message a stage service writes (src/jobs/termination.ts). */
 export const message = (stage: string, outcome: string, exitCode: number, summary: KObj = {}, error?: KObj): string =>
-  encodeTerminationMessage({ v: 1, stage: stage as 'train', outcome: outcome as 'done', exitCode, summary, artifacts: {}, ...(error ? { error: error as { kind: 'permanent'; message: string } } : {}) });
+  encodeTerminationMessage({
+    v: 1,
+    stage: stage as 'train',
+    outcome: outcome as 'done',
+    exitCode,
+    summary,
+    artifacts: {},
+    ...(error ? { error: error as { kind: 'permanent'; message: string } } : {}),
+  });
 
 /** Finish a Job successfully as the Job controller would (a Succeeded pod with its message, then Complete). */
 export async function completeJob(srv: FakeApiServer, name: string, summary: KObj = {}): Promise<void> {
@@ -105,10 +176,17 @@ export async function completeJob(srv: FakeApiServer, name: string, summary: KOb
   const stage = job.metadata.labels[LABELS.stage];
   await addPod(srv, job, 'Succeeded', { exitCode: 0, message: message(stage, 'done', 0, summary) });
   const n = job.spec.completions ?? 1;
-  srv.setStatus({ group: 'batch', plural: 'jobs', namespace: NS, name }, {
-    succeeded: n, ...(job.spec.completionMode === 'Indexed' ? { completedIndexes: n > 1 ? `0-${n - 1}` : '0' } : {}),
-    conditions: [{ type: 'SuccessCriteriaMet', status: 'True' }, { type: 'Complete', status: 'True' }],
-  });
+  srv.setStatus(
+    { group: 'batch', plural: 'jobs', namespace: NS, name },
+    {
+      succeeded: n,
+      ...(job.spec.completionMode === 'Indexed' ? { completedIndexes: n > 1 ? `0-${n - 1}` : '0' } : {}),
+      conditions: [
+        { type: 'SuccessCriteriaMet', status: 'True' },
+        { type: 'Complete', status: 'True' },
+      ],
+    },
+  );
 }
 
 /** Every request the operator made is granted by the chart's RBAC (src/operator/rbac.ts). */
@@ -118,9 +196,15 @@ export function ungranted(requests: readonly RecordedRequest[], keda = false): s
   for (const r of requests) {
     if (r.authorization !== `Bearer ${OPERATOR_TOKEN}` || r.verb === 'discovery' || !r.resource) continue;
     const [verb, sub] = r.verb.split('/');
-    const [group, plural] = [r.resource.slice(0, r.resource.indexOf('/')), r.resource.slice(r.resource.indexOf('/') + 1)];
+    const [group, plural] = [
+      r.resource.slice(0, r.resource.indexOf('/')),
+      r.resource.slice(r.resource.indexOf('/') + 1),
+    ];
     const res = sub ? `${plural}/${sub}` : plural;
-    if (!rules.some((rule) => rule.apiGroups.includes(group) && rule.resources.includes(res) && rule.verbs.includes(verb))) bad.add(`${verb} ${group}/${res}`);
+    if (
+      !rules.some((rule) => rule.apiGroups.includes(group) && rule.resources.includes(res) && rule.verbs.includes(verb))
+    )
+      bad.add(`${verb} ${group}/${res}`);
   }
   return [...bad];
 }

@@ -8,7 +8,10 @@ import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import type { FakeApiServer, KObj } from '../k8s/api-server.js';
 import { GROUP, RUN, ENDPOINT } from '../../src/operator/api/v1alpha1/group.js';
 import { DistillationRunStatusSchema } from '../../src/operator/api/v1alpha1/run.js';
-import { GenerationEndpointSpecSchema, GenerationEndpointStatusSchema } from '../../src/operator/api/v1alpha1/endpoint.js';
+import {
+  GenerationEndpointSpecSchema,
+  GenerationEndpointStatusSchema,
+} from '../../src/operator/api/v1alpha1/endpoint.js';
 
 const MODELS: Array<[string, string, (o: KObj) => { validate(): void }]> = [
   ['batch', 'jobs', (o) => new Job(o as never)],
@@ -25,11 +28,19 @@ export function validateCreated(srv: FakeApiServer): number {
   let n = 0;
   for (const [group, plural, make] of MODELS) {
     for (const o of srv.listObjects({ group, plural })) {
-      try { make(o).validate(); } catch (e) { throw new Error(`${plural} ${o.metadata.name} fails kubernetes-models validation: ${(e as Error).message}`); }
+      try {
+        make(o).validate();
+      } catch (e) {
+        throw new Error(`${plural} ${o.metadata.name} fails kubernetes-models validation: ${(e as Error).message}`);
+      }
       n++;
     }
   }
-  for (const o of srv.listObjects({ group: GROUP, plural: RUN.plural })) if (o.status) { DistillationRunStatusSchema.parse(o.status); n++; }
+  for (const o of srv.listObjects({ group: GROUP, plural: RUN.plural }))
+    if (o.status) {
+      DistillationRunStatusSchema.parse(o.status);
+      n++;
+    }
   for (const o of srv.listObjects({ group: GROUP, plural: ENDPOINT.plural })) {
     GenerationEndpointSpecSchema.parse(o.spec);
     if (o.status) GenerationEndpointStatusSchema.parse(o.status);

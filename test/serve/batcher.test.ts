@@ -36,7 +36,10 @@ function make(o: Partial<BatcherOptions> = {}, runMs = 20) {
 
 /** Awaits a rejection and returns it as an HttpError. */
 async function httpError(p: Promise<unknown>): Promise<HttpError> {
-  const e = await p.then(() => assert.fail('expected a rejection'), (err: unknown) => err);
+  const e = await p.then(
+    () => assert.fail('expected a rejection'),
+    (err: unknown) => err,
+  );
   assert.ok(e instanceof HttpError, `expected HttpError, got ${String(e)}`);
   return e;
 }
@@ -45,9 +48,18 @@ test('concurrent requests are merged FIFO into runs of at most maxBatchSize imag
   const { batches, runs, submit } = make({ maxBatchSize: 8, maxQueueDelayMs: 30 });
   // 3 + 3 + 3 images: the first two fit one batch (6 ≤ 8), the third would make 9, so it waits.
   const results = await Promise.all([submit('a', 3), submit('b', 3), submit('c', 3), submit('d', 2)]);
-  assert.deepEqual(batches, [['a', 'b'], ['c', 'd']]);
+  assert.deepEqual(batches, [
+    ['a', 'b'],
+    ['c', 'd'],
+  ]);
   assert.deepEqual(results, ['a@0', 'b@0', 'c@1', 'd@1']);
-  assert.deepEqual(runs.map((r) => [r.images, r.requests, r.ok]), [[6, 2, true], [5, 2, true]]);
+  assert.deepEqual(
+    runs.map((r) => [r.images, r.requests, r.ok]),
+    [
+      [6, 2, true],
+      [5, 2, true],
+    ],
+  );
 });
 
 test('a full batch starts at once; a partial one waits maxQueueDelayMs', async () => {
@@ -118,7 +130,10 @@ test('a failing run rejects each of its requests with 500, and the next run stil
   assert.equal(e.code, 'internal');
   setFail(false);
   assert.equal(await submit('y'), 'y@1');
-  assert.deepEqual(runs.map((r) => r.ok), [false, true]);
+  assert.deepEqual(
+    runs.map((r) => r.ok),
+    [false, true],
+  );
 });
 
 test('size outside [1, maxBatchSize] → 400 naming the limit', async () => {

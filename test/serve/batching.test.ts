@@ -29,7 +29,10 @@ test('6 concurrent requests of 2 images merge into one run of 12, each with the 
   try {
     const bodies = Array.from({ length: 6 }, (_, i) => ({ n: 2, seed: 100 * i, class_label: i }));
     const results = await Promise.all(bodies.map((b) => postJson(`${s.url}/v1/images/generations`, b)));
-    assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [200, 200, 200, 200, 200, 200],
+    );
     const m = await metrics(s);
     assert.equal(metricValue(m, 'get_batch_size_count'), 1, 'one onnxruntime run');
     assert.equal(metricValue(m, 'get_batch_size_sum'), 12);
@@ -37,8 +40,14 @@ test('6 concurrent requests of 2 images merge into one run of 12, each with the 
     assert.equal(metricValue(m, 'get_images_generated_total'), 12);
     // Each request got its own images: the last one alone gives the same PNGs.
     const alone = await postJson(`${s.url}/v1/images/generations`, bodies[5]);
-    assert.deepEqual(alone.body.data, results[5].body.data.map((d: object) => d));
-    assert.deepEqual(results[5].body.data.map((d: { seed: number }) => d.seed), [500, 501]);
+    assert.deepEqual(
+      alone.body.data,
+      results[5].body.data.map((d: object) => d),
+    );
+    assert.deepEqual(
+      results[5].body.data.map((d: { seed: number }) => d.seed),
+      [500, 501],
+    );
   } finally {
     await s.close();
   }
@@ -47,17 +56,29 @@ test('6 concurrent requests of 2 images merge into one run of 12, each with the 
 test('queue full → 429 queue_full with Retry-After; the queued requests still complete', async () => {
   const s = await startServer({ maxQueueSize: 2, maxQueueDelayMs: 60_000 });
   try {
-    const queued = [postJson(`${s.url}/v1/images/generations`, { seed: 1, class_label: 1 }), postJson(`${s.url}/v1/images/generations`, { seed: 2, class_label: 2 })];
+    const queued = [
+      postJson(`${s.url}/v1/images/generations`, { seed: 1, class_label: 1 }),
+      postJson(`${s.url}/v1/images/generations`, { seed: 2, class_label: 2 }),
+    ];
     await waitForDepth(s, 2);
     const refused = await postJson(`${s.url}/v1/images/generations`, { seed: 3, class_label: 3 });
     assert.equal(refused.status, 429);
     assert.equal(refused.body.error.code, 'queue_full');
     assert.match(refused.body.error.message, /the queue holds 2 requests/);
     assert.match(refused.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
-    const infer = await postJson(`${s.url}/v2/models/get/infer`, { inputs: [{ name: 'noise', shape: [1, 1, 32, 32], datatype: 'FP32', data: new Array(1024).fill(0) }, { name: 'class_labels', shape: [1], datatype: 'INT64', data: [0] }, { name: 'z0', shape: [1, 16, 32], datatype: 'FP32', data: new Array(512).fill(0) }] });
+    const infer = await postJson(`${s.url}/v2/models/get/infer`, {
+      inputs: [
+        { name: 'noise', shape: [1, 1, 32, 32], datatype: 'FP32', data: new Array(1024).fill(0) },
+        { name: 'class_labels', shape: [1], datatype: 'INT64', data: [0] },
+        { name: 'z0', shape: [1, 16, 32], datatype: 'FP32', data: new Array(512).fill(0) },
+      ],
+    });
     assert.equal(infer.status, 429, 'OIP shares the queue');
     await s.service.drain(); // runs the queue at once instead of waiting 60 s for a fuller batch
-    assert.deepEqual((await Promise.all(queued)).map((r) => r.status), [200, 200]);
+    assert.deepEqual(
+      (await Promise.all(queued)).map((r) => r.status),
+      [200, 200],
+    );
   } finally {
     await s.close();
   }
@@ -114,16 +135,26 @@ test('event loop: a main-thread run blocks timers for its whole length; the serv
   await session.release();
   assert.ok(runMs > 100, `run took ${runMs} ms`);
   // Free, the timer would fire ~runMs / 5 times; blocked, at most once (onnxruntime defers the call by one setImmediate).
-  assert.ok(ticksDuringRun <= 2, `the timer fired ${ticksDuringRun} times during a ${runMs.toFixed(0)} ms main-thread run: run no longer blocks?`);
+  assert.ok(
+    ticksDuringRun <= 2,
+    `the timer fired ${ticksDuringRun} times during a ${runMs.toFixed(0)} ms main-thread run: run no longer blocks?`,
+  );
 
   // 2. The service: the same run happens in a worker; readiness probes keep answering in a few ms.
-  const s = await startServer({ model: writeTemp(bytes), maxBatchSize: 128, maxImagesPerRequest: 128, maxQueueDelayMs: 0 });
+  const s = await startServer({
+    model: writeTemp(bytes),
+    maxBatchSize: 128,
+    maxImagesPerRequest: 128,
+    maxQueueDelayMs: 0,
+  });
   try {
     await postJson(`${s.url}/v1/images/generations`, { n: 128, seed: 0, class_label: 1 }); // warm the routes
     let done = false;
     const latencies: number[] = [];
     const g0 = performance.now();
-    const gen = postJson(`${s.url}/v1/images/generations`, { n: 128, seed: 128, class_label: 2 }).finally(() => (done = true));
+    const gen = postJson(`${s.url}/v1/images/generations`, { n: 128, seed: 128, class_label: 2 }).finally(
+      () => (done = true),
+    );
     while (!done) {
       const t = performance.now();
       assert.equal((await getJson(`${s.url}/v2/health/ready`)).status, 200);
@@ -135,9 +166,14 @@ test('event loop: a main-thread run blocks timers for its whole length; the serv
     latencies.sort((a, b) => a - b);
     const max = latencies.at(-1)!;
     const p50 = latencies[latencies.length >> 1];
-    t.diagnostic(`main-thread run ${runMs.toFixed(0)} ms: the 5 ms timer fired ${ticksDuringRun} times, longest gap ${maxGap.toFixed(0)} ms; service: ${latencies.length} probes during a ${genMs.toFixed(0)} ms request, p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
+    t.diagnostic(
+      `main-thread run ${runMs.toFixed(0)} ms: the 5 ms timer fired ${ticksDuringRun} times, longest gap ${maxGap.toFixed(0)} ms; service: ${latencies.length} probes during a ${genMs.toFixed(0)} ms request, p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
+    );
     // Blocked, probes would wait out whole runs (p50 ≈ half a run, max ≈ a run); free, they take a few ms.
-    assert.ok(latencies.length >= 8, `only ${latencies.length} probes answered during a ${genMs.toFixed(0)} ms request`);
+    assert.ok(
+      latencies.length >= 8,
+      `only ${latencies.length} probes answered during a ${genMs.toFixed(0)} ms request`,
+    );
     assert.ok(p50 < 25, `probe latency p50 ${p50.toFixed(1)} ms`);
     assert.ok(max < 0.75 * genMs, `probe latency max ${max.toFixed(1)} ms during a ${genMs.toFixed(0)} ms request`);
   } finally {

@@ -10,13 +10,29 @@ import { UsageError } from '../../src/util/errors.js';
 
 test('defaults: port 8080 on 127.0.0.1, batch 32, delay 5 ms, queue 256, 16 images, 30 s, 1 session, 8 MiB', () => {
   assert.deepEqual(resolveServeConfig({ model: 'm.onnx' }), {
-    model: 'm.onnx', modelName: 'get', host: '127.0.0.1', port: 8080, maxBatchSize: 32, maxQueueDelayMs: 5, maxQueueSize: 256,
-    maxImagesPerRequest: 16, requestTimeoutMs: 30000, sessions: 1, bodyLimit: 8 * 1024 * 1024, shutdownGraceMs: 30000, logLevel: 'info',
+    model: 'm.onnx',
+    modelName: 'get',
+    host: '127.0.0.1',
+    port: 8080,
+    maxBatchSize: 32,
+    maxQueueDelayMs: 5,
+    maxQueueSize: 256,
+    maxImagesPerRequest: 16,
+    requestTimeoutMs: 30000,
+    sessions: 1,
+    bodyLimit: 8 * 1024 * 1024,
+    shutdownGraceMs: 30000,
+    logLevel: 'info',
   });
 });
 
 test('flags beat environment variables, which beat defaults; strings are coerced', () => {
-  const env = { GET_DISTILL_MODEL: 's3://bucket/run/model.onnx', GET_DISTILL_PORT: '9000', GET_DISTILL_MAX_BATCH_SIZE: '64', GET_DISTILL_HOST: '0.0.0.0' };
+  const env = {
+    GET_DISTILL_MODEL: 's3://bucket/run/model.onnx',
+    GET_DISTILL_PORT: '9000',
+    GET_DISTILL_MAX_BATCH_SIZE: '64',
+    GET_DISTILL_HOST: '0.0.0.0',
+  };
   const c = resolveServeConfig({ port: '9100', bodyLimit: '512kb' }, env);
   assert.equal(c.model, 's3://bucket/run/model.onnx');
   assert.equal(c.port, 9100);
@@ -32,7 +48,11 @@ test('bad values → UsageError, one line naming the flag or variable and the va
     [{}, {}, /^--model \(or GET_DISTILL_MODEL\) is required/],
     [{ model: 'ftp://x/m.onnx' }, {}, /^--model .*unknown URI scheme "ftp:\/\/"/],
     [{ model: 'm', port: 'http' }, {}, /^--port must be an integer in \[0, 65535\] \(got "http"\)$/],
-    [{ model: 'm' }, { GET_DISTILL_MAX_BATCH_SIZE: '0' }, /^GET_DISTILL_MAX_BATCH_SIZE must be an integer in \[1, 4096\] \(got "0"\)$/],
+    [
+      { model: 'm' },
+      { GET_DISTILL_MAX_BATCH_SIZE: '0' },
+      /^GET_DISTILL_MAX_BATCH_SIZE must be an integer in \[1, 4096\] \(got "0"\)$/,
+    ],
     [{ model: 'm', maxImagesPerRequest: '64' }, {}, /^--max-images-per-request exceeds --max-batch-size 32/],
     [{ model: 'm', bodyLimit: 'lots' }, {}, /^--body-limit must be a size such as 8mb/],
     [{ model: 'm', sessions: '1.5' }, {}, /^--sessions must be an integer/],
@@ -41,7 +61,11 @@ test('bad values → UsageError, one line naming the flag or variable and the va
     [{ model: 'm', colour: 'red' }, {}, /^unknown option --colour$/],
   ];
   for (const [flags, env, re] of cases) {
-    assert.throws(() => resolveServeConfig(flags, env), (e: Error) => e instanceof UsageError && re.test(e.message) && !e.message.includes('\n'), `${JSON.stringify(flags)} ${JSON.stringify(env)}`);
+    assert.throws(
+      () => resolveServeConfig(flags, env),
+      (e: Error) => e instanceof UsageError && re.test(e.message) && !e.message.includes('\n'),
+      `${JSON.stringify(flags)} ${JSON.stringify(env)}`,
+    );
   }
 });
 

@@ -31,7 +31,12 @@ export function modelBytes(cfg: GetConfig, seed = 1): Uint8Array {
     const v = p.view(name);
     for (let i = 0; i < v.length; i++) v[i] = 0.05 * rng.normal();
   }
-  return exportModel(cfg, (n) => p.view(n), { iterations: 6, step: 1234, dataManifestSha256: 'ab'.repeat(32), createdAt: '2025-01-01T00:00:00Z' }).onnx;
+  return exportModel(cfg, (n) => p.view(n), {
+    iterations: 6,
+    step: 1234,
+    dataManifestSha256: 'ab'.repeat(32),
+    createdAt: '2025-01-01T00:00:00Z',
+  }).onnx;
 }
 
 const tempDirs: string[] = [];
@@ -68,7 +73,10 @@ export interface TestServer {
 }
 
 /** Starts the service on 127.0.0.1:0 with `flags` over the defaults (model: the conditional one). */
-export async function startServer(flags: Record<string, unknown> = {}, o: { start?: boolean } = {}): Promise<TestServer> {
+export async function startServer(
+  flags: Record<string, unknown> = {},
+  o: { start?: boolean } = {},
+): Promise<TestServer> {
   const config = resolveServeConfig({ model: modelPath('conditional'), port: 0, logLevel: 'silent', ...flags });
   const service = createInferenceService(config, { logger: createLogger('test', 'silent') });
   if (o.start !== false) await service.start();
@@ -103,8 +111,18 @@ async function parsed(res: Response): Promise<{ status: number; headers: Headers
 }
 
 /** POST JSON (a string body is sent as is); returns status, headers and the parsed body. */
-export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
-  return parsed(await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) }));
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  return parsed(
+    await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    }),
+  );
 }
 
 /** GET; returns status, headers and the parsed body. */

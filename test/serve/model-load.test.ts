@@ -45,7 +45,10 @@ test('s3:// model: same version as the file, and the service serves the same PNG
   const [fromS3, fromFile] = await Promise.all([startServer({ model: uri }), startServer()]);
   try {
     const body = { seed: 77, class_label: 4 };
-    const [x, y] = await Promise.all([postJson(`${fromS3.url}/v1/images/generations`, body), postJson(`${fromFile.url}/v1/images/generations`, body)]);
+    const [x, y] = await Promise.all([
+      postJson(`${fromS3.url}/v1/images/generations`, body),
+      postJson(`${fromFile.url}/v1/images/generations`, body),
+    ]);
     assert.equal(x.status, 200);
     assert.equal(x.body.data[0].b64_json, y.body.data[0].b64_json);
   } finally {
@@ -54,12 +57,24 @@ test('s3:// model: same version as the file, and the service serves the same PNG
 });
 
 test('missing, non-ONNX and non-GET models → UsageError naming the URI', async () => {
-  await assert.rejects(loadModel('/nonexistent/model.onnx', 'get'), (e: Error) => e instanceof StoreError && e.code === 'NotFound' && /\/nonexistent\/model\.onnx/.test(e.message));
+  await assert.rejects(
+    loadModel('/nonexistent/model.onnx', 'get'),
+    (e: Error) => e instanceof StoreError && e.code === 'NotFound' && /\/nonexistent\/model\.onnx/.test(e.message),
+  );
   const junk = writeTemp(new Uint8Array([8, 1, 2, 3]), 'junk.onnx');
-  await assert.rejects(loadModel(junk, 'get'), (e: Error) => e instanceof UsageError && e.message.startsWith(`${junk}: not an ONNX model`));
+  await assert.rejects(
+    loadModel(junk, 'get'),
+    (e: Error) => e instanceof UsageError && e.message.startsWith(`${junk}: not an ONNX model`),
+  );
   // A valid ONNX model that is not a GET Distill export (y = a + b).
   const g = new Graph('sum');
   const y = op.add(g.input('a', 'float32', [2]), g.input('b', 'float32', [2]));
   const other = writeTemp(toOnnx(g, { outputs: { y } }), 'sum.onnx');
-  await assert.rejects(loadModel(other, 'get'), (e: Error) => e instanceof UsageError && e.message.startsWith(`${other}: not a GET Distill export`) && /get-distill export/.test(e.message));
+  await assert.rejects(
+    loadModel(other, 'get'),
+    (e: Error) =>
+      e instanceof UsageError &&
+      e.message.startsWith(`${other}: not a GET Distill export`) &&
+      /get-distill export/.test(e.message),
+  );
 });

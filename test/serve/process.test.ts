@@ -20,7 +20,10 @@ function start(args: string[], env: Record<string, string> = {}): ChildProcessWi
 }
 
 /** Runs to exit; returns the code and both streams. */
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = start(args, env);
     let stdout = '';
@@ -48,11 +51,12 @@ function logs(child: ChildProcessWithoutNullStreams) {
   });
   return {
     lines,
-    waitFor: (msg: string) => new Promise<Record<string, unknown>>((resolve) => {
-      const seen = lines.find((l) => l.msg === msg);
-      if (seen) resolve(seen);
-      else waiters.push({ msg, resolve });
-    }),
+    waitFor: (msg: string) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        const seen = lines.find((l) => l.msg === msg);
+        if (seen) resolve(seen);
+        else waiters.push({ msg, resolve });
+      }),
   };
 }
 
@@ -71,14 +75,27 @@ test('SIGTERM: queued requests complete with 200, new connections are refused me
   // GET-CPU-S/4: 3 × 32 images stay queued (96 < max batch 128, delay 60 s) until SIGTERM flushes them
   // into one run of a few hundred ms, long enough to probe the closed listener meanwhile.
   const model = writeTemp(modelBytes(resolveConfig('GET-CPU-S/4', { numClasses: 10 })));
-  const child = start(['--model', model, '--port', '0', '--max-queue-delay-ms', '60000', '--max-batch-size', '128', '--max-images-per-request', '32']);
+  const child = start([
+    '--model',
+    model,
+    '--port',
+    '0',
+    '--max-queue-delay-ms',
+    '60000',
+    '--max-batch-size',
+    '128',
+    '--max-images-per-request',
+    '32',
+  ]);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const log = logs(child);
   const port = (await log.waitFor('listening')).port as number;
   await log.waitFor('ready');
   const url = `http://127.0.0.1:${port}`;
 
-  const queued = [0, 1, 2].map((i) => postJson(`${url}/v1/images/generations`, { n: 32, seed: 1000 * i, class_label: i }));
+  const queued = [0, 1, 2].map((i) =>
+    postJson(`${url}/v1/images/generations`, { n: 32, seed: 1000 * i, class_label: i }),
+  );
   let depth: number | undefined;
   for (let i = 0; i < 200 && depth !== 3; i++) {
     depth = metricValue(await (await fetch(`${url}/metrics`)).text(), 'get_queue_depth');
@@ -98,8 +115,14 @@ test('SIGTERM: queued requests complete with 200, new connections are refused me
     await sleep(2);
   }
   const results = await Promise.all(queued);
-  assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
-  assert.deepEqual(results.map((r) => r.body.data.length), [32, 32, 32]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    [200, 200, 200],
+  );
+  assert.deepEqual(
+    results.map((r) => r.body.data.length),
+    [32, 32, 32],
+  );
   assert.ok(refusedWhileDraining, 'a new connection was refused while queued requests were still running');
   assert.equal(await exited, 0);
   const shutdown = log.lines.find((l) => l.msg === 'shut down');
@@ -115,7 +138,10 @@ test('bad configuration or model → exit 2 with one line on stderr; --help exit
     run(['--model', junk, '--port', '0']),
     run(['--model', modelPath('conditional'), '--port', '0', '--sessions', '64']),
     run(['--help']),
-    run(['--dry-run', '--max-batch-size', '8', '--max-images-per-request', '8'], { GET_DISTILL_MODEL: 's3://bucket/run/model.onnx', GET_DISTILL_PORT: '9001' }),
+    run(['--dry-run', '--max-batch-size', '8', '--max-images-per-request', '8'], {
+      GET_DISTILL_MODEL: 's3://bucket/run/model.onnx',
+      GET_DISTILL_PORT: '9001',
+    }),
   ]);
   const oneLine = (r: { code: number | null; stderr: string }, re: RegExp) => {
     assert.equal(r.code, 2, r.stderr);
@@ -127,7 +153,10 @@ test('bad configuration or model → exit 2 with one line on stderr; --help exit
   oneLine(notOnnx, /^get-distill-inference: .*junk\.onnx: not an ONNX model/);
   oneLine(tooMany, /^get-distill-inference: --sessions 64 exceeds the \d+ usable CPU cores/);
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /--max-batch-size <n>\s+most images in one onnxruntime run \(default:\s+32;\s+env\s+GET_DISTILL_MAX_BATCH_SIZE\)/);
+  assert.match(
+    help.stdout,
+    /--max-batch-size <n>\s+most images in one onnxruntime run \(default:\s+32;\s+env\s+GET_DISTILL_MAX_BATCH_SIZE\)/,
+  );
   assert.equal(dry.code, 0, dry.stderr);
   const cfg = JSON.parse(dry.stdout);
   assert.equal(cfg.model, 's3://bucket/run/model.onnx');

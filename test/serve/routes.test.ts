@@ -37,7 +37,11 @@ after(async () => {
 /** Reference image of (seed, label) computed here from the seed contract, float32 [1,1,32,32]. */
 async function referenceImage(seed: number, label: number): Promise<Float32Array> {
   const out = await direct.run({
-    noise: { dtype: 'float32', dims: [1, 1, 32, 32], data: Float32Array.from(noiseForSeed(seed, { channels: 1, height: 32, width: 32 })) },
+    noise: {
+      dtype: 'float32',
+      dims: [1, 1, 32, 32],
+      data: Float32Array.from(noiseForSeed(seed, { channels: 1, height: 32, width: 32 })),
+    },
     class_labels: { dtype: 'int64', dims: [1], data: BigInt64Array.of(BigInt(label)) },
     z0: { dtype: 'float32', dims: [1, N, D], data: z0ForSeed(seed, N * D) },
   });
@@ -47,7 +51,11 @@ async function referenceImage(seed: number, label: number): Promise<Float32Array
 /** Grey values of a decoded PNG (one byte per pixel). */
 function greyPixels(png: Buffer): { width: number; height: number; grey: number[] } {
   const d = PNG.sync.read(png);
-  return { width: d.width, height: d.height, grey: Array.from({ length: d.width * d.height }, (_, i) => d.data[i * 4]) };
+  return {
+    width: d.width,
+    height: d.height,
+    grey: Array.from({ length: d.width * d.height }, (_, i) => d.data[i * 4]),
+  };
 }
 
 test('health, readiness and server metadata', async () => {
@@ -58,7 +66,11 @@ test('health, readiness and server metadata', async () => {
   assert.equal((await getJson(`${cond.url}/healthz`)).status, 200);
   assert.deepEqual((await getJson(`${cond.url}/readyz`)).body, { ready: true });
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  assert.deepEqual((await getJson(`${cond.url}/v2`)).body, { name: 'get-distill', version: pkg.version, extensions: [] });
+  assert.deepEqual((await getJson(`${cond.url}/v2`)).body, {
+    name: 'get-distill',
+    version: pkg.version,
+    extensions: [],
+  });
 });
 
 test('model metadata: FP32/INT64 datatypes, -1 for the batch, version = sha256 prefix; /versions/{v} and /ready', async () => {
@@ -82,7 +94,10 @@ test('model metadata: FP32/INT64 datatypes, -1 for the batch, version = sha256 p
   assert.equal(body.parameters.iterations, 6);
   assert.deepEqual((await getJson(`${cond.url}/v2/models/get/versions/${version}`)).body, body);
   assert.deepEqual((await getJson(`${cond.url}/v2/models/get/ready`)).body, { name: 'get', ready: true });
-  assert.deepEqual((await getJson(`${cond.url}/v2/models/get/versions/${version}/ready`)).body, { name: 'get', ready: true });
+  assert.deepEqual((await getJson(`${cond.url}/v2/models/get/versions/${version}/ready`)).body, {
+    name: 'get',
+    ready: true,
+  });
 });
 
 test('infer [3,1,32,32] + labels + z0 [3,16,32] → image [3,1,32,32] and residual2 [3], bit-equal to a direct OrtSession run', async () => {
@@ -91,7 +106,9 @@ test('infer [3,1,32,32] + labels + z0 [3,16,32] → image [3,1,32,32] and residu
   const z0 = rng.fillNormal(new Float32Array(3 * N * D));
   const labels = [7, 0, 3];
   // z0 nested [3][16][32] (OIP allows flat or nested data), the others flat.
-  const nested = Array.from({ length: 3 }, (_, b) => Array.from({ length: N }, (_, t) => Array.from(z0.subarray((b * N + t) * D, (b * N + t + 1) * D))));
+  const nested = Array.from({ length: 3 }, (_, b) =>
+    Array.from({ length: N }, (_, t) => Array.from(z0.subarray((b * N + t) * D, (b * N + t + 1) * D))),
+  );
   const { status, body } = await postJson(`${cond.url}/v2/models/get/infer`, {
     id: 'req-1',
     inputs: [
@@ -114,7 +131,10 @@ test('infer [3,1,32,32] + labels + z0 [3,16,32] → image [3,1,32,32] and residu
   });
   assert.deepEqual(Float32Array.from(image.data as number[]), ref.image.data);
   assert.deepEqual(Float32Array.from(residual2.data as number[]), ref.residual2.data);
-  assert.ok((ref.image.data as Float32Array).some((v) => Math.abs(v) > 0.05), 'the decoder is not zero: images carry signal');
+  assert.ok(
+    (ref.image.data as Float32Array).some((v) => Math.abs(v) > 0.05),
+    'the decoder is not zero: images carry signal',
+  );
 
   // Only the requested outputs come back.
   const only = await postJson(`${cond.url}/v2/models/get/infer`, {
@@ -125,16 +145,31 @@ test('infer [3,1,32,32] + labels + z0 [3,16,32] → image [3,1,32,32] and residu
     ],
     outputs: [{ name: 'residual2' }],
   });
-  assert.deepEqual(only.body.outputs.map((o: { name: string }) => o.name), ['residual2']);
+  assert.deepEqual(
+    only.body.outputs.map((o: { name: string }) => o.name),
+    ['residual2'],
+  );
   assert.equal(only.body.outputs[0].data[0], (ref.residual2.data as Float32Array)[0]);
   assert.equal(only.body.id, undefined);
 });
 
 test('POST /v1/images/generations: image i has seed + i and its label; PNG pixels = toUint8 of the reference image', async () => {
-  const { status, body } = await postJson(`${cond.url}/v1/images/generations`, { n: 3, seed: 40, class_label: [1, 2, 3], prompt: 'ignored' });
+  const { status, body } = await postJson(`${cond.url}/v1/images/generations`, {
+    n: 3,
+    seed: 40,
+    class_label: [1, 2, 3],
+    prompt: 'ignored',
+  });
   assert.equal(status, 200, JSON.stringify(body));
   assert.ok(Number.isInteger(body.created) && Math.abs(body.created - Date.now() / 1000) < 60);
-  assert.deepEqual(body.data.map((d: { seed: number; class_label: number }) => [d.seed, d.class_label]), [[40, 1], [41, 2], [42, 3]]);
+  assert.deepEqual(
+    body.data.map((d: { seed: number; class_label: number }) => [d.seed, d.class_label]),
+    [
+      [40, 1],
+      [41, 2],
+      [42, 3],
+    ],
+  );
   for (let i = 0; i < 3; i++) {
     const png = greyPixels(Buffer.from(body.data[i].b64_json, 'base64'));
     assert.deepEqual([png.width, png.height], [32, 32]);
@@ -143,7 +178,12 @@ test('POST /v1/images/generations: image i has seed + i and its label; PNG pixel
 });
 
 test('same seed and label → byte-identical PNG (alone or inside a batch); another seed or label → another PNG', async () => {
-  const gen = async (body: object) => (await postJson(`${cond.url}/v1/images/generations`, body)).body.data as { b64_json: string; seed: number; class_label: number }[];
+  const gen = async (body: object) =>
+    (await postJson(`${cond.url}/v1/images/generations`, body)).body.data as {
+      b64_json: string;
+      seed: number;
+      class_label: number;
+    }[];
   const [a] = await gen({ seed: 41, class_label: 2 });
   const [b] = await gen({ seed: 41, class_label: 2 });
   assert.equal(a.b64_json, b.b64_json);
@@ -156,7 +196,10 @@ test('same seed and label → byte-identical PNG (alone or inside a batch); anot
   assert.notEqual(otherLabel.b64_json, a.b64_json);
   // One integer label applies to all n images; a missing seed is drawn at random within [0, 2^31 − n].
   const same = await gen({ n: 2, class_label: 9 });
-  assert.deepEqual(same.map((d) => d.class_label), [9, 9]);
+  assert.deepEqual(
+    same.map((d) => d.class_label),
+    [9, 9],
+  );
   assert.equal(same[1].seed, same[0].seed + 1);
   assert.ok(Number.isInteger(same[0].seed) && same[0].seed >= 0 && same[0].seed < 2 ** 31 - 1);
 });
@@ -171,19 +214,31 @@ test('GET /v1/images/generations → image/png, equal to the POST image, upscale
   const [posted] = (await postJson(`${cond.url}/v1/images/generations`, { seed: 41, class_label: 2 })).body.data;
   assert.equal(png.toString('base64'), posted.b64_json);
 
-  const big = greyPixels(Buffer.from(await (await fetch(`${cond.url}/v1/images/generations?seed=41&class_label=2&scale=4`)).arrayBuffer()));
+  const big = greyPixels(
+    Buffer.from(await (await fetch(`${cond.url}/v1/images/generations?seed=41&class_label=2&scale=4`)).arrayBuffer()),
+  );
   const small = greyPixels(png);
   assert.deepEqual([big.width, big.height], [128, 128]);
-  for (let y = 0; y < 128; y++) for (let x = 0; x < 128; x++) assert.equal(big.grey[y * 128 + x], small.grey[(y >> 2) * 32 + (x >> 2)]);
+  for (let y = 0; y < 128; y++)
+    for (let x = 0; x < 128; x++) assert.equal(big.grey[y * 128 + x], small.grey[(y >> 2) * 32 + (x >> 2)]);
 });
 
 test('unconditional model: inputs noise and z0 only; generations without class_label', async () => {
   const meta = (await getJson(`${uncond.url}/v2/models/get`)).body;
-  assert.deepEqual(meta.inputs.map((i: { name: string }) => i.name), ['noise', 'z0']);
+  assert.deepEqual(
+    meta.inputs.map((i: { name: string }) => i.name),
+    ['noise', 'z0'],
+  );
   assert.equal(meta.parameters.num_classes, 0);
   const { status, body } = await postJson(`${uncond.url}/v1/images/generations`, { n: 2, seed: 5 });
   assert.equal(status, 200);
-  assert.deepEqual(body.data.map((d: { seed: number; class_label: null }) => [d.seed, d.class_label]), [[5, null], [6, null]]);
+  assert.deepEqual(
+    body.data.map((d: { seed: number; class_label: null }) => [d.seed, d.class_label]),
+    [
+      [5, null],
+      [6, null],
+    ],
+  );
   assert.notEqual(body.data[0].b64_json, body.data[1].b64_json);
   const res = await fetch(`${uncond.url}/v1/images/generations?seed=5`);
   assert.equal(res.status, 200);
@@ -217,8 +272,17 @@ test('/metrics after a known sequence: images, batches, queue depth, load time, 
     assert.equal(metricValue(m, 'get_http_requests_total{method="POST",route="/v1/images/generations",code="400"}'), 1);
     assert.equal(metricValue(m, 'get_http_requests_total{method="GET",route="/v1/images/generations",code="200"}'), 1);
     assert.equal(metricValue(m, 'get_http_requests_total{method="GET",route="<unmatched>",code="404"}'), 1);
-    assert.equal(metricValue(m, 'get_http_requests_total{method="GET",route="/v2/models/:name{/versions/:version}",code="200"}'), 1);
-    assert.equal(metricValue(m, 'get_http_request_duration_seconds_count{method="POST",route="/v1/images/generations",code="200"}'), 2);
+    assert.equal(
+      metricValue(m, 'get_http_requests_total{method="GET",route="/v2/models/:name{/versions/:version}",code="200"}'),
+      1,
+    );
+    assert.equal(
+      metricValue(
+        m,
+        'get_http_request_duration_seconds_count{method="POST",route="/v1/images/generations",code="200"}',
+      ),
+      2,
+    );
     assert.ok(!m.includes('/no/such/route'), 'raw paths never become labels');
     // prom-client's default process metrics.
     assert.ok(metricValue(m, 'process_cpu_user_seconds_total')! > 0);

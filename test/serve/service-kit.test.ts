@@ -8,7 +8,14 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { createServiceApp, createLogger, HttpError, installGracefulShutdown, listen, zodBadRequest } from '../../src/service/index.js';
+import {
+  createServiceApp,
+  createLogger,
+  HttpError,
+  installGracefulShutdown,
+  listen,
+  zodBadRequest,
+} from '../../src/service/index.js';
 import { metricValue } from './helpers.js';
 
 function toy() {
@@ -29,9 +36,22 @@ function toy() {
           },
         ],
       });
-      kit.route('/boom', { get: () => { throw new Error('secret detail: /etc/key'); } });
-      kit.route('/busy', { get: () => { throw new HttpError(429, 'queue_full', 'busy', { 'Retry-After': '3' }); } });
-      kit.route('/slow', { get: async (_req, res) => { await new Promise<void>((r) => (hang.release = r)); res.json({ done: true }); } });
+      kit.route('/boom', {
+        get: () => {
+          throw new Error('secret detail: /etc/key');
+        },
+      });
+      kit.route('/busy', {
+        get: () => {
+          throw new HttpError(429, 'queue_full', 'busy', { 'Retry-After': '3' });
+        },
+      });
+      kit.route('/slow', {
+        get: async (_req, res) => {
+          await new Promise<void>((r) => (hang.release = r));
+          res.json({ done: true });
+        },
+      });
     },
   });
   return { ...svc, hang };
@@ -41,17 +61,32 @@ test('kit: 201 happy path, 400 with field names, 413, 415, 405, 404, and a 500 t
   const { app, registry, state } = toy();
   const server = await listen(app, 0, '127.0.0.1');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const post = (path: string, body: string, type = 'application/json') => fetch(url + path, { method: 'POST', headers: { 'content-type': type }, body });
+  const post = (path: string, body: string, type = 'application/json') =>
+    fetch(url + path, { method: 'POST', headers: { 'content-type': type }, body });
   const json = async (r: Response) => [r.status, await r.json()] as const;
   try {
     assert.deepEqual(await json(await post('/jobs/7', '{"steps": 3}')), [201, { id: '7', steps: 3 }]);
-    assert.deepEqual(await json(await post('/jobs/7', '{"steps": 0, "x": 1}')), [400, { error: { code: 'bad_request', message: 'steps: Too small: expected number to be >0; body: unknown field "x"' } }]);
+    assert.deepEqual(await json(await post('/jobs/7', '{"steps": 0, "x": 1}')), [
+      400,
+      {
+        error: { code: 'bad_request', message: 'steps: Too small: expected number to be >0; body: unknown field "x"' },
+      },
+    ]);
     assert.deepEqual((await json(await post('/jobs/7', '{"steps": ' + '1'.repeat(2000) + '}')))[0], 413);
     assert.deepEqual((await json(await post('/jobs/7', 'steps=3', 'text/plain')))[0], 415);
-    assert.deepEqual(await json(await fetch(`${url}/jobs/7`)), [405, { error: { code: 'method_not_allowed', message: 'GET is not allowed on /jobs/:id; use POST' } }]);
-    assert.deepEqual(await json(await fetch(`${url}/nope`)), [404, { error: { code: 'not_found', message: 'no route GET /nope' } }]);
+    assert.deepEqual(await json(await fetch(`${url}/jobs/7`)), [
+      405,
+      { error: { code: 'method_not_allowed', message: 'GET is not allowed on /jobs/:id; use POST' } },
+    ]);
+    assert.deepEqual(await json(await fetch(`${url}/nope`)), [
+      404,
+      { error: { code: 'not_found', message: 'no route GET /nope' } },
+    ]);
     const boom = await fetch(`${url}/boom`);
-    assert.deepEqual(await json(boom), [500, { error: { code: 'internal', message: 'internal error; the server log has the details' } }]);
+    assert.deepEqual(await json(boom), [
+      500,
+      { error: { code: 'internal', message: 'internal error; the server log has the details' } },
+    ]);
     const busy = await fetch(`${url}/busy`);
     assert.equal(busy.status, 429);
     assert.equal(busy.headers.get('retry-after'), '3');
@@ -60,7 +95,10 @@ test('kit: 201 happy path, 400 with field names, 413, 415, 405, 404, and a 500 t
     state.markReady();
     assert.equal((await fetch(`${url}/readyz`)).status, 200);
     state.markDraining();
-    assert.deepEqual(await json(await fetch(`${url}/readyz`)), [503, { error: { code: 'draining', message: 'the service is shutting down; retry on another replica' } }]);
+    assert.deepEqual(await json(await fetch(`${url}/readyz`)), [
+      503,
+      { error: { code: 'draining', message: 'the service is shutting down; retry on another replica' } },
+    ]);
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
     const m = await registry.metrics();
     assert.equal(metricValue(m, 'get_http_requests_total{method="POST",route="/jobs/:id",code="201"}'), 1);
@@ -81,7 +119,10 @@ test('shutdown: drain runs after the listener closes, close after the last respo
   const slow = fetch(`${url}/slow`).then((r) => r.json());
   await sleep(50);
   const sd = installGracefulShutdown({
-    server, state, logger, signals: ['SIGUSR2'],
+    server,
+    state,
+    logger,
+    signals: ['SIGUSR2'],
     drain: async () => {
       order.push(`drain (listening: ${server.listening})`);
       hang.release!();
@@ -105,10 +146,20 @@ test('shutdown: past graceMs open connections are cut and the exit code is 1', a
   const { app, state, logger } = toy();
   const server = await listen(app, 0, '127.0.0.1');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const slow = fetch(`${url}/slow`).then(() => 'answered', () => 'cut');
+  const slow = fetch(`${url}/slow`).then(
+    () => 'answered',
+    () => 'cut',
+  );
   await sleep(50);
   const codes: number[] = [];
-  const sd = installGracefulShutdown({ server, state, logger, signals: [], graceMs: 150, exit: (c) => void codes.push(c) });
+  const sd = installGracefulShutdown({
+    server,
+    state,
+    logger,
+    signals: [],
+    graceMs: 150,
+    exit: (c) => void codes.push(c),
+  });
   const t = performance.now();
   assert.equal(await sd.shutdown('test'), 1);
   assert.ok(performance.now() - t >= 140);

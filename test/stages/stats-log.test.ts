@@ -13,7 +13,11 @@ test('a resumed run keeps earlier lines and drops the training steps it repeats'
     const uri = join(dir, 'stats.jsonl');
     const first = await StatsLog.open(storeFor(dir), uri, false, assert.fail);
     for (const step of [10, 20, 30]) await first.log({ stage: 'train', step });
-    const steps = () => readFileSync(uri, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    const steps = () =>
+      readFileSync(uri, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).step);
     assert.deepEqual(steps(), [10, 20, 30]);
     // Killed after step 30 with its last checkpoint at 20: the resumed run trains 21, 22, …
     const resumed = await StatsLog.open(storeFor(dir), uri, true, assert.fail);

@@ -27,9 +27,20 @@ const source: BatchSource = {
 
 function options(dir: string, steps: number, resume: boolean): TrainOptions {
   return {
-    config: cfg, steps, batch: B, iterations: 3, optimizer: { ...REFERENCE_ADAMW, lr: 1e-3 },
-    ema: { kind: 'halflife', halflifeImages: 100, rampupRatio: 0.05 }, seed: 7,
-    store: storeFor(dir), checkpointDir: dir, checkpointEvery: 3, keep: 2, resume, dataManifestSha256: 'test', threads: 1,
+    config: cfg,
+    steps,
+    batch: B,
+    iterations: 3,
+    optimizer: { ...REFERENCE_ADAMW, lr: 1e-3 },
+    ema: { kind: 'halflife', halflifeImages: 100, rampupRatio: 0.05 },
+    seed: 7,
+    store: storeFor(dir),
+    checkpointDir: dir,
+    checkpointEvery: 3,
+    keep: 2,
+    resume,
+    dataManifestSha256: 'test',
+    threads: 1,
   };
 }
 
@@ -45,7 +56,11 @@ test('3 steps + resume to 6 equals 6 straight steps (step, weights, EMA)', async
     assert.equal(straight.step, 6);
     let maxDiff = 0;
     for (let i = 0; i < straight.params.size; i++) {
-      maxDiff = Math.max(maxDiff, Math.abs(straight.params.flat[i] - resumed.params.flat[i]), Math.abs(straight.ema.flat[i] - resumed.ema.flat[i]));
+      maxDiff = Math.max(
+        maxDiff,
+        Math.abs(straight.params.flat[i] - resumed.params.flat[i]),
+        Math.abs(straight.ema.flat[i] - resumed.ema.flat[i]),
+      );
     }
     assert.ok(maxDiff <= 1e-7, `max |Δ| = ${maxDiff}`);
     // Training moved the weights (the decoder starts at zero).
@@ -59,8 +74,17 @@ test('resuming with another batch size, seed, iteration count or optimizer is re
   const root = mkdtempSync(join(tmpdir(), 'get-resume-'));
   try {
     await trainStage(source, options(root, 3, false));
-    for (const change of [{ batch: 2 }, { seed: 8 }, { iterations: 2 }, { optimizer: { ...REFERENCE_ADAMW, lr: 5e-4 } }]) {
-      await assert.rejects(trainStage(source, { ...options(root, 6, true), ...change }), /another model config, batch size, seed, iteration count, optimizer or EMA/, JSON.stringify(change));
+    for (const change of [
+      { batch: 2 },
+      { seed: 8 },
+      { iterations: 2 },
+      { optimizer: { ...REFERENCE_ADAMW, lr: 5e-4 } },
+    ]) {
+      await assert.rejects(
+        trainStage(source, { ...options(root, 6, true), ...change }),
+        /another model config, batch size, seed, iteration count, optimizer or EMA/,
+        JSON.stringify(change),
+      );
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -70,11 +94,19 @@ test('resuming with another batch size, seed, iteration count or optimizer is re
 test('shouldStop checkpoints once and reports interrupted, unless the last step was reached', async () => {
   const root = mkdtempSync(join(tmpdir(), 'get-resume-'));
   try {
-    const stopped = await trainStage(source, { ...options(join(root, 'a'), 3, false), checkpointEvery: 10, shouldStop: () => true });
+    const stopped = await trainStage(source, {
+      ...options(join(root, 'a'), 3, false),
+      checkpointEvery: 10,
+      shouldStop: () => true,
+    });
     assert.equal(stopped.step, 1);
     assert.equal(stopped.interrupted, true);
     assert.deepEqual(readdirSync(join(root, 'a')).sort(), ['checkpoint-000000001.safetensors', 'latest.json']);
-    const finished = await trainStage(source, { ...options(join(root, 'b'), 1, false), checkpointEvery: 10, shouldStop: () => true });
+    const finished = await trainStage(source, {
+      ...options(join(root, 'b'), 1, false),
+      checkpointEvery: 10,
+      shouldStop: () => true,
+    });
     assert.equal(finished.step, 1);
     assert.equal(finished.interrupted, false);
   } finally {

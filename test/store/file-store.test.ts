@@ -12,8 +12,12 @@ import { FileStore, StoreError, joinUri, parseUri, storeFor } from '../../src/st
 import { pattern } from './s3-env.js';
 
 let dir: string;
-before(async () => { dir = await mkdtemp(join(tmpdir(), 'get-distill-store-')); });
-after(async () => { await rm(dir, { recursive: true, force: true }); });
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'get-distill-store-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 function isStoreError(code: string, ...patterns: RegExp[]) {
   return (e: unknown) => {
@@ -49,9 +53,18 @@ test('file:// store lists in key order, by string prefix, and returns file URLs'
   const store = storeFor(rootUrl);
   const names = ['s/001', 's/002', 's/010', 's2/x', 't'];
   for (const n of names) await store.put(joinUri(rootUrl, n), new TextEncoder().encode(n));
-  assert.deepEqual(await store.list(joinUri(rootUrl, 's/')), ['s/001', 's/002', 's/010'].map((n) => joinUri(rootUrl, n)));
-  assert.deepEqual(await store.list(joinUri(rootUrl, 's')), ['s/001', 's/002', 's/010', 's2/x'].map((n) => joinUri(rootUrl, n)));
-  assert.deepEqual(await store.list(rootUrl), names.map((n) => joinUri(rootUrl, n)));
+  assert.deepEqual(
+    await store.list(joinUri(rootUrl, 's/')),
+    ['s/001', 's/002', 's/010'].map((n) => joinUri(rootUrl, n)),
+  );
+  assert.deepEqual(
+    await store.list(joinUri(rootUrl, 's')),
+    ['s/001', 's/002', 's/010', 's2/x'].map((n) => joinUri(rootUrl, n)),
+  );
+  assert.deepEqual(
+    await store.list(rootUrl),
+    names.map((n) => joinUri(rootUrl, n)),
+  );
   assert.deepEqual(await store.list(joinUri(rootUrl, 'none/')), []);
   const listed = await store.list(joinUri(rootUrl, 't'));
   assert.equal(new TextDecoder().decode(await store.get(listed[0]!)), 't');
@@ -65,7 +78,10 @@ test('an aborted or failed put leaves the old object and no temporary file', asy
   await store.put(uri, pattern(64, 1));
   const ac = new AbortController();
   ac.abort();
-  await assert.rejects(store.put(uri, pattern(8 * 1024 * 1024, 2), { signal: ac.signal }), isStoreError('Aborted', /x\.bin/));
+  await assert.rejects(
+    store.put(uri, pattern(8 * 1024 * 1024, 2), { signal: ac.signal }),
+    isStoreError('Aborted', /x\.bin/),
+  );
   assert.deepEqual(await store.get(uri), pattern(64, 1));
   // A write that fails at the rename (target is a folder) cleans up its temporary file.
   await mkdir(join(root, 'dir.bin', 'inner'), { recursive: true });
@@ -79,18 +95,35 @@ test('an aborted or failed put leaves the old object and no temporary file', asy
 test('path traversal out of the root is rejected, naming the URI', async () => {
   const root = join(dir, 'jail');
   const store = storeFor(root);
-  await assert.rejects(store.get(`${root}/../outside.bin`), isStoreError('OutsideRoot', /outside\.bin/, /outside the store root/));
+  await assert.rejects(
+    store.get(`${root}/../outside.bin`),
+    isStoreError('OutsideRoot', /outside\.bin/, /outside the store root/),
+  );
   await assert.rejects(store.put(`${root}/a/../../x`, Uint8Array.of(1)), isStoreError('OutsideRoot'));
-  await assert.rejects(store.get(`${pathToFileURL(root).href}/../../etc/passwd`), isStoreError('OutsideRoot', /etc\/passwd/));
-  await assert.rejects(store.get(`${root}-sibling/x`), isStoreError('OutsideRoot'), 'a sibling with the root as string prefix is outside');
+  await assert.rejects(
+    store.get(`${pathToFileURL(root).href}/../../etc/passwd`),
+    isStoreError('OutsideRoot', /etc\/passwd/),
+  );
+  await assert.rejects(
+    store.get(`${root}-sibling/x`),
+    isStoreError('OutsideRoot'),
+    'a sibling with the root as string prefix is outside',
+  );
   await assert.rejects(store.list('/etc/'), isStoreError('OutsideRoot'));
   assert.throws(() => joinUri(root, 'a/../../x'), isStoreError('OutsideRoot'));
   assert.throws(() => joinUri(root, '/etc/passwd'), isStoreError('BadUri'));
-  await assert.rejects(store.get(`${root}/a/../inside.bin`), isStoreError('NotFound'), "'..' that stays inside is fine");
+  await assert.rejects(
+    store.get(`${root}/a/../inside.bin`),
+    isStoreError('NotFound'),
+    "'..' that stays inside is fine",
+  );
 });
 
 test('unknown schemes and malformed URIs are rejected, naming the URI', () => {
-  assert.throws(() => storeFor('gs://bucket/x'), isStoreError('UnknownScheme', /^gs:\/\/bucket\/x: unknown URI scheme "gs:\/\/"/));
+  assert.throws(
+    () => storeFor('gs://bucket/x'),
+    isStoreError('UnknownScheme', /^gs:\/\/bucket\/x: unknown URI scheme "gs:\/\/"/),
+  );
   assert.throws(() => storeFor('HTTP://host/x'), isStoreError('UnknownScheme', /"http:\/\/"/));
   assert.throws(() => storeFor('file://remote-host/x'), isStoreError('BadUri', /file:\/\/remote-host\/x/));
   assert.throws(() => storeFor(''), isStoreError('BadUri'));

@@ -30,14 +30,19 @@ export function loadS3Env(): { endpoint: string; accessKeyId: string; secretAcce
 }
 
 /** A fresh bucket name per test run (the memstore OSD is wiped on every cold start anyway). */
-export const uniqueBucket = (tag: string): string => `t-${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+export const uniqueBucket = (tag: string): string =>
+  `t-${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 
 /** Deterministic pseudo-random bytes (xorshift32), so a corrupted round trip cannot pass by luck. */
 export function pattern(n: number, seed = 1): Uint8Array {
   const out = new Uint8Array(n);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     out[i] = x & 0xff;
   }
   return out;

@@ -101,12 +101,20 @@ class FaultProxy {
     }
     // Forward verbatim: rawHeaders keeps the Host value the request was signed with.
     const up = httpRequest(
-      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.rawHeaders, agent: false },
+      {
+        host: this.upstream.hostname,
+        port: this.upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.rawHeaders,
+        agent: false,
+      },
       (ur) => {
         this.seen.at(-1)!.outcome = ur.statusCode!;
         const headers: [string, string][] = [];
         for (let i = 0; i < ur.rawHeaders.length; i += 2) {
-          if (!HOP_BY_HOP.has(ur.rawHeaders[i]!.toLowerCase())) headers.push([ur.rawHeaders[i]!, ur.rawHeaders[i + 1]!]);
+          if (!HOP_BY_HOP.has(ur.rawHeaders[i]!.toLowerCase()))
+            headers.push([ur.rawHeaders[i]!, ur.rawHeaders[i + 1]!]);
         }
         res.writeHead(ur.statusCode!, ur.statusMessage, headers.flat());
         ur.pipe(res);
@@ -137,7 +145,9 @@ after(async () => {
 });
 
 /** A fresh proxy and a store that talks to the gateway only through it. */
-async function viaProxy(maxAttempts: number): Promise<{ proxy: FaultProxy; store: S3Store; meta: Map<string, { attempts?: number; totalRetryDelay?: number }> }> {
+async function viaProxy(
+  maxAttempts: number,
+): Promise<{ proxy: FaultProxy; store: S3Store; meta: Map<string, { attempts?: number; totalRetryDelay?: number }> }> {
   const proxy = await new FaultProxy(new URL(env.endpoint)).start();
   proxies.push(proxy);
   const store = new S3Store(root, { endpoint: proxy.url, maxAttempts });
@@ -146,7 +156,10 @@ async function viaProxy(maxAttempts: number): Promise<{ proxy: FaultProxy; store
   store.client.middlewareStack.add(
     (next, ctx) => async (args) => {
       const out = await next(args);
-      meta.set(ctx.commandName ?? '', (out.output as { $metadata: { attempts?: number; totalRetryDelay?: number } }).$metadata);
+      meta.set(
+        ctx.commandName ?? '',
+        (out.output as { $metadata: { attempts?: number; totalRetryDelay?: number } }).$metadata,
+      );
       return out;
     },
     { step: 'initialize' },
@@ -155,10 +168,22 @@ async function viaProxy(maxAttempts: number): Promise<{ proxy: FaultProxy; store
 }
 
 /** Asserts the proxy saw `n` requests of one operation, all one SDK invocation numbered attempt=1..n. */
-function assertRetries(proxy: FaultProxy, n: number, method: string, maxAttempts: number, finalOutcome: number | Fault): void {
+function assertRetries(
+  proxy: FaultProxy,
+  n: number,
+  method: string,
+  maxAttempts: number,
+  finalOutcome: number | Fault,
+): void {
   assert.equal(proxy.seen.length, n, JSON.stringify(proxy.seen));
-  assert.deepEqual(proxy.seen.map((s) => s.method), Array(n).fill(method));
-  assert.deepEqual(proxy.seen.map((s) => s.attempt), Array.from({ length: n }, (_, i) => `attempt=${i + 1}; max=${maxAttempts}`));
+  assert.deepEqual(
+    proxy.seen.map((s) => s.method),
+    Array(n).fill(method),
+  );
+  assert.deepEqual(
+    proxy.seen.map((s) => s.attempt),
+    Array.from({ length: n }, (_, i) => `attempt=${i + 1}; max=${maxAttempts}`),
+  );
   assert.equal(new Set(proxy.seen.map((s) => s.path)).size, 1, 'every retry is the same request');
   assert.equal(new Set(proxy.seen.map((s) => s.invocation)).size, 1, 'every retry is the same invocation');
   assert.equal(proxy.seen.at(-1)!.outcome, finalOutcome);
@@ -194,14 +219,22 @@ async function retriedOps(tag: string, faults: Fault[], maxBackoffMs: number): P
   assert.deepEqual(info, { size: 4096 });
   assert.deepEqual(listed, [seeded]);
   const delays: number[] = [];
-  for (const [x, cmd] of [[p, 'PutObjectCommand'], [g, 'GetObjectCommand'], [h, 'HeadObjectCommand'], [l, 'ListObjectsV2Command']] as const) {
+  for (const [x, cmd] of [
+    [p, 'PutObjectCommand'],
+    [g, 'GetObjectCommand'],
+    [h, 'HeadObjectCommand'],
+    [l, 'ListObjectsV2Command'],
+  ] as const) {
     const m = x.meta.get(cmd);
     assert.equal(m?.attempts, k + 1, `${cmd} attempts`);
     // Backoff is exponential with full jitter: < base·(1 + 2 + … + 2^(k-1)).
     assert.ok(m.totalRetryDelay! >= 0 && m.totalRetryDelay! < maxBackoffMs, `${cmd} backoff ${m.totalRetryDelay} ms`);
     // The proxy saw the requests at least that far apart in total.
     const seen = x.proxy.seen;
-    assert.ok(seen.at(-1)!.at - seen[0]!.at >= m.totalRetryDelay! - 5, `${cmd}: requests closer than the SDK's backoff`);
+    assert.ok(
+      seen.at(-1)!.at - seen[0]!.at >= m.totalRetryDelay! - 5,
+      `${cmd}: requests closer than the SDK's backoff`,
+    );
     delays.push(m.totalRetryDelay!);
   }
   return delays;
@@ -211,7 +244,10 @@ test('503 SlowDown twice, then success: put/get/head/list each retried with back
   // Throttling errors back off from a 1 s base: retry i waits rand·1000·2^i ms, so < 3000 ms for two.
   const delays = await retriedOps('slowdown', ['slowdown', 'slowdown'], 3000);
   // Four independent draws of two uniform delays: all zero would mean no backoff at all.
-  assert.ok(delays.some((d) => d > 0), `backoff ${delays}`);
+  assert.ok(
+    delays.some((d) => d > 0),
+    `backoff ${delays}`,
+  );
   console.log(`# SlowDown backoff (put, get, head, list): ${delays.join(', ')} ms`);
 });
 
@@ -223,10 +259,16 @@ test('socket reset without an answer twice, then success: put/get/head/list each
   const { proxy, store } = await viaProxy(2);
   proxy.failNext('reset', 'reset', 'reset');
   const uri = joinUri(root, 'reset/seeded.bin');
-  const e = await store.get(uri).then(() => assert.fail('expected a StoreError'), (err: unknown) => err);
+  const e = await store.get(uri).then(
+    () => assert.fail('expected a StoreError'),
+    (err: unknown) => err,
+  );
   assert.ok(e instanceof StoreError, String(e));
   assert.equal(e.code, 'Unreachable', e.message);
-  assert.equal(e.message, `${uri}: cannot reach S3 endpoint ${proxy.url} (ECONNRESET) after 2 attempts; start the server or fix GET_DISTILL_S3_ENDPOINT`);
+  assert.equal(
+    e.message,
+    `${uri}: cannot reach S3 endpoint ${proxy.url} (ECONNRESET) after 2 attempts; start the server or fix GET_DISTILL_S3_ENDPOINT`,
+  );
   assert.equal(proxy.seen.length, 2);
 });
 
@@ -248,7 +290,14 @@ test('more failures than attempts: 10 × SlowDown with maxAttempts 3 is one Stor
     runs[2]!.store.head(seeded),
     runs[3]!.store.list(joinUri(root, 'exhaust/')),
   ];
-  const errors = await Promise.all(calls.map((c) => c.then(() => assert.fail('expected a StoreError'), (e: unknown) => e)));
+  const errors = await Promise.all(
+    calls.map((c) =>
+      c.then(
+        () => assert.fail('expected a StoreError'),
+        (e: unknown) => e,
+      ),
+    ),
+  );
   for (const [i, e] of errors.entries()) {
     const { proxy } = runs[i]!;
     assert.ok(e instanceof StoreError, `${ops[i]}: expected StoreError, got ${(e as Error)?.stack}`);
@@ -256,12 +305,23 @@ test('more failures than attempts: 10 × SlowDown with maxAttempts 3 is one Stor
     const uri = i === 0 ? putUri : i === 3 ? joinUri(root, 'exhaust/') : seeded;
     assert.ok(e.message.startsWith(`${uri}: ${ops[i]} failed at ${proxy.url} after 3 attempts: `), e.message);
     // HEAD answers have no body, so only the status is known there.
-    assert.match(e.message, i === 2 ? /after 3 attempts: HTTP 503, no error code; / : /after 3 attempts: SlowDown \(503\): Please reduce your request rate; /);
-    assert.ok(e.message.endsWith('; the server is overloaded or failing: retry later, or raise GET_DISTILL_S3_MAX_ATTEMPTS'), e.message);
+    assert.match(
+      e.message,
+      i === 2
+        ? /after 3 attempts: HTTP 503, no error code; /
+        : /after 3 attempts: SlowDown \(503\): Please reduce your request rate; /,
+    );
+    assert.ok(
+      e.message.endsWith('; the server is overloaded or failing: retry later, or raise GET_DISTILL_S3_MAX_ATTEMPTS'),
+      e.message,
+    );
     assert.ok(!e.message.includes('\n'), `one line: ${JSON.stringify(e.message)}`);
     assert.ok(!e.message.includes(env.secretAccessKey));
     assert.equal(proxy.seen.length, 3, `${ops[i]}: ${JSON.stringify(proxy.seen)}`);
-    assert.deepEqual(proxy.seen.map((s) => s.attempt), ['attempt=1; max=3', 'attempt=2; max=3', 'attempt=3; max=3']);
+    assert.deepEqual(
+      proxy.seen.map((s) => s.attempt),
+      ['attempt=1; max=3', 'attempt=2; max=3', 'attempt=3; max=3'],
+    );
     assert.equal(proxy.pending, 7, 'no request after the last attempt');
   }
   assert.equal(await direct.head(putUri), null, 'the failed put wrote nothing');
@@ -307,11 +367,17 @@ interface ChildResult {
 function runChild(awsEnv: Record<string, string>, key: string, seed: number): Promise<ChildResult> {
   const childEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('AWS_')) childEnv[k] = v;
-  Object.assign(childEnv, awsEnv, { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', AWS_EC2_METADATA_DISABLED: 'true' });
+  Object.assign(childEnv, awsEnv, {
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  });
   const script = join(tmp, 'child.mts');
   writeFileSync(script, CHILD);
   return new Promise((resolve, reject) => {
-    const cp = spawn(process.execPath, ['--import', 'tsx', script, root, key, String(seed)], { cwd: REPO_ROOT, env: childEnv });
+    const cp = spawn(process.execPath, ['--import', 'tsx', script, root, key, String(seed)], {
+      cwd: REPO_ROOT,
+      env: childEnv,
+    });
     let out = '';
     let err = '';
     cp.stdout.on('data', (d: Buffer) => (out += d));
@@ -340,26 +406,47 @@ test('the standard AWS chain: AWS_PROFILE from shared files works, a wrong secre
     { mode: 0o600 },
   );
   // A region that appears nowhere else, so the child can only have it from this file.
-  writeFileSync(config, '[profile get-distill-test]\nregion = eu-west-3\n\n[profile get-distill-wrong]\nregion = eu-west-3\n');
+  writeFileSync(
+    config,
+    '[profile get-distill-test]\nregion = eu-west-3\n\n[profile get-distill-wrong]\nregion = eu-west-3\n',
+  );
   writeFileSync(empty, '');
   const files = { AWS_SHARED_CREDENTIALS_FILE: creds, AWS_CONFIG_FILE: config };
   const [good, wrong, none, noRegion] = await Promise.all([
     runChild({ ...files, AWS_PROFILE: 'get-distill-test' }, 'chain/good.bin', 1),
     runChild({ ...files, AWS_PROFILE: 'get-distill-wrong' }, 'chain/wrong.bin', 2),
     // A region, so that credentials are the only thing missing.
-    runChild({ AWS_SHARED_CREDENTIALS_FILE: empty, AWS_CONFIG_FILE: empty, AWS_REGION: 'us-east-1' }, 'chain/none.bin', 3),
+    runChild(
+      { AWS_SHARED_CREDENTIALS_FILE: empty, AWS_CONFIG_FILE: empty, AWS_REGION: 'us-east-1' },
+      'chain/none.bin',
+      3,
+    ),
     // The profile's keys, but a config file without its region.
-    runChild({ AWS_SHARED_CREDENTIALS_FILE: creds, AWS_CONFIG_FILE: empty, AWS_PROFILE: 'get-distill-test' }, 'chain/noregion.bin', 4),
+    runChild(
+      { AWS_SHARED_CREDENTIALS_FILE: creds, AWS_CONFIG_FILE: empty, AWS_PROFILE: 'get-distill-test' },
+      'chain/noregion.bin',
+      4,
+    ),
   ]);
 
-  assert.deepEqual({ ok: good.ok, same: good.same, size: good.size, region: good.region }, { ok: true, same: true, size: 777, region: 'eu-west-3' }, JSON.stringify(good));
+  assert.deepEqual(
+    { ok: good.ok, same: good.same, size: good.size, region: good.region },
+    { ok: true, same: true, size: 777, region: 'eu-west-3' },
+    JSON.stringify(good),
+  );
   // The child really wrote to the gateway: read it back here with the env keys.
-  assert.deepEqual(await direct.get(joinUri(root, 'chain/good.bin')), Uint8Array.from({ length: 777 }, (_, i) => (i * 31 + 1) & 255));
+  assert.deepEqual(
+    await direct.get(joinUri(root, 'chain/good.bin')),
+    Uint8Array.from({ length: 777 }, (_, i) => (i * 31 + 1) & 255),
+  );
 
   assert.equal(wrong.ok, false);
   assert.equal(wrong.storeError, true);
   assert.equal(wrong.code, 'AccessDenied', wrong.message);
-  assert.match(wrong.message!, /chain\/wrong\.bin: access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch\) on put/);
+  assert.match(
+    wrong.message!,
+    /chain\/wrong\.bin: access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch\) on put/,
+  );
   assert.match(wrong.message!, /AWS_PROFILE/);
   assert.ok(!wrong.message!.includes('not-the-secret') && !wrong.message!.includes(env.secretAccessKey));
   assert.equal(await direct.head(joinUri(root, 'chain/wrong.bin')), null);
@@ -367,12 +454,17 @@ test('the standard AWS chain: AWS_PROFILE from shared files works, a wrong secre
   assert.equal(none.ok, false);
   assert.equal(none.storeError, true);
   assert.equal(none.code, 'Config', none.message);
-  assert.match(none.message!, /chain\/none\.bin: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE/);
+  assert.match(
+    none.message!,
+    /chain\/none\.bin: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE/,
+  );
   assert.equal(none.cause, 'CredentialsProviderError');
   assert.ok(none.ms < 3000, `no-credentials error took ${none.ms} ms`);
 
   assert.equal(noRegion.ok, false);
   assert.equal(noRegion.code, 'Config', noRegion.message);
   assert.match(noRegion.message!, /chain\/noregion\.bin: no AWS region configured; set AWS_REGION/);
-  console.log(`# chain: profile round trip ${good.ms.toFixed(0)} ms, wrong secret ${wrong.ms.toFixed(0)} ms, no credentials ${none.ms.toFixed(0)} ms`);
+  console.log(
+    `# chain: profile round trip ${good.ms.toFixed(0)} ms, wrong secret ${wrong.ms.toFixed(0)} ms, no credentials ${none.ms.toFixed(0)} ms`,
+  );
 });

@@ -17,7 +17,10 @@ let store: S3Store;
 
 /** Asserts `p` rejects with a StoreError of `code` whose message matches every pattern. */
 async function rejectsWith(p: Promise<unknown>, code: string, ...patterns: RegExp[]): Promise<StoreError> {
-  const e = await p.then(() => assert.fail('expected a StoreError'), (err: unknown) => err);
+  const e = await p.then(
+    () => assert.fail('expected a StoreError'),
+    (err: unknown) => err,
+  );
   assert.ok(e instanceof StoreError, `expected StoreError, got ${(e as Error)?.stack}`);
   assert.equal(e.code, code, e.message);
   for (const re of patterns) assert.match(e.message, re);
@@ -62,7 +65,9 @@ test('multipart-sized object round trips byte-exact and leaves no pending upload
   const back = await store.get(uri);
   const t2 = performance.now();
   assert.equal(Buffer.compare(back, data), 0);
-  const pending = await store.client.send(new ListMultipartUploadsCommand({ Bucket: store.bucket, Prefix: 'run1/big/' }));
+  const pending = await store.client.send(
+    new ListMultipartUploadsCommand({ Bucket: store.bucket, Prefix: 'run1/big/' }),
+  );
   assert.equal(pending.Uploads?.length ?? 0, 0);
   console.log(`# 12 MiB multipart put ${(t1 - t0).toFixed(0)} ms, get ${(t2 - t1).toFixed(0)} ms`);
 });
@@ -102,7 +107,9 @@ test('an aborted multipart put leaves the old object (or none) and no parts', as
   let uploads = -1;
   for (let i = 0; i < 20 && uploads !== 0; i++) {
     if (i > 0) await new Promise((r) => setTimeout(r, 100));
-    const res = await store.client.send(new ListMultipartUploadsCommand({ Bucket: store.bucket, Prefix: 'run1/atomic/' }));
+    const res = await store.client.send(
+      new ListMultipartUploadsCommand({ Bucket: store.bucket, Prefix: 'run1/atomic/' }),
+    );
     uploads = res.Uploads?.length ?? 0;
   }
   assert.equal(uploads, 0, 'aborted uploads must not leave parts behind');
@@ -133,7 +140,14 @@ test('list paginates past 1,000 keys and respects the prefix', async () => {
 test('a wrong secret is rejected by the gateway (SigV4) with a clear access-denied error', async () => {
   const bad = new S3Store(root, { credentials: { accessKeyId: env.accessKeyId, secretAccessKey: 'not-the-secret' } });
   const uri = joinUri(root, 'denied/x.bin');
-  await rejectsWith(bad.put(uri, Uint8Array.of(1)), 'AccessDenied', /access denied/, /SignatureDoesNotMatch/, /denied\/x\.bin/, /127\.0\.0\.1/);
+  await rejectsWith(
+    bad.put(uri, Uint8Array.of(1)),
+    'AccessDenied',
+    /access denied/,
+    /SignatureDoesNotMatch/,
+    /denied\/x\.bin/,
+    /127\.0\.0\.1/,
+  );
   await rejectsWith(bad.get(uri), 'AccessDenied', /access denied/);
   await rejectsWith(bad.head(uri), 'AccessDenied', /access denied/); // HEAD: no error body, status 403
   await rejectsWith(bad.list(joinUri(root, 'denied/')), 'AccessDenied');
@@ -164,7 +178,13 @@ test('an unreachable endpoint fails fast, after retries, naming the endpoint', a
   const endpoint = `http://127.0.0.1:${port}`;
   const s = new S3Store(root, { endpoint, maxAttempts: 3 });
   const t0 = performance.now();
-  const e = await rejectsWith(s.get(joinUri(root, 'x.bin')), 'Unreachable', new RegExp(`cannot reach S3 endpoint ${endpoint}`), /ECONNREFUSED/, /after 3 attempts/);
+  const e = await rejectsWith(
+    s.get(joinUri(root, 'x.bin')),
+    'Unreachable',
+    new RegExp(`cannot reach S3 endpoint ${endpoint}`),
+    /ECONNREFUSED/,
+    /after 3 attempts/,
+  );
   const ms = performance.now() - t0;
   assert.ok(ms < 5000, `took ${ms} ms`);
   assert.ok(!e.message.includes('\n'));
@@ -177,7 +197,11 @@ test('an endpoint that accepts connections but never answers fails after the soc
   try {
     const s = new S3Store(root, { endpoint, maxAttempts: 2, socketTimeoutMs: 500 });
     const t0 = performance.now();
-    await rejectsWith(s.list(joinUri(root, 'x/')), 'Unreachable', new RegExp(`cannot reach S3 endpoint ${endpoint} \\(TimeoutError\\) after 2 attempts`));
+    await rejectsWith(
+      s.list(joinUri(root, 'x/')),
+      'Unreachable',
+      new RegExp(`cannot reach S3 endpoint ${endpoint} \\(TimeoutError\\) after 2 attempts`),
+    );
     const ms = performance.now() - t0;
     assert.ok(ms >= 1000 && ms < 5000, `took ${ms} ms`);
   } finally {
@@ -189,12 +213,24 @@ test('bad endpoint settings are Config errors naming the variable', () => {
   const saved = { ...process.env };
   try {
     for (const [k, v, re] of [
-      ['GET_DISTILL_S3_ENDPOINT', '127.0.0.1:7480', /GET_DISTILL_S3_ENDPOINT: "127.0.0.1:7480" is not an http\(s\) URL/],
-      ['GET_DISTILL_S3_FORCE_PATH_STYLE', 'maybe', /GET_DISTILL_S3_FORCE_PATH_STYLE: must be true or false, got "maybe"/],
+      [
+        'GET_DISTILL_S3_ENDPOINT',
+        '127.0.0.1:7480',
+        /GET_DISTILL_S3_ENDPOINT: "127.0.0.1:7480" is not an http\(s\) URL/,
+      ],
+      [
+        'GET_DISTILL_S3_FORCE_PATH_STYLE',
+        'maybe',
+        /GET_DISTILL_S3_FORCE_PATH_STYLE: must be true or false, got "maybe"/,
+      ],
       ['GET_DISTILL_S3_MAX_ATTEMPTS', 'abc', /GET_DISTILL_S3_MAX_ATTEMPTS: must be an integer ≥ 1, got "abc"/],
     ] as const) {
       process.env[k] = v;
-      assert.throws(() => new S3Store(root), (e: unknown) => e instanceof StoreError && e.code === 'Config' && re.test(e.message), k);
+      assert.throws(
+        () => new S3Store(root),
+        (e: unknown) => e instanceof StoreError && e.code === 'Config' && re.test(e.message),
+        k,
+      );
       process.env[k] = saved[k];
       if (saved[k] === undefined) delete process.env[k];
     }
@@ -208,7 +244,18 @@ test('URIs outside the root, with dot segments or unknown schemes are rejected',
   await rejectsWith(store.get(root.replace('run1', 'run10') + '/x'), 'OutsideRoot');
   await rejectsWith(store.get(`${root}/../run2/x`), 'BadUri', /'\.\.'/);
   await rejectsWith(store.put(`${root}/`, Uint8Array.of(1)), 'BadUri', /prefix, not an object/);
-  await rejectsWith(Promise.resolve().then(() => storeFor('gs://bucket/x')), 'UnknownScheme', /gs:\/\//);
-  await rejectsWith(Promise.resolve().then(() => storeFor('s3://Bad_Bucket/x')), 'BadUri', /not a valid S3 bucket name/);
-  assert.throws(() => joinUri(root, '../escape'), (e: unknown) => e instanceof StoreError && e.code === 'OutsideRoot');
+  await rejectsWith(
+    Promise.resolve().then(() => storeFor('gs://bucket/x')),
+    'UnknownScheme',
+    /gs:\/\//,
+  );
+  await rejectsWith(
+    Promise.resolve().then(() => storeFor('s3://Bad_Bucket/x')),
+    'BadUri',
+    /not a valid S3 bucket name/,
+  );
+  assert.throws(
+    () => joinUri(root, '../escape'),
+    (e: unknown) => e instanceof StoreError && e.code === 'OutsideRoot',
+  );
 });

@@ -43,7 +43,16 @@ test('fitMixtureTeacher is deterministic (same parameters bit for bit)', async (
   const a = await fitMixtureTeacher(images, labels, opts);
   const b = await fitMixtureTeacher(images, labels, opts);
   assert.deepEqual(a, b);
-  assert.deepEqual(a.config, { version: 1, shape, numClasses: 2, components: 3, rank: 2, psiFloor: 1e-4, seed: 3, trainCount: 600 });
+  assert.deepEqual(a.config, {
+    version: 1,
+    shape,
+    numClasses: 2,
+    components: 3,
+    rank: 2,
+    psiFloor: 1e-4,
+    seed: 3,
+    trainCount: 600,
+  });
 });
 
 test('fitMixtureTeacher [2 classes, K=3, r=2, P=8]: clusters, means, factors and per-pixel Ψ', async () => {
@@ -66,7 +75,13 @@ test('fitMixtureTeacher [2 classes, K=3, r=2, P=8]: clusters, means, factors and
       }
       for (const i of rows) {
         for (let q = 0; q < P; q++) {
-          for (let s = 0; s < P; s++) S.set(q, s, S.get(q, s) + (images[i * P + q] - p.means[off + q]) * (images[i * P + s] - p.means[off + s]) / rows.length);
+          for (let s = 0; s < P; s++)
+            S.set(
+              q,
+              s,
+              S.get(q, s) +
+                ((images[i * P + q] - p.means[off + q]) * (images[i * P + s] - p.means[off + s])) / rows.length,
+            );
         }
       }
       // W's columns are the top-2 eigenpairs of the cluster covariance S: ‖W_j‖² = λ_j, S·W_j = λ_j·W_j.
@@ -81,7 +96,10 @@ test('fitMixtureTeacher [2 classes, K=3, r=2, P=8]: clusters, means, factors and
       // Ψ = diag(S − WWᵀ) where that is above the floor; the constant pixel sits exactly on the floor.
       for (let q = 0; q < 7; q++) {
         const want = S.get(q, q) - W[0][q] ** 2 - W[1][q] ** 2;
-        assert.ok(want > 1e-4 && Math.abs(p.psi[off + q] - want) < 1e-10, `psi pixel ${q}: ${p.psi[off + q]} vs ${want}`);
+        assert.ok(
+          want > 1e-4 && Math.abs(p.psi[off + q] - want) < 1e-10,
+          `psi pixel ${q}: ${p.psi[off + q]} vs ${want}`,
+        );
       }
       assert.equal(p.psi[off + 7], 1e-4);
       assert.equal(p.means[off + 7], -1);
@@ -99,8 +117,14 @@ test('fitMixtureTeacher: unconditional fit and argument errors', async () => {
   labels[0] = 1; // class 1 has a single image
   await assert.rejects(fitMixtureTeacher(images, labels, opts), /class 1 has 1 images, fewer than K = 3/);
   await assert.rejects(fitMixtureTeacher(images, labels.fill(5), opts), /label 5 at index 0 is outside \[0, 2\)/);
-  await assert.rejects(fitMixtureTeacher(images.subarray(1), null, { shape, numClasses: 0 }), /not a whole number of 8-pixel images/);
-  await assert.rejects(fitMixtureTeacher(images, null, { shape, numClasses: 0, rank: 9 }), /rank must be an integer in \[0, 8\]/);
+  await assert.rejects(
+    fitMixtureTeacher(images.subarray(1), null, { shape, numClasses: 0 }),
+    /not a whole number of 8-pixel images/,
+  );
+  await assert.rejects(
+    fitMixtureTeacher(images, null, { shape, numClasses: 0, rank: 9 }),
+    /rank must be an integer in \[0, 8\]/,
+  );
 });
 
 test('fitMixtureTeacher: randomised subspace iteration (l = 8 < P = 64) finds the top-3 eigenpairs', async () => {
@@ -111,9 +135,17 @@ test('fitMixtureTeacher: randomised subspace iteration (l = 8 < P = 64) finds th
   const images = new Float32Array(n * Q);
   for (let i = 0; i < n; i++) {
     const z = [2 * normal(), 1.2 * normal(), 0.7 * normal()];
-    for (let q = 0; q < Q; q++) images[i * Q + q] = z[0] * Math.cos(0.1 * q) + z[1] * Math.sin(0.3 * q) + z[2] * Math.cos(0.7 * q + 1) + 0.05 * normal();
+    for (let q = 0; q < Q; q++)
+      images[i * Q + q] =
+        z[0] * Math.cos(0.1 * q) + z[1] * Math.sin(0.3 * q) + z[2] * Math.cos(0.7 * q + 1) + 0.05 * normal();
   }
-  const p = await fitMixtureTeacher(images, null, { shape: { channels: 1, height: 8, width: 8 }, numClasses: 0, componentsPerClass: 1, rank: 3, oversample: 5 });
+  const p = await fitMixtureTeacher(images, null, {
+    shape: { channels: 1, height: 8, width: 8 },
+    numClasses: 0,
+    componentsPerClass: 1,
+    rank: 3,
+    oversample: 5,
+  });
   const S = Matrix.zeros(Q, Q);
   for (let i = 0; i < n; i++) {
     for (let a = 0; a < Q; a++) {

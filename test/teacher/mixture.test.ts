@@ -21,11 +21,20 @@ function randomParams(G: number, K: number, r: number): MixtureParams {
   const weights = new Float64Array(G * K);
   for (let g = 0; g < G; g++) {
     let s = 0;
-    for (let k = 0; k < K; k++) s += (weights[g * K + k] = uni(0.2, 1));
+    for (let k = 0; k < K; k++) s += weights[g * K + k] = uni(0.2, 1);
     for (let k = 0; k < K; k++) weights[g * K + k] /= s;
   }
   return {
-    config: { version: 1, shape: { channels: 1, height: 2, width: 3 }, numClasses: G, components: K, rank: r, psiFloor: 1e-4, seed: 0, trainCount: 0 },
+    config: {
+      version: 1,
+      shape: { channels: 1, height: 2, width: 3 },
+      numClasses: G,
+      components: K,
+      rank: r,
+      psiFloor: 1e-4,
+      seed: 0,
+      trainCount: 0,
+    },
     weights,
     means: Float64Array.from({ length: G * K * P }, () => uni(-1, 1)),
     factors: Float64Array.from({ length: G * K * r * P }, () => 0.5 * normal()),
@@ -45,7 +54,8 @@ function densePosteriorMean(p: MixtureParams, x: Float64Array, sigma: number, g:
     for (let i = 0; i < P; i++) {
       for (let j = 0; j < P; j++) {
         let v = 0;
-        for (let f = 0; f < r; f++) v += p.factors[((g * K + k) * r + f) * P + i] * p.factors[((g * K + k) * r + f) * P + j];
+        for (let f = 0; f < r; f++)
+          v += p.factors[((g * K + k) * r + f) * P + i] * p.factors[((g * K + k) * r + f) * P + j];
         C.set(i, j, v + (i === j ? p.psi[base + i] + sigma * sigma : 0));
       }
     }
@@ -71,7 +81,9 @@ const maxRelErr = (a: Float64Array, b: Float64Array) => {
 };
 
 const open: Denoiser[] = [];
-after(async () => { for (const d of open) await d.close?.(); });
+after(async () => {
+  for (const d of open) await d.close?.();
+});
 
 test('MixtureDenoiser [P=6, K=3, r=2, 2 classes] equals the dense posterior mean', async () => {
   const p = randomParams(2, 3, 2);
@@ -85,7 +97,8 @@ test('MixtureDenoiser [P=6, K=3, r=2, 2 classes] equals the dense posterior mean
     const x = new Float64Array(B * 6);
     for (let b = 0; b < B; b++) {
       const k = b % 3;
-      for (let i = 0; i < 6; i++) x[b * 6 + i] = p.means[(labels[b] * 3 + k) * 6 + i] + 0.4 * normal() + sigma * normal();
+      for (let i = 0; i < 6; i++)
+        x[b * 6 + i] = p.means[(labels[b] * 3 + k) * 6 + i] + 0.4 * normal() + sigma * normal();
     }
     const out = await d.denoise(x, sigma, labels, B);
     for (let b = 0; b < B; b++) {
@@ -102,7 +115,10 @@ test('MixtureDenoiser unconditional [K=4, r=3]: labels ignored, equals the dense
   open.push(d);
   const x = Float64Array.from({ length: 2 * 6 }, () => 2 * normal());
   const out = await d.denoise(x, 0.7, null, 2);
-  for (let b = 0; b < 2; b++) assert.ok(maxRelErr(out.subarray(b * 6, b * 6 + 6), densePosteriorMean(p, x.subarray(b * 6, b * 6 + 6), 0.7, 0)) < 1e-8);
+  for (let b = 0; b < 2; b++)
+    assert.ok(
+      maxRelErr(out.subarray(b * 6, b * 6 + 6), densePosteriorMean(p, x.subarray(b * 6, b * 6 + 6), 0.7, 0)) < 1e-8,
+    );
 });
 
 test('MixtureDenoiser K=1 with a diagonal covariance is the per-pixel Gaussian denoiser; Heun agrees', async () => {
@@ -112,7 +128,16 @@ test('MixtureDenoiser K=1 with a diagonal covariance is the per-pixel Gaussian d
   const w = 0.6;
   const c = psi.map((v, i) => v + (i === 0 ? w * w : 0));
   const p: MixtureParams = {
-    config: { version: 1, shape: { channels: 1, height: 2, width: 2 }, numClasses: 0, components: 1, rank: 1, psiFloor: 1e-4, seed: 0, trainCount: 0 },
+    config: {
+      version: 1,
+      shape: { channels: 1, height: 2, width: 2 },
+      numClasses: 0,
+      components: 1,
+      rank: 1,
+      psiFloor: 1e-4,
+      seed: 0,
+      trainCount: 0,
+    },
     weights: Float64Array.of(1),
     means: Float64Array.from(mu),
     factors: Float64Array.of(w, 0, 0, 0),
@@ -121,11 +146,16 @@ test('MixtureDenoiser K=1 with a diagonal covariance is the per-pixel Gaussian d
   const d = await MixtureDenoiser.create(p);
   open.push(d);
   const gauss: Denoiser = {
-    id: 'gauss', shape: d.shape, numClasses: 0,
-    async denoise(x, sigma) { return x.map((v, i) => mu[i % 4] + (c[i % 4] / (c[i % 4] + sigma * sigma)) * (v - mu[i % 4])); },
+    id: 'gauss',
+    shape: d.shape,
+    numClasses: 0,
+    async denoise(x, sigma) {
+      return x.map((v, i) => mu[i % 4] + (c[i % 4] / (c[i % 4] + sigma * sigma)) * (v - mu[i % 4]));
+    },
   };
   const x = Float64Array.from({ length: 3 * 4 }, () => 3 * normal());
-  for (const sigma of [80, 1, 0.002]) assert.ok(maxRelErr(await d.denoise(x, sigma, null, 3), await gauss.denoise(x, sigma, null, 3)) < 1e-12);
+  for (const sigma of [80, 1, 0.002])
+    assert.ok(maxRelErr(await d.denoise(x, sigma, null, 3), await gauss.denoise(x, sigma, null, 3)) < 1e-12);
   const noise = Float64Array.from({ length: 3 * 4 }, () => normal());
   const a = await heunSample(d, noise, null, 3);
   const b = await heunSample(gauss, noise, null, 3);
@@ -142,7 +172,10 @@ test('MixtureDenoiser: rank 0 (diagonal components) and argument errors', async 
   await assert.rejects(d.denoise(x, 0.5, Int32Array.of(2), 1), /label 2 at index 0 is outside \[0, 2\)/);
   await assert.rejects(d.denoise(x, 0, Int32Array.of(0), 1), /sigma must be finite and > 0/);
   await assert.rejects(d.denoise(x, 1, Int32Array.of(0, 0), 2), /x has 6 values, expected batch 2/);
-  await assert.rejects(MixtureDenoiser.create({ ...p, psi: new Float64Array(p.psi.length) }), /psi\[0\] = 0 must be > 0/);
+  await assert.rejects(
+    MixtureDenoiser.create({ ...p, psi: new Float64Array(p.psi.length) }),
+    /psi\[0\] = 0 must be > 0/,
+  );
 });
 
 test('saveMixture/loadMixture round-trip exactly; a foreign file is refused', async () => {
@@ -155,7 +188,10 @@ test('saveMixture/loadMixture round-trip exactly; a foreign file is refused', as
     assert.deepEqual(q.config, p.config);
     for (const k of ['weights', 'means', 'factors', 'psi'] as const) assert.deepEqual(q[k], p[k]);
     await writeFile(join(dir, 'bad.safetensors'), new Uint8Array(4));
-    await assert.rejects(loadMixture(storeFor(dir), join(dir, 'bad.safetensors')), /corrupt safetensors file: truncated/);
+    await assert.rejects(
+      loadMixture(storeFor(dir), join(dir, 'bad.safetensors')),
+      /corrupt safetensors file: truncated/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -45,11 +45,17 @@ function buildModel(spec: ModelSpec = {}): Uint8Array {
 /** The same D in float64: c_skip·x + c_out·(A·c_in·x + B·ln(σ)/4 + TABLE[y]), σ_data = 0.5. */
 function closedForm(conditional: boolean): Denoiser {
   return {
-    id: 'closed-form', shape: SHAPE, numClasses: conditional ? 3 : 0,
+    id: 'closed-form',
+    shape: SHAPE,
+    numClasses: conditional ? 3 : 0,
     async denoise(x, sigma, labels) {
       const s2 = sigma * sigma;
       const [cSkip, cOut, cIn] = [0.25 / (s2 + 0.25), (sigma * 0.5) / Math.sqrt(s2 + 0.25), 1 / Math.sqrt(s2 + 0.25)];
-      return x.map((v, j) => cSkip * v + cOut * (A * cIn * v + (B * Math.log(sigma)) / 4 + (conditional ? TABLE[labels![Math.floor(j / P)]] : 0)));
+      return x.map(
+        (v, j) =>
+          cSkip * v +
+          cOut * (A * cIn * v + (B * Math.log(sigma)) / 4 + (conditional ? TABLE[labels![Math.floor(j / P)]] : 0)),
+      );
     },
   };
 }
@@ -59,7 +65,8 @@ const ramp = (n: number, scale: number) => Float64Array.from({ length: n }, (_, 
 function assertClose(got: Float64Array, want: Float64Array, tol: number, what: string): void {
   assert.equal(got.length, want.length);
   let worst = 0;
-  for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])));
+  for (let i = 0; i < got.length; i++)
+    worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])));
   assert.ok(worst < tol, `${what}: worst error ${worst}`);
 }
 
@@ -80,7 +87,9 @@ test('OnnxEdmTeacher unconditional [B=3, 2×2×3]: D equals the EDM-precondition
 });
 
 test('OnnxEdmTeacher conditional (classes from metadata, maxBatch 2 over B=5): D and Heun match float64', async () => {
-  const t = await OnnxEdmTeacher.fromBytes(buildModel({ conditional: true, metadata: { num_classes: '3' } }), { maxBatch: 2 });
+  const t = await OnnxEdmTeacher.fromBytes(buildModel({ conditional: true, metadata: { num_classes: '3' } }), {
+    maxBatch: 2,
+  });
   try {
     assert.equal(t.numClasses, 3);
     const ref = closedForm(true);
@@ -105,7 +114,12 @@ test('OnnxEdmTeacher: a fixed-batch model (B=2) serves B=3 in padded chunks; loa
     assert.equal(t.id, 'toy');
     const labels = Int32Array.of(1, 2, 0);
     const x = ramp(3 * P, 2);
-    assertClose(await t.denoise(x, 2.5, labels, 3), await closedForm(true).denoise(x, 2.5, labels, 3), 1e-6, 'fixed batch');
+    assertClose(
+      await t.denoise(x, 2.5, labels, 3),
+      await closedForm(true).denoise(x, 2.5, labels, 3),
+      1e-6,
+      'fixed batch',
+    );
     await t.close();
     await assert.rejects(OnnxEdmTeacher.load(join(dir, 'missing.onnx')), /missing\.onnx: no such object/);
   } finally {
@@ -115,13 +129,34 @@ test('OnnxEdmTeacher: a fixed-batch model (B=2) serves B=3 in padded chunks; loa
 
 test('OnnxEdmTeacher: the I/O contract is checked at load with errors that name the problem', async () => {
   assert.deepEqual(inspectEdmModel(buildModel({ conditional: true, metadata: { num_classes: '3' } }), 'm'), {
-    shape: SHAPE, fixedBatch: null, conditional: true, metadataClasses: 3,
+    shape: SHAPE,
+    fixedBatch: null,
+    conditional: true,
+    metadataClasses: 3,
   });
-  await assert.rejects(OnnxEdmTeacher.fromBytes(buildModel({ xName: 'image' }), {}, 'm.onnx'), /m\.onnx: the model has no input 'x' \(float32 \[B, C, H, W\]\); it has inputs \[image, c_noise\]/);
+  await assert.rejects(
+    OnnxEdmTeacher.fromBytes(buildModel({ xName: 'image' }), {}, 'm.onnx'),
+    /m\.onnx: the model has no input 'x' \(float32 \[B, C, H, W\]\); it has inputs \[image, c_noise\]/,
+  );
   await assert.rejects(OnnxEdmTeacher.fromBytes(buildModel({ outName: 'out' })), /no output 'F'/);
-  await assert.rejects(OnnxEdmTeacher.fromBytes(buildModel({ xType: 'float64' })), /input 'x' must be float32 \[B, C, H, W\], got elem type DOUBLE/);
-  await assert.rejects(OnnxEdmTeacher.fromBytes(buildModel({ dims: ['batch', 2, 'h', 3] })), /needs static C, H, W, got \[\?, 2, \?, 3\]/);
-  await assert.rejects(OnnxEdmTeacher.fromBytes(buildModel({ conditional: true })), /class count is unknown; pass numClasses/);
-  await assert.rejects(OnnxEdmTeacher.fromBytes(buildModel(), { numClasses: 10 }), /no class_labels input \(unconditional\)/);
-  await assert.rejects(OnnxEdmTeacher.fromBytes(Uint8Array.of(1, 2, 3), {}, 'junk.onnx'), /junk\.onnx: not an ONNX model/);
+  await assert.rejects(
+    OnnxEdmTeacher.fromBytes(buildModel({ xType: 'float64' })),
+    /input 'x' must be float32 \[B, C, H, W\], got elem type DOUBLE/,
+  );
+  await assert.rejects(
+    OnnxEdmTeacher.fromBytes(buildModel({ dims: ['batch', 2, 'h', 3] })),
+    /needs static C, H, W, got \[\?, 2, \?, 3\]/,
+  );
+  await assert.rejects(
+    OnnxEdmTeacher.fromBytes(buildModel({ conditional: true })),
+    /class count is unknown; pass numClasses/,
+  );
+  await assert.rejects(
+    OnnxEdmTeacher.fromBytes(buildModel(), { numClasses: 10 }),
+    /no class_labels input \(unconditional\)/,
+  );
+  await assert.rejects(
+    OnnxEdmTeacher.fromBytes(Uint8Array.of(1, 2, 3), {}, 'junk.onnx'),
+    /junk\.onnx: not an ONNX model/,
+  );
 });

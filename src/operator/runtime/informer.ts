@@ -47,10 +47,16 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
 
 /** A Watch that adds a jittered `timeoutSeconds` to every watch request (client-go's reflector does the same). */
 class TimeoutWatch extends Watch {
-  constructor(config: KubeConfig, private readonly baseSeconds: number) { super(config); }
+  constructor(
+    config: KubeConfig,
+    private readonly baseSeconds: number,
+  ) {
+    super(config);
+  }
 
   override watch(...[path, query, cb, done]: Parameters<Watch['watch']>): Promise<AbortController> {
-    const q = this.baseSeconds > 0 ? { ...query, timeoutSeconds: Math.floor(this.baseSeconds * (1 + Math.random())) } : query;
+    const q =
+      this.baseSeconds > 0 ? { ...query, timeoutSeconds: Math.floor(this.baseSeconds * (1 + Math.random())) } : query;
     return super.watch(path, q, cb, done);
   }
 }
@@ -58,7 +64,11 @@ class TimeoutWatch extends Watch {
 /** See the file header. Construct, register handlers with on(), then `await start()`. */
 export class SupervisedInformer<T extends KubernetesObject> {
   private readonly lw: ListWatch<T>;
-  private readonly handlers: { add: Array<(o: T) => void>; update: Array<(o: T, old: T) => void>; delete: Array<(o: T) => void> } = { add: [], update: [], delete: [] };
+  private readonly handlers: {
+    add: Array<(o: T) => void>;
+    update: Array<(o: T, old: T) => void>;
+    delete: Array<(o: T) => void>;
+  } = { add: [], update: [], delete: [] };
   /** The last object delivered per key, to hand `old` to update handlers. */
   private readonly last = new Map<string, T>();
   private readonly log: RuntimeLogger;
@@ -83,8 +93,18 @@ export class SupervisedInformer<T extends KubernetesObject> {
       this.failures = 0;
       return l;
     };
-    this.lw = new ListWatch<T>(opts.path, new TimeoutWatch(opts.kubeConfig, opts.watchTimeoutSeconds ?? 300), list, false, opts.labelSelector);
-    this.lw.on('add', (o) => { this.seen(); this.last.set(objectKey(o), o); this.emit('add', o); });
+    this.lw = new ListWatch<T>(
+      opts.path,
+      new TimeoutWatch(opts.kubeConfig, opts.watchTimeoutSeconds ?? 300),
+      list,
+      false,
+      opts.labelSelector,
+    );
+    this.lw.on('add', (o) => {
+      this.seen();
+      this.last.set(objectKey(o), o);
+      this.emit('add', o);
+    });
     this.lw.on('update', (o) => {
       this.seen();
       const k = objectKey(o);
@@ -92,8 +112,14 @@ export class SupervisedInformer<T extends KubernetesObject> {
       this.last.set(k, o);
       this.emit('update', o, old);
     });
-    this.lw.on('delete', (o) => { this.seen(); this.last.delete(objectKey(o)); this.emit('delete', o); });
-    this.lw.on('connect', () => { this.lastActivity = Date.now(); });
+    this.lw.on('delete', (o) => {
+      this.seen();
+      this.last.delete(objectKey(o));
+      this.emit('delete', o);
+    });
+    this.lw.on('connect', () => {
+      this.lastActivity = Date.now();
+    });
     this.lw.on('error', (err) => this.onError(err));
   }
 
@@ -140,29 +166,47 @@ export class SupervisedInformer<T extends KubernetesObject> {
   }
 
   /** The cached object, or undefined. */
-  get(name: string, namespace?: string): T | undefined { return this.lw.get(name, namespace); }
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
+  }
 
   /** Cached objects, all or of one namespace. */
-  list(namespace?: string): readonly T[] { return this.lw.list(namespace); }
+  list(namespace?: string): readonly T[] {
+    return this.lw.list(namespace);
+  }
 
   /** Whether the first list has been applied. */
-  hasSynced(): boolean { return this.synced; }
+  hasSynced(): boolean {
+    return this.synced;
+  }
 
   /** Restarts so far (errors and idle watchdog). */
-  get restarts(): number { return this.restartCount; }
+  get restarts(): number {
+    return this.restartCount;
+  }
 
-  private seen(): void { this.lastActivity = Date.now(); this.failures = 0; }
+  private seen(): void {
+    this.lastActivity = Date.now();
+    this.failures = 0;
+  }
 
   private emit(verb: 'add' | 'update' | 'delete', obj: T, old?: T): void {
     for (const h of this.handlers[verb] as Array<(o: T, old?: T) => void>) {
-      try { h(obj, old); } catch (err) { this.log.error({ resource: this.resource, verb, err }, 'informer handler threw'); }
+      try {
+        h(obj, old);
+      } catch (err) {
+        this.log.error({ resource: this.resource, verb, err }, 'informer handler threw');
+      }
     }
   }
 
   private async runOnce(): Promise<void> {
     await this.lw.start();
     // ListWatch checks its stop flag only before listing; a stop() during the list leaves a watch open.
-    if (this.stopped) { await this.lw.stop(); return; }
+    if (this.stopped) {
+      await this.lw.stop();
+      return;
+    }
     if (this.listedOnce && !this.synced) {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) w();
@@ -177,12 +221,16 @@ export class SupervisedInformer<T extends KubernetesObject> {
 
   private scheduleRestart(err: unknown, why: string): void {
     if (this.restartTimer) return;
-    const base = this.opts.backoffInitialMs ?? 1000, cap = this.opts.backoffMaxMs ?? 30_000;
+    const base = this.opts.backoffInitialMs ?? 1000,
+      cap = this.opts.backoffMaxMs ?? 30_000;
     const delay = Math.min(cap, base * 2 ** this.failures);
     this.failures++;
     this.restartCount++;
     this.opts.metrics?.informerRestarted(this.resource);
-    this.log.warn({ resource: this.resource, err, delayMs: delay, restarts: this.restartCount }, `informer ${why}; restarting`);
+    this.log.warn(
+      { resource: this.resource, err, delayMs: delay, restarts: this.restartCount },
+      `informer ${why}; restarting`,
+    );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopped) return;
@@ -228,16 +276,27 @@ export function apiGroup(apiVersion: string): string {
  * the child's namespace (namespaced children cannot have namespaced owners elsewhere).
  * Returns undefined when no such owner exists.
  */
-export function controllerOwnerKey(obj: KubernetesObject, owner: { apiVersion: string; kind: string }): string | undefined {
+export function controllerOwnerKey(
+  obj: KubernetesObject,
+  owner: { apiVersion: string; kind: string },
+): string | undefined {
   const group = apiGroup(owner.apiVersion);
-  const ref = obj.metadata?.ownerReferences?.find((r) => r.controller === true && r.kind === owner.kind && apiGroup(r.apiVersion) === group);
+  const ref = obj.metadata?.ownerReferences?.find(
+    (r) => r.controller === true && r.kind === owner.kind && apiGroup(r.apiVersion) === group,
+  );
   if (!ref) return undefined;
   const ns = obj.metadata?.namespace;
   return ns ? `${ns}/${ref.name}` : ref.name;
 }
 
 /** Handlers for a child informer that enqueue the controlling owner's key (see controllerOwnerKey). */
-export function ownerHandlers<T extends KubernetesObject>(queue: { add(key: string): void }, owner: { apiVersion: string; kind: string }): InformerHandlers<T> {
-  const f = (o: T) => { const k = controllerOwnerKey(o, owner); if (k) queue.add(k); };
+export function ownerHandlers<T extends KubernetesObject>(
+  queue: { add(key: string): void },
+  owner: { apiVersion: string; kind: string },
+): InformerHandlers<T> {
+  const f = (o: T) => {
+    const k = controllerOwnerKey(o, owner);
+    if (k) queue.add(k);
+  };
   return { add: f, update: f, delete: f };
 }

@@ -16,7 +16,13 @@
  *   leaseDurationSeconds 1, so another replica can take over at once.
  * acquireTime / renewTime are MicroTime (RFC 3339 with microseconds, `V1MicroTime`).
  */
-import { ApiException, V1MicroTime, type CoordinationV1Api, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
+import {
+  ApiException,
+  V1MicroTime,
+  type CoordinationV1Api,
+  type V1Lease,
+  type V1LeaseSpec,
+} from '@kubernetes/client-node';
 import { silentLogger, type RuntimeLogger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';
 
@@ -74,14 +80,18 @@ export class LeaderElector {
     this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
     this.retryMs = opts.retryPeriodMs ?? 2000;
     if (!(this.retryMs > 0 && this.renewDeadlineMs > 1.2 * this.retryMs && this.leaseMs > this.renewDeadlineMs)) {
-      throw new RangeError(`LeaderElector: need leaseDurationMs > renewDeadlineMs > 1.2 × retryPeriodMs > 0, got ${this.leaseMs} / ${this.renewDeadlineMs} / ${this.retryMs}`);
+      throw new RangeError(
+        `LeaderElector: need leaseDurationMs > renewDeadlineMs > 1.2 × retryPeriodMs > 0, got ${this.leaseMs} / ${this.renewDeadlineMs} / ${this.retryMs}`,
+      );
     }
     this.leaseSeconds = Math.max(1, Math.round(this.leaseMs / 1000));
     this.log = opts.log ?? silentLogger;
   }
 
   /** Whether this candidate currently leads. */
-  isLeader(): boolean { return this.leading; }
+  isLeader(): boolean {
+    return this.leading;
+  }
 
   /** Begin campaigning (no-op while running). */
   start(): void {
@@ -109,7 +119,10 @@ export class LeaderElector {
     while (!this.stopped) {
       if (await this.tryAcquireOrRenew()) {
         // stop() raced with a successful acquire: hand the Lease straight back.
-        if (this.stopped) { await this.release(); return; }
+        if (this.stopped) {
+          await this.release();
+          return;
+        }
         await this.lead();
       } else {
         await this.sleep(this.retryMs * (1 + 0.2 * Math.random()));
@@ -123,8 +136,9 @@ export class LeaderElector {
     this.opts.metrics?.setLeader(true);
     this.leaderAbort = new AbortController();
     this.log.info({ lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity }, 'became leader');
-    this.work = (async () => { await this.opts.onStartedLeading(this.leaderAbort!.signal); })()
-      .catch((err) => this.log.error({ err }, 'onStartedLeading failed'));
+    this.work = (async () => {
+      await this.opts.onStartedLeading(this.leaderAbort!.signal);
+    })().catch((err) => this.log.error({ err }, 'onStartedLeading failed'));
     let lastRenew = Date.now();
     while (!this.stopped) {
       await this.sleep(this.retryMs);
@@ -134,7 +148,10 @@ export class LeaderElector {
       const ok = left > 0 && (await Promise.race([this.tryAcquireOrRenew(), this.sleep(left).then(() => false)]));
       if (ok) lastRenew = Date.now();
       else if (Date.now() - lastRenew >= this.renewDeadlineMs) {
-        this.log.warn({ lease: this.opts.name, renewDeadlineMs: this.renewDeadlineMs }, 'failed to renew the lease within the renew deadline; stopping leading');
+        this.log.warn(
+          { lease: this.opts.name, renewDeadlineMs: this.renewDeadlineMs },
+          'failed to renew the lease within the renew deadline; stopping leading',
+        );
         await this.endLeadership('renew deadline exceeded');
         return;
       }
@@ -148,7 +165,11 @@ export class LeaderElector {
     await this.work;
     this.work = undefined;
     this.log.info({ lease: this.opts.name, identity: this.opts.identity, why }, 'stopped leading');
-    try { this.opts.onStoppedLeading?.(); } catch (err) { this.log.error({ err }, 'onStoppedLeading threw'); }
+    try {
+      this.opts.onStoppedLeading?.();
+    } catch (err) {
+      this.log.error({ err }, 'onStoppedLeading threw');
+    }
   }
 
   /** One acquire-or-renew round; true when this identity holds the Lease afterwards. Never throws. */
@@ -159,11 +180,24 @@ export class LeaderElector {
     try {
       cur = await api.readNamespacedLease({ namespace, name });
     } catch (e) {
-      if (codeOf(e) !== 404) { this.log.warn({ err: e, lease: name }, 'reading the lease failed'); return false; }
+      if (codeOf(e) !== 404) {
+        this.log.warn({ err: e, lease: name }, 'reading the lease failed');
+        return false;
+      }
       try {
-        await api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: {
-          holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0,
-        } } });
+        await api.createNamespacedLease({
+          namespace,
+          body: {
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: this.leaseSeconds,
+              acquireTime: micro(now),
+              renewTime: micro(now),
+              leaseTransitions: 0,
+            },
+          },
+        });
         this.observe(identity);
         return true;
       } catch (err) {
@@ -175,15 +209,24 @@ export class LeaderElector {
     const holder = spec.holderIdentity ?? '';
     this.observe(holder);
     const version = cur.metadata?.resourceVersion ?? `${holder}@${String(spec.renewTime)}`;
-    if (version !== this.seenVersion) { this.seenVersion = version; this.seenAt = now; }
+    if (version !== this.seenVersion) {
+      this.seenVersion = version;
+      this.seenAt = now;
+    }
     const expired = now - this.seenAt > (spec.leaseDurationSeconds ?? 0) * 1000;
     if (holder && holder !== identity && !expired) return false;
     const mine = holder === identity;
-    const body: V1Lease = { ...cur, spec: {
-      ...spec, holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, renewTime: micro(now),
-      acquireTime: mine ? spec.acquireTime : micro(now),
-      leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
-    } };
+    const body: V1Lease = {
+      ...cur,
+      spec: {
+        ...spec,
+        holderIdentity: identity,
+        leaseDurationSeconds: this.leaseSeconds,
+        renewTime: micro(now),
+        acquireTime: mine ? spec.acquireTime : micro(now),
+        leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
+      },
+    };
     try {
       await api.replaceNamespacedLease({ namespace, name, body });
       this.observe(identity);
@@ -202,7 +245,14 @@ export class LeaderElector {
       const cur = await api.readNamespacedLease({ namespace, name });
       if (cur.spec?.holderIdentity !== identity) return;
       const now = micro(Date.now());
-      await api.replaceNamespacedLease({ namespace, name, body: { ...cur, spec: { ...cur.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now } } });
+      await api.replaceNamespacedLease({
+        namespace,
+        name,
+        body: {
+          ...cur,
+          spec: { ...cur.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now },
+        },
+      });
       this.log.info({ lease: name, identity }, 'released the lease');
     } catch (err) {
       this.log.warn({ err, lease: name }, 'releasing the lease failed; others take over after it expires');
@@ -212,13 +262,21 @@ export class LeaderElector {
   private observe(holder: string): void {
     if (holder === this.observedHolder) return;
     this.observedHolder = holder;
-    try { this.opts.onNewLeader?.(holder); } catch (err) { this.log.error({ err }, 'onNewLeader threw'); }
+    try {
+      this.opts.onNewLeader?.(holder);
+    } catch (err) {
+      this.log.error({ err }, 'onNewLeader threw');
+    }
   }
 
   /** Sleep `ms`, cut short by stop() (so no timer outlives the elector). */
   private sleep(ms: number): Promise<false> {
     return new Promise((resolve) => {
-      const wake = () => { clearTimeout(t); this.wakers.delete(wake); resolve(false); };
+      const wake = () => {
+        clearTimeout(t);
+        this.wakers.delete(wake);
+        resolve(false);
+      };
       const t = setTimeout(wake, ms);
       this.wakers.add(wake);
     });

@@ -25,18 +25,55 @@ export class OperatorMetrics {
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
-    this.reconcileTotal = new Counter({ name: 'get_operator_reconcile_total', help: 'Reconciles per controller and result (success|error|requeue).', labelNames: ['controller', 'result'], registers });
+    this.reconcileTotal = new Counter({
+      name: 'get_operator_reconcile_total',
+      help: 'Reconciles per controller and result (success|error|requeue).',
+      labelNames: ['controller', 'result'],
+      registers,
+    });
     this.reconcileDuration = new Histogram({
-      name: 'get_operator_reconcile_duration_seconds', help: 'Reconcile wall time in seconds.', labelNames: ['controller'], registers,
+      name: 'get_operator_reconcile_duration_seconds',
+      help: 'Reconcile wall time in seconds.',
+      labelNames: ['controller'],
+      registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     });
-    this.reconcileErrors = new Counter({ name: 'get_operator_reconcile_errors_total', help: 'Reconciles that threw.', labelNames: ['controller'], registers });
-    this.queueDepth = new Gauge({ name: 'get_operator_workqueue_depth', help: 'Keys waiting in the work queue.', labelNames: ['controller'], registers });
-    this.queueRetries = new Counter({ name: 'get_operator_workqueue_retries_total', help: 'Rate-limited requeues.', labelNames: ['controller'], registers });
-    this.queueAdds = new Counter({ name: 'get_operator_workqueue_adds_total', help: 'Keys enqueued (after dedupe).', labelNames: ['controller'], registers });
-    this.isLeader = new Gauge({ name: 'get_operator_is_leader', help: '1 while this replica holds the leader Lease, else 0.', registers });
+    this.reconcileErrors = new Counter({
+      name: 'get_operator_reconcile_errors_total',
+      help: 'Reconciles that threw.',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: 'get_operator_workqueue_depth',
+      help: 'Keys waiting in the work queue.',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueRetries = new Counter({
+      name: 'get_operator_workqueue_retries_total',
+      help: 'Rate-limited requeues.',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueAdds = new Counter({
+      name: 'get_operator_workqueue_adds_total',
+      help: 'Keys enqueued (after dedupe).',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.isLeader = new Gauge({
+      name: 'get_operator_is_leader',
+      help: '1 while this replica holds the leader Lease, else 0.',
+      registers,
+    });
     this.isLeader.set(0);
-    this.informerRestarts = new Counter({ name: 'get_operator_informer_restarts_total', help: 'Informer restarts after a list/watch error.', labelNames: ['resource'], registers });
+    this.informerRestarts = new Counter({
+      name: 'get_operator_informer_restarts_total',
+      help: 'Informer restarts after a list/watch error.',
+      labelNames: ['resource'],
+      registers,
+    });
   }
 
   /** Record one reconcile of `controller` that took `seconds`. */
@@ -57,8 +94,12 @@ export class OperatorMetrics {
   }
 
   /** Set the leader gauge (LeaderElector calls this). */
-  setLeader(leading: boolean): void { this.isLeader.set(leading ? 1 : 0); }
+  setLeader(leading: boolean): void {
+    this.isLeader.set(leading ? 1 : 0);
+  }
 
   /** Count an informer restart of `resource` (SupervisedInformer calls this). */
-  informerRestarted(resource: string): void { this.informerRestarts.inc({ resource }); }
+  informerRestarted(resource: string): void {
+    this.informerRestarts.inc({ resource });
+  }
 }

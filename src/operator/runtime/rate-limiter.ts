@@ -23,7 +23,10 @@ export interface RateLimiter {
 export class ItemExponentialRateLimiter implements RateLimiter {
   private readonly failures = new Map<string, number>();
 
-  constructor(readonly baseMs = 5, readonly maxMs = 1_000_000) {
+  constructor(
+    readonly baseMs = 5,
+    readonly maxMs = 1_000_000,
+  ) {
     if (!(baseMs > 0) || !(maxMs >= baseMs)) {
       throw new RangeError(`ItemExponentialRateLimiter: need 0 < baseMs <= maxMs, got baseMs=${baseMs} maxMs=${maxMs}`);
     }
@@ -36,9 +39,13 @@ export class ItemExponentialRateLimiter implements RateLimiter {
     return Math.min(this.baseMs * 2 ** n, this.maxMs);
   }
 
-  forget(key: string): void { this.failures.delete(key); }
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
 
-  retries(key: string): number { return this.failures.get(key) ?? 0; }
+  retries(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
 }
 
 /**
@@ -52,8 +59,13 @@ export class BucketRateLimiter implements RateLimiter {
   private tokens: number;
   private last: number;
 
-  constructor(readonly qps = 10, readonly burst = 100, private readonly now: () => number = Date.now) {
-    if (!(qps > 0) || !(burst >= 1)) throw new RangeError(`BucketRateLimiter: need qps > 0 and burst >= 1, got qps=${qps} burst=${burst}`);
+  constructor(
+    readonly qps = 10,
+    readonly burst = 100,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (!(qps > 0) || !(burst >= 1))
+      throw new RangeError(`BucketRateLimiter: need qps > 0 and burst >= 1, got qps=${qps} burst=${burst}`);
     this.tokens = burst;
     this.last = now();
   }
@@ -68,7 +80,9 @@ export class BucketRateLimiter implements RateLimiter {
 
   forget(_key: string): void {}
 
-  retries(_key: string): number { return 0; }
+  retries(_key: string): number {
+    return 0;
+  }
 }
 
 /**
@@ -84,11 +98,17 @@ export class MaxOfRateLimiter implements RateLimiter {
     this.limiters = limiters;
   }
 
-  when(key: string): number { return Math.max(...this.limiters.map((l) => l.when(key))); }
+  when(key: string): number {
+    return Math.max(...this.limiters.map((l) => l.when(key)));
+  }
 
-  forget(key: string): void { for (const l of this.limiters) l.forget(key); }
+  forget(key: string): void {
+    for (const l of this.limiters) l.forget(key);
+  }
 
-  retries(key: string): number { return Math.max(...this.limiters.map((l) => l.retries(key))); }
+  retries(key: string): number {
+    return Math.max(...this.limiters.map((l) => l.retries(key)));
+  }
 }
 
 /**

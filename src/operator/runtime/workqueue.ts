@@ -57,12 +57,18 @@ export class WorkQueue<K extends string = string> {
   /** Queue `key` after `delayMs` ms (<= 0: now). An earlier pending delay for the key wins. */
   addAfter(key: K, delayMs: number): void {
     if (this.stopping) return;
-    if (!(delayMs > 0)) { this.add(key); return; }
+    if (!(delayMs > 0)) {
+      this.add(key);
+      return;
+    }
     const due = Date.now() + delayMs;
     const prev = this.delayed.get(key);
     if (prev && prev.due <= due) return;
     if (prev) clearTimeout(prev.timer);
-    const timer = setTimeout(() => { this.delayed.delete(key); this.add(key); }, delayMs);
+    const timer = setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, delayMs);
     this.delayed.set(key, { due, timer });
   }
 
@@ -74,10 +80,14 @@ export class WorkQueue<K extends string = string> {
   }
 
   /** Reset the rate limiter's failure history of `key` (after a successful reconcile). */
-  forget(key: K): void { this.limiter.forget(key); }
+  forget(key: K): void {
+    this.limiter.forget(key);
+  }
 
   /** Failures of `key` the rate limiter has seen since the last forget. */
-  numRequeues(key: K): number { return this.limiter.retries(key); }
+  numRequeues(key: K): number {
+    return this.limiter.retries(key);
+  }
 
   /**
    * The next key, marked processing until `done(key)`; waits while the queue is empty.
@@ -93,14 +103,21 @@ export class WorkQueue<K extends string = string> {
   /** Finish processing `key`; re-queues it once if it was added while processing. */
   done(key: K): void {
     this.processing.delete(key);
-    if (!this.stopping && this.dirty.has(key)) { this.metrics?.added(); this.push(key); }
+    if (!this.stopping && this.dirty.has(key)) {
+      this.metrics?.added();
+      this.push(key);
+    }
   }
 
   /** Keys waiting to be handed out (not counting processing or delayed ones). */
-  len(): number { return this.queue.length; }
+  len(): number {
+    return this.queue.length;
+  }
 
   /** Whether shutDown() was called. */
-  get shuttingDown(): boolean { return this.stopping; }
+  get shuttingDown(): boolean {
+    return this.stopping;
+  }
 
   /** Stop: clear delayed timers, drop queued keys, resolve pending and future get() with undefined. Idempotent. */
   shutDown(): void {
@@ -116,7 +133,10 @@ export class WorkQueue<K extends string = string> {
 
   private push(key: K): void {
     const w = this.waiters.shift();
-    if (w) { w(this.take(key)); return; }
+    if (w) {
+      w(this.take(key));
+      return;
+    }
     this.queue.push(key);
     this.metrics?.depth(this.queue.length);
   }

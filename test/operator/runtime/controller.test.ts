@@ -25,7 +25,11 @@ test('success / error (rate-limited retry) / requeueAfter outcomes and the metri
   const calls: string[] = [];
   const seen = new Map<string, number>();
   const ctl = runController({
-    name: 'run', queue, metrics, workers: 2, log: pino({ level: 'silent' }),
+    name: 'run',
+    queue,
+    metrics,
+    workers: 2,
+    log: pino({ level: 'silent' }),
     reconcile: async (key) => {
       const n = (seen.get(key) ?? 0) + 1;
       seen.set(key, n);
@@ -57,11 +61,15 @@ test('success / error (rate-limited retry) / requeueAfter outcomes and the metri
 
 test('per-key serialization with 4 workers: one key never runs concurrently; distinct keys do', async (t) => {
   const queue = new WorkQueue();
-  let active = 0, maxSame = 0, maxAll = 0;
+  let active = 0,
+    maxSame = 0,
+    maxAll = 0;
   const activeByKey = new Map<string, number>();
   const runs: string[] = [];
   const ctl = runController({
-    name: 'ser', queue, workers: 4,
+    name: 'ser',
+    queue,
+    workers: 4,
     reconcile: async (key) => {
       activeByKey.set(key, (activeByKey.get(key) ?? 0) + 1);
       active++;
@@ -74,7 +82,9 @@ test('per-key serialization with 4 workers: one key never runs concurrently; dis
     },
   });
   t.after(() => ctl.stop());
-  queue.add('ns/hot'); queue.add('ns/x'); queue.add('ns/y');
+  queue.add('ns/hot');
+  queue.add('ns/x');
+  queue.add('ns/y');
   await sleep(10);
   for (let i = 0; i < 5; i++) queue.add('ns/hot'); // while it runs: dirty, re-queued once
   await waitFor(() => runs.length === 4 && active === 0, 'runs done');
@@ -86,9 +96,12 @@ test('per-key serialization with 4 workers: one key never runs concurrently; dis
 
 test('stop() aborts the in-flight reconcile signal and waits for the workers', async () => {
   const queue = new WorkQueue();
-  let aborted = false, finished = false;
+  let aborted = false,
+    finished = false;
   const ctl = runController({
-    name: 'stop', queue, workers: 1,
+    name: 'stop',
+    queue,
+    workers: 1,
     reconcile: async (_key, signal) => {
       await new Promise((r) => signal.addEventListener('abort', r));
       aborted = true;
@@ -104,7 +117,10 @@ test('stop() aborts the in-flight reconcile signal and waits for the workers', a
   assert.equal(finished, true);
   assert.equal(queue.len(), 0);
   assert.equal(await queue.get(), undefined);
-  assert.throws(() => runController({ name: 'bad', queue: new WorkQueue(), workers: 0, reconcile: async () => {} }), /positive integer/);
+  assert.throws(
+    () => runController({ name: 'bad', queue: new WorkQueue(), workers: 0, reconcile: async () => {} }),
+    /positive integer/,
+  );
 });
 
 test('end to end: informer events → queue → reconcile labels each Job via a merge patch', async (t) => {
@@ -112,11 +128,16 @@ test('end to end: informer events → queue → reconcile labels each Job via a 
   const batch = kc.makeApiClient(BatchV1Api);
   const ns = 'e2e';
   const queue = new WorkQueue();
-  const inf = new SupervisedInformer<V1Job>({ kubeConfig: kc, path: `/apis/batch/v1/namespaces/${ns}/jobs`, list: () => batch.listNamespacedJob({ namespace: ns }) });
+  const inf = new SupervisedInformer<V1Job>({
+    kubeConfig: kc,
+    path: `/apis/batch/v1/namespaces/${ns}/jobs`,
+    list: () => batch.listNamespacedJob({ namespace: ns }),
+  });
   inf.addHandlers(enqueueHandlers(queue));
   const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   const ctl = runController({
-    name: 'jobs', queue,
+    name: 'jobs',
+    queue,
     reconcile: async (key) => {
       const { namespace, name } = splitKey(key);
       const j = inf.get(name, namespace);
@@ -124,12 +145,22 @@ test('end to end: informer events → queue → reconcile labels each Job via a 
       await batch.patchNamespacedJob({ namespace, name, body: { metadata: { labels: { reconciled: 'yes' } } } }, merge);
     },
   });
-  t.after(async () => { await ctl.stop(); await inf.stop(); await srv.close(); });
-  const body = (name: string): V1Job => ({ metadata: { name }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'm', image: 'i' }] } } } });
+  t.after(async () => {
+    await ctl.stop();
+    await inf.stop();
+    await srv.close();
+  });
+  const body = (name: string): V1Job => ({
+    metadata: { name },
+    spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'm', image: 'i' }] } } },
+  });
   await batch.createNamespacedJob({ namespace: ns, body: body('j1') });
   await inf.start();
   await batch.createNamespacedJob({ namespace: ns, body: body('j2') });
-  const labelled = () => srv.listObjects({ group: 'batch', plural: 'jobs', namespace: ns }).filter((o) => o.metadata.labels?.reconciled === 'yes').length;
+  const labelled = () =>
+    srv
+      .listObjects({ group: 'batch', plural: 'jobs', namespace: ns })
+      .filter((o) => o.metadata.labels?.reconciled === 'yes').length;
   await waitFor(() => labelled() === 2, 'both jobs reconciled');
   await sleep(50);
   assert.equal(srv.count('patch', 'batch/jobs'), 2, 'the update events of our own patches do not cause more writes');

@@ -4,17 +4,33 @@ import assert from 'node:assert/strict';
 import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import type { FakeApiServer } from '../../k8s/api-server.js';
-import { SupervisedInformer, controllerOwnerKey, enqueueHandlers, ownerHandlers, apiGroup } from '../../../src/operator/runtime/informer.js';
+import {
+  SupervisedInformer,
+  controllerOwnerKey,
+  enqueueHandlers,
+  ownerHandlers,
+  apiGroup,
+} from '../../../src/operator/runtime/informer.js';
 import { WorkQueue } from '../../../src/operator/runtime/workqueue.js';
 import { OperatorMetrics } from '../../../src/operator/runtime/metrics.js';
 import { fakeCluster, waitFor, sleep } from './helpers.js';
 
 let srv: FakeApiServer, kc: KubeConfig, batch: BatchV1Api, core: CoreV1Api;
-before(async () => { ({ srv, kc } = await fakeCluster()); batch = kc.makeApiClient(BatchV1Api); core = kc.makeApiClient(CoreV1Api); });
+before(async () => {
+  ({ srv, kc } = await fakeCluster());
+  batch = kc.makeApiClient(BatchV1Api);
+  core = kc.makeApiClient(CoreV1Api);
+});
 // Stop every informer before the server goes away, also when a test failed (restart timers keep the process alive).
 const informers: Array<SupervisedInformer<any>> = [];
-after(async () => { await Promise.all(informers.map((i) => i.stop())); await srv.close(); });
-const track = <T extends SupervisedInformer<any>>(i: T): T => { informers.push(i); return i; };
+after(async () => {
+  await Promise.all(informers.map((i) => i.stop()));
+  await srv.close();
+});
+const track = <T extends SupervisedInformer<any>>(i: T): T => {
+  informers.push(i);
+  return i;
+};
 
 const job = (name: string, labels: Record<string, string> = {}): V1Job => ({
   metadata: { name, labels },
@@ -22,13 +38,22 @@ const job = (name: string, labels: Record<string, string> = {}): V1Job => ({
 });
 
 function jobInformer(ns: string, extra: Partial<ConstructorParameters<typeof SupervisedInformer<V1Job>>[0]> = {}) {
-  const inf = track(new SupervisedInformer<V1Job>({
-    kubeConfig: kc, path: `/apis/batch/v1/namespaces/${ns}/jobs`, list: () => batch.listNamespacedJob({ namespace: ns }),
-    resource: 'batch/jobs', backoffInitialMs: 20, backoffMaxMs: 80, ...extra,
-  }));
+  const inf = track(
+    new SupervisedInformer<V1Job>({
+      kubeConfig: kc,
+      path: `/apis/batch/v1/namespaces/${ns}/jobs`,
+      list: () => batch.listNamespacedJob({ namespace: ns }),
+      resource: 'batch/jobs',
+      backoffInitialMs: 20,
+      backoffMaxMs: 80,
+      ...extra,
+    }),
+  );
   const events: string[] = [];
   inf.on('add', (o) => events.push(`add ${o.metadata!.name}`));
-  inf.on('update', (o, old) => events.push(`update ${o.metadata!.name} ${old.metadata!.resourceVersion}->${o.metadata!.resourceVersion}`));
+  inf.on('update', (o, old) =>
+    events.push(`update ${o.metadata!.name} ${old.metadata!.resourceVersion}->${o.metadata!.resourceVersion}`),
+  );
   inf.on('delete', (o) => events.push(`delete ${o.metadata!.name}`));
   return { inf, events };
 }
@@ -37,7 +62,10 @@ test('start() resolves after the first list; cache, add/update(old)/delete and l
   const ns = 'basic';
   await batch.createNamespacedJob({ namespace: ns, body: job('a', { app: 'x' }) });
   await batch.createNamespacedJob({ namespace: ns, body: job('skip', { app: 'y' }) });
-  const { inf, events } = jobInformer(ns, { labelSelector: 'app=x', list: () => batch.listNamespacedJob({ namespace: ns, labelSelector: 'app=x' }) });
+  const { inf, events } = jobInformer(ns, {
+    labelSelector: 'app=x',
+    list: () => batch.listNamespacedJob({ namespace: ns, labelSelector: 'app=x' }),
+  });
   await inf.start();
   assert.equal(inf.hasSynced(), true);
   assert.deepEqual(events, ['add a']);
@@ -49,12 +77,16 @@ test('start() resolves after the first list; cache, add/update(old)/delete and l
   assert.ok(t >= 300 && t < 600, `jittered server-side watch timeout, got ${w.query.timeoutSeconds}`);
 
   const rv0 = inf.get('a', ns)!.metadata!.resourceVersion!;
-  const rv1 = srv.setStatus({ group: 'batch', plural: 'jobs', namespace: ns, name: 'a' }, { active: 1 }).metadata.resourceVersion;
+  const rv1 = srv.setStatus({ group: 'batch', plural: 'jobs', namespace: ns, name: 'a' }, { active: 1 }).metadata
+    .resourceVersion;
   await batch.createNamespacedJob({ namespace: ns, body: job('b', { app: 'x' }) });
   await batch.deleteNamespacedJob({ namespace: ns, name: 'a' });
   await waitFor(() => events.length === 4, 'watch events');
   assert.deepEqual(events.slice(1), [`update a ${rv0}->${rv1}`, 'add b', 'delete a']);
-  assert.deepEqual(inf.list(ns).map((o) => o.metadata!.name), ['b']);
+  assert.deepEqual(
+    inf.list(ns).map((o) => o.metadata!.name),
+    ['b'],
+  );
   await inf.stop();
   await waitFor(() => srv.openWatches === 0, 'watch closed after stop');
 });
@@ -63,7 +95,10 @@ test('a non-410 watch error restarts the informer with backoff; events keep flow
   const ns = 'restart';
   const metrics = new OperatorMetrics(new Registry());
   const errs: string[] = [];
-  const { inf, events } = jobInformer(ns, { metrics, log: { info() {}, debug() {}, error() {}, warn: (o: any) => errs.push(String(o.err?.statusCode ?? o.err)) } });
+  const { inf, events } = jobInformer(ns, {
+    metrics,
+    log: { info() {}, debug() {}, error() {}, warn: (o: any) => errs.push(String(o.err?.statusCode ?? o.err)) },
+  });
   await inf.start();
   srv.failNext('watch', 'batch/jobs', 500, 2);
   srv.closeWatches(); // the informer rewatches, gets 500 (client-node stops), we restart: 500 again, restart again
@@ -111,9 +146,19 @@ test('resync re-delivers every cached object to update handlers with old === new
   const ns = 'resync';
   await batch.createNamespacedJob({ namespace: ns, body: job('r1') });
   await batch.createNamespacedJob({ namespace: ns, body: job('r2') });
-  const inf = track(new SupervisedInformer<V1Job>({ kubeConfig: kc, path: `/apis/batch/v1/namespaces/${ns}/jobs`, list: () => batch.listNamespacedJob({ namespace: ns }), resyncMs: 60 }));
+  const inf = track(
+    new SupervisedInformer<V1Job>({
+      kubeConfig: kc,
+      path: `/apis/batch/v1/namespaces/${ns}/jobs`,
+      list: () => batch.listNamespacedJob({ namespace: ns }),
+      resyncMs: 60,
+    }),
+  );
   const seen: string[] = [];
-  inf.on('update', (o, old) => { assert.equal(o, old); seen.push(o.metadata!.name!); });
+  inf.on('update', (o, old) => {
+    assert.equal(o, old);
+    seen.push(o.metadata!.name!);
+  });
   await inf.start();
   assert.deepEqual(seen, []);
   await waitFor(() => seen.length >= 4, 'two resync rounds', 2000);
@@ -139,12 +184,30 @@ test('idle watchdog restarts a watch that delivered nothing for idleTimeoutMs', 
 
 test('controllerOwnerKey / ownerHandlers map a child event to its controlling owner key', async () => {
   const owner = { apiVersion: 'distill.getdistill.dev/v1alpha1', kind: 'DistillationRun' };
-  const ref = (o: object) => ({ apiVersion: 'distill.getdistill.dev/v1beta1', kind: 'DistillationRun', name: 'run-1', uid: 'u', ...o });
+  const ref = (o: object) => ({
+    apiVersion: 'distill.getdistill.dev/v1beta1',
+    kind: 'DistillationRun',
+    name: 'run-1',
+    uid: 'u',
+    ...o,
+  });
   const pod = (refs: object[]): V1Pod => ({ metadata: { name: 'p', namespace: 'ns', ownerReferences: refs as any } });
-  assert.equal(controllerOwnerKey(pod([ref({ controller: true })]), owner), 'ns/run-1', 'any version of the same group');
+  assert.equal(
+    controllerOwnerKey(pod([ref({ controller: true })]), owner),
+    'ns/run-1',
+    'any version of the same group',
+  );
   assert.equal(controllerOwnerKey(pod([ref({})]), owner), undefined, 'not the controller');
-  assert.equal(controllerOwnerKey(pod([ref({ controller: true, apiVersion: 'other.dev/v1alpha1' })]), owner), undefined, 'other group');
-  assert.equal(controllerOwnerKey(pod([ref({ controller: true, kind: 'GenerationEndpoint' })]), owner), undefined, 'other kind');
+  assert.equal(
+    controllerOwnerKey(pod([ref({ controller: true, apiVersion: 'other.dev/v1alpha1' })]), owner),
+    undefined,
+    'other group',
+  );
+  assert.equal(
+    controllerOwnerKey(pod([ref({ controller: true, kind: 'GenerationEndpoint' })]), owner),
+    undefined,
+    'other kind',
+  );
   assert.equal(controllerOwnerKey(pod([]), owner), undefined);
   assert.equal(apiGroup('v1'), '');
   assert.equal(apiGroup('batch/v1'), 'batch');
@@ -152,17 +215,30 @@ test('controllerOwnerKey / ownerHandlers map a child event to its controlling ow
   // Live: a Job informer feeding a queue with its owner's key, and one with its own key.
   const ns = 'owners';
   const q = new WorkQueue();
-  const inf = track(new SupervisedInformer<V1Job>({ kubeConfig: kc, path: `/apis/batch/v1/namespaces/${ns}/jobs`, list: () => batch.listNamespacedJob({ namespace: ns }) }));
+  const inf = track(
+    new SupervisedInformer<V1Job>({
+      kubeConfig: kc,
+      path: `/apis/batch/v1/namespaces/${ns}/jobs`,
+      list: () => batch.listNamespacedJob({ namespace: ns }),
+    }),
+  );
   inf.addHandlers(ownerHandlers(q, owner));
   const own = new WorkQueue();
   inf.addHandlers(enqueueHandlers(own));
   await inf.start();
-  await batch.createNamespacedJob({ namespace: ns, body: { ...job('child'), metadata: { name: 'child', ownerReferences: [ref({ controller: true, name: 'run-7' }) as any] } } });
+  await batch.createNamespacedJob({
+    namespace: ns,
+    body: {
+      ...job('child'),
+      metadata: { name: 'child', ownerReferences: [ref({ controller: true, name: 'run-7' }) as any] },
+    },
+  });
   await batch.createNamespacedJob({ namespace: ns, body: job('orphan') });
   await waitFor(() => own.len() === 2, 'two own keys');
   assert.equal(q.len(), 1);
   assert.equal(await q.get(), 'owners/run-7');
   assert.deepEqual([await own.get(), await own.get()], ['owners/child', 'owners/orphan']);
   await inf.stop();
-  q.shutDown(); own.shutDown();
+  q.shutDown();
+  own.shutDown();
 });

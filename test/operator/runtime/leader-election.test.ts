@@ -7,7 +7,8 @@ import { LeaderElector, type LeaderElectorOptions } from '../../../src/operator/
 import { OperatorMetrics } from '../../../src/operator/runtime/metrics.js';
 import { fakeCluster, waitFor, sleep } from './helpers.js';
 
-const NS = 'distill', LEASE = 'get-operator';
+const NS = 'distill',
+  LEASE = 'get-operator';
 const MICRO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 // Test timings: 1 s lease, 500 ms renew deadline, 100 ms retry.
 const FAST = { leaseDurationMs: 1000, renewDeadlineMs: 500, retryPeriodMs: 100 };
@@ -15,8 +16,15 @@ const FAST = { leaseDurationMs: 1000, renewDeadlineMs: 500, retryPeriodMs: 100 }
 function candidate(api: CoordinationV1Api, identity: string, extra: Partial<LeaderElectorOptions> = {}) {
   const log: string[] = [];
   const el = new LeaderElector({
-    api, namespace: NS, name: LEASE, identity, ...FAST,
-    onStartedLeading: (signal) => { log.push('started'); signal.addEventListener('abort', () => log.push('aborted')); },
+    api,
+    namespace: NS,
+    name: LEASE,
+    identity,
+    ...FAST,
+    onStartedLeading: (signal) => {
+      log.push('started');
+      signal.addEventListener('abort', () => log.push('aborted'));
+    },
     onStoppedLeading: () => log.push('stopped'),
     ...extra,
   });
@@ -26,7 +34,10 @@ function candidate(api: CoordinationV1Api, identity: string, extra: Partial<Lead
 test('two candidates on one Lease: exactly one leads; stopping it releases and the other takes over', async (t) => {
   const { srv, kc } = await fakeCluster();
   const electors: LeaderElector[] = [];
-  t.after(async () => { await Promise.all(electors.map((e) => e.stop())); await srv.close(); });
+  t.after(async () => {
+    await Promise.all(electors.map((e) => e.stop()));
+    await srv.close();
+  });
   const api = kc.makeApiClient(CoordinationV1Api);
   const reg = new Registry();
   const a = candidate(api, 'pod-a', { metrics: new OperatorMetrics(reg) });
@@ -67,15 +78,30 @@ test('two candidates on one Lease: exactly one leads; stopping it releases and t
 test('a crashed leader (no release) is replaced once its Lease has not changed for leaseDuration', async (t) => {
   const { srv, kc } = await fakeCluster();
   const electors: LeaderElector[] = [];
-  t.after(async () => { await Promise.all(electors.map((e) => e.stop())); await srv.close(); });
+  t.after(async () => {
+    await Promise.all(electors.map((e) => e.stop()));
+    await srv.close();
+  });
   const api = kc.makeApiClient(CoordinationV1Api);
   const now = new Date();
-  await api.createNamespacedLease({ namespace: NS, body: { metadata: { name: LEASE }, spec: { holderIdentity: 'dead-pod', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: 4 } } });
+  await api.createNamespacedLease({
+    namespace: NS,
+    body: {
+      metadata: { name: LEASE },
+      spec: {
+        holderIdentity: 'dead-pod',
+        leaseDurationSeconds: 1,
+        acquireTime: now,
+        renewTime: now,
+        leaseTransitions: 4,
+      },
+    },
+  });
   const b = candidate(api, 'pod-b');
   electors.push(b.el);
   b.el.start();
   await sleep(600);
-  assert.equal(b.el.isLeader(), false, 'the dead holder\'s lease is still valid');
+  assert.equal(b.el.isLeader(), false, "the dead holder's lease is still valid");
   await waitFor(() => b.el.isLeader(), 'takeover after expiry', 1500);
   assert.ok(Date.now() - now.getTime() >= 1000);
   const lease = srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!;
@@ -83,20 +109,42 @@ test('a crashed leader (no release) is replaced once its Lease has not changed f
   await b.el.stop();
 });
 
-test('clock skew: a live holder whose clock is an hour behind keeps the Lease; expiry runs on the candidate\'s clock', async (t) => {
+test("clock skew: a live holder whose clock is an hour behind keeps the Lease; expiry runs on the candidate's clock", async (t) => {
   const { srv, kc } = await fakeCluster();
   const electors: LeaderElector[] = [];
   let renewing = true;
-  t.after(async () => { renewing = false; await Promise.all(electors.map((e) => e.stop())); await srv.close(); });
+  t.after(async () => {
+    renewing = false;
+    await Promise.all(electors.map((e) => e.stop()));
+    await srv.close();
+  });
   const api = kc.makeApiClient(CoordinationV1Api);
   const behind = () => new Date(Date.now() - 3_600_000);
-  await api.createNamespacedLease({ namespace: NS, body: { metadata: { name: LEASE }, spec: { holderIdentity: 'skewed-pod', leaseDurationSeconds: 1, acquireTime: behind(), renewTime: behind(), leaseTransitions: 0 } } });
+  await api.createNamespacedLease({
+    namespace: NS,
+    body: {
+      metadata: { name: LEASE },
+      spec: {
+        holderIdentity: 'skewed-pod',
+        leaseDurationSeconds: 1,
+        acquireTime: behind(),
+        renewTime: behind(),
+        leaseTransitions: 0,
+      },
+    },
+  });
   // The holder renews every 200 ms, stamping its own (late) clock.
   const renew = (async () => {
     while (renewing) {
       const cur = await api.readNamespacedLease({ namespace: NS, name: LEASE });
       if (cur.spec?.holderIdentity !== 'skewed-pod') return;
-      await api.replaceNamespacedLease({ namespace: NS, name: LEASE, body: { ...cur, spec: { ...cur.spec, renewTime: behind() } } }).catch(() => {});
+      await api
+        .replaceNamespacedLease({
+          namespace: NS,
+          name: LEASE,
+          body: { ...cur, spec: { ...cur.spec, renewTime: behind() } },
+        })
+        .catch(() => {});
       await sleep(200);
     }
   })();
@@ -104,7 +152,11 @@ test('clock skew: a live holder whose clock is an hour behind keeps the Lease; e
   electors.push(b.el);
   b.el.start();
   await sleep(1500);
-  assert.equal(b.el.isLeader(), false, 'renewTime looks an hour old, but the Lease keeps changing: its holder is alive');
+  assert.equal(
+    b.el.isLeader(),
+    false,
+    'renewTime looks an hour old, but the Lease keeps changing: its holder is alive',
+  );
   renewing = false;
   await renew;
   const stoppedAt = Date.now();
@@ -117,7 +169,10 @@ test('clock skew: a live holder whose clock is an hour behind keeps the Lease; e
 test('two candidates racing for a fresh Lease: optimistic concurrency gives exactly one leader', async (t) => {
   const { srv, kc } = await fakeCluster();
   const electors: LeaderElector[] = [];
-  t.after(async () => { await Promise.all(electors.map((e) => e.stop())); await srv.close(); });
+  t.after(async () => {
+    await Promise.all(electors.map((e) => e.stop()));
+    await srv.close();
+  });
   const api = kc.makeApiClient(CoordinationV1Api);
   const cs = ['p0', 'p1', 'p2'].map((id) => candidate(api, id));
   electors.push(...cs.map((c) => c.el));
@@ -126,14 +181,20 @@ test('two candidates racing for a fresh Lease: optimistic concurrency gives exac
   await sleep(300);
   assert.equal(cs.filter((c) => c.el.isLeader()).length, 1);
   const leader = cs.find((c) => c.el.isLeader())!;
-  assert.equal(srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!.spec.holderIdentity, leader.el['opts'].identity);
+  assert.equal(
+    srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!.spec.holderIdentity,
+    leader.el['opts'].identity,
+  );
   await Promise.all(cs.map((c) => c.el.stop()));
 });
 
 test('renew failures beyond the renew deadline end leadership (onStoppedLeading), then it campaigns again', async (t) => {
   const { srv, kc } = await fakeCluster();
   const electors: LeaderElector[] = [];
-  t.after(async () => { await Promise.all(electors.map((e) => e.stop())); await srv.close(); });
+  t.after(async () => {
+    await Promise.all(electors.map((e) => e.stop()));
+    await srv.close();
+  });
   const api = kc.makeApiClient(CoordinationV1Api);
   const a = candidate(api, 'pod-a');
   electors.push(a.el);
@@ -142,9 +203,14 @@ test('renew failures beyond the renew deadline end leadership (onStoppedLeading)
   srv.failNext('update', 'coordination.k8s.io/leases', 500, 8); // ~8 × 100 ms of failed renews > 500 ms deadline
   await waitFor(() => !a.el.isLeader(), 'leadership lost', 2000);
   // Measured from the last renew that reached the server.
-  const lastRenew = Date.parse(srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!.spec.renewTime);
+  const lastRenew = Date.parse(
+    srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!.spec.renewTime,
+  );
   const lostAfter = Date.now() - lastRenew;
-  assert.ok(lostAfter >= 500 && lostAfter < 1500, `lost ${lostAfter} ms after the last renew (deadline 500, retry 100)`);
+  assert.ok(
+    lostAfter >= 500 && lostAfter < 1500,
+    `lost ${lostAfter} ms after the last renew (deadline 500, retry 100)`,
+  );
   assert.deepEqual(a.log, ['started', 'aborted', 'stopped']);
   // The injected faults run out; it holds the Lease still (same identity) and leads again.
   await waitFor(() => a.el.isLeader(), 're-acquired', 2000);
@@ -155,22 +221,45 @@ test('renew failures beyond the renew deadline end leadership (onStoppedLeading)
 test('stop() waits for the leader work to drain before releasing; invalid durations are rejected', async (t) => {
   const { srv, kc } = await fakeCluster();
   const electors: LeaderElector[] = [];
-  t.after(async () => { await Promise.all(electors.map((e) => e.stop())); await srv.close(); });
+  t.after(async () => {
+    await Promise.all(electors.map((e) => e.stop()));
+    await srv.close();
+  });
   const api = kc.makeApiClient(CoordinationV1Api);
   const order: string[] = [];
   const el = new LeaderElector({
-    api, namespace: NS, name: LEASE, identity: 'x', ...FAST,
+    api,
+    namespace: NS,
+    name: LEASE,
+    identity: 'x',
+    ...FAST,
     onStartedLeading: async (signal) => {
       await new Promise((r) => signal.addEventListener('abort', r));
       await sleep(50);
-      order.push(`drained, holder=${srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!.spec.holderIdentity}`);
+      order.push(
+        `drained, holder=${srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!.spec.holderIdentity}`,
+      );
     },
   });
   electors.push(el);
   el.start();
   await waitFor(() => el.isLeader(), 'leads');
   await el.stop();
-  order.push(`released, holder=${JSON.stringify(srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!.spec.holderIdentity)}`);
+  order.push(
+    `released, holder=${JSON.stringify(srv.getObject({ group: 'coordination.k8s.io', plural: 'leases', namespace: NS, name: LEASE })!.spec.holderIdentity)}`,
+  );
   assert.deepEqual(order, ['drained, holder=x', 'released, holder=""']);
-  assert.throws(() => new LeaderElector({ api, namespace: NS, name: LEASE, identity: 'y', leaseDurationMs: 1000, renewDeadlineMs: 1000, onStartedLeading() {} }), /leaseDurationMs > renewDeadlineMs/);
+  assert.throws(
+    () =>
+      new LeaderElector({
+        api,
+        namespace: NS,
+        name: LEASE,
+        identity: 'y',
+        leaseDurationMs: 1000,
+        renewDeadlineMs: 1000,
+        onStartedLeading() {},
+      }),
+    /leaseDurationMs > renewDeadlineMs/,
+  );
 });

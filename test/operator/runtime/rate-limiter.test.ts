@@ -1,10 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BucketRateLimiter, ItemExponentialRateLimiter, MaxOfRateLimiter, defaultControllerRateLimiter } from '../../../src/operator/runtime/rate-limiter.js';
+import {
+  BucketRateLimiter,
+  ItemExponentialRateLimiter,
+  MaxOfRateLimiter,
+  defaultControllerRateLimiter,
+} from '../../../src/operator/runtime/rate-limiter.js';
 
 test('per-item exponential: 5 ms · 2^n per key, capped, reset by forget', () => {
   const l = new ItemExponentialRateLimiter(5, 1000);
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map(() => l.when('a')), [5, 10, 20, 40, 80, 160, 320, 640]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7, 8].map(() => l.when('a')),
+    [5, 10, 20, 40, 80, 160, 320, 640],
+  );
   assert.equal(l.when('a'), 1000);
   assert.equal(l.when('a'), 1000);
   assert.equal(l.retries('a'), 10);

@@ -13,7 +13,9 @@ function countingMetrics() {
 test('add dedupes queued keys and keeps FIFO order', async () => {
   const { m, sink } = countingMetrics();
   const q = new WorkQueue({ metrics: sink });
-  q.add('ns/a'); q.add('ns/b'); q.add('ns/a');
+  q.add('ns/a');
+  q.add('ns/b');
+  q.add('ns/a');
   assert.equal(q.len(), 2);
   assert.equal(m.adds, 2);
   assert.equal(await q.get(), 'ns/a');
@@ -28,12 +30,15 @@ test('per-key serialization: a key added while processing is held back and re-qu
   q.add('k');
   const k = await q.get();
   assert.equal(k, 'k');
-  q.add('k'); q.add('k'); // dirty while processing: not handed to a second worker
+  q.add('k');
+  q.add('k'); // dirty while processing: not handed to a second worker
   q.add('other');
   assert.equal(q.len(), 1);
   assert.equal(await q.get(), 'other');
   let second: string | undefined = 'pending';
-  const waiting = q.get().then((v) => { second = v; });
+  const waiting = q.get().then((v) => {
+    second = v;
+  });
   await sleep(10);
   assert.equal(second, 'pending', 'k is not handed out while still processing');
   q.done('k');
@@ -48,7 +53,7 @@ test('per-key serialization: a key added while processing is held back and re-qu
 test('a key done without re-adding is not re-queued; get waits for a later add', async () => {
   const q = new WorkQueue();
   q.add('a');
-  q.done(await q.get() as string);
+  q.done((await q.get()) as string);
   assert.equal(q.len(), 0);
   const p = q.get();
   setTimeout(() => q.add('b'), 5);
@@ -89,7 +94,8 @@ test('addRateLimited uses the limiter (5, 10, 20 ms); forget resets numRequeues'
 
 test('shutDown resolves waiting and later get() with undefined, drops queued and delayed keys', async () => {
   const q = new WorkQueue();
-  const w1 = q.get(), w2 = q.get();
+  const w1 = q.get(),
+    w2 = q.get();
   q.addAfter('late', 60_000); // would keep the process alive if not cleared/unref'd
   q.shutDown();
   assert.deepEqual(await Promise.all([w1, w2]), [undefined, undefined]);

@@ -8,10 +8,28 @@ export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
 /** One custom resource type: names as the CRD and the REST paths spell them. */
-export interface KindNames { kind: string; plural: string; singular: string; shortNames: string[]; listKind: string }
+export interface KindNames {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  listKind: string;
+}
 
-export const RUN: KindNames = { kind: 'DistillationRun', plural: 'distillationruns', singular: 'distillationrun', shortNames: ['drun'], listKind: 'DistillationRunList' };
-export const ENDPOINT: KindNames = { kind: 'GenerationEndpoint', plural: 'generationendpoints', singular: 'generationendpoint', shortNames: ['genep'], listKind: 'GenerationEndpointList' };
+export const RUN: KindNames = {
+  kind: 'DistillationRun',
+  plural: 'distillationruns',
+  singular: 'distillationrun',
+  shortNames: ['drun'],
+  listKind: 'DistillationRunList',
+};
+export const ENDPOINT: KindNames = {
+  kind: 'GenerationEndpoint',
+  plural: 'generationendpoints',
+  singular: 'generationendpoint',
+  shortNames: ['genep'],
+  listKind: 'GenerationEndpointList',
+};
 
 /** Object names of both kinds: DNS-1035 labels (they name Jobs, pods, Services and label values). */
 export const NAME_PATTERN = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
@@ -25,8 +43,10 @@ export const MAX_ENDPOINT_NAME = 63;
  * the same; API servers that do not run CEL reach the operator with it).
  */
 export function nameProblem(name: string, max: number): string | undefined {
-  if (name.length > max) return `metadata.name "${name}" has ${name.length} characters; at most ${max} (it names pods and Services); recreate it under a shorter name`;
-  if (!new RegExp(NAME_PATTERN).test(name)) return `metadata.name "${name}" must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter); recreate it under another name`;
+  if (name.length > max)
+    return `metadata.name "${name}" has ${name.length} characters; at most ${max} (it names pods and Services); recreate it under a shorter name`;
+  if (!new RegExp(NAME_PATTERN).test(name))
+    return `metadata.name "${name}" must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter); recreate it under another name`;
   return undefined;
 }
 

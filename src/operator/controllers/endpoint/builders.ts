@@ -5,7 +5,14 @@
  * KServe's raw deployment mode (../shared/reference/peers.md §1a KServe, KEDA).
  */
 import { createHash } from 'node:crypto';
-import type { V1Deployment, V1EnvVar, V1Probe, V1Service, V2HorizontalPodAutoscaler, V2MetricSpec } from '@kubernetes/client-node';
+import type {
+  V1Deployment,
+  V1EnvVar,
+  V1Probe,
+  V1Service,
+  V2HorizontalPodAutoscaler,
+  V2MetricSpec,
+} from '@kubernetes/client-node';
 import { ANNOTATIONS, ENDPOINT, LABELS, MANAGER } from '../../api/v1alpha1/group.js';
 import { ResourcesSchema, type ResourcesSpec } from '../../api/v1alpha1/common.js';
 import type { GenerationEndpointSpec } from '../../api/v1alpha1/endpoint.js';
@@ -27,7 +34,10 @@ export const TERMINATION_GRACE_S = PRESTOP_SLEEP_S + SHUTDOWN_GRACE_MS / 1000 + 
 const MAX_IMAGES_PER_REQUEST = 16;
 
 /** The model a Deployment serves: its URI and, when known, its sha256 digest (`sha256:<hex>`). */
-export interface ResolvedModel { uri: string; digest?: string }
+export interface ResolvedModel {
+  uri: string;
+  digest?: string;
+}
 
 /** How the endpoint is scaled: fixed replicas, an HPA, or a KEDA ScaledObject. */
 export type ScalingMode = 'fixed' | 'hpa' | 'keda';
@@ -53,7 +63,8 @@ export function rolloutDigest(m: ResolvedModel): string {
 }
 
 /** spec.resources, else the schema defaults (1 GPU of cfg.gpuResourceName, 2 CPU, 8Gi). */
-export const endpointResources = (spec: GenerationEndpointSpec): ResourcesSpec => spec.resources ?? ResourcesSchema.parse({});
+export const endpointResources = (spec: GenerationEndpointSpec): ResourcesSpec =>
+  spec.resources ?? ResourcesSchema.parse({});
 
 /** Replicas a new Deployment starts with: spec.replicas, or minReplicas (at least 1: scale-from-zero proves the model loads). */
 export function initialReplicas(spec: GenerationEndpointSpec): number {
@@ -85,14 +96,24 @@ const httpGet = (path: string, p: Omit<V1Probe, 'httpGet'>): V1Probe => ({ httpG
  * pod of the new model is ready. `replicas` is spec.replicas, or with autoscaling the count to create
  * with ({@link initialReplicas}; patches leave it out: the HPA/KEDA owns it, and it is not hashed).
  */
-export function buildDeployment(ep: Owned, spec: GenerationEndpointSpec, model: ResolvedModel, cfg: OperatorConfig): V1Deployment {
+export function buildDeployment(
+  ep: Owned,
+  spec: GenerationEndpointSpec,
+  model: ResolvedModel,
+  cfg: OperatorConfig,
+): V1Deployment {
   const name = ep.metadata!.name!;
   const r = endpointResources(spec);
   const container = serviceContainer(COMPONENT, cfg.inferenceImage, inferenceEnv(spec, model, cfg), r, cfg, {
     ports: [{ name: 'http', containerPort: SERVICE_PORT, protocol: 'TCP' }],
     // Startup covers the model download + session creation + warm-up (up to 10 min) before liveness applies.
     startupProbe: httpGet('/v2/health/live', { periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 120 }),
-    livenessProbe: httpGet('/v2/health/live', { initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 10, failureThreshold: 6 }),
+    livenessProbe: httpGet('/v2/health/live', {
+      initialDelaySeconds: 30,
+      periodSeconds: 10,
+      timeoutSeconds: 10,
+      failureThreshold: 6,
+    }),
     readinessProbe: httpGet('/v2/health/ready', { periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 }),
     lifecycle: { preStop: { exec: { command: ['sleep', String(PRESTOP_SLEEP_S)] } } },
   });
@@ -108,7 +129,9 @@ export function buildDeployment(ep: Owned, spec: GenerationEndpointSpec, model: 
         labels: podLabels,
         annotations: {
           [ANNOTATIONS.modelDigest]: rolloutDigest(model),
-          'prometheus.io/scrape': 'true', 'prometheus.io/port': String(SERVICE_PORT), 'prometheus.io/path': '/metrics',
+          'prometheus.io/scrape': 'true',
+          'prometheus.io/port': String(SERVICE_PORT),
+          'prometheus.io/path': '/metrics',
         },
       },
       spec: podSpec(container, r, cfg, { terminationGracePeriodSeconds: TERMINATION_GRACE_S }),
@@ -118,7 +141,8 @@ export function buildDeployment(ep: Owned, spec: GenerationEndpointSpec, model: 
   const hashed = spec.autoscaling ? body : { ...body, replicas: spec.replicas };
   const hash = specHash(hashed);
   return {
-    apiVersion: 'apps/v1', kind: 'Deployment',
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
     metadata: childMeta(ep, ENDPOINT.kind, name, childLabels(name), hash),
     spec: { replicas: initialReplicas(spec), ...body },
   };
@@ -127,8 +151,17 @@ export function buildDeployment(ep: Owned, spec: GenerationEndpointSpec, model: 
 /** The Service `<name>`: ClusterIP port 8080 `http` → the pods' `http` port. */
 export function buildService(ep: Owned): V1Service {
   const name = ep.metadata!.name!;
-  const spec = { type: 'ClusterIP', selector: selectorLabels(name), ports: [{ name: 'http', port: SERVICE_PORT, targetPort: 'http', protocol: 'TCP' }] };
-  return { apiVersion: 'v1', kind: 'Service', metadata: childMeta(ep, ENDPOINT.kind, name, childLabels(name), specHash(spec)), spec: spec as V1Service['spec'] };
+  const spec = {
+    type: 'ClusterIP',
+    selector: selectorLabels(name),
+    ports: [{ name: 'http', port: SERVICE_PORT, targetPort: 'http', protocol: 'TCP' }],
+  };
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: childMeta(ep, ENDPOINT.kind, name, childLabels(name), specHash(spec)),
+    spec: spec as V1Service['spec'],
+  };
 }
 
 /** A Kubernetes quantity for a positive number: integers as is, fractions in milli-units (rounded up). */
@@ -143,16 +176,34 @@ export function buildHpa(ep: Owned, spec: GenerationEndpointSpec): V2HorizontalP
   const a = spec.autoscaling;
   if (!a) throw new Error('buildHpa: spec.autoscaling is not set');
   const name = ep.metadata!.name!;
-  const metrics: V2MetricSpec[] = [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: a.targetCPUUtilizationPercentage } } }];
+  const metrics: V2MetricSpec[] = [
+    {
+      type: 'Resource',
+      resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: a.targetCPUUtilizationPercentage } },
+    },
+  ];
   if (a.targetQueueDepth !== undefined) {
-    metrics.push({ type: 'Pods', pods: { metric: { name: 'get_queue_depth' }, target: { type: 'AverageValue', averageValue: quantity(a.targetQueueDepth) as never } } });
+    metrics.push({
+      type: 'Pods',
+      pods: {
+        metric: { name: 'get_queue_depth' },
+        target: { type: 'AverageValue', averageValue: quantity(a.targetQueueDepth) as never },
+      },
+    });
   }
   const hpaSpec = {
     scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
-    minReplicas: Math.max(1, a.minReplicas), maxReplicas: a.maxReplicas, metrics,
+    minReplicas: Math.max(1, a.minReplicas),
+    maxReplicas: a.maxReplicas,
+    metrics,
     behavior: { scaleDown: { stabilizationWindowSeconds: 300 } },
   };
-  return { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: childMeta(ep, ENDPOINT.kind, name, childLabels(name), specHash(hpaSpec)), spec: hpaSpec };
+  return {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: childMeta(ep, ENDPOINT.kind, name, childLabels(name), specHash(hpaSpec)),
+    spec: hpaSpec,
+  };
 }
 
 /** KEDA's API coordinates (ScaledObject, keda.sh/v1alpha1). */
@@ -164,33 +215,51 @@ export function defaultKedaQuery(namespace: string, name: string): string {
 }
 
 /** A KEDA ScaledObject as a plain object (the custom objects API takes JSON). */
-export interface ScaledObjectBody { apiVersion: string; kind: string; metadata: ReturnType<typeof childMeta>; spec: Record<string, unknown> }
+export interface ScaledObjectBody {
+  apiVersion: string;
+  kind: string;
+  metadata: ReturnType<typeof childMeta>;
+  spec: Record<string, unknown>;
+}
 
 /**
  * The KEDA ScaledObject `<name>` on the Deployment: one Prometheus trigger (threshold per replica,
  * activationThreshold for scaling up from zero). @throws Error when autoscaling.keda is absent.
  */
 export function buildScaledObject(ep: Owned, spec: GenerationEndpointSpec): ScaledObjectBody {
-  const a = spec.autoscaling, k = a?.keda;
+  const a = spec.autoscaling,
+    k = a?.keda;
   if (!a || !k) throw new Error('buildScaledObject: spec.autoscaling.keda is not set');
   const { name, namespace } = ep.metadata! as { name: string; namespace: string };
   const soSpec = {
     scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
-    minReplicaCount: a.minReplicas, maxReplicaCount: a.maxReplicas,
-    pollingInterval: k.pollingInterval, cooldownPeriod: k.cooldownPeriod,
-    triggers: [{
-      type: 'prometheus',
-      metadata: {
-        serverAddress: k.serverAddress, query: k.query ?? defaultKedaQuery(namespace, name),
-        threshold: String(k.threshold), activationThreshold: String(k.activationThreshold),
+    minReplicaCount: a.minReplicas,
+    maxReplicaCount: a.maxReplicas,
+    pollingInterval: k.pollingInterval,
+    cooldownPeriod: k.cooldownPeriod,
+    triggers: [
+      {
+        type: 'prometheus',
+        metadata: {
+          serverAddress: k.serverAddress,
+          query: k.query ?? defaultKedaQuery(namespace, name),
+          threshold: String(k.threshold),
+          activationThreshold: String(k.activationThreshold),
+        },
       },
-    }],
+    ],
   };
-  return { apiVersion: `${KEDA.group}/${KEDA.version}`, kind: KEDA.kind, metadata: childMeta(ep, ENDPOINT.kind, name, childLabels(name), specHash(soSpec)), spec: soSpec };
+  return {
+    apiVersion: `${KEDA.group}/${KEDA.version}`,
+    kind: KEDA.kind,
+    metadata: childMeta(ep, ENDPOINT.kind, name, childLabels(name), specHash(soSpec)),
+    spec: soSpec,
+  };
 }
 
 /** The in-cluster base URL of an endpoint's Service. */
-export const endpointUrl = (name: string, namespace: string): string => `http://${name}.${namespace}.svc:${SERVICE_PORT}`;
+export const endpointUrl = (name: string, namespace: string): string =>
+  `http://${name}.${namespace}.svc:${SERVICE_PORT}`;
 
 /**
  * The merge patch bringing a Deployment to `desired`: labels and the spec-hash annotation (other
@@ -198,14 +267,21 @@ export const endpointUrl = (name: string, namespace: string): string => `http://
  * annotations merged, so `kubectl rollout restart` survives), and replicas only when the operator
  * owns the count (`autoscaled` false). The selector is immutable and never patched.
  */
-export function deploymentPatch(current: V1Deployment, desired: V1Deployment, autoscaled: boolean): Record<string, unknown> {
-  const d = desired.spec!, c = current.spec;
+export function deploymentPatch(
+  current: V1Deployment,
+  desired: V1Deployment,
+  autoscaled: boolean,
+): Record<string, unknown> {
+  const d = desired.spec!,
+    c = current.spec;
   return {
     metadata: { labels: desired.metadata!.labels, annotations: desired.metadata!.annotations },
     spec: {
       ...(autoscaled ? {} : { replicas: d.replicas }),
       strategy: replaceWith(c?.strategy, d.strategy),
-      minReadySeconds: d.minReadySeconds, progressDeadlineSeconds: d.progressDeadlineSeconds, revisionHistoryLimit: d.revisionHistoryLimit,
+      minReadySeconds: d.minReadySeconds,
+      progressDeadlineSeconds: d.progressDeadlineSeconds,
+      revisionHistoryLimit: d.revisionHistoryLimit,
       template: { metadata: d.template.metadata, spec: replaceWith(c?.template?.spec, d.template.spec) },
     },
   };

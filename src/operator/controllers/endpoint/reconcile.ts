@@ -10,13 +10,30 @@ import { ANNOTATIONS, ENDPOINT, MAX_ENDPOINT_NAME, nameProblem } from '../../api
 import type { GenerationEndpointSpec } from '../../api/v1alpha1/endpoint.js';
 import { setCondition, rfc3339, type Condition, type ConditionUpdate } from '../../conditions.js';
 import {
-  MERGE_PATCH, apiMessage, createIfAbsent, patchCustomStatus, splitKey, statusOf,
-  type ControllerContext, type CustomObject, type ReconcileResult,
+  MERGE_PATCH,
+  apiMessage,
+  createIfAbsent,
+  patchCustomStatus,
+  splitKey,
+  statusOf,
+  type ControllerContext,
+  type CustomObject,
+  type ReconcileResult,
 } from '../context.js';
 import { ownedBy, specHash } from '../meta.js';
 import {
-  KEDA, buildDeployment, buildHpa, buildScaledObject, buildService, deploymentPatch, endpointUrl, rolloutDigest, scalingMode, selectorLabels,
-  type ResolvedModel, type ScalingMode,
+  KEDA,
+  buildDeployment,
+  buildHpa,
+  buildScaledObject,
+  buildService,
+  deploymentPatch,
+  endpointUrl,
+  rolloutDigest,
+  scalingMode,
+  selectorLabels,
+  type ResolvedModel,
+  type ScalingMode,
 } from './builders.js';
 import { parseEndpointSpec, servingState } from './status.js';
 
@@ -24,10 +41,15 @@ import { parseEndpointSpec, servingState } from './status.js';
 export const SETTLING_POLL_MS = 30_000;
 
 /** An object with metadata, as a cache or the API returns it. */
-interface Meta { metadata?: V1ObjectMeta }
+interface Meta {
+  metadata?: V1ObjectMeta;
+}
 
 /** A problem that stops a child from being written: a Degraded reason and message. */
-interface Problem { reason: string; message: string }
+interface Problem {
+  reason: string;
+  message: string;
+}
 
 /** The model.run of a raw (unparsed) endpoint spec, if any. */
 const runOf = (ep: CustomObject): string | undefined => {
@@ -40,13 +62,20 @@ const runOf = (ep: CustomObject): string | undefined => {
  * manager maps a DistillationRun event to these (its exported model is what they serve).
  */
 export function endpointsForRun(ctx: Pick<ControllerContext, 'caches'>, namespace: string, runName: string): string[] {
-  return ctx.caches.endpoints.list(namespace).filter((ep) => runOf(ep) === runName).map((ep) => `${namespace}/${ep.metadata!.name}`);
+  return ctx.caches.endpoints
+    .list(namespace)
+    .filter((ep) => runOf(ep) === runName)
+    .map((ep) => `${namespace}/${ep.metadata!.name}`);
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** The model to serve: spec.model.uri (+ digest), or the run's status.artifacts; undefined while the run has none. */
-export function resolveModel(ctx: Pick<ControllerContext, 'caches'>, namespace: string, spec: GenerationEndpointSpec): ResolvedModel | undefined {
+export function resolveModel(
+  ctx: Pick<ControllerContext, 'caches'>,
+  namespace: string,
+  spec: GenerationEndpointSpec,
+): ResolvedModel | undefined {
   if (spec.model.uri) return { uri: spec.model.uri, digest: spec.model.digest };
   const run = ctx.caches.runs.get(spec.model.run!, namespace);
   const art = run?.status?.artifacts as { model?: unknown; modelDigest?: unknown } | undefined;
@@ -56,59 +85,101 @@ export function resolveModel(ctx: Pick<ControllerContext, 'caches'>, namespace: 
 }
 
 /** What ensureChild needs to write one kind of child. */
-interface ChildOps<T> { kind: string; create(): Promise<T>; read(): Promise<T>; patch(current: T): Promise<T> }
+interface ChildOps<T> {
+  kind: string;
+  create(): Promise<T>;
+  read(): Promise<T>;
+  patch(current: T): Promise<T>;
+}
 
 /**
  * Creates `desired` when absent, else patches it when its spec-hash annotation differs. Returns the
  * object as written or read, or a Problem: a same-named object we do not control, or a 422 (the
  * apiserver refused what we built — retrying cannot help; a spec change requeues). Other errors throw.
  */
-async function ensureChild<T extends Meta>(ep: Meta, desired: Meta, current: T | undefined, ops: ChildOps<T>): Promise<{ obj: T; action: 'created' | 'patched' | 'unchanged' } | Problem> {
+async function ensureChild<T extends Meta>(
+  ep: Meta,
+  desired: Meta,
+  current: T | undefined,
+  ops: ChildOps<T>,
+): Promise<{ obj: T; action: 'created' | 'patched' | 'unchanged' } | Problem> {
   const name = desired.metadata!.name!;
   try {
     let cur = current;
     if (!cur) {
       let made: T | undefined;
-      if ((await createIfAbsent(async () => { made = await ops.create(); })) === 'created') return { obj: made!, action: 'created' };
+      if (
+        (await createIfAbsent(async () => {
+          made = await ops.create();
+        })) === 'created'
+      )
+        return { obj: made!, action: 'created' };
       cur = await ops.read(); // AlreadyExists: the cache is behind, or someone else's object has the name
     }
-    if (!ownedBy(cur, ep)) return { reason: 'NameConflict', message: `a ${ops.kind} named ${name} exists that this endpoint does not control: delete or rename it` };
-    if (cur.metadata?.annotations?.[ANNOTATIONS.specHash] === desired.metadata!.annotations![ANNOTATIONS.specHash]) return { obj: cur, action: 'unchanged' };
+    if (!ownedBy(cur, ep))
+      return {
+        reason: 'NameConflict',
+        message: `a ${ops.kind} named ${name} exists that this endpoint does not control: delete or rename it`,
+      };
+    if (cur.metadata?.annotations?.[ANNOTATIONS.specHash] === desired.metadata!.annotations![ANNOTATIONS.specHash])
+      return { obj: cur, action: 'unchanged' };
     return { obj: await ops.patch(cur), action: 'patched' };
   } catch (e) {
-    if (statusOf(e) === 422) return { reason: 'ChildRejected', message: `the API server rejected ${ops.kind} ${name}: ${apiMessage(e)}` };
+    if (statusOf(e) === 422)
+      return { reason: 'ChildRejected', message: `the API server rejected ${ops.kind} ${name}: ${apiMessage(e)}` };
     throw e;
   }
 }
 
 /** Merge patch of a whole-spec child: labels + the spec-hash annotation (other annotations and owners kept), spec. */
-const patchOf = (d: Meta & { spec?: unknown }) => ({ metadata: { labels: d.metadata!.labels, annotations: d.metadata!.annotations }, spec: d.spec });
+const patchOf = (d: Meta & { spec?: unknown }) => ({
+  metadata: { labels: d.metadata!.labels, annotations: d.metadata!.annotations },
+  spec: d.spec,
+});
 
 const isProblem = (r: object): r is Problem => 'reason' in r;
 
 /** Deletes a child we control, ignoring NotFound (a cache behind the API). */
 async function deleteOwned(ep: Meta, obj: Meta | undefined, del: () => Promise<unknown>): Promise<void> {
   if (!obj || !ownedBy(obj, ep)) return;
-  try { await del(); } catch (e) { if (statusOf(e) !== 404) throw e; }
+  try {
+    await del();
+  } catch (e) {
+    if (statusOf(e) !== 404) throw e;
+  }
 }
 
 /** Status fields besides conditions; undefined clears a field. */
-interface StatusFields { model?: string; modelDigest?: string; replicas?: number; readyReplicas?: number }
+interface StatusFields {
+  model?: string;
+  modelDigest?: string;
+  replicas?: number;
+  readyReplicas?: number;
+}
 
 /**
  * Applies the condition updates and merge-patches status when anything differs from the cached
  * status (no write otherwise: a write triggers a watch event, which would loop). Records a Warning
  * Event when Degraded turns True or changes reason. Returns whether it wrote.
  */
-async function writeStatus(ctx: ControllerContext, ep: CustomObject, fields: StatusFields, updates: ConditionUpdate[]): Promise<boolean> {
+async function writeStatus(
+  ctx: ControllerContext,
+  ep: CustomObject,
+  fields: StatusFields,
+  updates: ConditionUpdate[],
+): Promise<boolean> {
   const { name, namespace } = ep.metadata! as { name: string; namespace: string };
   const gen = ep.metadata?.generation ?? 0;
   const cur = (ep.status ?? {}) as Record<string, unknown> & { conditions?: Condition[] };
   const now = rfc3339(ctx.now());
   const conditions = updates.reduce((cs, u) => setCondition(cs, u, gen, now), cur.conditions ?? []);
   const next: Record<string, unknown> = {
-    observedGeneration: gen, url: endpointUrl(name, namespace),
-    model: fields.model ?? null, modelDigest: fields.modelDigest ?? null, replicas: fields.replicas ?? null, readyReplicas: fields.readyReplicas ?? null,
+    observedGeneration: gen,
+    url: endpointUrl(name, namespace),
+    model: fields.model ?? null,
+    modelDigest: fields.modelDigest ?? null,
+    replicas: fields.replicas ?? null,
+    readyReplicas: fields.readyReplicas ?? null,
     conditions,
   };
   const differs = Object.entries(next).some(([k, v]) => specHash(v ?? null) !== specHash(cur[k] ?? null));
@@ -116,7 +187,8 @@ async function writeStatus(ctx: ControllerContext, ep: CustomObject, fields: Sta
   await patchCustomStatus(ctx.apis, ENDPOINT.plural, namespace, name, next);
   const was = cur.conditions?.find((c) => c.type === 'Degraded');
   const deg = updates.find((u) => u.type === 'Degraded');
-  if (deg?.status === 'True' && (was?.status !== 'True' || was.reason !== deg.reason)) await ctx.event(ep, 'Warning', deg.reason, deg.message);
+  if (deg?.status === 'True' && (was?.status !== 'True' || was.reason !== deg.reason))
+    await ctx.event(ep, 'Warning', deg.reason, deg.message);
   return true;
 }
 
@@ -124,7 +196,9 @@ async function writeStatus(ctx: ControllerContext, ep: CustomObject, fields: Sta
 const stopped = (reason: string, msg: string, progressing: boolean, degraded: boolean): ConditionUpdate[] => [
   { type: 'Ready', status: 'False', reason, message: msg },
   { type: 'Progressing', status: progressing ? 'True' : 'False', reason, message: msg },
-  degraded ? { type: 'Degraded', status: 'True', reason, message: msg } : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problems seen' },
+  degraded
+    ? { type: 'Degraded', status: 'True', reason, message: msg }
+    : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problems seen' },
 ];
 
 /**
@@ -154,7 +228,12 @@ export async function reconcileEndpoint(ctx: ControllerContext, key: string): Pr
   const model = resolveModel(ctx, namespace, spec);
   if (!model) {
     const msg = `waiting for DistillationRun ${spec.model.run} to export a model (status.artifacts.model)`;
-    await writeStatus(ctx, ep, { replicas: cachedDep?.status?.replicas, readyReplicas: cachedDep?.status?.readyReplicas }, stopped('WaitingForModel', msg, true, false));
+    await writeStatus(
+      ctx,
+      ep,
+      { replicas: cachedDep?.status?.replicas, readyReplicas: cachedDep?.status?.readyReplicas },
+      stopped('WaitingForModel', msg, true, false),
+    );
     return;
   }
 
@@ -169,11 +248,20 @@ export async function reconcileEndpoint(ctx: ControllerContext, key: string): Pr
     kind: 'Deployment',
     create: () => apps.createNamespacedDeployment({ namespace, body: desiredDep }),
     read: () => apps.readNamespacedDeployment({ namespace, name }),
-    patch: (cur) => apps.patchNamespacedDeployment({ namespace, name, body: deploymentPatch(cur, desiredDep, mode !== 'fixed') }, MERGE_PATCH),
+    patch: (cur) =>
+      apps.patchNamespacedDeployment(
+        { namespace, name, body: deploymentPatch(cur, desiredDep, mode !== 'fixed') },
+        MERGE_PATCH,
+      ),
   });
   if (isProblem(dep)) problems.push(dep);
   else if (dep.action === 'patched' && oldDigest && oldDigest !== rolloutDigest(model)) {
-    await ctx.event(ep, 'Normal', 'ModelRollout', `rolling out model ${model.uri}${model.digest ? ` (${model.digest})` : ''}; pods of the previous model serve until new ones are ready`);
+    await ctx.event(
+      ep,
+      'Normal',
+      'ModelRollout',
+      `rolling out model ${model.uri}${model.digest ? ` (${model.digest})` : ''}; pods of the previous model serve until new ones are ready`,
+    );
   }
 
   // Service
@@ -195,7 +283,8 @@ export async function reconcileEndpoint(ctx: ControllerContext, key: string): Pr
       kind: 'HorizontalPodAutoscaler',
       create: () => autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace, body: desiredHpa }),
       read: () => autoscaling.readNamespacedHorizontalPodAutoscaler({ namespace, name }),
-      patch: () => autoscaling.patchNamespacedHorizontalPodAutoscaler({ namespace, name, body: patchOf(desiredHpa) }, MERGE_PATCH),
+      patch: () =>
+        autoscaling.patchNamespacedHorizontalPodAutoscaler({ namespace, name, body: patchOf(desiredHpa) }, MERGE_PATCH),
     });
     if (isProblem(hpa)) problems.push(hpa);
   } else {
@@ -212,25 +301,49 @@ export async function reconcileEndpoint(ctx: ControllerContext, key: string): Pr
     });
     if (isProblem(r)) problems.push(r);
   } else if (kedaOn) {
-    await deleteOwned(ep, ctx.caches.scaledObjects?.get(name, namespace), () => custom.deleteNamespacedCustomObject(so));
+    await deleteOwned(ep, ctx.caches.scaledObjects?.get(name, namespace), () =>
+      custom.deleteNamespacedCustomObject(so),
+    );
   } else if (mode === 'keda') {
-    problems.push({ reason: 'KedaNotEnabled', message: 'spec.autoscaling.keda needs KEDA: install KEDA in the cluster and set the chart\'s keda.enabled=true (operator flag --keda); no autoscaler was created' });
+    problems.push({
+      reason: 'KedaNotEnabled',
+      message:
+        "spec.autoscaling.keda needs KEDA: install KEDA in the cluster and set the chart's keda.enabled=true (operator flag --keda); no autoscaler was created",
+    });
   }
 
   // Status
   // The Deployment as just written (the cache lags our own writes), else as read.
-  const pods = ctx.caches.pods.list(namespace).filter((p) => Object.entries(selectorLabels(name)).every(([k, v]) => p.metadata?.labels?.[k] === v));
+  const pods = ctx.caches.pods
+    .list(namespace)
+    .filter((p) => Object.entries(selectorLabels(name)).every(([k, v]) => p.metadata?.labels?.[k] === v));
   const s = isProblem(dep) ? undefined : servingState(dep.obj, mode, pods);
-  const updates: ConditionUpdate[] = s ? [s.ready, s.progressing, s.degraded] : [
-    { type: 'Ready', status: 'False', reason: problems[0].reason, message: problems[0].message },
-    { type: 'Progressing', status: 'False', reason: problems[0].reason, message: problems[0].message },
-  ];
+  const updates: ConditionUpdate[] = s
+    ? [s.ready, s.progressing, s.degraded]
+    : [
+        { type: 'Ready', status: 'False', reason: problems[0].reason, message: problems[0].message },
+        { type: 'Progressing', status: 'False', reason: problems[0].reason, message: problems[0].message },
+      ];
   // A child problem outranks what the Deployment says (it is why the endpoint is not what the spec asks).
-  if (problems.length) updates.push({ type: 'Degraded', status: 'True', reason: problems[0].reason, message: problems.map((p) => p.message).join('; ') });
+  if (problems.length)
+    updates.push({
+      type: 'Degraded',
+      status: 'True',
+      reason: problems[0].reason,
+      message: problems.map((p) => p.message).join('; '),
+    });
   else if (!s) updates.push({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no problems seen' });
-  await writeStatus(ctx, ep, {
-    model: model.uri, modelDigest: model.digest, replicas: s?.replicas, readyReplicas: s?.readyReplicas,
-  }, dedupe(updates));
+  await writeStatus(
+    ctx,
+    ep,
+    {
+      model: model.uri,
+      modelDigest: model.digest,
+      replicas: s?.replicas,
+      readyReplicas: s?.readyReplicas,
+    },
+    dedupe(updates),
+  );
   return s?.settling ? { requeueAfterMs: SETTLING_POLL_MS } : undefined;
 }
 

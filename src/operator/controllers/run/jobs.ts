@@ -16,7 +16,6 @@ import { childMeta, specHash, type Owned } from '../meta.js';
 import { podSpec, serviceContainer, storeEnv } from '../pod.js';
 import { type JobStage, datagenJobSpec, evalArgs, exportJobSpec, shardCount, trainJobSpec } from './plan.js';
 
-
 /** Seconds a stage pod gets between SIGTERM and SIGKILL (> the job mode's 30 s safe-point grace). */
 export const STAGE_GRACE_SECONDS = 45;
 
@@ -32,29 +31,56 @@ function failurePolicy(container: string): V1PodFailurePolicy {
   };
 }
 
-interface StageJobInput { stage: JobStage; image: string; container: string; env?: Record<string, string>; args: string[]; resources: ResourcesSpec }
+interface StageJobInput {
+  stage: JobStage;
+  image: string;
+  container: string;
+  env?: Record<string, string>;
+  args: string[];
+  resources: ResourcesSpec;
+}
 
-function stageJob(run: Owned, spec: DistillationRunSpec, cfg: OperatorConfig, s: StageJobInput, jobSpec: Partial<NonNullable<V1Job['spec']>>): V1Job {
+function stageJob(
+  run: Owned,
+  spec: DistillationRunSpec,
+  cfg: OperatorConfig,
+  s: StageJobInput,
+  jobSpec: Partial<NonNullable<V1Job['spec']>>,
+): V1Job {
   const runName = run.metadata!.name!;
   const labels = { [LABELS.run]: runName, [LABELS.stage]: s.stage, [LABELS.component]: s.stage };
   const env = [...Object.entries(s.env ?? {}).map(([name, value]) => ({ name, value })), ...storeEnv(spec.store, cfg)];
   const container = serviceContainer(s.container, s.image, env, s.resources, cfg, { args: s.args });
   const body: V1Job = {
-    apiVersion: 'batch/v1', kind: 'Job',
+    apiVersion: 'batch/v1',
+    kind: 'Job',
     metadata: childMeta(run, RUN.kind, jobName(runName, s.stage), labels),
     spec: {
       ...jobSpec,
       podFailurePolicy: failurePolicy(s.container),
       template: {
-        metadata: { labels: { ...labels, [LABELS.name]: 'get-distill', [LABELS.instance]: runName, [LABELS.managedBy]: MANAGER } },
+        metadata: {
+          labels: { ...labels, [LABELS.name]: 'get-distill', [LABELS.instance]: runName, [LABELS.managedBy]: MANAGER },
+        },
         // 45 s: the services' 30 s shutdown grace (SIGTERM → checkpoint → exit 75) plus the upload.
-        spec: podSpec(container, s.resources, cfg, { restartPolicy: 'Never', terminationGracePeriodSeconds: STAGE_GRACE_SECONDS }),
+        spec: podSpec(container, s.resources, cfg, {
+          restartPolicy: 'Never',
+          terminationGracePeriodSeconds: STAGE_GRACE_SECONDS,
+        }),
       },
     },
   };
   // The hash covers what the run's spec decides for this stage (not the operator's images: an operator
   // upgrade must not read as a spec change), so a later spec edit that would alter the Job is visible.
-  body.metadata!.annotations = { [ANNOTATIONS.specHash]: specHash({ env: s.env, args: s.args, resources: s.resources, store: spec.store, job: jobSpec }) };
+  body.metadata!.annotations = {
+    [ANNOTATIONS.specHash]: specHash({
+      env: s.env,
+      args: s.args,
+      resources: s.resources,
+      store: spec.store,
+      job: jobSpec,
+    }),
+  };
   return body;
 }
 
@@ -64,24 +90,83 @@ export function buildStageJob(run: Owned, spec: DistillationRunSpec, cfg: Operat
   switch (stage) {
     case 'datagen': {
       const shards = shardCount(spec);
-      return stageJob(run, spec, cfg, { stage, image: cfg.datagenImage, container: 'datagen', args: ['--mode', 'job'], env: { GET_DISTILL_JOB_SPEC: json(datagenJobSpec(spec)) }, resources: spec.datagen.resources ?? spec.resources }, {
-        completionMode: 'Indexed', completions: shards, parallelism: Math.min(spec.datagen.parallelism, shards),
-        backoffLimitPerIndex: spec.datagen.backoffLimitPerIndex,
-      });
+      return stageJob(
+        run,
+        spec,
+        cfg,
+        {
+          stage,
+          image: cfg.datagenImage,
+          container: 'datagen',
+          args: ['--mode', 'job'],
+          env: { GET_DISTILL_JOB_SPEC: json(datagenJobSpec(spec)) },
+          resources: spec.datagen.resources ?? spec.resources,
+        },
+        {
+          completionMode: 'Indexed',
+          completions: shards,
+          parallelism: Math.min(spec.datagen.parallelism, shards),
+          backoffLimitPerIndex: spec.datagen.backoffLimitPerIndex,
+        },
+      );
     }
     case 'train':
-      return stageJob(run, spec, cfg, { stage, image: cfg.trainerImage, container: 'trainer', args: ['--mode', 'job'], env: { GET_DISTILL_JOB_SPEC: json(trainJobSpec(spec)) }, resources: spec.resources }, {
-        backoffLimit: spec.training.backoffLimit, completions: 1, parallelism: 1,
-      });
+      return stageJob(
+        run,
+        spec,
+        cfg,
+        {
+          stage,
+          image: cfg.trainerImage,
+          container: 'trainer',
+          args: ['--mode', 'job'],
+          env: { GET_DISTILL_JOB_SPEC: json(trainJobSpec(spec)) },
+          resources: spec.resources,
+        },
+        {
+          backoffLimit: spec.training.backoffLimit,
+          completions: 1,
+          parallelism: 1,
+        },
+      );
     case 'export':
       // Export needs no GPU: it reads a checkpoint and writes ONNX.
-      return stageJob(run, spec, cfg, { stage, image: cfg.exporterImage, container: 'exporter', args: ['--mode', 'job'], env: { GET_DISTILL_JOB_SPEC: json(exportJobSpec(spec)) }, resources: { ...spec.resources, gpu: { ...spec.resources.gpu, count: 0 } } }, {
-        backoffLimit: 3, completions: 1, parallelism: 1,
-      });
+      return stageJob(
+        run,
+        spec,
+        cfg,
+        {
+          stage,
+          image: cfg.exporterImage,
+          container: 'exporter',
+          args: ['--mode', 'job'],
+          env: { GET_DISTILL_JOB_SPEC: json(exportJobSpec(spec)) },
+          resources: { ...spec.resources, gpu: { ...spec.resources.gpu, count: 0 } },
+        },
+        {
+          backoffLimit: 3,
+          completions: 1,
+          parallelism: 1,
+        },
+      );
     case 'eval':
-      return stageJob(run, spec, cfg, { stage, image: cfg.evalImage, container: 'eval', args: evalArgs(spec, cfg), resources: spec.evaluation.resources ?? spec.resources }, {
-        backoffLimit: 3, completions: 1, parallelism: 1,
-      });
+      return stageJob(
+        run,
+        spec,
+        cfg,
+        {
+          stage,
+          image: cfg.evalImage,
+          container: 'eval',
+          args: evalArgs(spec, cfg),
+          resources: spec.evaluation.resources ?? spec.resources,
+        },
+        {
+          backoffLimit: 3,
+          completions: 1,
+          parallelism: 1,
+        },
+      );
   }
 }
 

@@ -16,26 +16,47 @@ export const JOB_STAGES = ['datagen', 'train', 'export', 'eval'] as const;
 export type JobStage = (typeof JOB_STAGES)[number];
 
 /** Artifact locations of a run (docs/data-contracts.md: pairs folder, run folder, model folder). */
-export interface RunArtifacts { root: string; pairs: string; checkpoints: string; modelDir: string; model: string; eval: string; cache: string }
+export interface RunArtifacts {
+  root: string;
+  pairs: string;
+  checkpoints: string;
+  modelDir: string;
+  model: string;
+  eval: string;
+  cache: string;
+}
 
 export function runArtifacts(spec: DistillationRunSpec): RunArtifacts {
   const root = spec.store.uri.replace(/\/+$/, '');
   return {
-    root, pairs: `${root}/pairs`, checkpoints: `${root}/checkpoints`, modelDir: `${root}/model`, model: `${root}/model/model.onnx`,
-    eval: `${root}/eval/eval.json`, cache: `${root}/cache`,
+    root,
+    pairs: `${root}/pairs`,
+    checkpoints: `${root}/checkpoints`,
+    modelDir: `${root}/model`,
+    model: `${root}/model/model.onnx`,
+    eval: `${root}/eval/eval.json`,
+    cache: `${root}/cache`,
   };
 }
 
 /** Pair shards of the run (= the datagen Indexed Job's completions: one shard per index). */
-export const shardCount = (spec: DistillationRunSpec): number => splitSeedRange(spec.datagen.seeds, spec.datagen.shardSize).length;
+export const shardCount = (spec: DistillationRunSpec): number =>
+  splitSeedRange(spec.datagen.seeds, spec.datagen.shardSize).length;
 
 /** services/datagen's job spec: parallelism = shards, so JOB_COMPLETION_INDEX i generates shard i. */
 export function datagenJobSpec(spec: DistillationRunSpec): DatagenSpec {
   const a = runArtifacts(spec);
   const t = spec.teacher;
   return {
-    out: a.pairs, teacher: t.uri ?? 'mixture', dataset: t.dataset, teacherComponents: t.components, teacherRank: t.rank,
-    cacheDir: a.cache, samplerSteps: t.samplerSteps, seeds: { ...spec.datagen.seeds }, shardSize: spec.datagen.shardSize,
+    out: a.pairs,
+    teacher: t.uri ?? 'mixture',
+    dataset: t.dataset,
+    teacherComponents: t.components,
+    teacherRank: t.rank,
+    cacheDir: a.cache,
+    samplerSteps: t.samplerSteps,
+    seeds: { ...spec.datagen.seeds },
+    shardSize: spec.datagen.shardSize,
     parallelism: shardCount(spec),
   };
 }
@@ -57,7 +78,18 @@ export function exportJobSpec(spec: DistillationRunSpec): ExportSpec {
 export function evalArgs(spec: DistillationRunSpec, cfg: Pick<OperatorConfig, 'pushgateway'>): string[] {
   const a = runArtifacts(spec);
   const e = spec.evaluation;
-  const args = ['--model', a.model, '--samples', String(e.samples), '--dataset', spec.teacher.dataset, '--out', a.eval, '--cache-dir', a.cache];
+  const args = [
+    '--model',
+    a.model,
+    '--samples',
+    String(e.samples),
+    '--dataset',
+    spec.teacher.dataset,
+    '--out',
+    a.eval,
+    '--cache-dir',
+    a.cache,
+  ];
   if (e.features) args.push('--features', e.features);
   if (e.reference) args.push('--reference', e.reference);
   const push = e.pushgateway ?? cfg.pushgateway;
