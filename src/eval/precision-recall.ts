@@ -12,6 +12,7 @@
  */
 import { Graph } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
+import * as op from '../graph/ops.js';
 import { OrtSession, f32 } from '../graph/session.js';
 import { UsageError } from '../util/errors.js';
 import { assertFiniteFeatures } from './stats.js';
@@ -46,10 +47,8 @@ class SquaredDistances {
     const b = g.input('b', 'float32', ['n', dim]);
     const na = g.input('na', 'float32', ['m', 1]);
     const nb = g.input('nb', 'float32', [1, 'n']);
-    const out = { dtype: 'float32' as const, shape: ['m', 'n'] };
-    const [ab] = g.node('Gemm', [a, b, nb], [out], { transB: 1, alpha: -2, beta: 1 }); // ‖b‖² − 2a·bᵀ
-    const [s] = g.node('Add', [ab, na], [out]);
-    const [d2] = g.node('Relu', [s], [out]);
+    const ab = op.gemm(a, b, { transB: true, alpha: -2, beta: 1 }, nb); // ‖b‖² − 2a·bᵀ, [m, n]
+    const d2 = op.relu(op.add(ab, na));
     return new SquaredDistances(await OrtSession.create(toOnnx(g, { outputs: { d2 } })));
   }
 

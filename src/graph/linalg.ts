@@ -6,6 +6,7 @@
  */
 import { Graph } from './ir.js';
 import { toOnnx } from './onnx.js';
+import * as op from './ops.js';
 import { OrtSession, f64 } from './session.js';
 
 /** A row-major float64 matrix. */
@@ -31,12 +32,10 @@ export class F64Gemm {
     let s = this.sessions.get(key);
     if (!s) {
       const g = new Graph(`gemm_${key}`);
-      const a = g.input('a', 'float64', ['a0', 'a1']);
-      const b = g.input('b', 'float64', ['b0', 'b1']);
-      const y = g.node('Gemm', [a, b], [{ dtype: 'float64', shape: ['m', 'n'] }], {
-        transA: +transA,
-        transB: +transB,
-      })[0];
+      // Symbolic dims named so that the shared inner dim k matches: op(a) [m, k], op(b) [k, n].
+      const a = g.input('a', 'float64', transA ? ['k', 'm'] : ['m', 'k']);
+      const b = g.input('b', 'float64', transB ? ['n', 'k'] : ['k', 'n']);
+      const y = op.gemm(a, b, { transA, transB });
       s = OrtSession.create(toOnnx(g, { outputs: { y } }), { threads: this.threads });
       this.sessions.set(key, s);
     }

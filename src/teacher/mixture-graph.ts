@@ -10,33 +10,9 @@
  * so the whole batch runs as a few Gemms ([n, P] × [P, K·r] and back) and nothing of size [K, n, P] is
  * formed. The σ-dependent tensors come from `buildPrepGraph` (once per σ, cached by the caller).
  */
-import { type Dim, Graph, type Value, fail } from '../graph/ir.js';
+import { Graph } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
 import * as op from '../graph/ops.js';
-
-/** Gemm: alpha·op(A)·op(B) + beta·C (ONNX Gemm; C broadcast to [m, n]). */
-function gemm(
-  a: Value,
-  b: Value,
-  c: Value | null,
-  attrs: { transA?: number; transB?: number; alpha?: number; beta?: number } = {},
-): Value {
-  const [m] = attrs.transA ? [a.shape[1]] : [a.shape[0]];
-  const n: Dim = attrs.transB ? b.shape[0] : b.shape[1];
-  const kA = attrs.transA ? a.shape[0] : a.shape[1];
-  const kB = attrs.transB ? b.shape[1] : b.shape[0];
-  if (kA !== kB) fail('Gemm', `inner dims differ (${String(kA)} vs ${String(kB)})`);
-  return a.graph.node('Gemm', c ? [a, b, c] : [a, b], [{ dtype: a.dtype, shape: [m, n] }], attrs)[0];
-}
-
-function reduceMax0(x: Value): Value {
-  return x.graph.node('ReduceMax', [x], [{ dtype: x.dtype, shape: [1, ...x.shape.slice(1)] }], {
-    axes: [0],
-    keepdims: 1,
-  })[0];
-}
-
-const unaryOp = (name: string, x: Value) => x.graph.node(name, [x], [{ dtype: x.dtype, shape: x.shape }])[0];
 
 /**
  * Posterior-mean graph for one class.
@@ -58,20 +34,20 @@ export function buildDenoiseGraph(K: number, r: number, P: number): Uint8Array {
 
   const wdT = op.reshape(op.mul(wt, dinv3), [R, P]); //             [R, P]   rows D_k⁻¹W_k[:, j]
   const dinv = op.reshape(dinv3, [K, P]); //                          [K, P]
-  const t = gemm(x, wdT, b, { transB: 1, beta: -1 }); //              [n, R]   t_k = W_kᵀD_k⁻¹(x − μ_k)
+  const t = op.gemm(x, wdT, { transB: true, beta: -1 }, b); //        [n, R]   t_k = W_kᵀD_k⁻¹(x − μ_k)
   const t3 = op.transpose(op.reshape(t, ['batch', K, r]), [1, 0, 2]); // [K, n, r]
   const s3 = op.matmul(t3, minv); //                                  [K, n, r] s_k = M_k⁻¹t_k
   const ts = op.reduceSum(op.mul(t3, s3), [2]); //                    [K, n]   t_kᵀM_k⁻¹t_k
-  const qd = gemm(dinv, op.mul(x, x), null, { transB: 1 }); //        [K, n]   Σ D⁻¹x²
-  const q = gemm(a, x, qd, { transB: 1, alpha: -2, beta: 1 }); //     [K, n]   Σ D⁻¹(x² − 2μx)
+  const qd = op.gemm(dinv, op.mul(x, x), { transB: true }); //       [K, n]   Σ D⁻¹x²
+  const q = op.gemm(a, x, { transB: true, alpha: -2, beta: 1 }, qd); // [K, n]   Σ D⁻¹(x² − 2μx)
   const half = op.scalar(x, 0.5);
   const logits = op.add(bias, op.mul(half, op.sub(ts, q))); //        [K, n]
-  const e = op.exp(op.sub(logits, reduceMax0(logits))); //            [K, n]   stable softmax over K
+  const e = op.exp(op.sub(logits, op.reduceMax(logits, [0], true))); //            [K, n]   stable softmax over K
   const gamma = op.div(e, op.reduceSum(e, [0], true)); //             [K, n]   γ_k(x)
   const gs = op.reshape(op.transpose(op.mul(s3, op.reshape(gamma, [K, 'batch', 1])), [1, 0, 2]), ['batch', R]); // [n, R]
-  const xd = op.mul(x, gemm(gamma, dinv, null, { transA: 1 })); //    [n, P]   x·Σγ_k D_k⁻¹
-  const c1 = gemm(gamma, a, xd, { transA: 1, alpha: -1, beta: 1 }); // [n, P]  Σγ_k D_k⁻¹(x − μ_k)
-  const corr = gemm(gs, wdT, c1, { alpha: -1, beta: 1 }); //           [n, P]  Σγ_k (C_k + σ²I)⁻¹(x − μ_k)
+  const xd = op.mul(x, op.gemm(gamma, dinv, { transA: true })); //    [n, P]   x·Σγ_k D_k⁻¹
+  const c1 = op.gemm(gamma, a, { transA: true, alpha: -1, beta: 1 }, xd); // [n, P]  Σγ_k D_k⁻¹(x − μ_k)
+  const corr = op.gemm(gs, wdT, { alpha: -1, beta: 1 }, c1); //        [n, P]  Σγ_k (C_k + σ²I)⁻¹(x − μ_k)
   const denoised = op.sub(x, op.mul(sigma2, corr)); //                 [n, P]
   return toOnnx(g, { outputs: { denoised } });
 }
@@ -89,8 +65,8 @@ export function buildPrepGraph(K: number, r: number, P: number): Uint8Array {
   const psi = g.input('psi', 'float64', [K, P]);
   const sigma2 = g.input('sigma2', 'float64', [1]);
   const v = op.add(psi, sigma2); //                                   [K, P]
-  const dinv = unaryOp('Reciprocal', v); //                           [K, P]
-  const logdetD = op.reduceSum(unaryOp('Log', v), [1]); //            [K]
+  const dinv = op.reciprocal(v); //                                    [K, P]
+  const logdetD = op.reduceSum(op.log(v), [1]); //                     [K]
   const a = op.mul(dinv, mu); //                                      [K, P]
   const cq = op.reduceSum(op.mul(a, mu), [1]); //                     [K]
   const wd = op.mul(wt, op.reshape(dinv, [K, 1, P])); //              [K, r, P]

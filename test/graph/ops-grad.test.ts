@@ -260,6 +260,13 @@ const cases: Record<string, Case> = {
       return { y: op.mul(op.expandAs(b, x), x), wrt: [b, x], feeds };
     },
   },
+  'Log, Reciprocal [B,D] (x > 0)': {
+    build: (g) => {
+      const x = g.param('x', [3, 5]);
+      return { y: op.concat([op.log(x), op.reciprocal(x)], 1), wrt: [x] };
+    },
+    init: { x: positive(rngFor(98)) },
+  },
 };
 
 let seed = 1;
