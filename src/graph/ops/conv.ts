@@ -77,7 +77,8 @@ function convRef(x: RefTensor, w: RefTensor, b: RefTensor | undefined, p: number
         for (let u = 0; u < kh; u++) {
           for (let v = 0; v < kw; v++) {
             const wv = Wt[wb + u * kw + v];
-            // Conv reads x at (i+u−p, j+v−p) for output (i, j); ConvTranspose writes output (i+u−p, j+v−p) from x (i, j).
+            // Conv reads x at (i+u−p, j+v−p) for output (i, j);
+            // ConvTranspose writes output (i+u−p, j+v−p) from x (i, j).
             const [rows, cols] = transposed ? [H, W] : [ho, wo];
             for (let i = 0; i < rows; i++) {
               const r = i + u - p;
