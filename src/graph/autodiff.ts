@@ -30,7 +30,10 @@ export class Emitter {
     return v;
   }
 
-  /** x reshaped to `shape`; collapses Reshape chains; `like` supplies the shape at run time when `shape` has several symbolic dims. */
+  /**
+   * x reshaped to `shape`; collapses Reshape chains; `like` supplies the shape at run time when `shape`
+   * has several symbolic dims.
+   */
   reshape(x: Value, shape: readonly Dim[], like?: Value): Value {
     let src = x;
     while (src.producer?.op === 'Reshape') src = src.producer.inputs[0];

@@ -15,7 +15,10 @@ import { opDef } from './ops/registry.js';
 export type { RefTensor } from './ops/core.js';
 export { erfNumber as erf } from './ops/erf.js';
 
-/** A fed value: a tensor with dims (e.g. a session `HostTensor`), or bare data when the value's shape fixes the dims. */
+/**
+ * A fed value: a tensor with dims (e.g. a session `HostTensor`), or bare data when the value's shape
+ * fixes the dims.
+ */
 export type RefFeed = TensorArray | { readonly dims: readonly number[]; readonly data: TensorArray };
 
 /** Feeds by input value or by input name. */
@@ -33,7 +36,8 @@ function checkDims(v: Value, dims: readonly number[], env: Map<string, number>):
   const bad = () =>
     fail(
       'reference',
-      `${v.name}: declared ${shapeStr(v.shape)} but computed ${shapeStr(dims)}${v.producer ? ` (op ${v.producer.op})` : ''}`,
+      `${v.name}: declared ${shapeStr(v.shape)} but computed ${shapeStr(dims)}` +
+        (v.producer ? ` (op ${v.producer.op})` : ''),
     );
   if (dims.length !== v.shape.length) bad();
   v.shape.forEach((d: Dim, i) => {

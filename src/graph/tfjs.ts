@@ -216,7 +216,7 @@ export class TfjsGraph {
       try {
         outs = opDef(n.op)!.tfjs(this.rt.tf, ins, n, ctx);
       } catch (e) {
-        throw new Error(`tfjs ${n.op} (node output ${n.outputs[0].name}): ${(e as Error).message}`);
+        throw new Error(`tfjs ${n.op} (node output ${n.outputs[0].name}): ${(e as Error).message}`, { cause: e });
       }
       n.outputs.forEach((o, i) => {
         if (outs[i]) env.set(o, outs[i]);

@@ -1,5 +1,4 @@
 /** A tensor filled with one value, of a shape given as an int64 input (ONNX ConstantOfShape). */
-import type { Tensor } from '@tensorflow/tfjs-core';
 import { type Dim, type TensorData, type Value, fail, shapeStr } from '../ir.js';
 import { type OpDef, type RefTensor, emit, ints, sameKind, size, tfDType, toRef } from './core.js';
 import { shapeOf } from './shape.js';
