@@ -9,6 +9,7 @@
  * the level-triggered informers re-deliver state on the next start. Delay timers keep the process
  * alive (a pending requeue is work to do) until shutDown() clears them.
  */
+import { realClock, type Clock, type TimerHandle } from '../../util/clock.js';
 import { defaultControllerRateLimiter, type RateLimiter } from './rate-limiter.js';
 
 /** Hooks for queue metrics (see OperatorMetrics.queueMetrics). */
@@ -25,6 +26,8 @@ export interface WorkQueueOptions {
   /** Limiter for addRateLimited (default: defaultControllerRateLimiter()). */
   rateLimiter?: RateLimiter;
   metrics?: WorkQueueMetrics;
+  /** Time source for addAfter's due times and timers (default: the real clock). */
+  clock?: Clock;
 }
 
 /** See the file header. Keys are strings ('namespace/name'). */
@@ -35,14 +38,16 @@ export class WorkQueue<K extends string = string> {
   private readonly processing = new Set<K>();
   private readonly waiters: Array<(key: K | undefined) => void> = [];
   /** Pending addAfter timers with their due time (ms since epoch). */
-  private readonly delayed = new Map<K, { due: number; timer: NodeJS.Timeout }>();
+  private readonly delayed = new Map<K, { due: number; timer: TimerHandle }>();
   private readonly limiter: RateLimiter;
   private readonly metrics?: WorkQueueMetrics;
+  private readonly clock: Clock;
   private stopping = false;
 
   constructor(opts: WorkQueueOptions = {}) {
     this.limiter = opts.rateLimiter ?? defaultControllerRateLimiter();
     this.metrics = opts.metrics;
+    this.clock = opts.clock ?? realClock;
   }
 
   /** Queue `key` now, unless already queued (dedupe) or processing (then re-queued at done). No-op after shutDown. */
@@ -61,11 +66,11 @@ export class WorkQueue<K extends string = string> {
       this.add(key);
       return;
     }
-    const due = Date.now() + delayMs;
+    const due = this.clock.now() + delayMs;
     const prev = this.delayed.get(key);
     if (prev && prev.due <= due) return;
-    if (prev) clearTimeout(prev.timer);
-    const timer = setTimeout(() => {
+    if (prev) this.clock.clearTimeout(prev.timer);
+    const timer = this.clock.setTimeout(() => {
       this.delayed.delete(key);
       this.add(key);
     }, delayMs);
@@ -123,7 +128,7 @@ export class WorkQueue<K extends string = string> {
   shutDown(): void {
     if (this.stopping) return;
     this.stopping = true;
-    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    for (const { timer } of this.delayed.values()) this.clock.clearTimeout(timer);
     this.delayed.clear();
     this.queue.length = 0;
     this.dirty.clear();
