@@ -43,11 +43,12 @@ export class WorkQueue<K extends string = string> {
   private readonly metrics?: WorkQueueMetrics;
   private readonly clock: Clock;
   private stopping = false;
+  private readonly idleWaiters: Array<() => void> = [];
 
   constructor(opts: WorkQueueOptions = {}) {
-    this.limiter = opts.rateLimiter ?? defaultControllerRateLimiter();
-    this.metrics = opts.metrics;
     this.clock = opts.clock ?? realClock;
+    this.limiter = opts.rateLimiter ?? defaultControllerRateLimiter(() => this.clock.now());
+    this.metrics = opts.metrics;
   }
 
   /** Queue `key` now, unless already queued (dedupe) or processing (then re-queued at done). No-op after shutDown. */
@@ -112,6 +113,17 @@ export class WorkQueue<K extends string = string> {
       this.metrics?.added();
       this.push(key);
     }
+    this.notifyIdle();
+  }
+
+  /**
+   * Resolves once no key is queued or processing (at once if so now, or after shutDown). Keys waiting
+   * on an addAfter / addRateLimited delay do not count: they are queued when their timer fires.
+   * The signal that every event handed to the queue so far has been reconciled.
+   */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Keys waiting to be handed out (not counting processing or delayed ones). */
@@ -134,6 +146,15 @@ export class WorkQueue<K extends string = string> {
     this.dirty.clear();
     this.metrics?.depth(0);
     for (const w of this.waiters.splice(0)) w(undefined);
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private isIdle(): boolean {
+    return this.stopping || (this.queue.length === 0 && this.processing.size === 0);
+  }
+
+  private notifyIdle(): void {
+    if (this.idleWaiters.length > 0 && this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private push(key: K): void {
