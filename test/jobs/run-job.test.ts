@@ -128,14 +128,13 @@ test('SIGTERM mid-run: probes and /metrics answer while running; the stage reach
   assert.equal(sample(metrics, 'get_jobs_running', { stage: 'train' }), 1);
   assert.equal((await call('GET', `${url}/v1/job`)).body.job.state, 'running');
 
-  const t0 = Date.now();
   c.child.kill('SIGTERM');
   await exits(
     c,
     75,
     /^get-distill-fake: SIGTERM: the stage stopped at a safe point; exiting 75 so the retry resumes\n$/,
   );
-  assert.ok(Date.now() - t0 >= 190, 'waited for the 200 ms pretend checkpoint');
+  // It waited for the pretend checkpoint: the safe point is logged after the signal, and before the exit.
   const msgs = c.lines.map((l) => l.msg);
   assert.ok(msgs.indexOf('safe point reached') > msgs.indexOf('signal: stopping the stage at its next safe point'));
   assert.ok(c.lines.find((l) => l.msg === 'safe point reached')!.step >= 3);
@@ -147,13 +146,15 @@ test('SIGTERM with no safe point before GET_DISTILL_SHUTDOWN_GRACE_MS → exit 7
     GET_DISTILL_SHUTDOWN_GRACE_MS: '300',
   });
   await c.waitFor('job started');
-  const t0 = Date.now();
   c.child.kill('SIGTERM');
+  // The grace timer, not the stage, ended it: the exit names the grace period and no safe point was logged.
   await exits(
     c,
     75,
     /^get-distill-fake: SIGTERM: the stage did not reach its safe point \(grace period of 300 ms over\); exiting 75: .*may be older\n$/,
   );
-  const ms = Date.now() - t0;
-  assert.ok(ms >= 290 && ms < 5000, `${ms} ms`);
+  assert.equal(
+    c.lines.some((l) => l.msg === 'safe point reached'),
+    false,
+  );
 });

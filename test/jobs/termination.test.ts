@@ -103,8 +103,33 @@ test("job mode in-process: a signal → interrupted, exit 75, the safe point's s
       stderr: () => {},
     });
   const stopLog = join(dir, 'stop.log');
-  const running = job({ out: dir, steps: 100_000, stepMs: 2 }, stopLog);
-  await new Promise((r) => setTimeout(r, 100));
+  // Signal once the stage reported its first step (so the interrupted summary has a step > 0).
+  let stepped!: () => void;
+  const firstStep = new Promise<void>((r) => (stepped = r));
+  const stage = fakeStage();
+  const run = stage.run.bind(stage);
+  stage.run = (spec, ctx) =>
+    run(
+      spec,
+      Object.assign(Object.create(ctx) as typeof ctx, {
+        progress: (p: Parameters<typeof ctx.progress>[0]) => {
+          ctx.progress(p);
+          stepped();
+        },
+      }),
+    );
+  const running = runJobMode(
+    stage,
+    { out: dir, steps: 100_000, stepMs: 2 },
+    {
+      logger,
+      port: 0,
+      env: { [TERMINATION_LOG_ENV]: stopLog },
+      signals: ['SIGUSR2'],
+      stderr: () => {},
+    },
+  );
+  await firstStep;
   process.emit('SIGUSR2', 'SIGUSR2');
   assert.equal(await running, 75);
   const m = read(stopLog);

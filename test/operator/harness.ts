@@ -13,6 +13,8 @@ import { OperatorConfigSchema, type OperatorConfig } from '../../src/operator/co
 import { Operator } from '../../src/operator/manager.js';
 import { encodeTerminationMessage } from '../../src/jobs/termination.js';
 import { operatorRules, LEADER_ELECTION_RULES } from '../../src/operator/rbac.js';
+import type { SupervisedInformer } from '../../src/operator/runtime/informer.js';
+import type { WorkQueue } from '../../src/operator/runtime/workqueue.js';
 
 export const NS = 'team-a';
 export const OPERATOR_TOKEN = 'operator-token';
@@ -77,7 +79,63 @@ export async function waitFor<T>(what: string, f: () => T | undefined | false, m
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Like waitFor, for an async condition (e.g. one read from a metrics registry). */
+export async function waitForAsync(what: string, f: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** What the API server holds for an informer's watch path and `k=v[,k2=v2]` label selector, as 'ns/name@rv'. */
+function serverView(srv: FakeApiServer, path: string, labelSelector?: string): string[] {
+  const m = /^\/(?:api|apis\/([^/]+))\/[^/]+(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(path);
+  if (!m) throw new Error(`settle: cannot parse the informer path ${path}`);
+  const [, group = '', namespace, plural] = m;
+  const sel = (labelSelector ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => kv.split('='));
+  return srv
+    .listObjects({ group, plural: plural!, namespace })
+    .filter((o) => sel.every(([k, v]) => o.metadata.labels?.[k!] === v))
+    .map((o) => `${o.metadata.namespace}/${o.metadata.name}@${o.metadata.resourceVersion}`)
+    .sort();
+}
+
+/**
+ * Resolves once `op` has processed everything the cluster holds: every informer's cache shows exactly
+ * what the server holds for its path (same objects, same resourceVersions), the leader's work queues
+ * have nothing queued or processing, and the server saw no write meanwhile (so no event is on its way).
+ * After it, the operator does nothing more without a new event, a resync or a timed requeue: the
+ * signal to wait for before asserting that something did NOT happen, instead of sleeping.
+ */
+export async function settle(srv: FakeApiServer, op: Operator, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  const informers = (op['all'] as { informers: SupervisedInformer<any>[] }[]).flatMap((c) => c.informers);
+  const serverRv = () => srv['rv'] as number;
+  for (;;) {
+    const rv0 = serverRv();
+    await waitFor(
+      'informer caches to catch up with the server',
+      () =>
+        informers.every((inf) => {
+          const { path, labelSelector } = inf['opts'];
+          const cached = inf
+            .list()
+            .map((o) => `${o.metadata?.namespace}/${o.metadata?.name}@${o.metadata?.resourceVersion}`)
+            .sort();
+          return JSON.stringify(cached) === JSON.stringify(serverView(srv, path, labelSelector));
+        }),
+      Math.max(1, end - Date.now()),
+    );
+    const queues = op['queues'] as { runs: WorkQueue; endpoints: WorkQueue } | undefined;
+    if (queues) await Promise.all([queues.runs.whenIdle(), queues.endpoints.whenIdle()]);
+    if (serverRv() === rv0) return;
+    if (Date.now() > end) throw new Error('timed out waiting for the operator to settle');
+  }
+}
 
 /** A run spec as a user would write it (S3 store, small seed range: 4 shards of 256). */
 export function runSpec(over: Record<string, unknown> = {}): KObj {

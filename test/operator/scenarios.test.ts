@@ -15,11 +15,12 @@ import {
   getRun,
   message,
   runSpec,
-  sleep,
+  settle,
   startCluster,
   startOperator,
   ungranted,
   waitFor,
+  waitForAsync,
 } from './harness.js';
 import { validateCreated } from './validate.js';
 import { createServer } from 'node:net';
@@ -27,6 +28,7 @@ import { z } from 'zod';
 import pino from 'pino';
 import { runJobMode } from '../../src/jobs/run-job.js';
 import type { StageJob } from '../../src/jobs/types.js';
+import type { LeaderElector } from '../../src/operator/runtime/leader-election.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -208,7 +210,7 @@ test('a datagen index fails and is retried: Degraded while retrying, then on to 
 
 test("the trainer fails retryably (75), then permanently (2): Degraded, then Failed with the pod's reason; nothing after", async () => {
   const { srv, user } = await cluster();
-  await operator(srv);
+  const op = await operator(srv);
   await createRun(user, 'r3', runSpec());
   await waitFor('datagen Job', () => getJob(srv, 'r3-datagen'));
   await completeJob(srv, 'r3-datagen');
@@ -229,7 +231,7 @@ test("the trainer fails retryably (75), then permanently (2): Degraded, then Fai
     () => condition(getRun(srv, 'r3'), 'Degraded')?.reason === 'TrainingRetrying' && getRun(srv, 'r3'),
   );
   assert.match(condition(run, 'Degraded')!.message, /retried from the latest checkpoint/);
-  await sleep(30);
+  await settle(srv, op); // the retry is fully handled before the permanent failure arrives
   const pod = await addPod(srv, tr, 'Failed', {
     exitCode: 2,
     message: message(
@@ -263,7 +265,7 @@ test("the trainer fails retryably (75), then permanently (2): Degraded, then Fai
   assert.equal(condition(run, 'Ready')?.status, 'False');
   assert.equal(condition(run, 'Progressing')?.status, 'False');
   assert.ok(run.status.completionTime);
-  await sleep(150);
+  await settle(srv, op);
   assert.deepEqual(jobNames(srv), ['r3-datagen', 'r3-train']); // no export after a failure
   const events = srv.listObjects({ plural: 'events', namespace: NS }).filter((e) => e.reason === 'TrainingFailed');
   assert.equal(events.length, 1);
@@ -272,7 +274,7 @@ test("the trainer fails retryably (75), then permanently (2): Degraded, then Fai
 
 test('deleting a run mid-run: its Jobs go by garbage collection and the operator creates nothing more', async () => {
   const { srv, user } = await cluster();
-  await operator(srv);
+  const op = await operator(srv);
   await createRun(user, 'r4', runSpec());
   await waitFor('datagen Job', () => getJob(srv, 'r4-datagen'));
   await user.deleteNamespacedCustomObject({
@@ -284,7 +286,7 @@ test('deleting a run mid-run: its Jobs go by garbage collection and the operator
   });
   await waitFor('Jobs gone', () => jobNames(srv).length === 0);
   const creates = srv.count('create', 'batch/jobs');
-  await sleep(200);
+  await settle(srv, op);
   assert.equal(srv.count('create', 'batch/jobs'), creates);
   assert.deepEqual(jobNames(srv), []);
   assert.equal(getRun(srv, 'r4'), undefined); // no finalizer held it
@@ -299,9 +301,9 @@ test('an operator restarted mid-run picks up where it was: no duplicate Jobs', a
   await op.stop();
   await completeJob(srv, 'r5-datagen'); // finishes while no operator runs
   const before = srv.count('create', 'batch/jobs');
-  await operator(srv, 'op-b');
+  const opB = await operator(srv, 'op-b');
   await waitFor('train Job', () => getJob(srv, 'r5-train'));
-  await sleep(200);
+  await settle(srv, opB);
   assert.deepEqual(jobNames(srv), ['r5-datagen', 'r5-train']);
   assert.equal(srv.count('create', 'batch/jobs'), before + 1); // only the train Job: the datagen Job was found in the cache
 });
@@ -311,7 +313,12 @@ test('two operator replicas: one leader reconciles; when it stops the other take
   const a = await operator(srv, 'op-a');
   const b = await operator(srv, 'op-b');
   await waitFor('a leader', () => a.leading || b.leading);
-  await sleep(300);
+  // More election rounds run against the held Lease (each round reads it); then both candidates park
+  // between rounds, so the state is stable when asserted: exactly one leads.
+  const electors = [a, b].map((o) => o['elector'] as LeaderElector);
+  const reads = srv.count('get', 'coordination.k8s.io/leases');
+  await waitFor('a further election round of both', () => srv.count('get', 'coordination.k8s.io/leases') >= reads + 3);
+  await Promise.all(electors.map((e) => e.whenIdle()));
   assert.notEqual(a.leading, b.leading);
   const [leader, standby] = a.leading ? [a, b] : [b, a];
   await createRun(user, 'r6', runSpec());
@@ -474,7 +481,7 @@ test('a Job the API server refuses (422) is reported on the run as JobRejected, 
 
 test('serve follows the spec: removed settings leave the endpoint, serve off deletes it; a foreign endpoint is not touched', async () => {
   const { srv, user } = await cluster();
-  await operator(srv, 'op-1', { gpuResourceName: 'amd.com/gpu' });
+  const op = await operator(srv, 'op-1', { gpuResourceName: 'amd.com/gpu' });
   const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
   const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   const patchRun = (name: string, spec: object) =>
@@ -519,7 +526,7 @@ test('serve follows the spec: removed settings leave the endpoint, serve off del
     () => endpoint('s1') && endpoint('s1')!.spec.autoscaling === undefined,
   );
   const patches = srv.count('patch', `${GROUP}/${ENDPOINT.plural}`);
-  await sleep(200);
+  await settle(srv, op);
   assert.equal(srv.count('patch', `${GROUP}/${ENDPOINT.plural}`), patches, 'in step: no more patches');
   await patchRun('s1', { serve: { enabled: false } });
   await waitFor('endpoint deleted', () => !endpoint('s1'));
@@ -580,11 +587,7 @@ test('a failing watch restarts the informer (counted in get_operator_informer_re
   srv.closeWatches(); // every watch reconnects; the jobs one gets a 500, which stops a bare client-node informer
   const restarts = async () =>
     Number(/get_operator_informer_restarts_total\{resource="jobs"\} (\d+)/.exec(await registry.metrics())?.[1] ?? 0);
-  const end = Date.now() + 5000;
-  while ((await restarts()) < 1) {
-    assert.ok(Date.now() < end, 'no informer restart counted');
-    await sleep(20);
-  }
+  await waitForAsync('an informer restart counted', async () => (await restarts()) >= 1);
   await createRun(user, 'r11', runSpec());
   await waitFor('datagen Job', () => getJob(srv, 'r11-datagen'));
   await completeJob(srv, 'r11-datagen'); // seen only through the restarted jobs watch

@@ -11,6 +11,7 @@
  *   with old === new, so level-triggered controllers re-check state they might have missed.
  */
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type ListPromise } from '@kubernetes/client-node';
+import { realClock, type Clock, type TimerHandle } from '../../util/clock.js';
 import { objectKey } from './keys.js';
 import { silentLogger, type RuntimeLogger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';
@@ -43,6 +44,8 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   idleTimeoutMs?: number;
   metrics?: OperatorMetrics;
   log?: RuntimeLogger;
+  /** Time source for the restart backoff, resync and idle-watchdog timers (default: the real clock). */
+  clock?: Clock;
 }
 
 /** A Watch that adds a jittered `timeoutSeconds` to every watch request (client-go's reflector does the same). */
@@ -79,14 +82,16 @@ export class SupervisedInformer<T extends KubernetesObject> {
   private failures = 0;
   private restartCount = 0;
   private lastActivity = 0;
-  private restartTimer?: NodeJS.Timeout;
-  private resyncTimer?: NodeJS.Timeout;
-  private idleTimer?: NodeJS.Timeout;
+  private restartTimer?: TimerHandle;
+  private resyncTimer?: TimerHandle;
+  private idleTimer?: TimerHandle;
+  private readonly clock: Clock;
   private syncWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: SupervisedInformerOptions<T>) {
     this.log = opts.log ?? silentLogger;
     this.resource = opts.resource ?? opts.path;
+    this.clock = opts.clock ?? realClock;
     const list: ListPromise<T> = async () => {
       const l = await opts.list();
       this.listedOnce = true;
@@ -118,7 +123,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
       this.emit('delete', o);
     });
     this.lw.on('connect', () => {
-      this.lastActivity = Date.now();
+      this.lastActivity = this.clock.now();
     });
     this.lw.on('error', (err) => this.onError(err));
   }
@@ -145,11 +150,21 @@ export class SupervisedInformer<T extends KubernetesObject> {
   start(): Promise<void> {
     if (this.stopped) {
       this.stopped = false;
-      this.lastActivity = Date.now();
+      this.lastActivity = this.clock.now();
       const resync = this.opts.resyncMs ?? 600_000;
-      if (resync > 0) this.resyncTimer = setInterval(() => this.resync(), resync).unref();
+      if (resync > 0)
+        this.every(
+          resync,
+          (t) => (this.resyncTimer = t),
+          () => this.resync(),
+        );
       const idle = this.opts.idleTimeoutMs ?? 4000 * (this.opts.watchTimeoutSeconds ?? 300);
-      if (idle > 0) this.idleTimer = setInterval(() => this.checkIdle(idle), Math.max(10, idle / 4)).unref();
+      if (idle > 0)
+        this.every(
+          Math.max(10, idle / 4),
+          (t) => (this.idleTimer = t),
+          () => this.checkIdle(idle),
+        );
       void this.runOnce();
     }
     if (this.synced) return Promise.resolve();
@@ -159,7 +174,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
   /** Stop watching and all timers; pending start() calls resolve. The cache keeps its last state. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of [this.restartTimer, this.resyncTimer, this.idleTimer]) if (t) clearTimeout(t);
+    for (const t of [this.restartTimer, this.resyncTimer, this.idleTimer]) this.clock.clearTimeout(t);
     this.restartTimer = this.resyncTimer = this.idleTimer = undefined;
     for (const w of this.syncWaiters.splice(0)) w();
     await this.lw.stop();
@@ -185,8 +200,25 @@ export class SupervisedInformer<T extends KubernetesObject> {
     return this.restartCount;
   }
 
+  /**
+   * Call `fn` every `ms` on the clock until stop(): a re-armed timeout (setInterval's behaviour), unref'd
+   * so a periodic timer alone does not keep the process alive; `store` keeps the live handle for stop().
+   */
+  private every(ms: number, store: (t: TimerHandle | undefined) => void, fn: () => void): void {
+    const arm = () => {
+      const t = this.clock.setTimeout(() => {
+        if (this.stopped) return;
+        fn();
+        if (!this.stopped) arm();
+      }, ms);
+      (t as { unref?(): unknown }).unref?.();
+      store(t);
+    };
+    arm();
+  }
+
   private seen(): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = this.clock.now();
     this.failures = 0;
   }
 
@@ -231,7 +263,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
       { resource: this.resource, err, delayMs: delay, restarts: this.restartCount },
       `informer ${why}; restarting`,
     );
-    this.restartTimer = setTimeout(() => {
+    this.restartTimer = this.clock.setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopped) return;
       void (async () => {
@@ -239,15 +271,15 @@ export class SupervisedInformer<T extends KubernetesObject> {
         // Let the aborted request's done callback run first, or ListWatch would abort the new watch.
         await new Promise((r) => setImmediate(r));
         if (this.stopped) return;
-        this.lastActivity = Date.now();
+        this.lastActivity = this.clock.now();
         await this.runOnce();
       })();
     }, delay);
   }
 
   private checkIdle(idleMs: number): void {
-    if (this.stopped || this.restartTimer || Date.now() - this.lastActivity <= idleMs) return;
-    this.lastActivity = Date.now();
+    if (this.stopped || this.restartTimer || this.clock.now() - this.lastActivity <= idleMs) return;
+    this.lastActivity = this.clock.now();
     this.scheduleRestart(undefined, `watch idle for over ${idleMs} ms`);
   }
 

@@ -23,6 +23,7 @@ import {
   type V1Lease,
   type V1LeaseSpec,
 } from '@kubernetes/client-node';
+import { realClock, type Clock, type TimerHandle } from '../../util/clock.js';
 import { silentLogger, type RuntimeLogger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';
 
@@ -50,6 +51,8 @@ export interface LeaderElectorOptions {
   onNewLeader?(identity: string): void;
   metrics?: OperatorMetrics;
   log?: RuntimeLogger;
+  /** Time source for lease expiry, renew deadline, MicroTime stamps and the retry timers (default: real). */
+  clock?: Clock;
 }
 
 const micro = (ms: number): V1MicroTime => new V1MicroTime(ms);
@@ -73,6 +76,10 @@ export class LeaderElector {
   private seenVersion?: string;
   private seenAt = 0;
   private readonly wakers = new Set<() => void>();
+  private readonly clock: Clock;
+  /** True while parked between rounds (the retry / renew period sleep); see whenIdle(). */
+  private idle = false;
+  private readonly idleWaiters: Array<() => void> = [];
 
   /** @throws RangeError unless leaseDurationMs > renewDeadlineMs > 1.2 × retryPeriodMs > 0. */
   constructor(private readonly opts: LeaderElectorOptions) {
@@ -86,11 +93,22 @@ export class LeaderElector {
     }
     this.leaseSeconds = Math.max(1, Math.round(this.leaseMs / 1000));
     this.log = opts.log ?? silentLogger;
+    this.clock = opts.clock ?? realClock;
   }
 
   /** Whether this candidate currently leads. */
   isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * Resolves once this candidate has finished its current acquire / renew round (and any leadership
+   * change it caused) and waits for the next one, or is stopped. Lets a test advance an injected
+   * clock one retry period at a time and then assert the decisions, without sleeping.
+   */
+  whenIdle(): Promise<void> {
+    if (this.idle || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Begin campaigning (no-op while running). */
@@ -106,6 +124,7 @@ export class LeaderElector {
     this.stopping ??= (async () => {
       this.stopped = true;
       for (const w of [...this.wakers]) w();
+      for (const w of this.idleWaiters.splice(0)) w(); // whenIdle() resolves once stopped
       await this.loop;
       if (this.leading) {
         await this.endLeadership('stopping');
@@ -125,7 +144,7 @@ export class LeaderElector {
         }
         await this.lead();
       } else {
-        await this.sleep(this.retryMs * (1 + 0.2 * Math.random()));
+        await this.sleep(this.retryMs * (1 + 0.2 * Math.random()), true).promise;
       }
     }
   }
@@ -139,15 +158,20 @@ export class LeaderElector {
     this.work = (async () => {
       await this.opts.onStartedLeading(this.leaderAbort!.signal);
     })().catch((err) => this.log.error({ err }, 'onStartedLeading failed'));
-    let lastRenew = Date.now();
+    let lastRenew = this.clock.now();
     while (!this.stopped) {
-      await this.sleep(this.retryMs);
+      await this.sleep(this.retryMs, true).promise;
       if (this.stopped) return;
-      const left = this.renewDeadlineMs - (Date.now() - lastRenew);
-      // A hung request must not keep us leading past the deadline.
-      const ok = left > 0 && (await Promise.race([this.tryAcquireOrRenew(), this.sleep(left).then(() => false)]));
-      if (ok) lastRenew = Date.now();
-      else if (Date.now() - lastRenew >= this.renewDeadlineMs) {
+      const left = this.renewDeadlineMs - (this.clock.now() - lastRenew);
+      let ok = false;
+      if (left > 0) {
+        // A hung request must not keep us leading past the deadline.
+        const deadline = this.sleep(left);
+        ok = await Promise.race([this.tryAcquireOrRenew(), deadline.promise]);
+        deadline.wake();
+      }
+      if (ok) lastRenew = this.clock.now();
+      else if (this.clock.now() - lastRenew >= this.renewDeadlineMs) {
         this.log.warn(
           { lease: this.opts.name, renewDeadlineMs: this.renewDeadlineMs },
           'failed to renew the lease within the renew deadline; stopping leading',
@@ -175,7 +199,7 @@ export class LeaderElector {
   /** One acquire-or-renew round; true when this identity holds the Lease afterwards. Never throws. */
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { api, namespace, name, identity } = this.opts;
-    const now = Date.now();
+    const now = this.clock.now();
     let cur: V1Lease;
     try {
       cur = await api.readNamespacedLease({ namespace, name });
@@ -244,7 +268,7 @@ export class LeaderElector {
     try {
       const cur = await api.readNamespacedLease({ namespace, name });
       if (cur.spec?.holderIdentity !== identity) return;
-      const now = micro(Date.now());
+      const now = micro(this.clock.now());
       await api.replaceNamespacedLease({
         namespace,
         name,
@@ -269,16 +293,30 @@ export class LeaderElector {
     }
   }
 
-  /** Sleep `ms`, cut short by stop() (so no timer outlives the elector). */
-  private sleep(ms: number): Promise<false> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(t);
+  private setIdle(idle: boolean): void {
+    this.idle = idle;
+    if (idle) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /**
+   * Sleep `ms` on the clock, cut short by stop() or `wake()` (so no timer outlives its use).
+   * `between` marks the sleep between rounds: the elector counts as idle (whenIdle) until it wakes.
+   */
+  private sleep(ms: number, between = false): { promise: Promise<false>; wake(): void } {
+    let wake!: () => void;
+    const promise = new Promise<false>((resolve) => {
+      let t: TimerHandle | undefined;
+      wake = () => {
+        this.clock.clearTimeout(t);
         this.wakers.delete(wake);
+        // Synchronously, so a whenIdle() called right after the timer fired waits for the coming round.
+        if (between) this.setIdle(false);
         resolve(false);
       };
-      const t = setTimeout(wake, ms);
+      t = this.clock.setTimeout(wake, ms);
       this.wakers.add(wake);
     });
+    if (between && !this.stopped) this.setIdle(true);
+    return { promise, wake };
   }
 }

@@ -9,6 +9,7 @@
  * the level-triggered informers re-deliver state on the next start. Delay timers keep the process
  * alive (a pending requeue is work to do) until shutDown() clears them.
  */
+import { realClock, type Clock, type TimerHandle } from '../../util/clock.js';
 import { defaultControllerRateLimiter, type RateLimiter } from './rate-limiter.js';
 
 /** Hooks for queue metrics (see OperatorMetrics.queueMetrics). */
@@ -25,6 +26,8 @@ export interface WorkQueueOptions {
   /** Limiter for addRateLimited (default: defaultControllerRateLimiter()). */
   rateLimiter?: RateLimiter;
   metrics?: WorkQueueMetrics;
+  /** Time source for addAfter's due times and timers (default: the real clock). */
+  clock?: Clock;
 }
 
 /** See the file header. Keys are strings ('namespace/name'). */
@@ -35,13 +38,16 @@ export class WorkQueue<K extends string = string> {
   private readonly processing = new Set<K>();
   private readonly waiters: Array<(key: K | undefined) => void> = [];
   /** Pending addAfter timers with their due time (ms since epoch). */
-  private readonly delayed = new Map<K, { due: number; timer: NodeJS.Timeout }>();
+  private readonly delayed = new Map<K, { due: number; timer: TimerHandle }>();
   private readonly limiter: RateLimiter;
   private readonly metrics?: WorkQueueMetrics;
+  private readonly clock: Clock;
   private stopping = false;
+  private readonly idleWaiters: Array<() => void> = [];
 
   constructor(opts: WorkQueueOptions = {}) {
-    this.limiter = opts.rateLimiter ?? defaultControllerRateLimiter();
+    this.clock = opts.clock ?? realClock;
+    this.limiter = opts.rateLimiter ?? defaultControllerRateLimiter(() => this.clock.now());
     this.metrics = opts.metrics;
   }
 
@@ -61,11 +67,11 @@ export class WorkQueue<K extends string = string> {
       this.add(key);
       return;
     }
-    const due = Date.now() + delayMs;
+    const due = this.clock.now() + delayMs;
     const prev = this.delayed.get(key);
     if (prev && prev.due <= due) return;
-    if (prev) clearTimeout(prev.timer);
-    const timer = setTimeout(() => {
+    if (prev) this.clock.clearTimeout(prev.timer);
+    const timer = this.clock.setTimeout(() => {
       this.delayed.delete(key);
       this.add(key);
     }, delayMs);
@@ -107,6 +113,17 @@ export class WorkQueue<K extends string = string> {
       this.metrics?.added();
       this.push(key);
     }
+    this.notifyIdle();
+  }
+
+  /**
+   * Resolves once no key is queued or processing (at once if so now, or after shutDown). Keys waiting
+   * on an addAfter / addRateLimited delay do not count: they are queued when their timer fires.
+   * The signal that every event handed to the queue so far has been reconciled.
+   */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Keys waiting to be handed out (not counting processing or delayed ones). */
@@ -123,12 +140,21 @@ export class WorkQueue<K extends string = string> {
   shutDown(): void {
     if (this.stopping) return;
     this.stopping = true;
-    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    for (const { timer } of this.delayed.values()) this.clock.clearTimeout(timer);
     this.delayed.clear();
     this.queue.length = 0;
     this.dirty.clear();
     this.metrics?.depth(0);
     for (const w of this.waiters.splice(0)) w(undefined);
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private isIdle(): boolean {
+    return this.stopping || (this.queue.length === 0 && this.processing.size === 0);
+  }
+
+  private notifyIdle(): void {
+    if (this.idleWaiters.length > 0 && this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private push(key: K): void {

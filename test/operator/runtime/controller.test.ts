@@ -10,7 +10,8 @@ import { WorkQueue } from '../../../src/operator/runtime/workqueue.js';
 import { OperatorMetrics } from '../../../src/operator/runtime/metrics.js';
 import { SupervisedInformer, enqueueHandlers } from '../../../src/operator/runtime/informer.js';
 import { splitKey, objectKey } from '../../../src/operator/runtime/keys.js';
-import { fakeCluster, waitFor, sleep } from './helpers.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { fakeCluster, waitFor } from './helpers.js';
 
 /** The value of one sample line in Prometheus text, or undefined. */
 function sample(text: string, series: string): number | undefined {
@@ -21,7 +22,8 @@ function sample(text: string, series: string): number | undefined {
 test('success / error (rate-limited retry) / requeueAfter outcomes and the metric series they produce', async (t) => {
   const reg = new Registry();
   const metrics = new OperatorMetrics(reg);
-  const queue = new WorkQueue({ metrics: metrics.queueMetrics('run') });
+  const clock = new ManualClock();
+  const queue = new WorkQueue({ metrics: metrics.queueMetrics('run'), clock });
   const calls: string[] = [];
   const seen = new Map<string, number>();
   const ctl = runController({
@@ -40,8 +42,20 @@ test('success / error (rate-limited retry) / requeueAfter outcomes and the metri
   });
   t.after(() => ctl.stop());
   for (const k of ['ns/a', 'ns/b', 'ns/c']) queue.add(k);
-  await waitFor(() => seen.get('ns/b') === 3 && seen.get('ns/c') === 2, 'all keys settled');
-  await sleep(30);
+  await queue.whenIdle();
+  assert.deepEqual([...calls].sort(), ['ns/a#1', 'ns/b#1', 'ns/c#1']);
+  // b failed: retried after the limiter's 5 ms, then 10 ms; c asked to be looked at again after 20 ms.
+  assert.equal(clock.pending(), 2);
+  clock.advance(5);
+  await queue.whenIdle();
+  assert.deepEqual(calls.slice(3), ['ns/b#2']);
+  clock.advance(10);
+  await queue.whenIdle();
+  assert.deepEqual(calls.slice(4), ['ns/b#3']);
+  clock.advance(5);
+  await queue.whenIdle();
+  assert.deepEqual(calls.slice(5), ['ns/c#2']);
+  assert.equal(clock.pending(), 0, 'nothing more is scheduled: every key settled');
   assert.equal(calls.length, 6, calls.join(','));
   assert.equal(queue.numRequeues('ns/b'), 0, 'success forgets the backoff');
   const text = await reg.metrics();
@@ -66,6 +80,11 @@ test('per-key serialization with 4 workers: one key never runs concurrently; dis
     maxAll = 0;
   const activeByKey = new Map<string, number>();
   const runs: string[] = [];
+  // Each reconcile holds until the test releases it, so overlap is decided by the test, not by timing.
+  const gates: Array<() => void> = [];
+  const releaseAll = () => {
+    for (const g of gates.splice(0)) g();
+  };
   const ctl = runController({
     name: 'ser',
     queue,
@@ -76,7 +95,7 @@ test('per-key serialization with 4 workers: one key never runs concurrently; dis
       maxSame = Math.max(maxSame, activeByKey.get(key)!);
       maxAll = Math.max(maxAll, active);
       runs.push(key);
-      await sleep(40);
+      await new Promise<void>((r) => gates.push(r));
       activeByKey.set(key, activeByKey.get(key)! - 1);
       active--;
     },
@@ -85,11 +104,15 @@ test('per-key serialization with 4 workers: one key never runs concurrently; dis
   queue.add('ns/hot');
   queue.add('ns/x');
   queue.add('ns/y');
-  await sleep(10);
+  await waitFor(() => runs.length === 3, 'three keys running');
   for (let i = 0; i < 5; i++) queue.add('ns/hot'); // while it runs: dirty, re-queued once
-  await waitFor(() => runs.length === 4 && active === 0, 'runs done');
-  await sleep(60);
-  assert.deepEqual(runs.filter((k) => k === 'ns/hot').length, 2);
+  assert.equal(queue.len(), 0, 'hot is held back while processing, though a worker is free');
+  releaseAll();
+  await waitFor(() => runs.length === 4, 'hot again');
+  assert.equal(active, 1);
+  releaseAll();
+  await queue.whenIdle();
+  assert.deepEqual([...runs].sort(), ['ns/hot', 'ns/hot', 'ns/x', 'ns/y']);
   assert.equal(maxSame, 1);
   assert.equal(maxAll, 3);
 });
@@ -98,20 +121,23 @@ test('stop() aborts the in-flight reconcile signal and waits for the workers', a
   const queue = new WorkQueue();
   let aborted = false,
     finished = false;
+  let started!: () => void;
+  const running = new Promise<void>((r) => (started = r));
   const ctl = runController({
     name: 'stop',
     queue,
     workers: 1,
     reconcile: async (_key, signal) => {
+      started();
       await new Promise((r) => signal.addEventListener('abort', r));
       aborted = true;
-      await sleep(20);
+      await new Promise((r) => setImmediate(r)); // still busy after the abort: stop() must wait
       finished = true;
       throw new Error('aborted'); // an error after stop is not re-queued: the queue is shut down
     },
   });
   queue.add('ns/long');
-  await sleep(10);
+  await running;
   await ctl.stop();
   assert.equal(aborted, true);
   assert.equal(finished, true);
@@ -162,7 +188,15 @@ test('end to end: informer events → queue → reconcile labels each Job via a 
       .listObjects({ group: 'batch', plural: 'jobs', namespace: ns })
       .filter((o) => o.metadata.labels?.reconciled === 'yes').length;
   await waitFor(() => labelled() === 2, 'both jobs reconciled');
-  await sleep(50);
+  // The informer has delivered the update events of our own patches (its cache holds the patched versions),
+  // and the queue has processed every key they added: any further write would have happened by now.
+  const rvOf = (name: string) =>
+    srv.getObject({ group: 'batch', plural: 'jobs', namespace: ns, name })!.metadata.resourceVersion;
+  await waitFor(
+    () => ['j1', 'j2'].every((n) => inf.get(n, ns)?.metadata?.resourceVersion === rvOf(n)),
+    'the informer caught up with the patches',
+  );
+  await queue.whenIdle();
   assert.equal(srv.count('patch', 'batch/jobs'), 2, 'the update events of our own patches do not cause more writes');
   assert.equal(objectKey(inf.get('j1', ns)!), 'e2e/j1');
   assert.deepEqual(splitKey('cluster-obj'), { namespace: '', name: 'cluster-obj' });

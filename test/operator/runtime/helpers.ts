@@ -18,3 +18,12 @@ export async function waitFor(pred: () => boolean, what: string, ms = 3000): Pro
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Whether `p` is still unsettled once the already-queued microtasks ran. Exact for a promise that its
+ * producer settles synchronously (a WorkQueue waiter, a deferred): no timing involved.
+ */
+export async function isPending(p: Promise<unknown>): Promise<boolean> {
+  const marker = Symbol('pending');
+  return (await Promise.race([p, Promise.resolve(marker)])) === marker;
+}

@@ -13,7 +13,8 @@ import {
 } from '../../../src/operator/runtime/informer.js';
 import { WorkQueue } from '../../../src/operator/runtime/workqueue.js';
 import { OperatorMetrics } from '../../../src/operator/runtime/metrics.js';
-import { fakeCluster, waitFor, sleep } from './helpers.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { fakeCluster, waitFor } from './helpers.js';
 
 let srv: FakeApiServer, kc: KubeConfig, batch: BatchV1Api, core: CoreV1Api;
 before(async () => {
@@ -36,6 +37,10 @@ const job = (name: string, labels: Record<string, string> = {}): V1Job => ({
   metadata: { name, labels },
   spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } } },
 });
+
+/** List requests for Jobs in namespace `ns` (the server is shared by all tests in this file). */
+const listsIn = (ns: string) =>
+  srv.requests.filter((r) => r.verb === 'list' && r.path.includes(`/namespaces/${ns}/jobs`)).length;
 
 function jobInformer(ns: string, extra: Partial<ConstructorParameters<typeof SupervisedInformer<V1Job>>[0]> = {}) {
   const inf = track(
@@ -115,10 +120,22 @@ test('a failing first list is retried with growing backoff (20, 40 ms) before st
   const ns = 'listfail';
   await batch.createNamespacedJob({ namespace: ns, body: job('pre') });
   srv.failNext('list', 'batch/jobs', 503, 2);
-  const { inf, events } = jobInformer(ns);
-  const t0 = Date.now();
-  await inf.start();
-  assert.ok(Date.now() - t0 >= 55, `backoff 20 + 40 ms, took ${Date.now() - t0} ms`);
+  const clock = new ManualClock();
+  const { inf, events } = jobInformer(ns, { clock });
+  let synced = false;
+  const started = inf.start().then(() => (synced = true));
+  // Two periodic timers (resync, idle watchdog) run all along; a third pending timer is the restart backoff.
+  for (const [i, backoff] of [20, 40].entries()) {
+    await clock.whenPending(3);
+    assert.equal(inf.restarts, i + 1);
+    assert.equal(clock.nextDue()! - clock.now(), backoff, `restart ${i + 1} after ${backoff} ms`);
+    clock.advance(backoff - 1);
+    assert.equal(listsIn(ns), i + 1, `no relist before ${backoff} ms`);
+    assert.equal(synced, false);
+    clock.advance(1);
+  }
+  await started;
+  assert.equal(listsIn(ns), 3);
   assert.equal(inf.restarts, 2);
   assert.deepEqual(events, ['add pre']);
   await inf.stop();
@@ -146,12 +163,14 @@ test('resync re-delivers every cached object to update handlers with old === new
   const ns = 'resync';
   await batch.createNamespacedJob({ namespace: ns, body: job('r1') });
   await batch.createNamespacedJob({ namespace: ns, body: job('r2') });
+  const clock = new ManualClock();
   const inf = track(
     new SupervisedInformer<V1Job>({
       kubeConfig: kc,
       path: `/apis/batch/v1/namespaces/${ns}/jobs`,
       list: () => batch.listNamespacedJob({ namespace: ns }),
       resyncMs: 60,
+      clock,
     }),
   );
   const seen: string[] = [];
@@ -161,20 +180,32 @@ test('resync re-delivers every cached object to update handlers with old === new
   });
   await inf.start();
   assert.deepEqual(seen, []);
-  await waitFor(() => seen.length >= 4, 'two resync rounds', 2000);
-  assert.deepEqual(seen.slice(0, 4).sort(), ['r1', 'r1', 'r2', 'r2']);
+  clock.advance(59);
+  assert.deepEqual(seen, [], 'not before the resync period');
+  clock.advance(1);
+  assert.deepEqual([...seen].sort(), ['r1', 'r2'], 'first resync round');
+  clock.advance(60);
+  assert.deepEqual([...seen].sort(), ['r1', 'r1', 'r2', 'r2'], 'second resync round');
   await inf.stop();
-  const n = seen.length;
-  await sleep(150);
-  assert.equal(seen.length, n, 'no resync after stop');
+  assert.equal(clock.pending(), 0, 'stop() cleared the resync and watchdog timers');
+  clock.advance(600);
+  assert.equal(seen.length, 4, 'no resync after stop');
 });
 
 test('idle watchdog restarts a watch that delivered nothing for idleTimeoutMs', async () => {
   const ns = 'idle';
-  const { inf } = jobInformer(ns, { watchTimeoutSeconds: 0, idleTimeoutMs: 100, backoffInitialMs: 10 });
+  const clock = new ManualClock();
+  const { inf } = jobInformer(ns, { watchTimeoutSeconds: 0, idleTimeoutMs: 100, backoffInitialMs: 10, clock });
   await inf.start();
+  await waitFor(() => srv.openWatches === 1, 'watching');
   const w0 = srv.count('watch', 'batch/jobs');
-  await waitFor(() => inf.restarts >= 1 && srv.count('watch', 'batch/jobs') > w0, 'idle restart', 2000);
+  // The watchdog checks every 25 ms: idle for 100 ms is not over the limit, 125 ms is.
+  clock.advance(100);
+  assert.equal(inf.restarts, 0, 'idle for exactly idleTimeoutMs: no restart yet');
+  clock.advance(25);
+  assert.equal(inf.restarts, 1, 'idle for over idleTimeoutMs: restart scheduled');
+  clock.advance(10); // the restart backoff
+  await waitFor(() => srv.count('watch', 'batch/jobs') > w0, 'rewatch after the idle restart');
   const last = srv.requests.filter((r) => r.verb === 'watch').at(-1)!;
   assert.equal(last.query.timeoutSeconds, undefined);
   assert.notEqual(last.query.resourceVersion, '', 'rewatch resumes from the last resourceVersion');

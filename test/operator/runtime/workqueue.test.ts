@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkQueue, type WorkQueueMetrics } from '../../../src/operator/runtime/workqueue.js';
 import { ItemExponentialRateLimiter } from '../../../src/operator/runtime/rate-limiter.js';
-import { sleep } from './helpers.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { isPending } from './helpers.js';
 
 function countingMetrics() {
   const m = { adds: 0, retries: 0, depths: [] as number[] };
@@ -35,15 +36,11 @@ test('per-key serialization: a key added while processing is held back and re-qu
   q.add('other');
   assert.equal(q.len(), 1);
   assert.equal(await q.get(), 'other');
-  let second: string | undefined = 'pending';
-  const waiting = q.get().then((v) => {
-    second = v;
-  });
-  await sleep(10);
-  assert.equal(second, 'pending', 'k is not handed out while still processing');
+  const waiting = q.get();
+  // A waiter is resolved synchronously by the add/done that hands it a key, so "still pending" is exact.
+  assert.equal(await isPending(waiting), true, 'k is not handed out while still processing');
   q.done('k');
-  await waiting;
-  assert.equal(second, 'k');
+  assert.equal(await waiting, 'k');
   q.done('k');
   q.done('other');
   assert.equal(q.len(), 0, 'the dirty re-queue happened once');
@@ -56,32 +53,42 @@ test('a key done without re-adding is not re-queued; get waits for a later add',
   q.done((await q.get()) as string);
   assert.equal(q.len(), 0);
   const p = q.get();
-  setTimeout(() => q.add('b'), 5);
+  assert.equal(await isPending(p), true, 'nothing to hand out yet');
+  q.add('b');
   assert.equal(await p, 'b');
   q.shutDown();
 });
 
 test('addAfter delays and keeps the earliest pending delay', async () => {
-  const q = new WorkQueue();
-  const t0 = Date.now();
+  const clock = new ManualClock();
+  const q = new WorkQueue({ clock });
   q.addAfter('x', 200);
-  q.addAfter('x', 30); // earlier wins
+  q.addAfter('x', 30); // earlier wins: the 200 ms timer is cleared
   q.addAfter('x', 500); // later is ignored
-  assert.equal(q.len(), 0);
+  assert.equal(clock.pending(), 1, 'one timer for x');
+  assert.equal(clock.nextDue()! - clock.now(), 30);
+  clock.advance(29);
+  assert.equal(q.len(), 0, 'not due at 29 ms');
+  clock.advance(1);
+  assert.equal(q.len(), 1, 'queued at 30 ms');
   assert.equal(await q.get(), 'x');
-  const waited = Date.now() - t0;
-  assert.ok(waited >= 25 && waited < 190, `waited ${waited} ms (the 200 ms add must not win)`);
   q.done('x');
-  await sleep(250);
+  clock.advance(1000);
   assert.equal(q.len(), 0, 'the superseded 200 ms timer was cleared');
+  assert.equal(clock.pending(), 0);
   q.shutDown();
 });
 
 test('addRateLimited uses the limiter (5, 10, 20 ms); forget resets numRequeues', async () => {
   const { m, sink } = countingMetrics();
-  const q = new WorkQueue({ rateLimiter: new ItemExponentialRateLimiter(5, 1000), metrics: sink });
-  for (let i = 0; i < 3; i++) {
+  const clock = new ManualClock();
+  const q = new WorkQueue({ rateLimiter: new ItemExponentialRateLimiter(5, 1000), metrics: sink, clock });
+  for (const delay of [5, 10, 20]) {
     q.addRateLimited('r');
+    assert.equal(clock.nextDue()! - clock.now(), delay);
+    clock.advance(delay - 1);
+    assert.equal(q.len(), 0, `not before ${delay} ms`);
+    clock.advance(1);
     assert.equal(await q.get(), 'r');
     q.done('r');
   }
@@ -93,11 +100,13 @@ test('addRateLimited uses the limiter (5, 10, 20 ms); forget resets numRequeues'
 });
 
 test('shutDown resolves waiting and later get() with undefined, drops queued and delayed keys', async () => {
-  const q = new WorkQueue();
+  const clock = new ManualClock();
+  const q = new WorkQueue({ clock });
   const w1 = q.get(),
     w2 = q.get();
   q.addAfter('late', 60_000); // would keep the process alive if not cleared/unref'd
   q.shutDown();
+  assert.equal(clock.pending(), 0, 'the delay timer was cleared');
   assert.deepEqual(await Promise.all([w1, w2]), [undefined, undefined]);
   q.add('x');
   assert.equal(q.len(), 0);
