@@ -6,12 +6,11 @@
 import { Command, Option } from 'commander';
 import { createLogger } from '../service/logging.js';
 import { EVAL_SEED_START, evalStage, type EvalOptions, type EvalResult, saveEvalOutputs } from '../stages/eval.js';
-import { Interrupted } from '../stages/pipeline.js';
-import { classifyError } from '../jobs/errors.js';
-import { type TerminationMessage, writeTerminationMessageFromEnv } from '../jobs/termination.js';
+import { classifyError } from '../service/error-class.js';
+import { type TerminationMessage, writeTerminationMessageFromEnv } from '../service/termination.js';
 import { EvalMetrics, parsePushgatewayUrl, pushgatewayFromEnv } from '../eval/metrics.js';
 import { EMBEDDED_FEATURE_NETS } from '../eval/feature-net.js';
-import { EXIT_USAGE, UsageError } from '../util/errors.js';
+import { EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { int, location } from './distill.js';
 
@@ -56,10 +55,11 @@ type Opts = Omit<EvalOptions, 'inputRange'> & {
 };
 
 /** The exit code src/cli/main.ts gives an error thrown by the action: 2 usage, 130 interrupted, 1 a bug. */
-const exitCodeOf = (e: unknown): number => (e instanceof UsageError ? EXIT_USAGE : e instanceof Interrupted ? 130 : 1);
+const exitCodeOf = (e: unknown): number =>
+  e instanceof UsageError ? EXIT_USAGE : e instanceof Interrupted ? EXIT_INTERRUPTED : 1;
 
 /**
- * The termination message of an eval run (src/jobs/termination.ts; written when
+ * The termination message of an eval run (src/service/termination.ts; written when
  * GET_DISTILL_TERMINATION_LOG is set, as the eval Job's pod does): summary {fid, inceptionScore (mean),
  * precision, recall, samples}, artifacts {report, reference} where written.
  */
