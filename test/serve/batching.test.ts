@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { resolveConfig } from '../../src/get/config.js';
 import { readModelInfo } from '../../src/get/export.js';
 import { OrtSession } from '../../src/graph/session.js';
-import { mergeSamples, samplesFromSeeds } from '../../src/serve/samples.js';
+import { mergeSamples, samplesFromSeeds } from '../../src/get/seeded.js';
 import { getJson, metricValue, modelBytes, postJson, startServer, writeTemp, type TestServer } from './helpers.js';
 
 const metrics = async (s: TestServer) => (await fetch(`${s.url}/metrics`)).text();
