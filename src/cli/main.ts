@@ -9,7 +9,8 @@ import { EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, UsageError } from '../util/e
 import { distillCommand } from './distill.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
-import { serveCommand } from './serve.js';
+// The one import of a service: `get-distill serve` mounts the inference service's own command.
+import { serveCommand } from '../serve/command.js';
 
 export function buildProgram(): Command {
   const program = new Command('get-distill')
