@@ -1,3 +1,4 @@
+/* global module */
 /**
  * The layering of docs/architecture.md ("Layers"), enforced: `npm run depcruise` (and scripts/test.sh,
  * after the typecheck) fail on any rule of severity error. Dependencies point down:

@@ -12,7 +12,10 @@ import type { Logger } from './logging.js';
 /** Env var naming the Pushgateway (e.g. `http://pushgateway.monitoring:9091`); unset or empty: no pushes. */
 export const PUSHGATEWAY_URL_ENV = 'GET_DISTILL_PUSHGATEWAY_URL';
 
-/** A validated Pushgateway address: `url` (may carry basic-auth userinfo, used for requests only) and `display` (for logs). */
+/**
+ * A validated Pushgateway address: `url` (may carry basic-auth userinfo, used for requests only) and
+ * `display` (for logs).
+ */
 export interface PushgatewayTarget {
   readonly url: string;
   readonly display: string;

@@ -67,7 +67,8 @@ export async function openSource(spec: string, flag: string, o: SourceOptions): 
   if ((await store.head(spec)) === null) {
     if ((await store.head(joinUri(spec, MANIFEST_FILE))) !== null) return pairsSource(storeFor(spec), spec);
     throw new UsageError(
-      `${flag} ${spec}: no such file, object or pair folder (give model.onnx, a pair folder with ${MANIFEST_FILE}, "teacher", or a split such as mnist:test)`,
+      `${flag} ${spec}: no such file, object or pair folder (give model.onnx, a pair folder with ` +
+        `${MANIFEST_FILE}, "teacher", or a split such as mnist:test)`,
     );
   }
   let bytes: Uint8Array;

@@ -55,7 +55,10 @@ export const TFJS_BACKENDS = [
 export interface TrainingEngine {
   /** `ort` or `tfjs`. */
   readonly name: TrainingEngineKind;
-  /** Engine and backend in words, for logs, e.g. `ort (onnxruntime, providers cpu)`, `tfjs (wasm, @tensorflow/tfjs-backend-wasm)`. */
+  /**
+   * Engine and backend in words, for logs, e.g. `ort (onnxruntime, providers cpu)`,
+   * `tfjs (wasm, @tensorflow/tfjs-backend-wasm)`.
+   */
   readonly describe: string;
   readonly cfg: GetConfig;
   readonly batch: number;
@@ -117,7 +120,10 @@ export function stepFeeds(
   return feeds;
 }
 
-/** 2·m·k·n summed over the MatMul nodes of a graph with static shapes (the dominant cost of GET); NaN with symbolic dims. */
+/**
+ * 2·m·k·n summed over the MatMul nodes of a graph with static shapes (the dominant cost of GET); NaN with
+ * symbolic dims.
+ */
 export function matmulFlops(g: Graph): number {
   let flops = 0;
   for (const n of g.nodes) {
