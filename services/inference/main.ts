@@ -6,7 +6,7 @@
  * cannot be loaded: one line on stderr, exit 2. SIGTERM: drain, exit 0.
  */
 import { CommanderError } from 'commander';
-import { serveCommand } from '../../src/cli/serve.js';
+import { serveCommand } from '../../src/serve/command.js';
 import { EXIT_USAGE, UsageError } from '../../src/util/errors.js';
 
 const program = serveCommand()

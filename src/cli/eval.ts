@@ -5,15 +5,16 @@
  */
 import { Command, Option } from 'commander';
 import { createLogger } from '../service/logging.js';
+import { parsePushgatewayUrl, pushgatewayFromEnv } from '../service/pushgateway.js';
 import { EVAL_SEED_START, evalStage, type EvalOptions, type EvalResult, saveEvalOutputs } from '../stages/eval.js';
-import { Interrupted } from '../stages/pipeline.js';
-import { classifyError } from '../jobs/errors.js';
-import { type TerminationMessage, writeTerminationMessageFromEnv } from '../jobs/termination.js';
-import { EvalMetrics, parsePushgatewayUrl, pushgatewayFromEnv } from '../eval/metrics.js';
+import { classifyError } from '../service/error-class.js';
+import { type TerminationMessage, writeTerminationMessageFromEnv } from '../service/termination.js';
 import { EMBEDDED_FEATURE_NETS } from '../eval/feature-net.js';
-import { EXIT_USAGE, UsageError } from '../util/errors.js';
+import { EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { int, location } from './distill.js';
+import { createEvalMetrics, serveEvalMetrics } from './eval-metrics.js';
+import type { MetricsServer } from '../service/metrics-server.js';
 
 /** `lo,hi` with lo < hi, both finite. */
 const range =
@@ -56,10 +57,11 @@ type Opts = Omit<EvalOptions, 'inputRange'> & {
 };
 
 /** The exit code src/cli/main.ts gives an error thrown by the action: 2 usage, 130 interrupted, 1 a bug. */
-const exitCodeOf = (e: unknown): number => (e instanceof UsageError ? EXIT_USAGE : e instanceof Interrupted ? 130 : 1);
+const exitCodeOf = (e: unknown): number =>
+  e instanceof UsageError ? EXIT_USAGE : e instanceof Interrupted ? EXIT_INTERRUPTED : 1;
 
 /**
- * The termination message of an eval run (src/jobs/termination.ts; written when
+ * The termination message of an eval run (src/service/termination.ts; written when
  * GET_DISTILL_TERMINATION_LOG is set, as the eval Job's pod does): summary {fid, inceptionScore (mean),
  * precision, recall, samples}, artifacts {report, reference} where written.
  */
@@ -261,19 +263,21 @@ termination message: stage, outcome, exitCode, summary {fid, inceptionScore, pre
         o.model === 'teacher'
           ? `teacher:mixture-${o.dataset}-K${o.teacherComponents}-r${o.teacherRank}-nfe${2 * o.samplerSteps - 1}`
           : o.model;
-      const metrics = new EvalMetrics({
+      const logger = createLogger('eval', 'info', { stderr: true }); // stdout carries the result only
+      const metrics = createEvalMetrics({
         model: modelLabel,
         reference: o.reference,
         features: o.features,
         pushgateway: pushgateway ?? pushgatewayFromEnv(),
-        logger: createLogger('eval', 'info', { stderr: true }), // stdout carries the result only
+        logger,
       });
+      let server: MetricsServer | undefined;
       if (metricsPort !== undefined) {
-        const addr = await metrics.serve(metricsPort, metricsHost).catch((e: unknown) => {
+        server = await serveEvalMetrics(metrics, metricsPort, metricsHost, logger).catch((e: unknown) => {
           writeTermination(evalTermination(o, { error: e }));
           throw e;
         });
-        process.stderr.write(`metrics on ${addr}/metrics\n`);
+        process.stderr.write(`metrics on ${server.url}/metrics\n`);
       }
       // Ctrl-C / SIGTERM: the gateway must not keep showing "running".
       const onSignal = (sig: NodeJS.Signals) => {
@@ -313,6 +317,7 @@ termination message: stage, outcome, exitCode, summary {fid, inceptionScore, pre
       } finally {
         process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
         await metrics.close();
+        await server?.close();
       }
     });
 }

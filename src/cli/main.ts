@@ -5,12 +5,12 @@
  * turns a checkpoint into model.onnx + model.json; `eval` scores samples (FID, IS, precision/recall); `serve` runs the one-step generation service. Errors a user can fix print one line and exit 2.
  */
 import { Command, CommanderError } from 'commander';
-import { EXIT_USAGE, UsageError } from '../util/errors.js';
+import { EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, UsageError } from '../util/errors.js';
 import { distillCommand } from './distill.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
-import { serveCommand } from './serve.js';
-import { Interrupted } from '../stages/pipeline.js';
+// The one import of a service: `get-distill serve` mounts the inference service's own command.
+import { serveCommand } from '../serve/command.js';
 
 export function buildProgram(): Command {
   const program = new Command('get-distill')
@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<void> {
     }
     if (e instanceof Interrupted) {
       process.stderr.write(`get-distill: ${e.message}\n`);
-      process.exit(130);
+      process.exit(EXIT_INTERRUPTED);
     }
     // A bug or an environment failure: one line, the stack only on request.
     process.stderr.write(`get-distill: ${(e as Error).message ?? String(e)}\n`);

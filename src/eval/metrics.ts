@@ -3,23 +3,17 @@
  * progress while it runs and FID / IS / precision / recall when it ends, on a registry of its own.
  * A batch job may end before any scrape, so the metrics are also pushed (PUT, the whole group) to a
  * Pushgateway under job `get_eval` and grouping {instance: <run id>}: at phase changes and at the end,
- * and progress at most once per `minPushIntervalMs`. A push never fails the eval: the first failure is
- * logged as a warning (URL without credentials), later ones at debug level.
- * While the job runs, {@link EvalMetrics.serve} exposes /metrics (plus process and HTTP metrics),
- * /healthz and /readyz with the service kit (src/service).
+ * and progress at most once per `minPushIntervalMs`. This module decides what and when; the push itself
+ * ({@link MetricsPush}: src/service/pushgateway.ts) and the /metrics server while the job runs
+ * (src/service/metrics-server.ts) are the service kit's, wired by the eval CLI (src/cli/eval-metrics.ts).
  *
  * Label values come from users (model URIs can carry keys in userinfo or presigned query strings), so
  * every one goes through {@link safeLabel}: userinfo, query and fragment removed, length capped.
  */
 import { createHash } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Gauge, Pushgateway, Registry } from 'prom-client';
-import { createLogger, createRegistry, createServiceApp, listen, type Logger } from '../service/index.js';
-import { UsageError } from '../util/errors.js';
+import { Gauge, Registry } from 'prom-client';
+import { withoutUserinfo } from '../util/redact.js';
 
-/** Env var naming the Pushgateway (e.g. `http://pushgateway.monitoring:9091`); unset or empty: no pushes. */
-export const PUSHGATEWAY_URL_ENV = 'GET_DISTILL_PUSHGATEWAY_URL';
 /** Pushgateway job label of every eval run. */
 export const EVAL_JOB = 'get_eval';
 /** Longest label value kept; longer ones are cut and tagged with a hash so they stay distinct. */
@@ -30,18 +24,6 @@ export const EVAL_PHASES = ['reference', 'sample'] as const;
 export type EvalPhase = (typeof EVAL_PHASES)[number];
 export const EVAL_STATES = ['running', 'succeeded', 'failed'] as const;
 export type EvalState = (typeof EVAL_STATES)[number];
-
-/**
- * `http://user:pw@host/x` → `http://host/x`, also for strings `URL` cannot parse. A password pasted
- * unescaped may hold `/` (AWS secret keys do): `user:` followed by anything up to an `@` before the
- * query counts as userinfo too, unless the colon starts a port (`host:8080/m@v2` is kept). The cost:
- * a rare path like `s3://bucket/a:b@c` loses `bucket/a:b@`, which beats leaking a key.
- */
-export function withoutUserinfo(raw: string): string {
-  return raw
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@:]*:(?!\d{1,5}(?:\/|$))[^?#@]*@/i, '$1')
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
-}
 
 /**
  * A user string made safe as a label value: for `scheme://` URIs the userinfo (`key:secret@`), query
@@ -57,46 +39,18 @@ export function safeLabel(value: string): string {
   return `${v.slice(0, MAX_LABEL_LENGTH - 9)}…${tag}`;
 }
 
-/** A validated Pushgateway address: `url` (may carry basic-auth userinfo, used for requests only) and `display` (for logs). */
-export interface PushgatewayTarget {
-  readonly url: string;
-  readonly display: string;
-}
-
 /**
- * Checks a Pushgateway URL: http or https, a host, no query or fragment (the push path is appended to
- * it). Userinfo is allowed (sent as basic auth) and never appears in `display` or in error messages.
- * @param source where the value came from, named in errors (an option name or the env var).
- * @throws UsageError naming the problem and the expected form.
+ * Where the gauges are pushed: one push of the whole registry, e.g. PushgatewayClient
+ * (src/service/pushgateway.ts). It never rejects: false when the push failed (and was logged).
  */
-export function parsePushgatewayUrl(raw: string, source = PUSHGATEWAY_URL_ENV): PushgatewayTarget {
-  const shown = JSON.stringify(withoutUserinfo(raw).replace(/[?#].*$/, '')); // a query may hold a token
-  const fix = 'expected e.g. http://pushgateway:9091';
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new UsageError(`${source}: ${shown} is not a URL; ${fix}`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:')
-    throw new UsageError(
-      `${source}: ${shown} uses ${u.protocol.slice(0, -1)}; the Pushgateway is reached over http or https, ${fix}`,
-    );
-  if (!u.hostname) throw new UsageError(`${source}: ${shown} has no host; ${fix}`);
-  if (u.search || u.hash)
-    throw new UsageError(
-      `${source}: ${shown} has a query or fragment, which a push cannot use; give the gateway's base URL, ${fix}`,
-    );
-  const clean = new URL(u);
-  clean.username = '';
-  clean.password = '';
-  return { url: u.href, display: clean.href };
-}
-
-/** The Pushgateway URL from the environment ($GET_DISTILL_PUSHGATEWAY_URL), or undefined when unset or blank. */
-export function pushgatewayFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const v = env[PUSHGATEWAY_URL_ENV]?.trim();
-  return v ? v : undefined;
+export interface MetricsPush {
+  /** The target for logs (no credentials). */
+  readonly display: string;
+  /** Pushes that reached the target. */
+  readonly pushes: number;
+  /** Failed pushes so far. */
+  readonly pushFailures: number;
+  push(): Promise<boolean>;
 }
 
 export interface EvalMetricsOptions {
@@ -112,16 +66,13 @@ export interface EvalMetricsOptions {
    * re-evaluating the same thing replaces its group on the gateway instead of adding one per run.
    */
   readonly runId?: string;
-  /** Pushgateway base URL; default {@link pushgatewayFromEnv}; empty string: never push. */
-  readonly pushgateway?: string;
-  /** Default `process.env` (read for the Pushgateway URL only). */
-  readonly env?: NodeJS.ProcessEnv;
-  /** Default a pino logger named `eval`. */
-  readonly logger?: Logger;
+  /**
+   * Makes the push target for this run's registry and grouping label `instance` (the run id); called
+   * once by the constructor, whose errors (a bad URL: UsageError) it passes on. Omitted: never push.
+   */
+  readonly push?: (registry: Registry, runId: string) => MetricsPush;
   /** Least time between two progress pushes in milliseconds (default 2,000); phase changes and results push at once. */
   readonly minPushIntervalMs?: number;
-  /** Per-push HTTP timeout in milliseconds (default 5,000). */
-  readonly pushTimeoutMs?: number;
 }
 
 /** What {@link EvalMetrics.succeed} reads from a finished eval (src/stages/eval.ts EvalReport fits). */
@@ -150,7 +101,7 @@ export interface LabelOverrides {
  * Units: seconds, samples (images), samples per second; scores are unitless.
  */
 export class EvalMetrics {
-  /** Only the eval gauges (what is pushed); `serve()` adds process and HTTP metrics beside them. */
+  /** Only the eval gauges (what is pushed; a /metrics server adds process and HTTP metrics beside them). */
   readonly registry = new Registry();
   /** The model label value (after {@link safeLabel}). */
   readonly model: string;
@@ -158,10 +109,6 @@ export class EvalMetrics {
   readonly runId: string;
   /** Pushgateway URL for logs (no credentials); undefined when pushes are off. */
   readonly pushTarget: string | undefined;
-  /** Failed pushes so far (each one logged; only the first as a warning). */
-  pushFailures = 0;
-  /** Pushes that reached the gateway. */
-  pushes = 0;
 
   private readonly reference: string;
   private readonly features: string;
@@ -176,10 +123,7 @@ export class EvalMetrics {
   private readonly state: Gauge<'model' | 'state'>;
   private readonly lastSuccess: Gauge<'model'>;
 
-  private readonly logger: Logger;
-  private readonly gateway: Pushgateway<'text/plain; version=0.0.4; charset=utf-8'> | undefined;
-  /** The gateway URL's userinfo parts (raw and decoded), masked in logged error messages. */
-  private readonly secrets: string[] = [];
+  private readonly gateway: MetricsPush | undefined;
   private readonly minPushIntervalMs: number;
   private startedAt: number | undefined;
   private endedAt: number | undefined;
@@ -191,9 +135,8 @@ export class EvalMetrics {
   /** A push requested but not started yet: later requests share it (it reads the registry when it starts). */
   private queued: Promise<boolean> | null = null;
   private tail: Promise<unknown> = Promise.resolve();
-  private server: Server | undefined;
 
-  /** @throws UsageError when the Pushgateway URL (option or env) is invalid. */
+  /** @throws what `o.push` throws (UsageError for an invalid Pushgateway URL). */
   constructor(o: EvalMetricsOptions) {
     this.model = safeLabel(o.model);
     this.reference = safeLabel(o.reference ?? 'unknown');
@@ -205,19 +148,9 @@ export class EvalMetrics {
         .digest('hex')
         .slice(0, 12)}`;
     this.runId = id.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128) || 'unnamed';
-    this.logger = o.logger ?? createLogger('eval');
     this.minPushIntervalMs = o.minPushIntervalMs ?? 2000;
-    const raw = o.pushgateway ?? pushgatewayFromEnv(o.env) ?? '';
-    if (raw.trim() !== '') {
-      const target = parsePushgatewayUrl(raw.trim(), o.pushgateway === undefined ? PUSHGATEWAY_URL_ENV : 'pushgateway');
-      this.pushTarget = target.display;
-      const u = new URL(target.url);
-      // The password is the secret; a username alone only when it looks like a token (a short user
-      // name such as "e" would otherwise mask every "e" of every logged message).
-      const secret = u.password || (u.username.length >= 8 ? u.username : '');
-      if (secret) this.secrets.push(secret, decodeURIComponent(secret));
-      this.gateway = new Pushgateway(target.url, { timeout: o.pushTimeoutMs ?? 5000 }, this.registry);
-    }
+    this.gateway = o.push?.(this.registry, this.runId);
+    this.pushTarget = this.gateway?.display;
 
     const registers = [this.registry];
     const g = <K extends string>(name: string, help: string, labelNames: readonly K[]): Gauge<K> =>
@@ -385,70 +318,30 @@ export class EvalMetrics {
     return run;
   }
 
-  /**
-   * Serves /metrics (eval gauges + process and HTTP metrics), /healthz and /readyz while the job runs.
-   * @param port 0 picks a free port (read it from the returned URL).
-   * @returns the base URL, `http://host:port`.
-   * @throws UsageError when the address cannot be bound; Error when already serving.
-   */
-  async serve(port: number, host = '127.0.0.1'): Promise<string> {
-    if (this.server) throw new Error('EvalMetrics.serve: already serving; call close() first');
-    // A registry for the endpoint that shares the eval gauges (not copies), so /metrics is live,
-    // while the pushed registry stays free of per-process series.
-    const registry = Registry.merge([this.registry, createRegistry(true)]);
-    const svc = createServiceApp({
-      name: 'eval',
-      logger: this.logger,
-      bodyLimitBytes: 1024,
-      registry,
-      routes: () => {},
-    });
-    svc.state.markReady();
-    this.server = await listen(svc.app, port, host);
-    const bound = (this.server.address() as AddressInfo).port;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  /** Failed pushes so far (each one logged by the push target; only the first as a warning). */
+  get pushFailures(): number {
+    return this.gateway?.pushFailures ?? 0;
   }
 
-  /** Cancels the trailing progress push, waits for pushes in flight, closes the /metrics server. Idempotent. */
+  /** Pushes that reached the gateway. */
+  get pushes(): number {
+    return this.gateway?.pushes ?? 0;
+  }
+
+  /** Cancels the trailing progress push and waits for pushes in flight. Idempotent. */
   async close(): Promise<void> {
     clearTimeout(this.trailing);
     this.trailing = undefined;
     await this.tail;
-    const server = this.server;
-    this.server = undefined;
-    if (server) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      await closed;
-    }
   }
 
   private async pushNow(): Promise<boolean> {
     this.lastPushAt = Date.now();
     try {
-      await this.gateway!.push({ jobName: EVAL_JOB, groupings: { instance: this.runId } });
-      this.pushes++;
-      return true;
-    } catch (err) {
-      this.pushFailures++;
-      const line = { pushgateway: this.pushTarget, job: EVAL_JOB, instance: this.runId, error: this.scrub(err) };
-      if (this.pushFailures === 1)
-        this.logger.warn(
-          line,
-          'metrics push to the Pushgateway failed; the eval goes on (later failures are logged at debug level)',
-        );
-      else this.logger.debug(line, 'metrics push failed again');
-      return false;
+      return await this.gateway!.push();
     } finally {
       this.lastPushAt = Date.now();
     }
-  }
-
-  /** An error message with the gateway URL's credentials masked (Node's errors name host:port only, but be sure). */
-  private scrub(err: unknown): string {
-    let msg = err instanceof Error ? err.message || (err as { code?: string }).code || err.name : String(err);
-    for (const s of this.secrets) msg = msg.split(s).join('***');
-    return msg.slice(0, 500);
   }
 
   private end(state: Exclude<EvalState, 'running'>): void {

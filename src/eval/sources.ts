@@ -1,26 +1,25 @@
 /**
- * Where evaluated images come from (the `--model` and `--reference` specs of `get-distill eval`):
+ * Image sources for evaluation, each a stream of [m, C, H, W] images:
  *   - a one-step student, `model.onnx` of `get-distill/model@1` (src/get/export.ts), sampled from seeds;
- *   - a teacher through its deterministic Heun sampler: `teacher` (the embedded mixture fitted to
- *     --dataset) or an EDM-preconditioned ONNX network (src/teacher/onnx-teacher.ts);
+ *   - a teacher (any Denoiser) through its deterministic Heun sampler;
  *   - a pair folder (its manifest.json and shards): the teacher images datagen already made;
  *   - a dataset split, `mnist:test`, `fashion-mnist:train` ….
- * Seeded sources draw seed s's noise, label and z₀ from the seed contract (src/data/seeds.ts), so the
- * student and the teacher evaluated on the same seed range see the same noise and labels.
+ * Seeded sources draw seed s's noise, label and z₀ from the seed contract (src/data/seeds.ts,
+ * src/get/seeded.ts), so the student and the teacher evaluated on the same seed range see the same
+ * noise and labels. Which source a `--model` / `--reference` spec names, and opening its URI, is the
+ * eval stage's job (src/stages/eval-sources.ts): this module gets bytes, a store or a denoiser.
  */
 import { type DatasetName, type DatasetSplit, loadDataset } from '../data/datasets.js';
 import { labelsForSeedRange, noiseForSeedRange, type SeedRange, seedRange } from '../data/seeds.js';
-import { MANIFEST_FILE, readManifest, readShard } from '../data/shards.js';
+import { readManifest, readShard } from '../data/shards.js';
 import type { Denoiser, ImageShape } from '../edm/denoiser.js';
 import { heunSample } from '../edm/heun.js';
 import { heunNfe } from '../edm/schedule.js';
-import { MODEL_FORMAT, readModelInfo } from '../get/export.js';
-import { readOnnxSignature } from '../graph/onnx-inspect.js';
+import { readModelInfo } from '../get/export.js';
+import { mergeSamples, seedSamples } from '../get/seeded.js';
 import { OrtSession } from '../graph/session.js';
-import { mergeSamples, seedSamples } from '../serve/samples.js';
-import { prepareTeacher } from '../stages/teacher.js';
-import { OnnxEdmTeacher } from '../teacher/onnx-teacher.js';
-import { StoreError, joinUri, parentUri, storeFor } from '../store/index.js';
+import type { ObjectStore } from '../store/types.js';
+import { joinUri } from '../store/uri.js';
 import { UsageError } from '../util/errors.js';
 
 /** A finite or seeded stream of images. */
@@ -41,96 +40,17 @@ export interface ImageSource {
   close(): Promise<void>;
 }
 
-/** Dataset-split specs (`mnist:test` …). */
-const DATASET_SPEC = /^(mnist|fashion-mnist):(train|test)$/;
-
-/** Options for {@link openSource}. Teacher fields are needed only when the spec is a teacher. */
-export interface SourceOptions {
-  /** First seed of seeded sources (students, teachers). */
-  readonly seedStart: number;
-  readonly threads?: number;
-  /** Teachers (`teacher`, an EDM ONNX network): Heun steps (NFE = 2n − 1). */
-  readonly samplerSteps?: number;
-  /** For `teacher`: the dataset the embedded mixture teacher is fitted to, its fit and its cache. */
-  readonly dataset?: DatasetName;
-  readonly teacherComponents?: number;
-  readonly teacherRank?: number;
-  readonly cacheDir?: string;
-}
-
-/** An option a teacher source needs. @throws Error (a caller's bug) naming it when absent. */
-function need<K extends keyof SourceOptions>(o: SourceOptions, key: K, spec: string): NonNullable<SourceOptions[K]> {
-  const v = o[key];
-  if (v === undefined) throw new Error(`openSource(${spec}): option ${key} is required for a teacher source`);
-  return v as NonNullable<SourceOptions[K]>;
-}
-
-/**
- * Opens `spec` (see the module comment); `flag` names the option in errors (`--model`, `--reference`).
- * @throws UsageError when the spec names nothing readable or something that is neither a model, a
- *   pair folder nor a dataset split.
- */
-export async function openSource(spec: string, flag: string, o: SourceOptions): Promise<ImageSource> {
-  const ds = DATASET_SPEC.exec(spec);
-  if (ds) return datasetSource(ds[1] as DatasetName, ds[2] as DatasetSplit);
-  if (spec === 'teacher') {
-    const train = await loadDataset(need(o, 'dataset', spec), 'train');
-    const t = await prepareTeacher(
-      {
-        spec: 'mixture',
-        components: need(o, 'teacherComponents', spec),
-        rank: need(o, 'teacherRank', spec),
-        cacheDir: need(o, 'cacheDir', spec),
-        threads: o.threads,
-      },
-      train,
-    );
-    return teacherSource(t.denoiser, o.seedStart, need(o, 'samplerSteps', spec), o);
-  }
-  const store = storeFor(parentUri(spec));
-  if ((await store.head(spec)) === null) {
-    if ((await store.head(joinUri(spec, MANIFEST_FILE))) !== null) return pairsSource(spec);
-    throw new UsageError(
-      `${flag} ${spec}: no such file, object or pair folder (give model.onnx, a pair folder with ${MANIFEST_FILE}, "teacher", or a split such as mnist:test)`,
-    );
-  }
-  let bytes: Uint8Array;
+/** Seeds seedStart … seedStart + n − 1. @throws UsageError when they leave [0, 2^31). */
+function seeds(seedStart: number, n: number): SeedRange {
   try {
-    bytes = await store.get(spec);
+    return seedRange(seedStart, seedStart + n);
   } catch (e) {
-    if (e instanceof StoreError) throw new UsageError(`${flag} ${e.message}`);
-    throw e;
-  }
-  let metadata: Readonly<Record<string, string>>;
-  try {
-    metadata = readOnnxSignature(bytes, spec).metadata;
-  } catch (e) {
-    throw new UsageError(`${flag} ${(e as Error).message}`);
-  }
-  if (metadata.format === MODEL_FORMAT) return studentSource(bytes, spec, flag, o);
-  try {
-    return teacherSource(
-      await OnnxEdmTeacher.fromBytes(bytes, { threads: o.threads }, spec),
-      o.seedStart,
-      need(o, 'samplerSteps', spec),
-      o,
-    );
-  } catch (e) {
-    throw new UsageError(
-      `${flag} ${spec}: neither a get-distill/model@1 student nor an EDM teacher network (${(e as Error).message})`,
-    );
+    throw new UsageError(`--seed-start ${seedStart} with ${n} samples: ${(e as Error).message}`);
   }
 }
 
-function seeds(o: SourceOptions, n: number): SeedRange {
-  try {
-    return seedRange(o.seedStart, o.seedStart + n);
-  } catch (e) {
-    throw new UsageError(`--seed-start ${o.seedStart} with ${n} samples: ${(e as Error).message}`);
-  }
-}
-
-async function datasetSource(name: DatasetName, split: DatasetSplit): Promise<ImageSource> {
+/** A dataset split, in its order. */
+export async function datasetSource(name: DatasetName, split: DatasetSplit): Promise<ImageSource> {
   const d = await loadDataset(name, split);
   const shape = { channels: d.channels, height: d.height, width: d.width };
   const P = d.channels * d.height * d.width;
@@ -149,8 +69,11 @@ async function datasetSource(name: DatasetName, split: DatasetSplit): Promise<Im
   };
 }
 
-async function pairsSource(dir: string): Promise<ImageSource> {
-  const store = storeFor(dir);
+/**
+ * The teacher images of the pair folder `dir` in `store` (its manifest.json and shards, checked by sha256).
+ * @throws StoreError / Error when the manifest or a shard cannot be read or does not match.
+ */
+export async function pairsSource(store: ObjectStore, dir: string): Promise<ImageSource> {
   const m = await readManifest(store, dir);
   const P = m.imageShape.channels * m.imageShape.height * m.imageShape.width;
   return {
@@ -182,7 +105,8 @@ async function pairsSource(dir: string): Promise<ImageSource> {
   };
 }
 
-function teacherSource(denoiser: Denoiser, seedStart: number, steps: number, o: SourceOptions): ImageSource {
+/** Heun samples of `denoiser` (`steps` steps, NFE = 2·steps − 1) from seeds seedStart, seedStart + 1, …. */
+export function teacherSource(denoiser: Denoiser, seedStart: number, steps: number): ImageSource {
   return {
     id: `teacher:${denoiser.id}`,
     kind: 'teacher',
@@ -190,7 +114,7 @@ function teacherSource(denoiser: Denoiser, seedStart: number, steps: number, o: 
     available: null,
     details: { teacher: denoiser.id, sampler: 'edm-heun', heunSteps: steps, nfe: heunNfe(steps), seedStart },
     async *images(n, batch) {
-      const all = seeds(o, n);
+      const all = seeds(seedStart, n);
       for (let s = all.start; s < all.end; s += batch) {
         const r = { start: s, end: Math.min(all.end, s + batch) };
         const m = r.end - r.start;
@@ -205,7 +129,23 @@ function teacherSource(denoiser: Denoiser, seedStart: number, steps: number, o: 
   };
 }
 
-async function studentSource(bytes: Uint8Array, uri: string, flag: string, o: SourceOptions): Promise<ImageSource> {
+/** What seeded sources need: the first seed and onnxruntime's intra-op threads (default all cores). */
+export interface SeededOptions {
+  readonly seedStart: number;
+  readonly threads?: number;
+}
+
+/**
+ * One-step samples of the student `model.onnx` (bytes read from `uri`) from seeds o.seedStart, ….
+ * @param flag names the option in errors (`--model`, `--reference`).
+ * @throws UsageError when the bytes are not a get-distill/model@1 model.
+ */
+export async function studentSource(
+  bytes: Uint8Array,
+  uri: string,
+  flag: string,
+  o: SeededOptions,
+): Promise<ImageSource> {
   let info;
   try {
     info = readModelInfo(bytes, uri);
@@ -229,7 +169,7 @@ async function studentSource(bytes: Uint8Array, uri: string, flag: string, o: So
       dataManifestSha256: info.dataManifestSha256,
     },
     async *images(n, batch) {
-      const all = seeds(o, n);
+      const all = seeds(o.seedStart, n);
       for (let s = all.start; s < all.end; s += batch) {
         const m = Math.min(all.end, s + batch) - s;
         const labels = K > 0 ? [...labelsForSeedRange({ start: s, end: s + m }, K)] : null;

@@ -22,10 +22,10 @@ import {
 } from '../service/config.js';
 import { createLogger, LOG_LEVELS } from '../service/logging.js';
 import { EXIT_USAGE, UsageError } from '../util/errors.js';
-import { classifyError } from './errors.js';
+import { classifyError } from '../service/error-class.js';
 import { runJobMode } from './run-job.js';
 import { startStageService } from './service.js';
-import { writeTerminationMessageFromEnv } from './termination.js';
+import { writeTerminationMessageFromEnv } from '../service/termination.js';
 import type { StageJob } from './types.js';
 
 /** Process options of every stage entry point (flags `--port`, env GET_DISTILL_PORT, …). */

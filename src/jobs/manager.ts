@@ -18,14 +18,14 @@ import type { Registry } from 'prom-client';
 import type { ServiceState, RouteKit } from '../service/app.js';
 import { HttpError, zodBadRequest } from '../service/errors.js';
 import type { Logger } from '../service/logging.js';
-import { classifyError, type ErrorClass } from './errors.js';
+import { classifyError, type ErrorClass } from '../service/error-class.js';
 import { jobMetrics, type JobMetrics } from './metrics.js';
 import type { JobContext, JobState, StageJob, StageKind } from './types.js';
 
 /** Why a job failed: `code` says whether the same spec may succeed on a retry. */
 export interface JobError {
   readonly code: ErrorClass;
-  /** StoreError code, `usage`, `spec`, `interrupted`, `network` or `internal` (src/jobs/errors.ts). */
+  /** StoreError code, `usage`, `spec`, `interrupted`, `network` or `internal` (src/service/error-class.ts). */
   readonly reason: string;
   readonly message: string;
 }

@@ -28,7 +28,7 @@ import {
   type Metric,
   type Registry,
 } from 'prom-client';
-import type { ErrorClass } from './errors.js';
+import type { ErrorClass } from '../service/error-class.js';
 import type { JobState, StageKind } from './types.js';
 
 /** Every job state, in life order (the one-hot label values). */

@@ -12,7 +12,7 @@
  * Every non-zero exit writes ONE line on stderr (kubectl logs; `terminationMessagePolicy:
  * FallbackToLogsOnError` shows it as the termination message) besides the JSON log line. When
  * GET_DISTILL_TERMINATION_LOG names a file (the operator sets /dev/termination-log), every exit first
- * writes the JSON termination message there (src/jobs/termination.ts: stage, outcome, exit code,
+ * writes the JSON termination message there (src/service/termination.ts: stage, outcome, exit code,
  * summary, artifacts, error), which Kubernetes shows as `state.terminated.message`.
  *
  * onnxruntime's GPU → CPU fallback warning (src/graph/providers.ts) goes to the job's logger; a bad
@@ -29,9 +29,9 @@ import type { Logger } from '../service/logging.js';
 import { createRegistry } from '../service/metrics.js';
 import { loggerWarningSink, resolveExecutionProviders, setProviderWarningSink } from '../graph/providers.js';
 import { UsageError } from '../util/errors.js';
-import { classifyError, type ErrorClass, exitCodeOf } from './errors.js';
+import { classifyError, type ErrorClass, exitCodeOf } from '../service/error-class.js';
 import { JobManager, type JobRecord } from './manager.js';
-import { writeTerminationMessageFromEnv } from './termination.js';
+import { writeTerminationMessageFromEnv } from '../service/termination.js';
 import { EXIT_OK, EXIT_RETRYABLE, type StageJob } from './types.js';
 
 export interface JobModeOptions {

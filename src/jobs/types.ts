@@ -20,8 +20,7 @@ export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
  * 75 retryable (EX_TEMPFAIL: store unreachable, SIGTERM/preemption after a checkpoint).
  */
 export const EXIT_OK = 0;
-export const EXIT_PERMANENT = 2;
-export const EXIT_RETRYABLE = 75;
+export { EXIT_PERMANENT, EXIT_RETRYABLE } from '../util/errors.js';
 
 /** What a stage sees while it runs. */
 export interface JobContext {
@@ -53,7 +52,7 @@ export interface StageJob<Spec> {
   /**
    * Runs the stage once. Resolves `{interrupted: true}` when `ctx.signal` stopped it at a safe point.
    * @throws UsageError for permanent problems (named field or URI), StoreError for storage ones
-   *   (classified by src/jobs/errors.ts).
+   *   (classified by src/service/error-class.ts).
    */
   run(spec: Spec, ctx: JobContext): Promise<JobOutcome>;
   /**

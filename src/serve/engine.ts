@@ -8,7 +8,8 @@ import { DynamicBatcher } from './batcher.js';
 import type { InferenceMetrics } from './metrics.js';
 import type { LoadedModel } from './model.js';
 import { OrtWorkerPool } from './pool.js';
-import { type GenerateJob, type SampleOutputs, seedSamples } from './samples.js';
+import { seedSamples } from '../get/seeded.js';
+import type { GenerateJob, SampleOutputs } from './samples.js';
 
 export interface EngineOptions {
   readonly sessions: number;

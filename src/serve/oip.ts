@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { TensorSignature } from '../graph/onnx-inspect.js';
 import { HttpError, badRequest, zodBadRequest } from '../service/errors.js';
 import type { LoadedModel } from './model.js';
-import type { Samples } from './samples.js';
+import type { Samples } from '../get/seeded.js';
 
 /** onnxruntime dtype → OIP datatype. */
 export const OIP_DATATYPES: Readonly<Record<string, string>> = {

@@ -14,7 +14,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { ModelInfo } from '../get/export.js';
 import type { ProviderFallback } from '../graph/providers.js';
 import { OrtSession } from '../graph/session.js';
-import { encodeOutputs, type GenerateJob, mergeSamples, type SampleOutputs, splitOutputs } from './samples.js';
+import { mergeSamples } from '../get/seeded.js';
+import { encodeOutputs, type GenerateJob, type SampleOutputs, splitOutputs } from './samples.js';
 
 /** What a worker starts with. */
 export interface WorkerData {

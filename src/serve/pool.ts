@@ -18,7 +18,8 @@ import { loggerWarningSink, resolveExecutionProviders, warnProviderFallback } fr
 import type { Logger } from '../service/logging.js';
 import { UsageError } from '../util/errors.js';
 import type { RunMessage, WorkerData, WorkerReply } from './ort-worker.js';
-import { type GenerateJob, isSeedSamples, type SampleOutputs } from './samples.js';
+import { isSeedSamples } from '../get/seeded.js';
+import type { GenerateJob, SampleOutputs } from './samples.js';
 
 /** The CPU quota of this process's cgroup in whole CPUs (v2 `cpu.max`, v1 `cfs_quota_us`), or null. */
 function cgroupCpus(): number | null {

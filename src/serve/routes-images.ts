@@ -15,7 +15,7 @@ import { badRequest, zodBadRequest } from '../service/errors.js';
 import type { Engine } from './engine.js';
 import { checkModelName } from './oip.js';
 import { clientGone, type ServeContext } from './routes-oip.js';
-import { seedSamples } from './samples.js';
+import { seedSamples } from '../get/seeded.js';
 
 /** Largest `scale` of the PNG route (a 32×32 image becomes 512×512). */
 export const MAX_SCALE = 16;

@@ -17,7 +17,8 @@ import {
 import { FeatureExtractor, resolveFeatureNet } from '../eval/features.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { decodeFidStats, encodeFidStats } from '../eval/npz.js';
-import { type ImageSource, openSource, type SourceOptions } from '../eval/sources.js';
+import type { ImageSource } from '../eval/sources.js';
+import { openSource, type SourceOptions } from './eval-sources.js';
 import { StoreError, parentUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';

@@ -13,7 +13,7 @@ import { REFERENCE_ADAMW, type EmaConfig } from '../train/optim.js';
 import type { TrainingEngineKind } from '../train/engine.js';
 import type { TfjsBackendChoice } from '../graph/tfjs-backend.js';
 import { type ObjectStore, StoreError, joinUri, storeFor } from '../store/index.js';
-import { UsageError } from '../util/errors.js';
+import { Interrupted, UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { datagenStage, datasetDigest } from './datagen.js';
 import { EVAL_SEED_START, compareTeacherStudent, type FidComparison } from './eval.js';
@@ -143,11 +143,6 @@ async function userData<T>(f: () => Promise<T>): Promise<T> {
       `${(e as Error).message}; regenerate the pairs (delete the shard and its manifest.json, then --resume)`,
     );
   }
-}
-
-/** Raised when SIGINT/SIGTERM stopped training after a checkpoint; the CLI exits 130. */
-export class Interrupted extends Error {
-  override readonly name = 'Interrupted';
 }
 
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;

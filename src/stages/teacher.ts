@@ -6,7 +6,7 @@ import type { ImageDataset } from '../data/datasets.js';
 import type { Denoiser } from '../edm/denoiser.js';
 import { MixtureDenoiser, decodeMixture, fitMixtureTeacher, saveMixture } from '../teacher/mixture.js';
 import { OnnxEdmTeacher } from '../teacher/onnx-teacher.js';
-import { StoreError, joinUri, storeFor } from '../store/index.js';
+import { StoreError, joinUri, parentUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
 import { sha256Hex } from '../util/fsutil.js';
 
@@ -38,7 +38,7 @@ export async function prepareTeacher(o: TeacherOptions, train: ImageDataset): Pr
   if (o.spec !== 'mixture') {
     try {
       return {
-        denoiser: await OnnxEdmTeacher.load(o.spec, { threads: o.threads }),
+        denoiser: await OnnxEdmTeacher.load(storeFor(parentUri(o.spec)), o.spec, { threads: o.threads }),
         kind: 'onnx',
         cached: false,
         fitSeconds: 0,

@@ -5,7 +5,7 @@
  */
 import { decodeSafetensors, encodeSafetensors } from '../data/safetensors.js';
 import type { TensorData } from '../graph/ir.js';
-import type { ObjectStore } from '../store/index.js';
+import type { ObjectStore } from '../store/types.js';
 import { type MixtureConfig, type MixtureParams, groupCount, validateMixture } from './mixture-params.js';
 
 /** `format` metadata value of a mixture-teacher file. */

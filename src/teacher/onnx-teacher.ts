@@ -15,7 +15,7 @@
  * to it). The class count comes from the option `numClasses` or the model metadata key `num_classes`.
  */
 import { createHash } from 'node:crypto';
-import { parentUri, storeFor } from '../store/index.js';
+import type { ObjectStore } from '../store/types.js';
 import onnxProto from 'onnx-proto';
 import { type Denoiser, type ImageShape, checkDenoiseArgs, sampleSize } from '../edm/denoiser.js';
 import { resolveExecutionProviders } from '../graph/providers.js';
@@ -141,11 +141,12 @@ export class OnnxEdmTeacher implements Denoiser {
   ) {}
 
   /**
-   * Loads the model object `uri` (a path, file:// or s3:// URI) through the object store.
+   * Loads the model object `uri` (a path, file:// or s3:// URI) from `store` (the caller opens it, e.g.
+   * `storeFor(parentUri(uri))`: the model core never picks a store backend).
    * @throws StoreError naming the URI when it cannot be read; Error when it breaks the I/O contract.
    */
-  static async load(uri: string, opts: OnnxEdmTeacherOptions = {}): Promise<OnnxEdmTeacher> {
-    return OnnxEdmTeacher.fromBytes(await storeFor(parentUri(uri)).get(uri), opts, uri);
+  static async load(store: ObjectStore, uri: string, opts: OnnxEdmTeacherOptions = {}): Promise<OnnxEdmTeacher> {
+    return OnnxEdmTeacher.fromBytes(await store.get(uri), opts, uri);
   }
 
   /** Builds the teacher from model bytes; `source` names the model in errors. */

@@ -12,7 +12,13 @@ import { loadTfjs, type TfjsBackendChoice, type TfjsRuntime } from '../graph/tfj
 import { TfjsGraph } from '../graph/tfjs.js';
 import type { GetConfig } from '../get/config.js';
 import type { ParamSpec } from '../get/model.js';
-import { buildTrainingGraph, stepFeeds, type StepResult, type TrainBatch, type TrainingEngine } from './engine.js';
+import {
+  buildTrainingGraph,
+  stepFeeds,
+  type StepResult,
+  type TrainBatch,
+  type TrainingEngine,
+} from './training-step.js';
 import type { ParamStore } from './params.js';
 
 export interface TfjsEngineOptions {

@@ -1,5 +1,6 @@
 /**
- * The eval job's metrics (src/eval/metrics.ts) against a real Pushgateway 1.5 and Prometheus 2.42
+ * The eval job's metrics (src/eval/metrics.ts, pushed and served by the service kit as the eval CLI wires
+ * them: src/cli/eval-metrics.ts) against a real Pushgateway 1.5 and Prometheus 2.42
  * (scripts/prom-server.sh, started by `npm test`): pushed values come back through Prometheus' query
  * API with the exact value and labels; /metrics is served while running; a dead gateway never fails
  * the eval and is logged once; credentials never reach logs or labels; progress pushes are rate-limited.
@@ -11,13 +12,9 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino, type Logger } from 'pino';
-import {
-  EvalMetrics,
-  MAX_LABEL_LENGTH,
-  parsePushgatewayUrl,
-  pushgatewayFromEnv,
-  safeLabel,
-} from '../../src/eval/metrics.js';
+import { createEvalMetrics, serveEvalMetrics } from '../../src/cli/eval-metrics.js';
+import { MAX_LABEL_LENGTH, safeLabel } from '../../src/eval/metrics.js';
+import { parsePushgatewayUrl, pushgatewayFromEnv } from '../../src/service/pushgateway.js';
 import { UsageError } from '../../src/util/errors.js';
 
 /** The env written by `scripts/prom-server.sh start` (unless already in process.env); null when absent. */
@@ -108,7 +105,7 @@ describe('labels and URLs', () => {
     );
     assert.throws(() => parsePushgatewayUrl('http://gw:9091/?a=1'), /has a query or fragment/);
     assert.throws(
-      () => new EvalMetrics({ model: 'm', pushgateway: 'file:///tmp/x', logger: memoryLogger().logger }),
+      () => createEvalMetrics({ model: 'm', pushgateway: 'file:///tmp/x', logger: memoryLogger().logger }),
       /pushgateway: "file:\/\/\/tmp\/x" uses file/,
     );
     assert.equal(pushgatewayFromEnv({ GET_DISTILL_PUSHGATEWAY_URL: '  ' }), undefined);
@@ -116,7 +113,7 @@ describe('labels and URLs', () => {
     // Env var picked up when the option is absent, and its name in the error.
     assert.throws(
       () =>
-        new EvalMetrics({
+        createEvalMetrics({
           model: 'm',
           env: { GET_DISTILL_PUSHGATEWAY_URL: 'gopher://x' },
           logger: memoryLogger().logger,
@@ -130,7 +127,7 @@ describe('pushes without a gateway', () => {
   test('a push to a refused port resolves false, the eval goes on, one warning with the URL and no credentials', async () => {
     const port = await refusedPort();
     const log = memoryLogger();
-    const m = new EvalMetrics({
+    const m = createEvalMetrics({
       model: 'm',
       runId: 'refused',
       pushgateway: `http://pushuser:hunter2@127.0.0.1:${port}`,
@@ -164,7 +161,7 @@ describe('pushes without a gateway', () => {
     });
     await new Promise<void>((r) => gw.listen(0, '127.0.0.1', r));
     const interval = 300;
-    const m = new EvalMetrics({
+    const m = createEvalMetrics({
       model: 'm',
       runId: 'rl',
       pushgateway: `http://127.0.0.1:${(gw.address() as AddressInfo).port}`,
@@ -217,7 +214,7 @@ describe('pushes without a gateway', () => {
       req.resume().on('end', () => res.writeHead(200).end());
     });
     await new Promise<void>((r) => gw.listen(0, '127.0.0.1', r));
-    const m = new EvalMetrics({
+    const m = createEvalMetrics({
       model: 'm',
       runId: 'auth',
       pushgateway: `http://push%20user:p%40ss@127.0.0.1:${(gw.address() as AddressInfo).port}`,
@@ -269,7 +266,7 @@ describe('real Pushgateway and Prometheus', { skip: skipReal }, () => {
     gw.username = 'pushuser';
     gw.password = 'hunter2';
     const model = 's3://AKIAEXAMPLE:wJalrSECRETKEY@bucket/runs/m1/model.onnx?X-Amz-Signature=deadbeef';
-    const m = new EvalMetrics({
+    const m = createEvalMetrics({
       model,
       reference: 'mnist:test',
       features: 'mnist',
@@ -277,8 +274,9 @@ describe('real Pushgateway and Prometheus', { skip: skipReal }, () => {
       pushgateway: gw.href,
       logger: log.logger,
     });
+    const server = await serveEvalMetrics(m, 0, undefined, log.logger);
     try {
-      const base = await m.serve(0);
+      const base = server.url;
       assert.equal(await m.start(), true);
       m.progress('sample', 384, 1000);
       const health = await fetch(`${base}/healthz`);
@@ -325,6 +323,7 @@ describe('real Pushgateway and Prometheus', { skip: skipReal }, () => {
       assert.equal(m.pushFailures, 0);
     } finally {
       await m.close();
+      await server.close();
     }
   });
 });

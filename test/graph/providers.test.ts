@@ -23,7 +23,7 @@ import {
 } from '../../src/graph/providers.js';
 import { f64, OrtSession } from '../../src/graph/session.js';
 import { OrtWorkerPool } from '../../src/serve/pool.js';
-import { seedSamples } from '../../src/serve/samples.js';
+import { seedSamples } from '../../src/get/seeded.js';
 import { UsageError } from '../../src/util/errors.js';
 import { CONDITIONAL, modelBytes } from '../serve/helpers.js';
 

@@ -1,5 +1,5 @@
 /**
- * Error classification (src/jobs/errors.ts): which failures a Kubernetes Job should retry (exit 75)
+ * Error classification (src/service/error-class.ts): which failures a Kubernetes Job should retry (exit 75)
  * and which are permanent (exit 2), on real errors from the stores, zod and the abort machinery.
  */
 import { test } from 'node:test';
@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { classifyError, exitCodeOf } from '../../src/jobs/errors.js';
+import { classifyError, exitCodeOf } from '../../src/service/error-class.js';
 import { EXIT_PERMANENT, EXIT_RETRYABLE } from '../../src/jobs/types.js';
-import { Interrupted } from '../../src/stages/pipeline.js';
+import { Interrupted } from '../../src/util/errors.js';
 import { StoreError, storeFor, type StoreErrorCode } from '../../src/store/index.js';
 import { UsageError } from '../../src/util/errors.js';
 import { unreachableS3Env } from './helpers.js';

@@ -1,5 +1,5 @@
 /**
- * The Kubernetes termination message (src/jobs/termination.ts): the 4096-byte cap keeps valid JSON
+ * The Kubernetes termination message (src/service/termination.ts): the 4096-byte cap keeps valid JSON
  * (the error message is cut first, then the largest entries go); the exporter's job mode writes it
  * (done with the model's sha256, and failed with a permanent error and exit 2) to
  * GET_DISTILL_TERMINATION_LOG on a local file store; job mode in-process (the fake stage) writes
@@ -21,7 +21,7 @@ import {
   type TerminationMessage,
   TerminationMessageSchema,
   writeTerminationMessage,
-} from '../../src/jobs/termination.js';
+} from '../../src/service/termination.js';
 import { datasetDigest } from '../../src/stages/datagen.js';
 import { streamSource, trainStage } from '../../src/stages/train.js';
 import { storeFor } from '../../src/store/index.js';

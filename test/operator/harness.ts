@@ -11,7 +11,7 @@ import { FakeApiServer, kubeConfigFor, type KObj, type RecordedRequest } from '.
 import { ENDPOINT, GROUP, LABELS, MANAGER, RUN, VERSION } from '../../src/operator/api/v1alpha1/group.js';
 import { OperatorConfigSchema, type OperatorConfig } from '../../src/operator/config.js';
 import { Operator } from '../../src/operator/manager.js';
-import { encodeTerminationMessage } from '../../src/jobs/termination.js';
+import { encodeTerminationMessage } from '../../src/service/termination.js';
 import { operatorRules, LEADER_ELECTION_RULES } from '../../src/operator/rbac.js';
 import type { SupervisedInformer } from '../../src/operator/runtime/informer.js';
 import type { WorkQueue } from '../../src/operator/runtime/workqueue.js';
@@ -216,7 +216,7 @@ export async function addPod(
   return name;
 }
 
-/** The termination message a stage service writes (src/jobs/termination.ts). */
+/** The termination message a stage service writes (src/service/termination.ts). */
 export const message = (stage: string, outcome: string, exitCode: number, summary: KObj = {}, error?: KObj): string =>
   encodeTerminationMessage({
     v: 1,

@@ -9,14 +9,8 @@ import { encodeImagePng } from '../../src/data/png.js';
 import { noiseForSeed } from '../../src/data/seeds.js';
 import { readModelInfo } from '../../src/get/export.js';
 import { z0ForSeed } from '../../src/get/sampler.js';
-import {
-  encodeOutputs,
-  mergeSamples,
-  type Samples,
-  samplesFromSeeds,
-  seedSamples,
-  splitOutputs,
-} from '../../src/serve/samples.js';
+import { mergeSamples, type Samples, samplesFromSeeds, seedSamples } from '../../src/get/seeded.js';
+import { encodeOutputs, splitOutputs } from '../../src/serve/samples.js';
 import { CONDITIONAL, modelBytes } from './helpers.js';
 
 const info = readModelInfo(modelBytes(CONDITIONAL), 'test');

@@ -8,6 +8,7 @@ import { heunSample } from '../../src/edm/heun.js';
 import { type Dim, Graph } from '../../src/graph/ir.js';
 import { toOnnx } from '../../src/graph/onnx.js';
 import * as op from '../../src/graph/ops.js';
+import { storeFor } from '../../src/store/index.js';
 import { OnnxEdmTeacher, inspectEdmModel } from '../../src/teacher/onnx-teacher.js';
 
 const SHAPE = { channels: 2, height: 2, width: 3 };
@@ -110,7 +111,7 @@ test('OnnxEdmTeacher: a fixed-batch model (B=2) serves B=3 in padded chunks; loa
   try {
     const path = join(dir, 'teacher.onnx');
     await writeFile(path, buildModel({ conditional: true, batch: 2 }));
-    const t = await OnnxEdmTeacher.load(path, { numClasses: 3, id: 'toy' });
+    const t = await OnnxEdmTeacher.load(storeFor(dir), path, { numClasses: 3, id: 'toy' });
     assert.equal(t.id, 'toy');
     const labels = Int32Array.of(1, 2, 0);
     const x = ramp(3 * P, 2);
@@ -121,7 +122,10 @@ test('OnnxEdmTeacher: a fixed-batch model (B=2) serves B=3 in padded chunks; loa
       'fixed batch',
     );
     await t.close();
-    await assert.rejects(OnnxEdmTeacher.load(join(dir, 'missing.onnx')), /missing\.onnx: no such object/);
+    await assert.rejects(
+      OnnxEdmTeacher.load(storeFor(dir), join(dir, 'missing.onnx')),
+      /missing\.onnx: no such object/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -46,7 +46,7 @@ async function run(spec: ExportSpec, ctx: JobContext): Promise<JobOutcome> {
   return {
     artifacts: { model: r.modelUri, card: r.cardUri },
     interrupted: false,
-    // sha256 of model.onnx: the operator reads it from the termination message (src/jobs/termination.ts).
+    // sha256 of model.onnx: the operator reads it from the termination message (src/service/termination.ts).
     summary: { step: card.step, sha256: card.sha256, bytes: card.bytes, seconds: Math.round(seconds * 100) / 100 },
   };
 }

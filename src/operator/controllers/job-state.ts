@@ -1,10 +1,10 @@
 /**
  * Reading Jobs and their pods: whether a Job finished, why it failed, how many indexes are done, what
- * its pod reported in its termination message (src/jobs/termination.ts writes it), and why a pod
+ * its pod reported in its termination message (src/service/termination.ts writes it), and why a pod
  * cannot start (image pull, missing Secret, no node with a free GPU).
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { TerminationMessageSchema, type TerminationMessage } from '../../jobs/termination.js';
+import { TerminationMessageSchema, type TerminationMessage } from '../../service/termination.js';
 
 export type JobPhase = 'Running' | 'Complete' | 'Failed';
 
@@ -40,7 +40,7 @@ export function podsOf(pods: readonly V1Pod[], jobName: string): V1Pod[] {
 }
 const time = (p: V1Pod): number => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
 
-/** What a stage pod reported in its termination message (src/jobs/termination.ts; docs/data-contracts.md §13). */
+/** What a stage pod reported in its termination message (src/service/termination.ts; docs/data-contracts.md §13). */
 export type StageResult = TerminationMessage;
 
 /** The parsed termination message of a pod's first terminated container, or undefined (none, or not our JSON). */

@@ -2,7 +2,7 @@
  * The pod template every stage pod and endpoint pod shares: S3 access by env (credentials by
  * secretKeyRef — the operator never reads the Secret), GPU requests and placement, the hardened
  * security context the images are built for (non-root 10001, read-only root fs, /tmp an emptyDir),
- * and the termination message the stage services write for the operator (src/jobs/termination.ts).
+ * and the termination message the stage services write for the operator (src/service/termination.ts).
  */
 import type { V1Container, V1EnvVar, V1PodSpec, V1ResourceRequirements, V1Toleration } from '@kubernetes/client-node';
 import type { ResourcesSpec, StoreSpec } from '../api/v1alpha1/common.js';

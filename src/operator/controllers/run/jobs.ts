@@ -7,7 +7,7 @@
  * Retries resume: datagen keeps finished shards, the trainer restarts from its latest checkpoint.
  */
 import type { V1Job, V1PodFailurePolicy } from '@kubernetes/client-node';
-import { EXIT_PERMANENT } from '../../../jobs/types.js';
+import { EXIT_PERMANENT } from '../../../util/errors.js';
 import { ANNOTATIONS, LABELS, MANAGER, RUN } from '../../api/v1alpha1/group.js';
 import type { DistillationRunSpec } from '../../api/v1alpha1/run.js';
 import type { ResourcesSpec } from '../../api/v1alpha1/common.js';

@@ -1,13 +1,13 @@
 /**
- * `get-distill serve`: the inference service from the command line (the same code as
- * services/inference/main.ts). Flags are read as strings and validated, together with their
- * GET_DISTILL_* environment variables, by the one schema in src/serve/config.ts; defaults are shown in
- * --help but applied by that schema, so an environment variable is never masked by a flag default.
+ * The inference service's command: `get-distill serve` (mounted by src/cli/main.ts) and the container's
+ * services/inference/main.ts are this one command. Flags are read as strings and validated, together
+ * with their GET_DISTILL_* environment variables, by the one schema in src/serve/config.ts; defaults are
+ * shown in --help but applied by that schema, so an environment variable is never masked by a flag default.
  */
 import { Command, Option } from 'commander';
-import { resolveServeConfig, ServeConfigSchema, type ServeConfig } from '../serve/config.js';
+import { resolveServeConfig, ServeConfigSchema, type ServeConfig } from './config.js';
 import { addConfigOptions, type OptionGroups } from '../service/config.js';
-import { runInferenceService } from '../serve/service.js';
+import { runInferenceService } from './service.js';
 
 /** Help text per option, grouped as in EDM's train.py. */
 const GROUPS: OptionGroups<keyof ServeConfig> = [

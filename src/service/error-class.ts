@@ -1,7 +1,8 @@
 /**
- * Error classification for stage jobs: is a failure worth a retry? The answer becomes the job's
- * `error.code` in service mode and the exit code in job mode, which a Kubernetes Job's
- * podFailurePolicy keys on (https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-failure-policy):
+ * Error classification for stage jobs and the eval job (in the service kit: the CLI and the services both
+ * use it): is a failure worth a retry? The answer becomes the job's `error.code` in service mode and
+ * the exit code in job mode, which a Kubernetes Job's podFailurePolicy keys on
+ * (https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-failure-policy):
  * `onExitCodes {operator: In, values: [2]} → FailJob` (permanent), exit 75 counts against backoffLimit
  * (retryable: the pod is recreated and the stage resumes from its shards or checkpoint).
  *
@@ -18,10 +19,9 @@
  *   JSON log; the one-line message says it is a bug.
  */
 import { ZodError } from 'zod';
-import { formatZodError } from '../service/errors.js';
 import { StoreError } from '../store/types.js';
-import { UsageError } from '../util/errors.js';
-import { EXIT_PERMANENT, EXIT_RETRYABLE } from './types.js';
+import { EXIT_PERMANENT, EXIT_RETRYABLE, Interrupted, UsageError } from '../util/errors.js';
+import { formatZodError } from './errors.js';
 
 /** Whether retrying the same spec can succeed. */
 export type ErrorClass = 'permanent' | 'retryable';
@@ -115,7 +115,8 @@ export function classifyError(err: unknown, specRoot = 'spec'): ClassifiedError 
     return make('permanent', store.code, text);
   }
   const e = err as { name?: unknown; code?: unknown } | null;
-  if (e?.name === 'Interrupted' || e?.name === 'AbortError')
+  // AbortError comes from Node and the SDKs as a name only (DOMException or not), so it is matched by name.
+  if (err instanceof Interrupted || e?.name === 'AbortError')
     return make('retryable', 'interrupted', msg(err) || 'interrupted');
   if (err instanceof ZodError) return make('permanent', 'spec', `invalid spec: ${formatZodError(err, specRoot)}`);
   if (err instanceof UsageError) return make('permanent', 'usage', err.message);
