@@ -36,9 +36,12 @@ module.exports = {
     {
       name: 'no-circular',
       severity: 'error',
-      comment: 'A cycle makes both modules one unit: neither can be loaded, tested or moved alone.',
+      comment:
+        'A cycle makes both modules one unit: neither can be loaded, tested or moved alone. One exception: ' +
+        'the op files of src/graph/ops build each gradient from other ops (Concat ⇄ Split, MatMul ⇄ Gemm, ' +
+        'Add ⇄ Neg …), so cycles made only of op files are allowed; builders run at call time, never at load.',
       from: {},
-      to: { circular: true },
+      to: { circular: true, via: { pathNot: '^src/graph/ops/' } },
     },
     {
       name: 'no-orphans',

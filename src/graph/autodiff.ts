@@ -11,7 +11,7 @@
 import { broadcastAxes } from './broadcast.js';
 import { type Dim, type DType, type Graph, type Value, fail, shapeStr } from './ir.js';
 import * as op from './ops.js';
-import { int64Const, range } from './ops/core.js';
+import { type Emitter as GradEmitter, int64Const, range } from './ops/core.js';
 import { geluGrad, matchGelu } from './ops/gelu.js';
 import { opDef } from './ops/registry.js';
 
@@ -20,7 +20,7 @@ const isStatic = (s: readonly Dim[]): s is readonly number[] => s.every((d) => t
 const sameShape = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** Backward-node helpers for the gradient rules, with peepholes that keep the emitted graph small. */
-export class Emitter {
+export class Emitter implements GradEmitter {
   private readonly memo = new Map<string, Value>();
   constructor(readonly graph: Graph) {}
 

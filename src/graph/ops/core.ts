@@ -6,7 +6,6 @@
  * autodiff.ts, reference.ts and tfjs.ts are drivers that look ops up there. ONNX emission is generic.
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
-import type { Emitter } from '../autodiff.js';
 import { broadcastIndex, broadcastShapes } from '../broadcast.js';
 import { type Attrs, type Dim, type DType, type Node, type TensorArray, type Value, fail } from '../ir.js';
 import type { TfjsRuntime } from '../tfjs-backend.js';
@@ -23,6 +22,29 @@ export interface OutType {
  * ConstantOfShape): the builder knows it, the rule checks what it can.
  */
 export type ShapeRule = (ins: readonly Value[], attrs: Attrs, target?: readonly Dim[]) => OutType[];
+
+/**
+ * The backward-node helpers a gradient rule builds with (implemented by autodiff.ts's Emitter, with
+ * peepholes that keep the emitted graph small). An interface here, so op files never import the driver.
+ */
+export interface Emitter {
+  /** x reshaped to `shape`; `like` supplies the shape at run time when `shape` has several symbolic dims. */
+  reshape(x: Value, shape: readonly Dim[], like?: Value): Value;
+  /** x [..., k] → [rows, k]. */
+  flatten2d(x: Value): Value;
+  /** Transpose by `perm`, cancelling an inverse producing Transpose. */
+  transpose(x: Value, perm: readonly number[]): Value;
+  /** Swaps the last two axes. */
+  transposeLast2(x: Value): Value;
+  /** g summed over the axes broadcasting added, to `target` (the shape of `like`). */
+  sumTo(g: Value, target: readonly Dim[], like: Value): Value;
+  /** v expanded to the shape of `like`. */
+  expandTo(v: Value, like: Value): Value;
+  /** Zeros shaped and typed like v. */
+  zerosOf(v: Value): Value;
+  /** Number of elements reduced by a Reduce node (x → y) as a scalar of x's dtype. */
+  reducedCount(x: Value, y: Value, axes: readonly number[]): Value;
+}
 
 /**
  * Per-input gradients (undefined: none, or not needed, as `need[i]` says) from the per-output
