@@ -43,17 +43,9 @@ export interface ForwardResult extends StepResult {
   readonly images: readonly Float32Array[];
 }
 
-/** The engines {@link createTrainingEngine} builds. */
-export const TRAINING_ENGINES = ['ort', 'tfjs'] as const;
-export type TrainingEngineKind = (typeof TRAINING_ENGINES)[number];
-/** The tfjs backends a caller may force (`auto`: tfjs-node-gpu, then tfjs-node, then wasm, then cpu). */
-export const TFJS_BACKENDS = [
-  'auto',
-  'node-gpu',
-  'node',
-  'wasm',
-  'cpu',
-] as const satisfies readonly TfjsBackendChoice[];
+// The engine and backend names are defined once in src/spec/names.ts.
+import { TFJS_BACKENDS, TRAINING_ENGINES, type TrainingEngineKind } from '../spec/names.js';
+export { TFJS_BACKENDS, TRAINING_ENGINES, type TrainingEngineKind };
 
 /**
  * One GET training step at fixed config, batch and iteration count K, whatever runs it. Both engines
