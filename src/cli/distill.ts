@@ -136,6 +136,8 @@ export function distillCommand(): Command {
       'sample in one step, write a report.',
   );
   addConfigOptions(cmd, DistillSpecSchema, [['Run:', [opt('out', '<uri>')]]], { typed: true });
+  // --dataset and --preset list their choices; --engine and --tfjs-backend name them in their help.
+  const listChoices = ['dataset', 'preset'];
   cmd
     .addOption(
       new Option('--store <uri>', 'same as --out (reads better for s3://bucket/prefix)')
@@ -150,7 +152,7 @@ export function distillCommand(): Command {
       ).helpGroup('Run:'),
     )
     .addOption(new Option('--dry-run', 'print the resolved options as JSON and exit').helpGroup('Run:'));
-  addConfigOptions(cmd, DistillSpecSchema, DISTILL_GROUPS, { typed: true });
+  addConfigOptions(cmd, DistillSpecSchema, DISTILL_GROUPS, { typed: true, listChoices });
   return cmd
     .addHelpText(
       'after',

@@ -190,29 +190,36 @@ function defaultText(field: z.ZodType): string | undefined {
 export interface AddOptionsOptions extends ResolveOptions {
   /**
    * A command-line tool's options (no environment): each flag parses and validates its value with the
-   * field (errors: `--pairs must be an integer in [1, 1073741824], got "0"`, a UsageError), enum fields
-   * list their choices, and the schema's default is commander's default, so `--help` shows it and
-   * `getOptionValueSource(key)` tells a given flag from a default.
+   * field (errors: `--pairs must be an integer in [1, 1073741824], got "0"`, a UsageError), and the
+   * schema's default is commander's default, so `--help` shows it and `getOptionValueSource(key)` tells
+   * a given flag from a default.
    */
   readonly typed?: boolean;
+  /**
+   * In typed mode, the enum keys whose values commander lists (`(choices: …)` in --help, its own error);
+   * other enum keys are validated by the field (`--engine must be one of ort, tfjs, got "x"`).
+   */
+  readonly listChoices?: readonly string[];
 }
 
 /** Whether `v` is an integer literal (`12`, `-3`): integer flags take no `1e3` or `1.0`. */
 const INTEGER_TEXT = /^\s*-?\d+\s*$/;
 
 /** The commander Option of one field in {@link AddOptionsOptions.typed} mode. */
-function typedOption(field: z.ZodType, key: string, arg: string, help: string): Option {
+function typedOption(field: z.ZodType, key: string, arg: string, help: string, listChoices: boolean): Option {
   const flag = flagOf(key);
   const opt = new Option(`${flag} ${arg}`, help);
   const inner = unwrap(field) as z.ZodType & { options?: readonly string[]; isInt?: boolean };
-  if (baseType(field) === 'enum' && inner.options) opt.choices(inner.options);
+  if (listChoices && baseType(field) === 'enum' && inner.options) opt.choices(inner.options);
   else {
     const isNumber = baseType(field) === 'number';
     opt.argParser((v: string) => {
       const given = isNumber && inner.isInt && !INTEGER_TEXT.test(v) ? v : coerceString(field, v);
       const r = field.safeParse(given);
       if (r.success) return r.data;
-      throw new UsageError(`${flag} ${r.error.issues[0].message}${isNumber ? `, got "${v}"` : ''}`);
+      // Strings (locations) describe themselves; numbers and choices quote the value given.
+      const echo = baseType(field) !== 'string';
+      throw new UsageError(`${flag} ${r.error.issues[0].message}${echo ? `, got "${v}"` : ''}`);
     });
   }
   const r = field.safeParse(undefined);
@@ -238,7 +245,7 @@ export function addConfigOptions<S extends ObjectSchema>(
     for (const [key, arg, help, shown] of options) {
       if (!(key in shape)) throw new Error(`addConfigOptions: ${key} is not a field of the schema`);
       if (o.typed) {
-        cmd.addOption(typedOption(shape[key], key, arg, help).helpGroup(heading));
+        cmd.addOption(typedOption(shape[key], key, arg, help, (o.listChoices ?? []).includes(key)).helpGroup(heading));
         continue;
       }
       const dflt = shown ?? defaultText(shape[key]);

@@ -77,14 +77,16 @@ export const trainingFields = {
     .enum(TRAINING_ENGINES, { error: `must be one of ${TRAINING_ENGINES.join(', ')}` })
     .default('ort')
     .describe(
-      'training engine: ort = onnxruntime CPU/CUDA, the fast default; tfjs = TensorFlow.js, the engine of ' +
+      `training engine (${TRAINING_ENGINES.join('|')}): ort = onnxruntime CPU/CUDA, the fast default; ` +
+        'tfjs = TensorFlow.js, the engine of ' +
         'the tfjs-node-gpu trainer image (same model, same checkpoints: a run may resume on the other engine)',
     ),
   tfjsBackend: z
     .enum(TFJS_BACKENDS, { error: `must be one of ${TFJS_BACKENDS.join(', ')}` })
     .default('auto')
     .describe(
-      'backend of --engine tfjs: node-gpu = @tensorflow/tfjs-node-gpu (CUDA), node = @tensorflow/tfjs-node ' +
+      `backend of --engine tfjs (${TFJS_BACKENDS.join('|')}): node-gpu = @tensorflow/tfjs-node-gpu (CUDA), ` +
+        'node = @tensorflow/tfjs-node ' +
         '(native CPU), wasm = @tensorflow/tfjs-backend-wasm (installed here; slow), cpu = plain JavaScript ' +
         '(slowest), auto = the first installed of node-gpu, node, wasm',
     ),
