@@ -3,16 +3,15 @@
  * validation, and the call into the local executor.
  */
 import { Command, Option } from 'commander';
-import { PRESETS, DEFAULT_CPU_PRESET } from '../get/config.js';
-import { REFERENCE_EMA } from '../train/optim.js';
 import { UsageError } from '../util/errors.js';
 import { FEATURE_NET_ARCH } from '../eval/feature-net.js';
+import { addConfigOptions, describeOf, type OptionDoc } from '../service/config.js';
+import { DistillSpecSchema, type DistillOptions } from '../spec/index.js';
+import { runDistill } from '../stages/pipeline.js';
+import { parseUri } from '../store/index.js';
 
 /** Feature dimension of the embedded feature networks (FID needs more samples than this). */
 const EMBEDDED_FEATURE_DIM = FEATURE_NET_ARCH.hidden;
-import { type DistillOptions, HELDOUT_SEED_START, runDistill } from '../stages/pipeline.js';
-import { parseUri } from '../store/index.js';
-import { TFJS_BACKENDS, TRAINING_ENGINES } from '../train/engine.js';
 
 /** Integer flag in [min, max]. */
 export const int =
@@ -26,22 +25,6 @@ export const int =
     }
     return n;
   };
-/** Number flag > min (or ≥ min), and < max when given. */
-export const num =
-  (flag: string, min: number, exclusive = true, max = Infinity) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || (exclusive ? n <= min : n < min) || n >= max) {
-      throw new UsageError(
-        `${flag} must be a number ${exclusive ? '>' : '≥'} ${min}${max < Infinity ? ` and < ${max}` : ''}, got "${v}"`,
-      );
-    }
-    return n;
-  };
-
-/** Training seeds stay below the held-out seeds, so held-out pairs are never trained on. */
-const MAX_PAIRS = HELDOUT_SEED_START;
-
 /**
  * A location flag's parser: a plain path, file:///… or s3://bucket/prefix (checked by the store's URI parser).
  * @throws UsageError naming the flag for an empty value, a NUL byte or an unknown scheme.
@@ -74,15 +57,6 @@ export function validateOptions(o: DistillOptions): void {
     throw new UsageError(`--teacher-rank ${o.teacherRank} exceeds the 1,024 pixels of an image`);
 }
 
-/** `--engine` / `--tfjs-backend` value parser: one of `allowed`, else a UsageError naming the flag. */
-export const oneOf =
-  <T extends string>(flag: string, allowed: readonly T[]) =>
-  (v: string): T => {
-    if (!(allowed as readonly string[]).includes(v))
-      throw new UsageError(`${flag} must be one of ${allowed.join(', ')}, got "${v}"`);
-    return v as T;
-  };
-
 /**
  * Loads the tfjs backend a tfjs run asks for before anything is written, so a missing package fails
  * at once (exit 2) instead of after the teacher and pairs.
@@ -100,162 +74,86 @@ async function checkTfjs(o: DistillOptions): Promise<void> {
   }
 }
 
+type Key = Extract<keyof typeof DistillSpecSchema.shape, string>;
+/** One flag of {@link DISTILL_GROUPS}: its placeholder and, when not the spec's description, its help. */
+const opt = (key: Key, arg: string, help?: string): OptionDoc<Key> => [
+  key,
+  arg,
+  help ?? describeOf(DistillSpecSchema.shape[key]) ?? key,
+];
+
+/** The flags after `Run:` (whose --out comes first, then the CLI's own switches), in --help order. */
+const DISTILL_GROUPS = [
+  [
+    'Data and teacher:',
+    [
+      opt('dataset', '<name>'),
+      opt('teacher', '<spec>'),
+      opt('teacherComponents', '<k>'),
+      opt('teacherRank', '<r>'),
+      opt('samplerSteps', '<n>'),
+      opt('cacheDir', '<dir>'),
+    ],
+  ],
+  ['Pairs (datagen):', [opt('pairs', '<n>'), opt('heldout', '<n>'), opt('shardSize', '<n>')]],
+  [
+    'Student (GET training):',
+    [
+      opt('preset', '<name>'),
+      opt('patchSize', '<p>'),
+      opt('steps', '<n>'),
+      opt('batch', '<n>'),
+      opt('lr', '<x>'),
+      opt('emaHalflifeKimg', '<k>'),
+      opt('emaRampup', '<r>'),
+      opt('emaDecay', '<beta>'),
+      opt('iterations', '<k>'),
+      opt('checkpointEvery', '<n>'),
+      opt('keep', '<k>'),
+      opt('seed', '<n>'),
+      opt('threads', '<n>'),
+      opt('engine', '<name>'),
+      opt('tfjsBackend', '<name>'),
+    ],
+  ],
+  [
+    'Evaluation:',
+    [
+      opt(
+        'fidSamples',
+        '<n>',
+        `${describeOf(DistillSpecSchema.shape.fidSamples)!.replace(/\)$/, '')}; needs more than ` +
+          `${EMBEDDED_FEATURE_DIM}, the feature dimension)`,
+      ),
+    ],
+  ],
+  ['Output:', [opt('gridColumns', '<n>')]],
+] as const satisfies readonly (readonly [string, readonly OptionDoc<Key>[]])[];
+
 export function distillCommand(): Command {
-  const cmd = new Command('distill')
-    .description(
-      'Run the whole pipeline on this machine: fit the teacher, generate pairs with 35-NFE Heun, train GET, sample in one step, write a report.',
-    )
-    .optionsGroup('Run:')
+  const cmd = new Command('distill').description(
+    'Run the whole pipeline on this machine: fit the teacher, generate pairs with 35-NFE Heun, train GET, ' +
+      'sample in one step, write a report.',
+  );
+  addConfigOptions(cmd, DistillSpecSchema, [['Run:', [opt('out', '<uri>')]]], { typed: true });
+  // --dataset and --preset list their choices; --engine and --tfjs-backend name them in their help.
+  const listChoices = ['dataset', 'preset'];
+  cmd
     .addOption(
-      new Option(
-        '--out <uri>',
-        'where the run lives: a folder, file:///… or s3://bucket/prefix (shards, checkpoints, samples.png, report.json)',
-      )
-        .argParser(location('--out'))
-        .default('runs/distill'),
-    )
-    .addOption(
-      new Option('--store <uri>', 'same as --out (reads better for s3://bucket/prefix)').argParser(location('--store')),
+      new Option('--store <uri>', 'same as --out (reads better for s3://bucket/prefix)')
+        .argParser(location('--store'))
+        .helpGroup('Run:'),
     )
     .addOption(
       new Option(
         '--resume',
-        'continue the run in --out (reuses verified shards, resumes training from checkpoints/latest.json; --steps may be raised)',
-      ),
+        'continue the run in --out (reuses verified shards, resumes training from checkpoints/latest.json; ' +
+          '--steps may be raised)',
+      ).helpGroup('Run:'),
     )
-    .addOption(new Option('--dry-run', 'print the resolved options as JSON and exit'))
-    .optionsGroup('Data and teacher:')
-    .addOption(
-      new Option('--dataset <name>', 'training images for the embedded teacher')
-        .choices(['mnist', 'fashion-mnist'])
-        .default('mnist'),
-    )
-    .addOption(
-      new Option(
-        '--teacher <spec>',
-        '"mixture" (embedded Gaussian-mixture teacher fitted to --dataset) or the path / s3:// URI of an EDM-preconditioned ONNX network',
-      )
-        .argParser(location('--teacher'))
-        .default('mixture'),
-    )
-    .addOption(
-      new Option('--teacher-components <k>', 'mixture components per class')
-        .argParser(int('--teacher-components', 1, 1000))
-        .default(10),
-    )
-    .addOption(
-      new Option('--teacher-rank <r>', 'factors per mixture component')
-        .argParser(int('--teacher-rank', 1, 1024))
-        .default(32),
-    )
-    .addOption(
-      new Option('--sampler-steps <n>', 'Heun steps on the Karras schedule (NFE = 2n − 1)')
-        .argParser(int('--sampler-steps', 2, 1000))
-        .default(18),
-    )
-    .addOption(
-      new Option('--cache-dir <dir>', 'where fitted teachers are cached (a folder or s3:// prefix)')
-        .argParser(location('--cache-dir'))
-        .default(process.env.XDG_CACHE_HOME ? `${process.env.XDG_CACHE_HOME}/get-distill` : '.cache/get-distill'),
-    )
-    .optionsGroup('Pairs (datagen):')
-    .addOption(
-      new Option('--pairs <n>', 'training pairs (seeds 0 … n−1)')
-        .argParser(int('--pairs', 1, MAX_PAIRS))
-        .default(32768),
-    )
-    .addOption(
-      new Option('--heldout <n>', 'held-out pairs for the report (seeds from 2^30, never trained on)')
-        .argParser(int('--heldout', 1, 1_000_000))
-        .default(500),
-    )
-    .addOption(
-      new Option(
-        '--shard-size <n>',
-        'pairs per shard (training shuffles within two shards at a time, so it shapes the batch order)',
-      )
-        .argParser(int('--shard-size', 1))
-        .default(2048),
-    )
-    .optionsGroup('Student (GET training):')
-    .addOption(new Option('--preset <name>', 'GET preset').choices(Object.keys(PRESETS)).default(DEFAULT_CPU_PRESET))
-    .addOption(
-      new Option('--patch-size <p>', "override the preset's patch size (must divide the image size)").argParser(
-        int('--patch-size', 1),
-      ),
-    )
-    .addOption(new Option('--steps <n>', 'training steps').argParser(int('--steps', 1)).default(6000))
-    .addOption(new Option('--batch <n>', 'batch size').argParser(int('--batch', 1)).default(32))
-    .addOption(
-      new Option('--lr <x>', 'AdamW learning rate (reference presets: 1e-4)').argParser(num('--lr', 0)).default(1e-3),
-    )
-    .addOption(
-      new Option('--ema-halflife-kimg <k>', 'EMA half-life in thousands of images (EDM style, with ramp-up)')
-        .argParser(num('--ema-halflife-kimg', 0))
-        .default(20),
-    )
-    .addOption(
-      new Option('--ema-rampup <r>', 'EMA ramp-up ratio (half-life ≤ images seen × r)')
-        .argParser(num('--ema-rampup', 0))
-        .default(0.05),
-    )
-    .addOption(
-      new Option('--ema-decay <beta>', `constant EMA decay instead (the reference: ${REFERENCE_EMA.decay})`).argParser(
-        num('--ema-decay', 0, false, 1),
-      ),
-    )
-    .addOption(
-      new Option('--iterations <k>', 'fixed-point iterations in training and sampling')
-        .argParser(int('--iterations', 1, 100))
-        .default(6),
-    )
-    .addOption(
-      new Option('--checkpoint-every <n>', 'steps between checkpoints')
-        .argParser(int('--checkpoint-every', 1))
-        .default(200),
-    )
-    .addOption(new Option('--keep <k>', 'checkpoints kept').argParser(int('--keep', 1)).default(3))
-    .addOption(
-      new Option('--seed <n>', 'seed for initialisation, batch order and fixed-point start states')
-        .argParser(int('--seed', 0))
-        .default(0),
-    )
-    .addOption(
-      new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(
-        int('--threads', 1, 256),
-      ),
-    )
-    .addOption(
-      new Option(
-        '--engine <name>',
-        `training engine (${TRAINING_ENGINES.join('|')}): ort = onnxruntime CPU/CUDA, the fast default; tfjs = TensorFlow.js, the engine of the tfjs-node-gpu trainer image (same model, same checkpoints: a run may resume on the other engine)`,
-      )
-        .argParser(oneOf('--engine', TRAINING_ENGINES))
-        .default('ort'),
-    )
-    .addOption(
-      new Option(
-        '--tfjs-backend <name>',
-        `backend of --engine tfjs (${TFJS_BACKENDS.join('|')}): node-gpu = @tensorflow/tfjs-node-gpu (CUDA), node = @tensorflow/tfjs-node (native CPU), wasm = @tensorflow/tfjs-backend-wasm (installed here; slow), cpu = plain JavaScript (slowest), auto = the first installed of node-gpu, node, wasm`,
-      )
-        .argParser(oneOf('--tfjs-backend', TFJS_BACKENDS))
-        .default('auto'),
-    )
-    .optionsGroup('Evaluation:')
-    .addOption(
-      new Option(
-        '--fid-samples <n>',
-        `teacher and student samples scored against the test split with the embedded feature network (FID, IS, precision/recall; 0 skips; needs more than ${EMBEDDED_FEATURE_DIM}, the feature dimension)`,
-      )
-        .argParser(int('--fid-samples', 0, 1_000_000))
-        .default(10_000),
-    )
-    .optionsGroup('Output:')
-    .addOption(
-      new Option('--grid-columns <n>', 'samples per class in samples.png')
-        .argParser(int('--grid-columns', 1, 64))
-        .default(8),
-    )
+    .addOption(new Option('--dry-run', 'print the resolved options as JSON and exit').helpGroup('Run:'));
+  addConfigOptions(cmd, DistillSpecSchema, DISTILL_GROUPS, { typed: true, listChoices });
+  return cmd
     .addHelpText(
       'after',
       `

@@ -14,7 +14,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
-export type DatasetName = 'mnist' | 'fashion-mnist';
+export type { DatasetName } from '../spec/names.js';
+import type { DatasetName } from '../spec/names.js';
 export type DatasetSplit = 'train' | 'test';
 
 /** A labelled image dataset held in memory. */

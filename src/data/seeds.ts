@@ -21,8 +21,9 @@
  */
 import { mersenne } from 'pure-rand/generator/mersenne';
 
-/** Exclusive upper bound of valid seeds. */
-export const SEED_LIMIT = 2 ** 31;
+// Exclusive upper bound of valid seeds (2^31), defined with the option specs.
+import { SEED_LIMIT } from '../spec/names.js';
+export { SEED_LIMIT };
 
 /** A seed range [start, end): `end` is exclusive. */
 export interface SeedRange {

@@ -11,8 +11,9 @@
 import { createRequire } from 'node:module';
 import { UsageError } from '../util/errors.js';
 
-/** Which backend to load: `auto` = the fastest installed one (never `cpu`). */
-export type TfjsBackendChoice = 'auto' | 'node-gpu' | 'node' | 'wasm' | 'cpu';
+// Which backend to load (`auto` = the fastest installed one, never `cpu`): src/spec/names.ts.
+import { TFJS_BACKENDS, type TfjsBackendChoice } from '../spec/names.js';
+export type { TfjsBackendChoice };
 
 /** A loaded TensorFlow.js with an active backend. */
 export interface TfjsRuntime {
@@ -24,7 +25,7 @@ export interface TfjsRuntime {
   readonly source: string;
 }
 
-export const TFJS_BACKEND_CHOICES: readonly TfjsBackendChoice[] = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'];
+export const TFJS_BACKEND_CHOICES: readonly TfjsBackendChoice[] = TFJS_BACKENDS;
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 

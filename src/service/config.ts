@@ -19,14 +19,8 @@ export const envOf = (key: string): string => `GET_DISTILL_${key.replace(/[A-Z]/
 /** Any zod object schema (refinements allowed: in zod 4 they keep `.shape`). */
 export type ObjectSchema = z.ZodObject<z.ZodRawShape>;
 
-/**
- * An integer field in [lo, hi] whose every error reads `must be an integer in [lo, hi]` (flag and env
- * strings are coerced to numbers by {@link coerceString}; JSON bodies give numbers).
- */
-export function intIn(lo: number, hi: number): z.ZodNumber {
-  const error = `must be an integer in [${lo}, ${hi}]`;
-  return z.number({ error }).int({ error }).min(lo, { error }).max(hi, { error });
-}
+// intIn (an integer field whose every error reads `must be an integer in [lo, hi]`) is a spec field builder.
+export { intIn } from '../spec/fields.js';
 
 /** A field's wrapped schema: optional/default/nullable/readonly/catch peeled off. */
 function unwrap(s: z.ZodType): z.ZodType {
@@ -192,22 +186,68 @@ function defaultText(field: z.ZodType): string | undefined {
   return typeof r.data === 'object' ? JSON.stringify(r.data) : String(r.data);
 }
 
+/** How {@link addConfigOptions} adds options. */
+export interface AddOptionsOptions extends ResolveOptions {
+  /**
+   * A command-line tool's options (no environment): each flag parses and validates its value with the
+   * field (errors: `--pairs must be an integer in [1, 1073741824], got "0"`, a UsageError), and the
+   * schema's default is commander's default, so `--help` shows it and `getOptionValueSource(key)` tells
+   * a given flag from a default.
+   */
+  readonly typed?: boolean;
+  /**
+   * In typed mode, the enum keys whose values commander lists (`(choices: …)` in --help, its own error);
+   * other enum keys are validated by the field (`--engine must be one of ort, tfjs, got "x"`).
+   */
+  readonly listChoices?: readonly string[];
+}
+
+/** Whether `v` is an integer literal (`12`, `-3`): integer flags take no `1e3` or `1.0`. */
+const INTEGER_TEXT = /^\s*-?\d+\s*$/;
+
+/** The commander Option of one field in {@link AddOptionsOptions.typed} mode. */
+function typedOption(field: z.ZodType, key: string, arg: string, help: string, listChoices: boolean): Option {
+  const flag = flagOf(key);
+  const opt = new Option(`${flag} ${arg}`, help);
+  const inner = unwrap(field) as z.ZodType & { options?: readonly string[]; isInt?: boolean };
+  if (listChoices && baseType(field) === 'enum' && inner.options) opt.choices(inner.options);
+  else {
+    const isNumber = baseType(field) === 'number';
+    opt.argParser((v: string) => {
+      const given = isNumber && inner.isInt && !INTEGER_TEXT.test(v) ? v : coerceString(field, v);
+      const r = field.safeParse(given);
+      if (r.success) return r.data;
+      // Strings (locations) describe themselves; numbers and choices quote the value given.
+      const echo = baseType(field) !== 'string';
+      throw new UsageError(`${flag} ${r.error.issues[0].message}${echo ? `, got "${v}"` : ''}`);
+    });
+  }
+  const r = field.safeParse(undefined);
+  if (r.success && r.data !== undefined) opt.default(r.data);
+  return opt;
+}
+
 /**
  * Adds one commander Option per documented key: `--max-batch-size <n>  help (default: 32; env VAR)`.
  * Options read strings and set no commander default, so an environment variable is never masked by a
- * flag default; {@link resolveConfig} applies the schema's defaults.
+ * flag default; {@link resolveConfig} applies the schema's defaults. With `o.typed` (a command-line
+ * tool), see {@link AddOptionsOptions.typed}.
  * @throws Error when a documented key is not in the schema (a programming error).
  */
 export function addConfigOptions<S extends ObjectSchema>(
   cmd: Command,
   schema: S,
   groups: OptionGroups<Extract<keyof S['shape'], string>>,
-  o: ResolveOptions = {},
+  o: AddOptionsOptions = {},
 ): Command {
   const shape = schema.shape as Record<string, z.ZodType>;
   for (const [heading, options] of groups) {
     for (const [key, arg, help, shown] of options) {
       if (!(key in shape)) throw new Error(`addConfigOptions: ${key} is not a field of the schema`);
+      if (o.typed) {
+        cmd.addOption(typedOption(shape[key], key, arg, help, (o.listChoices ?? []).includes(key)).helpGroup(heading));
+        continue;
+      }
       const dflt = shown ?? defaultText(shape[key]);
       const notes = [
         dflt === undefined ? undefined : dflt === 'required' ? 'required' : `default: ${dflt}`,

@@ -23,43 +23,9 @@ import { StatsLog } from './stats-log.js';
 import { prepareTeacher } from './teacher.js';
 import { streamSource, trainStage, type TrainResult } from './train.js';
 
-/** Options of `get-distill distill` (see src/cli/distill.ts for their meaning and defaults). */
-export interface DistillOptions {
-  out: string;
-  resume?: boolean;
-  dataset: DatasetName;
-  teacher: string;
-  teacherComponents: number;
-  teacherRank: number;
-  samplerSteps: number;
-  cacheDir: string;
-  pairs: number;
-  heldout: number;
-  shardSize: number;
-  preset: string;
-  patchSize?: number;
-  steps: number;
-  batch: number;
-  lr: number;
-  emaHalflifeKimg: number;
-  emaRampup: number;
-  emaDecay?: number;
-  iterations: number;
-  checkpointEvery: number;
-  keep: number;
-  seed: number;
-  threads?: number;
-  /** Training engine (default ort); may change on --resume (checkpoints are engine-agnostic). */
-  engine?: TrainingEngineKind;
-  /** tfjs backend of --engine tfjs (default auto). */
-  tfjsBackend?: TfjsBackendChoice;
-  gridColumns: number;
-  /** Teacher and student samples for the FID comparison (0: skip it). */
-  fidSamples: number;
-}
-
-/** First seed of the held-out pairs: far from any training seed range the CLI can make. */
-export const HELDOUT_SEED_START = 2 ** 30;
+// The options and the held-out seed start are defined with the option specs (src/spec).
+import { type DistillOptions, HELDOUT_SEED_START } from '../spec/index.js';
+export { type DistillOptions, HELDOUT_SEED_START };
 
 /** Options that may change when resuming a run (everything else must match options.json). */
 const RESUMABLE = new Set([

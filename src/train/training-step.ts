@@ -5,10 +5,10 @@
  */
 import { Graph } from '../graph/ir.js';
 import type { HostTensor } from '../graph/session.js';
-import type { TfjsBackendChoice } from '../graph/tfjs-backend.js';
 import { type GetConfig, numTokens } from '../get/config.js';
 import { buildGet, trainingObjective, type ParamSpec, type TrainingObjective } from '../get/model.js';
 import type { ParamStore } from './params.js';
+import { TFJS_BACKENDS, TRAINING_ENGINES, type TrainingEngineKind } from '../spec/names.js';
 
 /** One training mini-batch of pairs. */
 export interface TrainBatch {
@@ -35,17 +35,8 @@ export interface ForwardResult extends StepResult {
   readonly images: readonly Float32Array[];
 }
 
-/** The engines {@link createTrainingEngine} builds. */
-export const TRAINING_ENGINES = ['ort', 'tfjs'] as const;
-export type TrainingEngineKind = (typeof TRAINING_ENGINES)[number];
-/** The tfjs backends a caller may force (`auto`: tfjs-node-gpu, then tfjs-node, then wasm, then cpu). */
-export const TFJS_BACKENDS = [
-  'auto',
-  'node-gpu',
-  'node',
-  'wasm',
-  'cpu',
-] as const satisfies readonly TfjsBackendChoice[];
+// The engine and tfjs backend names are defined once, in src/spec/names.ts.
+export { TFJS_BACKENDS, TRAINING_ENGINES, type TrainingEngineKind };
 
 /**
  * One GET training step at fixed config, batch and iteration count K, whatever runs it. Both engines

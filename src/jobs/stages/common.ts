@@ -2,68 +2,11 @@
  * Pieces the stage adapters share: spec field schemas (URIs, integers) and the rewrite of a stage's
  * CLI-worded errors (`--steps`) into spec field names (`steps`). Metrics: src/jobs/metrics.ts.
  */
-import { resolve } from 'node:path';
-import { z } from 'zod';
-import { joinUri, parentUri, parseUri, StoreError, storeFor } from '../../store/index.js';
+import { joinUri, parentUri, StoreError, storeFor } from '../../store/index.js';
 import { UsageError } from '../../util/errors.js';
 
-/** Env var: comma-separated location prefixes every spec URI must lie under (unset: any location). */
-export const ALLOWED_LOCATIONS_ENV = 'GET_DISTILL_ALLOWED_LOCATIONS';
-
-/** A location as one comparable string: `s3://bucket/key` or an absolute, normalised local path. */
-function canonicalLocation(uri: string): string {
-  const p = parseUri(uri);
-  return p.scheme === 's3' ? `s3://${p.bucket}/${p.key}`.replace(/\/+$/, '') : resolve(p.path);
-}
-
-/**
- * Whether `uri` lies under one of the allowed prefixes of GET_DISTILL_ALLOWED_LOCATIONS (always true
- * when unset). Local paths are resolved first (`..`, and `%2e%2e` in file:// URLs, cannot escape).
- */
-export function locationAllowed(uri: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  const raw = env[ALLOWED_LOCATIONS_ENV]?.trim();
-  if (!raw) return true;
-  const here = canonicalLocation(uri);
-  return raw
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean)
-    .some((prefix) => {
-      const root = canonicalLocation(prefix);
-      return here === root || here.startsWith(root.endsWith('/') ? root : `${root}/`);
-    });
-}
-
-/**
- * A location field: a plain path, file:///… or s3://bucket/prefix (checked by the store's URI parser),
- * and under GET_DISTILL_ALLOWED_LOCATIONS when that is set (a service reachable by others should set it).
- */
-export function uriField(what: string): z.ZodString {
-  return z
-    .string()
-    .min(1, 'must not be empty')
-    .superRefine((v, ctx) => {
-      try {
-        parseUri(v);
-      } catch (e) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `${(e as Error).message} (${what}: a path, file:///… or s3://bucket/prefix)`,
-        });
-        return;
-      }
-      if (!locationAllowed(v))
-        ctx.addIssue({
-          code: 'custom',
-          message: `${v} is outside the locations this worker may use (${ALLOWED_LOCATIONS_ENV}=${process.env[ALLOWED_LOCATIONS_ENV]})`,
-        });
-    })
-    .describe(what);
-}
-
-/** An integer field in [min, max]. */
-export const intField = (min: number, max = Number.MAX_SAFE_INTEGER): z.ZodNumber =>
-  z.number().int('must be an integer').min(min).max(max);
+// The spec field pieces live in src/spec (pure, so the operator and CLI load them without the stages).
+export { ALLOWED_LOCATIONS_ENV, intIn as intField, locationAllowed, uriField } from '../../spec/fields.js';
 
 /** `--teacher-rank` → `teacherRank`. */
 const fieldOf = (flag: string): string => flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());

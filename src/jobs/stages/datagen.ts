@@ -7,9 +7,8 @@
  * worker's at the same `threads` (onnxruntime's float sums depend on its thread count: another count
  * can change a last bit of an image).
  */
-import { z } from 'zod';
 import { type DatasetName, loadDataset } from '../../data/datasets.js';
-import { SEED_LIMIT, splitSeedRange } from '../../data/seeds.js';
+import { splitSeedRange } from '../../data/seeds.js';
 import { type DatagenPart, datagenStage, partShardRanges } from '../../stages/datagen.js';
 import { type PreparedTeacher, prepareTeacher } from '../../stages/teacher.js';
 import { StoreError, joinUri, storeFor } from '../../store/index.js';
@@ -17,99 +16,11 @@ import { MANIFEST_FILE } from '../../data/shards.js';
 import { UsageError } from '../../util/errors.js';
 import type { JobContext, JobOutcome, StageJob } from '../types.js';
 import { stageCounter, stageGauge } from '../metrics.js';
-import { asSpecError, fieldError, intField, requireInput, uriField } from './common.js';
+import { asSpecError, fieldError, requireInput } from './common.js';
 
-const seedsField = z
-  .object({
-    start: intField(0, SEED_LIMIT - 1).describe('first seed'),
-    end: intField(0, SEED_LIMIT).describe('one past the last seed (exclusive)'),
-  })
-  .strict()
-  .superRefine((s, ctx) => {
-    if (s.end === s.start)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['end'],
-        message: `equals seeds.start ${s.start}: the range [${s.start}, ${s.end}) is empty (end is exclusive); give end > start`,
-      });
-    else if (s.end < s.start)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['end'],
-        message: `${s.end} is below seeds.start ${s.start}: the range is reversed (end is exclusive); give end > start`,
-      });
-  })
-  .describe('seed range {start, end}, end exclusive: one pair per seed');
+import { DatagenSpecSchema, type DatagenSpec } from '../../spec/jobs.js';
 
-/** The datagen job spec (strict: unknown fields are errors). */
-export const DatagenSpecSchema = z
-  .object({
-    out: uriField('pairs folder URI (shards + manifest.json)'),
-    teacher: z
-      .string()
-      .min(1, 'must not be empty')
-      .superRefine((v, ctx) => {
-        if (v === 'mixture') return;
-        const r = uriField('teacher').safeParse(v);
-        if (!r.success)
-          ctx.addIssue({
-            code: 'custom',
-            message: `must be "mixture" or the URI of an EDM ONNX network: ${r.error.issues[0].message}`,
-          });
-      })
-      .describe(
-        '"mixture" (the embedded Gaussian-mixture teacher fitted to dataset) or the URI of an EDM-preconditioned ONNX network',
-      ),
-    dataset: z
-      .enum(['mnist', 'fashion-mnist'], {
-        error: (iss) =>
-          iss.input === undefined ? 'is required: mnist or fashion-mnist' : 'must be mnist or fashion-mnist',
-      })
-      .describe('training images of the mixture teacher (mnist or fashion-mnist); recorded in the manifest'),
-    teacherComponents: intField(1, 1000).default(10).describe('mixture components per class'),
-    teacherRank: intField(1, 1024).default(32).describe('factors per mixture component'),
-    cacheDir: uriField('folder URI of the fitted-teacher cache (required for the mixture teacher)').optional(),
-    samplerSteps: intField(2, 1000).default(18).describe('Heun steps on the Karras schedule (NFE = 2n − 1)'),
-    seeds: seedsField,
-    shardSize: intField(1).default(2048).describe('pairs per shard'),
-    parallelism: intField(1, 10_000)
-      .default(1)
-      .describe("indexed workers sharing the seed range (an Indexed Job's completions)"),
-    threads: intField(1, 256)
-      .optional()
-      .describe('onnxruntime intra-op threads (default: all cores; give cores / workers per node)'),
-  })
-  .strict()
-  .superRefine((s, ctx) => {
-    if (s.teacher === 'mixture' && s.cacheDir === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['cacheDir'],
-        message: 'is required for the mixture teacher (where its fit is cached, e.g. s3://bucket/cache)',
-      });
-    }
-    // The seed and shardSize fields may have failed their own checks: only well-formed ranges are split here.
-    const inRange = (v: unknown, hi: number) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= hi;
-    if (
-      s.seeds &&
-      inRange(s.seeds.start, SEED_LIMIT - 1) &&
-      inRange(s.seeds.end, SEED_LIMIT) &&
-      s.seeds.end > s.seeds.start &&
-      Number.isInteger(s.shardSize) &&
-      s.shardSize > 0
-    ) {
-      const shards = splitSeedRange(s.seeds, s.shardSize).length;
-      if (s.parallelism > shards) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['parallelism'],
-          message: `${s.parallelism} exceeds the ${shards} shard${shards > 1 ? 's' : ''} of seeds [${s.seeds.start}, ${s.seeds.end}) at shardSize ${s.shardSize}; lower parallelism or shardSize`,
-        });
-      }
-    }
-  });
-
-export type DatagenSpec = z.output<typeof DatagenSpecSchema>;
+export { DatagenSpecSchema, type DatagenSpec };
 
 /**
  * Which part this worker generates: none (the whole range) with parallelism 1; else

@@ -4,23 +4,16 @@
  * `exportStage` the local executor runs. Export takes seconds and has no safe point inside: a stop
  * request before it starts cancels it, one during it lets it finish.
  */
-import { z } from 'zod';
 import { exportStage } from '../../stages/export.js';
 import { StoreError } from '../../store/index.js';
 import { UsageError } from '../../util/errors.js';
 import type { JobContext, JobOutcome, StageJob } from '../types.js';
 import { stageGauge } from '../metrics.js';
-import { requireInput, uriField } from './common.js';
+import { requireInput } from './common.js';
 
-/** The export job spec (strict: unknown fields are errors). */
-export const ExportSpecSchema = z
-  .object({
-    checkpoint: uriField('a checkpoints folder (with latest.json) or one checkpoint-<step>.safetensors object'),
-    out: uriField('folder URI that receives model.onnx and model.json'),
-  })
-  .strict();
+import { ExportSpecSchema, type ExportSpec } from '../../spec/jobs.js';
 
-export type ExportSpec = z.output<typeof ExportSpecSchema>;
+export { ExportSpecSchema, type ExportSpec };
 
 async function run(spec: ExportSpec, ctx: JobContext): Promise<JobOutcome> {
   const duration = stageGauge(ctx.registry, {

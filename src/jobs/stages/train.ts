@@ -5,28 +5,28 @@
  * when one exists, so a rerun after SIGTERM / DELETE (which checkpoint before stopping) continues
  * where the last one stopped and reaches the same weights as a straight run.
  */
-import { z } from 'zod';
 import { type DatasetManifest, PairStream } from '../../data/shards.js';
-import { PRESETS, DEFAULT_CPU_PRESET, resolveConfig } from '../../get/config.js';
+import { resolveConfig } from '../../get/config.js';
 import { datasetDigest } from '../../stages/datagen.js';
 import { streamSource, trainStage } from '../../stages/train.js';
-import { TFJS_BACKENDS, TRAINING_ENGINES, type TrainingEngineKind } from '../../train/engine.js';
-import type { TfjsBackendChoice } from '../../graph/tfjs-backend.js';
+import {
+  TFJS_BACKENDS,
+  TFJS_BACKEND_ENV,
+  TRAINING_ENGINES,
+  ENGINE_ENV,
+  type TfjsBackendChoice,
+  type TrainingEngineKind,
+} from '../../spec/names.js';
+import { TrainSpecSchema, type TrainSpec } from '../../spec/jobs.js';
 import { StoreError, joinUri, storeFor } from '../../store/index.js';
 import { REFERENCE_ADAMW, type EmaConfig } from '../../train/optim.js';
 import { UsageError } from '../../util/errors.js';
 import type { JobContext, JobOutcome, StageJob } from '../types.js';
 import { ageGauge, stageGauge } from '../metrics.js';
-import { asSpecError, fieldError, intField, requireInput, uriField } from './common.js';
+import { asSpecError, fieldError, requireInput } from './common.js';
 
-const positive = z.number().positive();
-
-/**
- * Variables the engine fields default to (the trainer-gpu image sets tfjs / node-gpu). Job mode maps
- * them onto the fields through the config kit; a service reads them per job when a spec omits them.
- */
-export const ENGINE_ENV = 'GET_DISTILL_ENGINE';
-export const TFJS_BACKEND_ENV = 'GET_DISTILL_TFJS_BACKEND';
+// The variables the engine fields default to (the trainer-gpu image sets tfjs / node-gpu).
+export { ENGINE_ENV, TFJS_BACKEND_ENV };
 
 /**
  * The engine and tfjs backend of a job: the spec's fields, else ENGINE_ENV / TFJS_BACKEND_ENV, else
@@ -51,43 +51,7 @@ export function resolveEngine(
   };
 }
 
-/** The train job spec (strict: unknown fields are errors). */
-export const TrainSpecSchema = z
-  .object({
-    pairs: uriField("URI of a pair folder with manifest.json (a datagen job's out)"),
-    out: uriField('run folder URI; checkpoints go to <out>/checkpoints'),
-    preset: z
-      .enum(Object.keys(PRESETS) as [string, ...string[]])
-      .default(DEFAULT_CPU_PRESET)
-      .describe('GET preset'),
-    patchSize: intField(1).optional().describe("override the preset's patch size (must divide the image size)"),
-    steps: intField(1).describe('total optimizer steps to reach (a resumed job continues up to it)'),
-    batch: intField(1).default(32).describe('pairs per step'),
-    lr: positive.default(1e-3).describe('AdamW learning rate'),
-    emaHalflifeKimg: positive.default(20).describe('EMA half-life in thousands of images (with ramp-up)'),
-    emaRampup: positive.default(0.05).describe('EMA ramp-up ratio'),
-    emaDecay: z.number().gt(0).lt(1).optional().describe('constant EMA decay instead of the half-life'),
-    iterations: intField(1, 100).default(6).describe('fixed-point iterations K'),
-    checkpointEvery: intField(1).default(200).describe('steps between checkpoints'),
-    keep: intField(1).default(3).describe('checkpoints kept'),
-    seed: intField(0).default(0).describe('seed of initialisation, batch order and z_0'),
-    threads: intField(1, 256).optional().describe('onnxruntime intra-op threads (default: all cores)'),
-    engine: z
-      .enum(TRAINING_ENGINES, { error: `must be one of ${TRAINING_ENGINES.join(', ')}` })
-      .optional()
-      .describe(
-        `training engine: ort = onnxruntime CPU/CUDA (the fast default), tfjs = TensorFlow.js (the trainer-gpu image's engine); default ${ENGINE_ENV}, else ort`,
-      ),
-    tfjsBackend: z
-      .enum(TFJS_BACKENDS, { error: `must be one of ${TFJS_BACKENDS.join(', ')}` })
-      .optional()
-      .describe(
-        `tfjs backend: node-gpu (@tensorflow/tfjs-node-gpu), node (@tensorflow/tfjs-node), wasm (slow), cpu (slowest), auto = the first installed of node-gpu, node, wasm; default ${TFJS_BACKEND_ENV}, else auto`,
-      ),
-  })
-  .strict();
-
-export type TrainSpec = z.output<typeof TrainSpecSchema>;
+export { TrainSpecSchema, type TrainSpec };
 
 /**
  * Opens the pair stream of `spec.pairs`.

@@ -1,13 +1,21 @@
 /**
  * DistillationRun: the whole pipeline on a cluster — teacher pairs (datagen, an Indexed Job), GET
  * training, ONNX export, evaluation and optionally a GenerationEndpoint — with artifacts under one S3
- * folder. The stage settings reuse the stage services' own spec schemas (src/jobs/stages/*), so a field
- * means the same here as in a job spec.
+ * folder. The stage settings reuse the stage services' own spec schemas (src/spec), so a field means
+ * the same here as in a job spec and a `distill` flag, default included.
  */
 import { z } from 'zod';
-import { DatagenSpecSchema } from '../../../jobs/stages/datagen.js';
-import { TrainSpecSchema } from '../../../jobs/stages/train.js';
-import { SEED_LIMIT } from '../../../data/seeds.js';
+// The pure spec module only: the stage modules would load the ML stack into the operator.
+import {
+  DATASETS,
+  DATASET_SPLITS,
+  DatagenSpecSchema,
+  SEED_LIMIT,
+  TrainSpecSchema,
+  defaultOf,
+  evalFields,
+  teacherDefaults,
+} from '../../../spec/index.js';
 import { ResourcesSchema, S3_URI, StoreSchema, conditionsField } from './common.js';
 import { ServingSchema } from './endpoint.js';
 
@@ -17,7 +25,7 @@ export const MAX_SHARDS = 10_000;
 
 export const TeacherSchema = z
   .object({
-    dataset: dg.dataset.default('mnist'),
+    dataset: dg.dataset.default(teacherDefaults.dataset),
     uri: StoreSchema.shape.uri
       .describe(
         's3:// URI of an EDM-preconditioned ONNX teacher; default: the embedded mixture teacher fitted to dataset',
@@ -43,12 +51,10 @@ export const DatagenSchema = z
       .strict()
       .describe('seed range [start, end): one pair per seed'),
     // The datagen service's field, capped so the shard-count CEL rule's int arithmetic cannot overflow.
-    shardSize: z
-      .number()
-      .int()
-      .min(1)
+    shardSize: dg.shardSize
+      .unwrap()
       .max(1 << 20)
-      .default(2048)
+      .default(defaultOf(dg.shardSize))
       .describe(dg.shardSize.description ?? 'pairs per shard'),
     parallelism: z
       .number()
@@ -107,13 +113,19 @@ export const TrainingSchema = TrainSpecSchema.omit({ pairs: true, out: true, thr
 export const EvaluationSchema = z
   .object({
     enabled: z.boolean().default(true),
-    samples: z.number().int().min(2).max(1_000_000).default(10_000).describe('student samples scored'),
+    samples: z
+      .number()
+      .int()
+      .min(2)
+      .max(1_000_000)
+      .default(defaultOf(evalFields.fidSamples))
+      .describe('student samples scored'),
     features: z
       .string()
       .max(1024)
       .regex(
-        new RegExp(`^(mnist|fashion-mnist)$|${S3_URI.source}`),
-        'must be mnist, fashion-mnist or the s3:// URI of an ONNX network',
+        new RegExp(`^(${DATASETS.join('|')})$|${S3_URI.source}`),
+        `must be ${DATASETS.join(', ')} or the s3:// URI of an ONNX network`,
       )
       .optional()
       .describe(
@@ -123,7 +135,7 @@ export const EvaluationSchema = z
       .string()
       .max(1024)
       .regex(
-        new RegExp(`^(mnist|fashion-mnist):(train|test)$|${S3_URI.source}`),
+        new RegExp(`^(${DATASETS.join('|')}):(${DATASET_SPLITS.join('|')})$|${S3_URI.source}`),
         'must be a split such as mnist:test or the s3:// URI of an .npz',
       )
       .optional()
@@ -154,10 +166,15 @@ export const DistillationRunSpecSchema = z
         { rule: 'self.uri == oldSelf.uri', message: 'store.uri is immutable: create a new run' },
       ],
     }),
-    teacher: TeacherSchema.default({ dataset: 'mnist', components: 10, rank: 32, samplerSteps: 18 }),
+    teacher: TeacherSchema.default({
+      dataset: teacherDefaults.dataset,
+      components: teacherDefaults.teacherComponents,
+      rank: teacherDefaults.teacherRank,
+      samplerSteps: teacherDefaults.samplerSteps,
+    }),
     datagen: DatagenSchema,
     training: TrainingSchema,
-    evaluation: EvaluationSchema.default({ enabled: true, samples: 10_000 }),
+    evaluation: EvaluationSchema.default({ enabled: true, samples: defaultOf(evalFields.fidSamples) }),
     serve: ServeSchema.optional(),
     resources: ResourcesSchema.default({ gpu: { count: 1 }, cpu: '2', memory: '8Gi' }),
   })

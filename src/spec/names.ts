@@ -1,0 +1,41 @@
+/**
+ * The named choices every option, job spec and CRD field draws from, each defined once: datasets,
+ * presets, training engines, tfjs backends, seed limits, and the variables the engine fields default
+ * to. Pure data (imports only pure zod/data modules), so the operator and the CLI's help load it cheaply.
+ */
+import { DEFAULT_CPU_PRESET, PRESETS } from '../get/config.js';
+import { REFERENCE_EMA } from '../train/optim.js';
+
+/** The embedded datasets (training images of the mixture teacher, embedded feature networks). */
+export const DATASETS = ['mnist', 'fashion-mnist'] as const;
+export type DatasetName = (typeof DATASETS)[number];
+/** Splits of an embedded dataset (`mnist:test`). */
+export const DATASET_SPLITS = ['train', 'test'] as const;
+/** The default dataset of a run. */
+export const DEFAULT_DATASET: DatasetName = 'mnist';
+
+/** GET presets by name (the registry lives with the model configs in src/get/config.ts). */
+export const PRESET_NAMES = Object.keys(PRESETS) as [string, ...string[]];
+export { DEFAULT_CPU_PRESET };
+
+/** The training engines (src/train/engine.ts builds them). */
+export const TRAINING_ENGINES = ['ort', 'tfjs'] as const;
+export type TrainingEngineKind = (typeof TRAINING_ENGINES)[number];
+/** The tfjs backends a caller may force (`auto`: tfjs-node-gpu, then tfjs-node, then wasm, then cpu). */
+export const TFJS_BACKENDS = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'] as const;
+export type TfjsBackendChoice = (typeof TFJS_BACKENDS)[number];
+
+/**
+ * Variables the engine fields of a train job default to (the trainer-gpu image sets tfjs / node-gpu).
+ * Job mode maps them onto the fields through the config kit; a service reads them per job.
+ */
+export const ENGINE_ENV = 'GET_DISTILL_ENGINE';
+export const TFJS_BACKEND_ENV = 'GET_DISTILL_TFJS_BACKEND';
+
+/** Exclusive upper bound of valid seeds (2^31; src/data/seeds.ts holds the data contract). */
+export const SEED_LIMIT = 2 ** 31;
+/** First seed of the held-out pairs: far from any training seed range the CLI can make. */
+export const HELDOUT_SEED_START = 2 ** 30;
+
+/** The reference's EMA (a constant decay), quoted by --ema-decay's help. */
+export { REFERENCE_EMA };
