@@ -11,6 +11,13 @@
  * computed), otherwise its share of the run is discarded.
  */
 import { HttpError } from '../service/errors.js';
+import { realClock, type Clock, type TimerHandle } from '../util/clock.js';
+
+/**
+ * The default clock: the real timers, with `now()` read from the monotonic performance clock (still ms
+ * since the epoch) so queue waits and run times do not jump when the wall clock is adjusted.
+ */
+const monotonicClock: Clock = { ...realClock, now: () => performance.timeOrigin + performance.now() };
 
 export interface BatcherOptions {
   /** Most images in one run. */
@@ -23,6 +30,8 @@ export interface BatcherOptions {
   readonly requestTimeoutMs: number;
   /** Runs in flight at once (= sessions in the pool). */
   readonly concurrency: number;
+  /** Time source for queue waits, run times and timers (default: the real timers on a monotonic now). */
+  readonly clock?: Clock;
 }
 
 /** Observers for metrics. */
@@ -41,7 +50,7 @@ interface Pending<T, R> {
   readonly size: number;
   state: 'queued' | 'running' | 'done';
   readonly enqueuedAt: number;
-  timer: NodeJS.Timeout | null;
+  timer: TimerHandle | null;
   resolve(r: R): void;
   reject(e: Error): void;
 }
@@ -51,12 +60,13 @@ export class DynamicBatcher<T, R> {
   private readonly queue: Pending<T, R>[] = [];
   private queuedImages = 0;
   private inFlight = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private draining = false;
   private drained: (() => void) | null = null;
   private drainPromise: Promise<void> | null = null;
   /** Exponential moving average of run seconds (for Retry-After). */
   private runSeconds = 0;
+  private readonly clock: Clock;
 
   constructor(
     readonly options: BatcherOptions,
@@ -68,6 +78,7 @@ export class DynamicBatcher<T, R> {
       if (!Number.isInteger(v) || v < 1) throw new Error(`DynamicBatcher: ${k} must be a positive integer, got ${v}`);
     }
     if (!(maxQueueDelayMs >= 0)) throw new Error(`DynamicBatcher: maxQueueDelayMs must be ≥ 0, got ${maxQueueDelayMs}`);
+    this.clock = options.clock ?? monotonicClock;
   }
 
   /** Requests waiting (not yet running). */
@@ -117,12 +128,12 @@ export class DynamicBatcher<T, R> {
         item,
         size,
         state: 'queued',
-        enqueuedAt: performance.now(),
+        enqueuedAt: this.clock.now(),
         timer: null,
         resolve,
         reject,
       };
-      p.timer = setTimeout(() => {
+      p.timer = this.clock.setTimeout(() => {
         if (p.state === 'queued') this.remove(p);
         this.settle(
           p,
@@ -172,14 +183,14 @@ export class DynamicBatcher<T, R> {
 
   private pump(): void {
     if (this.timer) {
-      clearTimeout(this.timer);
+      this.clock.clearTimeout(this.timer);
       this.timer = null;
     }
     const { maxBatchSize, maxQueueDelayMs, concurrency } = this.options;
     while (this.inFlight < concurrency && this.queue.length > 0) {
-      const waited = performance.now() - this.queue[0].enqueuedAt;
+      const waited = this.clock.now() - this.queue[0].enqueuedAt;
       if (!this.draining && this.queuedImages < maxBatchSize && waited < maxQueueDelayMs) {
-        this.timer = setTimeout(() => this.pump(), Math.max(0, maxQueueDelayMs - waited));
+        this.timer = this.clock.setTimeout(() => this.pump(), Math.max(0, maxQueueDelayMs - waited));
         return;
       }
       // FIFO: take requests in order while they fit (never reorder, so no request starves).
@@ -199,7 +210,7 @@ export class DynamicBatcher<T, R> {
 
   private async launch(batch: Pending<T, R>[], images: number): Promise<void> {
     this.inFlight++;
-    const t0 = performance.now();
+    const t0 = this.clock.now();
     let ok = false;
     try {
       const results = await this.run(batch.map((p) => p.item));
@@ -214,7 +225,7 @@ export class DynamicBatcher<T, R> {
           : new HttpError(500, 'internal', 'the model run failed; the server log has the details', {}, { cause: e });
       batch.forEach((p) => this.settle(p, err));
     } finally {
-      const seconds = (performance.now() - t0) / 1000;
+      const seconds = (this.clock.now() - t0) / 1000;
       this.runSeconds = this.runSeconds === 0 ? seconds : 0.8 * this.runSeconds + 0.2 * seconds;
       this.hooks.onRun?.(images, batch.length, seconds, ok);
       this.inFlight--;
@@ -235,7 +246,7 @@ export class DynamicBatcher<T, R> {
   private settle(p: Pending<T, R>, err: Error | null, result?: R): void {
     if (p.state === 'done') return;
     p.state = 'done';
-    if (p.timer) clearTimeout(p.timer);
+    if (p.timer) this.clock.clearTimeout(p.timer);
     if (err) p.reject(err);
     else p.resolve(result as R);
   }

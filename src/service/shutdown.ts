@@ -9,6 +9,7 @@
 import type { Server } from 'node:http';
 import type { ServiceState } from './app.js';
 import type { Logger } from './logging.js';
+import { realClock, type Clock } from '../util/clock.js';
 
 export interface GracefulShutdownOptions {
   readonly server: Server;
@@ -24,6 +25,11 @@ export interface GracefulShutdownOptions {
   readonly exit?: (code: number) => void;
   /** Default SIGTERM and SIGINT. A second signal during shutdown exits at once with code 1. */
   readonly signals?: readonly NodeJS.Signals[];
+  /**
+   * Time source for the grace timer and the logged duration (default: the real clock). The idle-connection
+   * sweep stays on real timers: it only polls sockets and decides nothing.
+   */
+  readonly clock?: Clock;
 }
 
 export interface GracefulShutdown {
@@ -38,12 +44,13 @@ export function installGracefulShutdown(o: GracefulShutdownOptions): GracefulShu
   const exit = o.exit ?? ((code: number) => process.exit(code));
   const graceMs = o.graceMs ?? 30_000;
   const signals = o.signals ?? ['SIGTERM', 'SIGINT'];
+  const clock = o.clock ?? realClock;
   let running: Promise<number> | null = null;
 
   const shutdown = (reason: string): Promise<number> => {
     if (running) return running;
     running = (async () => {
-      const t0 = Date.now();
+      const t0 = clock.now();
       o.state.markDraining();
       o.logger.info({ reason, graceMs }, 'shutting down: not ready, listener closed, draining');
       const closed = new Promise<void>((resolve) => o.server.close(() => resolve()));
@@ -53,12 +60,13 @@ export function installGracefulShutdown(o: GracefulShutdownOptions): GracefulShu
       // reset a request the client already sent (while draining it gets an answer: 200 or 503).
       let sweep: NodeJS.Timeout | undefined;
       let timedOut = false;
-      const timer = setTimeout(() => {
+      const timer = clock.setTimeout(() => {
         timedOut = true;
         o.logger.error({ graceMs }, 'grace period over: closing open connections');
         o.server.closeAllConnections();
       }, graceMs);
-      timer.unref();
+      // The grace timer alone must not keep the process alive once everything else has closed.
+      (timer as { unref?(): unknown }).unref?.();
       let code = 0;
       try {
         await o.drain?.();
@@ -71,10 +79,10 @@ export function installGracefulShutdown(o: GracefulShutdownOptions): GracefulShu
         code = 1;
       } finally {
         clearInterval(sweep);
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
       }
       if (timedOut) code = 1;
-      o.logger.info({ code, ms: Date.now() - t0 }, 'shut down');
+      o.logger.info({ code, ms: clock.now() - t0 }, 'shut down');
       exit(code);
       return code;
     })();

@@ -46,17 +46,13 @@ const args = (out: string, extra: string[] = []) => [
 ];
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
-function cli(
-  argv: string[],
-  envOverride: Record<string, string> = {},
-): { code: number | null; stderr: string; seconds: number } {
-  const t = performance.now();
+function cli(argv: string[], envOverride: Record<string, string> = {}): { code: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [...CLI, ...argv], {
     encoding: 'utf8',
     timeout: 240_000,
     env: { ...process.env, ...envOverride },
   });
-  return { code: r.status, stderr: r.stderr, seconds: (performance.now() - t) / 1000 };
+  return { code: r.status, stderr: r.stderr };
 }
 
 /** The last stderr line is the one error line; no stack trace anywhere. */
@@ -217,9 +213,10 @@ test('a missing bucket, a wrong secret and an unreachable endpoint exit 2 with o
     GET_DISTILL_S3_ENDPOINT: `http://127.0.0.1:${port}`,
     GET_DISTILL_S3_MAX_ATTEMPTS: '2',
   });
+  // What bounds the failure is the retry budget, not a duration: exit 2, and the attempt count the SDK
+  // reports is exactly GET_DISTILL_S3_MAX_ATTEMPTS.
   expectUsage(
     down,
     new RegExp(`cannot reach S3 endpoint http://127.0.0.1:${port} \\(ECONNREFUSED\\) after 2 attempts`),
   );
-  assert.ok(down.seconds < 30, `failed after ${down.seconds.toFixed(1)} s`);
 });

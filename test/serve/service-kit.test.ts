@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
   createServiceApp,
@@ -16,10 +15,15 @@ import {
   listen,
   zodBadRequest,
 } from '../../src/service/index.js';
+import { ManualClock } from '../../src/util/clock.js';
 import { metricValue } from './helpers.js';
 
 function toy() {
-  const hang: { release?: () => void } = {};
+  // `arrived` resolves once /slow's handler holds its request; `release` lets it answer.
+  let arrive!: () => void;
+  const hang: { release?: () => void; readonly arrived: Promise<void> } = {
+    arrived: new Promise<void>((r) => (arrive = r)),
+  };
   const svc = createServiceApp({
     name: 'toy',
     logger: createLogger('toy', 'silent'),
@@ -48,7 +52,10 @@ function toy() {
       });
       kit.route('/slow', {
         get: async (_req, res) => {
-          await new Promise<void>((r) => (hang.release = r));
+          await new Promise<void>((r) => {
+            hang.release = r;
+            arrive();
+          });
           res.json({ done: true });
         },
       });
@@ -116,8 +123,10 @@ test('shutdown: drain runs after the listener closes, close after the last respo
   state.markReady();
   const order: string[] = [];
   const codes: number[] = [];
+  let exited = (_code: number) => {};
+  const exit = new Promise<number>((r) => (exited = r));
   const slow = fetch(`${url}/slow`).then((r) => r.json());
-  await sleep(50);
+  await hang.arrived;
   const sd = installGracefulShutdown({
     server,
     state,
@@ -128,12 +137,15 @@ test('shutdown: drain runs after the listener closes, close after the last respo
       hang.release!();
     },
     close: async () => void order.push('close'),
-    exit: (c) => void codes.push(c),
+    exit: (c) => {
+      codes.push(c);
+      exited(c);
+    },
   });
   try {
     process.kill(process.pid, 'SIGUSR2');
     assert.deepEqual(await slow, { done: true });
-    await sleep(100);
+    assert.equal(await exit, 0);
     assert.deepEqual(order, ['drain (listening: false)', 'close']);
     assert.deepEqual(codes, [0]);
     assert.equal(state.phase, 'draining');
@@ -142,15 +154,22 @@ test('shutdown: drain runs after the listener closes, close after the last respo
   }
 });
 
-test('shutdown: past graceMs open connections are cut and the exit code is 1', async () => {
-  const { app, state, logger } = toy();
+test('shutdown: open connections are cut at graceMs, not before, and the exit code is 1', async () => {
+  const { app, state, logger, hang } = toy();
   const server = await listen(app, 0, '127.0.0.1');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const slow = fetch(`${url}/slow`).then(
     () => 'answered',
     () => 'cut',
   );
-  await sleep(50);
+  await hang.arrived; // /slow never answers on its own: only the grace timer can end it
+  let cuts = 0;
+  const closeAll = server.closeAllConnections.bind(server);
+  server.closeAllConnections = () => {
+    cuts++;
+    closeAll();
+  };
+  const clock = new ManualClock();
   const codes: number[] = [];
   const sd = installGracefulShutdown({
     server,
@@ -159,10 +178,16 @@ test('shutdown: past graceMs open connections are cut and the exit code is 1', a
     signals: [],
     graceMs: 150,
     exit: (c) => void codes.push(c),
+    clock,
   });
-  const t = performance.now();
-  assert.equal(await sd.shutdown('test'), 1);
-  assert.ok(performance.now() - t >= 140);
+  const done = sd.shutdown('test');
+  assert.equal(clock.nextDue()! - clock.now(), 150, 'the grace timer is set for graceMs');
+  clock.advance(149);
+  assert.equal(cuts, 0, 'at graceMs − 1 the slow request is still allowed to finish');
+  clock.advance(1);
+  assert.equal(cuts, 1, 'at graceMs open connections are cut');
+  assert.equal(await done, 1);
   assert.equal(await slow, 'cut');
   assert.deepEqual(codes, [1]);
+  assert.equal(clock.pending(), 0);
 });
