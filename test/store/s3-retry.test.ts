@@ -459,7 +459,6 @@ test('the standard AWS chain: AWS_PROFILE from shared files works, a wrong secre
     /chain\/none\.bin: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE/,
   );
   assert.equal(none.cause, 'CredentialsProviderError');
-  assert.ok(none.ms < 3000, `no-credentials error took ${none.ms} ms`);
 
   assert.equal(noRegion.ok, false);
   assert.equal(noRegion.code, 'Config', noRegion.message);
