@@ -5,7 +5,7 @@
  * The run describes itself (options.json, stats.jsonl) and resumes from itself (--resume).
  */
 import { loadDataset, type DatasetName } from '../data/datasets.js';
-import { PairStream } from '../data/shards.js';
+import { PairStream } from '../data/pair-stream.js';
 import { heunNfe } from '../edm/schedule.js';
 import { meanAbs } from '../eval/baselines.js';
 import { resolveConfig, referenceParamCount } from '../get/config.js';

@@ -16,7 +16,7 @@ import {
   saveCheckpoint,
 } from '../train/checkpoint.js';
 import type { ObjectStore } from '../store/index.js';
-import type { PairBatch, PairStream } from '../data/shards.js';
+import type { PairBatch, PairStream } from '../data/pair-stream.js';
 import { Rng, fmix32 } from '../util/rng.js';
 import { UsageError } from '../util/errors.js';
 

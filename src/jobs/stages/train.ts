@@ -6,7 +6,8 @@
  * where the last one stopped and reaches the same weights as a straight run.
  */
 import { z } from 'zod';
-import { type DatasetManifest, PairStream } from '../../data/shards.js';
+import type { DatasetManifest } from '../../data/shards.js';
+import { PairStream } from '../../data/pair-stream.js';
 import { PRESETS, DEFAULT_CPU_PRESET, resolveConfig } from '../../get/config.js';
 import { datasetDigest } from '../../stages/datagen.js';
 import { streamSource, trainStage } from '../../stages/train.js';
