@@ -51,6 +51,36 @@ export interface PairStreamStats {
 /** murmur3's 32-bit finaliser as an unsigned 32-bit integer (decorrelates nearby (seed, epoch) pairs). */
 const mix32 = (x: number): number => fmix32(x) >>> 0;
 
+/** Fisher–Yates shuffle of `a` in place with `rng` (one uniformInt draw per position, from the end). */
+function shuffleInPlace(rng: Parameters<typeof uniformInt>[0], a: Int32Array): Int32Array {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = uniformInt(rng, 0, i);
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+  return a;
+}
+
+/** The arrays of one batch being assembled: `b` pairs of `D` floats each (labels iff conditional). */
+type BatchArrays = { noise: Float32Array; image: Float32Array; label?: Int32Array; seeds: Int32Array };
+
+const batchArrays = (b: number, D: number, conditional: boolean): BatchArrays => ({
+  noise: new Float32Array(b * D),
+  image: new Float32Array(b * D),
+  seeds: new Int32Array(b),
+  ...(conditional ? { label: new Int32Array(b) } : {}),
+});
+
+/** The first `fill` pairs of `cur` as a batch of their own (an epoch's short last batch). */
+const shortBatch = (cur: BatchArrays, fill: number, D: number): PairBatch => ({
+  size: fill,
+  noise: cur.noise.slice(0, fill * D),
+  image: cur.image.slice(0, fill * D),
+  ...(cur.label ? { label: cur.label.slice(0, fill) } : {}),
+  seeds: cur.seeds.slice(0, fill),
+});
+
 /**
  * Streams shuffled mini-batches of pairs for training, holding at most `shardsPerBuffer` shards plus one
  * batch in memory, whatever the dataset size.
@@ -112,25 +142,18 @@ export class PairStream {
     const D = this.perPair;
     const cond = this.manifest.conditional;
     const rng = mersenne(mix32(this.options.seed ^ mix32(epoch + 0x9e3779b9)));
-    const shuffle = (a: Int32Array): Int32Array => {
-      for (let i = a.length - 1; i > 0; i--) {
-        const j = uniformInt(rng, 0, i);
-        const t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-      }
-      return a;
-    };
+    const shuffle = (a: Int32Array): Int32Array => shuffleInPlace(rng, a);
     const order = shuffle(Int32Array.from(this.manifest.shards.keys()));
     const skipPairs = startBatch * b;
     let emitted = 0; // pairs consumed so far this epoch (skipped or copied)
     let batchIndex = 0;
-    let cur: { noise: Float32Array; image: Float32Array; label?: Int32Array; seeds: Int32Array } | undefined;
+    let cur: BatchArrays | undefined;
     let fill = 0;
     for (let g = 0; g < order.length; g += this.perBuffer) {
       const entries = Array.from(order.subarray(g, g + this.perBuffer), (k) => this.manifest.shards[k]);
       const m = entries.reduce((a, e) => a + e.count, 0);
-      const perm = shuffle(Int32Array.from({ length: m }, (_, i) => i)); // drawn even when skipped: keeps the rng in step
+      // Drawn even when skipped: keeps the rng in step.
+      const perm = shuffle(Int32Array.from({ length: m }, (_, i) => i));
       if (emitted + m <= skipPairs) {
         emitted += m;
         batchIndex = Math.floor(emitted / b);
@@ -151,12 +174,7 @@ export class PairStream {
         const s = p < first ? loaded[0] : loaded[1];
         const r = p < first ? p : p - first;
         if (!cur) {
-          cur = {
-            noise: new Float32Array(b * D),
-            image: new Float32Array(b * D),
-            seeds: new Int32Array(b),
-            ...(cond ? { label: new Int32Array(b) } : {}),
-          };
+          cur = batchArrays(b, D, cond);
           fill = 0;
         }
         cur.noise.set(s.noise.subarray(r * D, (r + 1) * D), fill * D);
@@ -172,15 +190,7 @@ export class PairStream {
         }
       }
     }
-    if (cur && fill > 0 && !this.options.dropLast && batchIndex >= startBatch) {
-      yield {
-        size: fill,
-        noise: cur.noise.slice(0, fill * D),
-        image: cur.image.slice(0, fill * D),
-        ...(cur.label ? { label: cur.label.slice(0, fill) } : {}),
-        seeds: cur.seeds.slice(0, fill),
-      };
-    }
+    if (cur && fill > 0 && !this.options.dropLast && batchIndex >= startBatch) yield shortBatch(cur, fill, D);
   }
 
   /** Loads one shard and checks it against its manifest entry and the dataset's shape and labels. */

@@ -15,8 +15,9 @@
  *   (sorted by seedStart, non-overlapping), totalPairs, createdAt (ISO 8601). A folder without a manifest
  *   is an unfinished generation. Every object is written atomically (src/store), the manifest last.
  *
- * Source: docs/data-contracts.md; the GET paper's data pipeline (locuslab/get data/generate.py) (the reference stores pickled noise/image
- * files per seed block; this project stores safetensors per seed range instead).
+ * Source: docs/data-contracts.md; the GET paper's data pipeline (locuslab/get data/generate.py) (the
+ * reference stores pickled noise/image files per seed block; this project stores safetensors per seed
+ * range instead).
  * All I/O goes through an ObjectStore (src/store): a dataset folder is a URI (plain path, file://, s3://).
  */
 import { z } from 'zod';
@@ -106,7 +107,8 @@ function checkShardArrays(s: PairShard, where: string): number {
   for (let i = 0; i < size; i++) {
     if (!Number.isFinite(s.noise[i]) || !Number.isFinite(s.image[i])) {
       throw new Error(
-        `${where}: non-finite value at pair ${Math.floor(i / (c * h * w))} (seed ${s.seeds.start + Math.floor(i / (c * h * w))})`,
+        `${where}: non-finite value at pair ${Math.floor(i / (c * h * w))} ` +
+          `(seed ${s.seeds.start + Math.floor(i / (c * h * w))})`,
       );
     }
   }
@@ -149,7 +151,8 @@ export function decodeShard(bytes: Uint8Array, source: string): PairShard {
   if (m.format !== PAIR_FORMAT) throw bad(`metadata format is ${JSON.stringify(m.format)}, expected "${PAIR_FORMAT}"`);
   if (m.format_version !== String(PAIR_FORMAT_VERSION)) {
     throw bad(
-      `format_version ${JSON.stringify(m.format_version)} is not supported (this build reads ${PAIR_FORMAT_VERSION}); regenerate the shards or upgrade`,
+      `format_version ${JSON.stringify(m.format_version)} is not supported ` +
+        `(this build reads ${PAIR_FORMAT_VERSION}); regenerate the shards or upgrade`,
     );
   }
   if (!m.teacher) throw bad('metadata teacher is missing');
@@ -239,7 +242,8 @@ export async function readShard(store: ObjectStore, uri: string, expectedSha256?
   const sha256 = sha256Hex(bytes);
   if (expectedSha256 !== undefined && sha256 !== expectedSha256.toLowerCase()) {
     throw new Error(
-      `${uri}: sha256 ${sha256} does not match the manifest's ${expectedSha256} (corrupt or replaced shard; regenerate its seed range)`,
+      `${uri}: sha256 ${sha256} does not match the manifest's ${expectedSha256} ` +
+        '(corrupt or replaced shard; regenerate its seed range)',
     );
   }
   return { ...decodeShard(bytes, uri), sha256, bytes: bytes.length };
@@ -296,11 +300,17 @@ function checkManifestRules(m: DatasetManifest): string | undefined {
   for (const s of m.shards) {
     if (s.seedEnd <= s.seedStart) return `shard ${s.file}: seedEnd ${s.seedEnd} must exceed seedStart ${s.seedStart}`;
     if (s.count !== s.seedEnd - s.seedStart)
-      return `shard ${s.file}: count ${s.count} does not match its seed range [${s.seedStart}, ${s.seedEnd}) (${s.seedEnd - s.seedStart} seeds)`;
+      return (
+        `shard ${s.file}: count ${s.count} does not match its seed range [${s.seedStart}, ${s.seedEnd}) ` +
+        `(${s.seedEnd - s.seedStart} seeds)`
+      );
     if (files.has(s.file)) return `shard ${s.file} is listed twice`;
     files.add(s.file);
     if (s.seedStart < prevEnd)
-      return `shard ${s.file}: seed range [${s.seedStart}, ${s.seedEnd}) overlaps the previous shard or is out of order (shards must be sorted by seedStart)`;
+      return (
+        `shard ${s.file}: seed range [${s.seedStart}, ${s.seedEnd}) overlaps the previous shard or is out of order ` +
+        '(shards must be sorted by seedStart)'
+      );
     prevEnd = s.seedEnd;
     total += s.count;
   }
