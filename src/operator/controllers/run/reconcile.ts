@@ -435,14 +435,7 @@ async function syncEndpoint(
     return undefined;
   }
   if (!st.artifacts?.model) return undefined; // nothing to serve yet
-  const { enabled: _, ...serving } = spec.serve;
-  const { uri: __, ...store } = spec.store;
-  const desired = GenerationEndpointSpecSchema.parse({
-    ...serving,
-    resources: serving.resources ?? spec.resources,
-    model: { run: name },
-    store,
-  });
+  const desired = desiredEndpoint(spec, name);
   st.endpoint = name;
   if (!existing) {
     const body = {
@@ -464,6 +457,18 @@ async function syncEndpoint(
     );
   }
   return undefined;
+}
+
+/** The endpoint spec serving run `name`: spec.serve, the run's resources by default, its store without the URI. */
+function desiredEndpoint(spec: DistillationRunSpec, name: string) {
+  const { enabled: _, ...serving } = spec.serve!;
+  const { uri: __, ...store } = spec.store;
+  return GenerationEndpointSpecSchema.parse({
+    ...serving,
+    resources: serving.resources ?? spec.resources,
+    model: { run: name },
+    store,
+  });
 }
 
 function endpointIsReady(ctx: ControllerContext, namespace: string, name: string): boolean {
