@@ -187,17 +187,7 @@ export function decodeShard(bytes: Uint8Array, source: string): PairShard {
   }
   if (noise.dims.join(',') !== image.dims.join(','))
     throw bad(`noise [${noise.dims.join(',')}] and image [${image.dims.join(',')}] shapes differ`);
-  let labels: Int32Array | undefined;
-  if (label) {
-    if (label.dtype !== 'int64' || label.dims.length !== 1 || label.dims[0] !== n)
-      throw bad(`label is ${label.dtype} [${label.dims.join(',')}], expected int64 [${n}]`);
-    const raw = label.data as BigInt64Array;
-    labels = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      if (raw[i] < 0n || raw[i] >= BigInt(SEED_LIMIT)) throw bad(`label ${raw[i]} at pair ${i} is out of range`);
-      labels[i] = Number(raw[i]);
-    }
-  }
+  const labels = label ? decodeLabels(label, n, bad) : undefined;
   const shard: PairShard = {
     teacher: m.teacher,
     sampler: sampler as Record<string, unknown>,
@@ -209,6 +199,23 @@ export function decodeShard(bytes: Uint8Array, source: string): PairShard {
   };
   checkShardArrays(shard, source);
   return shard;
+}
+
+/** A shard's `label` tensor (int64 [n], each in [0, 2^31)) as int32. @throws what `bad` makes. */
+function decodeLabels(
+  label: { dtype: string; dims: readonly number[]; data: unknown },
+  n: number,
+  bad: (msg: string) => Error,
+): Int32Array {
+  if (label.dtype !== 'int64' || label.dims.length !== 1 || label.dims[0] !== n)
+    throw bad(`label is ${label.dtype} [${label.dims.join(',')}], expected int64 [${n}]`);
+  const raw = label.data as BigInt64Array;
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    if (raw[i] < 0n || raw[i] >= BigInt(SEED_LIMIT)) throw bad(`label ${raw[i]} at pair ${i} is out of range`);
+    labels[i] = Number(raw[i]);
+  }
+  return labels;
 }
 
 /**
