@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     extra.params = s.params.size;
     await s.engine.close();
   } else if (task === 'stream') {
-    const { PairStream } = await import('../../src/data/shards.js');
+    const { PairStream } = await import('../../src/data/pair-stream.js');
     const { storeFor } = await import('../../src/store/index.js');
     const stream = await PairStream.open(storeFor(String(args.dir)), String(args.dir), {
       batchSize: Number(args.batch),

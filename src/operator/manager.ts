@@ -31,7 +31,7 @@ import {
   makeApis,
 } from './controllers/context.js';
 import { reconcileRun } from './controllers/run/reconcile.js';
-import { httpProgressProbe } from './controllers/progress.js';
+import { ProgressPoller, httpProgressProbe } from './controllers/progress.js';
 import { endpointsForRun, reconcileEndpoint } from './controllers/endpoint/reconcile.js';
 import { SupervisedInformer, enqueueHandlers, ownerHandlers } from './runtime/informer.js';
 import { WorkQueue } from './runtime/workqueue.js';
@@ -114,6 +114,7 @@ export class Operator {
   private readonly caches: Caches;
   private readonly all: { informers: SupervisedInformer<any>[] }[] = [];
   private readonly ctx: ControllerContext;
+  private readonly progress: ProgressPoller;
   private readonly elector?: LeaderElector;
   private controllers: RunningController[] = [];
   private queues?: { runs: WorkQueue; endpoints: WorkQueue };
@@ -212,6 +213,11 @@ export class Operator {
     }
     this.caches = { runs, endpoints, jobs, pods, deployments, services, hpas, scaledObjects };
     const now = o.now ?? (() => new Date());
+    // Trainer pods answer on their own time: the poller enqueues a run when its step changes.
+    this.progress = new ProgressPoller({
+      probe: httpProgressProbe(o.progressPort),
+      onChange: (k) => this.queues?.runs.add(k),
+    });
     this.ctx = {
       cfg: o.cfg,
       apis,
@@ -219,7 +225,7 @@ export class Operator {
       log: o.log,
       event: eventRecorder(apis, o.log, now),
       now,
-      probe: httpProgressProbe(o.progressPort),
+      progress: this.progress,
     };
 
     // Events → keys. Handlers run on every replica; only the leader's queues exist to take them.
@@ -328,6 +334,7 @@ export class Operator {
     this.controllers = [];
     this.queues = undefined;
     await Promise.all(cs.map((c) => c.stop()));
+    this.progress.stop();
   }
 
   /** Stops the controllers, releases the Lease (so a standby takes over at once) and stops the informers. */

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { intIn, numAbove, uriField } from './fields.js';
-import { ENGINE_ENV, SEED_LIMIT, TFJS_BACKEND_ENV } from './names.js';
+import { ENGINE_ENV, SEED_LIMIT, TFJS_BACKEND_ENV, shardCount } from './names.js';
 import { datasetField, pairFields, teacherFields, trainingFields } from './stages.js';
 
 const seedsField = z
@@ -88,8 +88,7 @@ export const DatagenSpecSchema = z
       Number.isInteger(s.shardSize) &&
       s.shardSize > 0
     ) {
-      // The shard count of splitSeedRange (src/data/seeds.ts): contiguous shards of shardSize seeds.
-      const shards = Math.ceil((s.seeds.end - s.seeds.start) / s.shardSize);
+      const shards = shardCount(s.seeds, s.shardSize);
       if (s.parallelism > shards) {
         ctx.addIssue({
           code: 'custom',

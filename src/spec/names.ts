@@ -4,7 +4,6 @@
  * to. Pure data (imports only pure zod/data modules), so the operator and the CLI's help load it cheaply.
  */
 import { DEFAULT_CPU_PRESET, PRESETS } from '../get/config.js';
-import { REFERENCE_EMA } from '../train/optim.js';
 
 /** The embedded datasets (training images of the mixture teacher, embedded feature networks). */
 export const DATASETS = ['mnist', 'fashion-mnist'] as const;
@@ -34,8 +33,15 @@ export const TFJS_BACKEND_ENV = 'GET_DISTILL_TFJS_BACKEND';
 
 /** Exclusive upper bound of valid seeds (2^31; src/data/seeds.ts holds the data contract). */
 export const SEED_LIMIT = 2 ** 31;
+/**
+ * Shards of a seed range [start, end) at `shardSize` seeds each: contiguous, the last one shorter
+ * (the count of src/data/seeds.ts's splitSeedRange, which a test keeps equal to this).
+ */
+export const shardCount = (seeds: { start: number; end: number }, shardSize: number): number =>
+  Math.ceil((seeds.end - seeds.start) / shardSize);
+
 /** First seed of the held-out pairs: far from any training seed range the CLI can make. */
 export const HELDOUT_SEED_START = 2 ** 30;
 
-/** The reference's EMA (a constant decay), quoted by --ema-decay's help. */
-export { REFERENCE_EMA };
+/** The reference's EMA: a constant decay (locuslab/get train.py), quoted by --ema-decay's help. */
+export const REFERENCE_EMA = { kind: 'constant', decay: 0.9999 } as const;

@@ -116,124 +116,67 @@ export interface DatagenResult {
 export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
   const { store } = o;
   const sampler = samplerInfo(o.samplerSteps);
-  const subBatch = o.subBatch ?? 256;
   const { channels, height, width } = o.teacher.shape;
   const shape = { channels, height, width };
   const total = o.seeds.end - o.seeds.start;
-  const existing = await readManifest(store, o.outDir, { verify: 'sha256' }).catch(rethrowStore);
-  if (
-    existing &&
-    existing.teacher === o.teacher.id &&
-    canonicalJson(existing.sampler) === canonicalJson(sampler) &&
-    existing.shards[0]?.seedStart === o.seeds.start &&
-    existing.shards.at(-1)?.seedEnd === o.seeds.end &&
-    existing.totalPairs === total
-  ) {
-    const mine = o.part
-      ? partShardRanges(o.seeds, o.shardSize, o.part).reduce((a, r) => a + r.end - r.start, 0)
-      : total;
+  const existing = await completeManifest(o, sampler);
+  if (existing) {
+    const mine = o.part ? shareSize(partShardRanges(o.seeds, o.shardSize, o.part)) : total;
     o.onProgress?.(mine, mine, 0);
     return { manifest: existing, generated: 0, interrupted: false }; // complete, matching and verified
   }
-  // A shard is trusted only when a record vouches for its digest: a previous manifest, or the journal
-  // of an interrupted generation. An unrecorded shard (killed before its record) is regenerated.
-  const listed = new Map<string, ShardEntry>();
-  for (const e of (await readManifest(store, o.outDir, { verify: 'none' }).catch(rethrowStore))?.shards ?? [])
-    listed.set(e.file, e);
+  const ranges = o.part ? partShardRanges(o.seeds, o.shardSize, o.part) : splitSeedRange(o.seeds, o.shardSize);
+  const count: PairCount = { done: 0, generated: 0, mine: o.part ? shareSize(ranges) : total };
   const progressUri = joinUri(o.outDir, o.part ? partProgressFile(o.part) : PROGRESS_FILE);
   const partUri = o.part ? joinUri(o.outDir, partFileName(o.part)) : undefined;
-  if (partUri) for (const e of (await readPart(store, partUri))?.shards ?? []) listed.set(e.file, e);
-  for (const e of await readProgress(store, progressUri)) listed.set(e.file, e);
+  const listed = await recordedShards(o, progressUri, partUri);
   const entries: ShardEntry[] = [];
   const record = () =>
     store.put(
       progressUri,
       new TextEncoder().encode(`${JSON.stringify({ format: PROGRESS_FORMAT, shards: entries }, null, 1)}\n`),
     );
-  let done = 0;
-  let generated = 0;
-  const ranges = o.part ? partShardRanges(o.seeds, o.shardSize, o.part) : splitSeedRange(o.seeds, o.shardSize);
-  const mine = o.part ? ranges.reduce((a, r) => a + r.end - r.start, 0) : total;
   for (const range of ranges) {
-    const file = shardFileName(range);
-    const uri = joinUri(o.outDir, file);
-    const info = await store.head(uri);
-    if (info !== null) {
-      let s: LoadedShard | undefined;
-      const entry = listed.get(file);
-      if (!entry) {
-        o.onRegenerate?.(uri, 'no digest on record (the run that wrote it stopped before recording it)');
-      } else if (entry.bytes !== info.size) {
-        o.onRegenerate?.(uri, `${info.size} bytes, the manifest lists ${entry.bytes} (truncated or replaced)`);
-      } else {
-        try {
-          s = await readShard(store, uri, entry.sha256);
-        } catch (e) {
-          if (e instanceof StoreError) throw e; // the store failed, not the shard
-          o.onRegenerate?.(uri, (e as Error).message.replace(`${uri}: `, ''));
-        }
-      }
-      if (s && (s.seeds.start !== range.start || s.seeds.end !== range.end)) {
-        o.onRegenerate?.(
-          uri,
-          `holds seeds [${s.seeds.start}, ${s.seeds.end}), its name says [${range.start}, ${range.end})`,
-        );
-        s = undefined;
-      }
-      if (s) {
-        if (s.teacher !== o.teacher.id || canonicalJson(s.sampler) !== canonicalJson(sampler)) {
-          throw new UsageError(`${uri}: made by teacher ${s.teacher} with another sampler config; use a new --out`);
-        }
-        entries.push({
-          file,
-          sha256: s.sha256,
-          bytes: s.bytes,
-          seedStart: range.start,
-          seedEnd: range.end,
-          count: range.end - range.start,
-        });
-        done += range.end - range.start;
-        o.onProgress?.(done, mine, generated);
-        continue;
-      }
+    const kept = await keptShard(o, range, listed.get(shardFileName(range)), sampler);
+    if (kept) {
+      entries.push(kept);
+      count.done += range.end - range.start;
+      o.onProgress?.(count.done, count.mine, count.generated);
+      continue;
     }
-    const n = range.end - range.start;
-    const noise = noiseForSeedRange(range, shape); // float32 [n,C,H,W], the stored student input
-    const label = o.teacher.numClasses > 0 ? labelsForSeedRange(range, o.teacher.numClasses) : undefined;
-    const image = new Float32Array(noise.length);
-    const per = channels * height * width;
-    for (let b = 0; b < n; b += subBatch) {
-      if (o.shouldStop?.()) return { manifest: null, generated, interrupted: true }; // this shard is not written
-      const m = Math.min(subBatch, n - b);
-      const x = Float64Array.from(noise.subarray(b * per, (b + m) * per)); // the teacher sees exactly the stored noise
-      const y = await heunSample(o.teacher, x, label ? label.subarray(b, b + m) : null, m, { steps: o.samplerSteps });
-      const bad = y.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0)
-        throw new UsageError(
-          `teacher ${o.teacher.id} returned a non-finite image for seed ${range.start + b + Math.floor(bad / per)}; check the teacher network`,
-        );
-      image.set(y, b * per);
-      done += m;
-      generated += m;
-      o.onProgress?.(done, mine, generated);
-    }
+    const pairs = await samplePairs(o, range, count);
+    if (!pairs) return { manifest: null, generated: count.generated, interrupted: true }; // this shard is not written
     const { seeds: _written, ...entry } = await writeShard(store, o.outDir, {
       teacher: o.teacher.id,
       sampler,
       seeds: range,
       shape,
-      noise,
-      image,
-      label,
+      ...pairs,
     });
     entries.push(entry);
     await record();
   }
+  return recordDone(o, sampler, entries, { progressUri, partUri }, count.generated);
+}
+
+/**
+ * Records a finished generation: the manifest (or, with `o.part`, the part's file, and the manifest
+ * when every part is done), then drops the journal once the record vouches for the shards.
+ */
+async function recordDone(
+  o: DatagenOptions,
+  sampler: Record<string, unknown>,
+  entries: ShardEntry[],
+  { progressUri, partUri }: { progressUri: string; partUri?: string },
+  generated: number,
+): Promise<DatagenResult> {
+  const { store } = o;
+  const { channels, height, width } = o.teacher.shape;
   const manifestInput = {
     dataset: o.dataset,
     teacher: o.teacher.id,
     sampler,
-    imageShape: shape,
+    imageShape: { channels, height, width },
     numClasses: o.teacher.numClasses,
     conditional: o.teacher.numClasses > 0,
   };
@@ -255,6 +198,128 @@ export async function datagenStage(o: DatagenOptions): Promise<DatagenResult> {
   const manifest = await writeManifest(store, o.outDir, { ...manifestInput, shards: entries });
   await store.delete(progressUri);
   return { manifest, generated, interrupted: false };
+}
+
+const shareSize = (ranges: SeedRange[]): number => ranges.reduce((a, r) => a + r.end - r.start, 0);
+
+/** Pairs of this call so far: `done` (generated or reused) and `generated` of `mine` (its share). */
+interface PairCount {
+  done: number;
+  generated: number;
+  readonly mine: number;
+}
+
+/** The existing manifest when it is complete, verified (sha256) and matches this teacher, sampler and seeds. */
+async function completeManifest(o: DatagenOptions, sampler: Record<string, unknown>): Promise<DatasetManifest | null> {
+  const existing = await readManifest(o.store, o.outDir, { verify: 'sha256' }).catch(rethrowStore);
+  const matches =
+    existing &&
+    existing.teacher === o.teacher.id &&
+    canonicalJson(existing.sampler) === canonicalJson(sampler) &&
+    existing.shards[0]?.seedStart === o.seeds.start &&
+    existing.shards.at(-1)?.seedEnd === o.seeds.end &&
+    existing.totalPairs === o.seeds.end - o.seeds.start;
+  return matches ? existing : null;
+}
+
+/**
+ * The shard entries on record, by file name: a shard is trusted only when a record vouches for its
+ * digest (a previous manifest, this part's file, or the journal of an interrupted generation). An
+ * unrecorded shard (killed before its record) is regenerated.
+ */
+async function recordedShards(
+  o: DatagenOptions,
+  progressUri: string,
+  partUri: string | undefined,
+): Promise<Map<string, ShardEntry>> {
+  const listed = new Map<string, ShardEntry>();
+  for (const e of (await readManifest(o.store, o.outDir, { verify: 'none' }).catch(rethrowStore))?.shards ?? [])
+    listed.set(e.file, e);
+  if (partUri) for (const e of (await readPart(o.store, partUri))?.shards ?? []) listed.set(e.file, e);
+  for (const e of await readProgress(o.store, progressUri)) listed.set(e.file, e);
+  return listed;
+}
+
+/**
+ * The entry of the existing shard of `range` when it can be kept: on record (`entry`), the listed size,
+ * its digest, and its seed range; otherwise undefined (after onRegenerate says why, when it exists).
+ * @throws UsageError when a valid shard was made by another teacher or sampler; StoreError.
+ */
+async function keptShard(
+  o: DatagenOptions,
+  range: SeedRange,
+  entry: ShardEntry | undefined,
+  sampler: Record<string, unknown>,
+): Promise<ShardEntry | undefined> {
+  const file = shardFileName(range);
+  const uri = joinUri(o.outDir, file);
+  const info = await o.store.head(uri);
+  if (info === null) return undefined;
+  if (!entry) {
+    o.onRegenerate?.(uri, 'no digest on record (the run that wrote it stopped before recording it)');
+    return undefined;
+  }
+  if (entry.bytes !== info.size) {
+    o.onRegenerate?.(uri, `${info.size} bytes, the manifest lists ${entry.bytes} (truncated or replaced)`);
+    return undefined;
+  }
+  let s: LoadedShard;
+  try {
+    s = await readShard(o.store, uri, entry.sha256);
+  } catch (e) {
+    if (e instanceof StoreError) throw e; // the store failed, not the shard
+    o.onRegenerate?.(uri, (e as Error).message.replace(`${uri}: `, ''));
+    return undefined;
+  }
+  if (s.seeds.start !== range.start || s.seeds.end !== range.end) {
+    o.onRegenerate?.(
+      uri,
+      `holds seeds [${s.seeds.start}, ${s.seeds.end}), its name says [${range.start}, ${range.end})`,
+    );
+    return undefined;
+  }
+  if (s.teacher !== o.teacher.id || canonicalJson(s.sampler) !== canonicalJson(sampler)) {
+    throw new UsageError(`${uri}: made by teacher ${s.teacher} with another sampler config; use a new --out`);
+  }
+  const { sha256, bytes } = s;
+  return { file, sha256, bytes, seedStart: range.start, seedEnd: range.end, count: range.end - range.start };
+}
+
+/**
+ * The teacher's samples from the stored noise of every seed in `range`, in sub-batches aligned to the
+ * range start (so the shard's bytes do not depend on who makes it), counting them in `count`.
+ * @returns null when `shouldStop` ended it before the last sub-batch.
+ * @throws UsageError when the teacher returns a non-finite image.
+ */
+async function samplePairs(
+  o: DatagenOptions,
+  range: SeedRange,
+  count: PairCount,
+): Promise<{ noise: Float32Array; image: Float32Array; label?: Int32Array } | null> {
+  const { channels, height, width } = o.teacher.shape;
+  const subBatch = o.subBatch ?? 256;
+  const n = range.end - range.start;
+  const noise = noiseForSeedRange(range, { channels, height, width }); // float32 [n,C,H,W], the stored student input
+  const label = o.teacher.numClasses > 0 ? labelsForSeedRange(range, o.teacher.numClasses) : undefined;
+  const image = new Float32Array(noise.length);
+  const per = channels * height * width;
+  for (let b = 0; b < n; b += subBatch) {
+    if (o.shouldStop?.()) return null;
+    const m = Math.min(subBatch, n - b);
+    const x = Float64Array.from(noise.subarray(b * per, (b + m) * per)); // the teacher sees exactly the stored noise
+    const y = await heunSample(o.teacher, x, label ? label.subarray(b, b + m) : null, m, { steps: o.samplerSteps });
+    const bad = y.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0)
+      throw new UsageError(
+        `teacher ${o.teacher.id} returned a non-finite image for seed ${range.start + b + Math.floor(bad / per)}; ` +
+          'check the teacher network',
+      );
+    image.set(y, b * per);
+    count.done += m;
+    count.generated += m;
+    o.onProgress?.(count.done, count.mine, count.generated);
+  }
+  return { noise, image, label };
 }
 
 // ------------------------------------------------------------------------------- parts (Indexed Jobs)
@@ -343,7 +408,8 @@ async function mergeParts(store: ObjectStore, dir: string, mine: PartRecord): Pr
       p.dataset !== mine.dataset
     ) {
       throw new UsageError(
-        `${uri}: part of another generation (teacher, sampler, seed range or shard size differ from part ${mine.index}'s); use a new output folder`,
+        `${uri}: part of another generation (teacher, sampler, seed range or shard size differ from ` +
+          `part ${mine.index}'s); use a new output folder`,
       );
     }
     parts.push(p);
@@ -352,7 +418,8 @@ async function mergeParts(store: ObjectStore, dir: string, mine: PartRecord): Pr
   const want = splitSeedRange(mine.seeds, mine.shardSize).map(shardFileName);
   if (shards.length !== want.length || shards.some((s, i) => s.file !== want[i])) {
     throw new UsageError(
-      `${joinUri(dir, PARTS_DIR)}: the ${mine.count} part files do not list exactly the shards of seeds [${mine.seeds.start}, ${mine.seeds.end}); delete the parts folder and rerun every part`,
+      `${joinUri(dir, PARTS_DIR)}: the ${mine.count} part files do not list exactly the shards of ` +
+        `seeds [${mine.seeds.start}, ${mine.seeds.end}); delete the parts folder and rerun every part`,
     );
   }
   const { dataset, teacher, sampler, imageShape, numClasses, conditional } = mine;

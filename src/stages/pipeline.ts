@@ -4,28 +4,33 @@
  * file:// or s3://; docs/architecture.md).
  * The run describes itself (options.json, stats.jsonl) and resumes from itself (--resume).
  */
-import { loadDataset, type DatasetName } from '../data/datasets.js';
-import { PairStream } from '../data/shards.js';
+import { loadDataset, type ImageDataset } from '../data/datasets.js';
+import { PairStream } from '../data/pair-stream.js';
+import type { DatasetManifest } from '../data/shards.js';
+import type { SeedRange } from '../data/seeds.js';
+import type { Denoiser } from '../edm/denoiser.js';
 import { heunNfe } from '../edm/schedule.js';
-import { meanAbs } from '../eval/baselines.js';
-import { resolveConfig, referenceParamCount } from '../get/config.js';
-import { REFERENCE_ADAMW, type EmaConfig } from '../train/optim.js';
-import type { TrainingEngineKind } from '../train/engine.js';
-import type { TfjsBackendChoice } from '../graph/tfjs-backend.js';
+import { resolveConfig, type GetConfig } from '../get/config.js';
+import { REFERENCE_ADAMW, type AdamWConfig, type EmaConfig } from '../train/optim.js';
+import { type DistillOptions, HELDOUT_SEED_START } from '../spec/index.js';
 import { type ObjectStore, StoreError, joinUri, storeFor } from '../store/index.js';
 import { Interrupted, UsageError } from '../util/errors.js';
-import { Progress } from '../util/progress.js';
-import { datagenStage, datasetDigest } from './datagen.js';
+import { type Bar, Progress } from '../util/progress.js';
+import { datagenStage, datasetDigest, type DatagenResult } from './datagen.js';
 import { EVAL_SEED_START, compareTeacherStudent, type FidComparison } from './eval.js';
-import { exportStage } from './export.js';
-import { baselineL1, l1ByClass, sampleHeldout, writeComparisonGrid } from './report.js';
+import { exportStage, type ExportResult } from './export.js';
+import {
+  type HeldoutSample,
+  baselineL1,
+  buildReport,
+  heldoutL1Record,
+  sampleHeldout,
+  summaryRows,
+  writeComparisonGrid,
+} from './report.js';
 import { StatsLog } from './stats-log.js';
 import { prepareTeacher } from './teacher.js';
-import { streamSource, trainStage, type TrainResult } from './train.js';
-
-// The options and the held-out seed start are defined with the option specs (src/spec).
-import { type DistillOptions, HELDOUT_SEED_START } from '../spec/index.js';
-export { type DistillOptions, HELDOUT_SEED_START };
+import { streamSource, trainStage, type TrainOptions, type TrainResult } from './train.js';
 
 /** Options that may change when resuming a run (everything else must match options.json). */
 const RESUMABLE = new Set([
@@ -62,7 +67,8 @@ async function checkRunFolder(store: ObjectStore, o: DistillOptions, explicit: R
   if (!o.resume) {
     if (!empty)
       throw new UsageError(
-        `--out ${o.out} is not empty; pass --resume to continue that run, or choose a new folder (nothing was changed)`,
+        `--out ${o.out} is not empty; pass --resume to continue that run, or choose a new folder ` +
+          '(nothing was changed)',
       );
     return false;
   }
@@ -76,7 +82,8 @@ async function checkRunFolder(store: ObjectStore, o: DistillOptions, explicit: R
   } catch (e) {
     if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw new UsageError(
-      `--out ${o.out}: options.json is missing or unreadable (${(e as Error).message.split('\n')[0]}); it is not a get-distill run folder`,
+      `--out ${o.out}: options.json is missing or unreadable (${(e as Error).message.split('\n')[0]}); ` +
+        'it is not a get-distill run folder',
     );
   }
   if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) {
@@ -92,7 +99,9 @@ async function checkRunFolder(store: ObjectStore, o: DistillOptions, explicit: R
       else delete now[k];
     } else if (!RESUMABLE.has(k) && JSON.stringify(now[k]) !== JSON.stringify(saved[k])) {
       throw new UsageError(
-        `--resume: option ${k} is ${JSON.stringify(now[k])} but the run in ${o.out} used ${JSON.stringify(saved[k] ?? null)}; drop the option to keep the run's value, or remove the folder to start over`,
+        `--resume: option ${k} is ${JSON.stringify(now[k])} but the run in ${o.out} used ` +
+          `${JSON.stringify(saved[k] ?? null)}; drop the option to keep the run's value, ` +
+          'or remove the folder to start over',
       );
     }
   }
@@ -114,51 +123,21 @@ async function userData<T>(f: () => Promise<T>): Promise<T> {
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /**
- * Runs the whole pipeline into the run URI `o.out`.
- * @param explicit the options given on the command line; with --resume the others come from the run's
- *   options.json.
- * @throws UsageError (exit 2) for bad input, Interrupted (exit 130) after SIGINT/SIGTERM.
+ * SIGINT/SIGTERM while a run is in progress: the stage in progress stops at its next safe point (a
+ * sub-batch of pairs, a training step + checkpoint); a second signal exits at once (130).
  */
-export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string> = new Set()): Promise<void> {
-  const t0 = performance.now();
-  const wall: Record<string, number> = {};
-  const timed = async <T>(stage: string, f: () => Promise<T>): Promise<T> => {
-    const t = performance.now();
-    try {
-      return await f();
-    } finally {
-      wall[stage] = round((performance.now() - t) / 1000, 2);
-    }
-  };
-  const resolveModel = (): ReturnType<typeof resolveConfig> => {
-    let c: ReturnType<typeof resolveConfig>;
-    try {
-      c = resolveConfig(o.preset, { numClasses: 10, ...(o.patchSize ? { patchSize: o.patchSize } : {}) });
-    } catch (e) {
-      throw new UsageError(
-        `--preset ${o.preset}${o.patchSize ? ` --patch-size ${o.patchSize}` : ''}: ${(e as Error).message}`,
-      );
-    }
-    if (o.teacher === 'mixture' && (c.channels !== 1 || c.imageSize !== 32)) {
-      throw new UsageError(
-        `--preset ${o.preset} is for ${c.channels}×${c.imageSize}×${c.imageSize} images, the embedded teacher makes 1×32×32 (${o.dataset}); pick a CPU preset (GET-CPU-*) or an ONNX teacher`,
-      );
-    }
-    return c;
-  };
-  let cfg = resolveModel(); // bad flags fail before any I/O
-  const store = storeFor(o.out);
-  const at = (key: string) => joinUri(o.out, key);
-  const resuming = await checkRunFolder(store, o, explicit);
-  if (resuming) cfg = resolveModel(); // --preset / --patch-size not given again come from options.json
-  const text = (s: string) => new TextEncoder().encode(s);
-  const { resume: _resume, ...recorded } = o;
-  const saveOptions = () => store.put(at('options.json'), text(`${JSON.stringify(recorded, null, 2)}\n`));
-  const progress = new Progress();
-  const stats = await StatsLog.open(store, at('stats.jsonl'), resuming, (msg) => progress.note(msg));
-  const log = (rec: Record<string, unknown>) => stats.log(rec);
-  // SIGINT/SIGTERM: the stage in progress stops at its next safe point (a sub-batch of pairs, a training
-  // step + checkpoint); a second signal exits at once.
+interface StopSignals {
+  /** The first signal's name (e.g. `SIGINT`), or null while none came. */
+  readonly signal: string | null;
+  /** Polled by the stages at their safe points. */
+  readonly shouldStop: () => boolean;
+  /** @throws Interrupted naming `where` (e.g. `after training`) when a signal came. */
+  check(where: string): void;
+  /** Removes the process listeners. */
+  dispose(): void;
+}
+
+function watchStopSignals(progress: Progress): StopSignals {
   let stop: string | null = null;
   const onSignal = (sig: string) => {
     if (stop) {
@@ -168,315 +147,418 @@ export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string
     stop = sig;
     progress.note(`\n${sig}: stopping at the next safe point (press again to exit at once) …`);
   };
-  const stopped = (where: string) => {
-    if (stop) throw new Interrupted(`${stop} ${where}; continue with --resume`);
-  };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  return {
+    get signal() {
+      return stop;
+    },
+    shouldStop: () => stop !== null,
+    check(where) {
+      if (stop) throw new Interrupted(`${stop} ${where}; continue with --resume`);
+    },
+    dispose() {
+      process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
+    },
+  };
+}
+
+/** What every step of a run reads: built once by {@link openRun}. */
+interface RunContext {
+  /** The options, completed from options.json when resuming. */
+  readonly o: DistillOptions;
+  /** The preset's model config (numClasses 10 until the teacher sets it). */
+  readonly cfg: GetConfig;
+  readonly store: ObjectStore;
+  /** The URI of `key` (e.g. `pairs`, `report.json`) inside the run folder. */
+  readonly at: (key: string) => string;
+  readonly resuming: boolean;
+  /** The seeds of the training and held-out pairs. */
+  readonly seeds: { readonly train: SeedRange; readonly heldout: SeedRange };
+  readonly progress: Progress;
+  readonly stats: StatsLog;
+  readonly stop: StopSignals;
+  /** performance.now() when the run started, and each timed step's wall seconds in the order they ran. */
+  readonly t0: number;
+  readonly wall: Record<string, number>;
+  /** Writes options.json (the options without --resume). */
+  saveOptions(): Promise<void>;
+}
+
+/** Runs `f` as the step `stage`, recording its wall seconds (also when it throws). */
+async function timed<T>(run: RunContext, stage: string, f: () => Promise<T>): Promise<T> {
+  const t = performance.now();
   try {
-    await runStages();
+    return await f();
   } finally {
-    process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
+    run.wall[stage] = round((performance.now() - t) / 1000, 2);
   }
+}
 
-  async function runStages(): Promise<void> {
-    const train = await timed('dataset', () => loadDataset(o.dataset, 'train'));
-    progress.note(
-      `dataset ${o.dataset}: ${train.n} training images, ${train.channels}×${train.height}×${train.width}, ${train.numClasses} classes`,
-    );
-
-    const teacherBar = progress.bar('teacher fit', 'classes');
-    const teacher = await timed('teacher', () =>
-      prepareTeacher(
-        {
-          spec: o.teacher,
-          components: o.teacherComponents,
-          rank: o.teacherRank,
-          cacheDir: o.cacheDir,
-          threads: o.threads,
-          onFitGroup: (g, n) => teacherBar.update(g + 1, n),
-        },
-        train,
-      ),
-    );
-    teacherBar.stop();
-    progress.note(
-      `teacher ${teacher.denoiser.id} (${teacher.kind === 'onnx' ? 'ONNX network' : teacher.cached ? 'cached fit' : `fitted in ${teacher.fitSeconds.toFixed(1)} s`})`,
-    );
-    try {
-      stopped('after the teacher stage');
-      // Written once the teacher works, so a run that fails to start leaves nothing behind; a resumed
-      // run records its new --steps only once it has trained.
-      if (!resuming) await saveOptions();
-      if (teacher.denoiser.shape.height !== cfg.imageSize || teacher.denoiser.shape.channels !== cfg.channels) {
-        throw new UsageError(
-          `teacher images are ${teacher.denoiser.shape.channels}×${teacher.denoiser.shape.height}×${teacher.denoiser.shape.width}, preset ${cfg.name} expects ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize}`,
-        );
-      }
-      const conditional = teacher.denoiser.numClasses > 0;
-      const model = { ...cfg, numClasses: teacher.denoiser.numClasses };
-
-      const pairsDir = at('pairs');
-      const onRegenerate = (uri: string, problem: string) => progress.note(`regenerating ${uri}: ${problem}`);
-      const genBar = progress.bar(`pairs (Heun, ${heunNfe(o.samplerSteps)} NFE)`, 'pairs');
-      const gen = await timed('datagen', () =>
-        datagenStage({
-          teacher: teacher.denoiser,
-          dataset: o.dataset,
-          seeds: { start: 0, end: o.pairs },
-          shardSize: o.shardSize,
-          store,
-          outDir: pairsDir,
-          samplerSteps: o.samplerSteps,
-          onProgress: (d, n) => genBar.update(d, n),
-          onRegenerate,
-          shouldStop: () => stop !== null,
-        }),
-      );
-      genBar.stop();
-      if (gen.interrupted || !gen.manifest)
-        throw new Interrupted(
-          `${stop} during pair generation: finished shards are kept in ${pairsDir}; continue with --resume`,
-        );
-      const heldBar = progress.bar('held-out pairs', 'pairs');
-      const heldDir = at('heldout');
-      const held = await timed('heldout', () =>
-        datagenStage({
-          teacher: teacher.denoiser,
-          dataset: o.dataset,
-          seeds: { start: HELDOUT_SEED_START, end: HELDOUT_SEED_START + o.heldout },
-          shardSize: o.shardSize,
-          store,
-          outDir: heldDir,
-          samplerSteps: o.samplerSteps,
-          onProgress: (d, n) => heldBar.update(d, n),
-          onRegenerate,
-          shouldStop: () => stop !== null,
-        }),
-      );
-      heldBar.stop();
-      if (held.interrupted)
-        throw new Interrupted(
-          `${stop} during held-out pair generation: finished shards are kept in ${heldDir}; continue with --resume`,
-        );
-      const generated = gen.generated + held.generated;
-
-      const ema: EmaConfig =
-        o.emaDecay !== undefined
-          ? { kind: 'constant', decay: o.emaDecay }
-          : { kind: 'halflife', halflifeImages: o.emaHalflifeKimg * 1000, rampupRatio: o.emaRampup };
-      const stream = await PairStream.open(store, pairsDir, { batchSize: o.batch, seed: o.seed, dropLast: true });
-      const trainBar = progress.bar(`train ${cfg.name}`, 'steps');
-      let result: TrainResult;
-      let firstStep: number | null = null;
-      try {
-        result = await timed('train', () =>
-          trainStage(streamSource(stream, userData), {
-            config: model,
-            steps: o.steps,
-            batch: o.batch,
-            iterations: o.iterations,
-            optimizer: { ...REFERENCE_ADAMW, lr: o.lr },
-            ema,
-            seed: o.seed,
-            store,
-            checkpointDir: at('checkpoints'),
-            checkpointEvery: o.checkpointEvery,
-            keep: o.keep,
-            resume: resuming,
-            dataManifestSha256: datasetDigest(gen.manifest!),
-            threads: o.threads,
-            engine: o.engine,
-            tfjsBackend: o.tfjsBackend,
-            log: (msg) => progress.note(msg),
-            onStep: (s) => {
-              firstStep ??= s.step;
-              if (s.step === firstStep) stats.forgetTrainStepsFrom(s.step); // logged by the run that was killed
-              trainBar.update(s.step, o.steps, { l1: s.l1Last.toFixed(4) });
-              if (s.step % 10 === 0)
-                void log({
-                  stage: 'train',
-                  step: s.step,
-                  loss: s.loss,
-                  l1_last: s.l1Last,
-                  step_seconds: s.stepSeconds,
-                });
-            },
-            shouldStop: () => stop !== null,
-          }),
-        );
-      } finally {
-        trainBar.stop();
-      }
-      if (resuming) await saveOptions();
-      if (result.interrupted)
-        throw new Interrupted(
-          `${stop} at step ${result.step}: checkpoint saved in ${at('checkpoints')}; continue with --resume`,
-        );
-
-      stopped('after training');
-      progress.note('sampling the held-out seeds in one step …');
-      const sample = await timed('sample', () =>
-        userData(() => sampleHeldout(model, (n) => result.ema.view(n), store, heldDir, o.iterations, o.threads)),
-      );
-      progress.note('fitting the baselines (class mean, ridge) …');
-      const baselines = await timed('baselines', () =>
-        userData(() => baselineL1(store, pairsDir, sample.held, teacher.denoiser.numClasses)),
-      );
-      const studentL1 = meanAbs(sample.student, sample.held.image);
-      // The served artifact: the latest checkpoint's EMA (= result.ema, saved at the last step), exported
-      // before report.json so the report never names a model that is not there.
-      progress.note('exporting model.onnx …');
-      const exported = await timed('export', () => exportStage({ checkpoint: at('checkpoints'), out: o.out }));
-      let fid: FidComparison | null = null;
-      if (o.fidSamples > 0) {
-        stopped('after export');
-        const fidBar = progress.bar(`FID teacher samples (${heunNfe(o.samplerSteps)} NFE)`, 'pairs');
-        const fidSeeds = { start: EVAL_SEED_START, end: EVAL_SEED_START + o.fidSamples };
-        const evalPairs = await timed('fid_teacher_samples', () =>
-          datagenStage({
-            teacher: teacher.denoiser,
-            dataset: o.dataset,
-            seeds: fidSeeds,
-            shardSize: o.shardSize,
-            store,
-            outDir: at(`eval/teacher-${o.fidSamples}`),
-            samplerSteps: o.samplerSteps,
-            onProgress: (d, n) => fidBar.update(d, n),
-            onRegenerate,
-            shouldStop: () => stop !== null,
-          }),
-        );
-        fidBar.stop();
-        if (evalPairs.interrupted)
-          throw new Interrupted(
-            `${stop} while sampling the teacher for FID: finished shards are kept; continue with --resume`,
-          );
-        fid = await timed('fid', () =>
-          compareTeacherStudent({
-            teacherPairs: at(`eval/teacher-${o.fidSamples}`),
-            studentModel: exported.modelUri,
-            dataset: o.dataset,
-            samples: o.fidSamples,
-            seedStart: EVAL_SEED_START,
-            saveReference: at(`eval/${o.dataset}-test.npz`),
-            threads: o.threads,
-            progress,
-          }),
-        );
-      }
-      const trained = result.step - result.resumedFrom;
-      const report = {
-        format: 'get-distill-report/1',
-        dataset: o.dataset,
-        teacher:
-          teacher.kind === 'onnx'
-            ? { id: teacher.denoiser.id, kind: teacher.kind, path: o.teacher }
-            : {
-                id: teacher.denoiser.id,
-                kind: teacher.kind,
-                cached: teacher.cached,
-                components: o.teacherComponents,
-                rank: o.teacherRank,
-              },
-        sampler: {
-          name: 'edm-heun',
-          heunSteps: o.samplerSteps,
-          nfe: heunNfe(o.samplerSteps),
-          sigmaMin: 0.002,
-          sigmaMax: 80,
-          rho: 7,
-        },
-        preset: cfg.name,
-        config: model,
-        parameterCount: referenceParamCount(model),
-        trainableParameters: result.params.size,
-        pairs: {
-          train: o.pairs,
-          heldout: o.heldout,
-          trainSeeds: [0, o.pairs],
-          heldoutSeeds: [HELDOUT_SEED_START, HELDOUT_SEED_START + o.heldout],
-          generatedThisRun: generated,
-        },
-        steps: result.step,
-        resumedFromStep: result.resumedFrom,
-        batch: o.batch,
-        seed: o.seed,
-        optimizer: { ...REFERENCE_ADAMW, lr: o.lr },
-        ema,
-        iterations: o.iterations,
-        /** Σ_k 0.8^(K−k)·L1(x̂_k, x) of the last step, and its last-iterate L1 (what the progress bar shows). */
-        finalTrainLoss: result.lastLoss,
-        wallSeconds: { ...wall, total: round((performance.now() - t0) / 1000, 2) },
-        // Rates only when this invocation did the work (a resumed run may reuse everything).
-        datagenPairsPerSecond: generated > 0 ? round(generated / Math.max(1e-9, wall.datagen + wall.heldout), 1) : null,
-        /** The engine (and backend) of this invocation's training steps; a resumed run may have used another. */
-        trainEngine: result.engine,
-        trainImagesPerSecond: trained > 0 ? round(result.imagesPerSecond, 1) : null,
-        trainGflopsPerSecond:
-          trained > 0 ? round(((result.flopsPerStep / o.batch) * result.imagesPerSecond) / 1e9, 1) : null,
-        heldoutL1: {
-          student: studentL1,
-          classMean: baselines.classMean,
-          ridge: baselines.ridge,
-          studentOverClassMean: studentL1 / baselines.classMean,
-          studentOverRidge: studentL1 / baselines.ridge,
-          studentByClass: l1ByClass(sample.student, sample.held, teacher.denoiser.numClasses).map((v) => round(v, 4)),
-        },
-        /** FID / IS / precision-recall of teacher and student samples on the same seeds, vs the test split. */
-        fid,
-        artifacts: {
-          samples: 'samples.png',
-          pairs: 'pairs/manifest.json',
-          heldout: 'heldout/manifest.json',
-          checkpoints: 'checkpoints/latest.json',
-          model: 'model.onnx',
-          modelCard: 'model.json',
-        },
-      };
-      await store.put(at('report.json'), text(`${JSON.stringify(report, null, 2)}\n`));
-      await writeComparisonGrid(store, at('samples.png'), sample.held, sample.student, {
-        teacherTitle: `teacher (${heunNfe(o.samplerSteps)} NFE)`,
-        columns: o.gridColumns,
-        conditional,
-        shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize },
-        classNames: train.classNames,
-      });
-      await log({ stage: 'report', ...report.heldoutL1 });
-      const rate = (v: number | null, unit: string) => (v === null ? 'reused' : `${v} ${unit}`);
-      progress.summary([
-        ['run', o.out],
-        ['teacher', `${teacher.denoiser.id}, ${heunNfe(o.samplerSteps)} NFE`],
-        ['pairs', `${o.pairs} train + ${o.heldout} held-out (${rate(report.datagenPairsPerSecond, 'pairs/s')})`],
-        [
-          'student',
-          `${cfg.name}, ${result.params.size.toLocaleString('en-US')} trainable parameters, ${result.step} steps (${rate(report.trainImagesPerSecond, 'images/s')}, ${result.engine})`,
-        ],
-        [
-          'held-out L1',
-          `student ${studentL1.toFixed(4)} | class mean ${baselines.classMean.toFixed(4)} (student ×${report.heldoutL1.studentOverClassMean.toFixed(2)}) | ridge ${baselines.ridge.toFixed(4)} (student ×${report.heldoutL1.studentOverRidge.toFixed(2)}); below ×1 the student wins`,
-        ],
-        ...(fid
-          ? [
-              [
-                'FID',
-                `student ${fid.student.fid.toFixed(3)} | teacher ${fid.teacher.fid.toFixed(3)} (student ×${fid.studentOverTeacher.toFixed(2)}) on ${fid.samples} samples vs ${fid.reference}, ${fid.features} features; precision/recall student ${fid.student.precision?.toFixed(3)}/${fid.student.recall?.toFixed(3)}, teacher ${fid.teacher.precision?.toFixed(3)}/${fid.teacher.recall?.toFixed(3)}`,
-              ] as [string, string],
-            ]
-          : []),
-        [
-          'wall time',
-          `${report.wallSeconds.total} s (${Object.entries(wall)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(', ')})`,
-        ],
-        [
-          'model',
-          `${exported.modelUri} (sha256 ${exported.card.sha256.slice(0, 12)}…, ${(exported.card.bytes / 2 ** 20).toFixed(2)} MiB, step ${exported.card.step})`,
-        ],
-        ['outputs', 'model.onnx, model.json, samples.png, report.json, pairs/, heldout/, checkpoints/'],
-      ]);
-    } finally {
-      await teacher.denoiser.close?.();
-    }
+/**
+ * Runs the whole pipeline into the run URI `o.out`, one step per stage: open the run → dataset →
+ * teacher → pairs (train + held-out) → train → held-out samples and baselines → export → FID → report.
+ * @param explicit the options given on the command line; with --resume the others come from the run's
+ *   options.json.
+ * @throws UsageError (exit 2) for bad input, Interrupted (exit 130) after SIGINT/SIGTERM.
+ */
+export async function runDistill(o: DistillOptions, explicit: ReadonlySet<string> = new Set()): Promise<void> {
+  const opened = await openRun(o, explicit);
+  const stop = watchStopSignals(opened.progress);
+  try {
+    await runSteps({ ...opened, stop });
+  } finally {
+    stop.dispose();
   }
+}
+
+/** The steps after the run is open; the teacher is closed whatever happens. */
+async function runSteps(run: RunContext): Promise<void> {
+  const train = await timed(run, 'dataset', () => loadDataset(run.o.dataset, 'train'));
+  run.progress.note(
+    `dataset ${run.o.dataset}: ${train.n} training images, ${train.channels}×${train.height}×${train.width}, ` +
+      `${train.numClasses} classes`,
+  );
+  const teacher = await teacherStep(run, train);
+  try {
+    run.stop.check('after the teacher stage');
+    // Written once the teacher works, so a run that fails to start leaves nothing behind; a resumed
+    // run records its new --steps only once it has trained.
+    if (!run.resuming) await run.saveOptions();
+    const model = studentConfig(run.cfg, teacher.denoiser);
+    const pairs = await pairsStep(run, teacher.denoiser);
+    const trained = await trainStep(run, model, pairs.manifest);
+    run.stop.check('after training');
+    const sample = await heldoutStep(run, model, trained, teacher.denoiser.numClasses);
+    const exported = await exportStep(run);
+    const fid = await fidStep(run, teacher.denoiser, exported);
+    await reportStep(run, { train, teacher, model, generated: pairs.generated, trained, sample, exported, fid });
+  } finally {
+    await teacher.denoiser.close?.();
+  }
+}
+
+/**
+ * Checks the options and the run folder (resume), and opens the run's stats log.
+ * @throws UsageError for a bad preset or patch size, or a run folder that does not fit (checkRunFolder).
+ */
+async function openRun(o: DistillOptions, explicit: ReadonlySet<string>): Promise<Omit<RunContext, 'stop'>> {
+  const t0 = performance.now();
+  let cfg = resolveModel(o); // bad flags fail before any I/O
+  const store = storeFor(o.out);
+  const at = (key: string) => joinUri(o.out, key);
+  const resuming = await checkRunFolder(store, o, explicit);
+  if (resuming) cfg = resolveModel(o); // --preset / --patch-size not given again come from options.json
+  const { resume: _resume, ...recorded } = o;
+  const progress = new Progress();
+  const stats = await StatsLog.open(store, at('stats.jsonl'), resuming, (msg) => progress.note(msg));
+  return {
+    o,
+    cfg,
+    store,
+    at,
+    resuming,
+    seeds: {
+      train: { start: 0, end: o.pairs },
+      heldout: { start: HELDOUT_SEED_START, end: HELDOUT_SEED_START + o.heldout },
+    },
+    progress,
+    stats,
+    t0,
+    wall: {},
+    saveOptions: async () => {
+      await store.put(at('options.json'), new TextEncoder().encode(`${JSON.stringify(recorded, null, 2)}\n`));
+    },
+  };
+}
+
+/**
+ * The model config of --preset (and --patch-size), for 10 classes.
+ * @throws UsageError for an unknown preset, a patch size that does not divide the image, or a preset
+ *   whose image shape the embedded teacher cannot make.
+ */
+function resolveModel(o: DistillOptions): GetConfig {
+  let c: GetConfig;
+  try {
+    c = resolveConfig(o.preset, { numClasses: 10, ...(o.patchSize ? { patchSize: o.patchSize } : {}) });
+  } catch (e) {
+    throw new UsageError(
+      `--preset ${o.preset}${o.patchSize ? ` --patch-size ${o.patchSize}` : ''}: ${(e as Error).message}`,
+    );
+  }
+  if (o.teacher === 'mixture' && (c.channels !== 1 || c.imageSize !== 32)) {
+    throw new UsageError(
+      `--preset ${o.preset} is for ${c.channels}×${c.imageSize}×${c.imageSize} images, the embedded teacher ` +
+        `makes 1×32×32 (${o.dataset}); pick a CPU preset (GET-CPU-*) or an ONNX teacher`,
+    );
+  }
+  return c;
+}
+
+type Teacher = Awaited<ReturnType<typeof prepareTeacher>>;
+
+/** Fits (or loads the cached fit of) the mixture teacher, or opens the ONNX one. */
+async function teacherStep(run: RunContext, train: ImageDataset): Promise<Teacher> {
+  const { o, progress } = run;
+  const bar = progress.bar('teacher fit', 'classes');
+  const teacher = await timed(run, 'teacher', () =>
+    prepareTeacher(
+      {
+        spec: o.teacher,
+        components: o.teacherComponents,
+        rank: o.teacherRank,
+        cacheDir: o.cacheDir,
+        threads: o.threads,
+        onFitGroup: (g, n) => bar.update(g + 1, n),
+      },
+      train,
+    ),
+  );
+  bar.stop();
+  const how =
+    teacher.kind === 'onnx'
+      ? 'ONNX network'
+      : teacher.cached
+        ? 'cached fit'
+        : `fitted in ${teacher.fitSeconds.toFixed(1)} s`;
+  progress.note(`teacher ${teacher.denoiser.id} (${how})`);
+  return teacher;
+}
+
+/**
+ * The student's config: the preset with the teacher's class count.
+ * @throws UsageError when the teacher's images are not the preset's shape.
+ */
+function studentConfig(cfg: GetConfig, teacher: Denoiser): GetConfig {
+  const { channels, height, width } = teacher.shape;
+  if (height !== cfg.imageSize || channels !== cfg.channels) {
+    throw new UsageError(
+      `teacher images are ${channels}×${height}×${width}, ` +
+        `preset ${cfg.name} expects ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize}`,
+    );
+  }
+  return { ...cfg, numClasses: teacher.numClasses };
+}
+
+/**
+ * Generates (or reuses the verified shards of) the training pairs, then the held-out pairs.
+ * @returns the training pairs' manifest and the pairs sampled by this invocation.
+ * @throws Interrupted after SIGINT/SIGTERM (finished shards are kept).
+ */
+async function pairsStep(
+  run: RunContext,
+  teacher: Denoiser,
+): Promise<{ manifest: DatasetManifest; generated: number }> {
+  const nfe = heunNfe(run.o.samplerSteps);
+  const pairsDir = run.at('pairs');
+  const gen = await generatePairs(run, teacher, 'datagen', `pairs (Heun, ${nfe} NFE)`, run.seeds.train, pairsDir);
+  if (gen.interrupted || !gen.manifest)
+    throw new Interrupted(
+      `${run.stop.signal} during pair generation: finished shards are kept in ${pairsDir}; continue with --resume`,
+    );
+  const heldDir = run.at('heldout');
+  const held = await generatePairs(run, teacher, 'heldout', 'held-out pairs', run.seeds.heldout, heldDir);
+  if (held.interrupted)
+    throw new Interrupted(
+      `${run.stop.signal} during held-out pair generation: finished shards are kept in ${heldDir}; ` +
+        'continue with --resume',
+    );
+  return { manifest: gen.manifest, generated: gen.generated + held.generated };
+}
+
+/** The datagen stage over `seeds` into `outDir`, timed as `stage`, with a progress bar titled `title`. */
+async function generatePairs(
+  run: RunContext,
+  teacher: Denoiser,
+  stage: string,
+  title: string,
+  seeds: SeedRange,
+  outDir: string,
+): Promise<DatagenResult> {
+  const bar = run.progress.bar(title, 'pairs');
+  const result = await timed(run, stage, () =>
+    datagenStage({
+      teacher,
+      dataset: run.o.dataset,
+      seeds,
+      shardSize: run.o.shardSize,
+      store: run.store,
+      outDir,
+      samplerSteps: run.o.samplerSteps,
+      onProgress: (d, n) => bar.update(d, n),
+      onRegenerate: (uri, problem) => run.progress.note(`regenerating ${uri}: ${problem}`),
+      shouldStop: run.stop.shouldStop,
+    }),
+  );
+  bar.stop();
+  return result;
+}
+
+/** AdamW with the reference hyperparameters and --lr. */
+const optimizerOf = (o: DistillOptions): AdamWConfig => ({ ...REFERENCE_ADAMW, lr: o.lr });
+
+/** --ema-decay (a constant decay) when given, else the half-life EMA of --ema-halflife-kimg / --ema-rampup. */
+const emaOf = (o: DistillOptions): EmaConfig =>
+  o.emaDecay !== undefined
+    ? { kind: 'constant', decay: o.emaDecay }
+    : { kind: 'halflife', halflifeImages: o.emaHalflifeKimg * 1000, rampupRatio: o.emaRampup };
+
+/**
+ * Trains the student on the training pairs up to --steps, resuming from the run's checkpoints; a
+ * resumed run records its options once it has trained.
+ * @throws Interrupted after SIGINT/SIGTERM (a checkpoint was saved); UsageError for a corrupt shard.
+ */
+async function trainStep(run: RunContext, model: GetConfig, pairs: DatasetManifest): Promise<TrainResult> {
+  const { o, at } = run;
+  const stream = await PairStream.open(run.store, at('pairs'), { batchSize: o.batch, seed: o.seed, dropLast: true });
+  const bar = run.progress.bar(`train ${run.cfg.name}`, 'steps');
+  let result: TrainResult;
+  try {
+    result = await timed(run, 'train', () =>
+      trainStage(streamSource(stream, userData), trainOptions(run, model, pairs, bar)),
+    );
+  } finally {
+    bar.stop();
+  }
+  if (run.resuming) await run.saveOptions();
+  if (result.interrupted)
+    throw new Interrupted(
+      `${run.stop.signal} at step ${result.step}: checkpoint saved in ${at('checkpoints')}; continue with --resume`,
+    );
+  return result;
+}
+
+/** The train stage's options; its steps go to the bar and (every 10th) to stats.jsonl. */
+function trainOptions(run: RunContext, model: GetConfig, pairs: DatasetManifest, bar: Bar): TrainOptions {
+  const { o, stats } = run;
+  let firstStep: number | null = null;
+  return {
+    config: model,
+    steps: o.steps,
+    batch: o.batch,
+    iterations: o.iterations,
+    optimizer: optimizerOf(o),
+    ema: emaOf(o),
+    seed: o.seed,
+    store: run.store,
+    checkpointDir: run.at('checkpoints'),
+    checkpointEvery: o.checkpointEvery,
+    keep: o.keep,
+    resume: run.resuming,
+    dataManifestSha256: datasetDigest(pairs),
+    threads: o.threads,
+    engine: o.engine,
+    tfjsBackend: o.tfjsBackend,
+    log: (msg) => run.progress.note(msg),
+    onStep: (s) => {
+      firstStep ??= s.step;
+      if (s.step === firstStep) stats.forgetTrainStepsFrom(s.step); // logged by the run that was killed
+      bar.update(s.step, o.steps, { l1: s.l1Last.toFixed(4) });
+      if (s.step % 10 === 0)
+        void stats.log({ stage: 'train', step: s.step, loss: s.loss, l1_last: s.l1Last, step_seconds: s.stepSeconds });
+    },
+    shouldStop: run.stop.shouldStop,
+  };
+}
+
+/** The student's one-step samples of the held-out seeds, and the baselines' held-out L1. */
+async function heldoutStep(
+  run: RunContext,
+  model: GetConfig,
+  trained: TrainResult,
+  numClasses: number,
+): Promise<HeldoutSample & { baselines: { classMean: number; ridge: number } }> {
+  const { o, store, at, progress } = run;
+  progress.note('sampling the held-out seeds in one step …');
+  const sample = await timed(run, 'sample', () =>
+    userData(() => sampleHeldout(model, (n) => trained.ema.view(n), store, at('heldout'), o.iterations, o.threads)),
+  );
+  progress.note('fitting the baselines (class mean, ridge) …');
+  const baselines = await timed(run, 'baselines', () =>
+    userData(() => baselineL1(store, at('pairs'), sample.held, numClasses)),
+  );
+  return { ...sample, baselines };
+}
+
+/**
+ * Exports the served artifact: the latest checkpoint's EMA (= the trained EMA, saved at the last step),
+ * before report.json so the report never names a model that is not there.
+ */
+async function exportStep(run: RunContext): Promise<ExportResult> {
+  run.progress.note('exporting model.onnx …');
+  return timed(run, 'export', () => exportStage({ checkpoint: run.at('checkpoints'), out: run.o.out }));
+}
+
+/**
+ * FID / IS / precision-recall of teacher and student samples on the same --fid-samples seeds (null
+ * when --fid-samples is 0).
+ * @throws Interrupted after SIGINT/SIGTERM.
+ */
+async function fidStep(run: RunContext, teacher: Denoiser, exported: ExportResult): Promise<FidComparison | null> {
+  const { o, at } = run;
+  if (o.fidSamples <= 0) return null;
+  run.stop.check('after export');
+  const title = `FID teacher samples (${heunNfe(o.samplerSteps)} NFE)`;
+  const seeds = { start: EVAL_SEED_START, end: EVAL_SEED_START + o.fidSamples };
+  const teacherPairs = at(`eval/teacher-${o.fidSamples}`);
+  const evalPairs = await generatePairs(run, teacher, 'fid_teacher_samples', title, seeds, teacherPairs);
+  if (evalPairs.interrupted)
+    throw new Interrupted(
+      `${run.stop.signal} while sampling the teacher for FID: finished shards are kept; continue with --resume`,
+    );
+  return timed(run, 'fid', () =>
+    compareTeacherStudent({
+      teacherPairs,
+      studentModel: exported.modelUri,
+      dataset: o.dataset,
+      samples: o.fidSamples,
+      seedStart: EVAL_SEED_START,
+      saveReference: at(`eval/${o.dataset}-test.npz`),
+      threads: o.threads,
+      progress: run.progress,
+    }),
+  );
+}
+
+/** What the report step reads: the results of the steps before it. */
+interface RunResults {
+  readonly train: ImageDataset;
+  readonly teacher: Teacher;
+  readonly model: GetConfig;
+  /** Pairs sampled by this invocation (training + held-out). */
+  readonly generated: number;
+  readonly trained: TrainResult;
+  readonly sample: Awaited<ReturnType<typeof heldoutStep>>;
+  readonly exported: ExportResult;
+  readonly fid: FidComparison | null;
+}
+
+/** Writes report.json, then samples.png, logs the held-out L1 and prints the summary. */
+async function reportStep(run: RunContext, r: RunResults): Promise<void> {
+  const { o, cfg, at } = run;
+  const { denoiser } = r.teacher;
+  const report = buildReport({
+    options: o,
+    teacher: { id: denoiser.id, kind: r.teacher.kind, cached: r.teacher.cached },
+    seeds: run.seeds,
+    preset: cfg.name,
+    model: r.model,
+    optimizer: optimizerOf(o),
+    ema: emaOf(o),
+    trained: r.trained,
+    generated: r.generated,
+    wall: run.wall,
+    totalSeconds: (performance.now() - run.t0) / 1000,
+    heldoutL1: heldoutL1Record(r.sample, r.sample.baselines, denoiser.numClasses),
+    fid: r.fid,
+  });
+  await run.store.put(at('report.json'), new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`));
+  await writeComparisonGrid(run.store, at('samples.png'), r.sample.held, r.sample.student, {
+    teacherTitle: `teacher (${heunNfe(o.samplerSteps)} NFE)`,
+    columns: o.gridColumns,
+    conditional: denoiser.numClasses > 0,
+    shape: { channels: cfg.channels, height: cfg.imageSize, width: cfg.imageSize },
+    classNames: r.train.classNames,
+  });
+  await run.stats.log({ stage: 'report', ...report.heldoutL1 });
+  run.progress.summary(summaryRows(report, o.out, run.wall, r.exported));
 }

@@ -1,6 +1,6 @@
 /**
- * The report stage's pieces: one-step samples of the held-out pairs, the baselines' held-out L1, and
- * the teacher-vs-student grid (samples.png).
+ * The report stage's pieces: one-step samples of the held-out pairs, the baselines' held-out L1, the
+ * teacher-vs-student grid (samples.png), report.json's content and the run's closing summary.
  */
 import { readManifest, readShard } from '../data/shards.js';
 import { renderSampleGrid } from '../data/png.js';
@@ -13,9 +13,14 @@ import {
   predictRidge,
   type FlatPairs,
 } from '../eval/baselines.js';
-import type { GetConfig } from '../get/config.js';
+import type { SeedRange } from '../data/seeds.js';
+import { heunNfe } from '../edm/schedule.js';
+import { referenceParamCount, type GetConfig } from '../get/config.js';
 import { GetSampler } from '../get/sampler.js';
+import type { AdamWConfig, EmaConfig } from '../train/optim.js';
 import { type ObjectStore, joinUri } from '../store/index.js';
+import type { FidComparison } from './eval.js';
+import type { TrainResult } from './train.js';
 
 /** Pairs with their seeds, as flat arrays (see FlatPairs). */
 export type SeededPairs = FlatPairs & { readonly seeds: Int32Array };
@@ -45,6 +50,12 @@ export async function loadAllPairs(store: ObjectStore, dir: string): Promise<See
   return { n: m.totalPairs, pixels: P, noise, image, labels, seeds };
 }
 
+/** The held-out pairs and the student's one-step images of them (float32 [n, C, H, W], same order). */
+export interface HeldoutSample {
+  readonly held: SeededPairs;
+  readonly student: Float32Array;
+}
+
 /** The student's one-step images [n, C, H, W] for every held-out pair (z₀ from each pair's seed). */
 export async function sampleHeldout(
   cfg: GetConfig,
@@ -53,7 +64,7 @@ export async function sampleHeldout(
   heldDir: string,
   iterations: number,
   threads?: number,
-): Promise<{ held: SeededPairs; student: Float32Array }> {
+): Promise<HeldoutSample> {
   const held = await loadAllPairs(store, heldDir);
   const sampler = await GetSampler.create(cfg, weights, iterations, threads);
   try {
@@ -149,4 +160,198 @@ export async function writeComparisonGrid(
     columns: o.columns,
   });
   await store.put(uri, png);
+}
+
+const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+/** The options report.json records (a subset of `get-distill distill`'s; see src/cli/distill.ts). */
+export interface ReportOptions {
+  readonly dataset: string;
+  readonly teacher: string;
+  readonly teacherComponents: number;
+  readonly teacherRank: number;
+  readonly samplerSteps: number;
+  readonly pairs: number;
+  readonly heldout: number;
+  readonly batch: number;
+  readonly seed: number;
+  readonly iterations: number;
+}
+
+/** report.json's held-out L1 block: mean |x̂ − x| of the student and the baselines, and their ratios. */
+export interface HeldoutL1 {
+  readonly student: number;
+  readonly classMean: number;
+  readonly ridge: number;
+  readonly studentOverClassMean: number;
+  readonly studentOverRidge: number;
+  /** Per class (NaN, written as null, for a class without held-out pairs), rounded to 4 digits. */
+  readonly studentByClass: number[];
+}
+
+/** The held-out L1 block from the student's samples and the baselines' L1 (baselineL1). */
+export function heldoutL1Record(
+  s: HeldoutSample,
+  baselines: { classMean: number; ridge: number },
+  numClasses: number,
+): HeldoutL1 {
+  const student = meanAbs(s.student, s.held.image);
+  return {
+    student,
+    classMean: baselines.classMean,
+    ridge: baselines.ridge,
+    studentOverClassMean: student / baselines.classMean,
+    studentOverRidge: student / baselines.ridge,
+    studentByClass: l1ByClass(s.student, s.held, numClasses).map((v) => round(v, 4)),
+  };
+}
+
+/** What a run's report is made of: its options and the results of its steps. */
+export interface ReportInput {
+  readonly options: ReportOptions;
+  readonly teacher: { readonly id: string; readonly kind: 'mixture' | 'onnx'; readonly cached: boolean };
+  readonly seeds: { readonly train: SeedRange; readonly heldout: SeedRange };
+  /** The preset's name, and the student's config (the preset with the teacher's class count). */
+  readonly preset: string;
+  readonly model: GetConfig;
+  readonly optimizer: AdamWConfig;
+  readonly ema: EmaConfig;
+  readonly trained: TrainResult;
+  /** Pairs sampled by this invocation (training + held-out; 0 when a resumed run reused them all). */
+  readonly generated: number;
+  /** Wall seconds of each timed step (keys `datagen` and `heldout` among them), and of the whole run. */
+  readonly wall: Readonly<Record<string, number>>;
+  readonly totalSeconds: number;
+  readonly heldoutL1: HeldoutL1;
+  readonly fid: FidComparison | null;
+}
+
+/** report.json (format get-distill-report/1; docs/data-contracts.md). Rates are null when this run reused the work. */
+export function buildReport(i: ReportInput) {
+  const { options: o, trained: r } = i;
+  return {
+    format: 'get-distill-report/1',
+    dataset: o.dataset,
+    teacher:
+      i.teacher.kind === 'onnx'
+        ? { id: i.teacher.id, kind: i.teacher.kind, path: o.teacher }
+        : { ...i.teacher, components: o.teacherComponents, rank: o.teacherRank },
+    sampler: {
+      name: 'edm-heun',
+      heunSteps: o.samplerSteps,
+      nfe: heunNfe(o.samplerSteps),
+      sigmaMin: 0.002,
+      sigmaMax: 80,
+      rho: 7,
+    },
+    preset: i.preset,
+    config: i.model,
+    parameterCount: referenceParamCount(i.model),
+    trainableParameters: r.params.size,
+    pairs: {
+      train: o.pairs,
+      heldout: o.heldout,
+      trainSeeds: [i.seeds.train.start, i.seeds.train.end],
+      heldoutSeeds: [i.seeds.heldout.start, i.seeds.heldout.end],
+      generatedThisRun: i.generated,
+    },
+    steps: r.step,
+    resumedFromStep: r.resumedFrom,
+    batch: o.batch,
+    seed: o.seed,
+    optimizer: i.optimizer,
+    ema: i.ema,
+    iterations: o.iterations,
+    /** Σ_k 0.8^(K−k)·L1(x̂_k, x) of the last step, and its last-iterate L1 (what the progress bar shows). */
+    finalTrainLoss: r.lastLoss,
+    wallSeconds: { ...i.wall, total: round(i.totalSeconds, 2) },
+    ...rates(i),
+    heldoutL1: i.heldoutL1,
+    /** FID / IS / precision-recall of teacher and student samples on the same seeds, vs the test split. */
+    fid: i.fid,
+    artifacts: {
+      samples: 'samples.png',
+      pairs: 'pairs/manifest.json',
+      heldout: 'heldout/manifest.json',
+      checkpoints: 'checkpoints/latest.json',
+      model: 'model.onnx',
+      modelCard: 'model.json',
+    },
+  };
+}
+
+/** The report's content. */
+export type DistillReport = ReturnType<typeof buildReport>;
+
+/** Throughput of this invocation's work (null where it did none: a resumed run may reuse everything). */
+function rates(i: ReportInput) {
+  const { trained: r, generated, wall } = i;
+  const trainedSteps = r.step - r.resumedFrom;
+  return {
+    datagenPairsPerSecond: generated > 0 ? round(generated / Math.max(1e-9, wall.datagen + wall.heldout), 1) : null,
+    /** The engine (and backend) of this invocation's training steps; a resumed run may have used another. */
+    trainEngine: r.engine,
+    trainImagesPerSecond: trainedSteps > 0 ? round(r.imagesPerSecond, 1) : null,
+    trainGflopsPerSecond:
+      trainedSteps > 0 ? round(((r.flopsPerStep / i.options.batch) * r.imagesPerSecond) / 1e9, 1) : null,
+  };
+}
+
+/**
+ * The closing summary's rows (label, text) of a finished run at `out`, with the wall seconds of its
+ * steps and the exported model.
+ */
+export function summaryRows(
+  report: DistillReport,
+  out: string,
+  wall: Readonly<Record<string, number>>,
+  exported: { modelUri: string; card: { sha256: string; bytes: number; step: number } },
+): [string, string][] {
+  const rate = (v: number | null, unit: string) => (v === null ? 'reused' : `${v} ${unit}`);
+  const l1 = report.heldoutL1;
+  const { card } = exported;
+  return [
+    ['run', out],
+    ['teacher', `${report.teacher.id}, ${report.sampler.nfe} NFE`],
+    [
+      'pairs',
+      `${report.pairs.train} train + ${report.pairs.heldout} held-out ` +
+        `(${rate(report.datagenPairsPerSecond, 'pairs/s')})`,
+    ],
+    [
+      'student',
+      `${report.preset}, ${report.trainableParameters.toLocaleString('en-US')} trainable parameters, ` +
+        `${report.steps} steps (${rate(report.trainImagesPerSecond, 'images/s')}, ${report.trainEngine})`,
+    ],
+    [
+      'held-out L1',
+      `student ${l1.student.toFixed(4)} | class mean ${l1.classMean.toFixed(4)} ` +
+        `(student ×${l1.studentOverClassMean.toFixed(2)}) | ridge ${l1.ridge.toFixed(4)} ` +
+        `(student ×${l1.studentOverRidge.toFixed(2)}); below ×1 the student wins`,
+    ],
+    ...(report.fid ? [['FID', fidSummary(report.fid)] as [string, string]] : []),
+    [
+      'wall time',
+      `${report.wallSeconds.total} s (${Object.entries(wall)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')})`,
+    ],
+    [
+      'model',
+      `${exported.modelUri} (sha256 ${card.sha256.slice(0, 12)}…, ${(card.bytes / 2 ** 20).toFixed(2)} MiB, ` +
+        `step ${card.step})`,
+    ],
+    ['outputs', 'model.onnx, model.json, samples.png, report.json, pairs/, heldout/, checkpoints/'],
+  ];
+}
+
+/** The summary's FID row: student vs teacher FID, and both precision/recall pairs. */
+function fidSummary(fid: FidComparison): string {
+  const { student: s, teacher: t } = fid;
+  return (
+    `student ${s.fid.toFixed(3)} | teacher ${t.fid.toFixed(3)} (student ×${fid.studentOverTeacher.toFixed(2)}) ` +
+    `on ${fid.samples} samples vs ${fid.reference}, ${fid.features} features; ` +
+    `precision/recall student ${s.precision?.toFixed(3)}/${s.recall?.toFixed(3)}, ` +
+    `teacher ${t.precision?.toFixed(3)}/${t.recall?.toFixed(3)}`
+  );
 }

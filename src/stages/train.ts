@@ -4,7 +4,12 @@
  * so N steps + kill + resume equals one straight run.
  */
 import { numTokens, type GetConfig } from '../get/config.js';
-import { createTrainingEngine, type TrainBatch, type TrainingEngineKind } from '../train/engine.js';
+import {
+  createTrainingEngine,
+  type TrainBatch,
+  type TrainingEngine,
+  type TrainingEngineKind,
+} from '../train/engine.js';
 import type { TfjsBackendChoice } from '../graph/tfjs-backend.js';
 import { AdamW, type AdamWConfig, type EmaConfig, emaDecay, emaUpdate } from '../train/optim.js';
 import { initParams, ParamStore } from '../train/params.js';
@@ -16,7 +21,7 @@ import {
   saveCheckpoint,
 } from '../train/checkpoint.js';
 import type { ObjectStore } from '../store/index.js';
-import type { PairBatch, PairStream } from '../data/shards.js';
+import type { PairBatch, PairStream } from '../data/pair-stream.js';
 import { Rng, fmix32 } from '../util/rng.js';
 import { UsageError } from '../util/errors.js';
 
@@ -47,7 +52,8 @@ export function streamSource(
       const per = stream.batchesPerEpoch;
       if (per < 1)
         throw new UsageError(
-          `--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; lower --batch or raise --pairs`,
+          `--batch ${stream.options.batchSize} exceeds the ${stream.manifest.totalPairs} training pairs; ` +
+            'lower --batch or raise --pairs',
         );
       if (step !== next || !it) it = stream.epoch(Math.floor(step / per), { startBatch: step % per });
       const r = await guard(() => it!.next());
@@ -130,6 +136,11 @@ export function trainZ0(seed: number, step: number, out: Float32Array): Float32A
   return new Rng(fmix32(fmix32(seed) ^ step)).fillNormal(out);
 }
 
+/**
+ * Trains GET on `source`'s batches up to `o.steps` optimizer steps, from `o.checkpointDir`'s latest
+ * checkpoint when resuming, checkpointing every `o.checkpointEvery` steps and at the last one.
+ * @throws UsageError for a checkpoint that cannot resume this run, or a diverged loss; StoreError.
+ */
 export async function trainStage(source: BatchSource, o: TrainOptions): Promise<TrainResult> {
   const engine = await createTrainingEngine(o.engine ?? 'ort', o.config, o.batch, o.iterations, {
     threads: o.threads,
@@ -138,121 +149,19 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
   });
   o.log?.(`training engine: ${engine.describe}`);
   try {
-    let params: ParamStore;
-    let ema: ParamStore;
-    let adam: AdamW;
-    let step = 0;
-    let imagesSeen = 0;
-    let lastLoss: number | null = null;
-    const hasLatest = o.resume && (await hasCheckpoint(o.store, o.checkpointDir));
-    if (o.resume && !hasLatest && (await listCheckpoints(o.store, o.checkpointDir)).length > 0) {
-      throw new UsageError(
-        `${o.checkpointDir} holds checkpoints but no latest.json; restore latest.json, or delete the folder to train from step 0`,
-      );
-    }
-    if (hasLatest) {
-      const ck = await loadLatestCheckpoint(o.store, o.checkpointDir, engine.specs);
-      if (ck.state.step > o.steps) {
-        throw new UsageError(
-          `--steps ${o.steps} is below the checkpoint's step ${ck.state.step} in ${o.checkpointDir}; pass --steps ≥ ${ck.state.step}`,
-        );
-      }
-      if (ck.state.dataManifestSha256 !== o.dataManifestSha256) {
-        throw new UsageError(
-          `${o.checkpointDir}: checkpoint was trained on another pair dataset (its shard digests differ); use a new --out`,
-        );
-      }
-      const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-      if (
-        !same(ck.state.config, o.config) ||
-        ck.state.batch !== o.batch ||
-        ck.state.seed !== o.seed ||
-        ck.state.iterations !== o.iterations ||
-        !same(ck.state.optimizer, o.optimizer) ||
-        !same(ck.state.ema, o.ema)
-      ) {
-        throw new UsageError(
-          `${o.checkpointDir}: checkpoint has another model config, batch size, seed, iteration count, optimizer or EMA; resume with the original options or use a new --out`,
-        );
-      }
-      ({ params, ema } = ck);
-      adam = new AdamW(o.optimizer, params.size, { m: ck.adamM.flat, v: ck.adamV.flat, t: ck.state.adamSteps });
-      step = ck.state.step;
-      imagesSeen = ck.state.imagesSeen;
-      lastLoss = ck.state.loss;
-    } else {
-      params = initParams(engine.specs, o.seed);
-      ema = params.clone(); // the EMA starts as an exact copy (get-reference.md §4)
-      adam = new AdamW(o.optimizer, params.size);
-    }
-    const resumedFrom = step;
-    const grad = new Float32Array(params.size);
-    const z0Size = o.batch * numTokens(o.config) * o.config.hiddenSize;
-    const save = () => {
-      const state: CheckpointState = {
-        step,
-        imagesSeen,
-        adamSteps: adam.t,
-        config: o.config,
-        optimizer: o.optimizer,
-        ema: o.ema,
-        batch: o.batch,
-        iterations: o.iterations,
-        seed: o.seed,
-        dataManifestSha256: o.dataManifestSha256,
-        loss: lastLoss,
-      };
-      return saveCheckpoint(
-        o.store,
-        o.checkpointDir,
-        {
-          state,
-          params,
-          ema,
-          adamM: new ParamStore(params.specs, adam.m),
-          adamV: new ParamStore(params.specs, adam.v),
-        },
-        o.keep,
-      );
-    };
-    let interrupted = false;
-    const z0 = new Float32Array(z0Size);
+    const s = await startState(o, engine.specs);
+    const resumedFrom = s.step;
     const t0 = performance.now();
-    while (step < o.steps) {
-      const ts = performance.now();
-      const data = await source.batch(step, o.batch);
-      const r = await engine.step(params, data, trainZ0(o.seed, step, z0), grad);
-      if (!Number.isFinite(r.loss))
-        throw new UsageError(
-          `training diverged at step ${step + 1} (loss ${r.loss}); lower --lr (now ${o.optimizer.lr})`,
-        );
-      adam.step(params.flat, grad);
-      step += 1;
-      imagesSeen += o.batch;
-      emaUpdate(ema.flat, params.flat, emaDecay(o.ema, imagesSeen, o.batch));
-      lastLoss = r.loss;
-      o.onStep?.({ step, loss: r.loss, l1Last: r.l1[r.l1.length - 1], stepSeconds: (performance.now() - ts) / 1000 });
-      const saved = step % o.checkpointEvery === 0 || step === o.steps;
-      if (saved) await save();
-      // Yield to the event loop once per step: the tfjs engine computes synchronously and in-memory
-      // batches resolve at once, so without this a service answers no probe and sees no SIGTERM or
-      // DELETE until training ends.
-      await new Promise<void>((r) => setImmediate(r));
-      if (step < o.steps && o.shouldStop?.()) {
-        if (!saved) await save();
-        interrupted = true;
-        break;
-      }
-    }
+    const interrupted = await trainSteps(engine, source, o, s);
     const trainSeconds = (performance.now() - t0) / 1000;
-    const done = step - resumedFrom;
+    const done = s.step - resumedFrom;
     return {
-      params,
-      ema,
-      step,
+      params: s.params,
+      ema: s.ema,
+      step: s.step,
       resumedFrom,
       interrupted,
-      lastLoss,
+      lastLoss: s.lastLoss,
       trainSeconds,
       imagesPerSecond: done > 0 ? (done * o.batch) / trainSeconds : 0,
       flopsPerStep: engine.flopsPerStep,
@@ -261,4 +170,129 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
   } finally {
     await engine.close();
   }
+}
+
+/** What training changes and a checkpoint records: weights, their EMA, AdamW, and the counters. */
+interface TrainState {
+  readonly params: ParamStore;
+  readonly ema: ParamStore;
+  readonly adam: AdamW;
+  step: number;
+  imagesSeen: number;
+  lastLoss: number | null;
+}
+
+/**
+ * The state to train from: the latest checkpoint's when resuming from one, else fresh weights (seeded
+ * by `o.seed`) with an EMA that starts as their exact copy (get-reference.md §4).
+ * @throws UsageError when checkpoints exist without latest.json, or the checkpoint cannot resume this run.
+ */
+async function startState(o: TrainOptions, specs: TrainingEngine['specs']): Promise<TrainState> {
+  const hasLatest = o.resume && (await hasCheckpoint(o.store, o.checkpointDir));
+  if (o.resume && !hasLatest && (await listCheckpoints(o.store, o.checkpointDir)).length > 0) {
+    throw new UsageError(
+      `${o.checkpointDir} holds checkpoints but no latest.json; restore latest.json, ` +
+        'or delete the folder to train from step 0',
+    );
+  }
+  if (!hasLatest) {
+    const params = initParams(specs, o.seed);
+    const adam = new AdamW(o.optimizer, params.size);
+    return { params, ema: params.clone(), adam, step: 0, imagesSeen: 0, lastLoss: null };
+  }
+  const { state, params, ema, adamM, adamV } = await loadLatestCheckpoint(o.store, o.checkpointDir, specs);
+  checkResumable(state, o);
+  const adam = new AdamW(o.optimizer, params.size, { m: adamM.flat, v: adamV.flat, t: state.adamSteps });
+  return { params, ema, adam, step: state.step, imagesSeen: state.imagesSeen, lastLoss: state.loss };
+}
+
+/** @throws UsageError when checkpoint `ck` is past --steps, or was trained on other data or options. */
+function checkResumable(ck: CheckpointState, o: TrainOptions): void {
+  if (ck.step > o.steps) {
+    throw new UsageError(
+      `--steps ${o.steps} is below the checkpoint's step ${ck.step} in ${o.checkpointDir}; pass --steps ≥ ${ck.step}`,
+    );
+  }
+  if (ck.dataManifestSha256 !== o.dataManifestSha256) {
+    throw new UsageError(
+      `${o.checkpointDir}: checkpoint was trained on another pair dataset (its shard digests differ); use a new --out`,
+    );
+  }
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (
+    !same(ck.config, o.config) ||
+    ck.batch !== o.batch ||
+    ck.seed !== o.seed ||
+    ck.iterations !== o.iterations ||
+    !same(ck.optimizer, o.optimizer) ||
+    !same(ck.ema, o.ema)
+  ) {
+    throw new UsageError(
+      `${o.checkpointDir}: checkpoint has another model config, batch size, seed, iteration count, optimizer ` +
+        'or EMA; resume with the original options or use a new --out',
+    );
+  }
+}
+
+/**
+ * The optimizer steps from `s.step` to `o.steps`, updating `s` in place.
+ * @returns true when `o.shouldStop` ended them early (after a checkpoint).
+ * @throws UsageError when the loss is not finite.
+ */
+async function trainSteps(
+  engine: TrainingEngine,
+  source: BatchSource,
+  o: TrainOptions,
+  s: TrainState,
+): Promise<boolean> {
+  const grad = new Float32Array(s.params.size);
+  const z0 = new Float32Array(o.batch * numTokens(o.config) * o.config.hiddenSize);
+  while (s.step < o.steps) {
+    const ts = performance.now();
+    const data = await source.batch(s.step, o.batch);
+    const r = await engine.step(s.params, data, trainZ0(o.seed, s.step, z0), grad);
+    if (!Number.isFinite(r.loss))
+      throw new UsageError(
+        `training diverged at step ${s.step + 1} (loss ${r.loss}); lower --lr (now ${o.optimizer.lr})`,
+      );
+    s.adam.step(s.params.flat, grad);
+    s.step += 1;
+    s.imagesSeen += o.batch;
+    emaUpdate(s.ema.flat, s.params.flat, emaDecay(o.ema, s.imagesSeen, o.batch));
+    s.lastLoss = r.loss;
+    const stepSeconds = (performance.now() - ts) / 1000;
+    o.onStep?.({ step: s.step, loss: r.loss, l1Last: r.l1[r.l1.length - 1], stepSeconds });
+    const saved = s.step % o.checkpointEvery === 0 || s.step === o.steps;
+    if (saved) await save(o, s);
+    // Yield to the event loop once per step: the tfjs engine computes synchronously and in-memory
+    // batches resolve at once, so without this a service answers no probe and sees no SIGTERM or
+    // DELETE until training ends.
+    await new Promise<void>((r) => setImmediate(r));
+    if (s.step < o.steps && o.shouldStop?.()) {
+      if (!saved) await save(o, s);
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Writes `s` as the checkpoint of its step (keeping the latest `o.keep`). */
+function save(o: TrainOptions, s: TrainState): Promise<string> {
+  const state: CheckpointState = {
+    step: s.step,
+    imagesSeen: s.imagesSeen,
+    adamSteps: s.adam.t,
+    config: o.config,
+    optimizer: o.optimizer,
+    ema: o.ema,
+    batch: o.batch,
+    iterations: o.iterations,
+    seed: o.seed,
+    dataManifestSha256: o.dataManifestSha256,
+    loss: s.lastLoss,
+  };
+  const { params, ema, adam } = s;
+  const adamM = new ParamStore(params.specs, adam.m);
+  const adamV = new ParamStore(params.specs, adam.v);
+  return saveCheckpoint(o.store, o.checkpointDir, { state, params, ema, adamM, adamV }, o.keep);
 }

@@ -8,6 +8,7 @@
  * a 0.9999 EMA after ~1k steps still carries most of the zero-initialised decoder.
  */
 import { z } from 'zod';
+import { REFERENCE_EMA as SPEC_REFERENCE_EMA } from '../spec/names.js';
 
 export const AdamWConfigSchema = z
   .object({
@@ -72,7 +73,8 @@ export const EmaConfigSchema = z.discriminatedUnion('kind', [
 ]);
 export type EmaConfig = z.infer<typeof EmaConfigSchema>;
 
-export const REFERENCE_EMA = { kind: 'constant', decay: 0.9999 } as const satisfies EmaConfig;
+// The reference's constant EMA is defined with the option specs (its decay is quoted in --help).
+export const REFERENCE_EMA: EmaConfig = SPEC_REFERENCE_EMA;
 
 /**
  * EMA decay β for the step that has just seen `imagesSeen` images in batches of `batch`.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { shardCount } from '../../src/spec/names.js';
 import {
   labelForSeed,
   labelsForSeedRange,
@@ -116,6 +117,19 @@ describe('seed ranges', () => {
     assert.throws(() => seedRange(0.5, 5), /integer bounds/);
     assert.throws(() => seedRange(-1, 5), /within \[0, 2\^31\)/);
     assert.throws(() => seedRange(0, 2 ** 31 + 1), /within \[0, 2\^31\)/);
+  });
+
+  test("shardCount (src/spec, the operator and the job spec use it) equals splitSeedRange's length", () => {
+    for (const [start, end, size] of [
+      [0, 2500, 1024],
+      [0, 2048, 1024],
+      [7, 8, 1],
+      [5, 1000, 7],
+      [2 ** 30, 2 ** 30 + 500, 2048],
+    ]) {
+      const seeds = seedRange(start, end);
+      assert.equal(shardCount(seeds, size), splitSeedRange(seeds, size).length, `[${start}, ${end}) / ${size}`);
+    }
   });
 
   test('splitSeedRange aligns shards to the start; the last may be short', () => {

@@ -11,10 +11,9 @@ import {
   splitSeedRange,
   type SeedRange,
 } from '../../src/data/seeds.js';
+import { type PairBatch, PairStream } from '../../src/data/pair-stream.js';
 import {
-  type PairBatch,
   type PairShard,
-  PairStream,
   type WrittenShard,
   decodeShard,
   readManifest,

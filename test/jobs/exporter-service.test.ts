@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PairStream } from '../../src/data/shards.js';
+import { PairStream } from '../../src/data/pair-stream.js';
 import { resolveConfig } from '../../src/get/config.js';
 import { datasetDigest } from '../../src/stages/datagen.js';
 import { streamSource, trainStage } from '../../src/stages/train.js';

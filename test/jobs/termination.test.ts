@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveConfig } from '../../src/get/config.js';
-import { PairStream } from '../../src/data/shards.js';
+import { PairStream } from '../../src/data/pair-stream.js';
 import {
   encodeTerminationMessage,
   TERMINATION_LOG_ENV,

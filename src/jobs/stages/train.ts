@@ -5,7 +5,8 @@
  * when one exists, so a rerun after SIGTERM / DELETE (which checkpoint before stopping) continues
  * where the last one stopped and reaches the same weights as a straight run.
  */
-import { type DatasetManifest, PairStream } from '../../data/shards.js';
+import type { DatasetManifest } from '../../data/shards.js';
+import { PairStream } from '../../data/pair-stream.js';
 import { resolveConfig } from '../../get/config.js';
 import { datasetDigest } from '../../stages/datagen.js';
 import { streamSource, trainStage } from '../../stages/train.js';

@@ -23,7 +23,7 @@ import {
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../api/v1alpha1/group.js';
 import type { OperatorConfig } from '../config.js';
-import type { ProgressProbe } from './progress.js';
+import type { ProgressTracker } from './progress.js';
 
 /** Read side of an informer: objects by name and namespace. */
 export interface ReadCache<T> {
@@ -86,8 +86,8 @@ export interface ControllerContext {
   log: Logger;
   event: EventRecorder;
   now: () => Date;
-  /** Live progress of a running stage pod (the trainer's step and loss). */
-  probe?: ProgressProbe;
+  /** Live progress of running trainer pods (their step and loss), polled off the reconcile's path. */
+  progress?: ProgressTracker;
 }
 
 /** What a reconcile returns: nothing, or when to look again (polling what no watch reports). */

@@ -86,89 +86,69 @@ function stageJob(
 
 /** The Job of `stage` for this run and operator configuration. */
 export function buildStageJob(run: Owned, spec: DistillationRunSpec, cfg: OperatorConfig, stage: JobStage): V1Job {
-  const json = (v: unknown) => JSON.stringify(v);
-  switch (stage) {
-    case 'datagen': {
-      const shards = shardCount(spec);
-      return stageJob(
-        run,
-        spec,
-        cfg,
-        {
-          stage,
-          image: cfg.datagenImage,
-          container: 'datagen',
-          args: ['--mode', 'job'],
-          env: { GET_DISTILL_JOB_SPEC: json(datagenJobSpec(spec)) },
-          resources: spec.datagen.resources ?? spec.resources,
-        },
-        {
-          completionMode: 'Indexed',
-          completions: shards,
-          parallelism: Math.min(spec.datagen.parallelism, shards),
-          backoffLimitPerIndex: spec.datagen.backoffLimitPerIndex,
-        },
-      );
-    }
-    case 'train':
-      return stageJob(
-        run,
-        spec,
-        cfg,
-        {
-          stage,
-          image: cfg.trainerImage,
-          container: 'trainer',
-          args: ['--mode', 'job'],
-          env: { GET_DISTILL_JOB_SPEC: json(trainJobSpec(spec)) },
-          resources: spec.resources,
-        },
-        {
-          backoffLimit: spec.training.backoffLimit,
-          completions: 1,
-          parallelism: 1,
-        },
-      );
-    case 'export':
-      // Export needs no GPU: it reads a checkpoint and writes ONNX.
-      return stageJob(
-        run,
-        spec,
-        cfg,
-        {
-          stage,
-          image: cfg.exporterImage,
-          container: 'exporter',
-          args: ['--mode', 'job'],
-          env: { GET_DISTILL_JOB_SPEC: json(exportJobSpec(spec)) },
-          resources: { ...spec.resources, gpu: { ...spec.resources.gpu, count: 0 } },
-        },
-        {
-          backoffLimit: 3,
-          completions: 1,
-          parallelism: 1,
-        },
-      );
-    case 'eval':
-      return stageJob(
-        run,
-        spec,
-        cfg,
-        {
-          stage,
-          image: cfg.evalImage,
-          container: 'eval',
-          args: evalArgs(spec, cfg),
-          resources: spec.evaluation.resources ?? spec.resources,
-        },
-        {
-          backoffLimit: 3,
-          completions: 1,
-          parallelism: 1,
-        },
-      );
-  }
+  const [container, jobSpec] = STAGE_PARTS[stage](spec, cfg);
+  return stageJob(run, spec, cfg, container, jobSpec);
 }
+
+/** A stage's container, and the Job spec fields that differ between stages. */
+type StageParts = [StageJobInput, Partial<NonNullable<V1Job['spec']>>];
+
+const json = (v: unknown) => JSON.stringify(v);
+
+const STAGE_PARTS: Record<JobStage, (spec: DistillationRunSpec, cfg: OperatorConfig) => StageParts> = {
+  datagen: (spec, cfg) => {
+    const shards = shardCount(spec);
+    return [
+      {
+        stage: 'datagen',
+        image: cfg.datagenImage,
+        container: 'datagen',
+        args: ['--mode', 'job'],
+        env: { GET_DISTILL_JOB_SPEC: json(datagenJobSpec(spec)) },
+        resources: spec.datagen.resources ?? spec.resources,
+      },
+      {
+        completionMode: 'Indexed',
+        completions: shards,
+        parallelism: Math.min(spec.datagen.parallelism, shards),
+        backoffLimitPerIndex: spec.datagen.backoffLimitPerIndex,
+      },
+    ];
+  },
+  train: (spec, cfg) => [
+    {
+      stage: 'train',
+      image: cfg.trainerImage,
+      container: 'trainer',
+      args: ['--mode', 'job'],
+      env: { GET_DISTILL_JOB_SPEC: json(trainJobSpec(spec)) },
+      resources: spec.resources,
+    },
+    { backoffLimit: spec.training.backoffLimit, completions: 1, parallelism: 1 },
+  ],
+  // Export needs no GPU: it reads a checkpoint and writes ONNX.
+  export: (spec, cfg) => [
+    {
+      stage: 'export',
+      image: cfg.exporterImage,
+      container: 'exporter',
+      args: ['--mode', 'job'],
+      env: { GET_DISTILL_JOB_SPEC: json(exportJobSpec(spec)) },
+      resources: { ...spec.resources, gpu: { ...spec.resources.gpu, count: 0 } },
+    },
+    { backoffLimit: 3, completions: 1, parallelism: 1 },
+  ],
+  eval: (spec, cfg) => [
+    {
+      stage: 'eval',
+      image: cfg.evalImage,
+      container: 'eval',
+      args: evalArgs(spec, cfg),
+      resources: spec.evaluation.resources ?? spec.resources,
+    },
+    { backoffLimit: 3, completions: 1, parallelism: 1 },
+  ],
+};
 
 /** The spec hash a Job was built from (its annotation), if any. */
 export const jobHash = (job: V1Job): string | undefined => job.metadata?.annotations?.[ANNOTATIONS.specHash];

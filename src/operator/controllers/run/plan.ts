@@ -4,10 +4,12 @@
  * Pure functions of the parsed spec: equal specs give equal plans, so a stage's hash says whether a
  * Job was built from the current spec.
  */
-import { splitSeedRange } from '../../../data/seeds.js';
-import type { DatagenSpec } from '../../../jobs/stages/datagen.js';
-import type { TrainSpec } from '../../../jobs/stages/train.js';
-import type { ExportSpec } from '../../../jobs/stages/export.js';
+import {
+  type DatagenSpec,
+  type ExportSpec,
+  type TrainSpec,
+  shardCount as seedRangeShards,
+} from '../../../spec/index.js';
 import type { DistillationRunSpec } from '../../api/v1alpha1/run.js';
 import type { OperatorConfig } from '../../config.js';
 
@@ -41,7 +43,7 @@ export function runArtifacts(spec: DistillationRunSpec): RunArtifacts {
 
 /** Pair shards of the run (= the datagen Indexed Job's completions: one shard per index). */
 export const shardCount = (spec: DistillationRunSpec): number =>
-  splitSeedRange(spec.datagen.seeds, spec.datagen.shardSize).length;
+  seedRangeShards(spec.datagen.seeds, spec.datagen.shardSize);
 
 /** services/datagen's job spec: parallelism = shards, so JOB_COMPLETION_INDEX i generates shard i. */
 export function datagenJobSpec(spec: DistillationRunSpec): DatagenSpec {

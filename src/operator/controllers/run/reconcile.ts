@@ -10,7 +10,7 @@
  * Job's pod template is immutable, and its half-written artifacts came from the old spec): they are
  * refused with Degraded=True reason SpecChangeRejected; edits to stages not started yet apply.
  */
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { ENDPOINT, GROUP, LABELS, MAX_RUN_NAME, RUN, VERSION, nameProblem } from '../../api/v1alpha1/group.js';
 import {
   DistillationRunSpecSchema,
@@ -33,11 +33,11 @@ import {
 } from '../context.js';
 import { childMeta, ownedBy, replaceWith, specHash } from '../meta.js';
 import { countIndexes, failureMessage, jobPhase, podProblem, podsOf, succeededResult } from '../job-state.js';
-import { buildStageJob, jobHash } from './jobs.js';
+import { TRAIN_POLL_MS } from '../progress.js';
+import { buildStageJob, jobHash, jobName } from './jobs.js';
 import { JOB_STAGES, type JobStage, runArtifacts, shardCount } from './plan.js';
 
-/** How often a training run's status picks up the trainer's step and loss (ms). */
-export const TRAIN_POLL_MS = 30_000;
+export { TRAIN_POLL_MS } from '../progress.js';
 /** How soon a Job the API server refused is tried again (RBAC or a quota may have been fixed meanwhile). */
 export const REJECTED_RETRY_MS = 60_000;
 
@@ -51,136 +51,277 @@ const TITLE: Record<JobStage, string> = { datagen: 'Datagen', train: 'Training',
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-/** Reconciles one DistillationRun `namespace/name`. Throws API errors (the queue retries with backoff). */
+/**
+ * Reconciles one DistillationRun `namespace/name` in four steps: observe (the run and its children, from
+ * the caches) → ensure the current stage's Job → sync the endpoint → write status (only on change). The
+ * trainer's live step and loss come from the progress poller's cache (ctx.progress), never from a call
+ * made here. Throws API errors (the queue retries with backoff).
+ */
 export async function reconcileRun(ctx: ControllerContext, key: string): Promise<ReconcileResult | void> {
+  const obs = observe(ctx, key);
+  if (!obs) {
+    ctx.progress?.forget(key);
+    return; // deleted: children go by garbage collection
+  }
+  const d = new StatusDraft(obs.old, obs.run.metadata?.generation ?? 1, rfc3339(ctx.now()));
+  if (!obs.spec) {
+    ctx.progress?.forget(key);
+    invalidSpecStatus(d, obs.invalid!, obs.old);
+    return writeStatus(ctx, obs.run, obs.old, d.status);
+  }
+  const spec = obs.spec;
+  const walk = walkStages(ctx, obs, spec, d);
+  if (walk.trainerPod) ctx.progress?.watch(key, walk.trainerPod);
+  else ctx.progress?.forget(key);
+  for (const [type, reason, message] of walk.events) await ctx.event(obs.run, type, reason, message);
+  const ensured = walk.next ? await ensureStageJob(ctx, obs, spec, walk.next, d) : {};
+  const conflict =
+    walk.outcome !== 'failed' || !spec.serve?.enabled ? await syncEndpoint(ctx, obs.run, spec, d.st) : undefined;
+  summarize(ctx, obs, spec, walk.outcome, d);
+  d.set(
+    walk.rejected.length ? specChangeRejected(walk.rejected) : (ensured.degraded ?? walk.degraded ?? conflict ?? ok),
+  );
+  await writeStatus(ctx, obs.run, obs.old, d.status);
+  const poll = ensured.poll ?? walk.poll;
+  return poll === undefined ? undefined : { requeueAfterMs: poll };
+}
+
+const ok: ConditionUpdate = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' };
+
+/** The status a reconcile computes, starting from the run's current one. */
+class StatusDraft {
+  readonly st: DistillationRunStatus;
+  private conds: Condition[];
+  constructor(
+    old: DistillationRunStatus,
+    private readonly generation: number,
+    /** RFC 3339, for startTime, completionTime and condition transitions. */
+    readonly now: string,
+  ) {
+    this.conds = [...(old.conditions ?? [])];
+    this.st = { ...old, observedGeneration: generation };
+  }
+  /** Sets a condition (its lastTransitionTime moves only when its status changes). */
+  set(u: ConditionUpdate): void {
+    this.conds = setCondition(this.conds, u, this.generation, this.now);
+  }
+  find(type: ConditionUpdate['type']): Condition | undefined {
+    return findCondition(this.conds, type);
+  }
+  get status(): DistillationRunStatus {
+    return { ...this.st, conditions: this.conds };
+  }
+}
+
+/** One stage's Job as the cache shows it (absent until created), and its pods. */
+interface ObservedStage {
+  readonly stage: JobStage;
+  readonly job?: V1Job;
+  readonly pods: V1Pod[];
+}
+
+/** What a reconcile reads, all from caches: no API call and no pod probe. */
+interface Observed {
+  readonly key: string;
+  readonly run: CustomObject;
+  readonly old: DistillationRunStatus;
+  /** The parsed spec, or undefined with `invalid` (the reason and message to report). */
+  readonly spec?: DistillationRunSpec;
+  readonly invalid?: { reason: 'InvalidName' | 'InvalidSpec'; message: string };
+  /** The Jobs of the enabled stages, in pipeline order. */
+  readonly stages: ObservedStage[];
+  /** The trainer's last reported numbers (step, loss, …), from the progress poller's cache. */
+  readonly trainer?: Record<string, number>;
+}
+
+/** Reads the run, its Jobs and their pods, and the trainer's cached progress; undefined when the run is gone. */
+function observe(ctx: ControllerContext, key: string): Observed | undefined {
   const { namespace, name } = splitKey(key);
   const run = ctx.caches.runs.get(name, namespace);
-  if (!run || run.metadata?.deletionTimestamp) return; // children go by garbage collection
-  const gen = run.metadata?.generation ?? 1;
+  if (!run || run.metadata?.deletionTimestamp) return undefined;
   const old = (run.status ?? {}) as DistillationRunStatus;
-  const now = rfc3339(ctx.now());
-  let conds: Condition[] = [...(old.conditions ?? [])];
-  const set = (u: ConditionUpdate) => {
-    conds = setCondition(conds, u, gen, now);
-  };
-  const st: DistillationRunStatus = { ...old, observedGeneration: gen };
-
   const parsed = DistillationRunSpecSchema.safeParse(run.spec);
   const badName = nameProblem(name, MAX_RUN_NAME);
   if (!parsed.success || badName) {
     const issue = parsed.success ? undefined : parsed.error.issues[0];
-    const msg =
+    const message =
       badName ??
       `spec.${issue!.path.join('.')}: ${issue!.message}; fix the spec (kubectl edit ${RUN.singular} ${name})`;
-    set({ type: 'Degraded', status: 'True', reason: badName ? 'InvalidName' : 'InvalidSpec', message: msg });
-    if (!st.stage) {
-      set({ type: 'Ready', status: 'False', reason: badName ? 'InvalidName' : 'InvalidSpec', message: msg });
-      set({ type: 'Progressing', status: 'False', reason: badName ? 'InvalidName' : 'InvalidSpec', message: msg });
-    }
-    return writeStatus(ctx, run, old, { ...st, conditions: conds });
+    return { key, run, old, invalid: { reason: badName ? 'InvalidName' : 'InvalidSpec', message }, stages: [] };
   }
   const spec = parsed.data;
-  const art = runArtifacts(spec);
-  st.startTime ??= now;
-  st.progress = { ...old.progress, shardsTotal: shardCount(spec), steps: spec.training.steps };
-  st.artifacts = { ...old.artifacts, pairs: art.pairs, checkpoints: art.checkpoints };
+  const pods = ctx.caches.pods.list(namespace);
+  const stages = JOB_STAGES.filter((s) => s !== 'eval' || spec.evaluation.enabled).map((stage) => {
+    const job = ctx.caches.jobs.get(jobName(name, stage), namespace);
+    return { stage, job, pods: job ? podsOf(pods, job.metadata!.name!) : [] };
+  });
+  return { key, run, old, spec, stages, trainer: ctx.progress?.latest(key) };
+}
 
-  const stages = JOB_STAGES.filter((s) => s !== 'eval' || spec.evaluation.enabled);
-  const rejected: JobStage[] = [];
-  let outcome: 'running' | 'failed' | 'done' = 'done';
-  let degraded: ConditionUpdate | undefined;
-  let poll: number | undefined;
-  for (const stage of stages) {
-    const desired = buildStageJob(run, spec, ctx.cfg, stage);
-    const job = ctx.caches.jobs.get(desired.metadata!.name!, namespace);
-    st.stage = STAGE_OF[stage];
+/** An invalid spec or name: Degraded, and (before any stage ran) not Ready nor Progressing. */
+function invalidSpecStatus(d: StatusDraft, why: NonNullable<Observed['invalid']>, old: DistillationRunStatus): void {
+  d.set({ type: 'Degraded', status: 'True', reason: why.reason, message: why.message });
+  if (!old.stage) {
+    d.set({ type: 'Ready', status: 'False', reason: why.reason, message: why.message });
+    d.set({ type: 'Progressing', status: 'False', reason: why.reason, message: why.message });
+  }
+}
+
+/** Where the pipeline stands, from its Jobs (see walkStages). */
+interface Walk {
+  outcome: 'running' | 'failed' | 'done';
+  /** The first stage without a Job: the one to create now. */
+  next?: JobStage;
+  /** Stages whose Job was made from an earlier spec. */
+  rejected: JobStage[];
+  degraded?: ConditionUpdate;
+  /** The running trainer pod, whose progress is polled. */
+  trainerPod?: V1Pod;
+  /** When to reconcile again without an event (ms). */
+  poll?: number;
+  /** Events to record: [type, reason, message]. */
+  events: ['Normal' | 'Warning', string, string][];
+}
+
+/**
+ * Walks the stages in order up to the first one not complete, filling the draft's stage, progress,
+ * artifacts and (for a running or failed stage) conditions. Pure apart from the draft.
+ */
+function walkStages(ctx: ControllerContext, obs: Observed, spec: DistillationRunSpec, d: StatusDraft): Walk {
+  const art = runArtifacts(spec);
+  d.st.startTime ??= d.now;
+  d.st.progress = { ...obs.old.progress, shardsTotal: shardCount(spec), steps: spec.training.steps };
+  d.st.artifacts = { ...obs.old.artifacts, pairs: art.pairs, checkpoints: art.checkpoints };
+  const w: Walk = { outcome: 'done', rejected: [], events: [] };
+  for (const { stage, job, pods } of obs.stages) {
+    d.st.stage = STAGE_OF[stage];
     if (!job) {
-      outcome = 'running';
-      let created: 'created' | 'exists';
-      try {
-        created = await createIfAbsent(() => ctx.apis.batch.createNamespacedJob({ namespace, body: desired }));
-      } catch (e) {
-        const code = statusOf(e);
-        if (code === undefined || code >= 500 || code === 429) throw e; // transient: the queue retries with backoff
-        // Refused (422 validation or admission, 403 RBAC or quota): say so on the run instead of retrying blind.
-        const message = `the API server refused the ${stage} Job (${code}): ${apiMessage(e)}`;
-        degraded = { type: 'Degraded', status: 'True', reason: 'JobRejected', message };
-        set({ type: 'Progressing', status: 'False', reason: 'JobRejected', message });
-        poll = REJECTED_RETRY_MS;
-        break;
-      }
-      if (created === 'created') {
-        ctx.log.info({ run: key, job: desired.metadata!.name }, `${stage} Job created`);
-        await ctx.event(run, 'Normal', `${TITLE[stage]}Started`, `created Job ${desired.metadata!.name}`);
-      }
-      set({
-        type: 'Progressing',
-        status: 'True',
-        reason: `${TITLE[stage]}Started`,
-        message: `${stage} Job ${desired.metadata!.name} created`,
-      });
+      w.outcome = 'running';
+      w.next = stage;
       break;
     }
-    if (jobHash(job) !== jobHash(desired)) rejected.push(stage);
-    const pods = podsOf(ctx.caches.pods.list(namespace), job.metadata!.name!);
+    if (jobHash(job) !== jobHash(buildStageJob(obs.run, spec, ctx.cfg, stage))) w.rejected.push(stage);
     const phase = jobPhase(job);
     if (stage === 'datagen')
-      st.progress.shardsDone =
+      d.st.progress.shardsDone =
         phase.phase === 'Complete'
-          ? st.progress.shardsTotal
+          ? d.st.progress.shardsTotal
           : countIndexes(job.status?.completedIndexes) || (job.status?.succeeded ?? 0);
     if (phase.phase === 'Running') {
-      outcome = 'running';
-      if (stage === 'train') {
-        const live = pods.find((p) => p.status?.phase === 'Running');
-        const p = live && ctx.probe ? await ctx.probe(live) : undefined;
-        if (p?.step !== undefined)
-          st.progress = { ...st.progress, step: p.step, ...(p.loss !== undefined ? { loss: p.loss } : {}) };
-        poll = TRAIN_POLL_MS; // no watch event reports a step: look again
-      }
-      set({
-        type: 'Progressing',
-        status: 'True',
-        reason: `${TITLE[stage]}Running`,
-        message: runningMessage(stage, st, job),
-      });
-      const problem = podProblem(pods);
-      const failed = job.status?.failed ?? 0;
-      if (problem) degraded = { type: 'Degraded', status: 'True', reason: problem.reason, message: problem.message };
-      else if (failed > 0)
-        degraded = {
-          type: 'Degraded',
-          status: 'True',
-          reason: `${TITLE[stage]}Retrying`,
-          message: `${failed} ${stage} pod${failed > 1 ? 's' : ''} failed and will be retried${stage === 'train' ? ' from the latest checkpoint' : ''}${failureMessage(pods) ? `; last: ${failureMessage(pods)}` : ''}`,
-        };
+      runningStage(obs, stage, job, pods, d, w);
       break;
     }
     if (phase.phase === 'Failed') {
-      outcome = 'failed';
-      const why = failureMessage(pods, phase.message) ?? phase.message ?? 'no pod reported why';
-      const message = `${stage} Job ${job.metadata!.name} failed (${phase.reason ?? 'Failed'}): ${why}`;
-      if (findCondition(old.conditions, 'Failed')?.status !== 'True')
-        await ctx.event(run, 'Warning', `${TITLE[stage]}Failed`, message);
-      set({ type: 'Failed', status: 'True', reason: `${TITLE[stage]}Failed`, message });
-      set({ type: 'Progressing', status: 'False', reason: `${TITLE[stage]}Failed`, message });
-      set({ type: 'Ready', status: 'False', reason: `${TITLE[stage]}Failed`, message });
-      st.stage = 'Failed';
-      st.completionTime ??= now;
+      failedStage(obs, stage, job, pods, phase, d, w);
       break;
     }
-    applyResult(stage, st, succeededResult(pods), spec);
+    applyResult(stage, d.st, succeededResult(pods), spec);
   }
+  return w;
+}
 
-  const conflict = outcome !== 'failed' || !spec.serve?.enabled ? await syncEndpoint(ctx, run, spec, st) : undefined;
+/** A stage whose Job runs: Progressing, the trainer's cached progress, and Degraded for pod trouble. */
+function runningStage(obs: Observed, stage: JobStage, job: V1Job, pods: V1Pod[], d: StatusDraft, w: Walk): void {
+  w.outcome = 'running';
+  if (stage === 'train') {
+    w.trainerPod = pods.find((p) => p.status?.phase === 'Running');
+    const p = w.trainerPod ? obs.trainer : undefined;
+    if (p?.step !== undefined)
+      d.st.progress = { ...d.st.progress, step: p.step, ...(p.loss !== undefined ? { loss: p.loss } : {}) };
+    w.poll = TRAIN_POLL_MS; // a safety net: the poller also enqueues the run when the step changes
+  }
+  const message = runningMessage(stage, d.st, job);
+  d.set({ type: 'Progressing', status: 'True', reason: `${TITLE[stage]}Running`, message });
+  const problem = podProblem(pods);
+  const failed = job.status?.failed ?? 0;
+  if (problem) w.degraded = { type: 'Degraded', status: 'True', reason: problem.reason, message: problem.message };
+  else if (failed > 0) {
+    const last = failureMessage(pods);
+    w.degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: `${TITLE[stage]}Retrying`,
+      message:
+        `${failed} ${stage} pod${failed > 1 ? 's' : ''} failed and will be retried` +
+        `${stage === 'train' ? ' from the latest checkpoint' : ''}${last ? `; last: ${last}` : ''}`,
+    };
+  }
+}
+
+/** A stage whose Job failed: Failed, not Progressing, not Ready; a Warning event on the transition. */
+function failedStage(
+  obs: Observed,
+  stage: JobStage,
+  job: V1Job,
+  pods: V1Pod[],
+  phase: ReturnType<typeof jobPhase>,
+  d: StatusDraft,
+  w: Walk,
+): void {
+  w.outcome = 'failed';
+  const why = failureMessage(pods, phase.message) ?? phase.message ?? 'no pod reported why';
+  const message = `${stage} Job ${job.metadata!.name} failed (${phase.reason ?? 'Failed'}): ${why}`;
+  const reason = `${TITLE[stage]}Failed`;
+  if (findCondition(obs.old.conditions, 'Failed')?.status !== 'True') w.events.push(['Warning', reason, message]);
+  d.set({ type: 'Failed', status: 'True', reason, message });
+  d.set({ type: 'Progressing', status: 'False', reason, message });
+  d.set({ type: 'Ready', status: 'False', reason, message });
+  d.st.stage = 'Failed';
+  d.st.completionTime ??= d.now;
+}
+
+/**
+ * Creates the Job of `stage` (the API's 409 counts as created: names are deterministic). A Job the API
+ * server refuses (4xx other than 429) is reported as JobRejected and retried after REJECTED_RETRY_MS.
+ * @throws the API error when it is transient (5xx, 429, no answer): the queue retries with backoff.
+ */
+async function ensureStageJob(
+  ctx: ControllerContext,
+  obs: Observed,
+  spec: DistillationRunSpec,
+  stage: JobStage,
+  d: StatusDraft,
+): Promise<{ degraded?: ConditionUpdate; poll?: number }> {
+  const desired = buildStageJob(obs.run, spec, ctx.cfg, stage);
+  const name = desired.metadata!.name!;
+  const namespace = obs.run.metadata!.namespace!;
+  let created: 'created' | 'exists';
+  try {
+    created = await createIfAbsent(() => ctx.apis.batch.createNamespacedJob({ namespace, body: desired }));
+  } catch (e) {
+    const code = statusOf(e);
+    if (code === undefined || code >= 500 || code === 429) throw e;
+    // Refused (422 validation or admission, 403 RBAC or quota): say so on the run instead of retrying blind.
+    const message = `the API server refused the ${stage} Job (${code}): ${apiMessage(e)}`;
+    d.set({ type: 'Progressing', status: 'False', reason: 'JobRejected', message });
+    return { degraded: { type: 'Degraded', status: 'True', reason: 'JobRejected', message }, poll: REJECTED_RETRY_MS };
+  }
+  if (created === 'created') {
+    ctx.log.info({ run: obs.key, job: name }, `${stage} Job created`);
+    await ctx.event(obs.run, 'Normal', `${TITLE[stage]}Started`, `created Job ${name}`);
+  }
+  const reason = `${TITLE[stage]}Started`;
+  d.set({ type: 'Progressing', status: 'True', reason, message: `${stage} Job ${name} created` });
+  return {};
+}
+
+/** Complete and Ready once every stage finished (Ready waits for the endpoint), Failed=False unless failed. */
+function summarize(
+  ctx: ControllerContext,
+  obs: Observed,
+  spec: DistillationRunSpec,
+  outcome: Walk['outcome'],
+  d: StatusDraft,
+): void {
+  const { namespace, name } = obs.run.metadata as { namespace: string; name: string };
   if (outcome === 'done') {
     const endpointReady = !spec.serve?.enabled || endpointIsReady(ctx, namespace, name);
-    st.stage = endpointReady ? 'Succeeded' : 'Serving';
-    st.completionTime ??= now;
-    const summary = st.fid !== undefined ? `FID ${st.fid.toFixed(2)}` : 'model exported';
-    set({ type: 'Complete', status: 'True', reason: 'Succeeded', message: `all stages finished: ${summary}` });
-    set({ type: 'Progressing', status: 'False', reason: 'Succeeded', message: summary });
-    set(
+    d.st.stage = endpointReady ? 'Succeeded' : 'Serving';
+    d.st.completionTime ??= d.now;
+    const summary = d.st.fid !== undefined ? `FID ${d.st.fid.toFixed(2)}` : 'model exported';
+    d.set({ type: 'Complete', status: 'True', reason: 'Succeeded', message: `all stages finished: ${summary}` });
+    d.set({ type: 'Progressing', status: 'False', reason: 'Succeeded', message: summary });
+    d.set(
       endpointReady
         ? {
             type: 'Ready',
@@ -196,27 +337,33 @@ export async function reconcileRun(ctx: ControllerContext, key: string): Promise
           },
     );
   } else if (outcome === 'running') {
-    set({ type: 'Ready', status: 'False', reason: 'Running', message: `stage ${st.stage}` });
+    d.set({ type: 'Ready', status: 'False', reason: 'Running', message: `stage ${d.st.stage}` });
   }
-  if (outcome !== 'failed' && !findCondition(conds, 'Failed'))
-    set({ type: 'Failed', status: 'False', reason: 'AsExpected', message: '' });
-  if (rejected.length) {
-    degraded = {
-      type: 'Degraded',
-      status: 'True',
-      reason: 'SpecChangeRejected',
-      message: `spec changes to the ${rejected.join(', ')} stage${rejected.length > 1 ? 's' : ''} cannot apply: ${rejected.length > 1 ? 'their Jobs' : 'its Job'} already ran or run${rejected.length > 1 ? '' : 's'} with the earlier spec; revert the change, or create a new ${RUN.kind} for the new settings`,
-    };
-  }
-  set(degraded ?? conflict ?? { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '' });
-  await writeStatus(ctx, run, old, { ...st, conditions: conds });
-  return poll === undefined ? undefined : { requeueAfterMs: poll };
+  if (outcome !== 'failed' && !d.find('Failed'))
+    d.set({ type: 'Failed', status: 'False', reason: 'AsExpected', message: '' });
+}
+
+/** Degraded for spec edits to stages whose Jobs exist (their pod templates are immutable). */
+function specChangeRejected(rejected: JobStage[]): ConditionUpdate {
+  const many = rejected.length > 1;
+  return {
+    type: 'Degraded',
+    status: 'True',
+    reason: 'SpecChangeRejected',
+    message:
+      `spec changes to the ${rejected.join(', ')} stage${many ? 's' : ''} cannot apply: ` +
+      `${many ? 'their Jobs' : 'its Job'} already ran or run${many ? '' : 's'} with the earlier spec; ` +
+      `revert the change, or create a new ${RUN.kind} for the new settings`,
+  };
 }
 
 function runningMessage(stage: JobStage, st: DistillationRunStatus, job: V1Job): string {
   const active = job.status?.active ?? 0;
   if (stage === 'datagen')
-    return `datagen: ${st.progress?.shardsDone ?? 0}/${st.progress?.shardsTotal} shards, ${active} pod${active === 1 ? '' : 's'} running`;
+    return (
+      `datagen: ${st.progress?.shardsDone ?? 0}/${st.progress?.shardsTotal} shards, ` +
+      `${active} pod${active === 1 ? '' : 's'} running`
+    );
   if (stage === 'train')
     return `training to step ${st.progress?.steps}${st.progress?.step ? ` (last reported ${st.progress.step})` : ''}`;
   return `${stage} Job ${job.metadata!.name} running`;
@@ -238,7 +385,8 @@ function applyResult(
       ...(num(s.loss) !== undefined ? { loss: num(s.loss) } : {}),
     };
   } else if (stage === 'export') {
-    const sha = typeof s.sha256 === 'string' && /^[0-9a-f]{64}$/.test(s.sha256) ? `sha256:${s.sha256}` : undefined; // the exporter's model.onnx digest
+    // The exporter's model.onnx digest.
+    const sha = typeof s.sha256 === 'string' && /^[0-9a-f]{64}$/.test(s.sha256) ? `sha256:${s.sha256}` : undefined;
     st.artifacts = { ...st.artifacts, model: art.model, ...(sha ? { modelDigest: sha } : {}) };
   } else if (stage === 'eval') {
     st.artifacts = { ...st.artifacts, eval: art.eval };
@@ -269,7 +417,9 @@ async function syncEndpoint(
       type: 'Degraded',
       status: 'True',
       reason: 'NameConflict',
-      message: `a ${ENDPOINT.kind} named ${name} exists that this run does not control: delete or rename it, or turn serve off`,
+      message:
+        `a ${ENDPOINT.kind} named ${name} exists that this run does not control: ` +
+        'delete or rename it, or turn serve off',
     };
   }
   if (!spec.serve?.enabled) {
@@ -285,14 +435,7 @@ async function syncEndpoint(
     return undefined;
   }
   if (!st.artifacts?.model) return undefined; // nothing to serve yet
-  const { enabled: _, ...serving } = spec.serve;
-  const { uri: __, ...store } = spec.store;
-  const desired = GenerationEndpointSpecSchema.parse({
-    ...serving,
-    resources: serving.resources ?? spec.resources,
-    model: { run: name },
-    store,
-  });
+  const desired = desiredEndpoint(spec, name);
   st.endpoint = name;
   if (!existing) {
     const body = {
@@ -314,6 +457,18 @@ async function syncEndpoint(
     );
   }
   return undefined;
+}
+
+/** The endpoint spec serving run `name`: spec.serve, the run's resources by default, its store without the URI. */
+function desiredEndpoint(spec: DistillationRunSpec, name: string) {
+  const { enabled: _, ...serving } = spec.serve!;
+  const { uri: __, ...store } = spec.store;
+  return GenerationEndpointSpecSchema.parse({
+    ...serving,
+    resources: serving.resources ?? spec.resources,
+    model: { run: name },
+    store,
+  });
 }
 
 function endpointIsReady(ctx: ControllerContext, namespace: string, name: string): boolean {
