@@ -14,9 +14,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
-export type { DatasetName } from '../spec/names.js';
-import type { DatasetName } from '../spec/names.js';
-export type DatasetSplit = 'train' | 'test';
+export type { DatasetName, DatasetSplit } from '../spec/names.js';
+import { DATASET_SPLITS, DATASETS, type DatasetName, type DatasetSplit } from '../spec/names.js';
 
 /** A labelled image dataset held in memory. */
 export interface ImageDataset {
@@ -93,12 +92,21 @@ async function readBytes(file: string): Promise<Uint8Array> {
  *   file size disagreeing, image/label count mismatch, labels out of range, malformed JSON entries.
  */
 export async function loadDataset(name: DatasetName, split: DatasetSplit): Promise<ImageDataset> {
-  if (split !== 'train' && split !== 'test')
-    throw new Error(`loadDataset: unknown split '${String(split)}' (use 'train' or 'test')`);
-  if (name === 'mnist') return loadMnist(split);
-  if (name === 'fashion-mnist') return loadFashion(split);
-  throw new Error(`loadDataset: unknown dataset '${String(name)}' (use 'mnist' or 'fashion-mnist')`);
+  if (!DATASET_SPLITS.includes(split))
+    throw new Error(`loadDataset: unknown split '${String(split)}' (use ${quotedOr(DATASET_SPLITS)})`);
+  if (!DATASETS.includes(name))
+    throw new Error(`loadDataset: unknown dataset '${String(name)}' (use ${quotedOr(DATASETS)})`);
+  return LOADERS[name](split);
 }
+
+/** `'a' or 'b'`, for error messages. */
+const quotedOr = (names: readonly string[]): string => names.map((n) => `'${n}'`).join(' or ');
+
+/** The loader of each dataset (a new name in DATASETS fails to compile until it has one). */
+const LOADERS: Record<DatasetName, (split: DatasetSplit) => Promise<ImageDataset>> = {
+  mnist: loadMnist,
+  'fashion-mnist': loadFashion,
+};
 
 /** A parsed IDX file: unsigned-byte data with its dims (the IDX format of LeCun's MNIST distribution). */
 export interface IdxArray {

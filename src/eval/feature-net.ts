@@ -27,12 +27,13 @@ import * as op from '../graph/ops.js';
 import { type HostTensor, OrtSession } from '../graph/session.js';
 import { AdamW, type AdamWConfig } from '../train/optim.js';
 import { ParamStore, initParams } from '../train/params.js';
+import { DATASETS, type DatasetName } from '../spec/names.js';
 import { sha256Hex } from '../util/fsutil.js';
 import { Rng } from '../util/rng.js';
 
-/** Datasets with a shipped feature network (assets/feature-nets/<name>.onnx and .json). */
-export const EMBEDDED_FEATURE_NETS = ['mnist', 'fashion-mnist'] as const;
-export type FeatureNetDataset = (typeof EMBEDDED_FEATURE_NETS)[number];
+/** Datasets with a shipped feature network (assets/feature-nets/<name>.onnx and .json): every dataset. */
+export const EMBEDDED_FEATURE_NETS = DATASETS;
+export type FeatureNetDataset = DatasetName;
 /** The model card's `format`. */
 export const FEATURE_NET_FORMAT = 'get-distill/feature-net@1';
 

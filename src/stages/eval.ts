@@ -14,8 +14,15 @@ import {
   scoreFeatures,
   type Scores,
 } from '../eval/evaluate.js';
-import { FeatureExtractor, resolveFeatureNet } from '../eval/features.js';
+import {
+  FeatureExtractor,
+  type FeatureNetOptions,
+  type FeatureNetSpec,
+  isEmbeddedFeatureNet,
+  resolveFeatureNet,
+} from '../eval/features.js';
 import type { EvalMetrics } from '../eval/metrics.js';
+import { EMBEDDED_FEATURE_NETS } from '../eval/feature-net.js';
 import { decodeFidStats, encodeFidStats } from '../eval/npz.js';
 import type { ImageSource } from '../eval/sources.js';
 import { openSource, type SourceOptions } from './eval-sources.js';
@@ -33,7 +40,7 @@ export interface EvalOptions extends Omit<SourceOptions, TeacherField>, Required
   /** The evaluated images (see openSource). */
   readonly model: string;
   readonly samples: number;
-  /** Feature network: `mnist`, `fashion-mnist` or an ONNX URI with `layer`. */
+  /** Feature network: a dataset's embedded one (`mnist` …) or an ONNX URI with `layer`. */
   readonly features: string;
   readonly layer?: string;
   readonly logitsLayer?: string;
@@ -73,6 +80,26 @@ async function readReferenceNpz(uri: string): Promise<Reference> {
       throw new UsageError(`--reference ${uri}: no such file or object`);
     throw e;
   }
+}
+
+/**
+ * Resolves --features (src/eval/features.ts), reading an ONNX network given by URI through the store.
+ * @throws UsageError when the URI names nothing, and as resolveFeatureNet.
+ */
+async function openFeatureNet(o: FeatureNetOptions): Promise<FeatureNetSpec> {
+  if (isEmbeddedFeatureNet(o.features)) return resolveFeatureNet(o);
+  let bytes: Uint8Array;
+  try {
+    bytes = await storeFor(parentUri(o.features)).get(o.features);
+  } catch (e) {
+    if (e instanceof StoreError && e.code === 'NotFound')
+      throw new UsageError(
+        `--features ${o.features}: no such file or object ` +
+          `(give ${EMBEDDED_FEATURE_NETS.join(', ')} or the URI of an ONNX network)`,
+      );
+    throw e;
+  }
+  return resolveFeatureNet(o, bytes);
 }
 
 /** Features of a source's first n images, with a progress bar and the metrics' progress gauges. */
@@ -137,7 +164,7 @@ export async function evalStage(
   const progress = x.progress ?? new Progress();
   if (o.out) await checkObjectTarget(o.out, '--out');
   if (o.saveReference) await checkObjectTarget(o.saveReference, '--save-reference');
-  const spec = await resolveFeatureNet({
+  const spec = await openFeatureNet({
     features: o.features,
     layer: o.layer,
     logitsLayer: o.logitsLayer,
