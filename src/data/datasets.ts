@@ -73,7 +73,7 @@ async function readBytes(file: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(file));
   } catch (e) {
-    throw new Error(`${file}: cannot read dataset file (${(e as Error).message})`);
+    throw new Error(`${file}: cannot read dataset file (${(e as Error).message})`, { cause: e });
   }
 }
 
@@ -127,7 +127,8 @@ export function parseIdx(bytes: Uint8Array, file: string, expectRank: number): I
   const magic = view.getUint32(0, false);
   if (bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== 0x08) {
     throw new Error(
-      `${file}: bad IDX magic number 0x${magic.toString(16).padStart(8, '0')} (expected 0x000008${expectRank.toString(16).padStart(2, '0')}, unsigned bytes)`,
+      `${file}: bad IDX magic number 0x${magic.toString(16).padStart(8, '0')} ` +
+        `(expected 0x000008${expectRank.toString(16).padStart(2, '0')}, unsigned bytes)`,
     );
   }
   const rank = bytes[3];
@@ -139,7 +140,8 @@ export function parseIdx(bytes: Uint8Array, file: string, expectRank: number): I
   const count = dims.reduce((a, b) => a * b, 1);
   if (bytes.length !== headerBytes + count) {
     throw new Error(
-      `${file}: IDX size mismatch: header dims [${dims.join(',')}] need ${headerBytes + count} bytes, file has ${bytes.length}`,
+      `${file}: IDX size mismatch: header dims [${dims.join(',')}] need ${headerBytes + count} bytes, ` +
+        `file has ${bytes.length}`,
     );
   }
   return { dims, data: bytes.subarray(headerBytes) };
@@ -209,7 +211,7 @@ async function readFashionClass(dir: string, c: number): Promise<number[][]> {
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: invalid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: invalid JSON (${(e as Error).message})`, { cause: e });
   }
   const data = (parsed as { data?: unknown }).data;
   if (!Array.isArray(data)) throw new Error(`${file}: expected an object with a 'data' array of images`);
@@ -242,7 +244,8 @@ async function loadFashion(split: DatasetSplit): Promise<ImageDataset> {
         const v = src[p];
         if (!Number.isInteger(v) || v < 0 || v > 255) {
           throw new Error(
-            `${join(dir, 'src', 'clothes', `${c}.json`)}: image ${first + j} pixel ${p} is ${v}, expected an integer 0..255`,
+            `${join(dir, 'src', 'clothes', `${c}.json`)}: image ${first + j} pixel ${p} is ${v}, ` +
+              'expected an integer 0..255',
           );
         }
       }

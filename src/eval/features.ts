@@ -5,8 +5,9 @@
  * resize, as pytorch-fid does).
  *
  * Images enter as the samplers make them (float32 [n, C, H, W], about [−1, 1]) and are quantised the
- * way GET evaluates (get-reference.md §7): u8 = clip(⌊x·127.5 + 128⌋, 0, 255) in float32 (toUint8), v = u8 / 255, then mapped
- * to the network's input range, channel-replicated (1 → 3) and bilinearly resized when it asks for it.
+ * way GET evaluates (get-reference.md §7): u8 = clip(⌊x·127.5 + 128⌋, 0, 255) in float32 (toUint8),
+ * v = u8 / 255, then mapped to the network's input range, channel-replicated (1 → 3) and bilinearly
+ * resized when it asks for it.
  */
 import onnxProto from 'onnx-proto';
 import { toUint8 } from '../data/png.js';
@@ -200,7 +201,9 @@ export class FeatureExtractor {
       const t = out[name];
       if (t.dtype !== 'float32' || t.dims[0] !== n || t.data.length % n !== 0) {
         throw new UsageError(
-          `--features ${this.spec.id}: layer '${name}' gives ${t.dtype} ${JSON.stringify(t.dims)}, not float32 values per sample for a batch of ${n}; pick a layer after the batch dimension is fixed (e.g. a pooled or flattened one)`,
+          `--features ${this.spec.id}: layer '${name}' gives ${t.dtype} ${JSON.stringify(t.dims)}, ` +
+            `not float32 values per sample for a batch of ${n}; ` +
+            'pick a layer after the batch dimension is fixed (e.g. a pooled or flattened one)',
         );
       }
       return t.data as Float32Array;

@@ -57,6 +57,8 @@ export const shardCount = (seeds: { start: number; end: number }, shardSize: num
 
 /** First seed of the held-out pairs: far from any training seed range the CLI can make. */
 export const HELDOUT_SEED_START = 2 ** 30;
+/** First seed of evaluation samples: apart from training seeds (< 2^30) and held-out ones (2^30 + …). */
+export const EVAL_SEED_START = 3 * 2 ** 29;
 
 /** The reference's EMA: a constant decay (locuslab/get train.py), quoted by --ema-decay's help. */
 export const REFERENCE_EMA = { kind: 'constant', decay: 0.9999 } as const;

@@ -30,8 +30,8 @@ import { StoreError, parentUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 
-/** First seed of evaluation samples: apart from training seeds (< 2^30) and held-out ones (2^30 + …). */
-export const EVAL_SEED_START = 3 * 2 ** 29;
+// First seed of evaluation samples (a spec constant; `distill`'s FID comparison uses it too).
+export { EVAL_SEED_START } from '../spec/names.js';
 
 type TeacherField = 'dataset' | 'teacherComponents' | 'teacherRank' | 'cacheDir' | 'samplerSteps';
 
@@ -175,17 +175,20 @@ export async function evalStage(
   try {
     if (source.available !== null && o.samples > source.available)
       throw new UsageError(
-        `--samples ${o.samples}: ${source.id} holds ${source.available} images; give --samples ${source.available} or fewer`,
+        `--samples ${o.samples}: ${source.id} holds ${source.available} images; ` +
+          `give --samples ${source.available} or fewer`,
       );
     net = await FeatureExtractor.create(spec, source.shape, o.threads);
     const tooFew = (flag: string, n: number) =>
       new UsageError(
-        `${flag} ${n}: ${n} samples of dimension ${net!.dim} give a singular covariance; give more than ${net!.dim} (FID needs a full-rank covariance)`,
+        `${flag} ${n}: ${n} samples of dimension ${net!.dim} give a singular covariance; ` +
+          `give more than ${net!.dim} (FID needs a full-rank covariance)`,
       );
     if (o.samples <= net.dim) throw tooFew('--samples', o.samples);
     if (net.classes > 0 && o.samples < 2 * o.splits)
       throw new UsageError(
-        `--splits ${o.splits} needs at least ${2 * o.splits} samples (two per split) for the Inception Score; lower --splits or raise --samples`,
+        `--splits ${o.splits} needs at least ${2 * o.splits} samples (two per split) for the Inception Score; ` +
+          'lower --splits or raise --samples',
       );
     let ref: Reference;
     let refSamples: number | null = null;
@@ -193,7 +196,8 @@ export async function evalStage(
       ref = await readReferenceNpz(o.reference);
       if (ref.stats.mu.length !== net.dim) {
         throw new UsageError(
-          `--reference ${o.reference} has dimension ${ref.stats.mu.length}, the features of ${spec.id} have ${net.dim}; compute the reference with the same feature network and layer`,
+          `--reference ${o.reference} has dimension ${ref.stats.mu.length}, the features of ${spec.id} ` +
+            `have ${net.dim}; compute the reference with the same feature network and layer`,
         );
       }
     } else {
@@ -202,7 +206,8 @@ export async function evalStage(
         refSamples = o.referenceSamples ?? refSource.available ?? o.samples;
         if (refSource.available !== null && refSamples > refSource.available)
           throw new UsageError(
-            `--reference-samples ${refSamples}: ${refSource.id} holds ${refSource.available} images; give ${refSource.available} or fewer`,
+            `--reference-samples ${refSamples}: ${refSource.id} holds ${refSource.available} images; ` +
+              `give ${refSource.available} or fewer`,
           );
         if (refSamples <= net.dim) throw tooFew('--reference-samples', refSamples);
         ref = await referenceFromFeatures(
