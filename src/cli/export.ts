@@ -2,28 +2,34 @@
  * `get-distill export`: a checkpoint's EMA weights → `model.onnx` + `model.json` (the export stage,
  * src/stages/export.ts), with a short summary on stdout.
  */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { addConfigOptions, describeOf } from '../service/config.js';
+import { ExportOptionsSchema } from '../spec/stages.js';
 import { exportStage } from '../stages/export.js';
-import { location } from './distill.js';
 
 export function exportCommand(): Command {
-  return new Command('export')
-    .description(
-      "Export a checkpoint's EMA weights as a one-step ONNX generator (model.onnx, opset 17, dynamic batch) with its model card (model.json).",
-    )
-    .addOption(
-      new Option(
-        '--checkpoint <uri>',
-        'a checkpoints folder (its latest.json is used) or one checkpoint-*.safetensors object: a path, file:///… or s3://…',
-      )
-        .argParser(location('--checkpoint'))
-        .makeOptionMandatory(),
-    )
-    .addOption(
-      new Option('--out <uri>', 'folder that receives model.onnx and model.json (replaced if present)')
-        .argParser(location('--out'))
-        .makeOptionMandatory(),
-    )
+  const cmd = new Command('export').description(
+    "Export a checkpoint's EMA weights as a one-step ONNX generator (model.onnx, opset 17, dynamic batch) " +
+      'with its model card (model.json).',
+  );
+  const help = (key: 'checkpoint' | 'out') => describeOf(ExportOptionsSchema.shape[key]) ?? key;
+  addConfigOptions(
+    cmd,
+    ExportOptionsSchema,
+    [
+      [
+        'Options:',
+        [
+          ['checkpoint', '<uri>', help('checkpoint')],
+          ['out', '<uri>', help('out')],
+        ],
+      ],
+    ],
+    { typed: true },
+  );
+  // Both locations are required (commander's `required option '--out <uri>' not specified`).
+  for (const o of cmd.options) o.makeOptionMandatory();
+  return cmd
     .addHelpText(
       'after',
       `
@@ -36,13 +42,15 @@ Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it)
     .action(async (opts: { checkpoint: string; out: string }) => {
       const { modelUri, cardUri, card } = await exportStage(opts);
       const mib = (card.bytes / 2 ** 20).toFixed(2);
+      const classes = card.config.numClasses > 0 ? `${card.config.numClasses} classes` : 'unconditional';
       process.stdout.write(
         [
           `model       ${modelUri}`,
           `card        ${cardUri}`,
           `sha256      ${card.sha256}`,
           `size        ${card.bytes.toLocaleString('en-US')} bytes (${mib} MiB)`,
-          `parameters  ${card.parameterCount.toLocaleString('en-US')} (${card.preset}, ${card.config.numClasses > 0 ? `${card.config.numClasses} classes` : 'unconditional'}, ${card.iterations} iterations)`,
+          `parameters  ${card.parameterCount.toLocaleString('en-US')} ` +
+            `(${card.preset}, ${classes}, ${card.iterations} iterations)`,
           `step        ${card.step}`,
           '',
         ].join('\n'),

@@ -14,9 +14,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
-export type { DatasetName } from '../spec/names.js';
-import type { DatasetName } from '../spec/names.js';
-export type DatasetSplit = 'train' | 'test';
+export type { DatasetName, DatasetSplit } from '../spec/names.js';
+import { DATASET_SPLITS, DATASETS, type DatasetName, type DatasetSplit } from '../spec/names.js';
 
 /** A labelled image dataset held in memory. */
 export interface ImageDataset {
@@ -74,7 +73,7 @@ async function readBytes(file: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(file));
   } catch (e) {
-    throw new Error(`${file}: cannot read dataset file (${(e as Error).message})`);
+    throw new Error(`${file}: cannot read dataset file (${(e as Error).message})`, { cause: e });
   }
 }
 
@@ -93,12 +92,21 @@ async function readBytes(file: string): Promise<Uint8Array> {
  *   file size disagreeing, image/label count mismatch, labels out of range, malformed JSON entries.
  */
 export async function loadDataset(name: DatasetName, split: DatasetSplit): Promise<ImageDataset> {
-  if (split !== 'train' && split !== 'test')
-    throw new Error(`loadDataset: unknown split '${String(split)}' (use 'train' or 'test')`);
-  if (name === 'mnist') return loadMnist(split);
-  if (name === 'fashion-mnist') return loadFashion(split);
-  throw new Error(`loadDataset: unknown dataset '${String(name)}' (use 'mnist' or 'fashion-mnist')`);
+  if (!DATASET_SPLITS.includes(split))
+    throw new Error(`loadDataset: unknown split '${String(split)}' (use ${quotedOr(DATASET_SPLITS)})`);
+  if (!DATASETS.includes(name))
+    throw new Error(`loadDataset: unknown dataset '${String(name)}' (use ${quotedOr(DATASETS)})`);
+  return LOADERS[name](split);
 }
+
+/** `'a' or 'b'`, for error messages. */
+const quotedOr = (names: readonly string[]): string => names.map((n) => `'${n}'`).join(' or ');
+
+/** The loader of each dataset (a new name in DATASETS fails to compile until it has one). */
+const LOADERS: Record<DatasetName, (split: DatasetSplit) => Promise<ImageDataset>> = {
+  mnist: loadMnist,
+  'fashion-mnist': loadFashion,
+};
 
 /** A parsed IDX file: unsigned-byte data with its dims (the IDX format of LeCun's MNIST distribution). */
 export interface IdxArray {
@@ -119,7 +127,8 @@ export function parseIdx(bytes: Uint8Array, file: string, expectRank: number): I
   const magic = view.getUint32(0, false);
   if (bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== 0x08) {
     throw new Error(
-      `${file}: bad IDX magic number 0x${magic.toString(16).padStart(8, '0')} (expected 0x000008${expectRank.toString(16).padStart(2, '0')}, unsigned bytes)`,
+      `${file}: bad IDX magic number 0x${magic.toString(16).padStart(8, '0')} ` +
+        `(expected 0x000008${expectRank.toString(16).padStart(2, '0')}, unsigned bytes)`,
     );
   }
   const rank = bytes[3];
@@ -131,7 +140,8 @@ export function parseIdx(bytes: Uint8Array, file: string, expectRank: number): I
   const count = dims.reduce((a, b) => a * b, 1);
   if (bytes.length !== headerBytes + count) {
     throw new Error(
-      `${file}: IDX size mismatch: header dims [${dims.join(',')}] need ${headerBytes + count} bytes, file has ${bytes.length}`,
+      `${file}: IDX size mismatch: header dims [${dims.join(',')}] need ${headerBytes + count} bytes, ` +
+        `file has ${bytes.length}`,
     );
   }
   return { dims, data: bytes.subarray(headerBytes) };
@@ -201,7 +211,7 @@ async function readFashionClass(dir: string, c: number): Promise<number[][]> {
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: invalid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: invalid JSON (${(e as Error).message})`, { cause: e });
   }
   const data = (parsed as { data?: unknown }).data;
   if (!Array.isArray(data)) throw new Error(`${file}: expected an object with a 'data' array of images`);
@@ -234,7 +244,8 @@ async function loadFashion(split: DatasetSplit): Promise<ImageDataset> {
         const v = src[p];
         if (!Number.isInteger(v) || v < 0 || v > 255) {
           throw new Error(
-            `${join(dir, 'src', 'clothes', `${c}.json`)}: image ${first + j} pixel ${p} is ${v}, expected an integer 0..255`,
+            `${join(dir, 'src', 'clothes', `${c}.json`)}: image ${first + j} pixel ${p} is ${v}, ` +
+              'expected an integer 0..255',
           );
         }
       }

@@ -27,12 +27,13 @@ import * as op from '../graph/ops.js';
 import { type HostTensor, OrtSession } from '../graph/session.js';
 import { AdamW, type AdamWConfig } from '../train/optim.js';
 import { ParamStore, initParams } from '../train/params.js';
+import { DATASETS, type DatasetName } from '../spec/names.js';
 import { sha256Hex } from '../util/fsutil.js';
 import { Rng } from '../util/rng.js';
 
-/** Datasets with a shipped feature network (assets/feature-nets/<name>.onnx and .json). */
-export const EMBEDDED_FEATURE_NETS = ['mnist', 'fashion-mnist'] as const;
-export type FeatureNetDataset = (typeof EMBEDDED_FEATURE_NETS)[number];
+/** Datasets with a shipped feature network (assets/feature-nets/<name>.onnx and .json): every dataset. */
+export const EMBEDDED_FEATURE_NETS = DATASETS;
+export type FeatureNetDataset = DatasetName;
 /** The model card's `format`. */
 export const FEATURE_NET_FORMAT = 'get-distill/feature-net@1';
 
@@ -49,7 +50,10 @@ export interface FeatureNetArch {
 /** The shipped architecture: 276,810 parameters (~1.1 MB of float32). */
 export const FEATURE_NET_ARCH: FeatureNetArch = { conv1: 16, conv2: 32, kernel: 5, hidden: 128, classes: 10 };
 
-/** Parameter shapes in PyTorch layout (conv [O, C, k, k]; fc weights [in, out] as in src/get/model.ts), Xavier-uniform weights, zero biases. */
+/**
+ * Parameter shapes in PyTorch layout (conv [O, C, k, k]; fc weights [in, out] as in src/get/model.ts),
+ * Xavier-uniform weights, zero biases.
+ */
 export function featureNetSpecs(a: FeatureNetArch = FEATURE_NET_ARCH): ParamSpec[] {
   const k2 = a.kernel * a.kernel;
   const flat = a.conv2 * 8 * 8;
@@ -220,7 +224,10 @@ export async function trainFeatureNet(
   return { params, steps: total, lastEpochLoss: lossSum / (((total - 1) % perEpoch) + 1) };
 }
 
-/** The inference model: `image` [B,1,32,32] → `features` [B,F], `logits` [B,10]; opset 17, weights as initialisers, symbolic batch `B`. */
+/**
+ * The inference model: `image` [B,1,32,32] → `features` [B,F], `logits` [B,10]; opset 17, weights as
+ * initialisers, symbolic batch `B`.
+ */
 export function exportFeatureNet(
   params: ParamStore,
   dataset: FeatureNetDataset,
@@ -378,7 +385,9 @@ export async function embeddedFeatureNet(
       return new Uint8Array(await readFile(dir + file));
     } catch (e) {
       throw new Error(
-        `embedded feature network ${dir}${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`,
+        `embedded feature network ${dir}${file} cannot be read ` +
+          `(${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`,
+        { cause: e },
       );
     }
   };
@@ -389,17 +398,19 @@ export async function embeddedFeatureNet(
   try {
     json = JSON.parse(new TextDecoder().decode(cardBytes));
   } catch (e) {
-    throw new Error(`${dir}${dataset}.json is not JSON (${(e as Error).message}); ${fix}`);
+    throw new Error(`${dir}${dataset}.json is not JSON (${(e as Error).message}); ${fix}`, { cause: e });
   }
   const parsed = FeatureNetCardSchema.safeParse(json);
   if (!parsed.success)
     throw new Error(
-      `${dir}${dataset}.json is not a ${FEATURE_NET_FORMAT} model card: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}; ${fix}`,
+      `${dir}${dataset}.json is not a ${FEATURE_NET_FORMAT} model card: ` +
+        `${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}; ${fix}`,
     );
   const card = parsed.data;
   if (card.dataset !== dataset || card.bytes !== onnx.length || card.sha256 !== sha256Hex(onnx)) {
     throw new Error(
-      `${dir}${dataset}.onnx (${onnx.length} bytes) does not match its model card (${card.dataset}, ${card.bytes} bytes, sha256 ${card.sha256.slice(0, 12)}…); ${fix}`,
+      `${dir}${dataset}.onnx (${onnx.length} bytes) does not match its model card ` +
+        `(${card.dataset}, ${card.bytes} bytes, sha256 ${card.sha256.slice(0, 12)}…); ${fix}`,
     );
   }
   return { onnx, card };

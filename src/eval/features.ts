@@ -5,18 +5,18 @@
  * resize, as pytorch-fid does).
  *
  * Images enter as the samplers make them (float32 [n, C, H, W], about [−1, 1]) and are quantised the
- * way GET evaluates (get-reference.md §7): u8 = clip(⌊x·127.5 + 128⌋, 0, 255) in float32 (toUint8), v = u8 / 255, then mapped
- * to the network's input range, channel-replicated (1 → 3) and bilinearly resized when it asks for it.
+ * way GET evaluates (get-reference.md §7): u8 = clip(⌊x·127.5 + 128⌋, 0, 255) in float32 (toUint8),
+ * v = u8 / 255, then mapped to the network's input range, channel-replicated (1 → 3) and bilinearly
+ * resized when it asks for it.
  */
 import onnxProto from 'onnx-proto';
 import { toUint8 } from '../data/png.js';
 import type { ImageShape } from '../edm/denoiser.js';
 import { readOnnxSignature } from '../graph/onnx-inspect.js';
 import { OrtSession } from '../graph/session.js';
-import { StoreError, parentUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
 import { sha256Hex } from '../util/fsutil.js';
-import { EMBEDDED_FEATURE_NETS, embeddedFeatureNet } from './feature-net.js';
+import { EMBEDDED_FEATURE_NETS, type FeatureNetDataset, embeddedFeatureNet } from './feature-net.js';
 
 const { onnx } = onnxProto;
 
@@ -35,7 +35,7 @@ export interface FeatureNetSpec {
 
 /** Options of {@link resolveFeatureNet} (the CLI's --features, --layer, --logits-layer, --input-range). */
 export interface FeatureNetOptions {
-  /** `mnist`, `fashion-mnist` (embedded) or the URI of an ONNX network (path, file://, s3://). */
+  /** `mnist`, `fashion-mnist` (embedded: {@link EMBEDDED_FEATURE_NETS}) or the URI of an ONNX network. */
   readonly features: string;
   /** For a URI: the layer (graph value name) to take features from. */
   readonly layer?: string;
@@ -45,19 +45,26 @@ export interface FeatureNetOptions {
   readonly range?: readonly [number, number];
 }
 
+/** Whether --features names an embedded network (a dataset) rather than the URI of an ONNX network. */
+export const isEmbeddedFeatureNet = (features: string): features is FeatureNetDataset =>
+  (EMBEDDED_FEATURE_NETS as readonly string[]).includes(features);
+
 /**
- * Resolves --features: an embedded network by dataset name, or an ONNX network by URI whose `layer`
- * (any value the graph computes, not only its outputs) is exposed as an extra output.
- * @throws UsageError when the network is missing, is not ONNX, has no such layer (the message lists
- *   the graph's outputs and a few layer names), or --layer is missing for a URI / given for an embedded net.
+ * Resolves --features: an embedded network by dataset name, or an ONNX network given by URI whose
+ * `layer` (any value the graph computes, not only its outputs) is exposed as an extra output. The
+ * caller reads a URI's ONNX `bytes` (the eval stage opens the store: the model core picks no backend).
+ * @throws UsageError when the network is not ONNX, has no such layer (the message lists the graph's
+ *   outputs and a few layer names), or --layer is missing for a URI / given for an embedded net.
+ * @throws Error (a caller's bug) when `features` is a URI and `bytes` are missing.
  */
-export async function resolveFeatureNet(o: FeatureNetOptions): Promise<FeatureNetSpec> {
-  if ((EMBEDDED_FEATURE_NETS as readonly string[]).includes(o.features)) {
+export async function resolveFeatureNet(o: FeatureNetOptions, bytes?: Uint8Array): Promise<FeatureNetSpec> {
+  if (isEmbeddedFeatureNet(o.features)) {
     if (o.layer || o.logitsLayer || o.range)
       throw new UsageError(
-        `--layer / --logits-layer / --input-range apply to an ONNX network given by URI, not to the embedded --features ${o.features}`,
+        '--layer / --logits-layer / --input-range apply to an ONNX network given by URI, ' +
+          `not to the embedded --features ${o.features}`,
       );
-    const net = await embeddedFeatureNet(o.features as (typeof EMBEDDED_FEATURE_NETS)[number]);
+    const net = await embeddedFeatureNet(o.features);
     return {
       id: o.features,
       onnx: net.onnx,
@@ -66,19 +73,11 @@ export async function resolveFeatureNet(o: FeatureNetOptions): Promise<FeatureNe
       range: [0, 1],
     };
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = await storeFor(parentUri(o.features)).get(o.features);
-  } catch (e) {
-    if (e instanceof StoreError && e.code === 'NotFound')
-      throw new UsageError(
-        `--features ${o.features}: no such file or object (give ${EMBEDDED_FEATURE_NETS.join(', ')} or the URI of an ONNX network)`,
-      );
-    throw e;
-  }
+  if (bytes === undefined) throw new Error(`resolveFeatureNet(${o.features}): the network's ONNX bytes are required`);
   if (!o.layer)
     throw new UsageError(
-      `--features ${o.features}: give --layer <name> (the graph value to take features from), or use an embedded network: ${EMBEDDED_FEATURE_NETS.join(', ')}`,
+      `--features ${o.features}: give --layer <name> (the graph value to take features from), ` +
+        `or use an embedded network: ${EMBEDDED_FEATURE_NETS.join(', ')}`,
     );
   const exposed = exposeLayers(bytes, o.features, [o.layer, ...(o.logitsLayer ? [o.logitsLayer] : [])]);
   return {
@@ -202,7 +201,9 @@ export class FeatureExtractor {
       const t = out[name];
       if (t.dtype !== 'float32' || t.dims[0] !== n || t.data.length % n !== 0) {
         throw new UsageError(
-          `--features ${this.spec.id}: layer '${name}' gives ${t.dtype} ${JSON.stringify(t.dims)}, not float32 values per sample for a batch of ${n}; pick a layer after the batch dimension is fixed (e.g. a pooled or flattened one)`,
+          `--features ${this.spec.id}: layer '${name}' gives ${t.dtype} ${JSON.stringify(t.dims)}, ` +
+            `not float32 values per sample for a batch of ${n}; ` +
+            'pick a layer after the batch dimension is fixed (e.g. a pooled or flattened one)',
         );
       }
       return t.data as Float32Array;

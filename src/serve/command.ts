@@ -6,50 +6,41 @@
  */
 import { Command, Option } from 'commander';
 import { resolveServeConfig, ServeConfigSchema, type ServeConfig } from './config.js';
-import { addConfigOptions, type OptionGroups } from '../service/config.js';
+import { addConfigOptions, describeOf, type OptionDoc, type OptionGroups } from '../service/config.js';
 import { runInferenceService } from './service.js';
 
-/** Help text per option, grouped as in EDM's train.py. */
-const GROUPS: OptionGroups<keyof ServeConfig> = [
-  [
-    'Model:',
-    [
-      ['model', '<uri>', 'model.onnx exported by `get-distill export`: a path, file:///… or s3://bucket/key'],
-      ['modelName', '<name>', 'name in URLs (/v2/models/{name}) and in the `model` field of OpenAI requests'],
-    ],
-  ],
+type Key = keyof ServeConfig;
+/** One flag: its key, placeholder and the schema's description (`shown`: the default --help shows). */
+const opt = (key: Key, arg: string, shown?: string): OptionDoc<Key> => {
+  const help = describeOf(ServeConfigSchema.shape[key]) ?? key;
+  return shown === undefined ? [key, arg, help] : [key, arg, help, shown];
+};
+
+/** The flags, grouped as in EDM's train.py. */
+const GROUPS: OptionGroups<Key> = [
+  ['Model:', [opt('model', '<uri>'), opt('modelName', '<name>')]],
   [
     'HTTP:',
     [
-      ['host', '<address>', 'address to bind (0.0.0.0 in a container)'],
-      ['port', '<n>', 'TCP port (0 = any free port, logged)'],
-      ['bodyLimit', '<size>', 'largest JSON body, e.g. 8mb, 512kb', '8mb'],
-      ['requestTimeoutMs', '<ms>', 'deadline of a request; past it the client gets 504'],
-      ['maxImagesPerRequest', '<n>', 'largest n of POST /v1/images/generations (≤ --max-batch-size)'],
+      opt('host', '<address>'),
+      opt('port', '<n>'),
+      opt('bodyLimit', '<size>', '8mb'), // not the schema's byte count
+      opt('requestTimeoutMs', '<ms>'),
+      opt('maxImagesPerRequest', '<n>'),
     ],
   ],
   [
     'Batching and compute:',
-    [
-      ['maxBatchSize', '<n>', 'most images in one onnxruntime run'],
-      ['maxQueueDelayMs', '<ms>', 'longest a request waits for a fuller batch'],
-      ['maxQueueSize', '<n>', 'waiting requests beyond this get 429 with Retry-After'],
-      ['sessions', '<n>', 'onnxruntime sessions (worker threads), each with floor(cores / n) threads'],
-    ],
+    [opt('maxBatchSize', '<n>'), opt('maxQueueDelayMs', '<ms>'), opt('maxQueueSize', '<n>'), opt('sessions', '<n>')],
   ],
-  [
-    'Process:',
-    [
-      ['shutdownGraceMs', '<ms>', 'on SIGTERM, how long to finish queued requests before cutting connections'],
-      ['logLevel', '<level>', 'fatal, error, warn, info, debug, trace or silent'],
-    ],
-  ],
+  ['Process:', [opt('shutdownGraceMs', '<ms>'), opt('logLevel', '<level>')]],
 ];
 
 /** The `serve` subcommand; its action runs until SIGTERM/SIGINT. */
 export function serveCommand(): Command {
   const cmd = new Command('serve').description(
-    'Serve an exported GET model over HTTP: Open Inference Protocol v2 (/v2/…) and OpenAI-style image generation (/v1/images/generations), with dynamic batching, Prometheus metrics (/metrics) and graceful SIGTERM.',
+    'Serve an exported GET model over HTTP: Open Inference Protocol v2 (/v2/…) and OpenAI-style image ' +
+      'generation (/v1/images/generations), with dynamic batching, Prometheus metrics (/metrics) and graceful SIGTERM.',
   );
   addConfigOptions(cmd, ServeConfigSchema, GROUPS);
   cmd.optionsGroup('Other:');
@@ -62,7 +53,8 @@ Examples:
   GET_DISTILL_MODEL=s3://my-bucket/run1/model.onnx get-distill serve --host 0.0.0.0
   curl -s localhost:8080/v2/models/get | jq .
   curl -s -o digit.png 'localhost:8080/v1/images/generations?seed=7&class_label=3&scale=8'
-Exit codes: 0 after a graceful shutdown, 1 when the grace period ran out, 2 bad configuration or model (one line on stderr).`,
+Exit codes: 0 after a graceful shutdown, 1 when the grace period ran out, 2 bad configuration or model ` +
+      '(one line on stderr).',
   );
   cmd.action(async (opts: Record<string, unknown>) => {
     const { dryRun, ...flags } = opts;

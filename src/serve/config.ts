@@ -1,6 +1,7 @@
 /**
  * The inference service's configuration: ONE zod schema for flags, environment variables and
- * programmatic use. Each option has a flag (`--max-batch-size`) and an environment variable
+ * programmatic use, each field with its bounds, default and --help line (`.describe()`). Each option
+ * has a flag (`--max-batch-size`) and an environment variable
  * (`GET_DISTILL_MAX_BATCH_SIZE`; the model also as `GET_DISTILL_MODEL`); a flag wins over the
  * environment, the environment over the default (the service kit's resolveConfig). Strings from
  * flags and env are coerced; numbers given in code pass through the same checks.
@@ -43,32 +44,32 @@ const uri = z
 
 export const ServeConfigSchema = z
   .object({
-    /** Where model.onnx is: a path, file:///… or s3://bucket/key. */
-    model: uri,
-    /** The model's name in URLs (`/v2/models/{name}`) and in `model` of OpenAI requests. */
+    model: uri.describe('model.onnx exported by `get-distill export`: a path, file:///… or s3://bucket/key'),
     modelName: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
         error: 'must be 1–64 letters, digits, "_", "." or "-", starting with a letter or digit',
       })
-      .default('get'),
-    /** Address to bind: 127.0.0.1 on a workstation, 0.0.0.0 in a container. */
-    host: z.string().min(1, { error: 'must not be empty' }).default('127.0.0.1'),
-    /** TCP port; 0 picks a free one (logged). */
-    port: int(0, 65535).default(8080),
-    /** Most images in one onnxruntime run. */
-    maxBatchSize: int(1, 4096).default(32),
-    /** Longest a request waits for others to fill its batch, in ms (Triton's max_queue_delay). */
-    maxQueueDelayMs: int(0, 60_000).default(5),
-    /** Requests waiting beyond this are refused with 429 and Retry-After. */
-    maxQueueSize: int(1, 1_000_000).default(256),
-    /** `n` cap of `POST /v1/images/generations`; at most maxBatchSize. */
-    maxImagesPerRequest: int(1, 4096).default(16),
-    /** Deadline of a request from arrival, in ms: past it the client gets 504. */
-    requestTimeoutMs: int(1, 3_600_000).default(30_000),
-    /** onnxruntime sessions (each in its own worker thread with floor(cores / sessions) intra-op threads). */
-    sessions: int(1, 256).default(1),
-    /** Largest JSON body (`8mb`, `512kb`, bytes). */
+      .default('get')
+      .describe('name in URLs (/v2/models/{name}) and in the `model` field of OpenAI requests'),
+    host: z
+      .string()
+      .min(1, { error: 'must not be empty' })
+      .default('127.0.0.1')
+      .describe('address to bind (0.0.0.0 in a container)'),
+    port: int(0, 65535).default(8080).describe('TCP port (0 = any free port, logged)'),
+    maxBatchSize: int(1, 4096).default(32).describe('most images in one onnxruntime run'),
+    // Triton's max_queue_delay.
+    maxQueueDelayMs: int(0, 60_000).default(5).describe('longest a request waits for a fuller batch'),
+    maxQueueSize: int(1, 1_000_000).default(256).describe('waiting requests beyond this get 429 with Retry-After'),
+    maxImagesPerRequest: int(1, 4096)
+      .default(16)
+      .describe('largest n of POST /v1/images/generations (≤ --max-batch-size)'),
+    requestTimeoutMs: int(1, 3_600_000).default(30_000).describe('deadline of a request; past it the client gets 504'),
+    sessions: int(1, 256)
+      .default(1)
+      .describe('onnxruntime sessions (worker threads), each with floor(cores / n) threads'),
+    // 1024-based, as body-parser's `limit`.
     bodyLimit: z
       .preprocess(
         (v) => (typeof v === 'string' ? (parseBytes(v) ?? v) : v),
@@ -78,10 +79,15 @@ export const ServeConfigSchema = z
           .min(1024, { error: 'must be at least 1kb' })
           .max(1024 ** 3, { error: 'must be at most 1gb' }),
       )
-      .default(8 * 1024 ** 2),
-    /** Milliseconds SIGTERM waits for queued and running requests before cutting connections. */
-    shutdownGraceMs: int(0, 3_600_000).default(30_000),
-    logLevel: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+      .default(8 * 1024 ** 2)
+      .describe('largest JSON body, e.g. 8mb, 512kb'),
+    shutdownGraceMs: int(0, 3_600_000)
+      .default(30_000)
+      .describe('on SIGTERM, how long to finish queued requests before cutting connections'),
+    logLevel: z
+      .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })
+      .default('info')
+      .describe(`${LOG_LEVELS.slice(0, -1).join(', ')} or ${LOG_LEVELS[LOG_LEVELS.length - 1]}`),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -7,3 +7,4 @@ export * from './names.js';
 export * from './fields.js';
 export * from './stages.js';
 export * from './jobs.js';
+export * from './eval.js';

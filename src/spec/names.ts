@@ -10,8 +10,23 @@ export const DATASETS = ['mnist', 'fashion-mnist'] as const;
 export type DatasetName = (typeof DATASETS)[number];
 /** Splits of an embedded dataset (`mnist:test`). */
 export const DATASET_SPLITS = ['train', 'test'] as const;
+export type DatasetSplit = (typeof DATASET_SPLITS)[number];
 /** The default dataset of a run. */
 export const DEFAULT_DATASET: DatasetName = 'mnist';
+/** Every dataset split spec, `mnist:train` … `fashion-mnist:test`. */
+export const DATASET_SPLIT_SPECS = DATASETS.flatMap((d) => DATASET_SPLITS.map((s) => `${d}:${s}`));
+
+/** `mnist:test` → its dataset and split; null for anything else (other case, unknown split). */
+export function parseDatasetSplit(spec: string): { dataset: DatasetName; split: DatasetSplit } | null {
+  const at = spec.lastIndexOf(':');
+  const dataset = DATASETS.find((d) => d === spec.slice(0, at));
+  const split = DATASET_SPLITS.find((s) => s === spec.slice(at + 1));
+  return at > 0 && dataset && split ? { dataset, split } : null;
+}
+
+/** Whether `spec` starts like a dataset split (`MNIST:val`): a mistyped split rather than a location. */
+export const looksLikeDatasetSplit = (spec: string): boolean =>
+  DATASETS.some((d) => spec.toLowerCase().startsWith(`${d}:`));
 
 /** GET presets by name (the registry lives with the model configs in src/get/config.ts). */
 export const PRESET_NAMES = Object.keys(PRESETS) as [string, ...string[]];
@@ -42,6 +57,8 @@ export const shardCount = (seeds: { start: number; end: number }, shardSize: num
 
 /** First seed of the held-out pairs: far from any training seed range the CLI can make. */
 export const HELDOUT_SEED_START = 2 ** 30;
+/** First seed of evaluation samples: apart from training seeds (< 2^30) and held-out ones (2^30 + …). */
+export const EVAL_SEED_START = 3 * 2 ** 29;
 
 /** The reference's EMA: a constant decay (locuslab/get train.py), quoted by --ema-decay's help. */
 export const REFERENCE_EMA = { kind: 'constant', decay: 0.9999 } as const;

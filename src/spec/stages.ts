@@ -141,3 +141,15 @@ export const teacherDefaults = {
   teacherRank: defaultOf(teacherFields.teacherRank),
   samplerSteps: defaultOf(teacherFields.samplerSteps),
 };
+
+/**
+ * Options of `get-distill export` (src/cli/export.ts generates its flags from it). The export job spec
+ * (src/spec/jobs.ts) takes the same two locations, checked against the worker's allowed locations.
+ */
+export const ExportOptionsSchema = z.object({
+  checkpoint: locationField().describe(
+    'a checkpoints folder (its latest.json is used) or one checkpoint-*.safetensors object: ' +
+      'a path, file:///… or s3://…',
+  ),
+  out: locationField().describe('folder that receives model.onnx and model.json (replaced if present)'),
+});

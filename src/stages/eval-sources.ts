@@ -2,23 +2,21 @@
  * The eval stage's sources: which image source a `--model` / `--reference` spec of `get-distill eval`
  * names (src/eval/sources.ts has the sources themselves), with its URI opened through the object store
  * and the embedded teacher prepared (fitted or loaded from the cache) by the teacher stage.
- *   - `mnist:test`, `fashion-mnist:train` …: a dataset split;
+ *   - `mnist:test` …: a dataset split (DATASET_SPLIT_SPECS of src/spec/names.ts);
  *   - `teacher`: the embedded mixture fitted to `dataset`, through its Heun sampler;
  *   - a URI of `model.onnx` (get-distill/model@1): a one-step student; of another ONNX network: an
  *     EDM-preconditioned teacher (src/teacher/onnx-teacher.ts); of a folder with manifest.json: pairs.
  */
-import { type DatasetName, type DatasetSplit, loadDataset } from '../data/datasets.js';
+import { type DatasetName, loadDataset } from '../data/datasets.js';
 import { MANIFEST_FILE } from '../data/shards.js';
 import { datasetSource, type ImageSource, pairsSource, studentSource, teacherSource } from '../eval/sources.js';
 import { MODEL_FORMAT } from '../get/export.js';
 import { readOnnxSignature } from '../graph/onnx-inspect.js';
 import { StoreError, joinUri, parentUri, storeFor } from '../store/index.js';
+import { parseDatasetSplit } from '../spec/names.js';
 import { OnnxEdmTeacher } from '../teacher/onnx-teacher.js';
 import { UsageError } from '../util/errors.js';
 import { prepareTeacher } from './teacher.js';
-
-/** Dataset-split specs (`mnist:test` …). */
-const DATASET_SPEC = /^(mnist|fashion-mnist):(train|test)$/;
 
 /** Options for {@link openSource}. Teacher fields are needed only when the spec is a teacher. */
 export interface SourceOptions {
@@ -47,8 +45,8 @@ function need<K extends keyof SourceOptions>(o: SourceOptions, key: K, spec: str
  *   pair folder nor a dataset split.
  */
 export async function openSource(spec: string, flag: string, o: SourceOptions): Promise<ImageSource> {
-  const ds = DATASET_SPEC.exec(spec);
-  if (ds) return datasetSource(ds[1] as DatasetName, ds[2] as DatasetSplit);
+  const ds = parseDatasetSplit(spec);
+  if (ds) return datasetSource(ds.dataset, ds.split);
   if (spec === 'teacher') {
     const train = await loadDataset(need(o, 'dataset', spec), 'train');
     const t = await prepareTeacher(

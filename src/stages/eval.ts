@@ -14,8 +14,15 @@ import {
   scoreFeatures,
   type Scores,
 } from '../eval/evaluate.js';
-import { FeatureExtractor, resolveFeatureNet } from '../eval/features.js';
+import {
+  FeatureExtractor,
+  type FeatureNetOptions,
+  type FeatureNetSpec,
+  isEmbeddedFeatureNet,
+  resolveFeatureNet,
+} from '../eval/features.js';
 import type { EvalMetrics } from '../eval/metrics.js';
+import { EMBEDDED_FEATURE_NETS } from '../eval/feature-net.js';
 import { decodeFidStats, encodeFidStats } from '../eval/npz.js';
 import type { ImageSource } from '../eval/sources.js';
 import { openSource, type SourceOptions } from './eval-sources.js';
@@ -23,8 +30,8 @@ import { StoreError, parentUri, storeFor } from '../store/index.js';
 import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 
-/** First seed of evaluation samples: apart from training seeds (< 2^30) and held-out ones (2^30 + …). */
-export const EVAL_SEED_START = 3 * 2 ** 29;
+// First seed of evaluation samples (a spec constant; `distill`'s FID comparison uses it too).
+export { EVAL_SEED_START } from '../spec/names.js';
 
 type TeacherField = 'dataset' | 'teacherComponents' | 'teacherRank' | 'cacheDir' | 'samplerSteps';
 
@@ -33,7 +40,7 @@ export interface EvalOptions extends Omit<SourceOptions, TeacherField>, Required
   /** The evaluated images (see openSource). */
   readonly model: string;
   readonly samples: number;
-  /** Feature network: `mnist`, `fashion-mnist` or an ONNX URI with `layer`. */
+  /** Feature network: a dataset's embedded one (`mnist` …) or an ONNX URI with `layer`. */
   readonly features: string;
   readonly layer?: string;
   readonly logitsLayer?: string;
@@ -73,6 +80,26 @@ async function readReferenceNpz(uri: string): Promise<Reference> {
       throw new UsageError(`--reference ${uri}: no such file or object`);
     throw e;
   }
+}
+
+/**
+ * Resolves --features (src/eval/features.ts), reading an ONNX network given by URI through the store.
+ * @throws UsageError when the URI names nothing, and as resolveFeatureNet.
+ */
+async function openFeatureNet(o: FeatureNetOptions): Promise<FeatureNetSpec> {
+  if (isEmbeddedFeatureNet(o.features)) return resolveFeatureNet(o);
+  let bytes: Uint8Array;
+  try {
+    bytes = await storeFor(parentUri(o.features)).get(o.features);
+  } catch (e) {
+    if (e instanceof StoreError && e.code === 'NotFound')
+      throw new UsageError(
+        `--features ${o.features}: no such file or object ` +
+          `(give ${EMBEDDED_FEATURE_NETS.join(', ')} or the URI of an ONNX network)`,
+      );
+    throw e;
+  }
+  return resolveFeatureNet(o, bytes);
 }
 
 /** Features of a source's first n images, with a progress bar and the metrics' progress gauges. */
@@ -137,7 +164,7 @@ export async function evalStage(
   const progress = x.progress ?? new Progress();
   if (o.out) await checkObjectTarget(o.out, '--out');
   if (o.saveReference) await checkObjectTarget(o.saveReference, '--save-reference');
-  const spec = await resolveFeatureNet({
+  const spec = await openFeatureNet({
     features: o.features,
     layer: o.layer,
     logitsLayer: o.logitsLayer,
@@ -148,17 +175,20 @@ export async function evalStage(
   try {
     if (source.available !== null && o.samples > source.available)
       throw new UsageError(
-        `--samples ${o.samples}: ${source.id} holds ${source.available} images; give --samples ${source.available} or fewer`,
+        `--samples ${o.samples}: ${source.id} holds ${source.available} images; ` +
+          `give --samples ${source.available} or fewer`,
       );
     net = await FeatureExtractor.create(spec, source.shape, o.threads);
     const tooFew = (flag: string, n: number) =>
       new UsageError(
-        `${flag} ${n}: ${n} samples of dimension ${net!.dim} give a singular covariance; give more than ${net!.dim} (FID needs a full-rank covariance)`,
+        `${flag} ${n}: ${n} samples of dimension ${net!.dim} give a singular covariance; ` +
+          `give more than ${net!.dim} (FID needs a full-rank covariance)`,
       );
     if (o.samples <= net.dim) throw tooFew('--samples', o.samples);
     if (net.classes > 0 && o.samples < 2 * o.splits)
       throw new UsageError(
-        `--splits ${o.splits} needs at least ${2 * o.splits} samples (two per split) for the Inception Score; lower --splits or raise --samples`,
+        `--splits ${o.splits} needs at least ${2 * o.splits} samples (two per split) for the Inception Score; ` +
+          'lower --splits or raise --samples',
       );
     let ref: Reference;
     let refSamples: number | null = null;
@@ -166,7 +196,8 @@ export async function evalStage(
       ref = await readReferenceNpz(o.reference);
       if (ref.stats.mu.length !== net.dim) {
         throw new UsageError(
-          `--reference ${o.reference} has dimension ${ref.stats.mu.length}, the features of ${spec.id} have ${net.dim}; compute the reference with the same feature network and layer`,
+          `--reference ${o.reference} has dimension ${ref.stats.mu.length}, the features of ${spec.id} ` +
+            `have ${net.dim}; compute the reference with the same feature network and layer`,
         );
       }
     } else {
@@ -175,7 +206,8 @@ export async function evalStage(
         refSamples = o.referenceSamples ?? refSource.available ?? o.samples;
         if (refSource.available !== null && refSamples > refSource.available)
           throw new UsageError(
-            `--reference-samples ${refSamples}: ${refSource.id} holds ${refSource.available} images; give ${refSource.available} or fewer`,
+            `--reference-samples ${refSamples}: ${refSource.id} holds ${refSource.available} images; ` +
+              `give ${refSource.available} or fewer`,
           );
         if (refSamples <= net.dim) throw tooFew('--reference-samples', refSamples);
         ref = await referenceFromFeatures(
