@@ -49,7 +49,7 @@ const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 function cli(argv: string[], envOverride: Record<string, string> = {}): { code: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [...CLI, ...argv], {
     encoding: 'utf8',
-    timeout: 240_000,
+    timeout: 600_000, // a hang guard, not a time bound
     env: { ...process.env, ...envOverride },
   });
   return { code: r.status, stderr: r.stderr };

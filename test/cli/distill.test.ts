@@ -40,7 +40,7 @@ const SMALL = [
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     encoding: 'utf8',
-    timeout: 240_000,
+    timeout: 600_000, // a hang guard, not a time bound
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

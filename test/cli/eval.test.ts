@@ -28,7 +28,7 @@ function cli(
 ): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'eval', ...args], {
     encoding: 'utf8',
-    timeout: 240_000,
+    timeout: 600_000, // a hang guard, not a time bound
     env,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

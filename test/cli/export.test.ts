@@ -24,7 +24,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: 300_000, // a hang guard, not a time bound
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

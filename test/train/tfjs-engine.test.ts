@@ -88,7 +88,8 @@ const cli = (args: string[]) =>
   spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: ROOT,
     encoding: 'utf8',
-    timeout: 60_000,
+    // A hang guard only, far above a loaded machine's run time: nothing here bounds how long a run takes.
+    timeout: 600_000,
   });
 
 // --- (d) the option contracts: before anything loads wasm (one tfjs backend per process) ---
@@ -152,7 +153,7 @@ test('job spec: engine and tfjsBackend are validated; the spec wins over GET_DIS
     {
       cwd: ROOT,
       encoding: 'utf8',
-      timeout: 60_000,
+      timeout: 300_000, // a hang guard, not a time bound
       env: { ...process.env, GET_DISTILL_JOB_SPEC: JSON.stringify(base), GET_DISTILL_ENGINE: 'torch' },
     },
   );
@@ -204,7 +205,7 @@ test('a trainer service whose default tfjs backend is missing refuses to start (
     {
       cwd: ROOT,
       encoding: 'utf8',
-      timeout: 60_000,
+      timeout: 300_000, // a hang guard, not a time bound
       env: { ...process.env, GET_DISTILL_ENGINE: 'tfjs', GET_DISTILL_TFJS_BACKEND: 'node-gpu' },
     },
   );
