@@ -83,7 +83,9 @@ async function main(): Promise<number> {
   const { quick, only } = parse();
   const machine = machineInfo();
   console.log(
-    `bench: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, node ${machine.node}, onnxruntime ${machine.onnxruntime}, load ${machine.loadAtStart.toFixed(2)}${quick ? ' (quick)' : ''}`,
+    `bench: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, node ` +
+      `${machine.node}, onnxruntime ${machine.onnxruntime}, load ` +
+      `${machine.loadAtStart.toFixed(2)}${quick ? ' (quick)' : ''}`,
   );
   const idle0 = cpuSnapshot();
   await new Promise((r) => setTimeout(r, 1000));
@@ -138,7 +140,8 @@ async function main(): Promise<number> {
     }
     sectionLoad[name] = otherLoad(cpu0, cpuSnapshot());
     console.log(
-      `  ${name}: done in ${fmt((performance.now() - t) / 1000, 1)} s (other processes kept ${sectionLoad[name].toFixed(2)} cores busy)`,
+      `  ${name}: done in ${fmt((performance.now() - t) / 1000, 1)} s (other processes kept ` +
+        `${sectionLoad[name].toFixed(2)} cores busy)`,
     );
   }
   const seconds = (performance.now() - start) / 1000;

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# `npm test`: typecheck, check the layering (npm run depcruise), start the local S3 server (Ceph RADOS
-# Gateway on 127.0.0.1; scripts/s3-server.sh) and the local Prometheus + Pushgateway
-# (scripts/prom-server.sh), both installed with apt-get when missing and started side by side, run every
-# test, and stop the servers by PID at the end when this run started them (a server that was already up
-# is left running).
+# `npm test`: typecheck, check the layering (npm run depcruise), lint (ESLint and Prettier's check),
+# start the local S3 server (Ceph RADOS Gateway on 127.0.0.1; scripts/s3-server.sh) and the local
+# Prometheus + Pushgateway (scripts/prom-server.sh), both installed with apt-get when missing and started
+# side by side, run every test, and stop the servers by PID at the end when this run started them (a
+# server that was already up is left running).
 #
 #   npm test                              all of test/*/*.test.ts and test/*/*/*.test.ts
 #   npm test -- test/store/*.test.ts      just these files
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 npx tsc --noEmit
 # The layers of docs/architecture.md (.dependency-cruiser.cjs): any violation of severity error fails the run.
 npm run -s depcruise
+# Lint and formatting of our sources (eslint.config.js, .prettierrc.json; ignores in both ignore lists).
+npx eslint .
+npx prettier --check .
 started_s3=0
 started_prom=0
 stop_servers() {

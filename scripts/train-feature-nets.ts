@@ -75,7 +75,10 @@ for (const dataset of names) {
       logits: { name: 'logits', classes: a.classes },
     },
     architecture: {
-      summary: `conv ${a.kernel}x${a.kernel} 1->${a.conv1} pad 2, ReLU, avgpool 2; conv ${a.kernel}x${a.kernel} ${a.conv1}->${a.conv2} pad 2, ReLU, avgpool 2; fc ${a.conv2 * 64}->${a.hidden} (features); ReLU; fc ${a.hidden}->${a.classes} (logits)`,
+      summary:
+        `conv ${a.kernel}x${a.kernel} 1->${a.conv1} pad 2, ReLU, avgpool 2; conv ${a.kernel}x${a.kernel} ` +
+        `${a.conv1}->${a.conv2} pad 2, ReLU, avgpool 2; fc ${a.conv2 * 64}->${a.hidden} (features); ReLU; fc ` +
+        `${a.hidden}->${a.classes} (logits)`,
       ...a,
     },
     parameterCount: params.size,
@@ -92,7 +95,9 @@ for (const dataset of names) {
       threads: opts.threads,
       steps,
       seconds,
-      command: `node --import tsx scripts/train-feature-nets.ts --dataset ${dataset}${values.epochs === undefined ? '' : ` --epochs ${epochs}`}`,
+      command:
+        `node --import tsx scripts/train-feature-nets.ts --dataset ${dataset}` +
+        (values.epochs === undefined ? '' : ` --epochs ${epochs}`),
     },
     testAccuracy: testRun.correct / testRun.n,
     trainAccuracy: trainRun.correct / trainRun.n,

@@ -10,7 +10,10 @@ import { FeatureExtractor, resolveFeatureNet } from '../../src/eval/features.js'
 import { measureMatmul } from './matmul.js';
 import { type BenchContext, type Row, best, fmt, median, timeRuns } from './util.js';
 
-/** MatMul/Conv FLOPs of the embedded network per 1×32×32 image (conv 5×5 1→16, pool, 5×5 16→32, pool, fc 2048→128→10). */
+/**
+ * MatMul/Conv FLOPs of the embedded network per 1×32×32 image (conv 5×5 1→16, pool, 5×5 16→32, pool,
+ * fc 2048→128→10).
+ */
 const FLOPS_PER_IMAGE = 2 * (32 * 32 * 16 * 25 + 16 * 16 * 32 * 16 * 25 + 2048 * 128 + 128 * 10);
 
 export async function runEval(ctx: BenchContext): Promise<Row[]> {
@@ -38,7 +41,10 @@ export async function runEval(ctx: BenchContext): Promise<Row[]> {
         section: 'eval',
         what: `Embedded MNIST feature network, ${n.toLocaleString('en-US')} MNIST test images, batch ${batch}`,
         value: `${fmt(ips)} images/s`,
-        note: `best of ${runs.length} after 1 warm-up, median ${fmt(n / (median(runs) / 1000))} images/s; includes u8 quantisation; ${fmt(gflops, 1)} GFLOP/s = ${fmt((100 * gflops) / roof.gflops)}% of MatMul 1024³ (${fmt(roof.gflops, 1)} GFLOP/s, same section); ${fmt(FLOPS_PER_IMAGE / 1e6, 2)} MFLOP/image`,
+        note:
+          `best of ${runs.length} after 1 warm-up, median ${fmt(n / (median(runs) / 1000))} images/s; includes ` +
+          `u8 quantisation; ${fmt(gflops, 1)} GFLOP/s = ${fmt((100 * gflops) / roof.gflops)}% of MatMul 1024³ ` +
+          `(${fmt(roof.gflops, 1)} GFLOP/s, same section); ${fmt(FLOPS_PER_IMAGE / 1e6, 2)} MFLOP/image`,
       });
       ctx.log(rows.at(-1)!.value);
     }
@@ -51,14 +57,19 @@ export async function runEval(ctx: BenchContext): Promise<Row[]> {
       section: 'eval',
       what: `FID of two sets of ${r.n.toLocaleString('en-US')} × ${dim} features`,
       value: `${fmt(2 * r.statsSeconds + r.fidSeconds, 2)} s`,
-      note: `statistics (float64 mean and covariance, onnxruntime Gram) ${fmt(r.statsSeconds, 2)} s per set; Fréchet distance (Cholesky, ml-matrix SVD) ${fmt(r.fidSeconds, 2)} s; factorisations ${r.factorizations.join('/')}`,
+      note:
+        `statistics (float64 mean and covariance, onnxruntime Gram) ${fmt(r.statsSeconds, 2)} s per set; ` +
+        `Fréchet distance (Cholesky, ml-matrix SVD) ${fmt(r.fidSeconds, 2)} s; factorisations ` +
+        `${r.factorizations.join('/')}`,
     });
     ctx.log(rows.at(-1)!.value);
   }
   const pr = await benchPrecisionRecall(128, ctx.quick ? 2000 : 10_000);
   rows.push({
     section: 'eval',
-    what: `Improved precision/recall (k = 3), ${pr.n.toLocaleString('en-US')} real × ${pr.n.toLocaleString('en-US')} generated, 128-d`,
+    what:
+      `Improved precision/recall (k = 3), ${pr.n.toLocaleString('en-US')} real × ` +
+      `${pr.n.toLocaleString('en-US')} generated, 128-d`,
     value: `${fmt(pr.seconds, 2)} s`,
     note: 'three pairwise-distance passes (onnxruntime MatMul, float32), k-th neighbour radii',
   });

@@ -120,7 +120,8 @@ export async function measureRawInference(
         gflops: (flopsPerImage * batch) / best(ms) / 1e6,
       };
       opts.log?.(
-        `batch ${batch}: ${fmt(r.imagesPerS)} images/s best (${fmt(r.bestMs, 2)} ms), ${fmt(r.medianImagesPerS)} median; ${fmt(r.gflops, 1)} GFLOP/s`,
+        `batch ${batch}: ${fmt(r.imagesPerS)} images/s best (${fmt(r.bestMs, 2)} ms), ` +
+          `${fmt(r.medianImagesPerS)} median; ${fmt(r.gflops, 1)} GFLOP/s`,
       );
       perBatch.push(r);
     }
@@ -147,13 +148,17 @@ export async function runExport(ctx: BenchContext): Promise<Row[]> {
     section: 'export',
     what: `${model}, raw onnxruntime, batch ${b.batch}`,
     value: `${fmt(b.imagesPerS)} images/s`,
-    note: `best of ${b.reps} after ${r.warmup} warm-up: ${fmt(b.bestMs, 2)} ms/batch, ${fmt(b.gflops, 1)} GFLOP/s (MatMul); median ${fmt(b.medianMs, 2)} ms = ${fmt(b.medianImagesPerS)} images/s`,
+    note:
+      `best of ${b.reps} after ${r.warmup} warm-up: ${fmt(b.bestMs, 2)} ms/batch, ${fmt(b.gflops, 1)} GFLOP/s ` +
+      `(MatMul); median ${fmt(b.medianMs, 2)} ms = ${fmt(b.medianImagesPerS)} images/s`,
   }));
   rows.push({
     section: 'export',
     what: `${model}: best batch size`,
     value: `batch ${r.bestBatch}: ${fmt(r.bestImagesPerS)} images/s`,
-    note: `${fmt(r.paramCount)} trainable params; ${fmt(r.flopsPerImage / 1e6, 1)} MFLOP/image (MatMul, whole inference graph); ${r.threads} intra-op threads`,
+    note:
+      `${fmt(r.paramCount)} trainable params; ${fmt(r.flopsPerImage / 1e6, 1)} MFLOP/image (MatMul, whole ` +
+      `inference graph); ${r.threads} intra-op threads`,
   });
   return rows;
 }

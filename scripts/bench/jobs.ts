@@ -33,7 +33,10 @@ const K = 10;
 const RANK = 32;
 const MAIN = fileURLToPath(new URL('../../services/datagen/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** The fitted-teacher cache the workers load (prepareTeacher's naming); filled from the teacher section's fit when present. */
+/**
+ * The fitted-teacher cache the workers load (prepareTeacher's naming); filled from the teacher section's fit when
+ * present.
+ */
 const CACHE = join(tmpdir(), 'get-distill-bench', 'jobs-cache');
 const TEACHER_SECTION_FIT = join(tmpdir(), 'get-distill-bench', `mixture-mnist-K${K}-r${RANK}.safetensors`);
 const SCALING_GOAL = 1.8;
@@ -149,11 +152,13 @@ export async function runJobs(ctx: BenchContext): Promise<Row[]> {
     };
     const [one1, load1] = await phase(() => worker(spec('one-t1', { threads: 1 })));
     ctx.log(
-      `1 worker, threads 1: ${fmt(pairs / samplingS(one1))} pairs/s sampling, ${fmt(one1.wallS, 1)} s wall, other load ${fmt(load1, 2)}`,
+      `1 worker, threads 1: ${fmt(pairs / samplingS(one1))} pairs/s sampling, ${fmt(one1.wallS, 1)} s wall, ` +
+        `other load ${fmt(load1, 2)}`,
     );
     const [oneAll, loadAll] = await phase(() => worker(spec('one-all', { threads: cores })));
     ctx.log(
-      `1 worker, threads ${cores}: ${fmt(pairs / samplingS(oneAll))} pairs/s sampling, ${fmt(oneAll.wallS, 1)} s wall, other load ${fmt(loadAll, 2)}`,
+      `1 worker, threads ${cores}: ${fmt(pairs / samplingS(oneAll))} pairs/s sampling, ` +
+        `${fmt(oneAll.wallS, 1)} s wall, other load ${fmt(loadAll, 2)}`,
     );
     const perWorker = Math.max(1, Math.floor(cores / 2));
     const t0 = performance.now();
@@ -163,15 +168,15 @@ export async function runJobs(ctx: BenchContext): Promise<Row[]> {
     const twoWall = (performance.now() - t0) / 1000;
     const twoRate = pairs / Math.max(...two.map(samplingS));
     ctx.log(
-      `2 workers, threads ${perWorker} each: ${fmt(twoRate)} pairs/s sampling, ${fmt(twoWall, 1)} s wall, other load ${fmt(load2, 2)}; CPU-s ${fmt(one1.cpuS, 1)} (1 worker) vs ${fmt(two[0].cpuS + two[1].cpuS, 1)} (2 workers)`,
+      `2 workers, threads ${perWorker} each: ${fmt(twoRate)} pairs/s sampling, ${fmt(twoWall, 1)} s wall, ` +
+        `other load ${fmt(load2, 2)}; CPU-s ${fmt(one1.cpuS, 1)} (1 worker) vs ` +
+        `${fmt(two[0].cpuS + two[1].cpuS, 1)} (2 workers)`,
     );
     const digests = (dir: string): string[] =>
       JSON.parse(readFileSync(join(root, dir, 'manifest.json'), 'utf8')).shards.map(
         (e: { sha256: string }) => e.sha256,
       );
     const same = JSON.stringify(digests('two')) === JSON.stringify(digests('one-t1'));
-    // onnxruntime's float sums depend on its thread count: another count may change a last bit.
-    const otherThreads = digests('one-all').filter((d, i) => d !== digests('one-t1')[i]).length;
     const r1 = pairs / samplingS(one1);
     const rAll = pairs / samplingS(oneAll);
     // Pairs per CPU-second (whole processes: start-up, loading and sampling): equal for one and two
@@ -183,20 +188,36 @@ export async function runJobs(ctx: BenchContext): Promise<Row[]> {
         section: 'jobs',
         what: `datagen job, 1 worker process, onnxruntime threads 1 (${fmt(pairs)} pairs, shards of ${shardSize})`,
         value: `${fmt(r1)} pairs/s`,
-        note: `sampling phase; ${fmt(one1.cpuS, 1)} CPU-s for the process (${fmt(perCpu1)} pairs per CPU-second); other processes kept ${fmt(load1, 2)} cores busy; ${fmt(one1.wallS, 1)} s wall for the process (${fmt(pairs / one1.wallS)} pairs/s end to end)`,
+        note:
+          `sampling phase; ${fmt(one1.cpuS, 1)} CPU-s for the process (${fmt(perCpu1)} pairs per CPU-second); ` +
+          `other processes kept ${fmt(load1, 2)} cores busy; ${fmt(one1.wallS, 1)} s wall for the process ` +
+          `(${fmt(pairs / one1.wallS)} pairs/s end to end)`,
       },
       {
         section: 'jobs',
         what: `datagen job, 1 worker process, onnxruntime threads ${cores} (= cores)`,
         value: `${fmt(rAll)} pairs/s`,
-        note: `${fmt(rAll / r1, 2)}× threads 1; other processes kept ${fmt(loadAll, 2)} cores busy; ${fmt(oneAll.wallS, 1)} s wall (${fmt(pairs / oneAll.wallS)} pairs/s end to end)`,
+        note:
+          `${fmt(rAll / r1, 2)}× threads 1; other processes kept ${fmt(loadAll, 2)} cores busy; ` +
+          `${fmt(oneAll.wallS, 1)} s wall (${fmt(pairs / oneAll.wallS)} pairs/s end to end)`,
       },
       {
         section: 'jobs',
-        what: `datagen Indexed Job, 2 worker processes in parallel, threads ${perWorker} each (JOB_COMPLETION_INDEX 0, 1)`,
+        what:
+          `datagen Indexed Job, 2 worker processes in parallel, threads ${perWorker} each ` +
+          `(JOB_COMPLETION_INDEX 0, 1)`,
         value: `${fmt(twoRate)} pairs/s`,
-        goal: `≥ ${SCALING_GOAL}× one threads-1 worker: ${fmt(twoRate / r1, 2)}×, ${twoRate / r1 >= SCALING_GOAL ? 'met' : 'missed'}`,
-        note: `other processes kept ${fmt(load2, 2)} cores busy; ${fmt(two[0].cpuS + two[1].cpuS, 1)} CPU-s for both processes: ${fmt(perCpu2)} pairs per CPU-second = ${fmt((100 * perCpu2) / perCpu1)}% of one worker's (the work splits near-linearly when this is near 100%); ${fmt(twoRate / rAll, 2)}× one worker with all ${cores} cores; per worker ${two.map((w) => fmt(w.summary.pairsPerSecond ?? 0)).join(' and ')} pairs/s; ${fmt(twoWall, 1)} s wall (${fmt(pairs / twoWall)} pairs/s end to end); merged manifest ${same ? 'lists the same shards (sha256) as the threads-1 single worker' : 'DIFFERS from the threads-1 single worker'}`,
+        goal:
+          `≥ ${SCALING_GOAL}× one threads-1 worker: ${fmt(twoRate / r1, 2)}×, ` +
+          `${twoRate / r1 >= SCALING_GOAL ? 'met' : 'missed'}`,
+        note:
+          `other processes kept ${fmt(load2, 2)} cores busy; ${fmt(two[0].cpuS + two[1].cpuS, 1)} CPU-s for ` +
+          `both processes: ${fmt(perCpu2)} pairs per CPU-second = ${fmt((100 * perCpu2) / perCpu1)}% of one ` +
+          `worker's (the work splits near-linearly when this is near 100%); ${fmt(twoRate / rAll, 2)}× one ` +
+          `worker with all ${cores} cores; per worker ` +
+          `${two.map((w) => fmt(w.summary.pairsPerSecond ?? 0)).join(' and ')} pairs/s; ${fmt(twoWall, 1)} s ` +
+          `wall (${fmt(pairs / twoWall)} pairs/s end to end); merged manifest ` +
+          `${same ? 'lists the same shards (sha256) as' : 'DIFFERS from'} the threads-1 single worker`,
       },
     );
     if (!same) throw new Error("the 2-worker manifest differs from the threads-1 single worker's");
@@ -305,21 +326,32 @@ async function serviceOverhead(
     const done = svc.map((x) => x.doneS);
     const readyFirst = inproc.map((x) => x.firstS);
     ctx.log(
-      `service: first pair ${ms(first)} (cold ${ms([cold.firstS])}), done ${ms(done)}; in-process ${ms(readyFirst)} / ${ms(inproc.map((x) => x.doneS))}; with loading ${ms(withLoad.map((x) => x.firstS))} / ${ms(withLoad.map((x) => x.doneS))}`,
+      `service: first pair ${ms(first)} (cold ${ms([cold.firstS])}), done ${ms(done)}; in-process ` +
+        `${ms(readyFirst)} / ${ms(inproc.map((x) => x.doneS))}; with loading ` +
+        `${ms(withLoad.map((x) => x.firstS))} / ${ms(withLoad.map((x) => x.doneS))}`,
     );
-    const cond = `median of ${reps} jobs after the first; 256 pairs = one sub-batch, so the first progress comes with the first 256 pairs`;
+    const cond =
+      `median of ${reps} jobs after the first; 256 pairs = one ` +
+      `sub-batch, so the first progress comes with the first 256 pairs`;
     return [
       {
         section: 'jobs',
         what: 'datagen service: POST /v1/jobs → first pairs (progress > 0), tiny job, warm teacher',
         value: ms(first),
-        note: `${cond}; in-process datagenStage with the teacher loaded ${ms(readyFirst)}: the service adds ≈ ${fmt((median(first) - median(readyFirst)) * 1000)} ms (HTTP, validation, job record, the cache's digest check, 5 ms polling). The service's first job (cold: MNIST + cached teacher loaded, first batch computes the σ tensors) ${ms([cold.firstS])}, vs ${ms(withLoad.map((x) => x.firstS))} in-process with the same loading`,
+        note:
+          `${cond}; in-process datagenStage with the teacher loaded ${ms(readyFirst)}: the service adds ≈ ` +
+          `${fmt((median(first) - median(readyFirst)) * 1000)} ms (HTTP, validation, job record, the cache's ` +
+          `digest check, 5 ms polling). The service's first job (cold: MNIST + cached teacher loaded, first ` +
+          `batch computes the σ tensors) ${ms([cold.firstS])}, vs ${ms(withLoad.map((x) => x.firstS))} ` +
+          `in-process with the same loading`,
       },
       {
         section: 'jobs',
         what: 'datagen service: POST /v1/jobs → finished tiny job (256 pairs, 1 shard + manifest), warm teacher',
         value: ms(done),
-        note: `in-process ${ms(inproc.map((x) => x.doneS))} with the teacher loaded; cold first job ${ms([cold.doneS])} (in-process with loading ${ms(withLoad.map((x) => x.doneS))})`,
+        note:
+          `in-process ${ms(inproc.map((x) => x.doneS))} with the teacher loaded; cold first job ` +
+          `${ms([cold.doneS])} (in-process with loading ${ms(withLoad.map((x) => x.doneS))})`,
       },
     ];
   } finally {

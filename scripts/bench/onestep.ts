@@ -48,11 +48,13 @@ export async function runOnestep(ctx: BenchContext): Promise<Row[]> {
   const teacher = buildTimingTeacher(TIMING_TEACHER);
   const sizeRatio = teacher.paramCount / get.paramCount;
   ctx.log(
-    `parameters: GET-CPU-S/4 ${fmt(get.paramCount)}, teacher ${fmt(teacher.paramCount)} (${fmt(100 * (sizeRatio - 1), 1)}%)`,
+    `parameters: GET-CPU-S/4 ${fmt(get.paramCount)}, teacher ${fmt(teacher.paramCount)} ` +
+      `(${fmt(100 * (sizeRatio - 1), 1)}%)`,
   );
   if (Math.abs(sizeRatio - 1) > PARAM_TOLERANCE) {
     throw new Error(
-      `onestep: teacher has ${fmt(teacher.paramCount)} parameters, GET ${fmt(get.paramCount)}: outside ±${100 * PARAM_TOLERANCE}%; adjust TIMING_TEACHER's depth or width`,
+      `onestep: teacher has ${fmt(teacher.paramCount)} parameters, GET ${fmt(get.paramCount)}: outside ` +
+        `±${100 * PARAM_TOLERANCE}%; adjust TIMING_TEACHER's depth or width`,
     );
   }
   const nfe = heunNfe(STEPS);
@@ -94,31 +96,47 @@ export async function runOnestep(ctx: BenchContext): Promise<Row[]> {
   const ratio = getRate / teacherRate;
   const roundRatio = median(teacherMs.map((t, i) => t / getMs[i]));
   ctx.log(
-    `GET ${fmt(getRate)} images/s, teacher ${fmt(teacherRate, 1)} images/s: ${fmt(ratio, 1)}× (median of per-round ratios ${fmt(roundRatio, 1)}×)`,
+    `GET ${fmt(getRate)} images/s, teacher ${fmt(teacherRate, 1)} images/s: ${fmt(ratio, 1)}× (median of ` +
+      `per-round ratios ${fmt(roundRatio, 1)}×)`,
   );
   ctx.log(
-    `MatMul FLOPs/image: GET ${fmt(getFlops / 1e6, 1)} M, teacher ${fmt(teacher.flopsPerEval / 1e6, 1)} M × ${nfe} NFE = ${fmt(teacherFlops / 1e6, 1)} M (${fmt(teacherFlops / getFlops, 1)}×)`,
+    `MatMul FLOPs/image: GET ${fmt(getFlops / 1e6, 1)} M, teacher ${fmt(teacher.flopsPerEval / 1e6, 1)} M × ` +
+      `${nfe} NFE = ${fmt(teacherFlops / 1e6, 1)} M (${fmt(teacherFlops / getFlops, 1)}×)`,
   );
-  const teacherDesc = `ViT teacher (D ${TIMING_TEACHER.hiddenSize}, ${TIMING_TEACHER.depth} blocks, patch ${TIMING_TEACHER.patchSize}, ${fmt(teacher.paramCount)} params)`;
+  const teacherDesc =
+    `ViT teacher (D ${TIMING_TEACHER.hiddenSize}, ${TIMING_TEACHER.depth} blocks, patch ` +
+    `${TIMING_TEACHER.patchSize}, ${fmt(teacher.paramCount)} params)`;
   return [
     {
       section: 'onestep',
-      what: `One-step GET-CPU-S/4 (K ${EXPORT_ITERATIONS}) vs ${teacherDesc} Heun ${STEPS} steps (${nfe} NFE), batch ${BATCH}`,
+      what:
+        `One-step GET-CPU-S/4 (K ${EXPORT_ITERATIONS}) vs ` +
+        `${teacherDesc} Heun ${STEPS} steps (${nfe} NFE), batch ${BATCH}`,
       value: `${fmt(ratio, 1)}× images/s`,
       goal: `≥ ${GOAL}×: ${ratio >= GOAL ? 'met' : 'missed'}`,
-      note: `best round of each side, ${rounds} rounds after ${warm} warm-up; median of per-round ratios ${fmt(roundRatio, 1)}×; MatMul FLOPs ratio ${fmt(teacherFlops / getFlops, 1)}×; parameters GET ${fmt(get.paramCount)}, teacher ${fmt(teacher.paramCount)} (${sizeRatio >= 1 ? '+' : ''}${fmt(100 * (sizeRatio - 1), 1)}%)`,
+      note:
+        `best round of each side, ${rounds} rounds after ${warm} warm-up; median of per-round ratios ` +
+        `${fmt(roundRatio, 1)}×; MatMul FLOPs ratio ${fmt(teacherFlops / getFlops, 1)}×; parameters GET ` +
+        `${fmt(get.paramCount)}, teacher ${fmt(teacher.paramCount)} ` +
+        `(${sizeRatio >= 1 ? '+' : ''}${fmt(100 * (sizeRatio - 1), 1)}%)`,
     },
     {
       section: 'onestep',
       what: `GET-CPU-S/4 one step, raw onnxruntime, batch ${BATCH}`,
       value: `${fmt(getRate)} images/s`,
-      note: `best of ${rounds} rounds of ${GET_RUNS} batches (${fmt(best(getMs), 2)} ms/batch), median ${fmt(rate(median(getMs)))} images/s; ${fmt(getFlops / 1e6, 1)} MFLOP/image (MatMul, whole inference graph)`,
+      note:
+        `best of ${rounds} rounds of ${GET_RUNS} batches (${fmt(best(getMs), 2)} ` +
+        `ms/batch), median ${fmt(rate(median(getMs)))} images/s; ` +
+        `${fmt(getFlops / 1e6, 1)} MFLOP/image (MatMul, whole inference graph)`,
     },
     {
       section: 'onestep',
       what: `${teacherDesc}: EDM Heun ${nfe} NFE via OnnxEdmTeacher, batch ${BATCH}`,
       value: `${fmt(teacherRate, 1)} images/s`,
-      note: `best of ${rounds} rounds (${fmt(best(teacherMs))} ms/batch), median ${fmt(rate(median(teacherMs)), 1)} images/s; ${fmt(teacher.flopsPerEval / 1e6, 1)} MFLOP/eval × ${nfe} = ${fmt(teacherFlops / 1e6, 1)} MFLOP/image (MatMul); untrained timing stand-in`,
+      note:
+        `best of ${rounds} rounds (${fmt(best(teacherMs))} ms/batch), median ` +
+        `${fmt(rate(median(teacherMs)), 1)} images/s; ${fmt(teacher.flopsPerEval / 1e6, 1)} MFLOP/eval × ` +
+        `${nfe} = ${fmt(teacherFlops / 1e6, 1)} MFLOP/image (MatMul); untrained timing stand-in`,
     },
   ];
 }

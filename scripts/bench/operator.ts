@@ -55,7 +55,8 @@ export async function runOperator(ctx: BenchContext): Promise<Row[]> {
     await waitFor('every trainer Job', () => names.every((r) => getJob(srv, `${r}-train`)), 300_000);
     const transition = (performance.now() - t1) / 1000;
     ctx.log(
-      `${n} datagen → train transitions in ${fmt(transition, 2)} s (simulating the Job controller took ${fmt(completed, 2)} s of it)`,
+      `${n} datagen → train transitions in ${fmt(transition, 2)} s (simulating the Job controller took ` +
+        `${fmt(completed, 2)} s of it)`,
     );
 
     const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values;
@@ -90,7 +91,9 @@ export async function runOperator(ctx: BenchContext): Promise<Row[]> {
         section: 'operator',
         what: 'reconcile wall time (mean over all)',
         value: `${fmt(meanMs, 2)} ms`,
-        note: `${fmt(count, 0)} reconciles; = ${fmt(meanMs / rtt, 1)}× one API round trip (GET Job, median ${fmt(rtt, 2)} ms, same run)`,
+        note:
+          `${fmt(count, 0)} reconciles; = ${fmt(meanMs / rtt, 1)}× one API round trip (GET Job, median ` +
+          `${fmt(rtt, 2)} ms, same run)`,
       },
       {
         section: 'operator',
@@ -102,7 +105,9 @@ export async function runOperator(ctx: BenchContext): Promise<Row[]> {
         section: 'operator',
         what: "heap growth per run (operator caches + the in-memory API server's objects and watch history)",
         value: `${fmt(heapPerRun, 1)} KiB`,
-        note: `an upper bound for the operator alone (run, 2 Jobs, pod, Events per run); ${global.gc ? 'after gc' : 'without --expose-gc: includes garbage'}`,
+        note:
+          `an upper bound for the operator alone (run, 2 Jobs, pod, Events per run); ` +
+          `${global.gc ? 'after gc' : 'without --expose-gc: includes garbage'}`,
       },
     ];
   } finally {

@@ -18,6 +18,9 @@ export function benchmarksMarkdown(
   rows: readonly Row[],
   opts: { quick: boolean; seconds: number; loadAtEnd: number; sectionLoad: Readonly<Record<string, number>> },
 ): string {
+  const sectionLoad = Object.entries(opts.sectionLoad)
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(', ');
   return `# Benchmarks
 
 Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
@@ -37,11 +40,8 @@ its table without rewriting this file.
 | onnxruntime-node | ${m.onnxruntime} (CPU execution provider, intra-op threads = cores) |
 | Date | ${m.date} |
 | Mode | ${opts.quick ? 'quick (--quick)' : 'full'}, ${Math.round(opts.seconds)} s in total |
-| Other load | cores kept busy by other processes during each section: ${Object.entries(opts.sectionLoad)
-    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
-    .join(
-      ', ',
-    )} (0 = the bench had the machine to itself); load average ${m.loadAtStart.toFixed(2)} before, ${opts.loadAtEnd.toFixed(2)} after |
+| Other load | cores kept busy by other processes during each section: ${sectionLoad} (0 = the bench had the \
+machine to itself); load average ${m.loadAtStart.toFixed(2)} before, ${opts.loadAtEnd.toFixed(2)} after |
 
 ## Results
 

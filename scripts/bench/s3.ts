@@ -69,7 +69,8 @@ function assertSame(got: Uint8Array, want: Uint8Array, uri: string): void {
   let i = 0;
   while (i < Math.min(g.length, want.length) && g[i] === want[i]) i++;
   throw new Error(
-    `round trip through ${uri} corrupted the object: ${fmt(g.length)} bytes back for ${fmt(want.length)} sent, first difference at byte ${fmt(i)}`,
+    `round trip through ${uri} corrupted the object: ${fmt(g.length)} bytes back for ${fmt(want.length)} ` +
+      `sent, first difference at byte ${fmt(i)}`,
   );
 }
 
@@ -96,12 +97,15 @@ async function startGateway(): Promise<void> {
     const reason = err.killed
       ? 'timed out after 300 s'
       : (/^s3-server: (.*)$/m.exec(err.stderr ?? '')?.[1] ?? err.message.split('\n')[0]);
-    throw new Error(`cannot start the local S3 gateway (bash scripts/s3-server.sh start): ${reason}`);
+    throw new Error(`cannot start the local S3 gateway (bash scripts/s3-server.sh start): ${reason}`, { cause: e });
   }
   let n = 0;
   for (const line of stdout.split('\n')) {
     const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m) ((process.env[m[1]!] = m[2]!), n++);
+    if (m) {
+      process.env[m[1]!] = m[2]!;
+      n++;
+    }
   }
   if (!process.env.GET_DISTILL_S3_ENDPOINT || n === 0)
     throw new Error('scripts/s3-server.sh start printed no GET_DISTILL_S3_ENDPOINT line; check its env file');
@@ -129,7 +133,8 @@ async function measure(t: Target, data: Uint8Array, ctx: BenchContext): Promise<
   });
   const r = { up: rate(upMs), down: rate(downMs) };
   ctx.log(
-    `${t.name}: upload ${fmt(r.up.best, 1)} MB/s best, ${fmt(r.up.median, 1)} median; download ${fmt(r.down.best, 1)} best, ${fmt(r.down.median, 1)} median`,
+    `${t.name}: upload ${fmt(r.up.best, 1)} MB/s best, ${fmt(r.up.median, 1)} median; download ` +
+      `${fmt(r.down.best, 1)} best, ${fmt(r.down.median, 1)} median`,
   );
   return r;
 }
@@ -229,7 +234,9 @@ export async function runS3(ctx: BenchContext): Promise<Row[]> {
     section: 's3',
     what: 'Local Ceph RADOS Gateway (scripts/s3-server.sh)',
     value: wasUp ? 'reused' : `started in ${fmt(startedS, 1)} s`,
-    note: `${process.env.GET_DISTILL_S3_ENDPOINT}, memstore OSD on this machine (loopback, no network); round trip verified byte for byte once per store`,
+    note:
+      `${process.env.GET_DISTILL_S3_ENDPOINT}, memstore OSD on this machine (loopback, no network); round trip ` +
+      `verified byte for byte once per store`,
   });
   return rows;
 }

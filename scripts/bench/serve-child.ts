@@ -108,12 +108,14 @@ export async function startService(
   for (;;) {
     if (how !== null)
       throw new Error(
-        `inference service child ended (${how}) before it was ready: ${stderr.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`,
+        `inference service child ended (${how}) before it was ready: ` +
+          `${stderr.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`,
       );
     if (performance.now() - t0 > timeoutMs) {
       process.kill(child.pid!, 'SIGKILL');
       throw new Error(
-        `inference service child not ready after ${timeoutMs} ms: ${stderr.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`,
+        `inference service child not ready after ${timeoutMs} ms: ` +
+          `${stderr.trim().split('\n').slice(-5).join(' | ') || '(no stderr)'}`,
       );
     }
     const ok = await fetch(`${url}/v2/health/ready`).then(

@@ -127,7 +127,9 @@ async function levels(
     sent += answers(l);
     out.push(l);
     log(
-      `concurrency ${c}: ${fmt(l.okPerS)} images/s, p50 ${fmt(l.p50Ms)} ms, p99 ${fmt(l.p99Ms)} ms, mean batch ${fmt(l.meanBatch, 1)}, service ${fmt(l.serviceCores, 2)} cores, other ${fmt(l.otherCores, 2)} (${statusText(l.status)})`,
+      `concurrency ${c}: ${fmt(l.okPerS)} images/s, p50 ${fmt(l.p50Ms)} ms, p99 ` +
+        `${fmt(l.p99Ms)} ms, mean batch ${fmt(l.meanBatch, 1)}, service ${fmt(l.serviceCores, 2)} ` +
+        `cores, other ${fmt(l.otherCores, 2)} (${statusText(l.status)})`,
     );
   }
   return { levels: out, sent };
@@ -143,7 +145,10 @@ function levelRow(l: Level, config: string, warm: number): Row {
     section: 'serve',
     what: `POST /v1/images/generations, ${l.connections} concurrent client${l.connections > 1 ? 's' : ''}${config}`,
     value: `${fmt(l.okPerS)} images/s`,
-    note: `p50 ${fmt(l.p50Ms)} ms, p99 ${fmt(l.p99Ms)} ms; mean batch ${fmt(l.meanBatch, 1)}; service ${fmt(l.serviceCores, 2)} cores, other processes ${fmt(l.otherCores, 2)}; ${fmt(l.seconds)} s after ${warm} s warm-up${errs}`,
+    note:
+      `p50 ${fmt(l.p50Ms)} ms, p99 ${fmt(l.p99Ms)} ms; mean batch ${fmt(l.meanBatch, 1)}; ` +
+      `service ${fmt(l.serviceCores, 2)} cores, other processes ` +
+      `${fmt(l.otherCores, 2)}; ${fmt(l.seconds)} s after ${warm} s warm-up${errs}`,
   };
 }
 
@@ -175,10 +180,13 @@ export async function runServe(ctx: BenchContext): Promise<Row[]> {
     warmup: 2,
     reps: (b) => (q ? (b <= 8 ? 10 : 5) : b <= 8 ? 30 : 10),
   });
-  const rawText = `${raw.perBatch.map((b) => `batch ${b.batch} ${fmt(b.imagesPerS)}`).join(', ')} (one session, ${raw.threads} threads, best run)`;
+  const perBatch = raw.perBatch.map((b) => `batch ${b.batch} ${fmt(b.imagesPerS)}`).join(', ');
+  const rawText = `${perBatch} (one session, ${raw.threads} threads, best run)`;
   ctx.log(`raw onnxruntime: best batch ${raw.bestBatch}, ${fmt(raw.bestImagesPerS)} images/s; ${rawText}`);
   const [warm, secs] = q ? [1, 3] : [2, 8];
-  const setup = `autocannon runs in the bench process on the same ${raw.threads} cores as the service; n = 1, a fresh seed and label (seed mod 10) per request`;
+  const setup =
+    `autocannon runs in the bench process on the same ${raw.threads} cores as the service; n = 1, a fresh seed ` +
+    `and label (seed mod 10) per request`;
   const ratioRow = (l: Level, config: string): Row => {
     const ratio = l.okPerS / raw.bestImagesPerS;
     return {
@@ -197,7 +205,9 @@ export async function runServe(ctx: BenchContext): Promise<Row[]> {
     const modelPath = join(dir, 'model.onnx');
     writeFileSync(modelPath, exportedBenchModel(cfg).onnx);
     const serveCfg = resolveServeConfig({ model: modelPath, maxQueueSize: QUEUE });
-    const defaults = `defaults (max batch ${serveCfg.maxBatchSize}, queue delay ${serveCfg.maxQueueDelayMs} ms, ${serveCfg.sessions} session × ${Math.floor(raw.threads / serveCfg.sessions)} threads)`;
+    const defaults =
+      `defaults (max batch ${serveCfg.maxBatchSize}, queue delay ${serveCfg.maxQueueDelayMs} ms, ` +
+      `${serveCfg.sessions} session × ${Math.floor(raw.threads / serveCfg.sessions)} threads)`;
 
     // A. The defaults (queue limit lowered for the overload test): levels, memory, overload.
     let t0 = performance.now();
@@ -216,7 +226,8 @@ export async function runServe(ctx: BenchContext): Promise<Row[]> {
       const m2 = procMemory(svc.pid);
       const growth = m2.rssKb / m1.rssKb - 1;
       ctx.log(
-        `RSS after ${fmt(n1)} requests ${mb(m1.rssKb)}, after ${fmt(n2)} ${mb(m2.rssKb)} (${signed(growth)}); ${fmt(r2.okPerS)} images/s meanwhile`,
+        `RSS after ${fmt(n1)} requests ${mb(m1.rssKb)}, after ${fmt(n2)} ${mb(m2.rssKb)} ` +
+          `(${signed(growth)}); ${fmt(r2.okPerS)} images/s meanwhile`,
       );
       const notOk = r1.ok + r2.ok < n2 - 3 ? `; ${statusText(r1.status)} then ${statusText(r2.status)}` : '';
 
@@ -241,7 +252,9 @@ export async function runServe(ctx: BenchContext): Promise<Row[]> {
       sent += answered;
       const overGrowth = over2.maxRssKb / over1.maxRssKb - 1;
       ctx.log(
-        `overload ${2 * admitted} clients: ${fmt(okPerS)} images/s, ${fmt(refused)} of ${fmt(answered)} answers 429, RSS ${mb(m3.rssKb)} → ${mb(m4.rssKb)} → ${mb(m5.rssKb)}; peak per half ${mb(over1.maxRssKb)}, ${mb(over2.maxRssKb)} (${signed(overGrowth)})`,
+        `overload ${2 * admitted} clients: ${fmt(okPerS)} images/s, ${fmt(refused)} of ${fmt(answered)} ` +
+          `answers 429, RSS ${mb(m3.rssKb)} → ${mb(m4.rssKb)} → ${mb(m5.rssKb)}; peak per half ` +
+          `${mb(over1.maxRssKb)}, ${mb(over2.maxRssKb)} (${signed(overGrowth)})`,
       );
       const stopped = await svc.stop();
       ctx.log(`service stopped: ${stopped}`);
@@ -261,26 +274,44 @@ export async function runServe(ctx: BenchContext): Promise<Row[]> {
         what: `Service RSS after ${fmt(n1)} → ${fmt(n2)} requests (concurrency ${RATIO_AT})`,
         value: `${mb(m1.rssKb)} → ${mb(m2.rssKb)} (${signed(growth)})`,
         goal: `< ${pct(GROWTH_LIMIT)} growth: ${growth < GROWTH_LIMIT && !notOk ? 'met' : 'missed'}`,
-        note: `VmRSS of the service process (worker threads included), defaults, read after each run; ${mb(idle.rssKb)} when ready; the first thousand requests include warm-up (V8 heaps, malloc arenas of the worker threads, onnxruntime's arena at full batches)${notOk}`,
+        note:
+          `VmRSS of the service process (worker threads included), defaults, read after each run; ` +
+          `${mb(idle.rssKb)} when ready; the first thousand requests include warm-up (V8 heaps, malloc arenas ` +
+          `of the worker threads, onnxruntime's arena at full batches)${notOk}`,
       });
       memRows.push({
         section: 'serve',
-        what: `Service peak RSS over requests ${fmt(n1)}–${fmt(n2)} → over the concurrency levels (to ${fmt(n2 + a.sent)})`,
+        what:
+          `Service peak RSS over requests ${fmt(n1)}–${fmt(n2)} ` +
+          `→ over the concurrency levels (to ${fmt(n2 + a.sent)})`,
         value: `${mb(r2.maxRssKb)} → ${mb(levelPeak)} (${signed(later)})`,
-        note: `VmRSS sampled every 200 ms during each window (up to 64 clients in the levels, 32 before); single readings after the windows: ${mb(m2.rssKb)} → ${mb(m3.rssKb)}; V8 sizes its heaps to the allocation rate, so the peak still rises over the first tens of thousands of requests, then stays (see the notes below)`,
+        note:
+          `VmRSS sampled every 200 ms during each window (up to 64 clients in the levels, ` +
+          `32 before); single readings after the windows: ${mb(m2.rssKb)} → ${mb(m3.rssKb)}; ` +
+          `V8 sizes its heaps to the allocation rate, so the peak still rises ` +
+          `over the first tens of thousands of requests, then stays (see the notes below)`,
       });
       memRows.push({
         section: 'serve',
         what: `2× overload: ${2 * admitted} clients, queue limit ${QUEUE}`,
         value: `${pct(refused / Math.max(1, answered))} answered 429`,
-        goal: `bounded (2nd half's peak RSS < +${pct(GROWTH_LIMIT)} of the 1st's): ${overGrowth < GROWTH_LIMIT ? 'met' : 'missed'}`,
-        note: `${statusText(status)} in ${fmt(over1.seconds + over2.seconds)} s (clients retry at once, ignoring Retry-After); ${fmt(okPerS)} images/s still served; p99 ${fmt(Math.max(over1.p99Ms, over2.p99Ms))} ms (all answers); VmRSS ${mb(m3.rssKb)} before, peak ${mb(over1.maxRssKb)} in the 1st half, ${mb(over2.maxRssKb)} in the 2nd (${signed(overGrowth)}), ${mb(m5.rssKb)} at the end; admitted = max batch ${serveCfg.maxBatchSize} × ${serveCfg.sessions} session running + ${QUEUE} queued`,
+        goal:
+          `bounded (2nd half's peak RSS < +${pct(GROWTH_LIMIT)} of the 1st's): ` +
+          `${overGrowth < GROWTH_LIMIT ? 'met' : 'missed'}`,
+        note:
+          `${statusText(status)} in ${fmt(over1.seconds + over2.seconds)} s (clients retry at once, ignoring ` +
+          `Retry-After); ${fmt(okPerS)} images/s still served; p99 ${fmt(Math.max(over1.p99Ms, over2.p99Ms))} ` +
+          `ms (all answers); VmRSS ${mb(m3.rssKb)} before, peak ${mb(over1.maxRssKb)} in the 1st half, ` +
+          `${mb(over2.maxRssKb)} in the 2nd (${signed(overGrowth)}), ${mb(m5.rssKb)} at the end; admitted = ` +
+          `max batch ${serveCfg.maxBatchSize} × ${serveCfg.sessions} session running + ${QUEUE} queued`,
       });
       memRows.push({
         section: 'serve',
         what: 'Peak RSS of the service process (VmHWM), defaults',
         value: mb(m5.hwmKb),
-        note: `over the whole run (${fmt(sent)} requests); ready in ${fmt(startMs / 1000, 1)} s at ${mb(idle.rssKb)}; SIGTERM: ${stopped}`,
+        note:
+          `over the whole run (${fmt(sent)} requests); ready in ${fmt(startMs / 1000, 1)} s at ` +
+          `${mb(idle.rssKb)}; SIGTERM: ${stopped}`,
       });
     } finally {
       await svc.stop(2_000);

@@ -79,7 +79,8 @@ export async function runStream(ctx: BenchContext): Promise<Row[]> {
       const t = performance.now();
       await writeSyntheticPairs(dir, n);
       ctx.log(
-        `wrote ${fmt(n)} pairs (${fmt((n * 2 * 4096) / 2 ** 20)} MB of shards) in ${fmt((performance.now() - t) / 1000, 1)} s`,
+        `wrote ${fmt(n)} pairs (${fmt((n * 2 * 4096) / 2 ** 20)} MB of shards) in ` +
+          `${fmt((performance.now() - t) / 1000, 1)} s`,
       );
       const r = await runChild('stream', { dir, batch: 32 });
       if (r.extra.pairs !== n)
@@ -92,7 +93,10 @@ export async function runStream(ctx: BenchContext): Promise<Row[]> {
         section: 'stream',
         what: `Peak RSS, one PairStream epoch over ${fmt(n)} pairs (1×32×32, batch 32)`,
         value: mb(r.maxRssKb),
-        note: `child process; ${fmt(n / SHARD)} shards of ${fmt(SHARD)}, ${fmt((n * 2 * 4096) / 2 ** 20)} MB on disk; ${fmt(r.extra.seconds, 1)} s (sha256 verified); ≤ ${r.extra.peakLoadedShards} shards held; idle child ${mb(idle.maxRssKb)}`,
+        note:
+          `child process; ${fmt(n / SHARD)} shards of ${fmt(SHARD)}, ${fmt((n * 2 * 4096) / 2 ** 20)} MB on ` +
+          `disk; ${fmt(r.extra.seconds, 1)} s (sha256 verified); ≤ ${r.extra.peakLoadedShards} shards held; ` +
+          `idle child ${mb(idle.maxRssKb)}`,
       });
       await rm(dir, { recursive: true, force: true });
     }

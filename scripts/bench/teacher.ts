@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from '../../src/data/datasets.js';
 import { labelsForSeedRange, noiseForSeed, seedRange } from '../../src/data/seeds.js';
-import type { Denoiser } from '../../src/edm/denoiser.js';
 import { heunSample } from '../../src/edm/heun.js';
 import { storeFor } from '../../src/store/index.js';
 import {
@@ -82,7 +81,8 @@ export async function runTeacher(ctx: BenchContext): Promise<Row[]> {
     for (const b of batches) await heunSample(denoiser, b.noise, b.labels, BATCH, { steps: 18 });
     const rate = total / ((performance.now() - t) / 1000);
     ctx.log(
-      `Heun ${nfe} NFE: ${fmt(rate)} pairs/s warm, ${fmt(coldRate)} pairs/s cold batch; fit ${fmt(fitS, 1)} s${cached ? ' (cached)' : ''}`,
+      `Heun ${nfe} NFE: ${fmt(rate)} pairs/s warm, ${fmt(coldRate)} pairs/s cold batch; fit ${fmt(fitS, 1)} ` +
+        `s${cached ? ' (cached)' : ''}`,
     );
     return [
       {
@@ -90,7 +90,9 @@ export async function runTeacher(ctx: BenchContext): Promise<Row[]> {
         what: `Mixture teacher (MNIST, K ${K}, r ${RANK}): Heun 18 steps (${nfe} NFE), batch ${BATCH}`,
         value: `${fmt(rate)} pairs/s`,
         goal: `≥ ${GOAL} pairs/s: ${rate >= GOAL ? 'met' : 'missed'}`,
-        note: `${fmt(total)} pairs (seeds 0–${total - 1}) after one warm-up batch, which ran at ${fmt(coldRate)} pairs/s (σ tensors computed); noise generation not timed`,
+        note:
+          `${fmt(total)} pairs (seeds 0–${total - 1}) after one warm-up batch, which ran at ${fmt(coldRate)} ` +
+          `pairs/s (σ tensors computed); noise generation not timed`,
       },
       {
         section: 'teacher',

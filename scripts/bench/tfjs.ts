@@ -28,7 +28,7 @@ export async function runTfjs(ctx: BenchContext): Promise<Row[]> {
   const createMs = performance.now() - t0;
   const grad = new Float32Array(s.params.size);
   let tfjsMs: number[];
-  let first = 0;
+  let first: number;
   try {
     // The first step is the warm-up (kernel set-up, allocations): timed apart and reported separately.
     const t1 = performance.now();
@@ -48,7 +48,8 @@ export async function runTfjs(ctx: BenchContext): Promise<Row[]> {
   const ratio = best(tfjsMs) / best(ortMs);
   const gf = (ms: number) => fmt(s.engine.flopsPerStep / ms / 1e6, 1);
   ctx.log(
-    `ort best ${fmt(best(ortMs), 1)} ms, ${tfjs.describe} best ${fmt(best(tfjsMs), 1)} ms: tfjs/ort ${fmt(ratio, 1)}×; max |Δgrad|/max|grad| ${(diff / scale).toExponential(1)}`,
+    `ort best ${fmt(best(ortMs), 1)} ms, ${tfjs.describe} best ${fmt(best(tfjsMs), 1)} ms: tfjs/ort ` +
+      `${fmt(ratio, 1)}×; max |Δgrad|/max|grad| ${(diff / scale).toExponential(1)}`,
   );
   const what = `Training step GET-CPU-S/4 (cond., 1×32×32), batch ${B}, 6 iterations`;
   return [
@@ -62,7 +63,10 @@ export async function runTfjs(ctx: BenchContext): Promise<Row[]> {
       section: 'tfjs',
       what: `${what}, tfjs engine (${tfjs.describe.replace(/^tfjs \((.*)\)$/, '$1')})`,
       value: `${fmt(best(tfjsMs), 1)} ms/step, ${gf(best(tfjsMs))} GFLOP/s = ${fmt(ratio, 1)}× the ort step`,
-      note: `best of ${tfjsMs.length} after 1 warm-up (first step ${fmt(first)} ms, engine creation ${fmt(createMs)} ms), median ${fmt(median(tfjsMs), 1)} ms; gradients agree with ort to ${(diff / scale).toExponential(1)} of max |g|`,
+      note:
+        `best of ${tfjsMs.length} after 1 warm-up (first step ${fmt(first)} ms, engine creation ` +
+        `${fmt(createMs)} ms), median ${fmt(median(tfjsMs), 1)} ms; gradients agree with ort to ` +
+        `${(diff / scale).toExponential(1)} of max |g|`,
     },
   ];
 }

@@ -96,7 +96,8 @@ function build(c: TimingTeacherConfig, batch: Dim): Built {
     cond = op.add(cond, op.reshape(op.matmul(op.oneHot(labels, c.numClasses), classTable), [batch, 1, D]));
   h = op.add(h, cond);
   for (const bp of blocks) h = block(cfg, batch, h, bp, null); // [B,N,D]
-  const y = op.add(op.matmul(op.layerNorm(h, finalNorm.scale, finalNorm.bias, cfg.layerNormEps), out.w), out.b!); // [B,N,p·p·C]
+  // y: [B,N,p·p·C]
+  const y = op.add(op.matmul(op.layerNorm(h, finalNorm.scale, finalNorm.bias, cfg.layerNormEps), out.w), out.b!);
   const F = op.reshape(op.transpose(op.reshape(y, [batch, s, s, p, p, C]), [0, 5, 1, 3, 2, 4]), [batch, C, H, H]);
   return { graph: g, F, specs: P.specs };
 }

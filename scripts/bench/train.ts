@@ -69,14 +69,18 @@ function throughputRow(
   const gf = flops / best(ms) / 1e6;
   const ratio = gf / roofline.gflops;
   ctx.log(
-    `${what}: best ${fmt(best(ms), 1)} ms (${fmt(gf, 1)} GFLOP/s, ${fmt(100 * ratio)}% of MatMul), median ${fmt(median(ms), 1)} ms`,
+    `${what}: best ${fmt(best(ms), 1)} ms (${fmt(gf, 1)} GFLOP/s, ` +
+      `${fmt(100 * ratio)}% of MatMul), median ${fmt(median(ms), 1)} ms`,
   );
   return {
     section: 'train',
     what,
     value: `${fmt(best(ms), 1)} ms/step, ${fmt(gf, 1)} GFLOP/s = ${fmt(100 * ratio)}% of MatMul`,
     goal: `≥ 60% of MatMul: ${ratio >= 0.6 ? 'met' : 'missed'}`,
-    note: `best of ${ms.length} after ${warm} warm-up, median ${fmt(median(ms), 1)} ms (${fmt(flops / median(ms) / 1e6, 1)} GFLOP/s); ${fmt(flops / 1e9, 2)} GFLOP/step (MatMul ×3); ratio to ${roofline.what}; ${extra}`,
+    note:
+      `best of ${ms.length} after ${warm} warm-up, median ${fmt(median(ms), 1)} ms ` +
+      `(${fmt(flops / median(ms) / 1e6, 1)} GFLOP/s); ${fmt(flops / 1e9, 2)} GFLOP/step (MatMul ×3); ratio to ` +
+      `${roofline.what}; ${extra}`,
   };
 }
 
@@ -124,7 +128,8 @@ export async function runTrain(ctx: BenchContext, roofline: Roofline): Promise<R
     const n = p.shape.reduce((a, b) => a * b, 1);
     const fanIn = p.shape.length === 2 ? p.shape[0] : shape.hiddenSize;
     const data = randn(n, 10 + i, p.shape.length === 2 ? 1 / Math.sqrt(fanIn) : 0.02);
-    if (p.name.startsWith('norm') && p.name.endsWith('.weight')) for (let j = 0; j < n; j++) data[j] += 1; // LN scale ≈ 1
+    // LN scale ≈ 1
+    if (p.name.startsWith('norm') && p.name.endsWith('.weight')) for (let j = 0; j < n; j++) data[j] += 1;
     feeds[p.name] = { dtype: 'float32', dims: p.shape, data };
   });
   let bms: number[];

@@ -10,5 +10,6 @@ import { datagenJob } from '../../src/jobs/stages/datagen.js';
 
 await stageMain(datagenJob, 'datagen', {
   description:
-    'Teacher pairs (EDM Heun) for a seed range as pair shards + manifest.json: an HTTP service (--mode service) or one Kubernetes Job pod (--mode job; Indexed Jobs split the seed range).',
+    'Teacher pairs (EDM Heun) for a seed range as pair shards + manifest.json: an HTTP service (--mode ' +
+    'service) or one Kubernetes Job pod (--mode job; Indexed Jobs split the seed range).',
 });

@@ -10,5 +10,6 @@ import { exportJob } from '../../src/jobs/stages/export.js';
 
 await stageMain(exportJob, 'exporter', {
   description:
-    "A checkpoint's EMA weights → model.onnx + model.json (get-distill/model@1): an HTTP service (--mode service) or one Kubernetes Job pod (--mode job).",
+    "A checkpoint's EMA weights → model.onnx + model.json (get-distill/model@1): an HTTP service (--mode " +
+    'service) or one Kubernetes Job pod (--mode job).',
 });

@@ -10,5 +10,6 @@ import { trainJob } from '../../src/jobs/stages/train.js';
 
 await stageMain(trainJob, 'trainer', {
   description:
-    'GET training on a pair folder, checkpoints in <out>/checkpoints (resumes from latest.json; SIGTERM checkpoints and exits 75): an HTTP service (--mode service) or one Kubernetes Job pod (--mode job).',
+    'GET training on a pair folder, checkpoints in <out>/checkpoints (resumes from latest.json; SIGTERM ' +
+    'checkpoints and exits 75): an HTTP service (--mode service) or one Kubernetes Job pod (--mode job).',
 });

@@ -20,7 +20,8 @@ export const int =
     const n = Number(v);
     if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
       throw new UsageError(
-        `${flag} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, got "${v}"`,
+        `${flag} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, ` +
+          `got "${v}"`,
       );
     }
     return n;
@@ -51,7 +52,8 @@ export function validateOptions(o: DistillOptions): void {
     throw new UsageError(`--batch ${o.batch} exceeds --pairs ${o.pairs}; lower --batch or raise --pairs`);
   if (o.fidSamples > 0 && o.fidSamples <= EMBEDDED_FEATURE_DIM)
     throw new UsageError(
-      `--fid-samples ${o.fidSamples} is too few for the covariance of ${EMBEDDED_FEATURE_DIM}-d features; give at least ${EMBEDDED_FEATURE_DIM + 1} (10000 is the default), or 0 to skip the FID`,
+      `--fid-samples ${o.fidSamples} is too few for the covariance of ${EMBEDDED_FEATURE_DIM}-d features; ` +
+        `give at least ${EMBEDDED_FEATURE_DIM + 1} (10000 is the default), or 0 to skip the FID`,
     );
   if (o.teacherRank > 32 * 32)
     throw new UsageError(`--teacher-rank ${o.teacherRank} exceeds the 1,024 pixels of an image`);
@@ -164,7 +166,8 @@ Examples:
   npm run distill -- --out runs/smoke --resume --steps 40   # continue a run
   npm run distill -- --store s3://my-bucket/run1          # everything in S3 (AWS chain; GET_DISTILL_S3_ENDPOINT for S3-compatible servers)
 With --resume, options not given on the command line are the run's (its options.json).
-Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it), 130 interrupted by SIGINT/SIGTERM (finished work kept; --resume continues).`,
+Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it), ` +
+        '130 interrupted by SIGINT/SIGTERM (finished work kept; --resume continues).',
     )
     .action(async (opts: DistillOptions & { dryRun: boolean; store?: string }, command: Command) => {
       if (opts.store !== undefined) {
@@ -178,11 +181,13 @@ Exit codes: 0 done, 2 bad input (one line on stderr says what and how to fix it)
       const given = (k: string) => command.getOptionValueSource(k) === 'cli';
       if (opts.engine === 'tfjs' && given('threads'))
         throw new UsageError(
-          "--threads sets onnxruntime's threads (--engine ort); the tfjs engine does not use it: drop --threads, or use --engine ort",
+          "--threads sets onnxruntime's threads (--engine ort); the tfjs engine does not use it: drop " +
+            '--threads, or use --engine ort',
         );
       if (opts.engine !== 'tfjs' && given('tfjsBackend'))
         throw new UsageError(
-          `--tfjs-backend applies to --engine tfjs only (the engine is ${opts.engine}): add --engine tfjs, or drop --tfjs-backend`,
+          `--tfjs-backend applies to --engine tfjs only (the engine is ` +
+            `${opts.engine}): add --engine tfjs, or drop --tfjs-backend`,
         );
       const { dryRun, ...options } = opts;
       await checkTfjs(options); // a backend that is not installed is bad input, dry run or not

@@ -2,7 +2,8 @@
 /**
  * `get-distill`: the command line. `distill` runs the whole pipeline on one machine with embedded
  * defaults (dataset → teacher → pairs → GET → one-step samples → report → model.onnx); `export`
- * turns a checkpoint into model.onnx + model.json; `eval` scores samples (FID, IS, precision/recall); `serve` runs the one-step generation service. Errors a user can fix print one line and exit 2.
+ * turns a checkpoint into model.onnx + model.json; `eval` scores samples (FID, IS, precision/recall);
+ * `serve` runs the one-step generation service. Errors a user can fix print one line and exit 2.
  */
 import { Command, CommanderError } from 'commander';
 import { EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, UsageError } from '../util/errors.js';

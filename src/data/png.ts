@@ -30,7 +30,10 @@ export interface GridPanel {
 }
 
 export interface SampleGridOptions {
-  /** Panels side by side, all with the same n; default titles used by the pipeline: "teacher (35 NFE)", "student (1 step)". */
+  /**
+   * Panels side by side, all with the same n; default titles used by the pipeline: "teacher (35 NFE)",
+   * "student (1 step)".
+   */
   readonly panels: readonly GridPanel[];
   /** Per-sample shape; C must be 1 (grey) or 3 (RGB, planar). */
   readonly shape: { readonly channels: number; readonly height: number; readonly width: number };
@@ -72,7 +75,8 @@ export function renderSampleGrid(opts: SampleGridOptions): { png: Uint8Array; wi
   for (const p of opts.panels) {
     if (p.images.length !== n * per || !Number.isInteger(n))
       throw new Error(
-        `renderSampleGrid: panel '${p.title}' has ${p.images.length} values, expected n × ${C}×${H}×${W} with the same n for every panel`,
+        `renderSampleGrid: panel '${p.title}' has ${p.images.length} values, expected n × ${C}×${H}×${W} ` +
+          `with the same n for every panel`,
       );
   }
   // Cells: rows of sample indices.

@@ -77,7 +77,8 @@ export function encodeSafetensors(
       throw new Error(`encodeSafetensors: tensor '${name}' has invalid dims [${t.dims.join(',')}]`);
     if (numelOf(t.dims) !== t.data.length) {
       throw new Error(
-        `encodeSafetensors: tensor '${name}' dims [${t.dims.join(',')}] need ${numelOf(t.dims)} elements, data has ${t.data.length}`,
+        `encodeSafetensors: tensor '${name}' dims [${t.dims.join(',')}] ` +
+          `need ${numelOf(t.dims)} elements, data has ${t.data.length}`,
       );
     }
     const bytes = t.data.length * spec.size;
@@ -160,7 +161,8 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
     const want = numelOf(dims) * TAGS[dtype].size;
     if (end - begin !== want)
       bad(
-        `tensor '${name}' shape [${dims.join(',')}] × ${TAGS[dtype].size} bytes = ${want}, but data_offsets span ${end - begin}`,
+        `tensor '${name}' shape [${dims.join(',')}] × ${TAGS[dtype].size} ` +
+          `bytes = ${want}, but data_offsets span ${end - begin}`,
       );
     if (end > bufferLen)
       bad(`tensor '${name}' data_offsets [${begin}, ${end}) exceed the ${bufferLen}-byte buffer (file truncated?)`);
@@ -171,7 +173,8 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   for (const e of entries) {
     if (e.begin !== expect)
       bad(
-        `tensor '${e.name}' starts at byte ${e.begin}, expected ${expect} (offsets must be contiguous, no holes or overlaps)`,
+        `tensor '${e.name}' starts at byte ${e.begin}, expected ` +
+          `${expect} (offsets must be contiguous, no holes or overlaps)`,
       );
     expect = e.end;
   }

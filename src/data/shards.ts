@@ -415,6 +415,7 @@ export async function readManifest(
     text = new TextDecoder().decode(await store.get(path));
   } catch (e) {
     if (e instanceof StoreError && e.code === 'NotFound')
+      // eslint-disable-next-line preserve-caught-error -- a StoreError cause would change classifyError's reason
       throw new Error(`${path}: no manifest (the pair dataset is missing or its generation has not finished)`);
     throw e;
   }
@@ -422,7 +423,7 @@ export async function readManifest(
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: manifest is not valid JSON (${(e as Error).message})`);
+    throw new Error(`${path}: manifest is not valid JSON (${(e as Error).message})`, { cause: e });
   }
   const m = parseManifest(json, path);
   const verify = opts.verify ?? 'size';

@@ -51,7 +51,8 @@ export function checkDenoiseArgs(
     throw new RangeError(`${d.id}: batch must be a non-negative integer, got ${batch}`);
   if (x.length !== batch * p) {
     throw new RangeError(
-      `${d.id}: x has ${x.length} values, expected batch ${batch} × ${d.shape.channels}×${d.shape.height}×${d.shape.width} = ${batch * p}`,
+      `${d.id}: x has ${x.length} values, expected batch ${batch} × ` +
+        `${d.shape.channels}×${d.shape.height}×${d.shape.width} = ${batch * p}`,
     );
   }
   if (!(sigma > 0) || !Number.isFinite(sigma))

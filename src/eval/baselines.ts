@@ -44,7 +44,9 @@ export function meanImage(train: FlatPairs): Float64Array {
   return m.map((v) => v / Math.max(1, train.n));
 }
 
-/** Per-class mean image [numClasses, P] (float64) of the training pairs; a class without pairs gets the overall mean. */
+/**
+ * Per-class mean image [numClasses, P] (float64) of the training pairs; a class without pairs gets the overall mean.
+ */
 export function classMeans(train: FlatPairs, numClasses: number): Float64Array {
   const P = train.pixels;
   const means = new Float64Array(Math.max(numClasses, 1) * P);

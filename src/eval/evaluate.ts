@@ -102,7 +102,8 @@ export async function scoreFeatures(
 ): Promise<Scores> {
   if (ref.stats.mu.length !== set.dim) {
     throw new UsageError(
-      `reference statistics ${ref.id} have dimension ${ref.stats.mu.length}, the features of ${id} have ${set.dim}; compute the reference with the same feature network and layer`,
+      `reference statistics ${ref.id} have dimension ${ref.stats.mu.length}, the features of ${id} have ` +
+        `${set.dim}; compute the reference with the same feature network and layer`,
     );
   }
   const t0 = performance.now();
@@ -112,7 +113,8 @@ export async function scoreFeatures(
   const splits = o.splits ?? 10;
   if (set.logits && set.n < 2 * splits)
     throw new UsageError(
-      `--splits ${splits} needs at least ${2 * splits} samples (two per split) for the Inception Score, ${id} has ${set.n}; lower --splits or raise --samples`,
+      `--splits ${splits} needs at least ${2 * splits} samples (two per split) for the Inception Score, ` +
+        `${id} has ${set.n}; lower --splits or raise --samples`,
     );
   const is = set.logits ? inceptionScore(set.logits, set.n, set.classes, splits) : null;
   const k = o.k ?? 3;

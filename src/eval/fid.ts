@@ -118,7 +118,9 @@ const trace = (s: Float64Array, d: number): number => {
   return t;
 };
 
-/** (Σ + Σᵀ)/2 + offset·I: ml-matrix's Cholesky demands exact symmetry, which stats from elsewhere may miss by an ulp. */
+/**
+ * (Σ + Σᵀ)/2 + offset·I: ml-matrix's Cholesky demands exact symmetry, which stats from elsewhere may miss by an ulp.
+ */
 function symmetrized(s: Float64Array, d: number, offset: number): Float64Array {
   const o = new Float64Array(d * d);
   for (let i = 0; i < d; i++) {
@@ -193,11 +195,14 @@ export async function frechetDistance(a: FidStats, b: FidStats, opts: FidOptions
     }
     if (last) {
       throw new UsageError(
-        `FID: sigma of the ${[la, lb][last.bad]} is not positive semi-definite (eigenvalue ${last.minEig.toExponential(3)}, even after adding ${eps.toExponential()}·I); recompute it as a covariance of finite features`,
+        `FID: sigma of the ${[la, lb][last.bad]} is not positive semi-definite (eigenvalue ` +
+          `${last.minEig.toExponential(3)}, even after adding ${eps.toExponential()}·I); recompute it as a ` +
+          `covariance of finite features`,
       );
     }
     throw new UsageError(
-      `FID: the distance is not finite even after adding ${eps.toExponential()}·I to both covariances; check the statistics' scale`,
+      `FID: the distance is not finite even after adding ` +
+        `${eps.toExponential()}·I to both covariances; check the statistics' scale`,
     );
   } finally {
     if (!opts.gemm) await gemm.release();

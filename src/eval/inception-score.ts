@@ -41,7 +41,8 @@ export function inceptionScore(
   for (let i = 0; i < logits.length; i++) {
     if (!Number.isFinite(logits[i])) {
       throw new UsageError(
-        `Inception Score: sample ${Math.floor(i / classes)}, class ${i % classes} has logit ${logits[i]}; the classifier produced non-finite values`,
+        `Inception Score: sample ${Math.floor(i / classes)}, class ${i % classes} has logit ${logits[i]}; ` +
+          `the classifier produced non-finite values`,
       );
     }
   }

@@ -32,6 +32,7 @@ export type EvalState = (typeof EVAL_STATES)[number];
  * Plain paths keep `?`/`#` (legal in file names). Example: `s3://AK:SK@bucket/m?sig=x` → `s3://bucket/m`.
  */
 export function safeLabel(value: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point: they become spaces
   let v = value.replace(/[\u0000-\u001f\u007f]/g, ' ');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) v = withoutUserinfo(v).replace(/[?#].*$/s, '');
   if (v.length <= MAX_LABEL_LENGTH) return v;
@@ -185,15 +186,18 @@ export class EvalMetrics {
       'Sample throughput in samples per second (live during the sample phase, the run average at the end)',
       ['model'],
     );
-    const self = this;
+    // Inside collect() `this` is the gauge, so the run's times come through this arrow.
+    const elapsedS = (): number | undefined =>
+      this.startedAt === undefined ? undefined : ((this.endedAt ?? Date.now()) - this.startedAt) / 1000;
+    const model = this.model;
     new Gauge({
       name: 'get_eval_duration_seconds',
       help: 'Wall time of the eval run in seconds (live while running)',
       labelNames: ['model'],
       registers,
       collect() {
-        if (self.startedAt !== undefined)
-          this.set({ model: self.model }, ((self.endedAt ?? Date.now()) - self.startedAt) / 1000);
+        const s = elapsedS();
+        if (s !== undefined) this.set({ model }, s);
       },
     });
     this.done = g(

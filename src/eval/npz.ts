@@ -139,7 +139,8 @@ export function decodeNpz(bytes: Uint8Array, source: string): Record<string, Npy
     const want = crcs.get(name);
     if (want !== undefined && crc32(data) !== want)
       throw new UsageError(
-        `${source}: member ${name} fails its CRC-32 check (the file is corrupt); recompute it with --save-reference or numpy.savez`,
+        `${source}: member ${name} fails its CRC-32 check (the file is corrupt); recompute it with ` +
+          `--save-reference or numpy.savez`,
       );
   }
   const out: Record<string, NpyArray> = {};
@@ -200,7 +201,8 @@ export function decodeFidStats(bytes: Uint8Array, source: string): FidStats {
   const have = Object.keys(arrays).join(', ');
   if (!mu || !sigma)
     throw new UsageError(
-      `${source}: FID statistics need arrays 'mu' and 'sigma' (found: ${have}); write them with numpy.savez(path, mu=mu, sigma=sigma)`,
+      `${source}: FID statistics need arrays 'mu' and 'sigma' (found: ${have}); write them with ` +
+        `numpy.savez(path, mu=mu, sigma=sigma)`,
     );
   if (mu.shape.length !== 1)
     throw new UsageError(`${source}: mu has shape ${shapeRepr(mu.shape)}, expected a 1-D vector`);

@@ -46,7 +46,8 @@ export function assertFiniteFeatures(
     if (!Number.isFinite(v)) {
       const s = first + Math.floor(i / dim);
       throw new UsageError(
-        `${what}: sample ${s}, feature ${i % dim} is ${v}; the feature network produced non-finite values (check that the images are finite and in range)`,
+        `${what}: sample ${s}, feature ${i % dim} is ${v}; the feature network produced non-finite values ` +
+          `(check that the images are finite and in range)`,
       );
     }
   }
@@ -143,7 +144,8 @@ export class FeatureStatsAccumulator {
       if (total < 2) throw new UsageError(`${this.what}: a covariance needs at least 2 samples, got ${total}`);
       if (total <= d) {
         throw new UsageError(
-          `${this.what}: ${total} samples of dimension ${d} give a singular covariance; use at least ${d + 1} samples (FID needs more samples than feature dimensions)`,
+          `${this.what}: ${total} samples of dimension ${d} give a singular covariance; use at least ` +
+            `${d + 1} samples (FID needs more samples than feature dimensions)`,
         );
       }
       await this.flush();
@@ -186,7 +188,8 @@ export async function featureStats(
   if (n < 2) throw new UsageError(`${what}: a covariance needs at least 2 samples, got ${n}`);
   if (n <= dim)
     throw new UsageError(
-      `${what}: ${n} samples of dimension ${dim} give a singular covariance; use at least ${dim + 1} samples (FID needs more samples than feature dimensions)`,
+      `${what}: ${n} samples of dimension ${dim} give a singular covariance; use at least ${dim + 1} samples ` +
+        `(FID needs more samples than feature dimensions)`,
     );
   const acc = new FeatureStatsAccumulator(dim, opts);
   try {

@@ -106,14 +106,17 @@ export function readModelInfo(bytes: Uint8Array, source: string): ModelInfo {
   const m = sig.metadata;
   if (m.format !== MODEL_FORMAT) {
     throw new Error(
-      `${source}: not a GET Distill export (metadata format ${JSON.stringify(m.format ?? null)}, expected "${MODEL_FORMAT}"); export one with \`get-distill export\``,
+      `${source}: not a GET Distill export (metadata format ${JSON.stringify(m.format ?? null)}, expected ` +
+        `"${MODEL_FORMAT}"); export one with \`get-distill export\``,
     );
   }
   let config: GetConfig;
   try {
     config = GetConfigSchema.parse(JSON.parse(m.config ?? ''));
   } catch (e) {
-    throw new Error(`${source}: metadata config is not a valid GET config (${(e as Error).message.split('\n')[0]})`);
+    throw new Error(`${source}: metadata config is not a valid GET config (${(e as Error).message.split('\n')[0]})`, {
+      cause: e,
+    });
   }
   const iterations = Number(m.iterations);
   const step = Number(m.step);

@@ -79,7 +79,9 @@ export class ParamBuilder {
   }
 }
 
-/** The parameters of one pre-LN block (names as in locuslab/get: norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2). */
+/**
+ * The parameters of one pre-LN block (names as in locuslab/get: norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2).
+ */
 export interface BlockParams {
   ln1: { scale: Value; bias: Value };
   qkv: { w: Value; b?: Value };
@@ -202,7 +204,8 @@ export function buildGet(g: Graph, cfg: GetConfig, batch: Dim): GetModel {
       : null; // [B,1,3D]
   for (const bp of injBlocks) x = block(cfg, batch, x, bp, c);
   const U = op.matmul(x, injProj); // [B,N,3D·L_eq]
-  const us = op.split(U, -1, Array(cfg.equilibriumDepth).fill(3 * D)).map((u) => (c ? op.add(u, c) : u)); // each [B,N,3D], c folded in once
+  // each [B,N,3D], c folded in once
+  const us = op.split(U, -1, Array(cfg.equilibriumDepth).fill(3 * D)).map((u) => (c ? op.add(u, c) : u));
 
   return {
     cfg,

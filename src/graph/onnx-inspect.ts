@@ -68,7 +68,7 @@ function decodeModel(bytes: Uint8Array, source: string): onnxProto.onnx.ModelPro
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new Error(`${source}: not an ONNX model (${(e as Error).message})`);
+    throw new Error(`${source}: not an ONNX model (${(e as Error).message})`, { cause: e });
   }
   if (!model.graph) throw new Error(`${source}: not an ONNX model (no graph)`);
   return model;
@@ -188,7 +188,9 @@ export async function validateOnnx(bytes: Uint8Array, source: string): Promise<O
   try {
     session = await Session.create(bytes, { threads: 1 });
   } catch (e) {
-    throw new Error(`${source}: onnxruntime cannot load the model (${(e as Error).message.split('\n')[0]})`);
+    throw new Error(`${source}: onnxruntime cannot load the model (${(e as Error).message.split('\n')[0]})`, {
+      cause: e,
+    });
   }
   const observed: Record<number, Record<string, number[]>> = {};
   try {
@@ -207,7 +209,9 @@ export async function validateOnnx(bytes: Uint8Array, source: string): Promise<O
         out = await session.run(feeds);
       } catch (e) {
         throw new Error(
-          `${source}: onnxruntime fails at batch ${batch} (${(e as Error).message.split('\n')[0]}); is the batch dim really dynamic?`,
+          `${source}: onnxruntime fails at batch ${batch} ` +
+            `(${(e as Error).message.split('\n')[0]}); is the batch dim really dynamic?`,
+          { cause: e },
         );
       }
       observed[batch] = {};
@@ -218,11 +222,13 @@ export async function validateOnnx(bytes: Uint8Array, source: string): Promise<O
         const ok = t.dims.length === want.length && want.every((d, i) => typeof d === 'string' || d === t.dims[i]);
         if (!ok)
           throw new Error(
-            `${source}: output '${o.name}' has dims [${t.dims.join(',')}] at batch ${batch}, declared [${o.dims.join(',')}]`,
+            `${source}: output '${o.name}' has dims [${t.dims.join(',')}] ` +
+              `at batch ${batch}, declared [${o.dims.join(',')}]`,
           );
         if ((t.dtype === 'float32' || t.dtype === 'float64') && !(t.data as Float32Array).every(Number.isFinite)) {
           throw new Error(
-            `${source}: output '${o.name}' has non-finite values at batch ${batch} for zero inputs (NaN or infinite weights?)`,
+            `${source}: output '${o.name}' has non-finite values at ` +
+              `batch ${batch} for zero inputs (NaN or infinite weights?)`,
           );
         }
         observed[batch][o.name] = [...t.dims];

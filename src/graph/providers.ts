@@ -39,7 +39,8 @@ export function parseExecutionProviders(text: string, source = EXECUTION_PROVIDE
     if (!(EXECUTION_PROVIDER_NAMES as readonly string[]).includes(name)) {
       const what = name === '' ? 'an empty entry' : `unknown provider "${raw.trim()}"`;
       throw new UsageError(
-        `${source}=${JSON.stringify(text)}: ${what}; give a comma list of ${EXECUTION_PROVIDER_NAMES.join(', ')} in order of preference, e.g. cuda,cpu`,
+        `${source}=${JSON.stringify(text)}: ${what}; give a comma list of ` +
+          `${EXECUTION_PROVIDER_NAMES.join(', ')} in order of preference, e.g. cuda,cpu`,
       );
     }
     if (!out.includes(name as ExecutionProvider)) out.push(name as ExecutionProvider);
@@ -120,7 +121,9 @@ function fallbackOf(requested: readonly string[], err: unknown): ProviderFallbac
       .find((l) => l !== '') ?? 'unknown error';
   const gpu = requested.filter((p) => p !== 'cpu');
   const failed = gpu.filter((p) => reason.toLowerCase().includes(p)).join(',') || gpu.join(',');
-  const message = `onnxruntime execution provider ${failed} failed (${reason}); using cpu. Set ${EXECUTION_PROVIDERS_ENV}=cpu to skip the attempt`;
+  const message =
+    `onnxruntime execution provider ${failed} failed (${reason}); using cpu. Set ` +
+    `${EXECUTION_PROVIDERS_ENV}=cpu to skip the attempt`;
   return { requested: [...requested], failed, reason, message };
 }
 
@@ -154,7 +157,8 @@ export async function createWithProviderFallback<T>(
     if (!canFallBack) {
       if (gpu)
         throw new Error(
-          `onnxruntime session with providers ${key} failed (${fallbackOf(requested, e).reason}); when the provider is unavailable, add cpu to ${EXECUTION_PROVIDERS_ENV} (e.g. ${key},cpu) to fall back to it`,
+          `onnxruntime session with providers ${key} failed (${fallbackOf(requested, e).reason}); when the ` +
+            `provider is unavailable, add cpu to ${EXECUTION_PROVIDERS_ENV} (e.g. ${key},cpu) to fall back to it`,
           { cause: e },
         );
       throw e;

@@ -69,12 +69,15 @@ function registerAllGradients(tf: Tf): void {
     require('@tensorflow/tfjs-core/dist/register_all_gradients');
   } catch (e) {
     throw new Error(
-      `cannot register the tfjs gradients (@tensorflow/tfjs-core/dist/register_all_gradients): ${(e as Error).message}; run under tsx (node --import tsx) or install @tensorflow/tfjs`,
+      `cannot register the tfjs gradients (@tensorflow/tfjs-core/dist/register_all_gradients): ` +
+        `${(e as Error).message}; run under tsx (node --import tsx) or install @tensorflow/tfjs`,
+      { cause: e },
     );
   }
   if (!tf.getGradient('Sum'))
     throw new Error(
-      'tfjs gradients are still missing after loading register_all_gradients (two tfjs-core copies with separate registries?)',
+      'tfjs gradients are still missing after loading register_all_gradients ' +
+        '(two tfjs-core copies with separate registries?)',
     );
 }
 
@@ -94,10 +97,12 @@ const missing = (choice: Exclude<TfjsBackendChoice, 'auto'>): UsageError => {
   const pkg = PACKAGES[choice];
   const how =
     choice === 'node-gpu' || choice === 'node'
-      ? `npm install ${pkg}@4.22.0 (its install downloads libtensorflow), or run in the trainer GPU image, which ships it`
+      ? `npm install ${pkg}@4.22.0 (its install downloads ` +
+        `libtensorflow), or run in the trainer GPU image, which ships it`
       : `npm install ${pkg}@4.22.0 (an optional dependency of this project)`;
   return new UsageError(
-    `tfjs backend '${choice}' needs ${pkg}, which is not installed: ${how}; or choose the backend auto (--tfjs-backend auto, "tfjsBackend": "auto")`,
+    `tfjs backend '${choice}' needs ${pkg}, which is not installed: ${how}; or choose the backend auto ` +
+      `(--tfjs-backend auto, "tfjsBackend": "auto")`,
   );
 };
 
@@ -115,7 +120,8 @@ async function loadCore(choice: 'wasm' | 'cpu'): Promise<TfjsRuntime> {
   const core = await tryImport('@tensorflow/tfjs-core');
   if (!core) {
     throw new UsageError(
-      'TensorFlow.js is not installed (@tensorflow/tfjs-core is missing): the optional dependencies were not installed; run npm install without --omit=optional, or use the ort engine',
+      'TensorFlow.js is not installed (@tensorflow/tfjs-core is missing): the optional dependencies were not ' +
+        'installed; run npm install without --omit=optional, or use the ort engine',
     );
   }
   const tf = unwrap(core);
@@ -145,7 +151,8 @@ export async function loadTfjs(
     const same = choice === 'auto' || choice === cached.choice || PACKAGES[choice] === cached.runtime.source;
     if (!same)
       throw new UsageError(
-        `tfjs is already loaded with backend ${cached.runtime.backend} (${cached.runtime.source}); one backend per process, cannot switch to '${choice}': run it in another process`,
+        `tfjs is already loaded with backend ${cached.runtime.backend} (${cached.runtime.source}); one ` +
+          `backend per process, cannot switch to '${choice}': run it in another process`,
       );
     return cached.runtime;
   }
@@ -160,7 +167,9 @@ export async function loadTfjs(
   if (choice === 'auto' && rt.backend !== 'tensorflow') {
     // auto ended on wasm: fine for checking, not for training (tens of times slower than ort or tfjs-node).
     log(
-      `tfjs: warning: neither ${PACKAGES['node-gpu']} nor ${PACKAGES.node} is installed, so tfjs runs on ${rt.backend}, far slower than the ort engine; use the trainer GPU image (docker/Dockerfile.trainer-gpu) or --engine ort`,
+      `tfjs: warning: neither ${PACKAGES['node-gpu']} nor ${PACKAGES.node} is installed, so tfjs runs on ` +
+        `${rt.backend}, far slower than the ort engine; use the trainer GPU image ` +
+        `(docker/Dockerfile.trainer-gpu) or --engine ort`,
     );
   }
   return rt;

@@ -105,7 +105,8 @@ export function readSpecDocument(text: string, source: string): Record<string, u
       json = readFileSync(text.slice(1), 'utf8');
     } catch (e) {
       throw new UsageError(
-        `${source}: cannot read ${text.slice(1)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give JSON text or @path to a readable file`,
+        `${source}: cannot read ${text.slice(1)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+          `give JSON text or @path to a readable file`,
       );
     }
   }
@@ -117,7 +118,8 @@ export function readSpecDocument(text: string, source: string): Record<string, u
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
     throw new UsageError(
-      `${source}: must be a JSON object (the stage's spec), got ${Array.isArray(doc) ? 'an array' : JSON.stringify(doc)}`,
+      `${source}: must be a JSON object (the stage's spec), got ` +
+        `${Array.isArray(doc) ? 'an array' : JSON.stringify(doc)}`,
     );
   return doc as Record<string, unknown>;
 }

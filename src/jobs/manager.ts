@@ -152,7 +152,8 @@ export class JobManager<Spec> {
       throw new HttpError(
         409,
         'busy',
-        `busy: ${this.active} of ${this.concurrency} job slot(s) in use (${ids.join(', ')}); retry once GET /v1/jobs shows busy: false, or cancel with DELETE /v1/jobs/{id}`,
+        `busy: ${this.active} of ${this.concurrency} job slot(s) in use (${ids.join(', ')}); retry once GET ` +
+          `/v1/jobs shows busy: false, or cancel with DELETE /v1/jobs/{id}`,
       );
     }
     const id = randomUUID();
@@ -297,7 +298,8 @@ export function mountJobRoutes<Spec>(kit: RouteKit, manager: JobManager<Spec>, s
       throw new HttpError(
         404,
         'not_found',
-        `no job ${JSON.stringify(id)}: unknown, or pruned (the newest ${manager.keepFinished} finished jobs are kept); list them with GET /v1/jobs`,
+        `no job ${JSON.stringify(id)}: unknown, or pruned (the newest ${manager.keepFinished} finished jobs ` +
+          `are kept); list them with GET /v1/jobs`,
       );
     return job;
   };

@@ -40,11 +40,17 @@ export interface JobModeOptions {
   readonly port?: number;
   /** Default 127.0.0.1; use 0.0.0.0 in a pod so Prometheus can scrape it. */
   readonly host?: string;
-  /** Milliseconds a signal waits for the stage's safe point (default 30,000: Kubernetes' default terminationGracePeriodSeconds; leave a few seconds of margin). */
+  /**
+   * Milliseconds a signal waits for the stage's safe point (default 30,000: Kubernetes' default
+   * terminationGracePeriodSeconds; leave a few seconds of margin).
+   */
   readonly graceMs?: number;
   /** Service name for /healthz and the stderr prefix (`get-distill-<name>: …`); default the stage kind. */
   readonly name?: string;
-  /** Where JOB_COMPLETION_INDEX, GET_DISTILL_TERMINATION_LOG and GET_DISTILL_EXECUTION_PROVIDERS are read; default process.env. */
+  /**
+   * Where JOB_COMPLETION_INDEX, GET_DISTILL_TERMINATION_LOG and GET_DISTILL_EXECUTION_PROVIDERS are read; default
+   * process.env.
+   */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Receives the one-line error (with its newline); default process.stderr. */
   readonly stderr?: (line: string) => void;
@@ -60,7 +66,8 @@ export function parseCompletionIndex(raw: string | undefined): number | undefine
   if (raw === undefined || raw.trim() === '') return undefined;
   if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(Number(raw)))
     throw new UsageError(
-      `JOB_COMPLETION_INDEX must be a non-negative integer (got ${JSON.stringify(raw)}); it is set by an Indexed Job (completionMode: Indexed)`,
+      `JOB_COMPLETION_INDEX must be a non-negative integer (got ${JSON.stringify(raw)}); it is set by an ` +
+        `Indexed Job (completionMode: Indexed)`,
     );
   return Number(raw);
 }
@@ -177,7 +184,10 @@ async function runOnce<Spec>(
     current = manager.submit(parsed.data, { completionIndex });
     const end = await Promise.race([manager.settled(current.id)!, forced]);
     if (typeof end === 'string') {
-      const msg = `${signalled}: the stage did not reach its safe point (${end === 'grace' ? `grace period of ${graceMs} ms over` : 'second signal'}); exiting ${EXIT_RETRYABLE}: the retry resumes from the last checkpoint, which may be older`;
+      const why = end === 'grace' ? `grace period of ${graceMs} ms over` : 'second signal';
+      const msg =
+        `${signalled}: the stage did not reach its safe point (${why}); exiting ${EXIT_RETRYABLE}: ` +
+        'the retry resumes from the last checkpoint, which may be older';
       log.warn({ signal: signalled, graceMs }, msg);
       stderr(`get-distill-${name}: ${msg}\n`);
       ending.interrupted = true;
@@ -189,7 +199,9 @@ async function runOnce<Spec>(
     } else if (end.state === 'cancelled') {
       ending.record = end;
       ending.interrupted = true;
-      const msg = `${signalled ?? 'stopped'}: the stage stopped at a safe point; exiting ${EXIT_RETRYABLE} so the retry resumes`;
+      const msg =
+        `${signalled ?? 'stopped'}: the stage stopped at a safe ` +
+        `point; exiting ${EXIT_RETRYABLE} so the retry resumes`;
       log.info({ signal: signalled, progress: end.progress }, msg);
       stderr(`get-distill-${name}: ${msg}\n`);
       code = EXIT_RETRYABLE;

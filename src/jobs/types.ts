@@ -11,7 +11,9 @@ import type { Logger } from '../service/logging.js';
 /** The stages that run as services/jobs. */
 export type StageKind = 'datagen' | 'train' | 'export';
 
-/** Job states (service mode's `GET /v1/jobs/{id}` and the `get_job_state` gauge); no queue: a busy worker answers 409. */
+/**
+ * Job states (service mode's `GET /v1/jobs/{id}` and the `get_job_state` gauge); no queue: a busy worker answers 409.
+ */
 export type JobState = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 /**

@@ -54,7 +54,8 @@ export const OperatorConfigSchema = z
       .boolean()
       .default(false)
       .describe(
-        'KEDA is installed: endpoints with autoscaling.keda get a ScaledObject (else they are refused with a condition)',
+        'KEDA is installed: endpoints with autoscaling.keda get ' +
+          'a ScaledObject (else they are refused with a condition)',
       ),
     gpuResourceName: z
       .string()

@@ -70,7 +70,8 @@ export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig
   const inCluster = !!env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
   if (!inCluster && !files.some((f) => existsSync(f))) {
     throw new UsageError(
-      `no Kubernetes cluster configured: not in a pod with a ServiceAccount, and no kubeconfig at ${files.join(', ') || '~/.kube/config'}; set KUBECONFIG`,
+      `no Kubernetes cluster configured: not in a pod with a ServiceAccount, and no kubeconfig at ` +
+        `${files.join(', ') || '~/.kube/config'}; set KUBECONFIG`,
     );
   }
   try {
@@ -87,7 +88,8 @@ export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig
 export async function operatorMain(argv = process.argv, env = process.env): Promise<void> {
   const cmd = new Command('get-distill-operator')
     .description(
-      `Kubernetes operator of GET Distill: reconciles ${RUN.kind} (datagen → train → export → eval → endpoint) and ${ENDPOINT.kind} (Deployment, Service, HPA or KEDA) objects of ${API_VERSION}.`,
+      `Kubernetes operator of GET Distill: reconciles ${RUN.kind} (datagen → train → export → eval → ` +
+        `endpoint) and ${ENDPOINT.kind} (Deployment, Service, HPA or KEDA) objects of ${API_VERSION}.`,
     )
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');

@@ -112,7 +112,7 @@ class NamespacedInformers<T extends KubernetesObject> implements ReadCache<T> {
 export class Operator {
   readonly metrics: OperatorMetrics;
   private readonly caches: Caches;
-  private readonly all: { informers: SupervisedInformer<any>[] }[] = [];
+  private readonly all: { informers: Pick<SupervisedInformer<KubernetesObject>, 'start' | 'stop'>[] }[] = [];
   private readonly ctx: ControllerContext;
   private readonly progress: ProgressPoller;
   private readonly elector?: LeaderElector;

@@ -140,7 +140,9 @@ export class DynamicBatcher<T, R> {
           new HttpError(
             504,
             'deadline_exceeded',
-            `no result within ${requestTimeoutMs} ms (${p.state === 'running' ? 'the run was too slow' : 'waited in the queue'}); retry later or with fewer images`,
+            `no result within ${requestTimeoutMs} ms ` +
+              `(${p.state === 'running' ? 'the run was too slow' : 'waited in the queue'}); ` +
+              `retry later or with fewer images`,
           ),
         );
       }, requestTimeoutMs);

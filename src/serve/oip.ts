@@ -97,7 +97,9 @@ export function flattenData(data: readonly unknown[], shape: readonly number[], 
     if (!Array.isArray(v) || v.length !== shape[level]) {
       throw badRequest(
         path,
-        `must be ${Array.isArray(v) ? `${shape[level]} entries long (shape [${shape.join(', ')}]), got ${v.length}` : `an array (nested data follows the shape [${shape.join(', ')}]) or all data flat`}`,
+        Array.isArray(v)
+          ? `must be ${shape[level]} entries long (shape [${shape.join(', ')}]), got ${v.length}`
+          : `must be an array (nested data follows the shape [${shape.join(', ')}]) or all data flat`,
       );
     }
     v.forEach((x, i) => walk(x, level + 1, `${path}[${i}]`));
@@ -206,7 +208,8 @@ export function checkModelVersion(model: LoadedModel, version: string | undefine
     throw new HttpError(
       404,
       'not_found',
-      `model ${model.name} has no version ${JSON.stringify(version)}; the served version is ${JSON.stringify(model.version)}`,
+      `model ${model.name} has no version ${JSON.stringify(version)}; the served version is ` +
+        `${JSON.stringify(model.version)}`,
     );
   }
 }

@@ -55,7 +55,8 @@ export function threadsPerSession(sessions: number, cores: number): number {
     throw new UsageError(`--sessions must be a positive integer, got ${sessions}`);
   if (sessions > cores)
     throw new UsageError(
-      `--sessions ${sessions} exceeds the ${cores} usable CPU cores and would oversubscribe them; use --sessions ≤ ${cores}`,
+      `--sessions ${sessions} exceeds the ${cores} usable CPU ` +
+        `cores and would oversubscribe them; use --sessions ≤ ${cores}`,
     );
   return Math.floor(cores / sessions);
 }

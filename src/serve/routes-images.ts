@@ -140,7 +140,8 @@ export function mountImageRoutes(kit: RouteKit, ctx: ServeContext): void {
           'X-Seed': String(seed),
           ...(labels && { 'X-Class-Label': String(labels[0]) }),
           'X-Model-Version': engine.model.version,
-          'Content-Disposition': `inline; filename="${ctx.modelName}-seed${seed}${labels ? `-class${labels[0]}` : ''}.png"`,
+          'Content-Disposition':
+            `inline; filename="${ctx.modelName}-seed${seed}` + `${labels ? `-class${labels[0]}` : ''}.png"`,
         })
         .send(Buffer.from(out.png![0].buffer, out.png![0].byteOffset, out.png![0].byteLength));
     },

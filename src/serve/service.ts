@@ -90,7 +90,8 @@ export function createInferenceService(
       const t0 = performance.now();
       const cores = o.cores ?? usableCores();
       const threads = threadsPerSession(cfg.sessions, cores);
-      const executionProviders = resolveExecutionProviders(); // a bad GET_DISTILL_EXECUTION_PROVIDERS fails before the download
+      // a bad GET_DISTILL_EXECUTION_PROVIDERS fails before the download
+      const executionProviders = resolveExecutionProviders();
       const model = await loadModel(cfg.model, cfg.modelName);
       if (!model.info.outputs.some((x) => x.name === 'residual2'))
         throw new UsageError(`${cfg.model}: no output 'residual2'; re-export the model with \`get-distill export\``);

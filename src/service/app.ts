@@ -76,7 +76,10 @@ export interface RouteKit {
   readonly registry: Registry;
   readonly logger: Logger;
   readonly state: ServiceState;
-  /** Put first on routes that take a JSON body: 415 unless `Content-Type: application/json`, 413 over the limit, 400 for bad JSON. */
+  /**
+   * Put first on routes that take a JSON body: 415 unless `Content-Type: application/json`, 413 over the limit, 400 for
+   * bad JSON.
+   */
   readonly json: readonly RequestHandler[];
   /** Registers `path` with one handler (chain) per method; other methods get 405 with `Allow`. HEAD follows GET. */
   route(path: string, methods: Partial<Record<Method, Handlers>>): void;

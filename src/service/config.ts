@@ -77,7 +77,9 @@ export interface ResolveOptions {
   readonly noEcho?: readonly string[];
   /** Environment variable names that replace {@link envOf} for some keys (e.g. `spec` → GET_DISTILL_JOB_SPEC). */
   readonly envNames?: Readonly<Record<string, string>>;
-  /** Values under the flags and the environment (a spec document), and how errors name them (`GET_DISTILL_JOB_SPEC`). */
+  /**
+   * Values under the flags and the environment (a spec document), and how errors name them (`GET_DISTILL_JOB_SPEC`).
+   */
   readonly base?: { readonly values: Readonly<Record<string, unknown>>; readonly source: string };
 }
 
@@ -151,7 +153,10 @@ function describeIssue(
   if (issue.code === 'unrecognized_keys') {
     // Only a base document can carry unknown keys (flags were checked, the environment is read by key).
     const keys = issue.keys.map((k) => JSON.stringify(k)).join(', ');
-    return `${doc}: unknown field${issue.keys.length > 1 ? 's' : ''} ${keys}; known fields: ${Object.keys(shape).join(', ')}`;
+    return (
+      `${doc}: unknown field${issue.keys.length > 1 ? 's' : ''} ${keys}; known fields: ` +
+      `${Object.keys(shape).join(', ')}`
+    );
   }
   if (key === '') return `${doc}: ${issue.message}`;
   const nested = issue.path.length > 1 ? `: ${issuePath(issue.path, '')}:` : '';
@@ -165,7 +170,9 @@ function describeIssue(
   const problem = missing
     ? `is required (${issue.expected})`
     : wrongType
-      ? `must be ${issue.expected === 'boolean' ? 'true or false' : `a JSON ${issue.expected}`.replace('JSON number', 'number')}`
+      ? issue.expected === 'boolean'
+        ? 'must be true or false'
+        : `must be a JSON ${issue.expected}`.replace('JSON number', 'number')
       : issue.message;
   return `${where}${nested} ${problem}${echo ? ` (got ${JSON.stringify(raw[key])})` : ''}`;
 }

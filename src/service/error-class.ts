@@ -31,7 +31,9 @@ export interface ClassifiedError {
   readonly class: ErrorClass;
   /** {@link EXIT_PERMANENT} (2) or {@link EXIT_RETRYABLE} (75). */
   readonly exitCode: number;
-  /** Machine-readable: the StoreError code (`Unreachable`, …), `usage`, `spec`, `interrupted`, `network` or `internal`. */
+  /**
+   * Machine-readable: the StoreError code (`Unreachable`, …), `usage`, `spec`, `interrupted`, `network` or `internal`.
+   */
   readonly reason: string;
   /** One line for people (stderr, the job record): names the problem and, where known, the fix. */
   readonly message: string;

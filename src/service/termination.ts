@@ -132,7 +132,8 @@ export function writeTerminationMessage(path: string, msg: TerminationMessage): 
     writeFileSync(path, encodeTerminationMessage(msg));
   } catch (e) {
     throw new Error(
-      `${TERMINATION_LOG_ENV}=${path}: cannot write the termination message (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      `${TERMINATION_LOG_ENV}=${path}: cannot write the termination message ` +
+        `(${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
       { cause: e },
     );
   }

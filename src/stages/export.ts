@@ -40,14 +40,16 @@ async function readCheckpoint(store: ObjectStore, uri: string): Promise<Checkpoi
   if ((await store.head(uri)) !== null) {
     if (!uri.endsWith('.safetensors')) {
       throw new UsageError(
-        `${uri}: not a checkpoint (checkpoints are checkpoint-<step>.safetensors objects); give one of them, or the folder that holds latest.json`,
+        `${uri}: not a checkpoint (checkpoints are checkpoint-<step>.safetensors objects); give one of them, ` +
+          `or the folder that holds latest.json`,
       );
     }
     return loadCheckpoint(store, uri, specs);
   }
   if (!(await hasCheckpoint(store, uri))) {
     throw new UsageError(
-      `${uri}: no checkpoint there (neither a checkpoint-*.safetensors object nor a folder with latest.json); give a run's checkpoints folder, e.g. runs/distill/checkpoints`,
+      `${uri}: no checkpoint there (neither a checkpoint-*.safetensors object nor a folder with ` +
+        `latest.json); give a run's checkpoints folder, e.g. runs/distill/checkpoints`,
     );
   }
   return loadLatestCheckpoint(store, uri, specs);

@@ -68,7 +68,7 @@ export interface S3StoreOptions {
 function endpointSettings(opts: S3StoreOptions): { endpoint?: string; forcePathStyle: boolean } {
   const endpoint = opts.endpoint ?? (process.env.GET_DISTILL_S3_ENDPOINT || undefined);
   if (endpoint !== undefined) {
-    let ok = false;
+    let ok: boolean;
     try {
       ok = ['http:', 'https:'].includes(new URL(endpoint).protocol);
     } catch {
@@ -356,7 +356,8 @@ export class S3Store implements ObjectStore {
       return new StoreError(
         'AccessDenied',
         uri,
-        `access denied by ${at} (${why}) on ${op}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the bucket policy`,
+        `access denied by ${at} (${why}) on ${op}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, ` +
+          `AWS_PROFILE and the bucket policy`,
         opts,
       );
     }

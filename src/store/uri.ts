@@ -64,7 +64,8 @@ export function parseUri(uri: string): ParsedUri {
       throw new StoreError(
         'BadUri',
         uri,
-        `"${bucket}" is not a valid S3 bucket name (3–63 lowercase letters, digits, '.', '-'; not an IP address, no '..')`,
+        `"${bucket}" is not a valid S3 bucket name (3–63 lowercase ` +
+          `letters, digits, '.', '-'; not an IP address, no '..')`,
       );
     }
     const segments = key.split('/');
@@ -77,7 +78,8 @@ export function parseUri(uri: string): ParsedUri {
       throw new StoreError(
         'BadUri',
         uri,
-        `the key is ${Buffer.byteLength(key)} bytes; S3 allows 1,024 and a run adds up to 64 below it: use a shorter prefix`,
+        `the key is ${Buffer.byteLength(key)} bytes; S3 allows ` +
+          `1,024 and a run adds up to 64 below it: use a shorter prefix`,
       );
     return { scheme: 's3', bucket, key };
   }

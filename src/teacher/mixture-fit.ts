@@ -77,7 +77,8 @@ export async function fitMixtureTeacher(
       const idx = members[g];
       if (idx.length < K)
         throw new RangeError(
-          `fitMixtureTeacher: class ${g} has ${idx.length} images, fewer than K = ${K} components; lower componentsPerClass`,
+          `fitMixtureTeacher: class ${g} has ${idx.length} images, ` +
+            `fewer than K = ${K} components; lower componentsPerClass`,
         );
       const X = mat(idx.length, P);
       for (let i = 0; i < idx.length; i++) for (let p = 0; p < P; p++) X.data[i * P + p] = images[idx[i] * P + p];
@@ -212,7 +213,10 @@ async function kmeans(gemm: F64Gemm, X: Mat, K: number, iterations: number, rng:
   return assign;
 }
 
-/** Gives each empty cluster the point farthest from its centre (‖x − c‖², first index on ties) among clusters of size ≥ 2. */
+/**
+ * Gives each empty cluster the point farthest from its centre (‖x − c‖², first index on ties) among clusters of size ≥
+ * 2.
+ */
 function fillEmptyClusters(X: Mat, assign: Int32Array, dist: Float64Array, K: number): void {
   const count = new Int32Array(K);
   for (const a of assign) count[a]++;

@@ -44,7 +44,8 @@ export function buildDenoiseGraph(K: number, r: number, P: number): Uint8Array {
   const logits = op.add(bias, op.mul(half, op.sub(ts, q))); //        [K, n]
   const e = op.exp(op.sub(logits, op.reduceMax(logits, [0], true))); //            [K, n]   stable softmax over K
   const gamma = op.div(e, op.reduceSum(e, [0], true)); //             [K, n]   γ_k(x)
-  const gs = op.reshape(op.transpose(op.mul(s3, op.reshape(gamma, [K, 'batch', 1])), [1, 0, 2]), ['batch', R]); // [n, R]
+  // gs: [n, R]
+  const gs = op.reshape(op.transpose(op.mul(s3, op.reshape(gamma, [K, 'batch', 1])), [1, 0, 2]), ['batch', R]);
   const xd = op.mul(x, op.gemm(gamma, dinv, { transA: true })); //    [n, P]   x·Σγ_k D_k⁻¹
   const c1 = op.gemm(gamma, a, { transA: true, alpha: -1, beta: 1 }, xd); // [n, P]  Σγ_k D_k⁻¹(x − μ_k)
   const corr = op.gemm(gs, wdT, { alpha: -1, beta: 1 }, c1); //        [n, P]  Σγ_k (C_k + σ²I)⁻¹(x − μ_k)

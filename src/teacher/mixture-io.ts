@@ -52,14 +52,15 @@ export function decodeMixture(bytes: Uint8Array, path: string): MixtureParams {
   const st = decodeSafetensors(bytes, path);
   if (st.metadata.format !== MIXTURE_FORMAT) {
     throw new Error(
-      `${path}: not a mixture-teacher file (metadata format ${JSON.stringify(st.metadata.format)}, expected ${MIXTURE_FORMAT})`,
+      `${path}: not a mixture-teacher file (metadata format ` +
+        `${JSON.stringify(st.metadata.format)}, expected ${MIXTURE_FORMAT})`,
     );
   }
   let config: MixtureConfig;
   try {
     config = JSON.parse(st.metadata.config ?? '') as MixtureConfig;
   } catch (e) {
-    throw new Error(`${path}: metadata 'config' is not JSON (${(e as Error).message})`);
+    throw new Error(`${path}: metadata 'config' is not JSON (${(e as Error).message})`, { cause: e });
   }
   const get = (name: string): Float64Array => {
     const x = st.tensors[name];
@@ -76,7 +77,7 @@ export function decodeMixture(bytes: Uint8Array, path: string): MixtureParams {
   try {
     validateMixture(params);
   } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
+    throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
   }
   return params;
 }

@@ -119,7 +119,9 @@ export class MixtureDenoiser implements Denoiser {
     return out;
   }
 
-  /** σ-dependent tensors of group g, from the LRU cache or computed (prep graph, then an r×r Cholesky per component). */
+  /**
+   * σ-dependent tensors of group g, from the LRU cache or computed (prep graph, then an r×r Cholesky per component).
+   */
   private sigmaTensors(sigma: number, g: number): Promise<SigmaTensors> {
     let entry = this.cache.get(sigma);
     if (entry) {
@@ -163,7 +165,8 @@ export class MixtureDenoiser implements Denoiser {
         f = spdInverse(M, r);
       } catch {
         throw new Error(
-          `mixture: I + WᵀD⁻¹W of class ${g} component ${k} is not positive definite at sigma ${sigma}; the parameters are corrupt (non-finite factors?)`,
+          `mixture: I + WᵀD⁻¹W of class ${g} component ${k} is not positive definite at sigma ${sigma}; the ` +
+            `parameters are corrupt (non-finite factors?)`,
         );
       }
       minv.set(f.inv, k * r * r);

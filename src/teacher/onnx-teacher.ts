@@ -25,7 +25,9 @@ const { onnx } = onnxProto;
 const DT = onnx.TensorProto.DataType;
 
 export interface OnnxEdmTeacherOptions {
-  /** Classes of a conditional model (overrides metadata `num_classes`); must be absent or 0 for an unconditional one. */
+  /**
+   * Classes of a conditional model (overrides metadata `num_classes`); must be absent or 0 for an unconditional one.
+   */
   readonly numClasses?: number;
   /** σ_data of the preconditioning; default 0.5 (EDM). */
   readonly sigmaData?: number;
@@ -72,7 +74,7 @@ export function inspectEdmModel(bytes: Uint8Array, source: string): EdmModelSign
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new Error(`${source}: not an ONNX model (${(e as Error).message})`);
+    throw new Error(`${source}: not an ONNX model (${(e as Error).message})`, { cause: e });
   }
   const g = model.graph;
   if (!g) throw new Error(`${source}: ONNX model has no graph`);
@@ -90,12 +92,15 @@ export function inspectEdmModel(bytes: Uint8Array, source: string): EdmModelSign
     const v = where.get(name);
     if (!v)
       throw new Error(
-        `${source}: the model has no ${kind} '${name}' (${form}); it has ${kind}s [${[...where.keys()].join(', ')}]. Export the EDM network with the I/O names of src/teacher/onnx-teacher.ts`,
+        `${source}: the model has no ${kind} '${name}' (${form}); it has ${kind}s ` +
+          `[${[...where.keys()].join(', ')}]. Export the EDM network with the I/O names of ` +
+          `src/teacher/onnx-teacher.ts`,
       );
     const s = tensorSig(v);
     if (!s || s.elem !== elem || s.dims.length !== rank) {
       throw new Error(
-        `${source}: ${kind} '${name}' must be ${form}, got elem type ${s ? onnx.TensorProto.DataType[s.elem] : 'non-tensor'} rank ${s ? s.dims.length : '?'}`,
+        `${source}: ${kind} '${name}' must be ${form}, got elem type ` +
+          `${s ? onnx.TensorProto.DataType[s.elem] : 'non-tensor'} rank ${s ? s.dims.length : '?'}`,
       );
     }
     return s.dims;
@@ -159,7 +164,8 @@ export class OnnxEdmTeacher implements Denoiser {
     const numClasses = opts.numClasses ?? sig.metadataClasses ?? (sig.conditional ? -1 : 0);
     if (sig.conditional && !(numClasses > 0)) {
       throw new Error(
-        `${source}: the model takes class_labels but the class count is unknown; pass numClasses or set model metadata num_classes`,
+        `${source}: the model takes class_labels but the class count is unknown; pass numClasses or set ` +
+          `model metadata num_classes`,
       );
     }
     if (!sig.conditional && numClasses !== 0)
@@ -174,7 +180,7 @@ export class OnnxEdmTeacher implements Denoiser {
     try {
       session = await OrtSession.create(bytes, { threads: opts.threads, executionProviders });
     } catch (e) {
-      throw new Error(`${source}: onnxruntime rejected the model (${(e as Error).message})`);
+      throw new Error(`${source}: onnxruntime rejected the model (${(e as Error).message})`, { cause: e });
     }
     const id = opts.id ?? `onnx-edm-${createHash('sha256').update(bytes).digest('hex').slice(0, 12)}`;
     if (opts.maxBatch !== undefined && !(Number.isInteger(opts.maxBatch) && opts.maxBatch > 0)) {

@@ -82,7 +82,8 @@ export async function saveCheckpoint(store: ObjectStore, dir: string, ck: Checkp
   const bytes = encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, state: JSON.stringify(ck.state) });
   const file = fileFor(ck.state.step);
   await store.put(joinUri(dir, file), bytes);
-  const latest = `${JSON.stringify({ step: ck.state.step, file, sha256: sha256Hex(bytes), bytes: bytes.length }, null, 2)}\n`;
+  const pointer = { step: ck.state.step, file, sha256: sha256Hex(bytes), bytes: bytes.length };
+  const latest = `${JSON.stringify(pointer, null, 2)}\n`;
   await store.put(joinUri(dir, 'latest.json'), new TextEncoder().encode(latest));
   // Keep this checkpoint and the newest keep−1 before it; files of later steps belong to an abandoned
   // timeline (a restart from an earlier step) and go too, so they can never outrank this one.
@@ -125,7 +126,8 @@ export async function loadLatestCheckpoint(store: ObjectStore, dir: string, spec
   } catch (e) {
     if (e instanceof StoreError && e.code !== 'NotFound') throw e;
     throw new UsageError(
-      `${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0].slice(0, 120)}); delete the checkpoints folder to train from step 0`,
+      `${latestPath}: not a valid checkpoint pointer (${(e as Error).message.split('\n')[0].slice(0, 120)}); ` +
+        `delete the checkpoints folder to train from step 0`,
     );
   }
   return loadCheckpoint(store, joinUri(dir, latest.file), specs, latest);
@@ -150,7 +152,8 @@ export async function loadCheckpoint(
   });
   if (expect && (bytes.length !== expect.bytes || sha256Hex(bytes) !== expect.sha256)) {
     throw new UsageError(
-      `${path}: checkpoint is corrupt or truncated (size/sha256 differ from latest.json); restore the file, or delete the checkpoints folder to train again from step 0 (the pairs are kept)`,
+      `${path}: checkpoint is corrupt or truncated (size/sha256 differ from latest.json); restore the file, ` +
+        `or delete the checkpoints folder to train again from step 0 (the pairs are kept)`,
     );
   }
   let st;
@@ -181,7 +184,8 @@ export async function loadCheckpoint(
       const t = st.tensors[`${prefix}.${s.name}`];
       if (!t || t.dtype !== 'float32' || t.dims.join() !== s.shape.join()) {
         throw new UsageError(
-          `${path}: tensor ${prefix}.${s.name} is missing or not float32 [${s.shape.join(',')}]; the checkpoint belongs to another model`,
+          `${path}: tensor ${prefix}.${s.name} is missing or not float32 [${s.shape.join(',')}]; the ` +
+            `checkpoint belongs to another model`,
         );
       }
       store.view(s.name).set(t.data as Float32Array);

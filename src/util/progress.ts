@@ -16,7 +16,9 @@ export class Progress {
   bar(stage: string, unit: string): Bar {
     const b = new cliProgress.SingleBar(
       {
-        format: `${stage.padEnd(24)} |{bar}| {value}/{total} ${unit} | {rate} | {duration_formatted} elapsed, ETA {eta_formatted}{extra}`,
+        format:
+          `${stage.padEnd(24)} |{bar}| {value}/{total} ${unit} | {rate} ` +
+          `| {duration_formatted} elapsed, ETA {eta_formatted}{extra}`,
         stream: this.stream,
         noTTYOutput: true,
         notTTYSchedule: 5000,

@@ -34,13 +34,16 @@ export function workerPart(spec: DatagenSpec, completionIndex: number | undefine
     // Every pod of a non-indexed Job would generate the whole range: refuse instead.
     if (n > 1)
       throw new UsageError(
-        `parallelism ${n} needs JOB_COMPLETION_INDEX (run it as an Indexed Job: completionMode: Indexed, completions = parallelism = ${n}); give parallelism 1 for one worker`,
+        `parallelism ${n} needs JOB_COMPLETION_INDEX (run it as an Indexed Job: completionMode: Indexed, ` +
+          `completions = parallelism = ${n}); give parallelism 1 for one worker`,
       );
     return undefined;
   }
   if (!Number.isInteger(completionIndex) || completionIndex < 0 || completionIndex >= n) {
     throw new UsageError(
-      `JOB_COMPLETION_INDEX ${completionIndex} is outside [0, ${n}) (parallelism ${n}): seeds [${seeds.start}, ${seeds.end}) are split into ${n} part${n > 1 ? 's' : ''}; give the Indexed Job completions = parallelism = ${n}`,
+      `JOB_COMPLETION_INDEX ${completionIndex} is outside [0, ${n}) (parallelism ${n}): seeds ` +
+        `[${seeds.start}, ${seeds.end}) are split into ${n} part${n > 1 ? 's' : ''}; give the Indexed Job ` +
+        `completions = parallelism = ${n}`,
     );
   }
   return n > 1 ? { index: completionIndex, count: n } : undefined;

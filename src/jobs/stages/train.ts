@@ -103,7 +103,8 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
   if (channels !== cfg.channels || height !== cfg.imageSize || width !== cfg.imageSize) {
     throw fieldError(
       'preset',
-      `${cfg.name} is for ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize} images, the pairs in ${spec.pairs} are ${channels}×${height}×${width}; pick a preset for that size`,
+      `${cfg.name} is for ${cfg.channels}×${cfg.imageSize}×${cfg.imageSize} images, the pairs in ` +
+        `${spec.pairs} are ${channels}×${height}×${width}; pick a preset for that size`,
     );
   }
   if (spec.batch > manifest.totalPairs)

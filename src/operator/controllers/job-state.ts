@@ -83,8 +83,10 @@ export function failureMessage(pods: readonly V1Pod[], jobMessage?: string): str
     const r = podResult(p);
     if (r?.error?.message) return r.error.message;
     const t = p.status?.containerStatuses?.find((c) => c.state?.terminated)?.state?.terminated;
-    if (t)
-      return `exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}${t.message ? `: ${t.message.trim().split('\n').slice(-3).join(' | ')}` : ''}`;
+    if (t) {
+      const tail = t.message ? `: ${t.message.trim().split('\n').slice(-3).join(' | ')}` : '';
+      return `exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}${tail}`;
+    }
   }
   return undefined;
 }

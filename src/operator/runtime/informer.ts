@@ -40,7 +40,10 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   backoffMaxMs?: number;
   /** Base server-side watch timeout in s, jittered ×[1, 2) per watch (default 300; 0: none). */
   watchTimeoutSeconds?: number;
-  /** Restart when no watch (re)connected and no event arrived for this many ms (default 4000 × watchTimeoutSeconds, i.e. twice the longest jittered watch; 0: off). */
+  /**
+   * Restart when no watch (re)connected and no event arrived for this many ms (default 4000 × watchTimeoutSeconds, i.e.
+   * twice the longest jittered watch; 0: off).
+   */
   idleTimeoutMs?: number;
   metrics?: OperatorMetrics;
   log?: RuntimeLogger;

@@ -23,7 +23,7 @@ import {
   type V1Lease,
   type V1LeaseSpec,
 } from '@kubernetes/client-node';
-import { realClock, type Clock, type TimerHandle } from '../../util/clock.js';
+import { realClock, type Clock } from '../../util/clock.js';
 import { silentLogger, type RuntimeLogger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';
 
@@ -88,7 +88,8 @@ export class LeaderElector {
     this.retryMs = opts.retryPeriodMs ?? 2000;
     if (!(this.retryMs > 0 && this.renewDeadlineMs > 1.2 * this.retryMs && this.leaseMs > this.renewDeadlineMs)) {
       throw new RangeError(
-        `LeaderElector: need leaseDurationMs > renewDeadlineMs > 1.2 × retryPeriodMs > 0, got ${this.leaseMs} / ${this.renewDeadlineMs} / ${this.retryMs}`,
+        `LeaderElector: need leaseDurationMs > renewDeadlineMs > 1.2 × retryPeriodMs > 0, got ` +
+          `${this.leaseMs} / ${this.renewDeadlineMs} / ${this.retryMs}`,
       );
     }
     this.leaseSeconds = Math.max(1, Math.round(this.leaseMs / 1000));
@@ -119,7 +120,10 @@ export class LeaderElector {
     this.loop = this.run();
   }
 
-  /** Stop campaigning; when leading, abort the signal, wait for onStartedLeading's promise, release the Lease, call onStoppedLeading. */
+  /**
+   * Stop campaigning; when leading, abort the signal, wait for onStartedLeading's promise, release the Lease, call
+   * onStoppedLeading.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.stopped = true;
@@ -305,7 +309,6 @@ export class LeaderElector {
   private sleep(ms: number, between = false): { promise: Promise<false>; wake(): void } {
     let wake!: () => void;
     const promise = new Promise<false>((resolve) => {
-      let t: TimerHandle | undefined;
       wake = () => {
         this.clock.clearTimeout(t);
         this.wakers.delete(wake);
@@ -313,7 +316,8 @@ export class LeaderElector {
         if (between) this.setIdle(false);
         resolve(false);
       };
-      t = this.clock.setTimeout(wake, ms);
+      // Clocks fire on a later turn (Clock.setTimeout), so wake never runs before t is set.
+      const t = this.clock.setTimeout(wake, ms);
       this.wakers.add(wake);
     });
     if (between && !this.stopped) this.setIdle(true);

@@ -41,7 +41,8 @@ export const StoreSchema = z
     credentialsSecret: dnsSubdomain
       .optional()
       .describe(
-        "Secret in the run's namespace holding AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (given to pods as env); default: the pods' own identity (IRSA, instance role)",
+        "Secret in the run's namespace holding AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (given to pods as " +
+          "env); default: the pods' own identity (IRSA, instance role)",
       ),
   })
   .strict();
@@ -71,7 +72,8 @@ export const ResourcesSchema = z
           .max(253)
           .optional()
           .describe(
-            "extended resource of the device plugin (nvidia.com/gpu, amd.com/gpu, …); default: the operator's (the chart's gpu.resourceName)",
+            'extended resource of the device plugin (nvidia.com/gpu, amd.com/gpu, …); default: the ' +
+              "operator's (the chart's gpu.resourceName)",
           ),
         count: z.number().int().min(0).max(16).default(1).describe('GPUs per pod (0: CPU pods)'),
       })

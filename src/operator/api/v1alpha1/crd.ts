@@ -21,19 +21,27 @@ import {
 import { DistillationRunSpecSchema, DistillationRunStatusSchema } from './run.js';
 import { GenerationEndpointSpecSchema, GenerationEndpointStatusSchema } from './endpoint.js';
 
+/** One JSON Schema node (zod's output, then the structural rewrite). */
+type SchemaNode = Record<string, unknown>;
+/**
+ * A CRD manifest. Callers (the YAML writer, the CRD tests) walk it to any depth by field name; it has no
+ * static shape worth spelling out beyond what the API server validates.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON tree read at arbitrary depth
 type Json = Record<string, any>;
 
 /** Rewrites one zod-emitted JSON Schema node (recursively) into a structural OpenAPI v3 node. */
-export function structural(node: Json): Json {
-  const out: Json = {};
+export function structural(node: SchemaNode): SchemaNode {
+  const out: SchemaNode = {};
   for (const [k, v] of Object.entries(node)) {
     if (k === '$schema' || k === 'id') continue;
     if (k === 'additionalProperties' && v === false) continue;
     if ((k === 'maximum' && v === Number.MAX_SAFE_INTEGER) || (k === 'minimum' && v === Number.MIN_SAFE_INTEGER))
       continue;
     if (k === 'properties')
-      out[k] = Object.fromEntries(Object.entries(v as Json).map(([p, s]) => [p, structural(s as Json)]));
-    else if ((k === 'items' || k === 'additionalProperties') && typeof v === 'object') out[k] = structural(v as Json);
+      out[k] = Object.fromEntries(Object.entries(v as SchemaNode).map(([p, s]) => [p, structural(s as SchemaNode)]));
+    else if ((k === 'items' || k === 'additionalProperties') && typeof v === 'object')
+      out[k] = structural(v as SchemaNode);
     else out[k] = v;
   }
   if (!out.type && !out['x-kubernetes-preserve-unknown-fields'])
@@ -41,8 +49,8 @@ export function structural(node: Json): Json {
   return out;
 }
 
-const openApi = (s: z.ZodType, io: 'input' | 'output'): Json =>
-  structural(z.toJSONSchema(s, { target: 'openapi-3.0', io, unrepresentable: 'throw' }) as Json);
+const openApi = (s: z.ZodType, io: 'input' | 'output'): SchemaNode =>
+  structural(z.toJSONSchema(s, { target: 'openapi-3.0', io, unrepresentable: 'throw' }) as SchemaNode);
 
 interface PrinterColumn {
   name: string;
@@ -98,7 +106,9 @@ function crd(
               'x-kubernetes-validations': [
                 {
                   rule: `self.metadata.name.matches('${NAME_PATTERN}') && size(self.metadata.name) <= ${maxName}`,
-                  message: `metadata.name must be a DNS-1035 label (lowercase letters, digits, '-', starting with a letter) of at most ${maxName} characters`,
+                  message:
+                    `metadata.name must be a DNS-1035 label (lowercase letters, digits, '-', starting with a ` +
+                    `letter) of at most ${maxName} characters`,
                 },
               ],
               properties: {
@@ -133,7 +143,8 @@ export function runCrd(): Json {
       { name: 'FID', type: 'number', jsonPath: '.status.fid', description: 'student FID' },
       { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint', priority: 1 },
     ],
-    'A GET distillation run: teacher pairs, training, ONNX export, evaluation and optional serving, with artifacts in S3.',
+    'A GET distillation run: teacher pairs, training, ONNX ' +
+      'export, evaluation and optional serving, with artifacts in S3.',
     MAX_RUN_NAME,
   );
 }

@@ -20,7 +20,8 @@ export const ModelRefSchema = z
       .regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>')
       .optional()
       .describe(
-        "the model's sha256; with model.run the run's exported digest is used; a new digest rolls the pods (status.modelDigest shows the one served)",
+        "the model's sha256; with model.run the run's exported digest is used; a new digest rolls the pods " +
+          '(status.modelDigest shows the one served)',
       ),
   })
   .strict()

@@ -44,9 +44,15 @@ export const MAX_ENDPOINT_NAME = 63;
  */
 export function nameProblem(name: string, max: number): string | undefined {
   if (name.length > max)
-    return `metadata.name "${name}" has ${name.length} characters; at most ${max} (it names pods and Services); recreate it under a shorter name`;
+    return (
+      `metadata.name "${name}" has ${name.length} characters; at most ${max} (it names pods and Services); ` +
+      `recreate it under a shorter name`
+    );
   if (!new RegExp(NAME_PATTERN).test(name))
-    return `metadata.name "${name}" must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter); recreate it under another name`;
+    return (
+      `metadata.name "${name}" must be a DNS-1035 label (lowercase letters, digits and '-', starting with a ` +
+      `letter); recreate it under another name`
+    );
   return undefined;
 }
 

@@ -105,7 +105,8 @@ export const TrainingSchema = TrainSpecSchema.omit({ pairs: true, out: true, thr
       .max(100)
       .default(6)
       .describe(
-        'retryable trainer failures (exit 75, evictions) before the run fails; each retry resumes from the latest checkpoint',
+        'retryable trainer failures (exit 75, evictions) before the ' +
+          'run fails; each retry resumes from the latest checkpoint',
       ),
   })
   .strict();

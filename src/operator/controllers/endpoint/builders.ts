@@ -66,7 +66,10 @@ export function rolloutDigest(m: ResolvedModel): string {
 export const endpointResources = (spec: GenerationEndpointSpec): ResourcesSpec =>
   spec.resources ?? ResourcesSchema.parse({});
 
-/** Replicas a new Deployment starts with: spec.replicas, or minReplicas (at least 1: scale-from-zero proves the model loads). */
+/**
+ * Replicas a new Deployment starts with: spec.replicas, or minReplicas (at least 1: scale-from-zero proves the model
+ * loads).
+ */
 export function initialReplicas(spec: GenerationEndpointSpec): number {
   return spec.autoscaling ? Math.max(1, spec.autoscaling.minReplicas) : spec.replicas;
 }

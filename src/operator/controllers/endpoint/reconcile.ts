@@ -260,7 +260,8 @@ export async function reconcileEndpoint(ctx: ControllerContext, key: string): Pr
       ep,
       'Normal',
       'ModelRollout',
-      `rolling out model ${model.uri}${model.digest ? ` (${model.digest})` : ''}; pods of the previous model serve until new ones are ready`,
+      `rolling out model ${model.uri}${model.digest ? ` (${model.digest})` : ''}; ` +
+        'pods of the previous model serve until new ones are ready',
     );
   }
 
@@ -308,7 +309,8 @@ export async function reconcileEndpoint(ctx: ControllerContext, key: string): Pr
     problems.push({
       reason: 'KedaNotEnabled',
       message:
-        "spec.autoscaling.keda needs KEDA: install KEDA in the cluster and set the chart's keda.enabled=true (operator flag --keda); no autoscaler was created",
+        "spec.autoscaling.keda needs KEDA: install KEDA in the cluster and set the chart's keda.enabled=true " +
+        '(operator flag --keda); no autoscaler was created',
     });
   }
 

@@ -69,7 +69,8 @@ export function podFailure(pods: readonly V1Pod[]): string | undefined {
         const why =
           w.message ??
           (last
-            ? `last exit ${last.exitCode}${last.reason ? ` ${last.reason}` : ''}${last.message ? `: ${last.message}` : ''}`
+            ? `last exit ${last.exitCode}${last.reason ? ` ${last.reason}` : ''}` +
+              (last.message ? `: ${last.message}` : '')
             : '');
         return `${p.metadata?.name}/${c.name}: ${w.reason}${why ? ` (${why.slice(0, 300)})` : ''}`;
       }
