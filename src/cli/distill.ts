@@ -13,19 +13,6 @@ import { parseUri } from '../store/index.js';
 /** Feature dimension of the embedded feature networks (FID needs more samples than this). */
 const EMBEDDED_FEATURE_DIM = FEATURE_NET_ARCH.hidden;
 
-/** Integer flag in [min, max]. */
-export const int =
-  (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new UsageError(
-        `${flag} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`}, ` +
-          `got "${v}"`,
-      );
-    }
-    return n;
-  };
 /**
  * A location flag's parser: a plain path, file:///… or s3://bucket/prefix (checked by the store's URI parser).
  * @throws UsageError naming the flag for an empty value, a NUL byte or an unknown scheme.
