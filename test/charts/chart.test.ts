@@ -24,6 +24,7 @@ import { envOf, resolveConfig } from '../../src/service/config.js';
 import { DistillationRunSpecSchema } from '../../src/operator/api/v1alpha1/run.js';
 import { GenerationEndpointSpecSchema } from '../../src/operator/api/v1alpha1/endpoint.js';
 import { API_VERSION, ENDPOINT, RUN } from '../../src/operator/api/v1alpha1/group.js';
+import type { Json } from '../json.js';
 
 // The bundled helm is linux/amd64 only (scripts/helm.ts): elsewhere the helm tests are skipped.
 const skip = process.platform === 'linux' && process.arch === 'x64' ? false : 'the bundled helm binary is linux/amd64';
@@ -38,7 +39,9 @@ const ALL_ON = {
   keda: { enabled: true },
   watchNamespaces: ['team-a', 'team-b'],
   image: {
-    registry: 'registry.example.com/ml', tag: '1.2.3', pullPolicy: 'Always',
+    registry: 'registry.example.com/ml',
+    tag: '1.2.3',
+    pullPolicy: 'Always',
     trainer: { repository: 'get-distill-trainer', tag: '1.2.3-cuda' },
     eval: { repository: 'get-distill-eval', registry: 'mirror.example.com', digest: `sha256:${'ab'.repeat(32)}` },
   },
@@ -65,7 +68,12 @@ function valuesFile(name: string, values: unknown): string {
 }
 const allOn = valuesFile('all-on.yaml', ALL_ON);
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any };
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [k: string]: Json;
+};
 
 /** `helm template` → the parsed objects; asserts helm exits 0 and every document is valid YAML. */
 function render(...args: string[]): Obj[] {
@@ -76,17 +84,28 @@ function render(...args: string[]): Obj[] {
   return docs.map((d) => d.toJS() as Obj).filter((o) => o !== null);
 }
 const find = (objs: Obj[], kind: string, name: string, namespace?: string): Obj => {
-  const o = objs.find((x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace));
-  assert.ok(o, `${kind} ${namespace ?? ''}/${name} rendered (got ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')})`);
+  const o = objs.find(
+    (x) =>
+      x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace),
+  );
+  assert.ok(
+    o,
+    `${kind} ${namespace ?? ''}/${name} rendered (got ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')})`,
+  );
   return o;
 };
 /** Rules in a canonical order (each rule's lists sorted, then the rules by their JSON). */
-const canon = (rules: readonly PolicyRule[]) => rules
-  .map((r) => ({ apiGroups: [...r.apiGroups].sort(), resources: [...r.resources].sort(), verbs: [...r.verbs].sort() }))
-  .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+const canon = (rules: readonly PolicyRule[]) =>
+  rules
+    .map((r) => ({
+      apiGroups: [...r.apiGroups].sort(),
+      resources: [...r.resources].sort(),
+      verbs: [...r.verbs].sort(),
+    }))
+    .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 
 /** kubernetes-models class per apiVersion/kind: validate() throws on OpenAPI schema errors. */
-const MODELS: Record<string, new (o: any) => { validate(): void }> = {
+const MODELS: Record<string, new (o: Json) => { validate(): void }> = {
   'v1/ServiceAccount': ServiceAccount,
   'v1/Service': Service,
   'apps/v1/Deployment': Deployment,
@@ -124,7 +143,10 @@ function envMap(dep: Obj): Record<string, string> {
     if (e.valueFrom) {
       // Only the pod's own name (the leader identity) and namespace (the Lease's) come from the downward API.
       const path = e.valueFrom.fieldRef?.fieldPath;
-      assert.ok(path === 'metadata.namespace' || (e.name === 'POD_NAME' && path === 'metadata.name'), `${e.name}: unexpected downward-API field ${path}`);
+      assert.ok(
+        path === 'metadata.namespace' || (e.name === 'POD_NAME' && path === 'metadata.name'),
+        `${e.name}: unexpected downward-API field ${path}`,
+      );
       out[e.name] = path === 'metadata.name' ? `${FULLNAME}-pod` : NS;
     } else {
       assert.equal(typeof e.value, 'string', `${e.name} is a string`);
@@ -161,7 +183,17 @@ test('Chart.yaml: version, appVersion, kubeVersion', { skip }, () => {
 test('defaults: all-namespace RBAC, lease Role, Deployment, Service; no monitors', { skip }, () => {
   const objs = render();
   validateAll(objs);
-  assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+  assert.deepEqual(objs.map((o) => o.kind).sort(), [
+    'ClusterRole',
+    'ClusterRole',
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'Deployment',
+    'Role',
+    'RoleBinding',
+    'Service',
+    'ServiceAccount',
+  ]);
 
   const cr = find(objs, 'ClusterRole', `${FULLNAME}-${NS}`);
   assert.deepEqual(canon(cr.rules), canon(operatorRules({ keda: false })));
@@ -173,13 +205,21 @@ test('defaults: all-namespace RBAC, lease Role, Deployment, Service; no monitors
   const lease = find(objs, 'Role', `${FULLNAME}-leader-election`, NS);
   assert.deepEqual(canon(lease.rules), canon(LEADER_ELECTION_RULES));
   const leaseBinding = find(objs, 'RoleBinding', `${FULLNAME}-leader-election`, NS);
-  assert.deepEqual(leaseBinding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: lease.metadata.name });
+  assert.deepEqual(leaseBinding.roleRef, {
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind: 'Role',
+    name: lease.metadata.name,
+  });
   assert.deepEqual(leaseBinding.subjects, [{ kind: 'ServiceAccount', name: FULLNAME, namespace: NS }]);
 
   // The aggregated user roles grant people (not the operator) the two kinds only.
   for (const suffix of ['editor', 'viewer']) {
     const r = find(objs, 'ClusterRole', `${FULLNAME}-${NS}-${suffix}`);
-    assert.ok(r.rules.every((rule: PolicyRule) => rule.apiGroups.length === 1 && rule.apiGroups[0] === 'distill.getdistill.dev'));
+    assert.ok(
+      r.rules.every(
+        (rule: PolicyRule) => rule.apiGroups.length === 1 && rule.apiGroups[0] === 'distill.getdistill.dev',
+      ),
+    );
   }
 });
 
@@ -191,8 +231,13 @@ test('defaults: the operator container is locked down and probed on the metrics 
   assert.equal(dep.spec.replicas, 1);
   assert.equal(c.image, 'ghcr.io/get-distill/get-distill-operator:0.1.0');
   assert.deepEqual(c.securityContext, {
-    runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
-    capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+    runAsNonRoot: true,
+    runAsUser: 10001,
+    runAsGroup: 10001,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
   });
   assert.equal(pod.securityContext.runAsNonRoot, true);
   assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
@@ -213,7 +258,11 @@ test('defaults: the operator container is locked down and probed on the metrics 
 
 test('defaults: the env is the operator configuration and resolves through OperatorConfigSchema', { skip }, () => {
   const env = envMap(find(render(), 'Deployment', FULLNAME, NS));
-  for (const name of Object.keys(env)) assert.ok(CONFIG_ENV.has(name) || KNOWN_EXTRA_ENV.has(name), `${name} is neither a GET_DISTILL_* config variable nor a known one`);
+  for (const name of Object.keys(env))
+    assert.ok(
+      CONFIG_ENV.has(name) || KNOWN_EXTRA_ENV.has(name),
+      `${name} is neither a GET_DISTILL_* config variable nor a known one`,
+    );
   assert.equal(env.GET_DISTILL_LEASE_NAMESPACE, NS);
   assert.equal(env.POD_NAME, `${FULLNAME}-pod`);
   const cfg = resolveConfig(OperatorConfigSchema, {}, env);
@@ -283,14 +332,19 @@ test('everything on: namespaced Roles, KEDA rule, HA, custom images, env, monito
   const sm = find(objs, 'ServiceMonitor', FULLNAME, NS);
   assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
   assert.equal(sm.metadata.labels?.release, 'kube-prometheus-stack');
-  for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) assert.equal(svc.metadata.labels?.[k], v, `ServiceMonitor selects the metrics Service (${k})`);
+  for (const [k, v] of Object.entries(sm.spec.selector.matchLabels))
+    assert.equal(svc.metadata.labels?.[k], v, `ServiceMonitor selects the metrics Service (${k})`);
   assert.deepEqual(sm.spec.namespaceSelector, { matchNames: [NS] });
-  assert.deepEqual(sm.spec.endpoints, [{ port: 'metrics', path: '/metrics', scheme: 'http', interval: '15s', scrapeTimeout: '10s' }]);
+  assert.deepEqual(sm.spec.endpoints, [
+    { port: 'metrics', path: '/metrics', scheme: 'http', interval: '15s', scrapeTimeout: '10s' },
+  ]);
   const pm = find(objs, 'PodMonitor', FULLNAME, NS);
   assert.equal(pm.apiVersion, 'monitoring.coreos.com/v1');
   assert.equal(pm.metadata.labels?.team, 'ml');
   assert.deepEqual(pm.spec.selector.matchLabels, dep.spec.selector.matchLabels);
-  assert.deepEqual(pm.spec.podMetricsEndpoints, [{ port: 'metrics', path: '/metrics', scheme: 'http', interval: '20s', scrapeTimeout: '10s' }]);
+  assert.deepEqual(pm.spec.podMetricsEndpoints, [
+    { port: 'metrics', path: '/metrics', scheme: 'http', interval: '20s', scrapeTimeout: '10s' },
+  ]);
 });
 
 test('keda on with all namespaces: the ClusterRole gains exactly the keda.sh rule', { skip }, () => {
@@ -301,8 +355,15 @@ test('keda on with all namespaces: the ClusterRole gains exactly the keda.sh rul
 test('--include-crds: both CRDs validate as apiextensions.k8s.io/v1', { skip }, () => {
   const crds = render('--include-crds').filter((o) => o.kind === 'CustomResourceDefinition');
   validateAll(crds);
-  assert.deepEqual(crds.map((c) => c.metadata.name).sort(), [`${RUN.plural}.distill.getdistill.dev`, `${ENDPOINT.plural}.distill.getdistill.dev`].sort());
-  for (const c of crds) assert.deepEqual(c.spec.versions.map((v: { name: string }) => v.name), ['v1alpha1']);
+  assert.deepEqual(
+    crds.map((c) => c.metadata.name).sort(),
+    [`${RUN.plural}.distill.getdistill.dev`, `${ENDPOINT.plural}.distill.getdistill.dev`].sort(),
+  );
+  for (const c of crds)
+    assert.deepEqual(
+      c.spec.versions.map((v: { name: string }) => v.name),
+      ['v1alpha1'],
+    );
 });
 
 test('values.schema.json refuses bad values, naming the key', { skip }, () => {
@@ -314,7 +375,10 @@ test('values.schema.json refuses bad values, naming the key', { skip }, () => {
   ];
   for (const [file, values, msg] of cases) {
     const f = valuesFile(file, values);
-    for (const cmd of [['lint', '--strict', CHART, '-f', f], ['template', RELEASE, CHART, '-f', f]]) {
+    for (const cmd of [
+      ['lint', '--strict', CHART, '-f', f],
+      ['template', RELEASE, CHART, '-f', f],
+    ]) {
       const r = helm(cmd);
       assert.notEqual(r.status, 0, `${cmd[0]} ${file} must fail`);
       assert.match(r.stdout + r.stderr, /values don't meet the specifications of the schema/);
@@ -340,7 +404,8 @@ test('NOTES.txt renders and points at the example run', { skip }, () => {
   const text: string = parse(r.stdout).notes;
   assert.match(text, /kubectl apply -n <namespace> -f charts\/get-distill\/examples\/run\.yaml/);
   assert.match(text, /ALL namespaces/);
-  for (const m of text.matchAll(/charts\/get-distill\/examples\/[\w.]+/g)) assert.doesNotThrow(() => readFileSync(m[0]), m[0]);
+  for (const m of text.matchAll(/charts\/get-distill\/examples\/[\w.]+/g))
+    assert.doesNotThrow(() => readFileSync(m[0]), m[0]);
 });
 
 test('examples: the run and the endpoint are valid custom resources', () => {

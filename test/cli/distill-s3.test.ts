@@ -88,7 +88,7 @@ before(async () => {
 });
 after(() => store.client.destroy());
 
-test(`N=${N} steps + SIGKILL + --resume to 2N equals 2N straight, in S3 (a deleted and a truncated shard are regenerated)`, async (t) => {
+test(`N=${N} steps + SIGKILL + --resume to 2N = 2N straight, in S3; deleted/truncated shards regenerate`, async (t) => {
   const straight = `s3://${bucket}/straight`;
   const killed = `s3://${bucket}/killed`;
   const r0 = cli(args(straight));

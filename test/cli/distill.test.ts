@@ -51,7 +51,7 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-test('smoke run writes samples.png, report.json, shards with a manifest, checkpoints, and model.onnx + model.json', () => {
+test('smoke run: samples.png, report.json, shards with a manifest, checkpoints, and model.onnx + model.json', () => {
   const files = readdirSync(run).sort();
   for (const f of [
     'checkpoints',
@@ -187,7 +187,8 @@ test('a non-empty --out without --resume is refused and left untouched', () => {
   expectUsage(['distill', '--out', dir, ...SMALL], /--out .* is not empty; pass --resume/);
   assert.deepEqual(readdirSync(dir), ['thesis.txt']);
   assert.equal(readFileSync(join(dir, 'thesis.txt'), 'utf8'), 'precious');
-  expectUsage(['distill', '--out', '/', ...SMALL], /--out \/ is not empty/); // the file-system root is a folder like any other
+  // The file-system root is a folder like any other.
+  expectUsage(['distill', '--out', '/', ...SMALL], /--out \/ is not empty/);
 });
 
 test('--resume regenerates a truncated shard byte-identically, then continues', () => {

@@ -23,6 +23,7 @@ import {
   writeShard,
 } from '../../src/data/shards.js';
 import { storeFor } from '../../src/store/index.js';
+import type { JsonObject } from '../json.js';
 
 const shape = { channels: 1, height: 4, width: 4 };
 const D = 16;
@@ -177,7 +178,7 @@ describe('dataset manifest', () => {
     const written = await writeDataset(d, 20, 8);
     const path = join(d, 'manifest.json');
     const orig = JSON.parse(await readFile(path, 'utf8'));
-    const edit = async (f: (m: any) => void): Promise<void> => {
+    const edit = async (f: (m: JsonObject) => void): Promise<void> => {
       const m = structuredClone(orig);
       f(m);
       await writeFile(path, JSON.stringify(m));
@@ -187,7 +188,10 @@ describe('dataset manifest', () => {
     });
     await assert.rejects(
       readManifest(storeFor(d), d),
-      /invalid manifest: shard pairs-0000000008-0000000016\.safetensors: count 7 does not match its seed range \[8, 16\)/,
+      new RegExp(
+        'invalid manifest: shard pairs-0000000008-0000000016\\.safetensors: count 7 does not match its seed ' +
+          'range \\[8, 16\\)',
+      ),
     );
     await edit((m) => {
       m.totalPairs = 21;
@@ -336,7 +340,8 @@ describe('PairStream', () => {
   test('a shard that disagrees with the manifest fails loudly', async () => {
     const d = await tmp();
     const written = await writeDataset(d, 16, 8);
-    await writeShard(storeFor(d), d, { ...makeShard(seedRange(0, 8)), image: new Float32Array(8 * D) }); // same name, new content
+    // Same name, new content.
+    await writeShard(storeFor(d), d, { ...makeShard(seedRange(0, 8)), image: new Float32Array(8 * D) });
     const s = new PairStream(storeFor(d), d, await readManifest(storeFor(d), d, { verify: 'none' }), {
       batchSize: 4,
       seed: 0,

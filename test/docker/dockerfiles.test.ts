@@ -368,7 +368,7 @@ test('.dockerignore keeps node_modules, .git and secrets out of the build contex
     assert.ok(!lines.includes(keep), `.dockerignore drops ${keep}`);
 });
 
-test('Dockerfile.trainer-gpu: installs @tensorflow/tfjs-node-gpu at the tfjs-core version of package.json and selects the tfjs engine on node-gpu', () => {
+test("Dockerfile.trainer-gpu: tfjs-node-gpu at package.json's tfjs-core version; the tfjs engine on node-gpu", () => {
   const text = readFileSync(join(DOCKER_DIR, 'Dockerfile.trainer-gpu'), 'utf8');
   const df = parse(text);
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {

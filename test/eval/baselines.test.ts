@@ -38,7 +38,7 @@ test('ridge recovers an exact per-class linear map (P 8, 2 classes, λ→0)', as
   assert.ok(meanAbs(await predictRidge(fitted, testPairs), testPairs.image) < 1e-4);
 });
 
-test('with fewer pairs than features, the dual fit equals the primal ridge solution on centred data (P 8, n 6)', async () => {
+test('fewer pairs than features: the dual fit = the primal ridge solution on centred data (P 8, n 6)', async () => {
   const P = 8;
   const rng = new Rng(5);
   const train: FlatPairs = {

@@ -22,7 +22,7 @@ import {
 } from '../../src/eval/feature-net.js';
 import { sha256Hex } from '../../src/util/fsutil.js';
 
-test('toUnitRange: a dataset image byte u8 (x = u8/127.5 − 1 in float32) comes back as u8/255 exactly; out-of-range values clip', () => {
+test('toUnitRange: a dataset byte u8 (x = u8/127.5 − 1 in float32) gives u8/255 exactly; out of range clips', () => {
   const x = Float32Array.from({ length: 256 }, (_, u8) => u8 / 127.5 - 1);
   const v = toUnitRange(x);
   for (let u8 = 0; u8 < 256; u8++) assert.equal(v[u8], Math.fround(u8 / 255), `byte ${u8}`);
@@ -36,7 +36,7 @@ test('toUnitRange: a dataset image byte u8 (x = u8/127.5 − 1 in float32) comes
 const BAR = { mnist: 0.99, 'fashion-mnist': 0.9 } as const;
 
 for (const dataset of EMBEDDED_FEATURE_NETS) {
-  test(`${dataset}: the committed ONNX matches its card and reaches its test accuracy (≥ ${BAR[dataset]}) in onnxruntime`, async () => {
+  test(`${dataset}: the committed ONNX matches its card; onnxruntime accuracy ≥ ${BAR[dataset]}`, async () => {
     const { onnx, card } = await embeddedFeatureNet(dataset);
     assert.equal(card.bytes, onnx.length);
     assert.equal(card.sha256, sha256Hex(onnx));
@@ -82,7 +82,7 @@ test('embeddedFeatureNet refuses ONNX bytes that do not match the card, naming t
   }
 });
 
-test('training is deterministic: 20 steps on 512 MNIST images twice give the same ONNX bytes, and the loss falls', async () => {
+test('deterministic training: 20 steps on 512 MNIST images twice → the same ONNX bytes; the loss falls', async () => {
   const train = await loadDataset('mnist', 'train');
   const opts = {
     epochs: 3,

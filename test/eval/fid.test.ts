@@ -84,7 +84,8 @@ test('featureStats errors: non-finite values, too few samples', async () => {
   await assert.rejects(featureStats(x, 5, 3), {
     name: 'UsageError',
     message:
-      'features: sample 1, feature 2 is NaN; the feature network produced non-finite values (check that the images are finite and in range)',
+      'features: sample 1, feature 2 is NaN; the feature network produced non-finite values (check that the ' +
+      'images are finite and in range)',
   });
   const acc = new FeatureStatsAccumulator(3, { what: 'gen' });
   await acc.add(new Float32Array(12), 4);
@@ -98,7 +99,8 @@ test('featureStats errors: non-finite values, too few samples', async () => {
   await assert.rejects(featureStats(new Float32Array(16), 4, 4, 'mnist:test'), {
     name: 'UsageError',
     message:
-      'mnist:test: 4 samples of dimension 4 give a singular covariance; use at least 5 samples (FID needs more samples than feature dimensions)',
+      'mnist:test: 4 samples of dimension 4 give a singular covariance; use at least 5 samples (FID needs ' +
+      'more samples than feature dimensions)',
   });
 });
 
@@ -118,7 +120,6 @@ test('FID of statistics with themselves is 0; also from a sample set against its
 });
 
 test('FID of diagonal covariances: Tr √(Σ₁Σ₂) = Σ √(d1ᵢ·d2ᵢ)', async () => {
-  const d = 5;
   const d1 = [0.5, 1, 2, 3, 0.01];
   const d2 = [4, 0.25, 2, 1, 9];
   const diag = (v: number[]) => fromM(Matrix.diag(v));
@@ -225,7 +226,8 @@ test('FID errors: dimension mismatch, non-finite statistics, an indefinite covar
       assert.ok(e instanceof UsageError);
       assert.equal(
         e.message,
-        'FID: sigma of the features is not positive semi-definite (eigenvalue -1.000e+0, even after adding 1e-6·I); recompute it as a covariance of finite features',
+        'FID: sigma of the features is not positive semi-definite (eigenvalue -1.000e+0, even after adding ' +
+          '1e-6·I); recompute it as a covariance of finite features',
       );
       return true;
     },

@@ -124,7 +124,7 @@ describe('labels and URLs', () => {
 });
 
 describe('pushes without a gateway', () => {
-  test('a push to a refused port resolves false, the eval goes on, one warning with the URL and no credentials', async () => {
+  test('a push to a refused port resolves false, the eval goes on, one warning: the URL, no credentials', async () => {
     const port = await refusedPort();
     const log = memoryLogger();
     const m = createEvalMetrics({
@@ -148,7 +148,7 @@ describe('pushes without a gateway', () => {
     assert.ok(!/hunter2|pushuser/.test(log.text()), 'no credentials in the logs');
   });
 
-  test('progress pushes are rate-limited: one per interval, a trailing push carries the last count, a new phase pushes at once', async () => {
+  test("progress pushes: one per interval, a trailing one with the last count, a new phase's at once", async () => {
     const got: { t: number; body: string }[] = [];
     const gw = createServer((req: IncomingMessage, res) => {
       let body = '';
@@ -258,7 +258,7 @@ describe('real Pushgateway and Prometheus', { skip: skipReal }, () => {
     }
   }
 
-  test('results pushed with credentials in the URL come back through PromQL with exact values and clean labels; /metrics while running', async () => {
+  test('results pushed with URL credentials: exact values, clean labels in PromQL; /metrics meanwhile', async () => {
     const id = runId('fid');
     pushed.push(id);
     const log = memoryLogger();

@@ -126,7 +126,8 @@ for (const [title, cfg] of [
     }
     const peak = (out.image.data as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     console.log(
-      `# ${title}: max |Δ| = ${maxDiff.toExponential(2)} (max |image| ${peak.toFixed(2)}), chosen iterates ${chosen.join(',')}`,
+      `# ${title}: max |Δ| = ${maxDiff.toExponential(2)} (max |image| ${peak.toFixed(2)}), ` +
+        `chosen iterates ${chosen.join(',')}`,
     );
     assert.ok(maxDiff <= 1e-4, `max |exported − engine| = ${maxDiff}`);
     // The choice matters: some samples take a later iterate, whose image is far from x̂_1's.
@@ -211,7 +212,8 @@ test('validateOnnx passes the export at batch 1 and 3, and names the fault in br
         x.graph!.node![node].input![0] = 'nowhere';
       },
       new RegExp(
-        `node ${nodeName} \\(MatMul\\) input 'nowhere' is not a graph input, an initializer or an earlier node's output`,
+        `node ${nodeName} \\(MatMul\\) input 'nowhere' is not a graph input, ` +
+          `an initializer or an earlier node's output`,
       ),
     ],
     [

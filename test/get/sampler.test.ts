@@ -24,7 +24,7 @@ function randomWeights() {
   return p;
 }
 
-test('one-step sampler = float64 reference of the same graph, and picks the lowest-residual iterate per sample', async () => {
+test("one-step sampler = float64 reference of its graph; picks each sample's lowest-residual iterate", async () => {
   const params = randomWeights();
   const rng = new Rng(5);
   const noise = rng.fillNormal(new Float32Array(B * 1024));

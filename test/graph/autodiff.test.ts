@@ -86,7 +86,7 @@ test('fan-out: a weight used 3 times gets one Sum of 3 contributions', () => {
   assert.equal(dw.producer?.inputs.length, 3);
 });
 
-test('attention q·kᵀ from transposed heads: Transposes into MatMul swap the last two axes only (fusable), none cancels another', () => {
+test('attention q·kᵀ, transposed heads: Transposes into MatMul swap the last two axes (fusable), none cancel', () => {
   const g = new Graph();
   const q = g.param('q', [2, 3, 2, 4]); // [B,N,h,d]
   const k = g.param('k', [2, 3, 2, 4]);
@@ -117,7 +117,7 @@ test('GELU: fused backward (one Exp, no Erf-chain Sum) for the nodes ops.gelu bu
   assert.equal(ops.filter((o) => o === 'Mul').length, 5, 'sign, m², x·e, g·½, ·inner');
 });
 
-test('GELU: asking for the gradient of an internal value (erf(x·√½) + 1) falls back to the per-node rules', async () => {
+test('GELU: the gradient of an internal value (erf(x·√½) + 1) falls back to the per-node rules', async () => {
   const g = new Graph();
   const x = g.param('x', [3]);
   const y = op.gelu(x);
@@ -159,7 +159,7 @@ test('wrt the loss itself is 1; wrt an intermediate value is its upstream gradie
   assert.deepEqual([...res.dh.data], [4, -8, 2]);
 });
 
-test('symbolic batch: forward with batch "B" (attention, LayerNorm, mean over batch) matches finite differences at B = 3 and B = 1', async () => {
+test('symbolic batch "B" (attention, LayerNorm, batch mean) = finite differences at B = 3 and B = 1', async () => {
   const g = new Graph();
   const [N, D, H] = [4, 8, 2];
   const x = g.input('x', 'float32', ['B', N, D]);

@@ -13,7 +13,7 @@ import { evaluate } from '../../src/graph/reference.js';
 import { OrtSession } from '../../src/graph/session.js';
 import { checkGradients, mulberry32, probeLoss, randn, randomParams, relErr } from './helpers.js';
 
-test('Conv and ConvTranspose forward: hand-computed 3×3 case and the adjoint identity ⟨conv(x), y⟩ = ⟨x, convT(y)⟩', async () => {
+test('Conv, ConvTranspose forward: hand-computed 3×3 case; adjoint identity ⟨conv(x), y⟩ = ⟨x, convT(y)⟩', async () => {
   const g = new Graph();
   const x = g.input('x', 'float64', [1, 1, 3, 3]);
   const w = g.input('w', 'float64', [1, 1, 2, 2]);

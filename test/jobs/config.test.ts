@@ -169,6 +169,9 @@ test('the entry point: process defaults; spec fields that collide with process o
   assert.match(help, /--spec <json\|@file>/);
   assert.match(
     help.replace(/\s+/g, ' '),
-    /--safe-point-ms <n> milliseconds the pretend checkpoint takes after an abort \(default: 0; env GET_DISTILL_SAFE_POINT_MS\)/,
+    new RegExp(
+      '--safe-point-ms <n> milliseconds the pretend checkpoint takes after an abort \\(default: 0; env ' +
+        'GET_DISTILL_SAFE_POINT_MS\\)',
+    ),
   );
 });

@@ -11,6 +11,7 @@ import { S3Store, joinUri } from '../../src/store/index.js';
 import { loadS3Env, uniqueBucket } from '../store/s3-env.js';
 import { call, sample } from './helpers.js';
 import { type Service, pollJob, seedTeacherCache, settled, startJob, startService } from './stage-helpers.js';
+import type { JsonObject } from '../json.js';
 
 let bucket: string;
 let store: S3Store;
@@ -86,7 +87,7 @@ test('bad specs and a missing teacher object → 400 naming the field; the servi
   assert.equal((await call('GET', `${svc.url}/readyz`)).status, 200);
 });
 
-test('service: POST a job → shards + manifest in S3, progress and the datagen gauges; the same job in job mode gives the same shards', async () => {
+test('service: POST a job → shards + manifest in S3, progress, gauges; job mode gives the same shards', async () => {
   const t0 = performance.now();
   const r = await call('POST', `${svc.url}/v1/jobs`, spec('svc'));
   assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -96,7 +97,8 @@ test('service: POST a job → shards + manifest in S3, progress and the datagen 
   const job = await settled(url);
   assert.equal(job.state, 'succeeded', JSON.stringify(job.error));
   console.log(
-    `datagen service: first pair after ${firstPairS.toFixed(2)} s, ${PAIRS} pairs in ${((performance.now() - t0) / 1000).toFixed(2)} s (${job.summary.pairsPerSecond} pairs/s)`,
+    `datagen service: first pair after ${firstPairS.toFixed(2)} s, ${PAIRS} pairs in ` +
+      `${((performance.now() - t0) / 1000).toFixed(2)} s (${job.summary.pairsPerSecond} pairs/s)`,
   );
   assert.equal(running.progress.pairsTotal, PAIRS);
   assert.deepEqual(job.artifacts, { manifest: `s3://${bucket}/svc/manifest.json` });
@@ -142,7 +144,7 @@ test('service: POST a job → shards + manifest in S3, progress and the datagen 
   assert.deepEqual(again.shards, manifest.shards, 'same shards, same sha256');
 });
 
-test("Indexed Job: two workers (JOB_COMPLETION_INDEX 0, 1) in parallel → one manifest equal to the single worker's; an index outside the range → exit 2", async () => {
+test("Indexed Job: workers 0 and 1 → the single worker's manifest; JOB_COMPLETION_INDEX 2 of 2 → exit 2", async () => {
   const s2 = spec('indexed', { parallelism: 2 });
   const workers = [0, 1].map((i) => startJob('datagen', s2, { JOB_COMPLETION_INDEX: String(i) }));
   const outside = startJob('datagen', s2, { JOB_COMPLETION_INDEX: '2' });
@@ -151,14 +153,17 @@ test("Indexed Job: two workers (JOB_COMPLETION_INDEX 0, 1) in parallel → one m
   assert.equal(await outside.exited, 2);
   assert.match(
     outside.stderr(),
-    /^get-distill-datagen: JOB_COMPLETION_INDEX 2 is outside \[0, 2\) \(parallelism 2\): seeds \[0, 256\) are split into 2 parts/,
+    new RegExp(
+      '^get-distill-datagen: JOB_COMPLETION_INDEX 2 is outside \\[0, 2\\) \\(parallelism 2\\): seeds \\[0, 256\\) ' +
+        'are split into 2 parts',
+    ),
   );
   assert.equal(await noIndex.exited, 2);
   assert.match(
     noIndex.stderr(),
     /^get-distill-datagen: parallelism 2 needs JOB_COMPLETION_INDEX \(run it as an Indexed Job/,
   );
-  const summaries = workers.map((w) => w.lines.find((l) => l.msg === 'job succeeded')!.summary as Record<string, any>);
+  const summaries = workers.map((w) => w.lines.find((l) => l.msg === 'job succeeded')!.summary as JsonObject);
   assert.deepEqual(
     summaries.map((s) => [s.seeds, s.pairs, s.generated]),
     [

@@ -107,7 +107,7 @@ test('a StoreError inside a cause chain keeps its class and the outer message', 
   assert.deepEqual([c.class, c.reason, c.message], ['retryable', 'Unreachable', 'datagen failed']);
 });
 
-test('interrupted or aborted runs retry; UsageError and ZodError are permanent; unknown errors are bugs (permanent)', () => {
+test('interrupted or aborted runs retry; UsageError, ZodError are permanent; unknown errors: bugs (permanent)', () => {
   assert.deepEqual(brief(new Interrupted('SIGTERM at step 40: checkpoint saved')), ['retryable', 75, 'interrupted']);
   const ac = new AbortController();
   ac.abort();

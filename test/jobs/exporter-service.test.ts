@@ -57,7 +57,7 @@ after(async () => {
   store.client.destroy();
 });
 
-test('service: POST a job → model.onnx + model.json in S3 and the export gauge; job mode on the checkpoint object → exit 0, same model', async () => {
+test('service: POST a job → model.onnx + model.json in S3, export gauge; job mode → exit 0, same model', async () => {
   const r = await call('POST', `${svc.url}/v1/jobs`, { checkpoint: `${run}/checkpoints`, out: `${run}/svc` });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const job = await settled(`${svc.url}/v1/jobs/${r.body.job.id}`);

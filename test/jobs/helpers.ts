@@ -3,13 +3,14 @@
  * environment of an S3 endpoint that refuses connections (for retryable store failures).
  */
 import { createServer } from 'node:net';
+import type { Json } from '../json.js';
 
 /** One HTTP call; the body is parsed as JSON when the answer says so, else returned as text. */
 export async function call(
   method: string,
   url: string,
   body?: unknown,
-): Promise<{ status: number; headers: Headers; body: any }> {
+): Promise<{ status: number; headers: Headers; body: Json }> {
   const r = await fetch(url, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },

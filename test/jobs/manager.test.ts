@@ -187,7 +187,7 @@ test('GET /v1/jobs lists newest first and keeps only the last keepFinished finis
   }
 });
 
-test('failures carry their class: usage → permanent, store unreachable → retryable, a bug → permanent internal; concurrency 2', async () => {
+test('failure classes: usage → permanent, no store → retryable, bug → permanent internal; concurrency 2', async () => {
   Object.assign(process.env, await unreachableS3Env());
   const s = await start({ concurrency: 2 });
   try {
@@ -218,7 +218,8 @@ test('failures carry their class: usage → permanent, store unreachable → ret
       code: 'permanent',
       reason: 'internal',
       message:
-        "internal error (a bug; the log has the stack): TypeError: Cannot read properties of undefined (reading 'shape')",
+        'internal error (a bug; the log has the stack): TypeError: Cannot read properties of undefined ' +
+        "(reading 'shape')",
     });
     const notFound = await finished(s.url, await submit({ out: dir, fail: 'store' }));
     assert.deepEqual([notFound.error.code, notFound.error.reason], ['permanent', 'NotFound']);

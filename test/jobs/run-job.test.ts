@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { call, sample, unreachableS3Env, until } from './helpers.js';
+import type { JsonObject } from '../json.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = 'test/jobs/fixtures/fake-main.ts';
@@ -22,11 +23,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 interface Child {
   readonly child: ChildProcessWithoutNullStreams;
   /** JSON log lines so far. */
-  readonly lines: Record<string, any>[];
+  readonly lines: JsonObject[];
   stderr: string;
   readonly exited: Promise<number | null>;
   /** Resolves with the first log line whose msg is `msg`. */
-  waitFor(msg: string): Promise<Record<string, any>>;
+  waitFor(msg: string): Promise<JsonObject>;
 }
 
 /** Starts the fake stage's entry point in job mode on a free port. */
@@ -39,7 +40,8 @@ function start(args: string[], env: Record<string, string> = {}): Child {
     child,
     lines: [],
     stderr: '',
-    exited: new Promise((resolve) => child.on('close', (code) => resolve(code))), // 'close': after stdout and stderr are drained
+    // 'close', not 'exit': it comes after stdout and stderr are drained.
+    exited: new Promise((resolve) => child.on('close', (code) => resolve(code))),
     waitFor: (msg) => until(() => c.lines.find((l) => l.msg === msg), 20_000, `log line "${msg}"`),
   };
   let buf = '';
@@ -62,7 +64,7 @@ async function exits(c: Child, code: number, re?: RegExp): Promise<void> {
   assert.match(c.stderr, re);
 }
 
-test('exit codes: success 0; UsageError, bad spec, bad JOB_COMPLETION_INDEX, missing object, a bug → 2; S3 unreachable → 75', async () => {
+test('exit codes: success 0; UsageError, bad spec/JOB_COMPLETION_INDEX, no object, bug → 2; no S3 → 75', async () => {
   const specFile = join(dir, 'spec.json');
   writeFileSync(specFile, JSON.stringify({ out: 's3://bucket/from-file', steps: 50, seeds: { start: 100, end: 199 } }));
   const s3 = await unreachableS3Env();
@@ -108,11 +110,14 @@ test('exit codes: success 0; UsageError, bad spec, bad JOB_COMPLETION_INDEX, mis
   await exits(
     unreachable,
     75,
-    /^get-distill-fake: s3:\/\/bucket\/run\/missing\.bin: cannot reach S3 endpoint http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/,
+    new RegExp(
+      '^get-distill-fake: s3:\\/\\/bucket\\/run\\/missing\\.bin: cannot reach S3 endpoint ' +
+        'http:\\/\\/127\\.0\\.0\\.1:\\d+ \\(ECONNREFUSED\\)',
+    ),
   );
 });
 
-test('SIGTERM mid-run: probes and /metrics answer while running; the stage reaches its safe point; exit 75', async () => {
+test('SIGTERM mid-run: probes and /metrics answer; the stage reaches its safe point; exit 75', async () => {
   const c = start(['--out', 'run', '--steps', '100000', '--step-ms', '10', '--safe-point-ms', '200']);
   const port = (await c.waitFor('listening')).port as number;
   const url = `http://127.0.0.1:${port}`;
@@ -141,7 +146,7 @@ test('SIGTERM mid-run: probes and /metrics answer while running; the stage reach
   assert.equal(c.lines.at(-1)!.exitCode, 75);
 });
 
-test('SIGTERM with no safe point before GET_DISTILL_SHUTDOWN_GRACE_MS → exit 75 all the same, saying the checkpoint may be older', async () => {
+test('SIGTERM, no safe point within GET_DISTILL_SHUTDOWN_GRACE_MS → exit 75; the checkpoint may be older', async () => {
   const c = start(['--out', 'run', '--steps', '100000', '--step-ms', '10', '--ignore-signal', 'true'], {
     GET_DISTILL_SHUTDOWN_GRACE_MS: '300',
   });
@@ -151,7 +156,10 @@ test('SIGTERM with no safe point before GET_DISTILL_SHUTDOWN_GRACE_MS → exit 7
   await exits(
     c,
     75,
-    /^get-distill-fake: SIGTERM: the stage did not reach its safe point \(grace period of 300 ms over\); exiting 75: .*may be older\n$/,
+    new RegExp(
+      '^get-distill-fake: SIGTERM: the stage did not reach its safe point \\(grace period of 300 ms over\\); ' +
+        'exiting 75: .*may be older\\n$',
+    ),
   );
   assert.equal(
     c.lines.some((l) => l.msg === 'safe point reached'),

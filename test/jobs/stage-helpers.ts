@@ -12,6 +12,7 @@ import { type ObjectStore, joinUri } from '../../src/store/index.js';
 import { MixtureDenoiser, fitMixtureTeacher, saveMixture } from '../../src/teacher/mixture.js';
 import { sha256Hex } from '../../src/util/fsutil.js';
 import { call } from './helpers.js';
+import type { JsonObject } from '../json.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type ServiceName = 'datagen' | 'trainer' | 'exporter';
@@ -74,7 +75,8 @@ export function spawnService(name: ServiceName, args: string[], env: Record<stri
           () =>
             reject(
               new Error(
-                `no matching log line within ${timeoutMs} ms; stderr: ${err}\nstdout: ${JSON.stringify(lines.slice(-5))}`,
+                `no matching log line within ${timeoutMs} ms; stderr: ${err}\nstdout: ` +
+                  `${JSON.stringify(lines.slice(-5))}`,
               ),
             ),
           timeoutMs,
@@ -132,10 +134,10 @@ export function startJob(
 /** Polls GET `url` every `everyMs` until `until(job)`; @returns that job record. */
 export async function pollJob(
   url: string,
-  until: (job: Record<string, any>) => boolean,
+  until: (job: JsonObject) => boolean,
   timeoutMs = 60_000,
   everyMs = 50,
-): Promise<Record<string, any>> {
+): Promise<JsonObject> {
   const t0 = Date.now();
   for (;;) {
     const r = await call('GET', url);

@@ -72,7 +72,7 @@ test('a huge error message is cut first: ≤ 4096 bytes, valid JSON, summary and
   assert.ok(m.error!.message.endsWith('x…'));
 });
 
-test('when an empty message does not fit, the largest entries go (named in truncated); the message gets the room left', () => {
+test('empty message does not fit: the largest entries go (named in truncated); the message gets the rest', () => {
   const summary = { step: 7, loss: 0.5, notes: 'n'.repeat(5000), log: 'l'.repeat(3000) };
   const text = encodeTerminationMessage({
     ...base,
@@ -92,7 +92,7 @@ test('when an empty message does not fit, the largest entries go (named in trunc
   assert.ok(Object.keys(m2.summary).length > 50);
 });
 
-test("job mode in-process: a signal → interrupted, exit 75, the safe point's summary; a bad spec or provider list → failed, exit 2", async () => {
+test("job mode in-process: signal → interrupted, 75, safe point's summary; bad spec/providers → failed 2", async () => {
   const logger = createLogger('fake', 'silent');
   const job = (spec: unknown, log: string, env: Record<string, string> = {}) =>
     runJobMode(fakeStage(), spec, {
@@ -147,7 +147,7 @@ test("job mode in-process: a signal → interrupted, exit 75, the safe point's s
   assert.match(read(badLog).error!.message, /^GET_DISTILL_EXECUTION_PROVIDERS="cuda,gpu": unknown provider "gpu"/);
 });
 
-test('exporter job mode writes the message: done with the model sha256; a missing checkpoint: failed, permanent, exit 2', async () => {
+test('exporter job mode: done with the model sha256; a missing checkpoint: failed, permanent, exit 2', async () => {
   const store = storeFor(dir);
   const run = join(dir, 'run');
   await seedPairs(store, join(run, 'pairs'), 64, 32);
@@ -198,7 +198,7 @@ test('exporter job mode writes the message: done with the model sha256; a missin
   assert.match(f.error!.message, /^checkpoint: .*nothing: no checkpoint there/);
 });
 
-test('get-distill eval writes stage eval with fid, inceptionScore, precision, recall, samples; bad input: failed, exit 2', () => {
+test('get-distill eval: stage eval with fid, inceptionScore, precision, recall, samples; bad input: failed, 2', () => {
   const cli = (args: string[], log: string) =>
     spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'eval', ...args], {
       cwd: ROOT,

@@ -12,6 +12,7 @@ import { S3Store } from '../../src/store/index.js';
 import { loadS3Env, uniqueBucket } from '../store/s3-env.js';
 import { call, sample, until } from './helpers.js';
 import { type Service, pollJob, seedPairs, settled, startJob, startService } from './stage-helpers.js';
+import type { JsonObject } from '../json.js';
 
 let bucket: string;
 let store: S3Store;
@@ -42,7 +43,7 @@ after(async () => {
   store.client.destroy();
 });
 
-test('bad specs → 400 naming the field; bad inputs fail permanently naming the field; the service stays up', async () => {
+test('bad specs → 400 naming the field; bad inputs fail permanently naming it; the service stays up', async () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ ...spec('bad'), colour: 'red' }, /^body: unknown field "colour"/],
     [{ ...spec('bad'), steps: undefined }, /^steps: /],
@@ -79,7 +80,7 @@ test('bad specs → 400 naming the field; bad inputs fail permanently naming the
   assert.deepEqual(await store.list(`s3://${bucket}/bad/`), [], 'nothing written');
 });
 
-test('service: POST a job → checkpoints in S3, progress and the train gauges; the same job in job mode reaches the same loss', async () => {
+test('service: POST a job → checkpoints in S3, progress, train gauges; job mode reaches the same loss', async () => {
   const r = await call('POST', `${svc.url}/v1/jobs`, spec('svc'));
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const job = await settled(`${svc.url}/v1/jobs/${r.body.job.id}`);
@@ -114,7 +115,7 @@ test('service: POST a job → checkpoints in S3, progress and the train gauges; 
 
   const c = startJob('trainer', spec('job'));
   assert.equal(await c.exited, 0, c.stderr());
-  const done = c.lines.find((l) => l.msg === 'job succeeded')! as Record<string, any>;
+  const done = c.lines.find((l) => l.msg === 'job succeeded')! as JsonObject;
   assert.equal(done.summary.step, 20);
   assert.ok(
     Math.abs(done.summary.loss - job.summary.loss) <= 1e-4 * Math.abs(job.summary.loss),
@@ -123,7 +124,7 @@ test('service: POST a job → checkpoints in S3, progress and the train gauges; 
   assert.equal((await getJson(`s3://${bucket}/job/checkpoints/latest.json`)).step, 20);
 });
 
-test('job mode: SIGTERM → checkpoint, exit 75; the rerun resumes right after the checkpoint and finishes (exit 0)', async () => {
+test('job mode: SIGTERM → checkpoint, exit 75; the rerun resumes after the checkpoint, finishes (exit 0)', async () => {
   const s = spec('preempted', { steps: 150, checkpointEvery: 1000 });
   const c = startJob('trainer', s);
   const port = (await c.waitLine((l) => l.msg === 'listening')).port as number;
@@ -139,14 +140,14 @@ test('job mode: SIGTERM → checkpoint, exit 75; the rerun resumes right after t
     c.stderr(),
     /^get-distill-trainer: SIGTERM: the stage stopped at a safe point; exiting 75 so the retry resumes\n$/,
   );
-  const stopped = (c.lines.find((l) => l.msg === 'job stopped at a safe point') as Record<string, any>).summary;
+  const stopped = (c.lines.find((l) => l.msg === 'job stopped at a safe point') as JsonObject).summary;
   const latest = await getJson(`s3://${bucket}/preempted/checkpoints/latest.json`);
   assert.ok(latest.step >= 5 && latest.step < 150, `checkpoint at step ${latest.step}`);
   assert.equal(stopped.step, latest.step, 'the checkpoint is the step it stopped at');
 
   const rerun = startJob('trainer', s);
   assert.equal(await rerun.exited, 0, rerun.stderr());
-  const done = (rerun.lines.find((l) => l.msg === 'job succeeded') as Record<string, any>).summary;
+  const done = (rerun.lines.find((l) => l.msg === 'job succeeded') as JsonObject).summary;
   assert.deepEqual([done.resumedFrom, done.firstStep, done.step], [latest.step, latest.step + 1, 150]);
   assert.equal((await getJson(`s3://${bucket}/preempted/checkpoints/latest.json`)).step, 150);
   console.log(

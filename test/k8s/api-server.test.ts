@@ -16,7 +16,8 @@ import {
   type V1Job,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { FakeApiServer, mergePatch, jsonPatch, parseLabelSelector } from './api-server.js';
+import { FakeApiServer, mergePatch, jsonPatch, parseLabelSelector, type KObj } from './api-server.js';
+import type { Json } from '../json.js';
 
 const TOKEN = 'test-token';
 const NS = 'distill';
@@ -232,7 +233,7 @@ test('custom resource status subresource: status writes keep generation, spec wr
       spec: { nfe: 1 },
       status: { phase: 'ignored-on-create' },
     },
-  })) as KubernetesObject & { spec: any; status?: any };
+  })) as KubernetesObject & { spec: Json; status?: Json };
   assert.equal(created.metadata?.generation, 1);
   assert.equal(created.status, undefined);
   assert.equal(typeof created.metadata?.creationTimestamp, 'string', 'CustomObjectsApi returns plain JSON');
@@ -247,7 +248,7 @@ test('custom resource status subresource: status writes keep generation, spec wr
       body: { status: { phase: 'Running', observedGeneration: 1 }, spec: { nfe: 99 } },
     },
     mergeOpts,
-  )) as any;
+  )) as KObj;
   assert.equal(s1.status.phase, 'Running');
   assert.equal(s1.spec.nfe, 1, 'status patch cannot change spec');
   assert.equal(s1.metadata.generation, 1);
@@ -259,7 +260,7 @@ test('custom resource status subresource: status writes keep generation, spec wr
     plural,
     name: 'dj',
     body: { ...s1, spec: { nfe: 2 }, status: { phase: 'Hacked' } },
-  })) as any;
+  })) as KObj;
   assert.equal(replaced.metadata.generation, 2);
   assert.equal(replaced.status.phase, 'Running', 'main-resource write keeps the stored status');
 
@@ -270,7 +271,7 @@ test('custom resource status subresource: status writes keep generation, spec wr
     plural,
     name: 'dj',
     body: { ...replaced, status: { phase: 'Succeeded', observedGeneration: 2 } },
-  })) as any;
+  })) as KObj;
   assert.equal(s2.metadata.generation, 2);
   assert.equal(s2.status.phase, 'Succeeded');
   const conflict = await apiError(
@@ -296,7 +297,7 @@ test('custom resource status subresource: status writes keep generation, spec wr
     }),
   );
   assert.equal(unconditional.code, 422);
-  const listed = (await custom.listNamespacedCustomObject({ group: g, version: v, namespace: NS, plural })) as any;
+  const listed = (await custom.listNamespacedCustomObject({ group: g, version: v, namespace: NS, plural })) as KObj;
   assert.equal(listed.items[0].kind, 'DistillJob');
   assert.equal(srv.count('patch/status', `${g}/${plural}`), 1);
 });
@@ -415,7 +416,7 @@ test('informer sees add/update/delete; after a compacted resourceVersion (410) i
 
 test('raw Watch from a compacted resourceVersion gets an ERROR event with a 410 Expired Status', async () => {
   const old = srv.compact() - 1;
-  const got: Array<[string, any]> = [];
+  const got: Array<[string, Json]> = [];
   let doneErr: unknown = 'not called';
   await new Watch(kc).watch(
     `/api/v1/namespaces/${NS}/configmaps`,

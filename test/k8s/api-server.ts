@@ -16,9 +16,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
+import type { Json, JsonObject } from '../json.js';
 
 /** A JSON object as stored and served (a Kubernetes object or a Status). */
-export type KObj = Record<string, any>;
+export type KObj = JsonObject;
 
 /** One resource type served by the fake: group '' is the core (`/api/v1`) group. */
 export interface ResourceType {
@@ -157,7 +158,7 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 /** RFC 6902 JSON patch (add/remove/replace/move/copy/test); throws StatusError 422 on failure. */
 export function jsonPatch(doc: unknown, ops: unknown): unknown {
   if (!Array.isArray(ops)) throw new StatusError(400, 'BadRequest', 'json patch body must be an array of operations');
-  let root: any = clone(doc);
+  let root: Json = clone(doc);
   const parse = (p: string) =>
     p === ''
       ? []
@@ -168,7 +169,7 @@ export function jsonPatch(doc: unknown, ops: unknown): unknown {
   const fail = (m: string): never => {
     throw new StatusError(422, 'Invalid', `json patch failed: ${m}`);
   };
-  const parentOf = (path: string): [any, string] => {
+  const parentOf = (path: string): [Json, string] => {
     const segs = parse(path);
     if (segs.length === 0) fail(`cannot address the root with ${path}`);
     let cur = root;
@@ -179,7 +180,7 @@ export function jsonPatch(doc: unknown, ops: unknown): unknown {
     return [cur, segs[segs.length - 1]];
   };
   const get = (path: string) =>
-    parse(path).reduce((c: any, s) => {
+    parse(path).reduce((c: Json, s) => {
       const n = c?.[Array.isArray(c) ? Number(s) : s];
       if (n === undefined) fail(`missing path ${path}`);
       return n;
@@ -272,7 +273,7 @@ export function parseFieldSelector(s: string | undefined): Selector {
     const m = t.trim().match(/^([\w.]+)\s*(==|=|!=)\s*(.*)$/);
     if (!m) throw new StatusError(400, 'BadRequest', `invalid field selector: ${t}`);
     const [, path, op, v] = m;
-    const get = (o: KObj) => String(path.split('.').reduce((c: any, k) => c?.[k], o) ?? '');
+    const get = (o: KObj) => String(path.split('.').reduce((c: Json, k) => c?.[k], o) ?? '');
     return op === '!=' ? (o) => get(o) !== v : (o) => get(o) === v;
   });
   return (o) => preds.every((p) => p(o));
@@ -335,14 +336,20 @@ export class FakeApiServer {
       .map(clone);
   }
 
-  /** Test hook: replace an object's status as a controller (kubelet, job controller) would: new RV, MODIFIED event, generation unchanged. Throws if absent. */
+  /**
+   * Test hook: replace an object's status as a controller (kubelet, job controller) would: new RV,
+   * MODIFIED event, generation unchanged. Throws if absent.
+   */
   setStatus(ref: ObjectRef, status: KObj): KObj {
     const t = this.typeOf(ref);
     const cur = this.mustGet(t, ref.namespace, ref.name);
     return clone(this.write(t, { ...clone(cur), status: clone(status) }, cur));
   }
 
-  /** Test hook: drop all watch history; watches from any earlier resourceVersion then get 410. Returns the current resourceVersion. */
+  /**
+   * Test hook: drop all watch history; watches from any earlier resourceVersion then get 410.
+   * Returns the current resourceVersion.
+   */
   compact(): number {
     this.history = [];
     this.compactedRv = this.rv;
@@ -360,12 +367,18 @@ export class FakeApiServer {
     return this.watchers.size;
   }
 
-  /** Test hook: the next `count` requests with this verb (e.g. 'watch', 'list', 'update/status') on `resource` ('group/plural') fail with `code`. */
+  /**
+   * Test hook: the next `count` requests with this verb (e.g. 'watch', 'list', 'update/status') on
+   * `resource` ('group/plural') fail with `code`.
+   */
   failNext(verb: string, resource: string, code: number, count = 1): void {
     this.faults.push({ verb, resource, code, remaining: count });
   }
 
-  /** Test hook: how many requests matched `verb` (e.g. 'list', 'patch/status') and resource ('group/plural', '' group for core). */
+  /**
+   * Test hook: how many requests matched `verb` (e.g. 'list', 'patch/status') and resource
+   * ('group/plural', '' group for core).
+   */
   count(verb: string, resource: string): number {
     return this.requests.filter((r) => r.verb === verb && r.resource === resource).length;
   }
@@ -407,7 +420,7 @@ export class FakeApiServer {
     md.resourceVersion = String(++this.rv);
     if (prev) {
       const strip = (o: KObj) => {
-        const { metadata, status, ...rest } = o;
+        const { metadata: _metadata, status, ...rest } = o;
         return JSON.stringify(t.statusSubresource ? rest : { ...rest, status });
       };
       md.generation = (prev.metadata.generation ?? 1) + (strip(prev) !== strip(obj) ? 1 : 0);
@@ -712,7 +725,8 @@ export class FakeApiServer {
       throw new StatusError(
         409,
         'Conflict',
-        `Operation cannot be fulfilled on ${t.plural}${t.group ? '.' + t.group : ''} "${cur.metadata.name}": the object has been modified; please apply your changes to the latest version and try again`,
+        `Operation cannot be fulfilled on ${t.plural}${t.group ? '.' + t.group : ''} "${cur.metadata.name}": ` +
+          `the object has been modified; please apply your changes to the latest version and try again`,
         { name: cur.metadata.name, group: t.group, kind: t.plural },
       );
     }
@@ -799,7 +813,9 @@ export class FakeApiServer {
         throw new StatusError(
           415,
           'UnsupportedMediaType',
-          `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got ${ctype})`,
+          `the body of the request was in an unknown format - accepted media types include: ` +
+            `application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ` +
+            `(got ${ctype})`,
         );
     }
     return this.commit(t, cur, next as KObj, statusOnly);
@@ -884,7 +900,10 @@ export class FakeApiServer {
   }
 }
 
-/** A real client-node KubeConfig for a FakeApiServer URL (plain http, skipTLSVerify as client-node 1.4 needs; `token` is sent as a Bearer token). */
+/**
+ * A real client-node KubeConfig for a FakeApiServer URL (plain http, skipTLSVerify as client-node 1.4
+ * needs; `token` is sent as a Bearer token).
+ */
 export function kubeConfigFor(url: string, token = 't'): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({

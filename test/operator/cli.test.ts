@@ -50,7 +50,7 @@ test('no cluster configured: exit 2 saying how to give one (KUBECONFIG missing, 
   assert.match(bare.stderr, /no kubeconfig at .*\.kube\/config; set KUBECONFIG/);
 });
 
-test("the operator process against the test API server: ready, leads, creates a run's Job, SIGTERM releases the Lease and exits 0", async () => {
+test('operator process, test API server: ready, leads, creates a Job; SIGTERM frees the Lease, exit 0', async () => {
   const { spawn } = await import('node:child_process');
   const { writeFileSync } = await import('node:fs');
   const { startCluster, createRun, runSpec, getJob, waitFor } = await import('./harness.js');
@@ -59,7 +59,9 @@ test("the operator process against the test API server: ready, leads, creates a 
     const kubeconfig = join(home, 'kubeconfig.yaml');
     writeFileSync(
       kubeconfig,
-      `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${srv.url}", insecure-skip-tls-verify: true}}]\nusers: [{name: op, user: {token: operator-token}}]\ncontexts: [{name: fake, context: {cluster: fake, user: op}}]\ncurrent-context: fake\n`,
+      `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "${srv.url}", ` +
+        `insecure-skip-tls-verify: true}}]\nusers: [{name: op, user: {token: operator-token}}]\ncontexts: ` +
+        `[{name: fake, context: {cluster: fake, user: op}}]\ncurrent-context: fake\n`,
     );
     const child = spawn(
       process.execPath,

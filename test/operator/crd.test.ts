@@ -8,6 +8,7 @@ import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io
 import { CRD_DIR, crdFiles } from '../../scripts/gen-crds.js';
 import { runCrd, endpointCrd, structural } from '../../src/operator/api/v1alpha1/crd.js';
 import { DistillationRunSpecSchema } from '../../src/operator/api/v1alpha1/run.js';
+import type { Json } from '../json.js';
 
 test('charts/get-distill/crds holds the generated CRDs (run npm run gen-crds after a schema change)', () => {
   for (const [file, text] of Object.entries(crdFiles()))
@@ -15,7 +16,7 @@ test('charts/get-distill/crds holds the generated CRDs (run npm run gen-crds aft
 });
 
 /** Every schema node below the root has a type (or preserves unknown fields): the structural rule. */
-function untyped(node: any, path: string, out: string[]): string[] {
+function untyped(node: Json, path: string, out: string[]): string[] {
   if (!node.type && !node['x-kubernetes-preserve-unknown-fields']) out.push(path);
   if (node.additionalProperties === false) out.push(`${path} (additionalProperties: false)`);
   for (const [k, v] of Object.entries(node.properties ?? {})) untyped(v, `${path}.${k}`, out);
@@ -37,12 +38,12 @@ test('both CRDs validate as apiextensions.k8s.io/v1, are structural, and carry s
   }
   const run = runCrd().spec.versions[0];
   assert.deepEqual(
-    run.additionalPrinterColumns.map((c: any) => c.name),
+    run.additionalPrinterColumns.map((c: { name: string }) => c.name),
     ['Stage', 'Shards', 'Step', 'Loss', 'FID', 'Endpoint', 'Age'],
   );
   const spec = run.schema.openAPIV3Schema.properties.spec;
   assert.deepEqual(
-    spec.properties.datagen['x-kubernetes-validations'].map((r: any) => r.rule),
+    spec.properties.datagen['x-kubernetes-validations'].map((r: { rule: string }) => r.rule),
     [
       'self.seeds.end > self.seeds.start',
       '(self.seeds.end - self.seeds.start + self.shardSize - 1) / self.shardSize <= 10000',

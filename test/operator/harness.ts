@@ -4,7 +4,7 @@
  * short timings. The test plays the parts a cluster would: the user (creates runs over HTTP with its own
  * token), the Job controller and kubelet (Job status, pods with termination messages, via test hooks).
  */
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { FakeApiServer, kubeConfigFor, type KObj, type RecordedRequest } from '../k8s/api-server.js';
@@ -113,7 +113,7 @@ function serverView(srv: FakeApiServer, path: string, labelSelector?: string): s
  */
 export async function settle(srv: FakeApiServer, op: Operator, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
-  const informers = (op['all'] as { informers: SupervisedInformer<any>[] }[]).flatMap((c) => c.informers);
+  const informers = (op['all'] as { informers: SupervisedInformer<KubernetesObject>[] }[]).flatMap((c) => c.informers);
   const serverRv = () => srv['rv'] as number;
   for (;;) {
     const rv0 = serverRv();

@@ -24,7 +24,7 @@ const settle = () => new Promise<void>((r) => setImmediate(r));
 beforeEach(() => mock.timers.enable({ apis: ['setTimeout'] }));
 afterEach(() => mock.timers.reset());
 
-test('probes at once, caches the answer, enqueues only when step or loss change, and polls every TRAIN_POLL_MS', async () => {
+test('probes at once, caches the answer, enqueues only on step or loss change; polls every TRAIN_POLL_MS', async () => {
   const { calls, probe } = scriptedProbe();
   const changed: string[] = [];
   const poller = new ProgressPoller({ probe, onChange: (k) => changed.push(k) });

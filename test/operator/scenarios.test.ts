@@ -2,7 +2,7 @@
 // @kubernetes/client-node against the in-memory API server; the test plays user, Job controller and kubelet.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import type { FakeApiServer } from '../k8s/api-server.js';
+import type { FakeApiServer, KObj } from '../k8s/api-server.js';
 import type { Operator } from '../../src/operator/manager.js';
 import { ANNOTATIONS, ENDPOINT, GROUP, LABELS, VERSION } from '../../src/operator/api/v1alpha1/group.js';
 import {
@@ -23,7 +23,7 @@ import {
   waitForAsync,
 } from './harness.js';
 import { validateCreated } from './validate.js';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { z } from 'zod';
 import pino from 'pino';
 import { runJobMode } from '../../src/jobs/run-job.js';
@@ -52,7 +52,8 @@ const jobNames = (srv: FakeApiServer) =>
     .listObjects({ group: 'batch', plural: 'jobs', namespace: NS })
     .map((j) => j.metadata.name)
     .sort();
-const envOf = (job: any, name: string) => job.spec.template.spec.containers[0].env.find((e: any) => e.name === name);
+const envOf = (job: KObj, name: string) =>
+  job.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === name);
 
 test('success: datagen → train → export → eval → endpoint; status, children and RBAC as specified', async () => {
   const { srv, user } = await cluster();
@@ -112,7 +113,8 @@ test('success: datagen → train → export → eval → endpoint; status, child
   assert.equal(JSON.parse(envOf(tr, 'GET_DISTILL_JOB_SPEC').value).pairs, 's3://runs/r1/pairs');
   await completeJob(srv, 'r1-train', { step: 600, loss: 0.0123 });
   const ex = await waitFor('export Job', () => getJob(srv, 'r1-export'));
-  assert.equal(ex.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu'], undefined); // export needs no GPU
+  // Export needs no GPU.
+  assert.equal(ex.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu'], undefined);
   run = await waitFor('Exporting', () => getRun(srv, 'r1')?.status?.stage === 'Exporting' && getRun(srv, 'r1'));
   assert.deepEqual([run.status.progress.step, run.status.progress.loss], [600, 0.0123]);
 
@@ -208,7 +210,7 @@ test('a datagen index fails and is retried: Degraded while retrying, then on to 
   await waitFor('Degraded cleared', () => condition(getRun(srv, 'r2'), 'Degraded')?.status === 'False');
 });
 
-test("the trainer fails retryably (75), then permanently (2): Degraded, then Failed with the pod's reason; nothing after", async () => {
+test("trainer fails retryably (75), then permanently (2): Degraded, then Failed, pod's reason; no more", async () => {
   const { srv, user } = await cluster();
   const op = await operator(srv);
   await createRun(user, 'r3', runSpec());
@@ -305,7 +307,8 @@ test('an operator restarted mid-run picks up where it was: no duplicate Jobs', a
   await waitFor('train Job', () => getJob(srv, 'r5-train'));
   await settle(srv, opB);
   assert.deepEqual(jobNames(srv), ['r5-datagen', 'r5-train']);
-  assert.equal(srv.count('create', 'batch/jobs'), before + 1); // only the train Job: the datagen Job was found in the cache
+  // Only the train Job: the datagen Job was found in the cache.
+  assert.equal(srv.count('create', 'batch/jobs'), before + 1);
 });
 
 test('two operator replicas: one leader reconciles; when it stops the other takes over', async () => {
@@ -392,12 +395,14 @@ test('spec changes: a started stage refuses them with a condition; a stage not s
   await completeJob(srv, 'r7-datagen');
   const tr = await waitFor('train Job', () => getJob(srv, 'r7-train'));
   assert.equal(
-    JSON.parse(tr.spec.template.spec.containers[0].env.find((e: any) => e.name === 'GET_DISTILL_JOB_SPEC').value).steps,
+    JSON.parse(
+      tr.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'GET_DISTILL_JOB_SPEC').value,
+    ).steps,
     900,
   );
 });
 
-test('an invalid spec is reported as InvalidSpec and creates nothing; a pod that cannot start is Degraded', async () => {
+test('an invalid spec is reported as InvalidSpec, creates nothing; a pod that cannot start is Degraded', async () => {
   const { srv, user } = await cluster();
   await operator(srv);
   await createRun(user, 'bad', runSpec({ datagen: { seeds: { start: 10, end: 10 }, shardSize: 256 } }));
@@ -426,7 +431,7 @@ test("training progress: the run shows the step and loss the trainer pod's job-m
   // A free port for the job-mode server (the operator probes <podIP>:<port>/v1/job; here the pod IP is 127.0.0.1).
   const port = await new Promise<number>((ok) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as any).port;
+      const p = (s.address() as AddressInfo).port;
       s.close(() => ok(p));
     });
   });
@@ -479,7 +484,7 @@ test('a Job the API server refuses (422) is reported on the run as JobRejected, 
   assert.deepEqual(jobNames(srv), []);
 });
 
-test('serve follows the spec: removed settings leave the endpoint, serve off deletes it; a foreign endpoint is not touched', async () => {
+test('serve follows the spec: removed settings leave the endpoint, off deletes it; a foreign one is kept', async () => {
   const { srv, user } = await cluster();
   const op = await operator(srv, 'op-1', { gpuResourceName: 'amd.com/gpu' });
   const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
@@ -504,11 +509,13 @@ test('serve follows the spec: removed settings leave the endpoint, serve off del
     }),
   );
   const dg = await waitFor('datagen Job', () => getJob(srv, 's1-datagen'));
-  assert.deepEqual(dg.spec.template.spec.containers[0].resources.limits, { cpu: '1', memory: '2Gi' }); // its own resources: no GPU
+  // Its own resources: no GPU.
+  assert.deepEqual(dg.spec.template.spec.containers[0].resources.limits, { cpu: '1', memory: '2Gi' });
   assert.equal(dg.spec.template.spec.terminationGracePeriodSeconds, 45);
   await completeJob(srv, 's1-datagen');
   const tr = await waitFor('train Job', () => getJob(srv, 's1-train'));
-  assert.equal(tr.spec.template.spec.containers[0].resources.limits['amd.com/gpu'], '1'); // the operator's GPU resource name
+  // The operator's GPU resource name.
+  assert.equal(tr.spec.template.spec.containers[0].resources.limits['amd.com/gpu'], '1');
   await completeJob(srv, 's1-train', { step: 600, loss: 0.01 });
   await waitFor('export Job', () => getJob(srv, 's1-export'));
   await completeJob(srv, 's1-export', { sha256: 'cd'.repeat(32) });
@@ -578,7 +585,7 @@ test('names: a run name that cannot name its pods is refused with InvalidName', 
   assert.deepEqual(jobNames(srv), []);
 });
 
-test('a failing watch restarts the informer (counted in get_operator_informer_restarts_total) and the operator carries on', async () => {
+test('a failing watch restarts the informer (get_operator_informer_restarts_total); the operator goes on', async () => {
   const { srv, user } = await cluster();
   const { op, started, registry } = startOperator(srv, 'op-w');
   cleanup.push(() => op.stop());

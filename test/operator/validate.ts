@@ -31,7 +31,9 @@ export function validateCreated(srv: FakeApiServer): number {
       try {
         make(o).validate();
       } catch (e) {
-        throw new Error(`${plural} ${o.metadata.name} fails kubernetes-models validation: ${(e as Error).message}`);
+        throw new Error(`${plural} ${o.metadata.name} fails kubernetes-models validation: ${(e as Error).message}`, {
+          cause: e,
+        });
       }
       n++;
     }

@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { getJson, modelPath, postJson, startServer, type TestServer } from './helpers.js';
+import type { Json } from '../json.js';
 
 let cond: TestServer;
 let uncond: TestServer;
@@ -21,7 +22,7 @@ after(async () => {
 });
 
 /** Asserts an error response: status, code, and a message matching `re`. */
-function expectError(r: { status: number; body: any }, status: number, code: string, re: RegExp): void {
+function expectError(r: { status: number; body: Json }, status: number, code: string, re: RegExp): void {
   assert.equal(r.status, status, JSON.stringify(r.body));
   assert.deepEqual(Object.keys(r.body), ['error']);
   assert.equal(r.body.error.code, code);
@@ -209,7 +210,7 @@ test('unknown model or version → 404 on every model route', async () => {
   );
 });
 
-test('body over the limit → 413; wrong content type → 415; wrong method → 405 with Allow; unknown route → 404', async () => {
+test('body over limit → 413; wrong content type → 415; wrong method → 405, Allow; unknown route → 404', async () => {
   const huge = JSON.stringify({ class_label: 1, prompt: 'x'.repeat(9 * 1024 * 1024) });
   expectError(
     await postJson(`${cond.url}/v1/images/generations`, huge),
@@ -252,7 +253,7 @@ test('body over the limit → 413; wrong content type → 415; wrong method → 
   expectError(await getJson(`${cond.url}/v3/models`), 404, 'not_found', /^no route GET \/v3\/models$/);
 });
 
-test('before the model is ready: live 200, ready 503, model routes 503 not_ready; unknown names still 404', async () => {
+test('model not ready yet: live 200, ready 503, model routes 503 not_ready; unknown names still 404', async () => {
   const s = await startServer({}, { start: false });
   try {
     assert.equal((await getJson(`${s.url}/v2/health/live`)).status, 200);
@@ -281,6 +282,10 @@ test('after all of the above the service still answers, and no client mistake wa
   assert.ok(!/^get_http_requests_total\{[^}]*code="5\d\d"\}/m.test(m), 'a 5xx was served');
   assert.match(
     m,
-    /^get_http_requests_total\{method="POST",route="\/v2\/models\/:name\{\/versions\/:version\}\/infer",code="400"\} \d+$/m,
+    new RegExp(
+      '^get_http_requests_total\\{method="POST",' +
+        'route="\\/v2\\/models\\/:name\\{\\/versions\\/:version\\}\\/infer",code="400"\\} \\d+$',
+      'm',
+    ),
   );
 });

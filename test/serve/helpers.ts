@@ -16,6 +16,7 @@ import { createLogger } from '../../src/service/logging.js';
 import { listen } from '../../src/service/app.js';
 import { initParams } from '../../src/train/params.js';
 import { Rng } from '../../src/util/rng.js';
+import type { Json } from '../json.js';
 
 export const CONDITIONAL = resolveConfig('GET-CPU-XS/8', { numClasses: 10 });
 export const UNCONDITIONAL = resolveConfig('GET-CPU-XS/8', { numClasses: 0 });
@@ -99,7 +100,7 @@ export async function startServer(
 }
 
 /** Status, headers and the body parsed as JSON (the raw text when it is not JSON). */
-async function parsed(res: Response): Promise<{ status: number; headers: Headers; body: any }> {
+async function parsed(res: Response): Promise<{ status: number; headers: Headers; body: Json }> {
   const text = await res.text();
   let body: unknown = text;
   try {
@@ -115,7 +116,7 @@ export async function postJson(
   url: string,
   body: unknown,
   headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; body: any }> {
+): Promise<{ status: number; headers: Headers; body: Json }> {
   return parsed(
     await fetch(url, {
       method: 'POST',
@@ -126,7 +127,7 @@ export async function postJson(
 }
 
 /** GET; returns status, headers and the parsed body. */
-export async function getJson(url: string): Promise<{ status: number; headers: Headers; body: any }> {
+export async function getJson(url: string): Promise<{ status: number; headers: Headers; body: Json }> {
   return parsed(await fetch(url));
 }
 

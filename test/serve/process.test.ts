@@ -130,7 +130,7 @@ test('SIGTERM: queued requests complete with 200, new connections are refused me
   assert.ok(log.lines.findIndex((l) => String(l.msg).startsWith('shutting down')) < log.lines.indexOf(shutdown!));
 });
 
-test('bad configuration or model → exit 2 with one line on stderr; --help exits 0; --dry-run resolves env and flags', async () => {
+test('bad config or model → exit 2, one line on stderr; --help exits 0; --dry-run resolves env and flags', async () => {
   const junk = writeTemp(new Uint8Array([1, 2, 3, 4]), 'junk.onnx');
   const [badPort, missing, notOnnx, tooMany, help, dry] = await Promise.all([
     run(['--model', modelPath('conditional'), '--port', 'abc']),

@@ -73,7 +73,7 @@ test('health, readiness and server metadata', async () => {
   });
 });
 
-test('model metadata: FP32/INT64 datatypes, -1 for the batch, version = sha256 prefix; /versions/{v} and /ready', async () => {
+test('model metadata: FP32/INT64 datatypes, -1 for batch, version = sha256 prefix; /versions/{v}, /ready', async () => {
   const version = sha256Hex(readFileSync(modelPath('conditional'))).slice(0, 12);
   const { status, body } = await getJson(`${cond.url}/v2/models/get`);
   assert.equal(status, 200);
@@ -100,7 +100,7 @@ test('model metadata: FP32/INT64 datatypes, -1 for the batch, version = sha256 p
   });
 });
 
-test('infer [3,1,32,32] + labels + z0 [3,16,32] → image [3,1,32,32] and residual2 [3], bit-equal to a direct OrtSession run', async () => {
+test('infer [3,1,32,32] + labels + z0 [3,16,32] → image [3,1,32,32], residual2 [3] = a direct OrtSession', async () => {
   const rng = new Rng(42);
   const noise = rng.fillNormal(new Float32Array(3 * PIXELS));
   const z0 = rng.fillNormal(new Float32Array(3 * N * D));
@@ -153,7 +153,7 @@ test('infer [3,1,32,32] + labels + z0 [3,16,32] → image [3,1,32,32] and residu
   assert.equal(only.body.id, undefined);
 });
 
-test('POST /v1/images/generations: image i has seed + i and its label; PNG pixels = toUint8 of the reference image', async () => {
+test('POST /v1/images/generations: image i has seed + i and its label; PNG = toUint8(reference image)', async () => {
   const { status, body } = await postJson(`${cond.url}/v1/images/generations`, {
     n: 3,
     seed: 40,
@@ -177,7 +177,7 @@ test('POST /v1/images/generations: image i has seed + i and its label; PNG pixel
   }
 });
 
-test('same seed and label → byte-identical PNG (alone or inside a batch); another seed or label → another PNG', async () => {
+test('same seed, label → byte-identical PNG (alone or in a batch); another seed or label → another PNG', async () => {
   const gen = async (body: object) =>
     (await postJson(`${cond.url}/v1/images/generations`, body)).body.data as {
       b64_json: string;
@@ -246,7 +246,7 @@ test('unconditional model: inputs noise and z0 only; generations without class_l
   assert.equal(Buffer.from(await res.arrayBuffer()).toString('base64'), body.data[0].b64_json);
 });
 
-test('/metrics after a known sequence: images, batches, queue depth, load time, HTTP counts by route pattern', async () => {
+test('/metrics after a known sequence: images, batches, queue depth, load time, HTTP counts per route', async () => {
   const s = await startServer({ maxQueueDelayMs: 0 });
   try {
     assert.equal((await postJson(`${s.url}/v1/images/generations`, { n: 2, seed: 1, class_label: 0 })).status, 200);

@@ -10,7 +10,7 @@ import { MixtureDenoiser, fitMixtureTeacher } from '../../src/teacher/mixture.js
 import { datagenStage } from '../../src/stages/datagen.js';
 import { storeFor } from '../../src/store/index.js';
 
-test('shards are byte-identical for any split of a seed range; resume reuses recorded shards and regenerates bad or unrecorded ones', async () => {
+test('shards are byte-identical for any seed-range split; resume keeps recorded, redoes bad/unrecorded', async () => {
   const mnist = await loadDataset('mnist', 'train');
   const n = 600;
   const params = await fitMixtureTeacher(mnist.images.subarray(0, n * 1024), mnist.labels.subarray(0, n), {

@@ -70,7 +70,7 @@ test('3 steps + resume to 6 equals 6 straight steps (step, weights, EMA)', async
   }
 });
 
-test('resuming with another batch size, seed, iteration count or optimizer is refused with a message naming the checkpoint folder', async () => {
+test('resuming with another batch size, seed, iterations or optimizer is refused, naming the checkpoint', async () => {
   const root = mkdtempSync(join(tmpdir(), 'get-resume-'));
   try {
     await trainStage(source, options(root, 3, false));

@@ -28,7 +28,8 @@ import { loadS3Env, pattern, uniqueBucket } from './s3-env.js';
 type Fault = 'slowdown' | 'reset';
 
 const SLOWDOWN_XML =
-  '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
+  '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request ' +
+  'rate.</Message></Error>';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade']);
 
 /** One request as the proxy saw it. */
@@ -267,7 +268,8 @@ test('socket reset without an answer twice, then success: put/get/head/list each
   assert.equal(e.code, 'Unreachable', e.message);
   assert.equal(
     e.message,
-    `${uri}: cannot reach S3 endpoint ${proxy.url} (ECONNRESET) after 2 attempts; start the server or fix GET_DISTILL_S3_ENDPOINT`,
+    `${uri}: cannot reach S3 endpoint ${proxy.url} (ECONNRESET) after 2 attempts; ` +
+      `start the server or fix GET_DISTILL_S3_ENDPOINT`,
   );
   assert.equal(proxy.seen.length, 2);
 });
@@ -277,7 +279,7 @@ test('a reset then a SlowDown, then success: mixed transient faults are retried 
   await retriedOps('mixed', ['reset', 'slowdown'], 2050);
 });
 
-test('more failures than attempts: 10 × SlowDown with maxAttempts 3 is one StoreError after exactly 3 requests', async () => {
+test('more failures than attempts: 10 × SlowDown, maxAttempts 3 → one StoreError after exactly 3 calls', async () => {
   const seeded = joinUri(root, 'exhaust/seeded.bin');
   await direct.put(seeded, pattern(10, 3));
   const ops = ['put', 'get', 'head', 'list'] as const;
@@ -345,9 +347,13 @@ try {
   await store.put(uri, data);
   const back = await store.get(uri);
   const region = await store.client.config.region();
-  console.log(JSON.stringify({ ok: true, same: Buffer.compare(back, data) === 0, size: back.length, region, ms: performance.now() - t0 }));
+  const same = Buffer.compare(back, data) === 0;
+  console.log(JSON.stringify({ ok: true, same, size: back.length, region, ms: performance.now() - t0 }));
 } catch (e) {
-  console.log(JSON.stringify({ ok: false, storeError: e instanceof StoreError, code: e.code, message: e.message, cause: e.cause?.name, ms: performance.now() - t0 }));
+  const { code, message } = e;
+  const ms = performance.now() - t0;
+  const storeError = e instanceof StoreError;
+  console.log(JSON.stringify({ ok: false, storeError, code, message, cause: e.cause?.name, ms }));
 }
 `;
 
@@ -395,7 +401,7 @@ function runChild(awsEnv: Record<string, string>, key: string, seed: number): Pr
   });
 }
 
-test('the standard AWS chain: AWS_PROFILE from shared files works, a wrong secret is denied, no credentials or region is a Config error', async () => {
+test('AWS chain: AWS_PROFILE from shared files works, wrong secret denied, no credentials/region: Config', async () => {
   const creds = join(tmp, 'credentials');
   const config = join(tmp, 'config');
   const empty = join(tmp, 'empty');
@@ -464,6 +470,7 @@ test('the standard AWS chain: AWS_PROFILE from shared files works, a wrong secre
   assert.equal(noRegion.code, 'Config', noRegion.message);
   assert.match(noRegion.message!, /chain\/noregion\.bin: no AWS region configured; set AWS_REGION/);
   console.log(
-    `# chain: profile round trip ${good.ms.toFixed(0)} ms, wrong secret ${wrong.ms.toFixed(0)} ms, no credentials ${none.ms.toFixed(0)} ms`,
+    `# chain: profile round trip ${good.ms.toFixed(0)} ms, wrong secret ${wrong.ms.toFixed(0)} ms, no ` +
+      `credentials ${none.ms.toFixed(0)} ms`,
   );
 });

@@ -10,7 +10,7 @@ test('AdamW first step moves each weight by lr·g/(|g|+eps) (bias-corrected mome
   expected.forEach((e, i) => assert.ok(Math.abs(p[i] - e) < 1e-7, `${p[i]} vs ${e}`));
 });
 
-test('AdamW decoupled weight decay: θ(1 − lr·wd) before the Adam step; two steps match a float64 hand computation', () => {
+test('AdamW decoupled weight decay: θ(1 − lr·wd) before the Adam step; two steps = float64 hand computation', () => {
   const cfg = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.5 };
   const p = Float32Array.of(2);
   const opt = new AdamW(cfg, 1);

@@ -2,9 +2,9 @@
  * The tfjs training engine against the ort engine (each is the other's gradient oracle, DESIGN.md
  * "Engines"): one step's loss and flat gradient; 50-step runs from the same initialisation and data;
  * a run checkpointed by one engine resumed on the other (trainStage, and the CLI's --resume); and the
- * --engine / --tfjs-backend and job spec contracts (exit 2 / 400 naming the field). tfjs runs on the wasm backend here (one backend per
- * process: the backend-choice checks come first, before wasm is loaded). A tiny GET keeps it fast:
- * D 32, 2 heads, 16×16 images with patch 4 (16 tokens), batch 4, K 3.
+ * --engine / --tfjs-backend and job spec contracts (exit 2 / 400 naming the field). tfjs runs on the
+ * wasm backend here (one backend per process: the backend-choice checks come first, before wasm is
+ * loaded). A tiny GET keeps it fast: D 32, 2 heads, 16×16 images with patch 4 (16 tokens), batch 4, K 3.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -94,7 +94,7 @@ const cli = (args: string[]) =>
 
 // --- (d) the option contracts: before anything loads wasm (one tfjs backend per process) ---
 
-test('CLI: a bad --engine or --tfjs-backend exits 2 naming the flag; --tfjs-backend node here exits 2 naming @tensorflow/tfjs-node, writing nothing', () => {
+test('CLI: bad --engine/--tfjs-backend → 2 naming the flag; --tfjs-backend node → 2 naming tfjs-node, no files', () => {
   const out = join(root, 'cli');
   for (const [args, re] of [
     [['--engine', 'torch'], /--engine must be one of ort, tfjs, got "torch"/],
@@ -113,12 +113,15 @@ test('CLI: a bad --engine or --tfjs-backend exits 2 naming the flag; --tfjs-back
   const help = cli(['distill', '--help']).stdout.replace(/\s+/g, ' '); // commander wraps lines
   assert.match(
     help,
-    /--engine <name> training engine \(ort\|tfjs\): ort = onnxruntime CPU\/CUDA, the fast default; tfjs = TensorFlow\.js/,
+    new RegExp(
+      '--engine <name> training engine \\(ort\\|tfjs\\): ort = onnxruntime CPU\\/CUDA, the fast default; tfjs = ' +
+        'TensorFlow\\.js',
+    ),
   );
   assert.match(help, /--tfjs-backend <name> .*wasm = @tensorflow\/tfjs-backend-wasm \(installed here; slow\)/);
 });
 
-test('job spec: engine and tfjsBackend are validated; the spec wins over GET_DISTILL_ENGINE / GET_DISTILL_TFJS_BACKEND, which win over ort / auto', () => {
+test('job spec: engine, tfjsBackend validated; spec > GET_DISTILL_ENGINE / GET_DISTILL_TFJS_BACKEND > ort/auto', () => {
   const base = { pairs: '/p', out: '/o', steps: 1 };
   const bad = TrainSpecSchema.safeParse({ ...base, engine: 'torch' });
   assert.equal(bad.success, false);
@@ -161,7 +164,7 @@ test('job spec: engine and tfjsBackend are validated; the spec wins over GET_DIS
   assert.match(job.stderr, /GET_DISTILL_ENGINE.*must be one of ort, tfjs/);
 });
 
-test('trainer service: bad engine / tfjsBackend → 400 naming the field; a forced backend that is not installed → 400 naming the package', async () => {
+test('trainer service: bad engine/tfjsBackend → 400 naming the field; uninstalled backend → 400, package', async () => {
   const pairs = join(root, 'pairs');
   mkdirSync(pairs, { recursive: true });
   writeFileSync(join(pairs, 'manifest.json'), '{}'); // preflight only checks that the pair folder exists
@@ -212,11 +215,14 @@ test('a trainer service whose default tfjs backend is missing refuses to start (
   assert.equal(r.status, 2, r.stderr);
   assert.match(
     r.stderr,
-    /GET_DISTILL_TFJS_BACKEND=node-gpu \(this server's default\): tfjs backend 'node-gpu' needs @tensorflow\/tfjs-node-gpu/,
+    new RegExp(
+      "GET_DISTILL_TFJS_BACKEND=node-gpu \\(this server's default\\): tfjs backend 'node-gpu' needs " +
+        '@tensorflow\\/tfjs-node-gpu',
+    ),
   );
 });
 
-test('CLI: options the engine would ignore are refused (--threads with tfjs, --tfjs-backend with ort), --dry-run included', () => {
+test('CLI: options the engine would ignore are refused (--threads: tfjs, --tfjs-backend: ort), dry run too', () => {
   for (const [args, re] of [
     [
       ['--engine', 'tfjs', '--threads', '3'],
@@ -234,7 +240,7 @@ test('CLI: options the engine would ignore are refused (--threads with tfjs, --t
   }
 });
 
-test('the training loop yields to the event loop every step: a timer (a signal, a probe) runs while tfjs trains', async () => {
+test('the training loop yields every step: a timer (a signal, a probe) runs while tfjs trains', async () => {
   const dir = join(root, 'yield');
   let stop = false;
   let timer: NodeJS.Timeout | undefined;
@@ -262,7 +268,7 @@ test('the training loop yields to the event loop every step: a timer (a signal, 
 let ortLosses: Map<number, number>;
 let tfjsLosses: Map<number, number>;
 
-test("one step: tfjs loss, per-iteration L1 and flat gradient equal the ort engine's (relative error ≤ 1e-4)", async (t) => {
+test("one step: tfjs loss, per-iteration L1 and flat gradient = the ort engine's (rel. error ≤ 1e-4)", async (t) => {
   const ort = await createTrainingEngine('ort', cfg, B, K, { threads: 1 });
   const tfjs = await createTrainingEngine('tfjs', cfg, B, K, { tfjsBackend: 'wasm', log: () => {} });
   try {
@@ -300,7 +306,9 @@ test("one step: tfjs loss, per-iteration L1 and flat gradient equal the ort engi
       if (diff / scale > worst) [worst, worstName] = [diff / scale, s.name];
     }
     t.diagnostic(
-      `loss ort ${a.loss.toFixed(6)} tfjs ${b.loss.toFixed(6)} (rel ${relDiff(a.loss, b.loss).toExponential(2)}); worst gradient rel error ${worst.toExponential(2)} (${worstName}), ${ort.specs.length} params, ${params.size} values`,
+      `loss ort ${a.loss.toFixed(6)} tfjs ${b.loss.toFixed(6)} (rel ` +
+        `${relDiff(a.loss, b.loss).toExponential(2)}); worst gradient rel error ${worst.toExponential(2)} ` +
+        `(${worstName}), ${ort.specs.length} params, ${params.size} values`,
     );
     assert.ok(worst <= 1e-4, `worst gradient relative error ${worst} in ${worstName}`);
   } finally {
@@ -309,7 +317,7 @@ test("one step: tfjs loss, per-iteration L1 and flat gradient equal the ort engi
   }
 });
 
-test('50 steps of training on each engine from the same initialisation and data: final losses within 2% (asserted: 0.1%)', async (t) => {
+test('50 steps per engine, same initialisation and data: final losses within 2% (asserted: 0.1%)', async (t) => {
   ortLosses = new Map();
   tfjsLosses = new Map();
   const a = await trainStage(source, options(join(root, 'ort50'), 50, 'ort', false, ortLosses));
@@ -318,7 +326,10 @@ test('50 steps of training on each engine from the same initialisation and data:
   const first = ortLosses.get(1)!;
   const last = (m: Map<number, number>) => m.get(50)!;
   t.diagnostic(
-    `loss step 1: ort ${first.toFixed(5)} tfjs ${tfjsLosses.get(1)!.toFixed(5)}; step 50: ort ${last(ortLosses).toFixed(5)} tfjs ${last(tfjsLosses).toFixed(5)} (rel ${relDiff(last(ortLosses), last(tfjsLosses)).toExponential(2)}); ${((a.trainSeconds / 50) * 1000).toFixed(0)} vs ${((b.trainSeconds / 50) * 1000).toFixed(0)} ms/step`,
+    `loss step 1: ort ${first.toFixed(5)} tfjs ${tfjsLosses.get(1)!.toFixed(5)}; step 50: ort ` +
+      `${last(ortLosses).toFixed(5)} tfjs ${last(tfjsLosses).toFixed(5)} (rel ` +
+      `${relDiff(last(ortLosses), last(tfjsLosses)).toExponential(2)}); ` +
+      `${((a.trainSeconds / 50) * 1000).toFixed(0)} vs ${((b.trainSeconds / 50) * 1000).toFixed(0)} ms/step`,
   );
   assert.ok(last(ortLosses) < 0.5 * first, `training should more than halve the loss: ${first} → ${last(ortLosses)}`);
   // The issue's bar is 2%; float32 rounding alone keeps the two within ~1e-6 here, so a much tighter
@@ -335,7 +346,7 @@ for (const [from, to] of [
   ['ort', 'tfjs'],
   ['tfjs', 'ort'],
 ] as const) {
-  test(`a run checkpointed by ${from} at step 20 resumes on ${to} to step 30, continuing the uninterrupted ort curve (within 2%)`, async (t) => {
+  test(`checkpointed by ${from} at step 20, resumed on ${to} to step 30: uninterrupted ort curve (2%)`, async (t) => {
     assert.ok(ortLosses, 'needs the 50-step runs');
     const dir = join(root, `${from}-then-${to}`);
     const losses = new Map<number, number>();

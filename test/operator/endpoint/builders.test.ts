@@ -24,6 +24,7 @@ import {
   TERMINATION_GRACE_S,
 } from '../../../src/operator/controllers/endpoint/builders.js';
 import { cfgOf, endpointObject, DIGEST_A, DIGEST_B, MODEL_URI, NS } from './helpers.js';
+import type { JsonObject } from '../../json.js';
 
 const spec = (o: Record<string, unknown> = {}) =>
   GenerationEndpointSpecSchema.parse({ model: { uri: MODEL_URI }, ...o });
@@ -113,7 +114,7 @@ test('Deployment: env, probes, lifecycle, rollout strategy, labels, owner, defau
   });
 });
 
-test('Deployment: explicit resources and placement; max images per request is the service default when batches are large', () => {
+test('Deployment: explicit resources, placement; max images per request = service default (large batches)', () => {
   const s = spec({ resources: { gpu: { count: 0 }, cpu: '4', memory: '2Gi', nodeSelector: { pool: 'cpu' } } });
   const d = buildDeployment(EP, s, { uri: MODEL_URI }, cfg);
   validDeployment(d);
@@ -238,7 +239,7 @@ test("ScaledObject: one Prometheus trigger on the endpoint's queue depth, thresh
   assert.equal((custom.spec.triggers as { metadata: { query: string } }[])[0].metadata.query, 'sum(rate(x[1m]))');
 });
 
-test('replaceWith nulls removed keys (undefined counts as absent); deploymentPatch leaves replicas to the autoscaler', () => {
+test('replaceWith nulls removed keys (undefined = absent); deploymentPatch leaves replicas to the autoscaler', () => {
   assert.deepEqual(replaceWith({ a: 1, b: { c: 2, d: 3 }, e: [1], f: undefined }, { a: 1, b: { c: 4 }, e: [2] }), {
     a: 1,
     b: { c: 4, d: null },
@@ -248,7 +249,7 @@ test('replaceWith nulls removed keys (undefined counts as absent); deploymentPat
   const m = { uri: MODEL_URI };
   const old = buildDeployment(EP, spec({ resources: { nodeSelector: { pool: 'gpu' } } }), m, cfg);
   const next = buildDeployment(EP, spec({ replicas: 4 }), m, cfg);
-  const p = deploymentPatch(old, next, false) as { spec: Record<string, any> };
+  const p = deploymentPatch(old, next, false) as { spec: JsonObject };
   assert.equal(p.spec.replicas, 4);
   assert.equal(p.spec.template.spec.nodeSelector, null);
   assert.equal(p.spec.selector, undefined, 'the selector is immutable');

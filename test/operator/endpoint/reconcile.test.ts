@@ -14,6 +14,7 @@ import {
   NS,
   type Harness,
 } from './helpers.js';
+import type { JsonObject } from '../../json.js';
 
 const HPA = { group: 'autoscaling', plural: 'horizontalpodautoscalers', namespace: NS };
 const SO = { group: 'keda.sh', plural: 'scaledobjects', namespace: NS };
@@ -22,7 +23,7 @@ const cond = (h: Harness, name: string, type: string) => {
   const c = conditionOf(h.endpoint(name), type);
   return c && `${c.status} ${c.reason}`;
 };
-const envOf = (d: Record<string, any>, k: string) =>
+const envOf = (d: JsonObject, k: string) =>
   d.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === k)?.value;
 
 async function withHarness(cfg: ReturnType<typeof cfgOf>, fn: (h: Harness) => Promise<void>): Promise<void> {
@@ -35,7 +36,7 @@ async function withHarness(cfg: ReturnType<typeof cfgOf>, fn: (h: Harness) => Pr
   }
 }
 
-test('create → owned Deployment and Service, status Creating; available Deployment → Ready; a second pass writes nothing', () =>
+test('create → owned Deployment, Service, Creating; available Deployment → Ready; a second pass writes nothing', () =>
   withHarness(cfgOf(), async (h) => {
     await h.createEndpoint('mnist', { model: { uri: MODEL_URI, digest: DIGEST_A }, replicas: 2 });
     const uid = h.endpoint('mnist').metadata.uid;
@@ -150,7 +151,7 @@ test('switching to KEDA creates the ScaledObject and deletes the HPA; scaled to 
     assert.equal(h.srv.listObjects(HPA).length, 1);
   }));
 
-test("keda without the operator's keda flag → Degraded KedaNotEnabled, no autoscaler, the Deployment still served", () =>
+test("keda without the operator's keda flag → Degraded KedaNotEnabled, no autoscaler, the Deployment served", () =>
   withHarness(cfgOf(), async (h) => {
     await h.createEndpoint('ep', {
       model: { uri: MODEL_URI },
@@ -214,7 +215,7 @@ test('invalid spec → Degraded InvalidSpec naming the field, no children', () =
     assert.deepEqual(h.writesSince(mark), [], 'the same status is not written twice');
   }));
 
-test('a same-named Deployment the endpoint does not own is left alone (NameConflict); stale template keys are removed on patch', () =>
+test('a same-named Deployment not owned is left alone (NameConflict); stale template keys removed on patch', () =>
   withHarness(cfgOf(), async (h) => {
     await h.ctx.apis.apps.createNamespacedDeployment({
       namespace: NS,

@@ -1,7 +1,15 @@
 // SupervisedInformer against the in-memory API server with the REAL client-node 1.4 ListWatch.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job, type V1Pod } from '@kubernetes/client-node';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Job,
+  type V1OwnerReference,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import type { FakeApiServer } from '../../k8s/api-server.js';
 import {
@@ -23,12 +31,12 @@ before(async () => {
   core = kc.makeApiClient(CoreV1Api);
 });
 // Stop every informer before the server goes away, also when a test failed (restart timers keep the process alive).
-const informers: Array<SupervisedInformer<any>> = [];
+const informers: Array<SupervisedInformer<KubernetesObject>> = [];
 after(async () => {
   await Promise.all(informers.map((i) => i.stop()));
   await srv.close();
 });
-const track = <T extends SupervisedInformer<any>>(i: T): T => {
+const track = <T extends SupervisedInformer<KubernetesObject>>(i: T): T => {
   informers.push(i);
   return i;
 };
@@ -96,13 +104,18 @@ test('start() resolves after the first list; cache, add/update(old)/delete and l
   await waitFor(() => srv.openWatches === 0, 'watch closed after stop');
 });
 
-test('a non-410 watch error restarts the informer with backoff; events keep flowing; restart metric counts', async () => {
+test('a non-410 watch error restarts the informer with backoff; events keep flowing; restarts counted', async () => {
   const ns = 'restart';
   const metrics = new OperatorMetrics(new Registry());
   const errs: string[] = [];
   const { inf, events } = jobInformer(ns, {
     metrics,
-    log: { info() {}, debug() {}, error() {}, warn: (o: any) => errs.push(String(o.err?.statusCode ?? o.err)) },
+    log: {
+      info() {},
+      debug() {},
+      error() {},
+      warn: (o: { err?: { statusCode?: number } }) => errs.push(String(o.err?.statusCode ?? o.err)),
+    },
   });
   await inf.start();
   srv.failNext('watch', 'batch/jobs', 500, 2);
@@ -222,7 +235,9 @@ test('controllerOwnerKey / ownerHandlers map a child event to its controlling ow
     uid: 'u',
     ...o,
   });
-  const pod = (refs: object[]): V1Pod => ({ metadata: { name: 'p', namespace: 'ns', ownerReferences: refs as any } });
+  const pod = (refs: object[]): V1Pod => ({
+    metadata: { name: 'p', namespace: 'ns', ownerReferences: refs as V1OwnerReference[] },
+  });
   assert.equal(
     controllerOwnerKey(pod([ref({ controller: true })]), owner),
     'ns/run-1',
@@ -261,7 +276,7 @@ test('controllerOwnerKey / ownerHandlers map a child event to its controlling ow
     namespace: ns,
     body: {
       ...job('child'),
-      metadata: { name: 'child', ownerReferences: [ref({ controller: true, name: 'run-7' }) as any] },
+      metadata: { name: 'child', ownerReferences: [ref({ controller: true, name: 'run-7' }) as V1OwnerReference] },
     },
   });
   await batch.createNamespacedJob({ namespace: ns, body: job('orphan') });

@@ -146,7 +146,7 @@ test('a crashed leader (no release) is replaced once its Lease has not changed f
   await b.el.stop();
 });
 
-test("clock skew: a live holder whose clock is an hour behind keeps the Lease; expiry runs on the candidate's clock", async (t) => {
+test("clock skew: a holder an hour behind keeps the Lease; expiry runs on the candidate's clock", async (t) => {
   const { srv, kc } = await fakeCluster();
   const clock = new ManualClock();
   const electors: LeaderElector[] = [];
@@ -227,7 +227,7 @@ test('two candidates racing for a fresh Lease: optimistic concurrency gives exac
   await Promise.all(cs.map((c) => c.el.stop()));
 });
 
-test('renew failures beyond the renew deadline end leadership (onStoppedLeading), then it campaigns again', async (t) => {
+test('renew failures past the renew deadline end leadership (onStoppedLeading), then it campaigns again', async (t) => {
   const { srv, kc } = await fakeCluster();
   const clock = new ManualClock();
   const electors: LeaderElector[] = [];
@@ -247,7 +247,8 @@ test('renew failures beyond the renew deadline end leadership (onStoppedLeading)
   await step(clock, [a.el], 4);
   assert.equal(a.el.isLeader(), true, '480 ms without a renew < 500 ms deadline');
   assert.deepEqual(a.log, ['started']);
-  // At +600 ms the deadline has passed: leadership ends without another request, then one campaign round fails (5th fault).
+  // At +600 ms the deadline has passed: leadership ends without another request, then one campaign
+  // round fails (5th fault).
   await step(clock, [a.el]);
   assert.equal(a.el.isLeader(), false, '600 ms without a renew ≥ 500 ms deadline');
   assert.deepEqual(a.log, ['started', 'aborted', 'stopped']);

@@ -41,7 +41,7 @@ test('token bucket: burst free, then 100 ms spacing at 10 qps; refills with the 
 });
 
 test('max-of and the default controller limiter: per-item backoff until the bucket dominates', () => {
-  let t = 0;
+  const t = 0;
   const d = defaultControllerRateLimiter(() => t);
   assert.deepEqual([d.when('a'), d.when('a'), d.when('a')], [5, 10, 20]);
   assert.equal(d.retries('a'), 3);
