@@ -8,3 +8,4 @@ export * from './fields.js';
 export * from './stages.js';
 export * from './jobs.js';
 export * from './eval.js';
+export * from './distributed.js';
