@@ -57,6 +57,13 @@ export const OperatorConfigSchema = z
         'KEDA is installed: endpoints with autoscaling.keda get ' +
           'a ScaledObject (else they are refused with a condition)',
       ),
+    mpiOperator: z
+      .boolean()
+      .default(false)
+      .describe(
+        'the Kubeflow MPI Operator (kubeflow.org/v2beta1 MPIJob) is installed: runs with more than one ' +
+          'training rank get an MPIJob (else they fail with a condition naming the chart value mpiOperator.enabled)',
+      ),
     gpuResourceName: z
       .string()
       .min(1)

@@ -2,7 +2,7 @@
  * The operator process: informers (read caches) for our two kinds and every child type, one work
  * queue + controller per kind, and Lease-based leader election. Every replica keeps its caches warm;
  * only the leader runs the controllers, so two replicas never write the same object (peers.md §2d–2e:
- * controller-runtime's manager). Informer events map children to their owner's key: Jobs and
+ * controller-runtime's manager). Informer events map children to their owner's key: Jobs, MPIJobs and
  * endpoints by controller ownerReference, pods by the run label, and runs to the endpoints serving them.
  */
 import { hostname } from 'node:os';
@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { API_VERSION, ENDPOINT, GROUP, LABELS, MANAGER, RUN, VERSION } from './api/v1alpha1/group.js';
 import type { OperatorConfig } from './config.js';
+import { MPIJOB, MPI_API_VERSION, MPI_GROUP, MPI_VERSION, type MpiJob } from './api/mpi.js';
 import {
   type Caches,
   type ControllerContext,
@@ -211,7 +212,17 @@ export class Operator {
             })) as never;
       scaledObjects = mk<CustomObject>('scaledobjects', path, list, managed);
     }
-    this.caches = { runs, endpoints, jobs, pods, deployments, services, hpas, scaledObjects };
+    let mpiJobs: NamespacedInformers<MpiJob> | undefined;
+    if (o.cfg.mpiOperator) {
+      const mpi = { group: MPI_GROUP, version: MPI_VERSION, plural: MPIJOB.plural, labelSelector: managed };
+      const path = (ns?: string) => `/apis/${MPI_API_VERSION}${ns ? `/namespaces/${ns}` : ''}/${MPIJOB.plural}`;
+      const list: Lister<MpiJob> = (ns) => () =>
+        (ns
+          ? apis.custom.listNamespacedCustomObject({ ...mpi, namespace: ns })
+          : apis.custom.listClusterCustomObject(mpi)) as never;
+      mpiJobs = mk<MpiJob>(MPIJOB.plural, path, list, managed);
+    }
+    this.caches = { runs, endpoints, jobs, pods, deployments, services, hpas, scaledObjects, mpiJobs };
     const now = o.now ?? (() => new Date());
     // Trainer pods answer on their own time: the poller enqueues a run when its step changes.
     this.progress = new ProgressPoller({
@@ -239,6 +250,7 @@ export class Operator {
     endpoints.on(enqueueHandlers(enqueue('endpoints')));
     endpoints.on(ownerHandlers(enqueue('runs'), { apiVersion: API_VERSION, kind: RUN.kind }));
     jobs.on(ownerHandlers(enqueue('runs'), { apiVersion: API_VERSION, kind: RUN.kind }));
+    mpiJobs?.on(ownerHandlers(enqueue('runs'), { apiVersion: API_VERSION, kind: RUN.kind }));
     // Pods are owned by Jobs and ReplicaSets, not by our objects: map them by label instead.
     const podToOwner = (p: V1Pod) => {
       const l = p.metadata?.labels ?? {};

@@ -5,6 +5,7 @@
  * operator never reads them. Leases only in the operator's own namespace (a separate Role).
  */
 import { GROUP } from './api/v1alpha1/group.js';
+import { MPIJOB, MPI_GROUP } from './api/mpi.js';
 
 /** One RBAC PolicyRule (rbac.authorization.k8s.io/v1), verbs sorted. */
 export interface PolicyRule {
@@ -13,9 +14,12 @@ export interface PolicyRule {
   verbs: string[];
 }
 
-/** Rules on the watched namespaces (a ClusterRole, or a Role per namespace); KEDA's only with `keda`. */
-export function operatorRules(o: { keda: boolean }): PolicyRule[] {
-  return o.keda ? [...BASE_RULES, KEDA_RULE] : [...BASE_RULES];
+/**
+ * Rules on the watched namespaces (a ClusterRole, or a Role per namespace); KEDA's only with `keda`, the
+ * MPIJobs' only with `mpiOperator` (the chart's keda.enabled and mpiOperator.enabled).
+ */
+export function operatorRules(o: { keda: boolean; mpiOperator: boolean }): PolicyRule[] {
+  return [...BASE_RULES, ...(o.keda ? [KEDA_RULE] : []), ...(o.mpiOperator ? [MPIJOB_RULE] : [])];
 }
 
 /** KEDA ScaledObjects: only when KEDA is installed (its CRD must exist for the watch). */
@@ -23,6 +27,17 @@ export const KEDA_RULE: PolicyRule = {
   apiGroups: ['keda.sh'],
   resources: ['scaledobjects'],
   verbs: ['create', 'delete', 'get', 'list', 'patch', 'watch'],
+};
+
+/**
+ * Kubeflow MPIJobs: only when the MPI Operator is installed (its CRD must exist for the watch). Create the
+ * trainer's MPIJob, watch it, suspend it (patch) when the launcher fails permanently, and delete it to start
+ * over when a worker pod is lost for good. Its launcher and worker pods are read through the pods rule.
+ */
+export const MPIJOB_RULE: PolicyRule = {
+  apiGroups: [MPI_GROUP],
+  resources: [MPIJOB.plural],
+  verbs: ['create', 'delete', 'list', 'patch', 'watch'],
 };
 
 const BASE_RULES: readonly PolicyRule[] = [

@@ -196,7 +196,7 @@ test('defaults: all-namespace RBAC, lease Role, Deployment, Service; no monitors
   ]);
 
   const cr = find(objs, 'ClusterRole', `${FULLNAME}-${NS}`);
-  assert.deepEqual(canon(cr.rules), canon(operatorRules({ keda: false })));
+  assert.deepEqual(canon(cr.rules), canon(operatorRules({ keda: false, mpiOperator: false })));
   const crb = find(objs, 'ClusterRoleBinding', `${FULLNAME}-${NS}`);
   assert.deepEqual(crb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: cr.metadata.name });
   assert.deepEqual(crb.subjects, [{ kind: 'ServiceAccount', name: FULLNAME, namespace: NS }]);
@@ -291,7 +291,7 @@ test('everything on: namespaced Roles, KEDA rule, HA, custom images, env, monito
   for (const ns of ALL_ON.watchNamespaces) {
     // Named after the release's namespace too: two releases of one name may watch the same namespace.
     const role = find(objs, 'Role', `${FULLNAME}-${NS}`, ns);
-    assert.deepEqual(canon(role.rules), canon(operatorRules({ keda: true })));
+    assert.deepEqual(canon(role.rules), canon(operatorRules({ keda: true, mpiOperator: false })));
     const rb = find(objs, 'RoleBinding', `${FULLNAME}-${NS}`, ns);
     assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${FULLNAME}-${NS}` });
     assert.deepEqual(rb.subjects, [{ kind: 'ServiceAccount', name: FULLNAME, namespace: NS }]);
@@ -349,7 +349,7 @@ test('everything on: namespaced Roles, KEDA rule, HA, custom images, env, monito
 
 test('keda on with all namespaces: the ClusterRole gains exactly the keda.sh rule', { skip }, () => {
   const cr = find(render('--set', 'keda.enabled=true'), 'ClusterRole', `${FULLNAME}-${NS}`);
-  assert.deepEqual(canon(cr.rules), canon(operatorRules({ keda: true })));
+  assert.deepEqual(canon(cr.rules), canon(operatorRules({ keda: true, mpiOperator: false })));
 });
 
 test('--include-crds: both CRDs validate as apiextensions.k8s.io/v1', { skip }, () => {

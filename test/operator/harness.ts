@@ -247,9 +247,12 @@ export async function completeJob(srv: FakeApiServer, name: string, summary: KOb
   );
 }
 
-/** Every request the operator made is granted by the chart's RBAC (src/operator/rbac.ts). */
-export function ungranted(requests: readonly RecordedRequest[], keda = false): string[] {
-  const rules = [...operatorRules({ keda }), ...LEADER_ELECTION_RULES];
+/**
+ * Every request the operator made is granted by the chart's RBAC (src/operator/rbac.ts) for these values of
+ * keda.enabled and mpiOperator.enabled; returns the ungranted `verb group/resource`s.
+ */
+export function ungranted(requests: readonly RecordedRequest[], keda = false, mpiOperator = false): string[] {
+  const rules = [...operatorRules({ keda, mpiOperator }), ...LEADER_ELECTION_RULES];
   const bad = new Set<string>();
   for (const r of requests) {
     if (r.authorization !== `Bearer ${OPERATOR_TOKEN}` || r.verb === 'discovery' || !r.resource) continue;

@@ -22,6 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../api/v1alpha1/group.js';
+import type { MpiJob } from '../api/mpi.js';
 import type { OperatorConfig } from '../config.js';
 import type { ProgressTracker } from './progress.js';
 
@@ -59,7 +60,10 @@ export function makeApis(kc: KubeConfig): Apis {
 /** Request options making a typed patch call send `application/merge-patch+json`. */
 export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
-/** The informer caches the controllers read. scaledObjects only when KEDA is enabled. */
+/**
+ * The informer caches the controllers read. scaledObjects only when KEDA is enabled, mpiJobs only when
+ * the MPI Operator is (their CRDs must exist for the watch).
+ */
 export interface Caches {
   runs: ReadCache<CustomObject>;
   endpoints: ReadCache<CustomObject>;
@@ -69,6 +73,7 @@ export interface Caches {
   services: ReadCache<V1Service>;
   hpas: ReadCache<V2HorizontalPodAutoscaler>;
   scaledObjects?: ReadCache<CustomObject>;
+  mpiJobs?: ReadCache<MpiJob>;
 }
 
 /** Records a Kubernetes Event on an object (best effort: a failed Event never fails a reconcile). */

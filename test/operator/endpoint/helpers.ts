@@ -87,7 +87,7 @@ export async function harness(cfg: OperatorConfig = cfgOf()): Promise<Harness> {
     },
   };
   const byController: RecordedRequest[] = [];
-  const rules = operatorRules({ keda: cfg.keda });
+  const rules = operatorRules({ keda: cfg.keda, mpiOperator: cfg.mpiOperator });
   const allowed = (r: RecordedRequest) => {
     const [verb, sub] = r.verb.split('/');
     const [group, plural] = [

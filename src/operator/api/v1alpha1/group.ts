@@ -68,6 +68,11 @@ export const LABELS = {
   run: `${GROUP}/run`,
   endpoint: `${GROUP}/endpoint`,
   stage: `${GROUP}/stage`,
+  /**
+   * On the pod templates of a trainer MPIJob: one value per MPIJob object, so the pods of an MPIJob that was
+   * deleted to start over are never read as the new one's (the MPI Operator names them the same).
+   */
+  mpiJobInstance: `${GROUP}/mpijob-instance`,
 } as const;
 
 /** Annotations the operator reads back from its children. */
@@ -76,6 +81,8 @@ export const ANNOTATIONS = {
   specHash: `${GROUP}/spec-hash`,
   /** The served model's digest on the pod template: a new digest rolls the Deployment. */
   modelDigest: `${GROUP}/model-digest`,
+  /** Why the operator stopped (suspended) a trainer MPIJob: its launcher failed permanently (exit 2). */
+  failure: `${GROUP}/failure`,
 } as const;
 
 /** The value of app.kubernetes.io/managed-by on every child. */

@@ -13,6 +13,7 @@ import {
   SEED_LIMIT,
   TrainSpecSchema,
   defaultOf,
+  distributedFields,
   evalFields,
   teacherDefaults,
 } from '../../../spec/index.js';
@@ -106,8 +107,9 @@ export const TrainingSchema = TrainSpecSchema.omit({ pairs: true, out: true, thr
       .default(6)
       .describe(
         'retryable trainer failures (exit 75, evictions) before the ' +
-          'run fails; each retry resumes from the latest checkpoint',
+          "run fails; each retry resumes from the latest checkpoint (an MPIJob's runPolicy.backoffLimit)",
       ),
+    ...distributedFields,
   })
   .strict();
 

@@ -150,5 +150,5 @@ const STAGE_PARTS: Record<JobStage, (spec: DistillationRunSpec, cfg: OperatorCon
   ],
 };
 
-/** The spec hash a Job was built from (its annotation), if any. */
-export const jobHash = (job: V1Job): string | undefined => job.metadata?.annotations?.[ANNOTATIONS.specHash];
+/** The spec hash a Job (or the trainer's MPIJob) was built from (its annotation), if any. */
+export const jobHash = (job: Owned): string | undefined => job.metadata?.annotations?.[ANNOTATIONS.specHash];

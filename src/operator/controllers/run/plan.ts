@@ -63,11 +63,46 @@ export function datagenJobSpec(spec: DistillationRunSpec): DatagenSpec {
   };
 }
 
-/** services/trainer's job spec (training settings minus the Job's backoffLimit). */
+/**
+ * services/trainer's job spec: the training settings minus what the operator itself acts on (the retry
+ * budget and the pod topology), so a run with one worker gets the same spec as before those fields.
+ */
 export function trainJobSpec(spec: DistillationRunSpec): TrainSpec {
   const a = runArtifacts(spec);
-  const { backoffLimit: _, ...training } = spec.training;
+  const { backoffLimit: _, workers: __, gpusPerWorker: ___, ...training } = spec.training;
   return { ...training, pairs: a.pairs, out: a.root } as TrainSpec;
+}
+
+/** How the trainer is laid out on pods (docs/operator.md, "Multi-pod training"). */
+export interface TrainingTopology {
+  /** More than one MPI rank: an MPIJob (launcher + workers) instead of the trainer Job. */
+  distributed: boolean;
+  /** Worker pods (training.workers). */
+  workers: number;
+  /** GPUs of each worker pod (training.gpusPerWorker, else resources.gpu.count). */
+  gpusPerWorker: number;
+  /** MPI slots of each worker = its ranks: one per GPU, one on a CPU worker. */
+  slotsPerWorker: number;
+  /** workers × slotsPerWorker: the launcher's `--ranks`. */
+  ranks: number;
+}
+
+/**
+ * The run's trainer topology. One rank per GPU; a single worker without an explicit gpusPerWorker keeps
+ * the one-process trainer Job with all of resources.gpu (what such a run did before these fields).
+ */
+export function trainingTopology(spec: DistillationRunSpec): TrainingTopology {
+  const { workers, gpusPerWorker: given } = spec.training;
+  const gpusPerWorker = given ?? spec.resources.gpu.count;
+  const slotsPerWorker = Math.max(1, gpusPerWorker);
+  const ranks = workers * slotsPerWorker;
+  return {
+    distributed: workers > 1 || (given !== undefined && ranks > 1),
+    workers,
+    gpusPerWorker,
+    slotsPerWorker,
+    ranks,
+  };
 }
 
 /** services/exporter's job spec: the EMA weights of the latest checkpoint → <root>/model/model.onnx. */

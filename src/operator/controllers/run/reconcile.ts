@@ -9,9 +9,21 @@
  * and its S3 artifacts are deliberately kept. Spec edits to a stage whose Job exists cannot apply (a
  * Job's pod template is immutable, and its half-written artifacts came from the old spec): they are
  * refused with Degraded=True reason SpecChangeRejected; edits to stages not started yet apply.
+ *
+ * A run with more than one training rank trains in an MPIJob (run/mpijob.ts, read by ../mpijob-state.ts)
+ * instead of the trainer Job, under the same name and with the same failure semantics.
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { ENDPOINT, GROUP, LABELS, MAX_RUN_NAME, RUN, VERSION, nameProblem } from '../../api/v1alpha1/group.js';
+import {
+  ANNOTATIONS,
+  ENDPOINT,
+  GROUP,
+  LABELS,
+  MAX_RUN_NAME,
+  RUN,
+  VERSION,
+  nameProblem,
+} from '../../api/v1alpha1/group.js';
 import {
   DistillationRunSpecSchema,
   type DistillationRunSpec,
@@ -33,9 +45,13 @@ import {
 } from '../context.js';
 import { childMeta, ownedBy, replaceWith, specHash } from '../meta.js';
 import { countIndexes, failureMessage, jobPhase, podProblem, podsOf, succeededResult } from '../job-state.js';
+import { mpiJobState, mpiPodsOf, rankZeroPod, type MpiJobState, type MpiPods } from '../mpijob-state.js';
 import { TRAIN_POLL_MS } from '../progress.js';
+import { MPIJOB, MPI_GROUP, MPI_VERSION, type MpiJob } from '../../api/mpi.js';
+import { objectKey } from '../../runtime/keys.js';
 import { buildStageJob, jobHash, jobName } from './jobs.js';
-import { JOB_STAGES, type JobStage, runArtifacts, shardCount } from './plan.js';
+import { buildTrainMpiJob } from './mpijob.js';
+import { JOB_STAGES, type JobStage, runArtifacts, shardCount, trainingTopology } from './plan.js';
 
 export { TRAIN_POLL_MS } from '../progress.js';
 /** How soon a Job the API server refused is tried again (RBAC or a quota may have been fixed meanwhile). */
@@ -70,10 +86,16 @@ export async function reconcileRun(ctx: ControllerContext, key: string): Promise
     return writeStatus(ctx, obs.run, obs.old, d.status);
   }
   const spec = obs.spec;
+  if (trainingTopology(spec).distributed && !ctx.cfg.mpiOperator) {
+    ctx.progress?.forget(key);
+    await mpiOperatorDisabled(ctx, obs, spec, d);
+    return writeStatus(ctx, obs.run, obs.old, d.status);
+  }
   const walk = walkStages(ctx, obs, spec, d);
   if (walk.trainerPod) ctx.progress?.watch(key, walk.trainerPod);
   else ctx.progress?.forget(key);
   for (const [type, reason, message] of walk.events) await ctx.event(obs.run, type, reason, message);
+  if (walk.mpiAction) await actOnMpiJob(ctx, obs.run, walk.mpiAction);
   const ensured = walk.next ? await ensureStageJob(ctx, obs, spec, walk.next, d) : {};
   const conflict =
     walk.outcome !== 'failed' || !spec.serve?.enabled ? await syncEndpoint(ctx, obs.run, spec, d.st) : undefined;
@@ -113,11 +135,16 @@ class StatusDraft {
   }
 }
 
-/** One stage's Job as the cache shows it (absent until created), and its pods. */
+/**
+ * One stage's Job as the cache shows it (absent until created), and its pods; for a multi-rank train
+ * stage its MPIJob and that MPIJob's launcher and worker pods instead.
+ */
 interface ObservedStage {
   readonly stage: JobStage;
   readonly job?: V1Job;
   readonly pods: V1Pod[];
+  readonly mpiJob?: MpiJob;
+  readonly mpiPods?: MpiPods;
 }
 
 /** What a reconcile reads, all from caches: no API call and no pod probe. */
@@ -151,8 +178,11 @@ function observe(ctx: ControllerContext, key: string): Observed | undefined {
   }
   const spec = parsed.data;
   const pods = ctx.caches.pods.list(namespace);
-  const stages = JOB_STAGES.filter((s) => s !== 'eval' || spec.evaluation.enabled).map((stage) => {
+  const stages = JOB_STAGES.filter((s) => s !== 'eval' || spec.evaluation.enabled).map((stage): ObservedStage => {
     const job = ctx.caches.jobs.get(jobName(name, stage), namespace);
+    // The trainer is a Job or an MPIJob of the same name, whichever exists (a spec edit may ask for the other).
+    const mpiJob = stage === 'train' && !job ? ctx.caches.mpiJobs?.get(jobName(name, stage), namespace) : undefined;
+    if (mpiJob) return { stage, mpiJob, pods: [], mpiPods: mpiPodsOf(pods, mpiJob) };
     return { stage, job, pods: job ? podsOf(pods, job.metadata!.name!) : [] };
   });
   return { key, run, old, spec, stages, trainer: ctx.progress?.latest(key) };
@@ -181,7 +211,13 @@ interface Walk {
   poll?: number;
   /** Events to record: [type, reason, message]. */
   events: ['Normal' | 'Warning', string, string][];
+  /** What to do to the trainer's MPIJob (mpijob-state.ts). */
+  mpiAction?: MpiAction;
 }
+
+/** Stop an MPIJob whose launcher failed permanently, or delete one that lost a worker to start it over. */
+type MpiAction =
+  { kind: 'stop'; mpiJob: MpiJob; message: string } | { kind: 'restart'; mpiJob: MpiJob; message: string };
 
 /**
  * Walks the stages in order up to the first one not complete, filling the draft's stage, progress,
@@ -193,14 +229,19 @@ function walkStages(ctx: ControllerContext, obs: Observed, spec: DistillationRun
   d.st.progress = { ...obs.old.progress, shardsTotal: shardCount(spec), steps: spec.training.steps };
   d.st.artifacts = { ...obs.old.artifacts, pairs: art.pairs, checkpoints: art.checkpoints };
   const w: Walk = { outcome: 'done', rejected: [], events: [] };
-  for (const { stage, job, pods } of obs.stages) {
+  for (const { stage, job, pods, mpiJob, mpiPods } of obs.stages) {
     d.st.stage = STAGE_OF[stage];
+    if (mpiJob) {
+      if (jobHash(mpiJob) !== desiredHash(obs.run, spec, ctx.cfg, stage)) w.rejected.push(stage);
+      if (mpiTrainStage(obs, spec, mpiJob, mpiPods!, d, w)) continue;
+      break;
+    }
     if (!job) {
       w.outcome = 'running';
       w.next = stage;
       break;
     }
-    if (jobHash(job) !== jobHash(buildStageJob(obs.run, spec, ctx.cfg, stage))) w.rejected.push(stage);
+    if (jobHash(job) !== desiredHash(obs.run, spec, ctx.cfg, stage)) w.rejected.push(stage);
     const phase = jobPhase(job);
     if (stage === 'datagen')
       d.st.progress.shardsDone =
@@ -220,16 +261,27 @@ function walkStages(ctx: ControllerContext, obs: Observed, spec: DistillationRun
   return w;
 }
 
+/** The hash of what the run's spec decides for `stage` now (a Job's, or the trainer MPIJob's). */
+function desiredHash(run: CustomObject, spec: DistillationRunSpec, cfg: ControllerContext['cfg'], stage: JobStage) {
+  return stage === 'train' && trainingTopology(spec).distributed
+    ? jobHash(buildTrainMpiJob(run, spec, cfg))
+    : jobHash(buildStageJob(run, spec, cfg, stage));
+}
+
+/** Training runs in `pod` (or none yet): poll it, and show its last reported step and loss. */
+function trainingProgress(obs: Observed, pod: V1Pod | undefined, d: StatusDraft, w: Walk): void {
+  w.trainerPod = pod;
+  const p = pod ? obs.trainer : undefined;
+  if (p?.step !== undefined)
+    d.st.progress = { ...d.st.progress, step: p.step, ...(p.loss !== undefined ? { loss: p.loss } : {}) };
+  w.poll = TRAIN_POLL_MS; // a safety net: the poller also enqueues the run when the step changes
+}
+
 /** A stage whose Job runs: Progressing, the trainer's cached progress, and Degraded for pod trouble. */
 function runningStage(obs: Observed, stage: JobStage, job: V1Job, pods: V1Pod[], d: StatusDraft, w: Walk): void {
   w.outcome = 'running';
-  if (stage === 'train') {
-    w.trainerPod = pods.find((p) => p.status?.phase === 'Running');
-    const p = w.trainerPod ? obs.trainer : undefined;
-    if (p?.step !== undefined)
-      d.st.progress = { ...d.st.progress, step: p.step, ...(p.loss !== undefined ? { loss: p.loss } : {}) };
-    w.poll = TRAIN_POLL_MS; // a safety net: the poller also enqueues the run when the step changes
-  }
+  const running = pods.find((p) => p.status?.phase === 'Running');
+  if (stage === 'train') trainingProgress(obs, running, d, w);
   const message = runningMessage(stage, d.st, job);
   d.set({ type: 'Progressing', status: 'True', reason: `${TITLE[stage]}Running`, message });
   const problem = podProblem(pods);
@@ -258,9 +310,13 @@ function failedStage(
   d: StatusDraft,
   w: Walk,
 ): void {
-  w.outcome = 'failed';
   const why = failureMessage(pods, phase.message) ?? phase.message ?? 'no pod reported why';
-  const message = `${stage} Job ${job.metadata!.name} failed (${phase.reason ?? 'Failed'}): ${why}`;
+  stageFailed(obs, stage, `${stage} Job ${job.metadata!.name} failed (${phase.reason ?? 'Failed'}): ${why}`, d, w);
+}
+
+/** Stage `stage` failed for good: Failed, not Progressing, not Ready; a Warning event on the transition. */
+function stageFailed(obs: Observed, stage: JobStage, message: string, d: StatusDraft, w: Walk): void {
+  w.outcome = 'failed';
   const reason = `${TITLE[stage]}Failed`;
   if (findCondition(obs.old.conditions, 'Failed')?.status !== 'True') w.events.push(['Warning', reason, message]);
   d.set({ type: 'Failed', status: 'True', reason, message });
@@ -268,6 +324,111 @@ function failedStage(
   d.set({ type: 'Ready', status: 'False', reason, message });
   d.st.stage = 'Failed';
   d.st.completionTime ??= d.now;
+}
+
+/**
+ * The train stage as an MPIJob (mpijob-state.ts): the same conditions as a trainer Job's, the step of
+ * rank 0's worker pod, and the launcher's termination message. Returns true when training completed.
+ */
+function mpiTrainStage(
+  obs: Observed,
+  spec: DistillationRunSpec,
+  mj: MpiJob,
+  pods: MpiPods,
+  d: StatusDraft,
+  w: Walk,
+): boolean {
+  const name = mj.metadata!.name!;
+  const state: MpiJobState = mpiJobState(mj, pods);
+  if (state.phase === 'Complete') {
+    applyResult('train', d.st, succeededResult(pods.launchers), spec);
+    return true;
+  }
+  if (state.phase === 'Failed') {
+    if (state.stop) w.mpiAction = { kind: 'stop', mpiJob: mj, message: state.message };
+    stageFailed(obs, 'train', `train MPIJob ${name} failed (${state.reason}): ${state.message}`, d, w);
+    return false;
+  }
+  w.outcome = 'running';
+  if (state.phase === 'Restart') {
+    const message = `${state.message}; the MPIJob starts over from the latest checkpoint`;
+    if (!state.deleting) {
+      w.mpiAction = { kind: 'restart', mpiJob: mj, message };
+      w.events.push(['Warning', 'TrainingRestarted', message]);
+    }
+    d.set({ type: 'Progressing', status: 'True', reason: 'TrainingRestarting', message });
+    w.degraded = { type: 'Degraded', status: 'True', reason: 'TrainingRetrying', message };
+    return false;
+  }
+  trainingProgress(obs, rankZeroPod(pods, name), d, w);
+  const topo = trainingTopology(spec);
+  const layout = `${topo.ranks} ranks on ${topo.workers} worker pod${topo.workers > 1 ? 's' : ''}`;
+  const message = `${runningMessage('train', d.st)}, ${layout} (MPIJob ${name})`;
+  d.set({ type: 'Progressing', status: 'True', reason: 'TrainingRunning', message });
+  const problem = podProblem([...pods.launchers, ...pods.workers]);
+  if (problem) w.degraded = { type: 'Degraded', status: 'True', reason: problem.reason, message: problem.message };
+  else if (state.failed > 0)
+    w.degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: 'TrainingRetrying',
+      message:
+        `${state.failed} launcher pod${state.failed > 1 ? 's' : ''} failed and will be retried from the latest ` +
+        `checkpoint${state.last ? `; last: ${state.last}` : ''}`,
+    };
+  return false;
+}
+
+/**
+ * Carries out the walk's MPIJob action: a permanent failure suspends the MPIJob (the MPI Operator deletes
+ * its workers and stops retrying the launcher) and notes the message on it; a lost worker deletes it
+ * (foreground: its pods go first), so the next reconcile creates it again. Gone already: nothing to do.
+ */
+async function actOnMpiJob(ctx: ControllerContext, run: CustomObject, a: MpiAction): Promise<void> {
+  const { name, namespace, uid } = a.mpiJob.metadata as { name: string; namespace: string; uid?: string };
+  const target = { group: MPI_GROUP, version: MPI_VERSION, namespace, plural: MPIJOB.plural, name };
+  try {
+    if (a.kind === 'stop') {
+      const body = {
+        metadata: { annotations: { [ANNOTATIONS.failure]: a.message } },
+        spec: { runPolicy: { suspend: true } },
+      };
+      await ctx.apis.custom.patchNamespacedCustomObject({ ...target, body }, MERGE_PATCH);
+      ctx.log.info({ run: objectKey(run), mpiJob: name }, 'MPIJob suspended: its launcher failed permanently');
+    } else {
+      // The uid precondition: never delete a newer MPIJob of the same name that a stale cache does not show.
+      const body = { propagationPolicy: 'Foreground', ...(uid ? { preconditions: { uid } } : {}) };
+      await ctx.apis.custom.deleteNamespacedCustomObject({ ...target, body });
+      ctx.log.warn({ run: objectKey(run), mpiJob: name, why: a.message }, 'MPIJob deleted to start over');
+    }
+  } catch (e) {
+    if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
+  }
+}
+
+/**
+ * A multi-rank run while the operator may not create MPIJobs: Failed (reason MPIOperatorDisabled, naming
+ * the chart value), nothing created. Not final: enabling the MPI Operator (or one rank) lets the run start.
+ */
+async function mpiOperatorDisabled(
+  ctx: ControllerContext,
+  obs: Observed,
+  spec: DistillationRunSpec,
+  d: StatusDraft,
+): Promise<void> {
+  const topo = trainingTopology(spec);
+  const reason = 'MPIOperatorDisabled';
+  const message =
+    `training.workers ${topo.workers} × ${topo.slotsPerWorker} rank${topo.slotsPerWorker > 1 ? 's' : ''} per ` +
+    `worker = ${topo.ranks} ranks need an MPIJob, and this operator runs without the Kubeflow MPI Operator: ` +
+    'install it and set mpiOperator.enabled=true in the get-distill Helm release (GET_DISTILL_MPI_OPERATOR=true), ' +
+    'or train in one trainer Job (training.workers: 1 without gpusPerWorker)';
+  if (findCondition(obs.old.conditions, 'Failed')?.reason !== reason)
+    await ctx.event(obs.run, 'Warning', reason, message);
+  d.st.startTime ??= d.now;
+  d.st.stage = 'Failed';
+  for (const type of ['Failed', 'Degraded'] as const) d.set({ type, status: 'True', reason, message });
+  for (const type of ['Ready', 'Progressing'] as const) d.set({ type, status: 'False', reason, message });
 }
 
 /**
@@ -282,26 +443,39 @@ async function ensureStageJob(
   stage: JobStage,
   d: StatusDraft,
 ): Promise<{ degraded?: ConditionUpdate; poll?: number }> {
-  const desired = buildStageJob(obs.run, spec, ctx.cfg, stage);
-  const name = desired.metadata!.name!;
   const namespace = obs.run.metadata!.namespace!;
+  const mpi = stage === 'train' && trainingTopology(spec).distributed;
+  const kind = mpi ? MPIJOB.kind : 'Job';
+  const desired = mpi ? buildTrainMpiJob(obs.run, spec, ctx.cfg) : buildStageJob(obs.run, spec, ctx.cfg, stage);
+  const name = desired.metadata!.name!;
   let created: 'created' | 'exists';
   try {
-    created = await createIfAbsent(() => ctx.apis.batch.createNamespacedJob({ namespace, body: desired }));
+    created = await createIfAbsent(() =>
+      mpi
+        ? ctx.apis.custom.createNamespacedCustomObject({
+            group: MPI_GROUP,
+            version: MPI_VERSION,
+            namespace,
+            plural: MPIJOB.plural,
+            body: desired,
+          })
+        : ctx.apis.batch.createNamespacedJob({ namespace, body: desired as V1Job }),
+    );
   } catch (e) {
     const code = statusOf(e);
     if (code === undefined || code >= 500 || code === 429) throw e;
-    // Refused (422 validation or admission, 403 RBAC or quota): say so on the run instead of retrying blind.
-    const message = `the API server refused the ${stage} Job (${code}): ${apiMessage(e)}`;
+    // Refused (422 validation or admission, 403 RBAC or quota, 404 no such CRD): say so on the run instead
+    // of retrying blind.
+    const message = `the API server refused the ${stage} ${kind} (${code}): ${apiMessage(e)}`;
     d.set({ type: 'Progressing', status: 'False', reason: 'JobRejected', message });
     return { degraded: { type: 'Degraded', status: 'True', reason: 'JobRejected', message }, poll: REJECTED_RETRY_MS };
   }
   if (created === 'created') {
-    ctx.log.info({ run: obs.key, job: name }, `${stage} Job created`);
-    await ctx.event(obs.run, 'Normal', `${TITLE[stage]}Started`, `created Job ${name}`);
+    ctx.log.info({ run: obs.key, job: name, kind }, `${stage} ${kind} created`);
+    await ctx.event(obs.run, 'Normal', `${TITLE[stage]}Started`, `created ${kind} ${name}`);
   }
   const reason = `${TITLE[stage]}Started`;
-  d.set({ type: 'Progressing', status: 'True', reason, message: `${stage} Job ${name} created` });
+  d.set({ type: 'Progressing', status: 'True', reason, message: `${stage} ${kind} ${name} created` });
   return {};
 }
 
@@ -339,7 +513,8 @@ function summarize(
   } else if (outcome === 'running') {
     d.set({ type: 'Ready', status: 'False', reason: 'Running', message: `stage ${d.st.stage}` });
   }
-  if (outcome !== 'failed' && !d.find('Failed'))
+  // A Failed condition is final, except MPIOperatorDisabled: the run starts once the MPI Operator is enabled.
+  if (outcome !== 'failed' && (!d.find('Failed') || d.find('Failed')?.reason === 'MPIOperatorDisabled'))
     d.set({ type: 'Failed', status: 'False', reason: 'AsExpected', message: '' });
 }
 
@@ -357,8 +532,8 @@ function specChangeRejected(rejected: JobStage[]): ConditionUpdate {
   };
 }
 
-function runningMessage(stage: JobStage, st: DistillationRunStatus, job: V1Job): string {
-  const active = job.status?.active ?? 0;
+function runningMessage(stage: JobStage, st: DistillationRunStatus, job?: V1Job): string {
+  const active = job?.status?.active ?? 0;
   if (stage === 'datagen')
     return (
       `datagen: ${st.progress?.shardsDone ?? 0}/${st.progress?.shardsTotal} shards, ` +
@@ -366,7 +541,7 @@ function runningMessage(stage: JobStage, st: DistillationRunStatus, job: V1Job):
     );
   if (stage === 'train')
     return `training to step ${st.progress?.steps}${st.progress?.step ? ` (last reported ${st.progress.step})` : ''}`;
-  return `${stage} Job ${job.metadata!.name} running`;
+  return `${stage} Job ${job?.metadata?.name} running`;
 }
 
 /** Copies what a finished stage's pod reported into the status. */
