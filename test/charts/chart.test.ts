@@ -33,10 +33,11 @@ const RELEASE = 'gd';
 const NS = 'distill-system';
 const FULLNAME = 'gd-get-distill';
 
-// Everything switched on: HA, KEDA, namespaced RBAC, both monitors, custom images.
+// Everything switched on: HA, KEDA, the MPI Operator, namespaced RBAC, both monitors, custom images.
 const ALL_ON = {
   replicaCount: 2,
   keda: { enabled: true },
+  mpiOperator: { enabled: true },
   watchNamespaces: ['team-a', 'team-b'],
   image: {
     registry: 'registry.example.com/ml',
@@ -197,6 +198,10 @@ test('defaults: all-namespace RBAC, lease Role, Deployment, Service; no monitors
 
   const cr = find(objs, 'ClusterRole', `${FULLNAME}-${NS}`);
   assert.deepEqual(canon(cr.rules), canon(operatorRules({ keda: false, mpiOperator: false })));
+  assert.ok(
+    !cr.rules.some((r: PolicyRule) => r.apiGroups.includes('kubeflow.org')),
+    'no MPIJob access unless mpiOperator.enabled',
+  );
   const crb = find(objs, 'ClusterRoleBinding', `${FULLNAME}-${NS}`);
   assert.deepEqual(crb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: cr.metadata.name });
   assert.deepEqual(crb.subjects, [{ kind: 'ServiceAccount', name: FULLNAME, namespace: NS }]);
@@ -274,6 +279,7 @@ test('defaults: the env is the operator configuration and resolves through Opera
   assert.equal(cfg.inferenceImage, 'ghcr.io/get-distill/get-distill-inference:0.1.0');
   assert.equal(cfg.imagePullPolicy, 'IfNotPresent');
   assert.equal(cfg.keda, false);
+  assert.equal(cfg.mpiOperator, false);
   assert.equal(cfg.leaderElection, true);
   assert.equal(cfg.leaseName, FULLNAME);
   assert.equal(cfg.leaseNamespace, NS);
@@ -291,7 +297,7 @@ test('everything on: namespaced Roles, KEDA rule, HA, custom images, env, monito
   for (const ns of ALL_ON.watchNamespaces) {
     // Named after the release's namespace too: two releases of one name may watch the same namespace.
     const role = find(objs, 'Role', `${FULLNAME}-${NS}`, ns);
-    assert.deepEqual(canon(role.rules), canon(operatorRules({ keda: true, mpiOperator: false })));
+    assert.deepEqual(canon(role.rules), canon(operatorRules({ keda: true, mpiOperator: true })));
     const rb = find(objs, 'RoleBinding', `${FULLNAME}-${NS}`, ns);
     assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${FULLNAME}-${NS}` });
     assert.deepEqual(rb.subjects, [{ kind: 'ServiceAccount', name: FULLNAME, namespace: NS }]);
@@ -322,6 +328,7 @@ test('everything on: namespaced Roles, KEDA rule, HA, custom images, env, monito
   assert.equal(cfg.s3Endpoint, 'http://rgw.ceph.svc:8080');
   assert.equal(cfg.pushgateway, 'http://pushgateway.monitoring.svc:9091');
   assert.equal(cfg.keda, true);
+  assert.equal(cfg.mpiOperator, true);
   assert.equal(cfg.gpuResourceName, 'amd.com/gpu');
   assert.equal(cfg.workers, 4);
   assert.equal(cfg.resyncSeconds, 300);
@@ -352,6 +359,20 @@ test('keda on with all namespaces: the ClusterRole gains exactly the keda.sh rul
   assert.deepEqual(canon(cr.rules), canon(operatorRules({ keda: true, mpiOperator: false })));
 });
 
+test('mpiOperator on: the ClusterRole gains exactly the mpijobs rule and the operator is told', { skip }, () => {
+  const objs = render('--set', 'mpiOperator.enabled=true');
+  validateAll(objs);
+  const cr = find(objs, 'ClusterRole', `${FULLNAME}-${NS}`);
+  assert.deepEqual(canon(cr.rules), canon(operatorRules({ keda: false, mpiOperator: true })));
+  const added = cr.rules.filter((r: PolicyRule) => r.apiGroups.includes('kubeflow.org'));
+  // Least privilege: no get (the informer lists and watches), no update, nothing on other kubeflow kinds.
+  assert.deepEqual(added, [
+    { apiGroups: ['kubeflow.org'], resources: ['mpijobs'], verbs: ['create', 'delete', 'list', 'patch', 'watch'] },
+  ]);
+  const cfg = resolveConfig(OperatorConfigSchema, {}, envMap(find(objs, 'Deployment', FULLNAME, NS)));
+  assert.equal(cfg.mpiOperator, true);
+});
+
 test('--include-crds: both CRDs validate as apiextensions.k8s.io/v1', { skip }, () => {
   const crds = render('--include-crds').filter((o) => o.kind === 'CustomResourceDefinition');
   validateAll(crds);
@@ -371,6 +392,7 @@ test('values.schema.json refuses bad values, naming the key', { skip }, () => {
     ['unknown.yaml', { replicas: 2 }, /\(root\): Additional property replicas is not allowed/],
     ['two.yaml', { replicaCount: 'two' }, /replicaCount: Invalid type\. Expected: integer, given: string/],
     ['nested.yaml', { keda: { enable: true } }, /keda: Additional property enable is not allowed/],
+    ['mpi.yaml', { mpiOperator: { enabled: 1 } }, /mpiOperator\.enabled: Invalid type\. Expected: boolean/],
     ['ns.yaml', { watchNamespaces: ['Team_A'] }, /watchNamespaces\.0: Does not match pattern/],
   ];
   for (const [file, values, msg] of cases) {
