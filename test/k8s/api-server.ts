@@ -8,9 +8,11 @@
  * generation bumped on non-metadata/non-status changes, 409 Conflict on stale resourceVersion,
  * status subresource isolation, finalizers + deletionTimestamp, ownerReference garbage collection,
  * watch replay from a resourceVersion and 410 Expired (as an ERROR event) once history is compacted.
- * Not implemented: admission/validation/defaulting, version conversion, managedFields, real
- * server-side apply (treated as a JSON merge patch), strategic-merge list directives (merge patch),
- * field selectors beyond dotted-path equality, watch bookmarks, protobuf/CBOR, authz.
+ * Schema validation only where a test registers a custom resource with a `validate` function (a CRD's
+ * structural schema: test/k8s/structural-schema.ts). Not implemented: admission, built-in validation,
+ * defaulting, version conversion, managedFields, real server-side apply (treated as a JSON merge patch),
+ * strategic-merge list directives (merge patch), field selectors beyond dotted-path equality, watch
+ * bookmarks, protobuf/CBOR, authz.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,6 +36,11 @@ export interface ResourceType {
   returnDeletedObject?: boolean;
   /** Custom resources need metadata.resourceVersion on PUT (AllowUnconditionalUpdate=false). */
   custom?: boolean;
+  /**
+   * Schema validation of creates and updates (not of `/status` writes), as a CRD's openAPIV3Schema gives
+   * the API server: the problems of the whole object, empty when valid; any problem answers 422 Invalid.
+   */
+  validate?: (obj: KObj) => string[];
 }
 
 /** Where a test names one object: `plural` plus `group` ('' = core) and, if namespaced, namespace. */
@@ -311,7 +318,10 @@ export class FakeApiServer {
     return s;
   }
 
-  /** Test hook: serve a custom resource (as a CRD would); status subresource on by default. */
+  /**
+   * Test hook: serve a custom resource (as a CRD would); status subresource on by default; `validate`
+   * checks every create and update of the object (not its status), as the CRD's schema would.
+   */
   registerCustomResource(t: {
     group: string;
     version: string;
@@ -319,6 +329,7 @@ export class FakeApiServer {
     kind: string;
     namespaced?: boolean;
     statusSubresource?: boolean;
+    validate?: (obj: KObj) => string[];
   }): void {
     this.addType({ namespaced: true, statusSubresource: true, ...t, returnDeletedObject: true, custom: true });
   }
@@ -707,6 +718,7 @@ export class FakeApiServer {
         { name: md.name, group: t.group, kind: t.plural },
       );
     }
+    this.validateObject(t, o);
     if (q.dryRun) return o;
     Object.assign(md, { uid: randomUUID(), creationTimestamp: now(), generation: 1 });
     delete md.deletionTimestamp;
@@ -753,8 +765,21 @@ export class FakeApiServer {
         if (cur.metadata[k] === undefined) delete out.metadata[k];
         else out.metadata[k] = cur.metadata[k];
       }
+      this.validateObject(t, out);
     }
     return this.write(t, out, cur);
+  }
+
+  /** 422 Invalid, as the API server answers an object its CRD's schema refuses. */
+  private validateObject(t: ResourceType, o: KObj): void {
+    const problems = t.validate?.(this.withType(clone(o), resKey(t))) ?? [];
+    if (problems.length === 0) return;
+    throw new StatusError(
+      422,
+      'Invalid',
+      `${t.kind}.${t.group} "${o.metadata?.name}" is invalid: ${problems.join('; ')}`,
+      { name: o.metadata?.name, group: t.group, kind: t.kind, causes: problems.map((message) => ({ message })) },
+    );
   }
 
   private update(t: ResourceType, ns: string | undefined, name: string, o: KObj, statusOnly: boolean): KObj {
