@@ -7,7 +7,13 @@
 import { CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
 import { FakeApiServer, kubeConfigFor, type KObj, type RecordedRequest } from '../k8s/api-server.js';
+import { crdSchema, validateStructural } from '../k8s/structural-schema.js';
+import type { JsonObject } from '../json.js';
+import { MPIJOB, MPI_GROUP, MPI_LABELS, MPI_VERSION } from '../../src/operator/api/mpi.js';
 import { ENDPOINT, GROUP, LABELS, MANAGER, RUN, VERSION } from '../../src/operator/api/v1alpha1/group.js';
 import { OperatorConfigSchema, type OperatorConfig } from '../../src/operator/config.js';
 import { Operator } from '../../src/operator/manager.js';
@@ -21,11 +27,28 @@ export const OPERATOR_TOKEN = 'operator-token';
 
 const kubeConfig = kubeConfigFor;
 
-/** Serves our two kinds and KEDA's ScaledObject, as their installed CRDs would. */
+/** The MPI Operator's MPIJob CRD (test/fixtures/mpi-operator: the v0.8.0 release's, unmodified). */
+export const MPIJOB_CRD: JsonObject = parse(
+  readFileSync(join(import.meta.dirname, '..', 'fixtures', 'mpi-operator', 'kubeflow.org_mpijobs.yaml'), 'utf8'),
+);
+/** Its v2beta1 openAPIV3Schema: the API server validates every MPIJob create and update against it. */
+export const MPIJOB_SCHEMA = crdSchema(MPIJOB_CRD, MPI_VERSION);
+
+/**
+ * Serves our two kinds, KEDA's ScaledObject and the MPI Operator's MPIJob, as their installed CRDs would;
+ * MPIJobs are checked against the MPIJob CRD's structural schema (422 Invalid otherwise).
+ */
 export function registerOperatorCrds(srv: FakeApiServer): void {
   srv.registerCustomResource({ group: GROUP, version: VERSION, plural: RUN.plural, kind: RUN.kind });
   srv.registerCustomResource({ group: GROUP, version: VERSION, plural: ENDPOINT.plural, kind: ENDPOINT.kind });
   srv.registerCustomResource({ group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects', kind: 'ScaledObject' });
+  srv.registerCustomResource({
+    group: MPI_GROUP,
+    version: MPI_VERSION,
+    plural: MPIJOB.plural,
+    kind: MPIJOB.kind,
+    validate: (o) => validateStructural(o, MPIJOB_SCHEMA),
+  });
 }
 
 export async function startCluster(): Promise<{ srv: FakeApiServer; user: CustomObjectsApi }> {
@@ -271,3 +294,132 @@ export function ungranted(requests: readonly RecordedRequest[], keda = false, mp
 }
 
 export { MANAGER };
+
+/** The MPIJob `name` in the test namespace, as stored. */
+export const getMpiJob = (srv: FakeApiServer, name: string): KObj | undefined =>
+  srv.getObject({ group: MPI_GROUP, plural: MPIJOB.plural, namespace: NS, name });
+
+/** Sets an MPIJob's status as the MPI Operator would (conditions, replicaStatuses, times). */
+export function setMpiStatus(srv: FakeApiServer, name: string, status: KObj): void {
+  srv.setStatus({ group: MPI_GROUP, plural: MPIJOB.plural, namespace: NS, name }, status);
+}
+
+/** An MPIJob condition with the MPI Operator's reason and message. */
+export const mpiCondition = (type: string, reason: string, message = `MPIJob ${NS}/x ${type}`): KObj => ({
+  type,
+  status: 'True',
+  reason,
+  message,
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+  lastUpdateTime: '2026-01-01T00:00:00Z',
+});
+
+/**
+ * The launcher Job the MPI Operator creates for `mj` (`<mj>-launcher`, owned by the MPIJob, labelled
+ * app=<mj>: not the operator's, so its Job informer never sees it), created once.
+ */
+async function launcherJob(srv: FakeApiServer, mj: KObj): Promise<KObj> {
+  const name = `${mj.metadata.name}-launcher`;
+  const have = getJob(srv, name);
+  if (have) return have;
+  const batch = kubeConfig(srv.url, 'mpi-operator').makeApiClient((await import('@kubernetes/client-node')).BatchV1Api);
+  const launcher = mj.spec.mpiReplicaSpecs.Launcher;
+  await batch.createNamespacedJob({
+    namespace: NS,
+    body: {
+      metadata: {
+        name,
+        labels: { app: mj.metadata.name },
+        ownerReferences: [
+          {
+            apiVersion: 'kubeflow.org/v2beta1',
+            kind: 'MPIJob',
+            name: mj.metadata.name,
+            uid: mj.metadata.uid,
+            controller: true,
+          },
+        ],
+      },
+      spec: {
+        backoffLimit: mj.spec.runPolicy.backoffLimit,
+        template: { ...launcher.template, spec: { ...launcher.template.spec, restartPolicy: launcher.restartPolicy } },
+      },
+    },
+  });
+  return getJob(srv, name)!;
+}
+
+let mpiPodSeq = 0;
+/**
+ * A pod the MPI Operator (workers) or its launcher Job (launchers) would create for `mj`, in `phase`:
+ * the template's labels plus the MPI Operator's job-name/role labels, worker pods named `<mj>-worker-<i>`
+ * and owned by the MPIJob, launcher pods `<mj>-launcher-<n>` owned by the launcher Job. `term` gives the
+ * container's exit code and termination message, `status` extra pod status (reason, podIP, conditions).
+ */
+export async function addMpiPod(
+  srv: FakeApiServer,
+  mj: KObj,
+  role: 'launcher' | 'worker',
+  phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed',
+  o: { index?: number; term?: { exitCode: number; message?: unknown }; status?: KObj } = {},
+): Promise<string> {
+  const spec = mj.spec.mpiReplicaSpecs[role === 'launcher' ? 'Launcher' : 'Worker'];
+  const owner = role === 'launcher' ? await launcherJob(srv, mj) : mj;
+  const name =
+    role === 'launcher' ? `${mj.metadata.name}-launcher-${mpiPodSeq++}` : `${mj.metadata.name}-worker-${o.index ?? 0}`;
+  const labels: Record<string, string> = {
+    ...spec.template.metadata.labels,
+    'training.kubeflow.org/operator-name': 'mpi-operator',
+    [MPI_LABELS.jobName]: mj.metadata.name,
+    [MPI_LABELS.jobRole]: role,
+    ...(role === 'worker'
+      ? { [MPI_LABELS.replicaIndex]: String(o.index ?? 0) }
+      : { 'batch.kubernetes.io/job-name': owner.metadata.name, 'job-name': owner.metadata.name }),
+  };
+  const core = kubeConfig(srv.url, 'kubelet').makeApiClient((await import('@kubernetes/client-node')).CoreV1Api);
+  await core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: {
+        name,
+        namespace: NS,
+        labels,
+        ownerReferences: [
+          {
+            apiVersion: owner.apiVersion ?? (role === 'launcher' ? 'batch/v1' : 'kubeflow.org/v2beta1'),
+            kind: role === 'launcher' ? 'Job' : 'MPIJob',
+            name: owner.metadata.name,
+            uid: owner.metadata.uid,
+            controller: true,
+          },
+        ],
+      },
+      spec: spec.template.spec,
+    },
+  });
+  const term = o.term;
+  const state = term
+    ? {
+        terminated: {
+          exitCode: term.exitCode,
+          reason: term.exitCode === 0 ? 'Completed' : 'Error',
+          message: typeof term.message === 'string' ? term.message : JSON.stringify(term.message),
+          finishedAt: `2026-01-01T00:00:${String(mpiPodSeq % 60).padStart(2, '0')}Z`,
+        },
+      }
+    : phase === 'Running'
+      ? { running: {} }
+      : { waiting: { reason: 'ContainerCreating' } };
+  const container = spec.template.spec.containers[0].name;
+  srv.setStatus(
+    { plural: 'pods', namespace: NS, name },
+    {
+      phase,
+      containerStatuses: [
+        { name: container, ready: phase === 'Running', restartCount: 0, image: 'x', imageID: '', state },
+      ],
+      ...o.status,
+    },
+  );
+  return name;
+}

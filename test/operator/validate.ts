@@ -1,4 +1,7 @@
-/** Validates every object the operator created in the fake API server against kubernetes-models@4.5.1. */
+/**
+ * Validates every object the operator created in the fake API server against kubernetes-models@4.5.1, and
+ * MPIJobs against the MPI Operator's own CRD schema (test/fixtures/mpi-operator).
+ */
 import { Job } from 'kubernetes-models/batch/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Service, Event } from 'kubernetes-models/v1';
@@ -6,6 +9,9 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Lease } from 'kubernetes-models/coordination.k8s.io/v1';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import type { FakeApiServer, KObj } from '../k8s/api-server.js';
+import { validateStructural } from '../k8s/structural-schema.js';
+import { MPIJOB_SCHEMA } from './harness.js';
+import { MPIJOB, MPI_API_VERSION, MPI_GROUP } from '../../src/operator/api/mpi.js';
 import { GROUP, RUN, ENDPOINT } from '../../src/operator/api/v1alpha1/group.js';
 import { DistillationRunStatusSchema } from '../../src/operator/api/v1alpha1/run.js';
 import {
@@ -37,6 +43,12 @@ export function validateCreated(srv: FakeApiServer): number {
       }
       n++;
     }
+  }
+  for (const o of srv.listObjects({ group: MPI_GROUP, plural: MPIJOB.plural })) {
+    const problems = validateStructural({ apiVersion: MPI_API_VERSION, kind: MPIJOB.kind, ...o }, MPIJOB_SCHEMA);
+    if (problems.length)
+      throw new Error(`MPIJob ${o.metadata.name} fails the MPIJob CRD schema: ${problems.join('; ')}`);
+    n++;
   }
   for (const o of srv.listObjects({ group: GROUP, plural: RUN.plural }))
     if (o.status) {
