@@ -27,7 +27,12 @@ export interface MpiPods {
   workers: V1Pod[];
 }
 
-const time = (p: V1Pod): number => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
+const ms = (t: Date | string | undefined): number => (t ? new Date(t).getTime() : 0);
+const finished = (p: V1Pod): number =>
+  Math.max(0, ...(p.status?.containerStatuses ?? []).map((c) => ms(c.state?.terminated?.finishedAt)));
+/** Newer first: a later creation (whole seconds), then a later finish of its container. */
+const newestFirst = (a: V1Pod, b: V1Pod): number =>
+  ms(b.metadata?.creationTimestamp) - ms(a.metadata?.creationTimestamp) || finished(b) - finished(a);
 
 /**
  * The launcher and worker pods of `mj` among `pods`: the MPI Operator's job-name and role labels, and the
@@ -44,7 +49,7 @@ export function mpiPodsOf(pods: readonly V1Pod[], mj: MpiJob): MpiPods {
           l[MPI_LABELS.jobName] === name && l[MPI_LABELS.jobRole] === role && l[LABELS.mpiJobInstance] === instance
         );
       })
-      .sort((a, b) => time(b) - time(a));
+      .sort(newestFirst);
   return { launchers: of('launcher'), workers: of('worker') };
 }
 
