@@ -1,7 +1,8 @@
 /**
  * Static checks of docker/Dockerfile.* and .dockerignore (Docker cannot build on the development
  * machine, so these are what CI can verify): pinned bases, a non-root numeric user, production
- * installs, no secrets copied, exec-form entry points, and entry files that exist. docs/images.md.
+ * installs, no secrets copied, exec-form entry points, and entry files that exist; and the trainer's
+ * MPI side against the MPIJob the operator builds (docker/mpi/, src/operator/api/mpi.ts). docs/images.md.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,10 @@ import { join } from 'node:path';
 import { parseExecutionProviders } from '../../src/graph/providers.js';
 import { resolveEngine } from '../../src/jobs/stages/train.js';
 import { measureFootprint } from '../../scripts/lib/footprint.js';
+import { MPI_IMAGE } from '../../src/operator/api/mpi.js';
+import { DistillationRunSpecSchema } from '../../src/operator/api/v1alpha1/run.js';
+import { OperatorConfigSchema } from '../../src/operator/config.js';
+import { buildTrainMpiJob } from '../../src/operator/controllers/run/mpijob.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCKER_DIR = join(ROOT, 'docker');
@@ -408,4 +413,150 @@ test("Dockerfile.trainer-gpu: tfjs-node-gpu at package.json's tfjs-core version;
   );
   // The ort image's trainer keeps the default engine.
   assert.doesNotMatch(readFileSync(join(DOCKER_DIR, 'Dockerfile.ort'), 'utf8'), /GET_DISTILL_ENGINE=/);
+});
+
+/** `Keyword value` lines of an OpenSSH config file (comments and blank lines dropped; keywords lowercased). */
+function sshConfig(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^(\S+)\s+(.*)$/.exec(line);
+    assert.ok(m, `ssh config line without a value: ${line}`);
+    out.set(m[1]!.toLowerCase(), m[2]!.trim());
+  }
+  return out;
+}
+
+/** The MPIJob the operator makes for a two-worker run (what the trainer image must satisfy). */
+function sampleMpiJob() {
+  const spec = DistillationRunSpecSchema.parse({
+    store: { uri: 's3://runs/r1' },
+    datagen: { seeds: { start: 0, end: 1024 } },
+    training: { steps: 10, workers: 2 },
+  });
+  const run = { apiVersion: 'distill.getdistill.dev/v1alpha1', kind: 'DistillationRun', metadata: { name: 'r1' } };
+  return buildTrainMpiJob(run, spec, OperatorConfigSchema.parse({}));
+}
+
+/** The MPI stages of a trainer Dockerfile: each runtime stage and the build stage it copies /out from. */
+function mpiStages(df: Dockerfile, runtimes: string[]): Array<{ runtime: Stage; build: Stage }> {
+  return runtimes.map((name) => {
+    const runtime = df.stages.find((s) => (s.name ?? '') === name) ?? df.stages[df.stages.length - 1]!;
+    const copy = runtime.body.find((i) => i.op === 'COPY' && /--from=\S+.*\s\/out\/\s+\/$/.test(i.args));
+    assert.ok(copy, `stage ${name}: no COPY --from=<mpi build stage> /out/ /`);
+    const from = /--from=(\S+)/.exec(copy.args)![1]!;
+    const build = df.stages.find((s) => s.name === from);
+    assert.ok(build, `stage ${from} is missing`);
+    return { runtime, build };
+  });
+}
+
+/** `apt-get install … <pkg> …` within one shell command of a RUN. */
+const installs = (pkg: string) => new RegExp(`install[^;]*\\s${pkg.replace(/[+.]/g, '\\$&')}(?=[\\s;]|$)`);
+
+const runText = (st: Stage) =>
+  st.body
+    .filter((i) => i.op === 'RUN')
+    .map((i) => i.args)
+    .join('\n');
+
+for (const [file, runtimes, onlyTrainer] of [
+  ['Dockerfile.ort', ['cpu', 'cuda'], true],
+  ['Dockerfile.trainer-gpu', ['runtime'], false],
+] as const) {
+  test(`${file}: the trainer carries the MPI addon, Open MPI, OpenSSH and the non-root sshd the MPIJob runs`, () => {
+    const text = readFileSync(join(DOCKER_DIR, file), 'utf8');
+    const df = parse(text);
+    const mj = sampleMpiJob();
+    const worker = mj.spec.mpiReplicaSpecs.Worker.template.spec!.containers[0]!;
+    for (const { runtime, build } of mpiStages(df, [...runtimes])) {
+      // Built on the runtime's own base: the addon links against the glibc and libmpi.so.40 it runs with.
+      assert.equal(
+        build.base,
+        runtime.base,
+        `${build.name} builds on ${build.base}, ${runtime.name} runs ${runtime.base}`,
+      );
+      const b = runText(build);
+      for (const pkg of ['libopenmpi-dev', 'g++', 'make', 'python3']) assert.match(b, installs(pkg));
+      assert.match(b, /npm ci --omit=dev --ignore-scripts/);
+      assert.match(b, /npm run build:mpi/);
+      assert.match(b, /cp native\/mpi\/build\/Release\/\*\.node \/out\/app\/native\/mpi\/build\/Release\//);
+      assert.ok(
+        b.includes(`docker/mpi/sshd_config /out${MPI_IMAGE.sshdConfig}`),
+        'the sshd config where the workers read it',
+      );
+      assert.match(b, /docker\/mpi\/ssh_config \/out\/etc\/ssh\/ssh_config\.d\/\S+\.conf/);
+      const r = runText(runtime);
+      for (const pkg of ['openmpi-bin', 'openssh-server', 'openssh-client']) assert.match(r, installs(pkg));
+      // ssh and sshd refuse a uid without a passwd entry; its home holds the MPI Operator's key mount.
+      assert.match(r, /groupadd --gid 10001 distill/);
+      assert.match(r, new RegExp(`useradd --uid 10001 --gid 10001 --home-dir ${MPI_IMAGE.home} `));
+      assert.ok(r.includes(`mkdir -p ${MPI_IMAGE.sshAuthMountPath} `));
+      assert.equal(MPI_IMAGE.sshAuthMountPath, `${MPI_IMAGE.home}/.ssh`);
+      assert.equal(mj.spec.sshAuthMountPath, MPI_IMAGE.sshAuthMountPath);
+      // The image's user is the pods' user: the one sshd lets in is the one mpirun logs in as.
+      assert.equal(userProblem(runtime), undefined);
+      assert.match(runtime.body.filter((i) => i.op === 'USER').at(-1)!.args, /^10001:10001$/);
+      assert.equal(worker.securityContext!.runAsUser, 10001);
+      if (onlyTrainer) {
+        assert.match(b, /if \[ "\$SERVICE" = trainer \]; then/);
+        assert.match(r, /if \[ "\$SERVICE" = trainer \]; then/);
+      }
+      // Only /out leaves a build stage: no node_modules or compiler from it.
+      for (const st of df.stages)
+        for (const ins of st.body.filter((i) => i.op === 'COPY' && i.args.includes(`--from=${build.name} `)))
+          assert.match(ins.args, /\s\/out\/\s+\/$/, `line ${ins.line}`);
+    }
+    // npm ci runs the root postinstall (the addon's build script) in the deps stage as well.
+    const deps = df.stages.find((s) => s.name === 'deps')!;
+    const copyScript = deps.body.findIndex((i) => i.op === 'COPY' && i.args.startsWith('scripts/build-mpi.mjs '));
+    const ci = deps.body.findIndex((i) => i.op === 'RUN' && /npm ci /.test(i.args));
+    assert.ok(copyScript >= 0 && copyScript < ci, 'deps copies scripts/build-mpi.mjs before npm ci');
+    // The workers' command starts the sshd config the image installs.
+    assert.deepEqual(worker.command, ['/usr/sbin/sshd']);
+    assert.deepEqual(worker.args, ['-De', '-f', MPI_IMAGE.sshdConfig]);
+  });
+}
+
+test('docker/mpi: sshd and ssh agree with the MPIJob (port, key mount, writable paths, the one user)', () => {
+  const sshd = sshConfig(readFileSync(join(DOCKER_DIR, 'mpi', 'sshd_config'), 'utf8'));
+  const ssh = sshConfig(readFileSync(join(DOCKER_DIR, 'mpi', 'ssh_config'), 'utf8'));
+  const mj = sampleMpiJob();
+  const workerPod = mj.spec.mpiReplicaSpecs.Worker.template.spec!;
+  const worker = workerPod.containers[0]!;
+  const port = String(MPI_IMAGE.sshPort);
+  assert.equal(sshd.get('port'), port);
+  assert.equal(ssh.get('port'), port, 'mpirun’s ssh reaches the workers’ sshd');
+  assert.equal(String(worker.readinessProbe!.tcpSocket!.port), port, 'ready once sshd listens');
+  // The MPI Operator mounts its generated key pair as id_rsa, id_rsa.pub and authorized_keys.
+  assert.equal(sshd.get('hostkey'), `${mj.spec.sshAuthMountPath}/id_rsa`);
+  assert.equal(sshd.get('authorizedkeysfile'), `${mj.spec.sshAuthMountPath}/authorized_keys`);
+  // The root file system is read-only: the pid file goes to /tmp, the pods' one writable mount.
+  assert.match(sshd.get('pidfile')!, /^\/tmp\//);
+  assert.deepEqual(
+    worker.volumeMounts!.map((m) => m.mountPath),
+    ['/tmp'],
+  );
+  assert.equal(worker.securityContext!.readOnlyRootFilesystem, true);
+  // Root-owned, group-readable key files from a Secret: a non-root sshd must not insist on its own modes.
+  assert.equal(sshd.get('strictmodes'), 'no');
+  assert.equal(sshd.get('passwordauthentication'), 'no');
+  assert.equal(sshd.get('allowusers'), 'distill');
+  assert.equal(sshd.get('usepam'), 'no');
+  assert.equal(ssh.get('host'), '*');
+  assert.equal(ssh.get('stricthostkeychecking'), 'no');
+  assert.equal(ssh.get('userknownhostsfile'), '/dev/null');
+});
+
+test('.dockerignore lets the MPI addon’s sources and build script in, and keeps host builds out', () => {
+  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  for (const keep of ['native', 'docker', 'docker/mpi'])
+    assert.ok(!lines.includes(keep), `.dockerignore drops ${keep}`);
+  // The exception must follow the folder rule it punches through.
+  assert.ok(lines.indexOf('!scripts/build-mpi.mjs') > lines.indexOf('scripts'));
+  assert.ok(lines.includes('native/mpi/build'));
 });
