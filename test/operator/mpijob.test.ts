@@ -647,7 +647,12 @@ test('mpiJobState: conditions and the launcher decide; pods of another MPIJob in
   // An old MPIJob's exit-2 launcher, still in a cache, is not this MPIJob's.
   assert.equal(state([pod('launcher', 'Failed', { exitCode: 2, instance: 'bbbb' })]).phase, 'Running');
   assert.deepEqual(state([], { conditions: [mpiCondition('Succeeded', 'MPIJobSucceeded')] }), { phase: 'Complete' });
-  assert.equal(state([], { conditions: [mpiCondition('Restarting', 'MPIJobRestarting')] }).phase, 'Running');
+  assert.deepEqual(state([], { conditions: [mpiCondition('Restarting', 'MPIJobRestarting', 'pod restarted')] }), {
+    phase: 'Running',
+    failed: 0,
+    last: undefined,
+    restarting: 'pod restarted',
+  });
   // Evicted workers with a finished launcher: the launcher's failure wins (the MPIJob is done).
   assert.equal(
     state([], { conditions: [mpiCondition('Failed', 'MPIJobEvicted')], completionTime: '2026-01-01T00:00:00Z' }).phase,

@@ -66,6 +66,8 @@ export type MpiJobState =
       failed: number;
       /** The newest failed launcher's error. */
       last?: string;
+      /** The MPIJob's Restarting condition (True), if set: its message. */
+      restarting?: string;
     }
   | { phase: 'Complete' }
   | {
@@ -120,5 +122,11 @@ export function mpiJobState(mj: MpiJob, pods: MpiPods): MpiJobState {
     return { phase: 'Restart', deleting: false, message: what };
   }
   const count = Math.max(mj.status?.replicaStatuses?.Launcher?.failed ?? 0, failedLaunchers.length);
-  return { phase: 'Running', failed: count, last: failureMessage(failedLaunchers) };
+  const restarting = isTrue(mj, 'Restarting');
+  return {
+    phase: 'Running',
+    failed: count,
+    last: failureMessage(failedLaunchers),
+    ...(restarting ? { restarting: restarting.message || restarting.reason || 'Restarting' } : {}),
+  };
 }

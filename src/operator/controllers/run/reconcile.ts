@@ -376,6 +376,13 @@ function mpiTrainStage(
         `${state.failed} launcher pod${state.failed > 1 ? 's' : ''} failed and will be retried from the latest ` +
         `checkpoint${state.last ? `; last: ${state.last}` : ''}`,
     };
+  else if (state.restarting)
+    w.degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: 'TrainingRetrying',
+      message: `MPIJob ${name} is restarting (${state.restarting}); training resumes from the latest checkpoint`,
+    };
   return false;
 }
 
