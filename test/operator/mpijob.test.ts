@@ -239,7 +239,7 @@ test('workers=2: an MPIJob the MPIJob CRD schema accepts; RBAC covers it only wi
     started.map((e) => e.message),
     ['created MPIJob mp-train'],
   );
-  assert.equal(srv.count('create', 'kubeflow.org/mpijobs'), 1);
+  assert.equal(srv.listObjects({ group: 'kubeflow.org', plural: 'mpijobs' }).length, 1);
   assert.ok(validateCreated(srv) >= 3);
   // What the operator did is granted with the value on, and the MPIJob part of it only then.
   assert.deepEqual(ungranted(srv.requests, false, true), []);
@@ -304,7 +304,13 @@ test('the launcher succeeds: rank 0 reports the step, then the run goes on to ex
     replicaStatuses: { Launcher: { active: 1 }, Worker: { active: 2 } },
     startTime: '2026-01-01T00:00:00Z',
   });
-  run = await waitFor('step 211', () => getRun(srv, 'ok')?.status?.progress?.step === 211 && getRun(srv, 'ok'));
+  run = await waitFor(
+    'step 211, all pods up',
+    () =>
+      getRun(srv, 'ok')?.status?.progress?.step === 211 &&
+      condition(getRun(srv, 'ok'), 'Degraded')?.status === 'False' &&
+      getRun(srv, 'ok'),
+  );
   assert.equal(run.status.progress.loss, 0.0321);
   assert.equal(condition(run, 'Degraded')?.status, 'False');
   assert.equal(
@@ -342,7 +348,12 @@ test('the launcher succeeds: rank 0 reports the step, then the run goes on to ex
   });
   const ex = await waitFor('export Job', () => getJob(srv, 'ok-export'));
   assert.equal(ex.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu'], undefined);
-  run = await waitFor('Exporting', () => getRun(srv, 'ok')?.status?.stage === 'Exporting' && getRun(srv, 'ok'));
+  // The MPIJob's Succeeded and the launcher pod's message may reach the operator in either order.
+  run = await waitFor(
+    "Exporting with the launcher's result",
+    () => getRun(srv, 'ok')?.status?.progress?.loss === 0.012 && getRun(srv, 'ok'),
+  );
+  assert.equal(run.status.stage, 'Exporting');
   assert.deepEqual([run.status.progress.step, run.status.progress.loss], [600, 0.012]);
   assert.ok(validateCreated(srv) >= 4);
   assert.deepEqual(ungranted(srv.requests, false, true), []);
@@ -388,7 +399,9 @@ test('the launcher exits 2: the run fails at once with its message, and the MPIJ
   );
   assert.equal(stopped.metadata.annotations[ANNOTATIONS.failure], failed.message.replace(/^.*?PermanentError\): /, ''));
   await settle(srv, op);
-  assert.equal(srv.count('patch', 'kubeflow.org/mpijobs'), 1, 'suspended once');
+  // Suspended (a reconcile on a cache without the note yet may send the same patch again: harmless).
+  assert.ok(srv.count('patch', 'kubeflow.org/mpijobs') >= 1);
+  assert.equal(getMpiJob(srv, 'p2-train')!.spec.runPolicy.suspend, true);
   assert.equal(getJob(srv, 'p2-export'), undefined);
   const events = srv.listObjects({ plural: 'events', namespace: NS }).filter((e) => e.reason === 'TrainingFailed');
   assert.equal(events.length, 1);
@@ -474,11 +487,15 @@ test('the launcher exits 75: Degraded and retried by the MPIJob, not failed; ret
     replicaStatuses: { Launcher: { failed: 2 }, Worker: {} },
     completionTime: '2026-01-01T01:00:00Z',
   });
-  const failed = await waitFor('Failed', () => getRun(srv, 'r75')?.status?.stage === 'Failed' && getRun(srv, 'r75'));
-  assert.equal(
-    condition(failed, 'Failed')!.message,
-    'train MPIJob r75-train failed (BackoffLimitExceeded/): S3 SlowDown after 10 retries',
+  // The MPIJob's Failed and the last launcher's pod may reach the operator in either order: the message
+  // settles on the last launcher's error.
+  const last = 'train MPIJob r75-train failed (BackoffLimitExceeded/): S3 SlowDown after 10 retries';
+  const failed = await waitFor(
+    'Failed with the last launcher’s error',
+    () => condition(getRun(srv, 'r75'), 'Failed')?.message === last && getRun(srv, 'r75'),
   );
+  assert.equal(failed.status.stage, 'Failed');
+  assert.equal(condition(failed, 'Failed')!.reason, 'TrainingFailed');
   await settle(srv, op);
   assert.equal(srv.count('patch', 'kubeflow.org/mpijobs'), 0, 'a finished MPIJob needs no stopping');
   assert.ok(validateCreated(srv) >= 3);
@@ -517,9 +534,11 @@ test('a worker pod lost for good: the MPIJob is deleted and created again, the r
       .filter((p) => p.metadata.labels[MPI_LABELS.jobName] === 'ev-train'),
     [],
   );
-  const deletes = srv.requests.filter((r) => r.verb === 'delete' && r.resource === 'kubeflow.org/mpijobs');
-  assert.equal(deletes.length, 1);
+  // A reconcile on a cache that still shows the old MPIJob may delete it again: its uid precondition makes
+  // that a 404/409, never the deletion of the new one.
+  assert.ok(srv.count('delete', 'kubeflow.org/mpijobs') >= 1);
   await settle(srv, op);
+  assert.equal(getMpiJob(srv, 'ev-train')!.metadata.uid, second.metadata.uid, 'started over once');
   const run = getRun(srv, 'ev')!;
   assert.equal(condition(run, 'Failed')?.status, 'False');
   assert.equal(run.status.stage, 'Training');
