@@ -30,6 +30,12 @@ export const DEFAULT_FORWARD_ENV: readonly RegExp[] = [
   /^(HOME|PATH|LD_LIBRARY_PATH|TMPDIR)$/,
 ];
 
+/** MCA parameters mpirunArgs passes unless mpirun's environment sets them (see there). */
+export const DEFAULT_MCA: Readonly<Record<string, string>> = {
+  btl_vader_single_copy_mechanism: 'none',
+  btl_base_warn_component_unused: '0',
+};
+
 /** The names of `env` that match `patterns`, sorted (for mpirun's `-x NAME`). */
 export function forwardedEnvNames(
   env: NodeJS.ProcessEnv = process.env,
@@ -84,9 +90,12 @@ export interface MpirunOptions {
  * - `--bind-to none`: ranks run onnxruntime's own thread pools; core binding would pin each to one core;
  * - `--tag-output`: rank lines come as `[1,R]<stdout>:…`, so they can be told from mpirun's notices;
  * - `--mca btl_vader_single_copy_mechanism none`: the shared-memory transport's default single copy (CMA,
- *   process_vm_readv) fails in containers without ptrace rights; none copies through shared memory;
+ *   process_vm_readv) fails in containers without ptrace rights; none copies through shared memory
+ *   (slower for large buffers, markedly so when ranks share cores: docs/parallel.md);
  * - `--mca btl_base_warn_component_unused 0`: no banner about network hardware that goes unused;
  * - `--allow-run-as-root` as root (containers), `--oversubscribe`, `--hostfile` when asked.
+ * The two MCA defaults ({@link DEFAULT_MCA}) are left out when mpirun's environment sets them
+ * (OMPI_MCA_btl_vader_single_copy_mechanism=cma where ptrace is allowed); `mca` overrides everything.
  */
 export function mpirunArgs(o: MpirunOptions): string[] {
   if (!Number.isSafeInteger(o.ranks) || o.ranks < 1)
@@ -94,11 +103,10 @@ export function mpirunArgs(o: MpirunOptions): string[] {
   if (o.command.length === 0) throw new UsageError('mpirun needs a command for the ranks to run');
   const env = o.env ?? process.env;
   const uid = o.uid ?? process.getuid?.();
-  const mca: Record<string, string> = {
-    btl_vader_single_copy_mechanism: 'none',
-    btl_base_warn_component_unused: '0',
-    ...o.mca,
-  };
+  // Our defaults yield to the same parameter in mpirun's environment (OMPI_MCA_<name>, e.g. =cma where
+  // ptrace is allowed: faster for large buffers); `mca` wins over both.
+  const defaults = Object.entries(DEFAULT_MCA).filter(([k]) => env[`OMPI_MCA_${k}`] === undefined);
+  const mca: Record<string, string> = { ...Object.fromEntries(defaults), ...o.mca };
   return [
     '-np',
     String(o.ranks),

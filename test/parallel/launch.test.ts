@@ -148,6 +148,8 @@ test('mpirunArgs: no core binding, tagged output, CMA off, root only as root, on
   const user = mpirunArgs({ ranks: 1, command: ['node'], uid: 1000, mca: { btl_vader_single_copy_mechanism: 'cma' } });
   assert.ok(!user.includes('--allow-run-as-root') && !user.includes('--oversubscribe'));
   assert.equal(user[user.indexOf('btl_vader_single_copy_mechanism') + 1], 'cma', 'caller MCA values win');
+  const fromEnv = mpirunArgs({ ranks: 1, command: ['node'], env: { OMPI_MCA_btl_vader_single_copy_mechanism: 'cma' } });
+  assert.ok(!fromEnv.includes('btl_vader_single_copy_mechanism'), "mpirun's environment beats the default");
   assert.throws(() => mpirunArgs({ ranks: 0, command: ['node'] }), UsageError);
   assert.deepEqual(
     forwardedEnvNames({ GET_DISTILL_X: '1', AWS_PROFILE: 'p', NODE_OPTIONS: '', SECRET: 's', OMP_NUM_THREADS: '2' }),
