@@ -15,7 +15,7 @@
 // calls, and the `busy` flag below refuses an overlapping one instead of letting two threads into MPI.
 
 // Open MPI's mpi.h otherwise pulls in its C++ bindings, whose symbols live in libmpi_cxx, which we do
-// not link: the addon would fail to load with an undefined symbol (ompi_mpi_cxx_op_intercept).
+// not link: the addon builds but fails to load ("undefined symbol: _ZN3MPI8Datatype4FreeEv").
 #define OMPI_SKIP_MPICXX 1
 #include <mpi.h>
 #include <napi.h>
@@ -39,6 +39,8 @@ struct World {
   // Elements per MPI call: MPI counts are int, so larger buffers go in slices of at most this many.
   // GET_DISTILL_MPI_MAX_COUNT lowers it, so tests can cover the slicing with small buffers.
   size_t max_count = INT_MAX;
+  // Why the world is unusable although MPI_Init_thread returned (too little thread support).
+  std::string unusable;
 };
 World world;
 // True while a collective is queued or running (set and cleared on the JavaScript thread).
@@ -63,7 +65,7 @@ const char* LevelName(int level) {
 
 // Throws unless MPI is usable and no other collective is in flight; then marks one in flight.
 void Enter(Napi::Env env) {
-  if (!world.initialized) throw Napi::Error::New(env, "MPI is not initialised (call init first)");
+  if (!world.initialized || !world.unusable.empty()) throw Napi::Error::New(env, "MPI is not initialised (call init first)");
   if (world.finalized) throw Napi::Error::New(env, "MPI was finalised: no collective may follow");
   if (busy.exchange(true)) {
     throw Napi::Error::New(env, "an MPI collective is already in flight: await it before the next one");
@@ -73,6 +75,7 @@ void Enter(Napi::Env env) {
 Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (world.finalized) throw Napi::Error::New(env, "MPI was finalised; it cannot be initialised again");
+  if (!world.unusable.empty()) throw Napi::Error::New(env, world.unusable);
   if (!world.initialized) {
     int provided = MPI_THREAD_SINGLE;
     int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
@@ -80,8 +83,9 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     world.initialized = true;
     world.thread_level = provided;
     if (provided < MPI_THREAD_SERIALIZED) {
-      throw Napi::Error::New(env, std::string("MPI provides only MPI_THREAD_") + LevelName(provided) +
-                                      "; collectives on libuv's thread pool need at least MPI_THREAD_SERIALIZED");
+      world.unusable = std::string("MPI provides only MPI_THREAD_") + LevelName(provided) +
+                       "; collectives on libuv's thread pool need at least MPI_THREAD_SERIALIZED";
+      throw Napi::Error::New(env, world.unusable);
     }
     // Failures come back as return codes (a rejected promise) instead of aborting inside the library.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
