@@ -8,6 +8,7 @@
  *   src/stages
  *   model core: src/get, src/edm, src/teacher, src/train, src/eval
  *   src/data → src/store → src/graph → src/spec, src/util
+ *   src/parallel (Open MPI: util only; for src/train, src/stages, src/jobs, src/cli)
  *
  * Type-only imports count (tsPreCompilationDeps), so an interface cannot smuggle a dependency in.
  * Every rule names its reason; keep docs/architecture.md's table and this file in step.
@@ -29,6 +30,7 @@ const JOBS = '^src/jobs/';
 const SERVE = '^src/serve/';
 const OPERATOR = '^src/operator/';
 const SERVICE_MAINS = '^services/';
+const PARALLEL = '^src/parallel/';
 const TESTS = '^test/';
 
 module.exports = {
@@ -201,6 +203,24 @@ module.exports = {
       comment: 'Each services/<name>/main.ts is one container entry point.',
       from: { path: '^services/([^/]+)/' },
       to: { path: '^services/([^/]+)/', pathNot: '^services/$1/' },
+    },
+    {
+      name: 'parallel-only-util',
+      severity: 'error',
+      comment:
+        'Data parallelism (src/parallel: the Communicator, the Open MPI addon loader, the mpirun launcher) ' +
+        'is a leaf: node builtins and util only, no package, so the launcher pod and the ranks load it alone.',
+      from: { path: PARALLEL },
+      to: { path: '^(src|services|scripts|test|node_modules)/', pathNot: [PARALLEL, UTIL] },
+    },
+    {
+      name: 'parallel-for-training',
+      severity: 'error',
+      comment:
+        'Only training and what runs it use the world of ranks: src/train, src/stages, src/jobs, src/cli. ' +
+        'The operator, serve and the service kit never start MPI.',
+      from: { path: '^(src|services)/', pathNot: [PARALLEL, '^src/(train|stages|jobs|cli)/'] },
+      to: { path: PARALLEL },
     },
     {
       name: 'express-at-the-edge',

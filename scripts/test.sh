@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: typecheck, check the layering (npm run depcruise), lint (ESLint and Prettier's check),
-# start the local S3 server (Ceph RADOS Gateway on 127.0.0.1; scripts/s3-server.sh) and the local
+# install Open MPI and build its addon when missing (scripts/mpi.sh, for test/parallel), start the local
+# S3 server (Ceph RADOS Gateway on 127.0.0.1; scripts/s3-server.sh) and the local
 # Prometheus + Pushgateway (scripts/prom-server.sh), both installed with apt-get when missing and started
 # side by side, run every test, and stop the servers by PID at the end when this run started them (a
 # server that was already up is left running).
@@ -26,6 +27,9 @@ need_s3=0
 need_prom=0
 bash scripts/s3-server.sh status >/dev/null 2>&1 || need_s3=1
 bash scripts/prom-server.sh status >/dev/null 2>&1 || need_prom=1
+# Open MPI and its addon for test/parallel (installed and built when missing; the addon also when older
+# than its sources), before any other apt-get runs.
+bash scripts/mpi.sh build
 # Install Prometheus first when missing (two apt-gets at once would fight over the dpkg lock), then
 # cold-start both servers side by side.
 if [ "$need_prom" = 1 ]; then bash scripts/prom-server.sh install; fi

@@ -29,7 +29,10 @@ export interface Communicator {
   barrier(): Promise<void>;
   /** Ends every rank of the world with exit status `code` (MPI_Abort); does not return. */
   abort(code: number): never;
-  /** Leaves the world (MPI_Finalize). No collective may follow. */
+  /**
+   * Leaves the world (MPI_Finalize). No collective may follow. Under mpirun every rank must call it before
+   * exiting 0, else mpirun ends the job as failed ("exiting improperly").
+   */
   finalize(): Promise<void>;
 }
 
