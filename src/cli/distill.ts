@@ -103,6 +103,7 @@ const DISTILL_GROUPS = [
       opt('threads', '<n>'),
       opt('engine', '<name>'),
       opt('tfjsBackend', '<name>'),
+      opt('ranks', '<n>'),
     ],
   ],
   [

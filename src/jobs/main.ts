@@ -27,6 +27,8 @@ import { runJobMode } from './run-job.js';
 import { startStageService } from './service.js';
 import { writeTerminationMessageFromEnv } from '../service/termination.js';
 import type { StageJob } from './types.js';
+import { launchRanks } from './launcher.js';
+import { localRankOf, mpiWorldSize, underMpirun, worldCommunicator } from '../parallel/mpi.js';
 
 /** Process options of every stage entry point (flags `--port`, env GET_DISTILL_PORT, …). */
 export const ProcessConfigSchema = z
@@ -35,6 +37,7 @@ export const ProcessConfigSchema = z
     host: z.string().min(1, { error: 'must not be empty' }).default('127.0.0.1'),
     port: intIn(0, 65535).default(8080),
     concurrency: intIn(1, 64).default(1),
+    ranks: intIn(1, 4096).default(1),
     keepJobs: intIn(1, 100_000).default(100),
     shutdownGraceMs: intIn(0, 3_600_000).default(30_000),
     logLevel: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
@@ -62,6 +65,13 @@ const PROCESS_HELP: OptionGroups<keyof z.infer<typeof ProcessConfigSchema>> = [
       ],
       ['port', '<n>', 'TCP port (0 = any free port, logged)'],
       ['concurrency', '<n>', 'service mode: jobs at once; more get 409'],
+      [
+        'ranks',
+        '<n>',
+        'job mode, train stage: data-parallel ranks; started outside mpirun this process becomes the launcher ' +
+          '(runs mpirun -np N with these options, e.g. in an MPIJob launcher pod); ' +
+          'each rank serves on port + local rank',
+      ],
       ['keepJobs', '<n>', 'service mode: finished jobs kept for GET /v1/jobs'],
       ['shutdownGraceMs', '<ms>', 'on SIGTERM, how long a running job gets to reach its safe point (checkpoint)'],
       ['logLevel', '<level>', 'fatal, error, warn, info, debug, trace or silent'],
@@ -181,6 +191,16 @@ is passed to the stage.`,
       });
       return; // the server keeps the process alive; SIGTERM exits
     }
+    if (cfg.ranks > 1 || underMpirun(env)) {
+      if (!stage.dataParallel)
+        throw new UsageError(`--ranks: the ${stage.kind} stage does not train; only the trainer runs data-parallel`);
+      if (!underMpirun(env)) return exit(await launchRanks(name, cfg.ranks, env, logger));
+      if (mpiWorldSize(env) !== cfg.ranks)
+        throw new UsageError(
+          `--ranks ${cfg.ranks} but mpirun started ${mpiWorldSize(env)} ranks; ` +
+            `give mpirun -np ${cfg.ranks}, or drop --ranks`,
+        );
+    }
     const source = proc.spec !== undefined ? '--spec' : ENV_NAMES.spec;
     const doc = cfg.spec === undefined ? undefined : readSpecDocument(cfg.spec, source);
     let input: unknown = doc ?? {};
@@ -191,12 +211,16 @@ is passed to the stage.`,
     }
     const code = await runJobMode(stage, input, {
       logger,
-      port: cfg.port,
+      // Ranks sharing a host (a pod with several GPUs) serve side by side.
+      port: cfg.port === 0 ? 0 : cfg.port + localRankOf(env),
       host: cfg.host,
       graceMs: cfg.shutdownGraceMs,
       name,
       env,
     });
+    // A rank that succeeded leaves the world properly (mpirun fails a job whose rank exits 0 without
+    // MPI_Finalize); a failed one exits without it, so mpirun stops the other ranks at once.
+    if (code === 0 && underMpirun(env)) await worldCommunicator(env).finalize();
     exit(code);
   });
   return cmd;

@@ -31,7 +31,9 @@ import { loggerWarningSink, resolveExecutionProviders, setProviderWarningSink } 
 import { UsageError } from '../util/errors.js';
 import { classifyError, type ErrorClass, exitCodeOf } from '../service/error-class.js';
 import { JobManager, type JobRecord } from './manager.js';
-import { writeTerminationMessageFromEnv } from '../service/termination.js';
+import { type TerminationMessage, writeTerminationMessageFromEnv } from '../service/termination.js';
+import { rankTerminationLine } from './launcher.js';
+import { underMpirun, worldRankOf } from '../parallel/mpi.js';
 import { EXIT_OK, EXIT_RETRYABLE, type StageJob } from './types.js';
 
 export interface JobModeOptions {
@@ -89,19 +91,18 @@ export async function runJobMode<Spec>(stage: StageJob<Spec>, input: unknown, o:
   const ending: Ending = { interrupted: false };
   const code = await runOnce(stage, input, o, ending);
   const outcome = code === EXIT_OK ? 'done' : ending.interrupted ? 'interrupted' : 'failed';
-  writeTerminationMessageFromEnv(
-    env,
-    {
-      v: 1,
-      stage: stage.kind,
-      outcome,
-      exitCode: code,
-      summary: { ...ending.record?.summary },
-      artifacts: { ...ending.record?.artifacts },
-      ...(outcome === 'failed' && ending.error ? { error: ending.error } : {}),
-    },
-    (why) => o.logger.warn(why),
-  );
+  const message: TerminationMessage = {
+    v: 1,
+    stage: stage.kind,
+    outcome,
+    exitCode: code,
+    summary: { ...ending.record?.summary },
+    artifacts: { ...ending.record?.artifacts },
+    ...(outcome === 'failed' && ending.error ? { error: ending.error } : {}),
+  };
+  writeTerminationMessageFromEnv(env, message, (why) => o.logger.warn(why));
+  // Rank 0 of a data-parallel world tells the launcher (src/jobs/launcher.ts), which writes it in its pod.
+  if (underMpirun(env) && worldRankOf(env) === 0) process.stdout.write(rankTerminationLine(message));
   return code;
 }
 

@@ -70,4 +70,9 @@ export interface StageJob<Spec> {
    * @throws UsageError naming the variable and the fix.
    */
   startupCheck?(env: Readonly<Record<string, string | undefined>>): Promise<void>;
+  /**
+   * Whether job mode may run under mpirun as one rank of a data-parallel world (`--ranks N`; only the
+   * train stage). `run` then trains with the world's communicator.
+   */
+  readonly dataParallel?: boolean;
 }

@@ -25,7 +25,7 @@ const MPIRUN_MISSING =
 export const DEFAULT_FORWARD_ENV: readonly RegExp[] = [
   /^GET_DISTILL_/,
   /^AWS_/,
-  /^NODE_OPTIONS$/,
+  /^(NODE_OPTIONS|NODE_ENV)$/,
   /^(OMP|UV)_/,
   /^(HOME|PATH|LD_LIBRARY_PATH|TMPDIR)$/,
 ];

@@ -154,3 +154,17 @@ function loadFailure(e: unknown, path: string): string {
 function firstLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.trim();
 }
+
+/** This process's rank in its world (OMPI_COMM_WORLD_RANK), 0 when not under mpirun. */
+export function worldRankOf(env: NodeJS.ProcessEnv = process.env): number {
+  if (!underMpirun(env)) return 0;
+  const r = Number(env.OMPI_COMM_WORLD_RANK);
+  return Number.isSafeInteger(r) && r >= 0 ? r : 0;
+}
+
+/** This process's rank among its host's ranks (OMPI_COMM_WORLD_LOCAL_RANK), 0 when not under mpirun. */
+export function localRankOf(env: NodeJS.ProcessEnv = process.env): number {
+  if (!underMpirun(env)) return 0;
+  const r = Number(env.OMPI_COMM_WORLD_LOCAL_RANK);
+  return Number.isSafeInteger(r) && r >= 0 ? r : 0;
+}

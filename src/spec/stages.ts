@@ -92,6 +92,16 @@ export const trainingFields = {
     ),
 };
 
+/** Data-parallel training of the distill CLI (Open MPI; docs/parallel.md). */
+export const parallelFields = {
+  ranks: intIn(1, 256)
+    .default(1)
+    .describe(
+      'data-parallel training processes on this machine (mpirun -np N; needs Open MPI): each takes a ' +
+        'contiguous 1/N of every --batch, gradients are averaged by an allreduce, results equal one process',
+    ),
+};
+
 /** Evaluation of a run (the embedded feature network's scores). */
 export const evalFields = {
   fidSamples: intIn(0, 1_000_000)
@@ -121,6 +131,7 @@ export const DistillSpecSchema = z.object({
   ...teacherFields,
   ...pairFields,
   ...trainingFields,
+  ...parallelFields,
   ...evalFields,
   ...outputFields,
 });
@@ -128,11 +139,12 @@ export const DistillSpecSchema = z.object({
 type DistillOutput = z.output<typeof DistillSpecSchema>;
 /**
  * Options of `get-distill distill`, resolved (see {@link DistillSpecSchema} for meaning and defaults).
- * `engine` (default ort) and `tfjsBackend` (default auto) may be absent in an older run's options.json;
- * the engine may change on --resume (checkpoints are engine-agnostic).
+ * `engine` (default ort), `tfjsBackend` (default auto) and `ranks` (default 1) may be absent in an older
+ * run's options.json; the engine and the ranks may change on --resume (checkpoints are engine- and
+ * rank-agnostic).
  */
-export type DistillOptions = Omit<DistillOutput, 'engine' | 'tfjsBackend'> &
-  Partial<Pick<DistillOutput, 'engine' | 'tfjsBackend'>>;
+export type DistillOptions = Omit<DistillOutput, 'engine' | 'tfjsBackend' | 'ranks'> &
+  Partial<Pick<DistillOutput, 'engine' | 'tfjsBackend' | 'ranks'>>;
 
 /** Defaults of the fields (for the operator's defaulted objects). */
 export const teacherDefaults = {

@@ -31,6 +31,7 @@ import {
 import { StatsLog } from './stats-log.js';
 import { prepareTeacher } from './teacher.js';
 import { streamSource, trainStage, type TrainOptions, type TrainResult } from './train.js';
+import { checkRanks, type RankJob, trainOnRanks } from './train-ranks.js';
 
 /** Options that may change when resuming a run (everything else must match options.json). */
 const RESUMABLE = new Set([
@@ -38,6 +39,7 @@ const RESUMABLE = new Set([
   'threads',
   'engine',
   'tfjsBackend',
+  'ranks',
   'resume',
   'out',
   'cacheDir',
@@ -248,6 +250,7 @@ async function openRun(o: DistillOptions, explicit: ReadonlySet<string>): Promis
   const at = (key: string) => joinUri(o.out, key);
   const resuming = await checkRunFolder(store, o, explicit);
   if (resuming) cfg = resolveModel(o); // --preset / --patch-size not given again come from options.json
+  checkRanks(o.ranks ?? 1, o.batch); // before any work: an uneven batch or a machine without Open MPI
   const { resume: _resume, ...recorded } = o;
   const progress = new Progress();
   const stats = await StatsLog.open(store, at('stats.jsonl'), resuming, (msg) => progress.note(msg));
@@ -412,9 +415,17 @@ async function trainStep(run: RunContext, model: GetConfig, pairs: DatasetManife
   const stream = await PairStream.open(run.store, at('pairs'), { batchSize: o.batch, seed: o.seed, dropLast: true });
   const bar = run.progress.bar(`train ${run.cfg.name}`, 'steps');
   let result: TrainResult;
+  const opts = trainOptions(run, model, pairs, bar);
+  const ranks = o.ranks ?? 1;
   try {
     result = await timed(run, 'train', () =>
-      trainStage(streamSource(stream, userData), trainOptions(run, model, pairs, bar)),
+      ranks > 1
+        ? trainOnRanks(rankJob(opts, at('pairs')), {
+            ranks,
+            onStep: opts.onStep,
+            log: opts.log,
+          })
+        : trainStage(streamSource(stream, userData), opts),
     );
   } finally {
     bar.stop();
@@ -425,6 +436,28 @@ async function trainStep(run: RunContext, model: GetConfig, pairs: DatasetManife
       `${run.stop.signal} at step ${result.step}: checkpoint saved in ${at('checkpoints')}; continue with --resume`,
     );
   return result;
+}
+
+/** What the ranks of --ranks N need of the train stage's options (the data, not the callbacks). */
+function rankJob(t: TrainOptions, pairs: string): RankJob {
+  return {
+    pairs,
+    config: t.config as unknown as RankJob['config'],
+    steps: t.steps,
+    batch: t.batch,
+    iterations: t.iterations,
+    optimizer: t.optimizer,
+    ema: t.ema,
+    seed: t.seed,
+    checkpointDir: t.checkpointDir,
+    checkpointEvery: t.checkpointEvery,
+    keep: t.keep,
+    resume: t.resume,
+    dataManifestSha256: t.dataManifestSha256,
+    threads: t.threads,
+    engine: t.engine,
+    tfjsBackend: t.tfjsBackend,
+  };
 }
 
 /** The train stage's options; its steps go to the bar and (every 10th) to stats.jsonl. */

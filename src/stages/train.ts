@@ -6,6 +6,7 @@
 import { numTokens, type GetConfig } from '../get/config.js';
 import {
   createTrainingEngine,
+  type StepResult,
   type TrainBatch,
   type TrainingEngine,
   type TrainingEngineKind,
@@ -24,6 +25,15 @@ import type { ObjectStore } from '../store/index.js';
 import type { PairBatch, PairStream } from '../data/pair-stream.js';
 import { Rng, fmix32 } from '../util/rng.js';
 import { UsageError } from '../util/errors.js';
+import { type Communicator, SINGLE_PROCESS } from '../parallel/comm.js';
+import {
+  agreeOnOptions,
+  agreeOnState,
+  broadcastArrays,
+  perRankBatch,
+  sliceBatch,
+  sliceRows,
+} from '../train/data-parallel.js';
 
 /**
  * Where batches come from: batch `step` of a deterministic stream (a pure function of seed and step),
@@ -102,9 +112,25 @@ export interface TrainOptions {
   /** One-line notes: which engine and backend run (and tfjs's backend choice). */
   readonly log?: (msg: string) => void;
   /** Called after every step. */
-  readonly onStep?: (s: { step: number; loss: number; l1Last: number; stepSeconds: number }) => void;
+  readonly onStep?: (s: {
+    step: number;
+    loss: number;
+    l1Last: number;
+    stepSeconds: number;
+    /** Seconds of this step in the allreduce (waiting for the other ranks included); 0 in one process. */
+    commSeconds: number;
+  }) => void;
   /** Polled after every step before the last; when true the stage checkpoints and returns early. */
   readonly shouldStop?: () => boolean;
+  /**
+   * The world of ranks this process trains in (default: one process). With N ranks, `batch` is the
+   * global batch (a multiple of N), each rank computes the gradient of its contiguous slice, the
+   * gradients are averaged by an allreduce, and rank 0 alone writes checkpoints
+   * (src/train/data-parallel.ts). Every rank returns the same result.
+   */
+  readonly comm?: Communicator;
+  /** Words for the batch option in errors (default `--batch`; the job spec's field is `batch`). */
+  readonly batchField?: string;
 }
 
 export interface TrainResult {
@@ -142,7 +168,10 @@ export function trainZ0(seed: number, step: number, out: Float32Array): Float32A
  * @throws UsageError for a checkpoint that cannot resume this run, or a diverged loss; StoreError.
  */
 export async function trainStage(source: BatchSource, o: TrainOptions): Promise<TrainResult> {
-  const engine = await createTrainingEngine(o.engine ?? 'ort', o.config, o.batch, o.iterations, {
+  const comm = o.comm ?? SINGLE_PROCESS;
+  const local = perRankBatch(o.batch, comm.size, o.batchField ?? '--batch');
+  await agreeOnOptions(comm, optionRecord(o));
+  const engine = await createTrainingEngine(o.engine ?? 'ort', o.config, local, o.iterations, {
     threads: o.threads,
     tfjsBackend: o.tfjsBackend,
     log: o.log,
@@ -151,6 +180,7 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
   try {
     const s = await startState(o, engine.specs);
     const resumedFrom = s.step;
+    await agreeStart(comm, s, resumedFrom);
     const t0 = performance.now();
     const interrupted = await trainSteps(engine, source, o, s);
     const trainSeconds = (performance.now() - t0) / 1000;
@@ -170,6 +200,49 @@ export async function trainStage(source: BatchSource, o: TrainOptions): Promise<
   } finally {
     await engine.close();
   }
+}
+
+/**
+ * What every rank must be started with alike (compared across ranks at start): every option that
+ * changes the trained weights or where they go. Threads and the tfjs backend are left out: they change
+ * speed, not results, and may differ between machines.
+ */
+function optionRecord(o: TrainOptions): Record<string, unknown> {
+  return {
+    config: o.config,
+    steps: o.steps,
+    batch: o.batch,
+    iterations: o.iterations,
+    optimizer: o.optimizer,
+    ema: o.ema,
+    seed: o.seed,
+    checkpointDir: o.checkpointDir,
+    checkpointEvery: o.checkpointEvery,
+    keep: o.keep,
+    resume: o.resume,
+    dataManifestSha256: o.dataManifestSha256,
+    engine: o.engine ?? 'ort',
+  };
+}
+
+/**
+ * Makes every rank start from rank 0's state: a fresh run broadcasts rank 0's initial weights (and the EMA
+ * becomes their copy again); a resumed one was read by every rank from the same latest.json. Either way
+ * the ranks then compare a digest of the whole state.
+ * @throws UsageError when any rank's state differs from rank 0's.
+ */
+async function agreeStart(comm: Communicator, s: TrainState, resumedFrom: number): Promise<void> {
+  if (comm.size === 1) return;
+  if (resumedFrom === 0) {
+    await broadcastArrays(comm, [s.params.flat]);
+    s.ema.flat.set(s.params.flat);
+  }
+  await agreeOnState(
+    comm,
+    [s.params.flat, s.ema.flat, s.adam.m, s.adam.v],
+    [s.step, s.imagesSeen, s.adam.t],
+    resumedFrom === 0 ? 'at the start' : `after resuming from step ${resumedFrom}`,
+  );
 }
 
 /** What training changes and a checkpoint records: weights, their EMA, AdamW, and the counters. */
@@ -245,12 +318,26 @@ async function trainSteps(
   o: TrainOptions,
   s: TrainState,
 ): Promise<boolean> {
-  const grad = new Float32Array(s.params.size);
-  const z0 = new Float32Array(o.batch * numTokens(o.config) * o.config.hiddenSize);
+  const comm = o.comm ?? SINGLE_PROCESS;
+  const { rank, size } = comm;
+  const P = s.params.size;
+  const K = o.iterations;
+  // [gradient | loss | L1_1..L1_K | stop flag]: one allreduce per step carries all a rank reports.
+  const reduced = new Float32Array(size > 1 ? P + K + 2 : P);
+  const grad = reduced.subarray(0, P);
+  const tokens = numTokens(o.config) * o.config.hiddenSize;
+  const z0 = new Float32Array(o.batch * tokens);
+  const local = o.batch / size;
   while (s.step < o.steps) {
     const ts = performance.now();
     const data = await source.batch(s.step, o.batch);
-    const r = await engine.step(s.params, data, trainZ0(o.seed, s.step, z0), grad);
+    trainZ0(o.seed, s.step, z0);
+    const mine = size > 1 ? sliceBatch(data, o.batch, rank, size) : data;
+    let r = await engine.step(s.params, mine, sliceRows(z0, rank, local, tokens), grad);
+    let stop = size > 1 && s.step + 1 < o.steps && (o.shouldStop?.() ?? false);
+    const tc = performance.now();
+    if (size > 1) ({ r, stop } = await averageAcrossRanks(comm, reduced, P, r, stop));
+    const commSeconds = size > 1 ? (performance.now() - tc) / 1000 : 0;
     if (!Number.isFinite(r.loss))
       throw new UsageError(
         `training diverged at step ${s.step + 1} (loss ${r.loss}); lower --lr (now ${o.optimizer.lr})`,
@@ -261,19 +348,46 @@ async function trainSteps(
     emaUpdate(s.ema.flat, s.params.flat, emaDecay(o.ema, s.imagesSeen, o.batch));
     s.lastLoss = r.loss;
     const stepSeconds = (performance.now() - ts) / 1000;
-    o.onStep?.({ step: s.step, loss: r.loss, l1Last: r.l1[r.l1.length - 1], stepSeconds });
+    o.onStep?.({ step: s.step, loss: r.loss, l1Last: r.l1[r.l1.length - 1], stepSeconds, commSeconds });
     const saved = s.step % o.checkpointEvery === 0 || s.step === o.steps;
-    if (saved) await save(o, s);
+    if (saved && rank === 0) await save(o, s);
     // Yield to the event loop once per step: the tfjs engine computes synchronously and in-memory
     // batches resolve at once, so without this a service answers no probe and sees no SIGTERM or
     // DELETE until training ends.
     await new Promise<void>((r) => setImmediate(r));
-    if (s.step < o.steps && o.shouldStop?.()) {
-      if (!saved) await save(o, s);
+    // One process polls its stop request after the step; ranks stop together, at the step whose
+    // allreduce first carried a request.
+    if (size === 1) stop = s.step < o.steps && (o.shouldStop?.() ?? false);
+    if (stop) {
+      if (!saved && rank === 0) await save(o, s);
       return true;
     }
   }
   return false;
+}
+
+/**
+ * Sums [gradient | loss | L1… | stop] over the ranks in place and turns the sums into the means of the
+ * global batch; a stop requested on any rank stops all.
+ */
+async function averageAcrossRanks(
+  comm: Communicator,
+  reduced: Float32Array,
+  P: number,
+  r: StepResult,
+  stop: boolean,
+): Promise<{ r: StepResult; stop: boolean }> {
+  const K = r.l1.length;
+  reduced[P] = r.loss;
+  for (let k = 0; k < K; k++) reduced[P + 1 + k] = r.l1[k];
+  reduced[P + 1 + K] = stop ? 1 : 0;
+  await comm.allreduceSum(reduced);
+  const inv = 1 / comm.size;
+  for (let i = 0; i < P; i++) reduced[i] *= inv;
+  return {
+    r: { loss: reduced[P] * inv, l1: Array.from({ length: K }, (_, k) => reduced[P + 1 + k] * inv) },
+    stop: reduced[P + 1 + K] > 0,
+  };
 }
 
 /** Writes `s` as the checkpoint of its step (keeping the latest `o.keep`). */

@@ -25,6 +25,7 @@ import { UsageError } from '../../util/errors.js';
 import type { JobContext, JobOutcome, StageJob } from '../types.js';
 import { ageGauge, stageGauge } from '../metrics.js';
 import { asSpecError, fieldError, requireInput } from './common.js';
+import { worldCommunicator } from '../../parallel/mpi.js';
 
 // The variables the engine fields default to (the trainer-gpu image sets tfjs / node-gpu).
 export { ENGINE_ENV, TFJS_BACKEND_ENV };
@@ -188,6 +189,9 @@ async function run(spec: TrainSpec, ctx: JobContext): Promise<JobOutcome> {
       ctx.progress({ step: s.step, steps: spec.steps, loss: s.loss, l1Last: s.l1Last });
     },
     shouldStop: () => ctx.signal.aborted,
+    // Under mpirun (the launcher's ranks, an MPIJob's workers) this is one rank of N; else one process.
+    comm: worldCommunicator(),
+    batchField: 'batch',
   }).catch((e: unknown) => {
     throw engineError(asSpecError(e));
   });
@@ -238,6 +242,7 @@ async function loadTfjsFor(backend: TfjsBackendChoice, source: string): Promise<
 /** The train stage job. */
 export const trainJob: StageJob<TrainSpec> = {
   kind: 'train',
+  dataParallel: true,
   schema: TrainSpecSchema,
   run,
   preflight: async (spec) => {
