@@ -56,6 +56,10 @@ interface Gradient {
 }
 
 const gbs = (bytes: number, ms: number): number => bytes / ms / 1e6;
+/** GB/s with at least 3 significant digits below 1. */
+const rateFmt = (x: number): string => fmt(x, x >= 1 ? 2 : Math.min(6, 2 - Math.floor(Math.log10(x))));
+/** A ratio with 2 significant digits, e.g. 0.16×, 0.00041×. */
+const ratioFmt = (x: number): string => (x >= 1 ? fmt(x, 2) : x.toPrecision(2));
 const mbytes = (bytes: number): string => `${fmt(bytes / 1e6, bytes < 1e7 ? 2 : 1)} MB`;
 
 /** Median and best ms of `reps` copies of `floats` float32 values after `warmup`. */
@@ -193,17 +197,17 @@ export async function runParallel(ctx: BenchContext): Promise<ParallelResult> {
         if (i === 1) loopback[mechanism] = rate;
         if (i === 0 && mechanism === trainMechanism) allreduceSmallMs = median(ms);
         const ratio = rate / memcpy.get(g.floats)!;
-        ctx.log(`allreduce ${mechanism} ${what(g)}: median ${fmt(median(ms), 2)} ms = ${fmt(rate, 2)} GB/s`);
+        ctx.log(`allreduce ${mechanism} ${what(g)}: median ${fmt(median(ms), 2)} ms = ${rateFmt(rate)} GB/s`);
         rows.push({
           section: 'parallel',
           what:
             `Allreduce (MPI_Allreduce sum, float32, in place), 2 ranks on loopback, single copy ` +
             `${mechanism}${mechanism === 'none' ? ' (our default)' : ''}, ${what(g)}`,
-          value: `${fmt(rate, 2)} GB/s = ${fmt(ratio, ratio < 0.1 ? 3 : 2)}× memcpy`,
+          value: `${rateFmt(rate)} GB/s = ${ratioFmt(ratio)}× memcpy`,
           note:
             `algorithm bandwidth, bytes / time (bus bandwidth = × 2(n−1)/n = the same at n = 2); median of ` +
             `${plan[i].reps} after ${plan[i].warmup} warm-up: ${fmt(median(ms), 2)} ms (slowest rank, from a ` +
-            `barrier to the promise settling); best ${fmt(best(ms), 2)} ms = ${fmt(gbs(4 * g.floats, best(ms)), 2)} ` +
+            `barrier to the promise settling); best ${fmt(best(ms), 2)} ms = ${rateFmt(gbs(4 * g.floats, best(ms)))} ` +
             `GB/s, worst ${fmt(Math.max(...ms), 2)} ms; memcpy median from the row above`,
         });
       }
