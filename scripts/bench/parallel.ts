@@ -187,7 +187,7 @@ export async function runParallel(ctx: BenchContext): Promise<ParallelResult> {
           section: 'parallel',
           what: `Allreduce, 2 ranks on loopback, single copy ${mechanism}`,
           value: 'failed',
-          note: `${msg} (cma needs ptrace rights between the ranks: docs/parallel.md)`,
+          note: mechanism === 'cma' ? `${msg} (cma needs ptrace rights between the ranks: docs/parallel.md)` : msg,
         });
         continue;
       }
