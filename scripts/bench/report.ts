@@ -227,12 +227,14 @@ export function replaceSection(
   const [mStart, mEnd] = tableAfter('## Machine', 'machine');
   const m = run.machine;
   const key = `| Re-run: ${cell(section)} |`;
+  const cpu = `${cell(m.cpu)} (${m.simd || 'no AVX2'})`;
+  const sameCpu = lines.slice(mStart, mEnd).includes(`| CPU | ${cpu} |`);
   const line =
-    `${key} ${cell(section)} rows measured alone (\`--only ${section} --write\`) on ${m.date}, ` +
-    `${run.quick ? 'quick (--quick)' : 'full'}, ${Math.round(run.seconds)} s: ${cell(m.cpu)} ` +
-    `(${m.simd || 'no AVX2'}), ${m.cores} cores, ${m.memoryGiB.toFixed(1)} GiB, node ${m.node}, ` +
-    `onnxruntime-node ${m.onnxruntime}; other processes kept ${run.otherLoad.toFixed(2)} cores busy; ` +
-    `load average ${m.loadAtStart.toFixed(2)} before, ` +
+    `${key} ${cell(section)} rows measured alone (\`--only ${section} --write\`)` +
+    `${sameCpu ? '' : ', on another CPU than the rows above'} on ${m.date}, ` +
+    `${run.quick ? 'quick (--quick)' : 'full'}, ${Math.round(run.seconds)} s: ${cpu}, ${m.cores} cores, ` +
+    `${m.memoryGiB.toFixed(1)} GiB, node ${m.node}, onnxruntime-node ${m.onnxruntime}; other processes kept ` +
+    `${run.otherLoad.toFixed(2)} cores busy; load average ${m.loadAtStart.toFixed(2)} before, ` +
     `${run.loadAtEnd.toFixed(2)} after |`;
   const old = lines.findIndex((l, i) => i >= mStart && i < mEnd && l.startsWith(key));
   if (old >= 0) lines[old] = line;

@@ -62,6 +62,13 @@ test('--write replaces the section rows in place, its block, and records its run
     rerun[0],
     /2026-02-02, full, 61 s: Test CPU \(avx2\), 2 cores.*0\.01 cores busy; load average 0\.25 before, 0\.50 after/,
   );
+  assert.ok(!rerun[0].includes('another CPU'), 'the same CPU as the full run');
+  const elsewhere = replaceSection(fullDoc(), 'parallel', [], undefined, {
+    ...run('2026-02-02'),
+    machine: { ...machine('2026-02-02'), cpu: 'Other CPU' },
+  });
+  assert.match(elsewhere, /measured alone \(`--only parallel --write`\), on another CPU than the rows above on /);
+  assert.ok(!elsewhere.includes('<!-- bench:parallel -->'), 'no block: the old one is removed');
   // The Re-run line sits in the Machine table, before the Results heading.
   assert.ok(once.indexOf('| Re-run: parallel |') < once.indexOf('## Results'));
 
