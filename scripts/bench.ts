@@ -16,12 +16,19 @@
  *   eval     feature extraction images/s, FID time at 128-d and 2048-d, precision/recall
  *   jobs     datagen job pairs/s: 1 worker process vs 2 Indexed-Job workers (goal ≥ 1.8×), and the datagen
  *            service's overhead per job (POST → first pair, → done) vs datagenStage in-process
+ *   operator the Kubernetes operator against an in-memory API server: runs/s, reconcile time, requests per run
+ *   parallel data parallelism on Open MPI: 2-rank loopback allreduce GB/s of the GET-CPU-S/4 and GET-B/2
+ *            gradients (single copy none and cma) vs memcpy; GET-CPU-S/4 training images/s on 1 rank × 1
+ *            thread, 1 × 2 and 2 ranks × 1, the allreduce's share of the 2-rank step; and the cost model:
+ *            the link bandwidth GET-B/2 at batch 128 on 8 GPUs needs for < 10% of its step in communication
  *
- * Usage: npm run bench -- [--quick] [--only <section>]
- * `--only` prints its rows and leaves docs/benchmarks.md alone. Exits 1 only when a section throws
- * (its row then says why); a missed goal is reported, not an error.
+ * Usage: npm run bench -- [--quick] [--only <section> [--write]]
+ * `--only` prints its rows and leaves docs/benchmarks.md alone; with `--write` it replaces that section's
+ * rows (and its block) in docs/benchmarks.md and records the run's date, machine and load beside them.
+ * Exits 1 only when a section throws (its row then says why; `--write` then leaves the file alone); a
+ * missed goal is reported, not an error.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,7 +42,8 @@ import { runServe } from './bench/serve.js';
 import { runEval } from './bench/eval.js';
 import { runJobs } from './bench/jobs.js';
 import { runOperator } from './bench/operator.js';
-import { benchmarksMarkdown, resultsTable } from './bench/report.js';
+import { runParallel } from './bench/parallel.js';
+import { benchmarksMarkdown, replaceSection, resultsTable } from './bench/report.js';
 import { runStream } from './bench/stream.js';
 import { runTeacher } from './bench/teacher.js';
 import { runTfjs } from './bench/tfjs.js';
@@ -56,31 +64,37 @@ const SECTIONS = [
   'eval',
   'jobs',
   'operator',
+  'parallel',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
-function parse(): { quick: boolean; only?: Section } {
+function parse(): { quick: boolean; only?: Section; write: boolean } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
+      write: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log(`usage: npm run bench -- [--quick] [--only ${SECTIONS.join('|')}]`);
+    console.log(`usage: npm run bench -- [--quick] [--only ${SECTIONS.join('|')} [--write]]`);
     process.exit(0);
   }
   if (values.only !== undefined && !SECTIONS.includes(values.only as Section)) {
     console.error(`bench: unknown section "${values.only}"; choose one of ${SECTIONS.join(', ')}`);
     process.exit(2);
   }
-  return { quick: values.quick ?? false, only: values.only as Section | undefined };
+  if (values.write && values.only === undefined) {
+    console.error('bench: --write goes with --only <section> (a full run always writes docs/benchmarks.md)');
+    process.exit(2);
+  }
+  return { quick: values.quick ?? false, only: values.only as Section | undefined, write: values.write ?? false };
 }
 
 async function main(): Promise<number> {
-  const { quick, only } = parse();
+  const { quick, only, write } = parse();
   const machine = machineInfo();
   console.log(
     `bench: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, node ` +
@@ -99,6 +113,7 @@ async function main(): Promise<number> {
   let failed = false;
   let roofline: Roofline | undefined;
   const sectionLoad: Record<string, number> = {};
+  const blocks: Record<string, string> = {};
   const todo = only ? [only] : [...SECTIONS];
   for (const [i, name] of todo.entries()) {
     const t = performance.now();
@@ -131,7 +146,11 @@ async function main(): Promise<number> {
       else if (name === 'eval') rows.push(...(await runEval(ctx)));
       else if (name === 'jobs') rows.push(...(await runJobs(ctx)));
       else if (name === 'operator') rows.push(...(await runOperator(ctx)));
-      else rows.push(...(await runTeacher(ctx)));
+      else if (name === 'parallel') {
+        const r = await runParallel(ctx);
+        rows.push(...r.rows);
+        blocks[name] = r.markdown;
+      } else rows.push(...(await runTeacher(ctx)));
     } catch (e) {
       failed = true;
       const msg = (e as Error).message;
@@ -146,10 +165,27 @@ async function main(): Promise<number> {
   }
   const seconds = (performance.now() - start) / 1000;
   console.log(`\n${resultsTable(rows)}\n`);
+  for (const block of Object.values(blocks)) console.log(`${block}\n`);
+  const loadAtEnd = loadavg()[0];
   if (!only) {
-    await writeFile(DOC, benchmarksMarkdown(machine, rows, { quick, seconds, loadAtEnd: loadavg()[0], sectionLoad }));
+    await writeFile(DOC, benchmarksMarkdown(machine, rows, { quick, seconds, loadAtEnd, sectionLoad, blocks }));
     console.log(`bench: wrote ${DOC} (${fmt(seconds)} s in total)`);
-  } else console.log(`bench: --only ${only}: ${DOC} left unchanged (${fmt(seconds)} s)`);
+  } else if (write && !failed) {
+    const doc = replaceSection(await readFile(DOC, 'utf8'), only, rows, blocks[only], {
+      machine,
+      quick,
+      seconds,
+      otherLoad: sectionLoad[only],
+      loadAtEnd,
+    });
+    await writeFile(DOC, doc);
+    console.log(
+      `bench: replaced the ${only} rows of ${DOC} (${fmt(seconds)} s; load average ${loadAtEnd.toFixed(2)} at the end)`,
+    );
+  } else
+    console.log(
+      `bench: --only ${only}: ${DOC} left unchanged${write ? ' (the section failed)' : ''} (${fmt(seconds)} s)`,
+    );
   return failed ? 1 : 0;
 }
 

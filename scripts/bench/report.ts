@@ -12,11 +12,32 @@ export function resultsTable(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
+/** Markdown a section adds below the results table (e.g. the parallel section's cost model), by section. */
+export type SectionBlocks = Readonly<Record<string, string>>;
+
+/** A section's block between markers, so a later `--only <section> --write` can replace it. */
+const blockMarkers = (section: string): [string, string] => [`<!-- bench:${section} -->`, `<!-- /bench:${section} -->`];
+
+function renderBlocks(blocks: SectionBlocks): string {
+  return Object.entries(blocks)
+    .map(([k, v]) => {
+      const [open, close] = blockMarkers(k);
+      return `${open}\n${v.trim()}\n${close}\n\n`;
+    })
+    .join('');
+}
+
 /** The whole docs/benchmarks.md: how to run, the machine, the table, how to read it. */
 export function benchmarksMarkdown(
   m: MachineInfo,
   rows: readonly Row[],
-  opts: { quick: boolean; seconds: number; loadAtEnd: number; sectionLoad: Readonly<Record<string, number>> },
+  opts: {
+    quick: boolean;
+    seconds: number;
+    loadAtEnd: number;
+    sectionLoad: Readonly<Record<string, number>>;
+    blocks?: SectionBlocks;
+  },
 ): string {
   const sectionLoad = Object.entries(opts.sectionLoad)
     .map(([k, v]) => `${k} ${v.toFixed(2)}`)
@@ -26,8 +47,10 @@ export function benchmarksMarkdown(
 Measured by \`npm run bench\` (scripts/bench.ts) in one run, so every ratio compares numbers taken
 beside each other on the same machine. Re-run it to refresh this file; \`--quick\` makes a shorter
 smoke run, \`--only <section>\` (matmul, train, tfjs, memory, stream, teacher, s3, export,
-onestep, serve, eval, jobs, operator) runs one section and prints
-its table without rewriting this file.
+onestep, serve, eval, jobs, operator, parallel) runs one section and prints its table without
+rewriting this file. \`--only <section> --write\` replaces that section's rows (and its block below the
+table) here and records the date, machine and load of that run in a \`Re-run\` line of the Machine
+table; every ratio in a section's rows is still taken within one run.
 
 ## Machine
 
@@ -47,7 +70,7 @@ machine to itself); load average ${m.loadAtStart.toFixed(2)} before, ${opts.load
 
 ${resultsTable(rows)}
 
-## How to read it
+${renderBlocks(opts.blocks ?? {})}## How to read it
 
 - The machine may be a shared VM: the **Other load** row gives the cores other processes used during
   each section. Even with none, steps made of many small kernels (the CPU preset) vary by tens of
@@ -133,5 +156,104 @@ ${resultsTable(rows)}
   create + status patch + Event), not etcd or admission. The test plays the Job controller (Job status
   and a Succeeded pod with its termination message per run). The reconcile mean is compared with one
   client-node GET round trip measured in the same run.
+- **parallel**: data-parallel training on Open MPI (docs/parallel.md), 2 ranks on this machine (shared
+  memory, no network). Allreduce: the ranks sum a float32 buffer the size of the GET-CPU-S/4 and of the
+  GET-B/2 (cond., CIFAR-10) gradient in place (scripts/bench/allreduce-rank.ts); after warm-up, each
+  repetition runs from a barrier until the slower rank's allreduce settles (the addon's hop to libuv's
+  thread pool included, as the trainer sees it), and the median is the result. GB/s = bytes / time, the
+  algorithm bandwidth; the bus-bandwidth convention (× 2(n−1)/n) gives the same number at 2 ranks.
+  Single copy \`none\` (our default, needed where ptrace is not allowed) copies through shared-memory
+  fragments and needs both ranks on a core at once, so it is slow and erratic when they share cores with
+  other work; \`cma\` is the kernel's single copy (process_vm_readv). memcpy is
+  \`Float32Array.prototype.set\` of the same bytes in the bench process (each byte read once and written
+  once; at the small size both buffers fit in the CPU's caches, the large one streams through memory):
+  the ceiling of one copy. Training: GET-CPU-S/4 at batch 32 on synthetic pairs, every
+  configuration through trainOnRanks (mpirun -np 1 or 2 over src/cli/train-rank.ts, so all three pay the
+  same process setup; one rank makes no allreduce) with the named onnxruntime threads per rank; images/s =
+  batch / mean step time after the warm-up steps (a step: batch read, engine step, allreduce, AdamW, EMA;
+  the only checkpoint comes after the last). 2 ranks × 1 thread and 1 rank × 2 threads use the same
+  cores. The allreduce share is rank 0's median of commSeconds / stepSeconds; it includes waiting for the
+  slower rank, so it exceeds the transfer alone (the allreduce row of that size). The cost model below
+  the results turns the GET-B/2 gradient and the FLOP of its training graph into the link bandwidth 8
+  GPUs need; it is arithmetic, not a measurement, except for its loopback columns.
 `;
+}
+
+/** When and where an `--only <section> --write` run measured, for its `Re-run` line. */
+export interface SectionRun {
+  readonly machine: MachineInfo;
+  readonly quick: boolean;
+  readonly seconds: number;
+  /** Cores other processes kept busy during the section. */
+  readonly otherLoad: number;
+  readonly loadAtEnd: number;
+}
+
+/**
+ * `--only <section> --write`: `doc` (a docs/benchmarks.md from {@link benchmarksMarkdown}) with that
+ * section's rows replaced by `rows` (where its first old row stood, else at the end of the results
+ * table), its block replaced by `block` (added before "## How to read it" when new, removed when
+ * undefined), and a `Re-run: <section>` line in the Machine table with the run's date, machine and load.
+ * @throws Error when `doc` has no Machine or results table.
+ */
+export function replaceSection(
+  doc: string,
+  section: string,
+  rows: readonly Row[],
+  block: string | undefined,
+  run: SectionRun,
+): string {
+  let lines = doc.split('\n');
+  const tableAfter = (heading: string, what: string): [number, number] => {
+    const h = lines.indexOf(heading);
+    const start = h < 0 ? -1 : lines.findIndex((l, i) => i > h && l.startsWith('|'));
+    if (start < 0) throw new Error(`${what}: no table under "${heading}" in docs/benchmarks.md`);
+    let end = start;
+    while (end < lines.length && lines[end].startsWith('|')) end++;
+    return [start, end];
+  };
+
+  // Results: drop the section's old rows, put the new ones where the first one was.
+  const [rStart, rEnd] = tableAfter('## Results', 'results');
+  const mine = `| ${cell(section)} |`;
+  const body = lines.slice(rStart + 2, rEnd);
+  const at = body.findIndex((l) => l.startsWith(mine));
+  const kept = body.filter((l) => !l.startsWith(mine));
+  const fresh = resultsTable(rows).split('\n').slice(2);
+  kept.splice(at < 0 ? kept.length : at, 0, ...fresh);
+  lines = [...lines.slice(0, rStart + 2), ...kept, ...lines.slice(rEnd)];
+
+  // Machine: one Re-run line per section, replaced by the next such run.
+  const [mStart, mEnd] = tableAfter('## Machine', 'machine');
+  const m = run.machine;
+  const key = `| Re-run: ${cell(section)} |`;
+  const cpu = `${cell(m.cpu)} (${m.simd || 'no AVX2'})`;
+  const sameCpu = lines.slice(mStart, mEnd).includes(`| CPU | ${cpu} |`);
+  const line =
+    `${key} ${cell(section)} rows measured alone (\`--only ${section} --write\`)` +
+    `${sameCpu ? '' : ', on another CPU than the rows above'} on ${m.date}, ` +
+    `${run.quick ? 'quick (--quick)' : 'full'}, ${Math.round(run.seconds)} s: ${cpu}, ${m.cores} cores, ` +
+    `${m.memoryGiB.toFixed(1)} GiB, node ${m.node}, onnxruntime-node ${m.onnxruntime}; other processes kept ` +
+    `${run.otherLoad.toFixed(2)} cores busy; load average ${m.loadAtStart.toFixed(2)} before, ` +
+    `${run.loadAtEnd.toFixed(2)} after |`;
+  const old = lines.findIndex((l, i) => i >= mStart && i < mEnd && l.startsWith(key));
+  if (old >= 0) lines[old] = line;
+  else lines.splice(mEnd, 0, line);
+
+  // The section's block.
+  let text = lines.join('\n');
+  const [open, close] = blockMarkers(section);
+  const a = text.indexOf(open);
+  const b = text.indexOf(close);
+  const fresh2 = block === undefined ? '' : renderBlocks({ [section]: block });
+  if (a >= 0 && b > a) {
+    let end = b + close.length;
+    while (text[end] === '\n') end++;
+    text = text.slice(0, a) + fresh2 + text.slice(end);
+  } else if (fresh2) {
+    const how = text.indexOf('## How to read it');
+    if (how < 0) throw new Error('no "## How to read it" heading in docs/benchmarks.md');
+    text = text.slice(0, how) + fresh2 + text.slice(how);
+  }
+  return text;
 }
