@@ -171,6 +171,8 @@ is passed to the stage.`,
     for (const [k, v] of Object.entries(opts)) (specKeys.includes(k) ? spec : proc)[k] = v;
     const cfg = resolveConfig(ProcessConfigSchema, proc, env, { envNames: ENV_NAMES });
     // A service's defaults serve every job: check them before reporting ready (job mode checks its one spec).
+    if (cfg.mode === 'service' && cfg.ranks > 1)
+      throw new UsageError('--ranks applies to job mode (--mode job): a service takes one job at a time in-process');
     if (cfg.mode === 'service') await stage.startupCheck?.(env);
     // Job mode ends in process.exit: synchronous log lines, so none is lost or reordered at the end.
     const logger = createLogger(name, cfg.logLevel, { sync: cfg.mode === 'job' });

@@ -151,6 +151,7 @@ test('the entry point: process defaults; spec fields that collide with process o
     host: '127.0.0.1',
     port: 8080,
     concurrency: 1,
+    ranks: 1,
     keepJobs: 100,
     shutdownGraceMs: 30000,
     logLevel: 'info',
