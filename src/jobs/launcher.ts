@@ -43,7 +43,9 @@ export async function launchRanks(
     command: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
     // The termination log is the launcher's own file; the ranks print theirs instead.
     forwardEnv: forwardedEnvNames(env).filter((n) => n !== 'GET_DISTILL_TERMINATION_LOG'),
-    oversubscribe: env.GET_DISTILL_MPI_OVERSUBSCRIBE === '1',
+    // On one machine (no hostfile: not an MPIJob) more ranks than cores are allowed, as in distill
+    // --ranks; with a hostfile its slots decide, unless GET_DISTILL_MPI_OVERSUBSCRIBE=1.
+    oversubscribe: env.GET_DISTILL_MPI_OVERSUBSCRIBE === '1' || !env.OMPI_MCA_orte_default_hostfile,
     onLine: (line, { stream }) => {
       if (line.startsWith(RANK_TERMINATION_PREFIX)) {
         const parsed = TerminationMessageSchema.safeParse(safeJson(line.slice(RANK_TERMINATION_PREFIX.length)));
@@ -54,8 +56,12 @@ export async function launchRanks(
       (stream === 'stderr' ? process.stderr : process.stdout).write(`${line}\n`);
     },
   });
-  const code = r.lostRank ? EXIT_RETRYABLE : r.code;
-  const message = launcherMessage(code, rankMessage, r.line ?? lastError);
+  // A lost rank or host, or mpirun itself killed (128 + signal), is retryable: the retry resumes.
+  const lost = r.lostRank !== undefined || r.lostHost !== undefined || r.code >= 128;
+  const code = lost ? EXIT_RETRYABLE : r.code;
+  // The ranks' own error line names the cause; mpirun's says only which rank exited how.
+  const line = lost ? (r.line ?? `mpirun ended with status ${r.code}`) : (lastError ?? r.line);
+  const message = launcherMessage(code, rankMessage, line);
   if (code !== 0) process.stderr.write(`${errPrefix}${message.error?.message ?? `ranks exited ${code}`}\n`);
   writeTerminationMessageFromEnv(env, message, (why) => log.warn(why));
   return code;

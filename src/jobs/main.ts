@@ -28,7 +28,8 @@ import { startStageService } from './service.js';
 import { writeTerminationMessageFromEnv } from '../service/termination.js';
 import type { StageJob } from './types.js';
 import { launchRanks } from './launcher.js';
-import { localRankOf, mpiWorldSize, underMpirun, worldCommunicator } from '../parallel/mpi.js';
+import { assignLocalGpu, localRankOf, mpiWorldSize, underMpirun, worldCommunicator } from '../parallel/mpi.js';
+import { perRankBatch } from '../train/data-parallel.js';
 
 /** Process options of every stage entry point (flags `--port`, env GET_DISTILL_PORT, …). */
 export const ProcessConfigSchema = z
@@ -193,16 +194,17 @@ is passed to the stage.`,
       });
       return; // the server keeps the process alive; SIGTERM exits
     }
-    if (cfg.ranks > 1 || underMpirun(env)) {
-      if (!stage.dataParallel)
-        throw new UsageError(`--ranks: the ${stage.kind} stage does not train; only the trainer runs data-parallel`);
-      if (!underMpirun(env)) return exit(await launchRanks(name, cfg.ranks, env, logger));
-      if (mpiWorldSize(env) !== cfg.ranks)
-        throw new UsageError(
-          `--ranks ${cfg.ranks} but mpirun started ${mpiWorldSize(env)} ranks; ` +
-            `give mpirun -np ${cfg.ranks}, or drop --ranks`,
-        );
-    }
+    const parallel = cfg.ranks > 1 || underMpirun(env);
+    if (parallel && !stage.dataParallel)
+      throw new UsageError(`--ranks: the ${stage.kind} stage does not train; only the trainer runs data-parallel`);
+    // Under mpirun, --ranks (default: the world's size) must match the world mpirun started.
+    if (underMpirun(env) && cfg.ranks > 1 && mpiWorldSize(env) !== cfg.ranks)
+      throw new UsageError(
+        `--ranks ${cfg.ranks} but mpirun started ${mpiWorldSize(env)} ranks; ` +
+          `give mpirun -np ${cfg.ranks}, or drop --ranks`,
+      );
+    // Several ranks in one pod: each takes its own GPU, before any engine loads CUDA.
+    if (underMpirun(env)) assignLocalGpu(process.env);
     const source = proc.spec !== undefined ? '--spec' : ENV_NAMES.spec;
     const doc = cfg.spec === undefined ? undefined : readSpecDocument(cfg.spec, source);
     let input: unknown = doc ?? {};
@@ -210,6 +212,14 @@ is passed to the stage.`,
       const base = doc && { values: doc, source };
       resolveConfig(specSchema, spec, env, { base }); // one-line errors naming the flag, variable or document field
       input = mergeConfig(specSchema, spec, env, { base }).raw; // validated again (same input) by runJobMode
+    }
+    if (parallel && !underMpirun(env)) {
+      // The launcher: a spec every rank would refuse fails here, once, before mpirun starts.
+      const parsed = stage.schema.safeParse(input);
+      if (!parsed.success) throw parsed.error;
+      const batch = (parsed.data as { batch?: unknown }).batch;
+      if (typeof batch === 'number') perRankBatch(batch, cfg.ranks, 'batch');
+      return exit(await launchRanks(name, cfg.ranks, env, logger));
     }
     const code = await runJobMode(stage, input, {
       logger,

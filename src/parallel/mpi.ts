@@ -168,3 +168,24 @@ export function localRankOf(env: NodeJS.ProcessEnv = process.env): number {
   const r = Number(env.OMPI_COMM_WORLD_LOCAL_RANK);
   return Number.isSafeInteger(r) && r >= 0 ? r : 0;
 }
+
+/**
+ * Gives this rank its own GPU when several ranks share a host (a pod with gpusPerWorker > 1): sets
+ * CUDA_VISIBLE_DEVICES to the local rank's entry of the devices visible now (the variable's list, else
+ * 0..localSize−1), so onnxruntime's CUDA provider and tfjs-node-gpu, which read it when they first touch
+ * CUDA, each see one device. A no-op outside mpirun or with one rank per host. Call before loading an engine.
+ * @returns the device chosen, or null when nothing was changed.
+ */
+export function assignLocalGpu(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (!underMpirun(env)) return null;
+  const localSize = Number(env.OMPI_COMM_WORLD_LOCAL_SIZE ?? '1');
+  if (!Number.isSafeInteger(localSize) || localSize <= 1) return null;
+  const visible = (env.CUDA_VISIBLE_DEVICES ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter((d) => d !== '');
+  const devices = visible.length > 0 ? visible : Array.from({ length: localSize }, (_, i) => String(i));
+  const mine = devices[localRankOf(env) % devices.length];
+  env.CUDA_VISIBLE_DEVICES = mine;
+  return mine;
+}

@@ -130,12 +130,14 @@ export async function trainOnRanks(job: RankJob, o: TrainOnRanksOptions): Promis
 export function checkRanks(ranks: number, batch: number): void {
   if (ranks <= 1) return;
   perRankBatch(batch, ranks, '--batch');
-  if (findMpirun() === null || !existsSync(MPI_ADDON_PATH))
+  if (findMpirun() === null || !existsSync(MPI_ADDON_PATH)) {
+    const override = process.env.GET_DISTILL_MPIRUN;
+    const what =
+      findMpirun() !== null ? MPI_ADDON_PATH : override !== undefined ? `GET_DISTILL_MPIRUN=${override}` : 'mpirun';
     throw new UsageError(
-      `--ranks ${ranks} needs Open MPI and the project's MPI addon ` +
-        `(${findMpirun() === null ? 'mpirun' : MPI_ADDON_PATH} ` +
-        `is missing): ${MPI_INSTALL_HINT}`,
+      `--ranks ${ranks} needs Open MPI and the project's MPI addon (${what} is missing): ${MPI_INSTALL_HINT}`,
     );
+  }
 }
 
 /** A JSON event line of rank 0, or null. */
@@ -152,7 +154,13 @@ function parseEvent(line: string): Record<string, unknown> | null {
 function rankFailure(r: Awaited<ReturnType<typeof runMpirun>>, errors: readonly string[]): Error {
   // Like a signal, a lost rank (a killed process, a preempted node) interrupts the run: finished work
   // (the last checkpoint) is kept and --resume continues.
-  if (r.lostRank) return new Interrupted(`${r.line ?? `rank ${r.lostRank.rank} was lost`}; continue with --resume`);
+  if (r.lostRank || r.lostHost)
+    return new Interrupted(`${r.line ?? `rank ${r.lostRank?.rank} was lost`}; continue with --resume`);
+  if (r.code >= 128)
+    return new Interrupted(
+      `mpirun ended by signal ${r.code - 128} and took the ranks with it; continue with --resume ` +
+        '(from the last checkpoint)',
+    );
   const distinct = [...new Set(errors.map((l) => l.replace(/^get-distill: /, '')))];
   const msg = distinct[0] ?? r.line ?? `the ranks exited with status ${r.code}`;
   if (r.code === EXIT_USAGE) return new UsageError(msg);
@@ -163,7 +171,11 @@ function rankFailure(r: Awaited<ReturnType<typeof runMpirun>>, errors: readonly 
  * One rank's work: `job`'s train stage in the MPI world this process was started in. Rank 0 prints the
  * protocol's events on stdout. Returns the process exit code.
  */
-export async function trainRankMain(file: string, out = process.stdout, err = process.stderr): Promise<number> {
+export async function trainRankMain(
+  file: string,
+  o: { stopRequested?: () => boolean; out?: NodeJS.WritableStream; err?: NodeJS.WritableStream } = {},
+): Promise<number> {
+  const { out = process.stdout, err = process.stderr } = o;
   const comm = worldCommunicator();
   const say = (ev: Record<string, unknown>) => {
     if (comm.rank === 0) out.write(`${JSON.stringify(ev)}\n`);
@@ -187,7 +199,7 @@ export async function trainRankMain(file: string, out = process.stdout, err = pr
       comm,
       log: (msg) => say({ event: 'note', msg }),
       onStep: (s) => say({ event: 'step', ...s }),
-      shouldStop: () => stop,
+      shouldStop: () => stop || (o.stopRequested?.() ?? false),
     } satisfies TrainOptions);
     const { params: _p, ema: _e, ...rest } = result;
     say({ event: 'done', ...rest });

@@ -20,11 +20,14 @@ import type { TrainBatch } from './training-step.js';
  * @throws UsageError when `batch` is not a multiple of `size` (naming `field`, e.g. `--batch` or `batch`).
  */
 export function perRankBatch(batch: number, size: number, field = 'batch'): number {
-  if (!Number.isInteger(batch / size))
+  if (!Number.isInteger(batch / size)) {
+    const divisors = [2, 3, 4, 6, 8, 12, 16].filter((d) => batch % d === 0);
     throw new UsageError(
       `${field} ${batch} is not divisible by the ${size} ranks; use a multiple of ${size} ` +
-        `(e.g. ${Math.max(size, Math.round(batch / size) * size)})`,
+        `(e.g. ${Math.max(size, Math.round(batch / size) * size)})` +
+        (divisors.length ? `, or ranks that divide ${batch} (${divisors.join(', ')})` : ''),
     );
+  }
   return batch / size;
 }
 

@@ -690,3 +690,21 @@ test('mpiJobState: conditions and the launcher decide; pods of another MPIJob in
     },
   );
 });
+
+test('a batch the ranks cannot split: InvalidSpec naming training.batch, before datagen', async () => {
+  const { srv, user } = await cluster();
+  const op = await operator(srv);
+  await createRun(user, 'uneven', runSpec(training({ workers: 3, batch: 32 })));
+  const run = await waitFor(
+    'InvalidSpec',
+    () => condition(getRun(srv, 'uneven'), 'Degraded')?.reason === 'InvalidSpec' && getRun(srv, 'uneven'),
+  );
+  assert.equal(
+    condition(run, 'Degraded')!.message,
+    "spec.training.batch 32 is not divisible by the run's 3 training ranks (workers × GPUs per worker); " +
+      'use a multiple of 3 (kubectl edit distillationrun uneven)',
+  );
+  await settle(srv, op);
+  assert.deepEqual(srv.listObjects({ group: 'batch', plural: 'jobs' }), [], 'no datagen Job');
+  assert.deepEqual(srv.listObjects({ group: 'kubeflow.org', plural: 'mpijobs' }), []);
+});

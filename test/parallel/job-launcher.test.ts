@@ -151,3 +151,39 @@ test(
     assert.equal(await latestStep(out), stopped + 2);
   },
 );
+
+test(
+  'mpirun -np 2 around job mode without --ranks: two ranks of one world, exit 0',
+  { skip: noMpi, timeout: 180_000 },
+  async () => {
+    const out = join(root, 'plain-mpirun');
+    const spec = JSON.stringify({ pairs, out, preset: 'GET-CPU-XS/8', batch: 16, iterations: 2, threads: 1, steps: 2 });
+    const args = [
+      ...(process.getuid?.() === 0 ? ['--allow-run-as-root'] : []),
+      '--oversubscribe',
+      '-np',
+      '2',
+      process.execPath,
+      '--import',
+      'tsx',
+      TRAINER,
+      '--mode',
+      'job',
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+      '--spec',
+      spec,
+    ];
+    const child = spawn(findMpirun()!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const code = await new Promise<number>((r) => child.on('close', (c) => r(c ?? -1)));
+    assert.equal(code, 0, output);
+    assert.equal(await latestStep(out), 2);
+    // Rank 0 printed its termination message for a launcher (none here): that is its only stdout line.
+    assert.match(output, /get-distill-termination-message \{"v":1,"stage":"train","outcome":"done"/);
+  },
+);

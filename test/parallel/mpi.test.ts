@@ -10,7 +10,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SINGLE_PROCESS } from '../../src/parallel/comm.js';
-import { MPI_ADDON_PATH, loadMpi, mpiWorldSize, underMpirun, worldCommunicator } from '../../src/parallel/mpi.js';
+import {
+  MPI_ADDON_PATH,
+  assignLocalGpu,
+  loadMpi,
+  localRankOf,
+  mpiWorldSize,
+  underMpirun,
+  worldCommunicator,
+  worldRankOf,
+} from '../../src/parallel/mpi.js';
 import { UsageError } from '../../src/util/errors.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -106,4 +115,30 @@ test('build-mpi.mjs without mpicc: one line and exit 0 (npm ci goes on), exit 2 
     assert.equal(r.stdout, NOT_FOUND);
     assert.equal(r.stderr, '');
   }
+});
+
+test('ranks of one host take one GPU each: the local rank picks from CUDA_VISIBLE_DEVICES, else 0..n−1', () => {
+  const world = (local: number, localSize: number, extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+    OMPI_COMM_WORLD_SIZE: '4',
+    OMPI_COMM_WORLD_RANK: String(2 + local),
+    OMPI_COMM_WORLD_LOCAL_RANK: String(local),
+    OMPI_COMM_WORLD_LOCAL_SIZE: String(localSize),
+    ...extra,
+  });
+  const e1 = world(1, 2);
+  assert.equal(assignLocalGpu(e1), '1');
+  assert.equal(e1.CUDA_VISIBLE_DEVICES, '1');
+  const e2 = world(1, 2, { CUDA_VISIBLE_DEVICES: '4,6' });
+  assert.equal(assignLocalGpu(e2), '6');
+  assert.equal(e2.CUDA_VISIBLE_DEVICES, '6');
+  assert.equal(worldRankOf(e2), 3);
+  assert.equal(localRankOf(e2), 1);
+  // One rank per host (a pod per GPU) or no mpirun: nothing changes.
+  const one = world(0, 1, { CUDA_VISIBLE_DEVICES: '0,1' });
+  assert.equal(assignLocalGpu(one), null);
+  assert.equal(one.CUDA_VISIBLE_DEVICES, '0,1');
+  const plain: NodeJS.ProcessEnv = { CUDA_VISIBLE_DEVICES: '0,1' };
+  assert.equal(assignLocalGpu(plain), null);
+  assert.equal(plain.CUDA_VISIBLE_DEVICES, '0,1');
+  assert.equal(worldRankOf(plain), 0);
 });

@@ -177,6 +177,15 @@ function observe(ctx: ControllerContext, key: string): Observed | undefined {
     return { key, run, old, invalid: { reason: badName ? 'InvalidName' : 'InvalidSpec', message }, stages: [] };
   }
   const spec = parsed.data;
+  // The ranks split every global batch evenly (src/train/data-parallel.ts): refuse an uneven one now,
+  // before datagen, rather than when the trainer starts.
+  const topo = trainingTopology(spec);
+  if (topo.distributed && spec.training.batch % topo.ranks !== 0) {
+    const message =
+      `spec.training.batch ${spec.training.batch} is not divisible by the run's ${topo.ranks} training ranks ` +
+      `(workers × GPUs per worker); use a multiple of ${topo.ranks} (kubectl edit ${RUN.singular} ${name})`;
+    return { key, run, old, invalid: { reason: 'InvalidSpec', message }, stages: [] };
+  }
   const pods = ctx.caches.pods.list(namespace);
   const stages = JOB_STAGES.filter((s) => s !== 'eval' || spec.evaluation.enabled).map((stage): ObservedStage => {
     const job = ctx.caches.jobs.get(jobName(name, stage), namespace);
