@@ -16,9 +16,9 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
-  paginateListObjectsV2,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -266,20 +266,51 @@ export class S3Store implements ObjectStore {
     return null;
   }
 
-  /** Every object URI under the prefix, in key order, following continuation tokens (1,000 keys a page). */
+  /**
+   * Every object URI under the prefix, in key order, following continuation tokens (1,000 keys a page).
+   * The server's pagination is not trusted: a page that says it is truncated but gives no token, or a
+   * token seen before, is an error naming the endpoint and the prefix — never a silent subset, never a
+   * request loop (the SDK's paginator would stop early on the first and loop forever on the second).
+   * @throws StoreError ('Io' for a broken pagination).
+   */
   async list(prefixUri: string, opts: { limit?: number } = {}): Promise<string[]> {
     const { bucket, key } = this.locate(prefixUri);
     const limit = opts.limit ?? Infinity;
     const out: string[] = [];
+    const at = this.endpointName;
     try {
       const pageSize = Number.isFinite(limit) ? Math.max(1, Math.min(1000, limit)) : undefined;
-      for await (const page of paginateListObjectsV2(
-        { client: this.client, ...(pageSize && { pageSize }) },
-        { Bucket: bucket, Prefix: key },
-      )) {
-        for (const o of page.Contents ?? [])
+      const seen = new Set<string>();
+      let token: string | undefined;
+      for (let page = 1; ; page++) {
+        const r = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: key,
+            ...(token !== undefined && { ContinuationToken: token }),
+            ...(pageSize && { MaxKeys: pageSize }),
+          }),
+        );
+        for (const o of r.Contents ?? [])
           if (o.Key !== undefined && out.length < limit) out.push(`s3://${bucket}/${o.Key}`);
-        if (out.length >= limit) break;
+        if (out.length >= limit || !r.IsTruncated) break;
+        const next = r.NextContinuationToken;
+        if (!next)
+          throw new StoreError(
+            'Io',
+            prefixUri,
+            `${at} answered listing page ${page} as truncated (IsTruncated) without a continuation token ` +
+              `after ${out.length} keys; refusing an incomplete listing: check the S3 server`,
+          );
+        if (seen.has(next))
+          throw new StoreError(
+            'Io',
+            prefixUri,
+            `${at} repeated a continuation token on listing page ${page + 1} (${out.length} keys so far); ` +
+              'stopping instead of listing in a loop: check the S3 server',
+          );
+        seen.add(next);
+        token = next;
       }
     } catch (e) {
       throw this.error(prefixUri, e, 'list');

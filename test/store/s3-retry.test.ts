@@ -24,8 +24,25 @@ import { fileURLToPath } from 'node:url';
 import { S3Store, StoreError, joinUri } from '../../src/store/index.js';
 import { loadS3Env, pattern, uniqueBucket } from './s3-env.js';
 
-/** A fault the proxy injects into one request instead of forwarding it. */
-type Fault = 'slowdown' | 'reset';
+/**
+ * A fault the proxy injects into one request instead of forwarding it. The `list-…` ones answer a
+ * ListObjectsV2 request with a page of one key whose pagination is broken, as field reports saw from
+ * S3-compatible servers: truncated without a continuation token, or always the same token.
+ */
+type Fault = 'slowdown' | 'reset' | 'list-truncated-no-token' | 'list-same-token';
+
+/** A ListObjectsV2 page of one key under `prefix`, truncated, with `token` (or none). */
+function brokenListPage(bucket: string, prefix: string, n: number, token?: string): string {
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+    `<Name>${bucket}</Name><Prefix>${prefix}</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>` +
+    '<IsTruncated>true</IsTruncated>' +
+    `<Contents><Key>${prefix}key-${n}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>` +
+    '<ETag>"0"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>' +
+    (token ? `<NextContinuationToken>${token}</NextContinuationToken>` : '') +
+    '</ListBucketResult>'
+  );
+}
 
 const SLOWDOWN_XML =
   '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request ' +
@@ -93,6 +110,19 @@ class FaultProxy {
     });
     if (fault === 'reset') {
       req.socket.destroy(); // no status line at all: the client sees ECONNRESET / socket hang up
+      return;
+    }
+    if (fault === 'list-truncated-no-token' || fault === 'list-same-token') {
+      const url = new URL(req.url!, 'http://x');
+      const bucket = url.pathname.split('/')[1] ?? '';
+      const xml = brokenListPage(
+        bucket,
+        url.searchParams.get('prefix') ?? '',
+        this.seen.length,
+        fault === 'list-same-token' ? 'the-same-token' : undefined,
+      );
+      res.writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml) });
+      res.end(xml);
       return;
     }
     if (fault === 'slowdown') {
@@ -400,6 +430,42 @@ function runChild(awsEnv: Record<string, string>, key: string, seed: number): Pr
     });
   });
 }
+
+test('a truncated listing without a continuation token: an error naming endpoint and prefix, no subset', async () => {
+  const { proxy, store } = await viaProxy(3);
+  proxy.failNext('list-truncated-no-token');
+  const prefix = joinUri(root, 'paged/');
+  await assert.rejects(store.list(prefix), (e: unknown) => {
+    assert.ok(e instanceof StoreError, String(e));
+    assert.equal(e.code, 'Io');
+    assert.ok(e.message.startsWith(`${prefix}: `), e.message);
+    assert.match(
+      e.message,
+      new RegExp(
+        `${proxy.url.replace(/[.]/g, '[.]')}.*truncated \\(IsTruncated\\) without a continuation token after 1 keys`,
+      ),
+    );
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
+  assert.equal(proxy.seen.length, 1, 'one request, no retry of a well-formed 200');
+});
+
+test('a continuation token that repeats: an error after 2 requests, not a request storm', async () => {
+  const { proxy, store } = await viaProxy(3);
+  proxy.failNext(...Array<Fault>(10).fill('list-same-token'));
+  const prefix = joinUri(root, 'looping/');
+  await assert.rejects(store.list(prefix), (e: unknown) => {
+    assert.ok(e instanceof StoreError, String(e));
+    assert.equal(e.code, 'Io');
+    assert.ok(e.message.startsWith(`${prefix}: `), e.message);
+    assert.match(e.message, /repeated a continuation token on listing page 3 \(2 keys so far\)/);
+    return true;
+  });
+  // Page 1 gave the token, page 2 gave it again: two requests, eight canned answers left unused.
+  assert.equal(proxy.seen.length, 2);
+  assert.equal(proxy.pending, 8);
+});
 
 test('AWS chain: AWS_PROFILE from shared files works, wrong secret denied, no credentials/region: Config', async () => {
   const creds = join(tmp, 'credentials');
