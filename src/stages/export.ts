@@ -66,6 +66,12 @@ async function readCheckpoint(store: ObjectStore, uri: string): Promise<Checkpoi
 export async function exportStage(o: ExportOptions): Promise<ExportResult> {
   const ck = await readCheckpoint(storeFor(o.checkpoint), o.checkpoint);
   const { config, iterations, step, dataManifestSha256 } = ck.state;
+  const bad = ck.ema.firstNonFinite();
+  if (bad)
+    throw new UsageError(
+      `${o.checkpoint}: the EMA weight ${bad.name}[${bad.index}] of step ${step} is ${bad.value}, so its model ` +
+        'would serve non-finite images; export an earlier checkpoint-*.safetensors of the run',
+    );
   const { onnx, card } = exportModel(config, (name) => ck.ema.view(name), {
     iterations,
     step,

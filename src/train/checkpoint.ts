@@ -62,24 +62,46 @@ const fileFor = (step: number) => `checkpoint-${String(step).padStart(9, '0')}.s
 
 const CHECKPOINT_NAME = /^checkpoint-\d{9}\.safetensors$/;
 
+/** The four weight groups of a checkpoint with their tensor-name prefixes. */
+const checkpointGroups = (ck: Checkpoint): [string, ParamStore][] => [
+  ['params', ck.params],
+  ['ema', ck.ema],
+  ['adam_m', ck.adamM],
+  ['adam_v', ck.adamV],
+];
+
+/**
+ * The safetensors bytes of `ck` (docs/data-contracts.md §7), unchecked: {@link saveCheckpoint} refuses
+ * non-finite values before calling it; tests use it to build a bad checkpoint on purpose.
+ */
+export function encodeCheckpoint(ck: Checkpoint): Uint8Array {
+  const tensors: Record<string, TensorData> = {};
+  for (const s of ck.params.specs) {
+    for (const [prefix, store] of checkpointGroups(ck))
+      tensors[`${prefix}.${s.name}`] = { dtype: 'float32', dims: s.shape, data: store.view(s.name) };
+  }
+  return encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, state: JSON.stringify(ck.state) });
+}
+
 /**
  * Writes a checkpoint object under the folder URI `dir`, then `latest.json`, then removes all but the
  * newest `keep`. Each write is atomic, and `latest.json` only ever names a complete checkpoint.
  * @returns the checkpoint's URI. @throws StoreError when a write fails.
  */
 export async function saveCheckpoint(store: ObjectStore, dir: string, ck: Checkpoint, keep: number): Promise<string> {
-  const tensors: Record<string, TensorData> = {};
-  const groups: [string, ParamStore][] = [
-    ['params', ck.params],
-    ['ema', ck.ema],
-    ['adam_m', ck.adamM],
-    ['adam_v', ck.adamV],
-  ];
-  for (const s of ck.params.specs) {
-    for (const [prefix, store] of groups)
-      tensors[`${prefix}.${s.name}`] = { dtype: 'float32', dims: s.shape, data: store.view(s.name) };
+  const groups = checkpointGroups(ck);
+  // A checkpoint is what a resume, an export and a server trust: one with NaN or Inf is never written
+  // (the EMA can go bad on its own, with a finite loss), so the last good checkpoint stays the latest.
+  for (const [group, values] of groups) {
+    const bad = values.firstNonFinite();
+    if (bad)
+      throw new UsageError(
+        `checkpoint of step ${ck.state.step} not written: ${group} ${bad.name}[${bad.index}] is ${bad.value}; ` +
+          `training diverged (lower the learning rate, now ${ck.state.optimizer.lr}); ` +
+          `${dir}/latest.json still names the last finite checkpoint`,
+      );
   }
-  const bytes = encodeSafetensors(tensors, { format: CHECKPOINT_FORMAT, state: JSON.stringify(ck.state) });
+  const bytes = encodeCheckpoint(ck);
   const file = fileFor(ck.state.step);
   await store.put(joinUri(dir, file), bytes);
   const pointer = { step: ck.state.step, file, sha256: sha256Hex(bytes), bytes: bytes.length };

@@ -37,6 +37,20 @@ export class ParamStore {
     return this.flat.subarray(o.offset, o.offset + o.size);
   }
 
+  /**
+   * The first non-finite value (NaN or ±Infinity) in declaration order, with its parameter and index;
+   * null when every value is finite.
+   */
+  firstNonFinite(): { name: string; index: number; value: number } | null {
+    const f = this.flat;
+    for (let i = 0; i < f.length; i++) {
+      if (Number.isFinite(f[i])) continue;
+      for (const [name, o] of this.offsets)
+        if (i >= o.offset && i < o.offset + o.size) return { name, index: i - o.offset, value: f[i] };
+    }
+    return null;
+  }
+
   /** A copy with its own memory. */
   clone(): ParamStore {
     return new ParamStore(this.specs, this.flat.slice());
