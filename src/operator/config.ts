@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { intIn } from '../service/config.js';
 import { LOG_LEVELS } from '../service/logging.js';
+import { S3_CHECKSUM_ENV, S3_CHECKSUM_MODES } from '../spec/names.js';
 
 const image = (what: string, def: string) =>
   z
@@ -47,6 +48,14 @@ export const OperatorConfigSchema = z
         "ServiceAccount of the stage pods (e.g. one with an IAM role for S3); default: the namespace's default",
       ),
     s3Endpoint: url.optional().describe('S3 endpoint for runs that give none (Ceph RGW, MinIO); unset: AWS'),
+    s3RequestChecksumCalculation: z
+      .enum(S3_CHECKSUM_MODES, { error: `must be one of ${S3_CHECKSUM_MODES.join(', ')}` })
+      .optional()
+      .describe(`${S3_CHECKSUM_ENV.request} of the stage and endpoint pods; unset: WHEN_REQUIRED`),
+    s3ResponseChecksumValidation: z
+      .enum(S3_CHECKSUM_MODES, { error: `must be one of ${S3_CHECKSUM_MODES.join(', ')}` })
+      .optional()
+      .describe(`${S3_CHECKSUM_ENV.response} of the stage and endpoint pods; unset: WHEN_REQUIRED`),
     pushgateway: url
       .optional()
       .describe('Pushgateway the eval jobs push get_eval_* metrics to, unless a run gives one'),

@@ -61,4 +61,16 @@ export const HELDOUT_SEED_START = 2 ** 30;
 export const EVAL_SEED_START = 3 * 2 ** 29;
 
 /** The reference's EMA: a constant decay (locuslab/get train.py), quoted by --ema-decay's help. */
+/**
+ * The AWS SDK's checksum modes and the standard variables that choose them for every S3 client of the
+ * project (src/store/s3.ts): WHEN_REQUIRED (our default: Ceph and other S3-compatible servers reject
+ * the SDK's default CRC32 trailers) or WHEN_SUPPORTED (AWS S3's default).
+ */
+export const S3_CHECKSUM_MODES = ['WHEN_REQUIRED', 'WHEN_SUPPORTED'] as const;
+export type S3ChecksumMode = (typeof S3_CHECKSUM_MODES)[number];
+export const S3_CHECKSUM_ENV = {
+  request: 'AWS_REQUEST_CHECKSUM_CALCULATION',
+  response: 'AWS_RESPONSE_CHECKSUM_VALIDATION',
+} as const;
+
 export const REFERENCE_EMA = { kind: 'constant', decay: 0.9999 } as const;

@@ -23,6 +23,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { parseUri } from './uri.js';
+import { S3_CHECKSUM_ENV, S3_CHECKSUM_MODES, type S3ChecksumMode } from '../spec/names.js';
 import { StoreError, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -94,10 +95,24 @@ function endpointSettings(opts: S3StoreOptions): { endpoint?: string; forcePathS
 }
 
 /**
+ * The checksum mode the standard variable `name` asks for (case-insensitive), else WHEN_REQUIRED.
+ * @throws StoreError 'Config' naming the variable for another value.
+ */
+function checksumMode(name: string): S3ChecksumMode {
+  const raw = process.env[name]?.trim();
+  if (!raw) return 'WHEN_REQUIRED';
+  const mode = S3_CHECKSUM_MODES.find((m) => m === raw.toUpperCase());
+  if (!mode)
+    throw new StoreError('Config', name, `must be ${S3_CHECKSUM_MODES.join(' or ')}, got ${JSON.stringify(raw)}`);
+  return mode;
+}
+
+/**
  * An S3Client configured as the store uses it (endpoint, path style, retry, timeouts, and checksum
  * headers only when an operation requires them, since S3-compatible servers such as Ceph Pacific
- * reject the SDK's default CRC32 trailers).
- * @throws StoreError 'Config' for a non-integer maxAttempts.
+ * reject the SDK's default CRC32 trailers — unless AWS_REQUEST_CHECKSUM_CALCULATION /
+ * AWS_RESPONSE_CHECKSUM_VALIDATION say WHEN_SUPPORTED, e.g. for AWS S3).
+ * @throws StoreError 'Config' for a non-integer maxAttempts or an unknown checksum mode.
  */
 export function createS3Client(opts: S3StoreOptions = {}): S3Client {
   const { endpoint, forcePathStyle } = endpointSettings(opts);
@@ -119,8 +134,8 @@ export function createS3Client(opts: S3StoreOptions = {}): S3Client {
     forcePathStyle,
     maxAttempts,
     retryMode: 'standard',
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: checksumMode(S3_CHECKSUM_ENV.request),
+    responseChecksumValidation: checksumMode(S3_CHECKSUM_ENV.response),
     requestHandler: {
       connectionTimeout: opts.connectionTimeoutMs ?? 3000,
       requestTimeout: opts.requestTimeoutMs ?? 300_000,

@@ -46,7 +46,11 @@ const ALL_ON = {
     trainer: { repository: 'get-distill-trainer', tag: '1.2.3-cuda' },
     eval: { repository: 'get-distill-eval', registry: 'mirror.example.com', digest: `sha256:${'ab'.repeat(32)}` },
   },
-  s3: { endpoint: 'http://rgw.ceph.svc:8080' },
+  s3: {
+    endpoint: 'http://rgw.ceph.svc:8080',
+    requestChecksumCalculation: 'WHEN_SUPPORTED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  },
   pushgateway: 'http://pushgateway.monitoring.svc:9091',
   gpu: { resourceName: 'amd.com/gpu' },
   stagePods: { serviceAccount: 'stage-runner', imagePullSecret: 'regcred' },
@@ -326,6 +330,8 @@ test('everything on: namespaced Roles, KEDA rule, HA, custom images, env, monito
   assert.equal(cfg.imagePullSecret, 'regcred');
   assert.equal(cfg.serviceAccount, 'stage-runner');
   assert.equal(cfg.s3Endpoint, 'http://rgw.ceph.svc:8080');
+  assert.equal(cfg.s3RequestChecksumCalculation, 'WHEN_SUPPORTED');
+  assert.equal(cfg.s3ResponseChecksumValidation, 'WHEN_REQUIRED');
   assert.equal(cfg.pushgateway, 'http://pushgateway.monitoring.svc:9091');
   assert.equal(cfg.keda, true);
   assert.equal(cfg.mpiOperator, true);

@@ -7,6 +7,7 @@
 import type { V1Container, V1EnvVar, V1PodSpec, V1ResourceRequirements, V1Toleration } from '@kubernetes/client-node';
 import type { ResourcesSpec, StoreSpec } from '../api/v1alpha1/common.js';
 import type { OperatorConfig } from '../config.js';
+import { S3_CHECKSUM_ENV } from '../../spec/names.js';
 
 /** Where the stage services write their result JSON (Kubernetes' default terminationMessagePath). */
 export const TERMINATION_LOG = '/dev/termination-log';
@@ -16,11 +17,15 @@ export const SERVICE_PORT = 8080;
 /** S3 settings of a pod: endpoint/region/path style as env, keys from the run's Secret. */
 export function storeEnv(
   store: Omit<StoreSpec, 'uri'> | undefined,
-  cfg: Pick<OperatorConfig, 's3Endpoint'>,
+  cfg: Pick<OperatorConfig, 's3Endpoint' | 's3RequestChecksumCalculation' | 's3ResponseChecksumValidation'>,
 ): V1EnvVar[] {
   const env: V1EnvVar[] = [];
   const endpoint = store?.endpoint ?? cfg.s3Endpoint;
   if (endpoint) env.push({ name: 'GET_DISTILL_S3_ENDPOINT', value: endpoint });
+  if (cfg.s3RequestChecksumCalculation)
+    env.push({ name: S3_CHECKSUM_ENV.request, value: cfg.s3RequestChecksumCalculation });
+  if (cfg.s3ResponseChecksumValidation)
+    env.push({ name: S3_CHECKSUM_ENV.response, value: cfg.s3ResponseChecksumValidation });
   if (store?.region) env.push({ name: 'AWS_REGION', value: store.region });
   if (store?.forcePathStyle !== undefined)
     env.push({ name: 'GET_DISTILL_S3_FORCE_PATH_STYLE', value: String(store.forcePathStyle) });
