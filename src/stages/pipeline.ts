@@ -438,26 +438,10 @@ async function trainStep(run: RunContext, model: GetConfig, pairs: DatasetManife
   return result;
 }
 
-/** What the ranks of --ranks N need of the train stage's options (the data, not the callbacks). */
+/** What the ranks of --ranks N need of the train stage's options: the data, not the callbacks or the store. */
 function rankJob(t: TrainOptions, pairs: string): RankJob {
-  return {
-    pairs,
-    config: t.config as unknown as RankJob['config'],
-    steps: t.steps,
-    batch: t.batch,
-    iterations: t.iterations,
-    optimizer: t.optimizer,
-    ema: t.ema,
-    seed: t.seed,
-    checkpointDir: t.checkpointDir,
-    checkpointEvery: t.checkpointEvery,
-    keep: t.keep,
-    resume: t.resume,
-    dataManifestSha256: t.dataManifestSha256,
-    threads: t.threads,
-    engine: t.engine,
-    tfjsBackend: t.tfjsBackend,
-  };
+  const { store: _s, log: _l, onStep: _o, shouldStop: _st, comm: _c, batchField: _b, config, ...data } = t;
+  return { pairs, config: config as unknown as RankJob['config'], ...data };
 }
 
 /** The train stage's options; its steps go to the bar and (every 10th) to stats.jsonl. */

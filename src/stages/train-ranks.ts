@@ -11,7 +11,7 @@
  * Any other line is passed on as a note. A rank that fails prints one line on stderr and exits 2
  * (bad input, e.g. a corrupt shard) or 1 (a bug).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,7 +184,6 @@ export async function trainRankMain(
   const onStop = () => (stop = true);
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGUSR1'] as const) process.on(sig, onStop);
   try {
-    const { readFile } = await import('node:fs/promises');
     const job = RankJobSchema.parse(JSON.parse(await readFile(file, 'utf8')));
     const stream = await PairStream.open(storeFor(job.pairs), job.pairs, {
       batchSize: job.batch,
