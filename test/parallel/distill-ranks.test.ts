@@ -9,10 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findMpirun } from '../../src/parallel/launch.js';
-import { MPI_ADDON_PATH } from '../../src/parallel/mpi.js';
+import { noMpi } from './helpers.js';
 
-const noMpi = findMpirun() === null || !existsSync(MPI_ADDON_PATH) ? 'Open MPI or the addon is missing' : false;
 const root = mkdtempSync(join(tmpdir(), 'get-distill-ranks-'));
 const SMALL = [
   '--fid-samples',

@@ -12,44 +12,17 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeManifest, writeShard, type WrittenShard } from '../../src/data/shards.js';
-import { storeFor } from '../../src/store/index.js';
 import { findMpirun } from '../../src/parallel/launch.js';
-import { MPI_ADDON_PATH } from '../../src/parallel/mpi.js';
-import { Rng } from '../../src/util/rng.js';
+import { noMpi, writeSyntheticPairs } from './helpers.js';
 
-const noMpi = findMpirun() === null || !existsSync(MPI_ADDON_PATH) ? 'Open MPI or the addon is missing' : false;
 const TRAINER = fileURLToPath(new URL('../../services/trainer/main.ts', import.meta.url));
-const PIX = 32 * 32;
 let root = '';
 let pairs = '';
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'get-launcher-'));
   pairs = join(root, 'pairs');
-  const rng = new Rng(4);
-  const written: WrittenShard[] = [];
-  for (let start = 0; start < 64; start += 32)
-    written.push(
-      await writeShard(storeFor(pairs), pairs, {
-        teacher: 'synthetic',
-        sampler: { name: 'none' },
-        seeds: { start, end: start + 32 },
-        shape: { channels: 1, height: 32, width: 32 },
-        noise: rng.fillNormal(new Float32Array(32 * PIX)),
-        image: rng.fillNormal(new Float32Array(32 * PIX), 0.5),
-        label: Int32Array.from({ length: 32 }, () => rng.int(10)),
-      }),
-    );
-  await writeManifest(storeFor(pairs), pairs, {
-    dataset: 'synthetic',
-    teacher: 'synthetic',
-    sampler: { name: 'none' },
-    imageShape: { channels: 1, height: 32, width: 32 },
-    numClasses: 10,
-    conditional: true,
-    shards: written,
-  });
+  await writeSyntheticPairs(pairs, 64, 32, 4);
 });
 after(() => rm(root, { recursive: true, force: true }));
 

@@ -19,6 +19,7 @@ import {
   type RunMpirunOptions,
 } from '../../src/parallel/launch.js';
 import { UsageError } from '../../src/util/errors.js';
+import { allGone } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const FIXTURES = join(import.meta.dirname, 'fixtures');
@@ -84,22 +85,6 @@ const results = (lines: Line[]): Record<string, unknown>[] =>
   tagged(lines, 'RESULT ').map((l) => JSON.parse(l.line.slice('RESULT '.length)) as Record<string, unknown>);
 const pids = (lines: Line[]): number[] => tagged(lines, 'PID ').map((l) => Number(l.line.slice(4)));
 const countOf = (word: string, n: number) => (lines: Line[]) => tagged(lines, word).length >= n;
-
-/** A process is gone once it no longer exists or is a zombie (mpirun's ranks are reparented to init). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
-
-/** Waits (a hang guard, not a time bound) until none of `list` is alive; fails naming the living. */
-async function allGone(list: number[]): Promise<void> {
-  for (let i = 0; i < 2000 && list.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.deepEqual(list.filter(alive), [], 'rank processes still alive after mpirun ended');
-}
 
 async function expectOk(w: World): Promise<Record<string, unknown>[]> {
   const r = await w.done;

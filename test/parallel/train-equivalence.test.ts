@@ -23,59 +23,19 @@ import { REFERENCE_ADAMW } from '../../src/train/optim.js';
 import { storeFor } from '../../src/store/index.js';
 import { listCheckpoints, loadCheckpoint } from '../../src/train/checkpoint.js';
 import { PairStream } from '../../src/data/pair-stream.js';
-import { writeManifest, writeShard, type WrittenShard } from '../../src/data/shards.js';
-import { datasetDigest } from '../../src/stages/datagen.js';
 import { streamSource, trainStage } from '../../src/stages/train.js';
 import { type RankJob, trainOnRanks } from '../../src/stages/train-ranks.js';
-import { findMpirun } from '../../src/parallel/launch.js';
-import { MPI_ADDON_PATH } from '../../src/parallel/mpi.js';
-import { existsSync } from 'node:fs';
 import { UsageError } from '../../src/util/errors.js';
-import { Rng } from '../../src/util/rng.js';
+import { noMpi, writeSyntheticPairs } from './helpers.js';
 
-const noMpi =
-  findMpirun() === null || !existsSync(MPI_ADDON_PATH) ? 'Open MPI or the addon is missing (npm run build:mpi)' : false;
 const cfg = resolveConfig('GET-CPU-XS/8', { numClasses: 10 });
 const specs = paramSpecs(cfg);
-const PIX = 32 * 32;
 const STEPS = 20;
 /** Parameters, EMA and Adam moments: largest |Δ| over largest |value|, at every step (see the header). */
 const TOL = 2e-5;
 let root = '';
 let pairs = '';
 let digest = '';
-
-/** A pair folder of `n` random 1×32×32 pairs (10 classes) in shards of 48. */
-async function writePairs(dir: string, n: number): Promise<string> {
-  const rng = new Rng(5);
-  const written: WrittenShard[] = [];
-  for (let start = 0; start < n; start += 48) {
-    const end = Math.min(n, start + 48);
-    const k = end - start;
-    written.push(
-      await writeShard(storeFor(dir), dir, {
-        teacher: 'synthetic',
-        sampler: { name: 'none' },
-        seeds: { start, end },
-        shape: { channels: 1, height: 32, width: 32 },
-        noise: rng.fillNormal(new Float32Array(k * PIX)),
-        image: rng.fillNormal(new Float32Array(k * PIX), 0.5),
-        label: Int32Array.from({ length: k }, () => rng.int(10)),
-      }),
-    );
-  }
-  const m = await writeManifest(storeFor(dir), dir, {
-    dataset: 'synthetic',
-    teacher: 'synthetic',
-    sampler: { name: 'none' },
-    imageShape: { channels: 1, height: 32, width: 32 },
-    numClasses: 10,
-    conditional: true,
-    shards: written,
-    createdAt: '2026-01-01T00:00:00.000Z',
-  });
-  return datasetDigest(m);
-}
 
 function job(out: string, batch: number, over: Partial<RankJob> = {}): RankJob {
   return {
@@ -162,7 +122,7 @@ function assertEquivalent(name: string, l1: number[], lN: number[], worst: Recor
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'get-ranks-'));
   pairs = join(root, 'pairs');
-  digest = await writePairs(pairs, 192);
+  digest = await writeSyntheticPairs(pairs, 192, 48, 5);
 });
 after(() => rm(root, { recursive: true, force: true }));
 

@@ -18,53 +18,16 @@ import { paramSpecs } from '../../src/get/model.js';
 import { REFERENCE_ADAMW } from '../../src/train/optim.js';
 import { storeFor } from '../../src/store/index.js';
 import { loadLatestCheckpoint } from '../../src/train/checkpoint.js';
-import { writeManifest, writeShard, type WrittenShard } from '../../src/data/shards.js';
-import { datasetDigest } from '../../src/stages/datagen.js';
 import { RANK_ENTRY, type RankJob, trainOnRanks } from '../../src/stages/train-ranks.js';
 import { findMpirun } from '../../src/parallel/launch.js';
-import { MPI_ADDON_PATH } from '../../src/parallel/mpi.js';
-import { existsSync } from 'node:fs';
 import { Interrupted } from '../../src/util/errors.js';
-import { Rng } from '../../src/util/rng.js';
+import { allGone, noMpi, writeSyntheticPairs } from './helpers.js';
 
 const mpirun = findMpirun();
-const noMpi =
-  mpirun === null || !existsSync(MPI_ADDON_PATH) ? 'Open MPI or the addon is missing (npm run build:mpi)' : false;
 const cfg = resolveConfig('GET-CPU-XS/8', { numClasses: 10 });
-const PIX = 32 * 32;
 let root = '';
 let pairs = '';
 let digest = '';
-
-async function writePairs(dir: string, n: number): Promise<string> {
-  const rng = new Rng(9);
-  const written: WrittenShard[] = [];
-  for (let start = 0; start < n; start += 32) {
-    const k = Math.min(n, start + 32) - start;
-    written.push(
-      await writeShard(storeFor(dir), dir, {
-        teacher: 'synthetic',
-        sampler: { name: 'none' },
-        seeds: { start, end: start + k },
-        shape: { channels: 1, height: 32, width: 32 },
-        noise: rng.fillNormal(new Float32Array(k * PIX)),
-        image: rng.fillNormal(new Float32Array(k * PIX), 0.5),
-        label: Int32Array.from({ length: k }, () => rng.int(10)),
-      }),
-    );
-  }
-  const m = await writeManifest(storeFor(dir), dir, {
-    dataset: 'synthetic',
-    teacher: 'synthetic',
-    sampler: { name: 'none' },
-    imageShape: { channels: 1, height: 32, width: 32 },
-    numClasses: 10,
-    conditional: true,
-    shards: written,
-    createdAt: '2026-01-01T00:00:00.000Z',
-  });
-  return datasetDigest(m);
-}
 
 function job(out: string, over: Partial<RankJob> = {}): RankJob {
   return {
@@ -127,20 +90,10 @@ async function rankPids(file: string): Promise<{ pid: number; rank: number }[]> 
   return out;
 }
 
-/** A process is gone once it no longer exists or is a zombie (mpirun's ranks are reparented to init). */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
-
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'get-rank-faults-'));
   pairs = join(root, 'pairs');
-  digest = await writePairs(pairs, 96);
+  digest = await writeSyntheticPairs(pairs, 96, 32, 9);
 });
 after(() => rm(root, { recursive: true, force: true }));
 
@@ -148,8 +101,11 @@ test(
   'SIGKILL of rank 1 mid-run stops every rank with one line; --resume reaches the unbroken run',
   { skip: noMpi, timeout: 300_000 },
   async () => {
+    // Long enough that the kill always lands mid-run: the ranks' pids are looked up from step 1 on, and
+    // rank 1 is killed at the first step ≥ 6 once they are known.
+    const long = { steps: 120 };
     const unbroken = join(root, 'unbroken');
-    await trainOnRanks(job(unbroken), { ranks: 2 });
+    await trainOnRanks(job(unbroken, long), { ranks: 2 });
     const broken = join(root, 'broken');
     let killed: { pid: number; rank: number }[] = [];
     const jobFileOf = async () => {
@@ -165,21 +121,20 @@ test(
       }
       return null;
     };
-    const err = await trainOnRanks(job(broken), {
+    let pids: { pid: number; rank: number }[] = [];
+    let lookup: Promise<void> | null = null;
+    const err = await trainOnRanks(job(broken, long), {
       ranks: 2,
       onStep: (s) => {
-        // After step 6 (a checkpoint was written at 4), kill rank 1 while both are training.
-        if (s.step !== 6 || killed.length) return;
-        killed = [{ pid: -1, rank: -1 }];
-        void (async () => {
+        lookup ??= (async () => {
           const f = await jobFileOf();
-          assert.ok(f, 'the ranks’ job file');
-          const pids = await rankPids(f);
-          killed = pids;
-          const r1 = pids.find((p) => p.rank === 1);
-          assert.ok(r1, `rank 1 among ${JSON.stringify(pids)}`);
-          process.kill(r1.pid, 'SIGKILL');
+          pids = f ? await rankPids(f) : [];
         })();
+        // After a checkpoint (step 4), kill rank 1 while both are training.
+        const r1 = pids.find((p) => p.rank === 1);
+        if (s.step < 6 || killed.length || !r1) return;
+        killed = pids;
+        process.kill(r1.pid, 'SIGKILL');
       },
     }).then(
       () => null,
@@ -189,15 +144,16 @@ test(
     assert.match(err.message, /rank 1\b.*lost/);
     assert.match(err.message, /--resume/);
     assert.ok(!err.message.includes('\n'), `one line: ${err.message}`);
-    for (const p of killed) assert.ok(!(await alive(p.pid)), `rank ${p.rank} (pid ${p.pid}) is gone`);
+    await allGone(killed.map((p) => p.pid));
     // The last checkpoint is from before the kill; resuming continues from it to step 12.
     const specs = paramSpecs(cfg);
     const before = await loadLatestCheckpoint(storeFor(broken), broken, specs);
-    assert.ok(before.state.step >= 4 && before.state.step < 12, `checkpoint at ${before.state.step}`);
-    await trainOnRanks(job(broken), { ranks: 2 });
+    assert.equal(killed.length, 2, `both ranks were found: ${JSON.stringify(killed)}`);
+    assert.ok(before.state.step >= 4 && before.state.step < 120, `checkpoint at ${before.state.step}`);
+    await trainOnRanks(job(broken, long), { ranks: 2 });
     const a = await loadLatestCheckpoint(storeFor(unbroken), unbroken, specs);
     const b = await loadLatestCheckpoint(storeFor(broken), broken, specs);
-    assert.equal(b.state.step, 12);
+    assert.equal(b.state.step, 120);
     assert.deepEqual(b.params.flat, a.params.flat);
     assert.deepEqual(b.ema.flat, a.ema.flat);
     assert.deepEqual(b.adamV.flat, a.adamV.flat);
